@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what herald needs on Debian 12, skipping what is already there.
+#   scripts/setup.sh build   compilers and libraries to build and run herald
+#   scripts/setup.sh test    also the test tools (cmocka, clang for fuzzing, valgrind, node
+#                            and the npm packages of the end-to-end tests)
+set -euo pipefail
+mode=${1:-build}
+cd "$(dirname "$0")/.."
+
+build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev valgrind curl)
+
+want=("${build_pkgs[@]}")
+[ "$mode" = test ] && want+=("${test_pkgs[@]}")
+command -v node >/dev/null 2>&1 || want+=(nodejs)
+command -v npm >/dev/null 2>&1 || want+=(npm)
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$mode" = test ]; then
+    # the end-to-end tests' clients, pinned by package-lock.json
+    if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
+        (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+fi
+echo "setup: $mode dependencies present"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Every test herald has: unit and end-to-end tests on a -Werror build, the same again under
+# AddressSanitizer + UBSan, then each libFuzzer target for FUZZ_SECONDS (default 60).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test || exit 1
+
+jobs=$(nproc 2>/dev/null || echo 2)
+fuzz_seconds=${FUZZ_SECONDS:-60}
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Run ctest for a build directory and add its counts to the totals.
+run_ctest() {
+    local dir=$1
+    ctest --test-dir "$dir" --output-on-failure 2>&1 | tee "$log"
+    local total fails
+    total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -1)
+    fails=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$log" | tail -1)
+    if [ -z "$total" ]; then
+        echo "test: no ctest summary for $dir"
+        failed=$((failed + 1))
+        return
+    fi
+    passed=$((passed + total - fails))
+    failed=$((failed + fails))
+}
+
+build() {
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DHERALD_WERROR=ON "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
+    cmake --build "$dir" -j"$jobs" >"$log" 2>&1 || { cat "$log"; return 1; }
+}
+
+echo "== build (gcc, -Werror) + unit and end-to-end tests"
+if build build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then run_ctest build; else failed=$((failed + 1)); fi
+
+echo "== AddressSanitizer + UBSan build + unit and end-to-end tests"
+if build build-asan -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest build-asan
+else
+    failed=$((failed + 1))
+fi
+
+echo "== libFuzzer targets, ${fuzz_seconds}s each"
+if CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DHERALD_FUZZ=ON -DHERALD_TESTS=OFF; then
+    for f in build-fuzz/fuzz_*; do
+        name=${f##*/fuzz_}
+        corpus=$(mktemp -d)
+        dict=fuzz/$name.dict
+        args=(-max_total_time="$fuzz_seconds" -print_final_stats=1 -artifact_prefix=build-fuzz/)
+        [ -f "$dict" ] && args+=(-dict="$dict")
+        if "$f" "${args[@]}" "$corpus" "fuzz/corpus/$name" >"$log" 2>&1; then
+            echo "fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$') runs)"
+            passed=$((passed + 1))
+        else
+            tail -40 "$log"
+            echo "fuzz $name: FAILED (artifact in build-fuzz/)"
+            failed=$((failed + 1))
+        fi
+        rm -rf "$corpus"
+    done
+else
+    failed=$((failed + 1))
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,172 @@
+/* config.c - command-line options. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    OPT_MAX_HEAD = 256,
+    OPT_MAX_BODY,
+    OPT_HEADER_TIMEOUT,
+    OPT_BODY_TIMEOUT,
+    OPT_IDLE_TIMEOUT,
+    OPT_WS_MAX_MESSAGE,
+    OPT_CLOSE_TIMEOUT,
+    OPT_MAX_QUEUED,
+    OPT_MAX_CONNECTIONS,
+};
+
+static const struct option options[] = {
+    {"host", required_argument, NULL, 'H'},
+    {"port", required_argument, NULL, 'p'},
+    {"public", required_argument, NULL, 'P'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"max-head", required_argument, NULL, OPT_MAX_HEAD},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"ws-max-message", required_argument, NULL, OPT_WS_MAX_MESSAGE},
+    {"close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT},
+    {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {0, 0, 0, 0},
+};
+
+void hr_config_usage(FILE *out)
+{
+    struct hr_limits d = HR_LIMITS_DEFAULT;
+    fprintf(out,
+            "Usage: herald [options]\n"
+            "A real-time push server: WebSocket (RFC 6455) and static files over HTTP/1.1.\n"
+            "\n"
+            "  --host ADDR             address to listen on (default 0.0.0.0; IPv6 literals work)\n"
+            "  --port N                TCP port, 0 for any free one (default 3000)\n"
+            "  --public DIR            directory of static files served at / (default public)\n"
+            "  --quiet                 log errors only\n"
+            "\n"
+            "Limits (sizes in bytes, times in seconds; decimals allowed):\n"
+            "  --max-head N            request line + headers (default %" PRIu32 "; over: 431)\n"
+            "  --max-body N            request body (default %" PRIu64 "; over: 413)\n"
+            "  --header-timeout S      time to send a whole request head (default %g; then 408)\n"
+            "  --body-timeout S        time to send a request body (default %g)\n"
+            "  --idle-timeout S        keep-alive connection without a request (default %g)\n"
+            "  --ws-max-message N      one WebSocket message (default %" PRIu64 "; over: close 1009)\n"
+            "  --close-timeout S       wait for a peer to finish closing (default %g)\n"
+            "  --max-queued N          output queued per connection (default %" PRIu64 ");\n"
+            "                          a WebSocket peer over it is paused (replies) or closed\n"
+            "                          with 1008 \"slow consumer\" (broadcasts)\n"
+            "  --max-connections N     connections at once (default %" PRIu32 ")\n"
+            "\n"
+            "  --help                  this text\n"
+            "  --version               the version\n",
+            d.max_head, d.max_body, d.header_timeout_ms / 1000.0, d.body_timeout_ms / 1000.0,
+            d.idle_timeout_ms / 1000.0, d.ws_max_message, d.close_timeout_ms / 1000.0,
+            d.max_queued, d.max_connections);
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!*s || *s == '-')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_seconds(const char *s, uint64_t *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < 0.001 || v > 86400 * 365)
+        return -1;
+    *ms = (uint64_t)(v * 1000.0 + 0.5);
+    return 0;
+}
+
+int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    struct hr_limits d = HR_LIMITS_DEFAULT;
+    *cfg = (struct hr_config){.host = "0.0.0.0", .port = 3000, .public_dir = "public", .limits = d};
+    struct hr_limits *l = &cfg->limits;
+    int ch;
+    uint64_t v;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, ":hqVp:", options, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (ch) {
+        case 'H': cfg->host = optarg; break;
+        case 'p':
+            if (parse_u64(optarg, 0, 65535, &v)) bad = "--port wants a number from 0 to 65535";
+            else cfg->port = (int)v;
+            break;
+        case 'P': cfg->public_dir = optarg; break;
+        case 'q': cfg->quiet = 1; break;
+        case OPT_MAX_HEAD:
+            if (parse_u64(optarg, 256, 1 << 20, &v)) bad = "--max-head wants bytes from 256 to 1048576";
+            else l->max_head = (uint32_t)v;
+            break;
+        case OPT_MAX_BODY:
+            if (parse_u64(optarg, 0, 1ull << 32, &v)) bad = "--max-body wants bytes up to 4 GiB";
+            else l->max_body = v;
+            break;
+        case OPT_HEADER_TIMEOUT:
+            if (parse_seconds(optarg, &l->header_timeout_ms)) bad = "--header-timeout wants seconds > 0";
+            break;
+        case OPT_BODY_TIMEOUT:
+            if (parse_seconds(optarg, &l->body_timeout_ms)) bad = "--body-timeout wants seconds > 0";
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (parse_seconds(optarg, &l->idle_timeout_ms)) bad = "--idle-timeout wants seconds > 0";
+            break;
+        case OPT_CLOSE_TIMEOUT:
+            if (parse_seconds(optarg, &l->close_timeout_ms)) bad = "--close-timeout wants seconds > 0";
+            break;
+        case OPT_WS_MAX_MESSAGE:
+            if (parse_u64(optarg, 125, 1ull << 31, &v)) bad = "--ws-max-message wants bytes from 125 to 2 GiB";
+            else l->ws_max_message = v;
+            break;
+        case OPT_MAX_QUEUED:
+            if (parse_u64(optarg, 1024, 1ull << 32, &v)) bad = "--max-queued wants bytes from 1024 to 4 GiB";
+            else l->max_queued = v;
+            break;
+        case OPT_MAX_CONNECTIONS:
+            if (parse_u64(optarg, 1, 10000000, &v)) bad = "--max-connections wants a number from 1 to 10000000";
+            else l->max_connections = (uint32_t)v;
+            break;
+        case 'h':
+            hr_config_usage(stdout);
+            return 1;
+        case 'V':
+            printf("herald %s\n", HERALD_VERSION);
+            return 1;
+        case ':':
+            snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
+            return -1;
+        default:
+            snprintf(err, errlen, "unknown option %s (see --help)", argv[optind - 1]);
+            return -1;
+        }
+        if (bad) {
+            snprintf(err, errlen, "%s, not '%s'", bad, optarg);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return -1;
+    }
+    return 0;
+}

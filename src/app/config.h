@@ -1,0 +1,22 @@
+/* config.h - command-line options: every limit in one place, with its default. */
+#ifndef HR_APP_CONFIG_H
+#define HR_APP_CONFIG_H
+
+#include <stdio.h>
+
+#include "../net/server.h"
+
+struct hr_config {
+    const char *host;
+    int port;
+    const char *public_dir;
+    int quiet;
+    struct hr_limits limits;
+};
+
+/* Parse argv. Returns 0 to run, 1 when --help or --version was printed (exit 0), -1 on a
+ * bad flag with a one-line message in err (exit 2). */
+int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, size_t errlen);
+void hr_config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,9 @@
+/* echo.h - /echo: a WebSocket endpoint that sends every message back with its opcode. */
+#ifndef HR_APP_ECHO_H
+#define HR_APP_ECHO_H
+
+#include "../http/http.h"
+
+void hr_echo_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
+
+#endif

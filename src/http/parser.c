@@ -1,0 +1,342 @@
+/* parser.c - HTTP/1.1 request parsing on llhttp (RFC 9112) with head and body limits. */
+#include "parser.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/error.h"
+
+#define P(lp) ((struct hr_http_parser *)((char *)(lp) - offsetof(struct hr_http_parser, llhttp)))
+
+enum { F_NONE, F_URL, F_NAME, F_VALUE };
+
+static int fail(struct hr_http_parser *p, int status, const char *why)
+{
+    p->status = (uint16_t)status;
+    p->error = why;
+    llhttp_set_error_reason(&p->llhttp, why);
+    return HPE_USER;
+}
+
+/* Make room for n more head bytes plus a NUL. */
+static int head_reserve(struct hr_http_parser *p, size_t n)
+{
+    struct hr_http_request *r = &p->req;
+    size_t need = (size_t)r->head_len + n + 1;
+    if (need <= r->head_cap)
+        return 0;
+    size_t cap = r->head_cap ? r->head_cap : 256;
+    while (cap < need)
+        cap *= 2;
+    if (cap > (size_t)p->max_head + 256)
+        cap = (size_t)p->max_head + 256;
+    if (cap < need)
+        return fail(p, 431, "request head too large");
+    char *h = realloc(r->head, cap);
+    if (!h)
+        return fail(p, 503, "out of memory");
+    r->head = h;
+    r->head_cap = (uint32_t)cap;
+    return 0;
+}
+
+static int head_append(struct hr_http_parser *p, const char *at, size_t len)
+{
+    struct hr_http_request *r = &p->req;
+    /* raw head bytes so far: earlier chunks plus this chunk up to the end of this span */
+    if (p->chunk && (size_t)(at + len - p->chunk) + p->head_seen > p->max_head)
+        return fail(p, 431, "request head too large");
+    int rc = head_reserve(p, len);
+    if (rc)
+        return rc;
+    memcpy(r->head + r->head_len, at, len);
+    r->head_len += (uint32_t)len;
+    r->head[r->head_len] = '\0';
+    return 0;
+}
+
+/* A NUL after each field so that the target and values can be used as C strings. */
+static int end_field(struct hr_http_parser *p)
+{
+    struct hr_http_request *r = &p->req;
+    int rc = head_reserve(p, 1);
+    if (rc)
+        return rc;
+    r->head[r->head_len++] = '\0';
+    r->head[r->head_len] = '\0';
+    p->in_field = F_NONE;
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *lp)
+{
+    struct hr_http_parser *p = P(lp);
+    hr_http_request_reset(&p->req);
+    p->started = 1;
+    return 0;
+}
+
+static int on_url(llhttp_t *lp, const char *at, size_t len)
+{
+    struct hr_http_parser *p = P(lp);
+    p->in_field = F_URL;
+    p->req.target_len += (uint32_t)len;
+    return head_append(p, at, len);
+}
+
+static int on_header_field(llhttp_t *lp, const char *at, size_t len)
+{
+    struct hr_http_parser *p = P(lp);
+    struct hr_http_request *r = &p->req;
+    if (p->in_field != F_NAME) {
+        if (r->nheaders >= HR_HTTP_MAX_HEADERS)
+            return fail(p, 431, "too many header fields");
+        r->headers[r->nheaders].name_off = r->head_len;
+        r->headers[r->nheaders].name_len = 0;
+        r->headers[r->nheaders].value_off = 0;
+        r->headers[r->nheaders].value_len = 0;
+        r->nheaders++;
+        p->in_field = F_NAME;
+    }
+    r->headers[r->nheaders - 1].name_len += (uint32_t)len;
+    return head_append(p, at, len);
+}
+
+static int on_header_value(llhttp_t *lp, const char *at, size_t len)
+{
+    struct hr_http_parser *p = P(lp);
+    struct hr_http_request *r = &p->req;
+    struct hr_http_header *h = &r->headers[r->nheaders - 1];
+    if (p->in_field != F_VALUE) {
+        h->value_off = r->head_len;
+        p->in_field = F_VALUE;
+    }
+    h->value_len += (uint32_t)len;
+    return head_append(p, at, len);
+}
+
+static int on_field_complete(llhttp_t *lp)
+{
+    return end_field(P(lp));
+}
+
+static int on_value_complete(llhttp_t *lp)
+{
+    struct hr_http_parser *p = P(lp);
+    struct hr_http_request *r = &p->req;
+    struct hr_http_header *h = &r->headers[r->nheaders - 1];
+    if (p->in_field != F_VALUE) /* empty value */
+        h->value_off = r->head_len;
+    /* RFC 9110 §5.5: trailing whitespace is not part of the value */
+    while (h->value_len && (r->head[h->value_off + h->value_len - 1] == ' ' ||
+                            r->head[h->value_off + h->value_len - 1] == '\t'))
+        h->value_len--;
+    int rc = end_field(p);
+    if (!rc)
+        r->head[h->value_off + h->value_len] = '\0';
+    return rc;
+}
+
+static int on_headers_complete(llhttp_t *lp)
+{
+    struct hr_http_parser *p = P(lp);
+    struct hr_http_request *r = &p->req;
+    if (r->target_len == 0 || !r->head)
+        return fail(p, 400, "missing request target");
+    /* absolute-form (RFC 9112 §3.2.2) must be accepted: route on its path */
+    if (r->head[0] != '/') {
+        const char *t = r->head;
+        size_t skip = strncasecmp(t, "http://", 7) == 0 ? 7 : strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+        const char *slash = skip ? strchr(t + skip, '/') : NULL;
+        if (!slash)
+            return fail(p, 400, "request target must be a path or an absolute URL");
+        r->path_off = (uint32_t)(slash - t);
+    }
+    r->method = llhttp_get_method(lp);
+    r->http_major = llhttp_get_http_major(lp);
+    r->http_minor = llhttp_get_http_minor(lp);
+    r->keep_alive = (uint8_t)llhttp_should_keep_alive(lp);
+    r->upgrade = llhttp_get_upgrade(lp);
+    p->head_done = 1;
+    if ((lp->flags & F_CONTENT_LENGTH) && lp->content_length > p->max_body) {
+        fail(p, 413, "request body too large");
+        return -1;
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *lp, const char *at, size_t len)
+{
+    struct hr_http_parser *p = P(lp);
+    struct hr_http_request *r = &p->req;
+    if (r->body_len + len > p->max_body)
+        return fail(p, 413, "request body too large");
+    if (r->body_len + len + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 1024;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        char *b = realloc(r->body, cap);
+        if (!b)
+            return fail(p, 503, "out of memory");
+        r->body = b;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, at, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *lp)
+{
+    struct hr_http_parser *p = P(lp);
+    p->complete = 1;
+    /* An upgrade pauses by itself (HPE_PAUSED_UPGRADE); anything else pauses here so the
+     * request is answered before the next pipelined one is parsed. */
+    return llhttp_get_upgrade(lp) ? 0 : HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_url_complete = on_field_complete,
+    .on_header_field_complete = on_field_complete,
+    .on_header_value_complete = on_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void hr_http_parser_init(struct hr_http_parser *p, uint32_t max_head, uint64_t max_body)
+{
+    memset(p, 0, sizeof(*p));
+    llhttp_init(&p->llhttp, HTTP_REQUEST, &settings);
+    p->max_head = max_head;
+    p->max_body = max_body;
+}
+
+void hr_http_request_reset(struct hr_http_request *r)
+{
+    free(r->head);
+    free(r->body);
+    memset(r, 0, offsetof(struct hr_http_request, headers));
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+}
+
+void hr_http_parser_free(struct hr_http_parser *p)
+{
+    hr_http_request_reset(&p->req);
+}
+
+int hr_http_parser_busy(const struct hr_http_parser *p)
+{
+    return p->started && !p->complete;
+}
+
+int hr_http_parser_head_done(const struct hr_http_parser *p)
+{
+    return p->head_done;
+}
+
+void hr_http_parser_next(struct hr_http_parser *p)
+{
+    llhttp_errno_t e = llhttp_get_errno(&p->llhttp);
+    if (e == HPE_PAUSED)
+        llhttp_resume(&p->llhttp);
+    else if (e == HPE_PAUSED_UPGRADE)
+        llhttp_resume_after_upgrade(&p->llhttp);
+    hr_http_request_reset(&p->req);
+    p->started = p->complete = p->head_done = 0;
+    p->head_seen = 0;
+    p->in_field = F_NONE;
+}
+
+int hr_http_parse(struct hr_http_parser *p, const char *data, size_t len, size_t *consumed)
+{
+    *consumed = 0;
+    if (p->status)
+        return HR_HTTP_ERROR;
+    p->chunk = data;
+    llhttp_errno_t e = llhttp_execute(&p->llhttp, data, len);
+    p->chunk = NULL;
+    switch (e) {
+    case HPE_OK:
+        *consumed = len;
+        if (p->started && !p->head_done) {
+            p->head_seen += (uint32_t)(len > p->max_head ? p->max_head + 1 : len);
+            if (p->head_seen > p->max_head) {
+                fail(p, 431, "request head too large");
+                return HR_HTTP_ERROR;
+            }
+        }
+        return HR_AGAIN;
+    case HPE_PAUSED:
+        *consumed = (size_t)(llhttp_get_error_pos(&p->llhttp) - data);
+        return HR_HTTP_REQUEST;
+    case HPE_PAUSED_UPGRADE:
+        *consumed = (size_t)(llhttp_get_error_pos(&p->llhttp) - data);
+        return HR_HTTP_UPGRADE;
+    default:
+        if (!p->status) {
+            p->status = 400;
+            p->error = "malformed request";
+            if (e == HPE_INVALID_VERSION) {
+                p->status = 505;
+                p->error = "HTTP version not supported";
+            }
+        }
+        return HR_HTTP_ERROR;
+    }
+}
+
+const char *hr_http_header_get(const struct hr_http_request *r, const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        const struct hr_http_header *h = &r->headers[i];
+        if (h->name_len == nlen && strncasecmp(r->head + h->name_off, name, nlen) == 0) {
+            if (len)
+                *len = h->value_len;
+            return r->head + h->value_off;
+        }
+    }
+    return NULL;
+}
+
+static int is_ows(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+int hr_http_header_has_token(const struct hr_http_request *r, const char *name, const char *token)
+{
+    size_t nlen = strlen(name), tlen = strlen(token);
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        const struct hr_http_header *h = &r->headers[i];
+        if (h->name_len != nlen || strncasecmp(r->head + h->name_off, name, nlen) != 0)
+            continue;
+        const char *v = r->head + h->value_off, *end = v + h->value_len;
+        while (v < end) {
+            while (v < end && (is_ows(*v) || *v == ','))
+                v++;
+            const char *s = v;
+            while (v < end && *v != ',')
+                v++;
+            const char *e = v;
+            while (e > s && is_ows(e[-1]))
+                e--;
+            if ((size_t)(e - s) == tlen && strncasecmp(s, token, tlen) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+const char *hr_http_method_str(const struct hr_http_request *r)
+{
+    return llhttp_method_name((llhttp_method_t)r->method);
+}

@@ -1,0 +1,361 @@
+/* response.c - the HTTP/1.1 connection protocol: one request at a time (pipelined requests
+ * wait in the connection's pending input, so answers go out in order), timeouts, responses. */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/error.h"
+#include "../core/log.h"
+#include "http.h"
+
+struct hr_http_conn {
+    struct hr_http_parser parser;
+    uint8_t responding;     /* a handler is answering the current request */
+    uint8_t head_only;      /* HEAD: send no body */
+    uint8_t close_after;    /* close once the response is out */
+    uint8_t sent_continue;  /* 100 Continue was sent for this request */
+    void (*on_drain)(struct hr_conn *c, void *ud); /* a streaming response's writer */
+    void *drain_ud;
+    const struct hr_proto *switch_proto; /* set by hr_http_switch */
+    void *switch_pdata;
+};
+
+const char *hr_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* RFC 9110 §6.6.1 date, formatted at most once a second. */
+static const char *http_date(void)
+{
+    static char buf[40];
+    static time_t last;
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return buf;
+}
+
+static struct hr_http_conn *H(struct hr_conn *c)
+{
+    return c->proto && strcmp(c->proto->name, "http") == 0 ? c->pdata : NULL;
+}
+
+struct hr_http_request *hr_http_current(struct hr_conn *c)
+{
+    struct hr_http_conn *h = H(c);
+    return h && h->responding ? &h->parser.req : NULL;
+}
+
+static struct hr_buf *make_head(struct hr_conn *c, struct hr_http_conn *h, int status,
+                                const char *ctype, const char *extra, uint64_t length,
+                                size_t body_room)
+{
+    struct hr_http_request *req = &h->parser.req;
+    if (!req->keep_alive || c->srv->stopping)
+        h->close_after = 1;
+    struct hr_buf *b = hr_buf_new(256 + (extra ? strlen(extra) : 0) + body_room);
+    if (!b)
+        return NULL;
+    const char *conn_hdr = h->close_after ? "Connection: close\r\n"
+                           : req->http_minor == 0 ? "Connection: keep-alive\r\n" : "";
+    int rc = hr_buf_printf(&b,
+                           "HTTP/1.1 %d %s\r\nServer: herald\r\nDate: %s\r\n%s%s%s"
+                           "Content-Length: %" PRIu64 "\r\n%s%s\r\n",
+                           status, hr_http_reason(status), http_date(),
+                           ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
+                           length, conn_hdr, extra ? extra : "");
+    if (rc) {
+        hr_buf_unref(b);
+        return NULL;
+    }
+    return b;
+}
+
+int hr_http_begin(struct hr_conn *c, int status, const char *ctype, const char *extra,
+                  uint64_t content_length)
+{
+    struct hr_http_conn *h = H(c);
+    if (!h || !h->responding)
+        return HR_EINVAL;
+    h->head_only = h->parser.req.method == HTTP_HEAD;
+    struct hr_buf *b = make_head(c, h, status, ctype, extra, content_length, 0);
+    if (!b) {
+        hr_conn_close(c);
+        return HR_ENOMEM;
+    }
+    int rc = hr_conn_write(c, b);
+    hr_buf_unref(b);
+    return rc;
+}
+
+int hr_http_send(struct hr_conn *c, struct hr_buf *b, uint32_t off, uint32_t len)
+{
+    struct hr_http_conn *h = H(c);
+    if (!h || !h->responding)
+        return HR_EINVAL;
+    if (h->head_only)
+        return 0;
+    struct hr_slice s = {b, off, len};
+    return hr_conn_writev(c, &s, 1);
+}
+
+void hr_http_respond(struct hr_conn *c, int status, const char *ctype, const char *extra,
+                     const void *body, size_t len)
+{
+    struct hr_http_conn *h = H(c);
+    if (!h || !h->responding)
+        return;
+    h->head_only = h->parser.req.method == HTTP_HEAD;
+    int bodyless = h->head_only || status == 304 || status == 204;
+    struct hr_buf *b = make_head(c, h, status, ctype, extra, len, bodyless ? 0 : len);
+    if (!b) {
+        hr_conn_close(c);
+        return;
+    }
+    if (!bodyless && len)
+        hr_buf_append(&b, body, len);
+    hr_conn_write(c, b);
+    hr_buf_unref(b);
+    hr_http_finish(c);
+}
+
+void hr_http_error(struct hr_conn *c, int status, const char *extra, const char *message)
+{
+    json_t *j = json_pack("{s:s}", "error", message ? message : hr_http_reason(status));
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    hr_http_respond(c, status, "application/json", extra, s ? s : "{}", s ? strlen(s) : 2);
+    free(s);
+}
+
+static void http_free_state(struct hr_http_conn *h)
+{
+    hr_http_parser_free(&h->parser);
+    free(h);
+}
+
+void hr_http_finish(struct hr_conn *c)
+{
+    struct hr_http_conn *h = H(c);
+    if (!h || !h->responding)
+        return;
+    h->responding = 0;
+    h->on_drain = NULL;
+    if (h->close_after) {
+        hr_conn_end(c, c->srv->limits.close_timeout_ms);
+        return;
+    }
+    hr_http_parser_next(&h->parser);
+    h->sent_continue = 0;
+    hr_conn_set_timeout(c, c->srv->limits.idle_timeout_ms);
+    if (!(c->flags & HR_CONN_IN_READ))
+        hr_conn_resume(c);
+}
+
+int hr_http_switch(struct hr_conn *c, const char *head, size_t len, const struct hr_proto *proto,
+                   void *pdata)
+{
+    struct hr_http_conn *h = H(c);
+    if (!h || !h->responding)
+        return HR_EINVAL;
+    struct hr_buf *b = hr_buf_from(head, len);
+    if (!b)
+        return HR_ENOMEM;
+    int rc = hr_conn_write(c, b);
+    hr_buf_unref(b);
+    if (rc)
+        return rc;
+    h->switch_proto = proto;
+    h->switch_pdata = pdata;
+    return 0;
+}
+
+/* Answer a request the parser rejected, then close. */
+static void reject(struct hr_conn *c, struct hr_http_conn *h, int status, const char *why)
+{
+    h->responding = 1;
+    h->close_after = 1;
+    h->parser.req.keep_alive = 0;
+    hr_http_error(c, status, NULL, why);
+}
+
+static void dispatch(struct hr_conn *c, struct hr_http_conn *h)
+{
+    struct hr_http_request *req = &h->parser.req;
+    const struct hr_router *router = c->srv->app;
+    const char *path = hr_http_path(req);
+    size_t plen = strcspn(path, "?#");
+    h->responding = 1;
+    uint64_t allowed;
+    const struct hr_route *rt = hr_router_match(router, req->method, path, plen, &allowed);
+    if (rt) {
+        rt->fn(c, req, rt->ud);
+        return;
+    }
+    if (!allowed) {
+        hr_http_error(c, 404, NULL, "not found");
+        return;
+    }
+    char allow[256] = "Allow: ";
+    size_t n = strlen(allow);
+    for (unsigned m = 0; m < 64 && n < sizeof allow - 32; m++) {
+        if (allowed & HR_M(m))
+            n += (size_t)snprintf(allow + n, sizeof allow - n, "%s%s", n > 7 ? ", " : "",
+                                  llhttp_method_name((llhttp_method_t)m));
+    }
+    snprintf(allow + n, sizeof allow - n, "\r\n");
+    hr_http_error(c, 405, allow, "method not allowed");
+}
+
+static ssize_t http_read(struct hr_conn *c, char *data, size_t len)
+{
+    struct hr_http_conn *h = c->pdata;
+    if (h->responding) {
+        hr_conn_pause(c);
+        return 0;
+    }
+    if (!hr_http_parser_busy(&h->parser))
+        hr_conn_set_timeout(c, c->srv->limits.header_timeout_ms);
+    size_t used;
+    int r = hr_http_parse(&h->parser, data, len, &used);
+    if (r == HR_AGAIN) {
+        if (hr_http_parser_head_done(&h->parser)) {
+            if (!h->sent_continue) {
+                h->sent_continue = 1;
+                hr_conn_set_timeout(c, c->srv->limits.body_timeout_ms);
+                if (hr_http_header_has_token(&h->parser.req, "Expect", "100-continue")) {
+                    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                    struct hr_buf *b = hr_buf_from(cont, sizeof cont - 1);
+                    if (b) {
+                        hr_conn_write(c, b);
+                        hr_buf_unref(b);
+                    }
+                }
+            }
+        }
+        return (ssize_t)used;
+    }
+    if (r == HR_HTTP_ERROR) {
+        reject(c, h, h->parser.status, h->parser.error);
+        return -1;
+    }
+    /* a complete request: no timeout while it is answered */
+    hr_conn_set_timeout(c, 0);
+    dispatch(c, h);
+    if (h->switch_proto) {
+        c->proto = h->switch_proto;
+        c->pdata = h->switch_pdata;
+        http_free_state(h);
+        return (ssize_t)used;
+    }
+    if (hr_conn_closing(c))
+        return -1;
+    if (h->responding)
+        hr_conn_pause(c); /* answered later; the next request waits in pending input */
+    return (ssize_t)used;
+}
+
+void hr_http_on_drain(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud), void *ud)
+{
+    struct hr_http_conn *h = H(c);
+    if (h) {
+        h->on_drain = fn;
+        h->drain_ud = ud;
+    }
+}
+
+static void http_drain(struct hr_conn *c)
+{
+    struct hr_http_conn *h = c->pdata;
+    if (h->on_drain)
+        h->on_drain(c, h->drain_ud);
+}
+
+static void http_eof(struct hr_conn *c)
+{
+    struct hr_http_conn *h = c->pdata;
+    /* A client may half-close after its request: finish the answer, then close. */
+    if (h->responding)
+        h->close_after = 1;
+    else
+        hr_conn_close(c);
+}
+
+static void http_timeout(struct hr_conn *c)
+{
+    struct hr_http_conn *h = c->pdata;
+    if (!h->responding && hr_http_parser_busy(&h->parser)) {
+        reject(c, h, 408, "request timeout");
+        return;
+    }
+    hr_conn_close(c);
+}
+
+static void http_shutdown(struct hr_conn *c)
+{
+    struct hr_http_conn *h = c->pdata;
+    if (h->responding)
+        h->close_after = 1; /* finish the answer in flight */
+    else
+        hr_conn_close(c);
+}
+
+static void http_free(struct hr_conn *c)
+{
+    http_free_state(c->pdata);
+    c->pdata = NULL;
+}
+
+static const struct hr_proto http_proto = {
+    .name = "http",
+    .on_read = http_read,
+    .on_eof = http_eof,
+    .on_timeout = http_timeout,
+    .on_drain = http_drain,
+    .on_shutdown = http_shutdown,
+    .on_free = http_free,
+};
+
+void hr_http_accept(struct hr_conn *c)
+{
+    struct hr_http_conn *h = calloc(1, sizeof(*h));
+    if (!h) {
+        hr_conn_close(c);
+        return;
+    }
+    hr_http_parser_init(&h->parser, c->srv->limits.max_head, c->srv->limits.max_body);
+    c->proto = &http_proto;
+    c->pdata = h;
+    /* a new connection must send its first request within the header timeout */
+    hr_conn_set_timeout(c, c->srv->limits.header_timeout_ms);
+}

@@ -1,0 +1,106 @@
+/* conn.h - one TCP connection: reads through the loop's shared scratch buffer, a write queue of
+ * refcounted slices with backpressure, a coarse deadline checked by the server's sweep timer,
+ * and a protocol function table (HTTP, WebSocket) that can be swapped on upgrade. */
+#ifndef HR_NET_CONN_H
+#define HR_NET_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "../core/buf.h"
+
+struct hr_server;
+struct hr_conn;
+
+/* What a protocol does with a connection (Redis ConnectionType / h2o handlers style). */
+struct hr_proto {
+    const char *name;
+    /* Input arrived. Return bytes consumed; bytes not consumed are kept and presented again,
+     * followed by new input, on the next call. Return < 0 once the connection was closed or
+     * ended by the protocol. data is writable and valid only during the call. */
+    ssize_t (*on_read)(struct hr_conn *c, char *data, size_t len);
+    void (*on_eof)(struct hr_conn *c);      /* the peer finished sending; default: close */
+    void (*on_timeout)(struct hr_conn *c);  /* the deadline passed; default: close */
+    void (*on_drain)(struct hr_conn *c);    /* output queue fell below the low watermark */
+    void (*on_shutdown)(struct hr_conn *c); /* the server is stopping; default: close */
+    void (*on_free)(struct hr_conn *c);     /* free protocol state (always called once) */
+};
+
+enum {
+    HR_CONN_READING = 1 << 0,  /* uv_read_start is active */
+    HR_CONN_PAUSED = 1 << 1,   /* protocol asked not to read (hr_conn_pause) */
+    HR_CONN_ENDING = 1 << 2,   /* flushing output, then shutdown and linger */
+    HR_CONN_CLOSING = 1 << 3,  /* uv_close called */
+    HR_CONN_READY = 1 << 4,    /* on the server's list of connections with input to process */
+    HR_CONN_FULL = 1 << 5,     /* output queue went over the high watermark */
+    HR_CONN_IN_READ = 1 << 6,  /* inside on_read (re-entrancy guard) */
+};
+
+struct hr_conn {
+    uv_tcp_t tcp;                      /* must stay first: handle <-> conn */
+    struct hr_server *srv;
+    const struct hr_proto *proto;
+    void *pdata;                       /* protocol state, owned by proto */
+    struct hr_conn *prev, *next;       /* the server's connection list */
+    struct hr_conn *ready_next;        /* the server's list of input to process */
+    char *pending;                     /* unconsumed input: a partial frame or request */
+    uint32_t pending_len, pending_cap;
+    uint64_t deadline;                 /* loop time in ms; 0 = none */
+    uint16_t holds;                    /* async operations that still point at this conn */
+    uint16_t flags;
+};
+
+/* Bytes written to the kernel (or attempted) but not yet accepted by it. */
+static inline size_t hr_conn_queued(const struct hr_conn *c) { return c->tcp.write_queue_size; }
+
+/* Write slices of shared buffers, in order. Tries a direct write first; what the kernel does
+ * not take is queued with a reference on each buffer. The caller keeps its own references.
+ * Returns 0, or HR_ECLOSED when the connection is closing (nothing written). */
+struct hr_slice {
+    struct hr_buf *buf;
+    uint32_t off, len;
+};
+int hr_conn_writev(struct hr_conn *c, const struct hr_slice *s, unsigned n);
+static inline int hr_conn_write(struct hr_conn *c, struct hr_buf *b)
+{
+    struct hr_slice s = {b, 0, b->len};
+    return hr_conn_writev(c, &s, 1);
+}
+
+/* Close now: queued output is dropped. Safe to call more than once and from callbacks;
+ * the memory is freed after the loop turn (uv_close), never inside the caller. */
+void hr_conn_close(struct hr_conn *c);
+/* Close gracefully: flush queued output, shut down the write side, discard further input
+ * and close when the peer closes or after the linger time (so the peer reads our last
+ * bytes instead of a reset). */
+void hr_conn_end(struct hr_conn *c, uint64_t linger_ms);
+
+/* Stop / restart reading (backpressure, or one request at a time). */
+void hr_conn_pause(struct hr_conn *c);
+void hr_conn_resume(struct hr_conn *c);
+
+/* Set the deadline ms from now (0 = none). */
+void hr_conn_set_timeout(struct hr_conn *c, uint64_t ms);
+
+/* Keep the connection's memory alive across an asynchronous operation (a file read). */
+static inline void hr_conn_hold(struct hr_conn *c) { c->holds++; }
+/* Returns 1 if the connection is still usable, 0 if it closed meanwhile (and may now be
+ * freed: do not touch it after a 0). */
+int hr_conn_release(struct hr_conn *c);
+
+/* Output went over max_queued and has not drained below half of it yet. */
+static inline int hr_conn_full(const struct hr_conn *c) { return (c->flags & HR_CONN_FULL) != 0; }
+
+static inline int hr_conn_closing(const struct hr_conn *c)
+{
+    return (c->flags & (HR_CONN_CLOSING | HR_CONN_ENDING)) != 0;
+}
+
+/* Internal to net/: start reading a newly accepted connection. */
+struct hr_conn *hr_conn_new(struct hr_server *srv);
+void hr_conn_start(struct hr_conn *c);
+void hr_conn_process_pending(struct hr_conn *c);
+
+#endif

@@ -1,0 +1,70 @@
+/* server.h - the listener, the list of connections, the per-loop scratch read buffer and the
+ * sweep timer that enforces every connection's deadline (uSockets style: one timer, not one
+ * per connection). Limits live here, in one place, with their defaults. */
+#ifndef HR_NET_SERVER_H
+#define HR_NET_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "conn.h"
+
+struct hr_limits {
+    uint32_t max_head;           /* request line + headers, bytes (431 over it) */
+    uint64_t max_body;           /* request body, bytes (413 over it) */
+    uint64_t header_timeout_ms;  /* a request head must arrive within this (slowloris) */
+    uint64_t body_timeout_ms;    /* a request body must arrive within this */
+    uint64_t idle_timeout_ms;    /* keep-alive connection with no request */
+    uint64_t ws_max_message;     /* one WebSocket message, bytes (1009 over it) */
+    uint64_t close_timeout_ms;   /* wait for the peer to finish closing */
+    uint64_t max_queued;         /* output bytes queued per connection (backpressure cap) */
+    uint32_t max_connections;    /* accepted at once; further ones are closed at accept */
+};
+
+#define HR_LIMITS_DEFAULT { \
+    .max_head = 16 * 1024, \
+    .max_body = 1024 * 1024, \
+    .header_timeout_ms = 10000, \
+    .body_timeout_ms = 30000, \
+    .idle_timeout_ms = 30000, \
+    .ws_max_message = 16 * 1024 * 1024, \
+    .close_timeout_ms = 5000, \
+    .max_queued = 4 * 1024 * 1024, \
+    .max_connections = 100000, \
+}
+
+#define HR_SCRATCH_SIZE (64 * 1024)
+
+struct hr_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t sweep;
+    uv_idle_t ready_idle;            /* runs input left pending by paused connections */
+    struct hr_limits limits;
+    struct hr_conn *conns;           /* doubly linked list of live connections */
+    struct hr_conn *ready;           /* connections with pending input to process */
+    uint32_t nconns;
+    uint8_t stopping;
+    uint8_t scratch_busy;
+    char *scratch;                   /* HR_SCRATCH_SIZE bytes shared by every read */
+    void (*on_accept)(struct hr_conn *c);  /* sets the initial protocol (HTTP) */
+    void *app;                       /* the layer above: router, hub, ... */
+    void (*on_stopped)(struct hr_server *srv);  /* every connection is gone after a stop */
+};
+
+int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limits *limits);
+/* Bind and listen; host may be an IPv4 or IPv6 literal. Returns 0 or a negative uv error. */
+int hr_server_listen(struct hr_server *srv, const char *host, int port);
+/* The port actually bound (for --port 0). */
+int hr_server_port(struct hr_server *srv);
+/* Stop accepting, ask every connection to finish (protocol on_shutdown), close the server's
+ * handles once the last connection is gone. */
+void hr_server_stop(struct hr_server *srv);
+/* Free memory after the loop has finished running. */
+void hr_server_free(struct hr_server *srv);
+
+/* Internal to net/. */
+void hr_server_conn_gone(struct hr_server *srv, struct hr_conn *c);
+void hr_server_mark_ready(struct hr_server *srv, struct hr_conn *c);
+
+#endif

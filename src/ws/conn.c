@@ -1,0 +1,306 @@
+/* conn.c - WebSocket connection state machine (RFC 6455 §5-§7): upgrade, message assembly,
+ * ping/pong, the close handshake, and the failure paths with their close codes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "../core/log.h"
+#include "handshake.h"
+#include "ws.h"
+
+static const struct hr_proto ws_proto;
+
+struct hr_buf *hr_ws_frame_new(int opcode, const void *data, size_t len)
+{
+    struct hr_buf *b = hr_buf_new(len + 10);
+    if (!b)
+        return NULL;
+    b->len = (uint32_t)hr_ws_frame_header((uint8_t *)b->data, 1, opcode, len);
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += (uint32_t)len;
+    return b;
+}
+
+/* Write one frame built for this socket alone. */
+static int write_frame(struct hr_ws *ws, int opcode, const void *data, size_t len)
+{
+    struct hr_buf *b = hr_ws_frame_new(opcode, data, len);
+    if (!b) {
+        hr_conn_close(ws->conn);
+        return HR_ENOMEM;
+    }
+    int rc = hr_conn_write(ws->conn, b);
+    hr_buf_unref(b);
+    return rc;
+}
+
+int hr_ws_send(struct hr_ws *ws, int opcode, const void *data, size_t len)
+{
+    if (ws->state != HR_WS_OPEN)
+        return HR_ECLOSED;
+    int rc = write_frame(ws, opcode, data, len);
+    if (rc == 0 && hr_conn_full(ws->conn) && !ws->paused) {
+        ws->paused = 1;
+        hr_conn_pause(ws->conn);
+    }
+    return rc;
+}
+
+int hr_ws_send_frame(struct hr_ws *ws, struct hr_buf *frame)
+{
+    if (ws->state != HR_WS_OPEN)
+        return HR_ECLOSED;
+    if (hr_conn_queued(ws->conn) > ws->conn->srv->limits.max_queued) {
+        hr_ws_close(ws, HR_WS_CLOSE_POLICY, "slow consumer");
+        return HR_ECLOSED;
+    }
+    return hr_conn_write(ws->conn, frame);
+}
+
+size_t hr_ws_broadcast(struct hr_ws *const *list, size_t n, int opcode, const void *data, size_t len)
+{
+    struct hr_buf *frame = hr_ws_frame_new(opcode, data, len);
+    if (!frame)
+        return 0;
+    size_t sent = 0;
+    for (size_t i = 0; i < n; i++)
+        if (hr_ws_send_frame(list[i], frame) == 0)
+            sent++;
+    hr_buf_unref(frame);
+    return sent;
+}
+
+static void send_close(struct hr_ws *ws, uint16_t code, const char *reason)
+{
+    uint8_t payload[125];
+    size_t n = code == HR_WS_CLOSE_NO_STATUS ? 0 : hr_ws_close_payload(payload, code, reason);
+    write_frame(ws, HR_WS_OP_CLOSE, payload, n);
+}
+
+void hr_ws_close(struct hr_ws *ws, uint16_t code, const char *reason)
+{
+    if (ws->state != HR_WS_OPEN)
+        return;
+    ws->state = HR_WS_CLOSING;
+    send_close(ws, code, reason);
+    /* wait for the peer's close frame, but not forever */
+    hr_conn_set_timeout(ws->conn, ws->conn->srv->limits.close_timeout_ms);
+    if (ws->paused) {
+        ws->paused = 0;
+        hr_conn_resume(ws->conn);
+    }
+}
+
+/* RFC 6455 §7.1.7: fail the connection: a close frame with the reason, then close TCP. */
+static void fail(struct hr_ws *ws, uint16_t code, const char *reason)
+{
+    if (ws->state == HR_WS_OPEN)
+        send_close(ws, code, reason);
+    ws->state = HR_WS_CLOSED;
+    hr_conn_end(ws->conn, ws->conn->srv->limits.close_timeout_ms);
+}
+
+static void deliver(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
+{
+    if (ws->state == HR_WS_OPEN && ws->h->on_message)
+        ws->h->on_message(ws, opcode, data, len);
+}
+
+static int msg_append(struct hr_ws *ws, const uint8_t *data, size_t len)
+{
+    if (!ws->msg && !(ws->msg = hr_buf_new(len > 1024 ? len : 1024)))
+        return HR_ENOMEM;
+    return hr_buf_append(&ws->msg, data, len);
+}
+
+static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
+{
+    struct hr_ws *ws = c->pdata;
+    uint8_t *p = (uint8_t *)data;
+    size_t left = len;
+    /* A message that is whole inside this input is delivered from it without a copy. */
+    const uint8_t *direct = NULL;
+    size_t direct_len = 0;
+    int have_direct = 0;
+
+    while (left > 0 && ws->state != HR_WS_CLOSED && !(c->flags & HR_CONN_PAUSED)) {
+        struct hr_ws_event ev;
+        size_t used;
+        int t = hr_ws_parse(&ws->parser, p, left, &used, &ev);
+        p += used;
+        left -= used;
+        switch (t) {
+        case HR_WS_NEED_MORE:
+            goto out;
+        case HR_WS_EV_DATA:
+            if (!ws->msg && !have_direct) {
+                direct = ev.data;
+                direct_len = ev.len;
+                have_direct = 1;
+            } else {
+                if (have_direct) {
+                    have_direct = 0;
+                    if (msg_append(ws, direct, direct_len) < 0)
+                        goto nomem;
+                }
+                if (msg_append(ws, ev.data, ev.len) < 0)
+                    goto nomem;
+            }
+            break;
+        case HR_WS_EV_MESSAGE_END:
+            if (have_direct) {
+                have_direct = 0;
+                deliver(ws, ev.opcode, direct, direct_len);
+            } else if (ws->msg) {
+                struct hr_buf *m = ws->msg;
+                ws->msg = NULL;
+                deliver(ws, ev.opcode, (const uint8_t *)m->data, m->len);
+                hr_buf_unref(m);
+            } else {
+                deliver(ws, ev.opcode, (const uint8_t *)"", 0);
+            }
+            break;
+        case HR_WS_EV_PING:
+            /* a reply like any other: a peer that pings without reading gets paused */
+            hr_ws_send(ws, HR_WS_OP_PONG, ev.data, ev.len);
+            break;
+        case HR_WS_EV_PONG:
+            break; /* unsolicited pongs are allowed and ignored (§5.5.3) */
+        case HR_WS_EV_CLOSE:
+            ws->close_code = ev.close_code;
+            if (ws->state == HR_WS_OPEN) {
+                /* echo the peer's code (§5.5.1); none if it sent none */
+                send_close(ws, ev.close_code, "");
+            }
+            ws->state = HR_WS_CLOSED;
+            /* the server closes the TCP connection first (§7.1.1) */
+            hr_conn_end(c, c->srv->limits.close_timeout_ms);
+            return -1;
+        case HR_WS_ERROR:
+        default:
+            fail(ws, ev.close_code, ev.reason);
+            return -1;
+        }
+    }
+out:
+    if (have_direct && msg_append(ws, direct, direct_len) < 0)
+        goto nomem;
+    return (ssize_t)(len - left);
+nomem:
+    fail(ws, HR_WS_CLOSE_INTERNAL, "out of memory");
+    return -1;
+}
+
+static void ws_eof(struct hr_conn *c)
+{
+    hr_conn_close(c);
+}
+
+static void ws_timeout(struct hr_conn *c)
+{
+    hr_conn_close(c); /* the peer did not finish the close handshake */
+}
+
+static void ws_drain(struct hr_conn *c)
+{
+    struct hr_ws *ws = c->pdata;
+    if (ws->paused) {
+        ws->paused = 0;
+        hr_conn_resume(c);
+    }
+}
+
+static void ws_shutdown(struct hr_conn *c)
+{
+    struct hr_ws *ws = c->pdata;
+    if (ws->state == HR_WS_OPEN)
+        hr_ws_close(ws, HR_WS_CLOSE_GOING_AWAY, "server shutting down");
+    else
+        hr_conn_close(c);
+}
+
+static void ws_free(struct hr_conn *c)
+{
+    struct hr_ws *ws = c->pdata;
+    if (ws->h->on_close)
+        ws->h->on_close(ws, ws->close_code);
+    hr_buf_unref(ws->msg);
+    free(ws);
+    c->pdata = NULL;
+}
+
+static const struct hr_proto ws_proto = {
+    .name = "ws",
+    .on_read = ws_read,
+    .on_eof = ws_eof,
+    .on_timeout = ws_timeout,
+    .on_drain = ws_drain,
+    .on_shutdown = ws_shutdown,
+    .on_free = ws_free,
+};
+
+/* Whether token appears in a comma-separated list. */
+static int list_has(const char *list, const char *tok)
+{
+    size_t n = strlen(tok);
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *s = p;
+        while (*p && *p != ',')
+            p++;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - s) == n && memcmp(s, tok, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int hr_ws_upgrade(struct hr_conn *c, struct hr_http_request *req, const struct hr_ws_handler *h,
+                  void *ud)
+{
+    struct hr_ws_handshake hs;
+    hr_ws_handshake_check(req, &hs);
+    if (hs.status) {
+        const char *extra = hs.status == 426 ? "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                            : hs.status == 405 ? "Allow: GET\r\n" : NULL;
+        hr_http_error(c, hs.status, extra, hs.error);
+        return HR_EINVAL;
+    }
+    const char *proto = NULL;
+    char chosen[128];
+    const char *offered = hr_http_header_get(req, "Sec-WebSocket-Protocol", NULL);
+    if (offered && h->subprotocol && h->subprotocol(req, offered, chosen, sizeof chosen, ud) &&
+        chosen[0] && list_has(offered, chosen))
+        proto = chosen; /* a server may only pick what was offered (§4.2.2) */
+    struct hr_ws *ws = calloc(1, sizeof(*ws));
+    if (!ws) {
+        hr_http_error(c, 503, NULL, "out of memory");
+        return HR_ENOMEM;
+    }
+    ws->conn = c;
+    ws->h = h;
+    ws->ud = ud;
+    ws->close_code = HR_WS_CLOSE_ABNORMAL;
+    hr_ws_parser_init(&ws->parser, c->srv->limits.ws_max_message);
+
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                     hs.accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
+                     proto ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof head || hr_http_switch(c, head, (size_t)n, &ws_proto, ws) < 0) {
+        free(ws);
+        hr_conn_close(c);
+        return HR_EIO;
+    }
+    hr_conn_set_timeout(c, 0); /* an open WebSocket may be idle for as long as it likes */
+    if (h->on_open)
+        h->on_open(ws);
+    return 0;
+}
