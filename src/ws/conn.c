@@ -170,8 +170,17 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
         case HR_WS_EV_CLOSE:
             ws->close_code = ev.close_code;
             if (ws->state == HR_WS_OPEN) {
-                /* echo the peer's code (§5.5.1); none if it sent none */
-                send_close(ws, ev.close_code, "");
+                /* echo the peer's close payload (§5.5.1): its code and reason, or nothing */
+                uint8_t reply[125];
+                size_t n = 0;
+                if (ev.close_code != HR_WS_CLOSE_NO_STATUS) {
+                    reply[0] = (uint8_t)(ev.close_code >> 8);
+                    reply[1] = (uint8_t)ev.close_code;
+                    n = 2 + (ev.len < sizeof reply - 2 ? ev.len : sizeof reply - 2);
+                    if (n > 2)
+                        memcpy(reply + 2, ev.data, n - 2);
+                }
+                write_frame(ws, HR_WS_OP_CLOSE, reply, n);
             }
             ws->state = HR_WS_CLOSED;
             /* the server closes the TCP connection first (§7.1.1) */
