@@ -9,7 +9,7 @@
 
 #define P(lp) ((struct hr_http_parser *)((char *)(lp) - offsetof(struct hr_http_parser, llhttp)))
 
-enum { F_NONE, F_URL, F_NAME, F_VALUE };
+enum { F_NONE, F_URL, F_NAME, F_NAME_DONE, F_VALUE };
 
 static int fail(struct hr_http_parser *p, int status, const char *why)
 {
@@ -107,6 +107,8 @@ static int on_header_value(llhttp_t *lp, const char *at, size_t len)
 {
     struct hr_http_parser *p = P(lp);
     struct hr_http_request *r = &p->req;
+    if (p->in_field != F_VALUE && p->in_field != F_NAME_DONE)
+        return fail(p, 400, "empty header name");
     struct hr_http_header *h = &r->headers[r->nheaders - 1];
     if (p->in_field != F_VALUE) {
         h->value_off = r->head_len;
@@ -116,15 +118,42 @@ static int on_header_value(llhttp_t *lp, const char *at, size_t len)
     return head_append(p, at, len);
 }
 
-static int on_field_complete(llhttp_t *lp)
+static int on_url_complete(llhttp_t *lp)
 {
     return end_field(P(lp));
+}
+
+/* RFC 9110 §5.1: a field name is a token. llhttp as Debian builds it (not in strict mode)
+ * lets spaces and empty names through; "Name : value" is a known smuggling vector. */
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int on_name_complete(llhttp_t *lp)
+{
+    struct hr_http_parser *p = P(lp);
+    struct hr_http_request *r = &p->req;
+    if (p->in_field != F_NAME || r->nheaders == 0)
+        return fail(p, 400, "empty header name");
+    const struct hr_http_header *h = &r->headers[r->nheaders - 1];
+    if (h->name_len == 0)
+        return fail(p, 400, "empty header name");
+    for (uint32_t i = 0; i < h->name_len; i++)
+        if (!is_tchar((unsigned char)r->head[h->name_off + i]))
+            return fail(p, 400, "invalid header name");
+    int rc = end_field(p);
+    p->in_field = F_NAME_DONE;
+    return rc;
 }
 
 static int on_value_complete(llhttp_t *lp)
 {
     struct hr_http_parser *p = P(lp);
     struct hr_http_request *r = &p->req;
+    if (p->in_field != F_VALUE && p->in_field != F_NAME_DONE)
+        return fail(p, 400, "empty header name");
     struct hr_http_header *h = &r->headers[r->nheaders - 1];
     if (p->in_field != F_VALUE) /* empty value */
         h->value_off = r->head_len;
@@ -202,8 +231,8 @@ static const llhttp_settings_t settings = {
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
-    .on_url_complete = on_field_complete,
-    .on_header_field_complete = on_field_complete,
+    .on_url_complete = on_url_complete,
+    .on_header_field_complete = on_name_complete,
     .on_header_value_complete = on_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,

@@ -102,6 +102,27 @@ int hr_static_resolve(const char *target, char *out, size_t outsz)
     return 0;
 }
 
+static int under_root(const struct hr_static *st, const char *real)
+{
+    return strncmp(real, st->root, st->root_len) == 0 &&
+           (real[st->root_len] == '/' || real[st->root_len] == '\0');
+}
+
+/* Whether the deepest existing ancestor of path resolves inside the root. */
+static int inside_root(const struct hr_static *st, const char *path)
+{
+    char probe[PATH_MAX], real[PATH_MAX];
+    snprintf(probe, sizeof probe, "%s", path);
+    for (;;) {
+        char *slash = strrchr(probe, '/');
+        if (!slash || (size_t)(slash - probe) <= st->root_len)
+            return 1; /* reached the root itself */
+        *slash = '\0';
+        if (realpath(probe, real))
+            return under_root(st, real);
+    }
+}
+
 /* Thread pool: open the file and check that what was opened lies inside the root. */
 static void resolve_work(uv_work_t *w)
 {
@@ -114,7 +135,10 @@ static void resolve_work(uv_work_t *w)
     }
     int fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        r->status = errno == EACCES ? 403 : 404;
+        int err = errno;
+        /* "not found" through a symlink that leaves the root would tell what exists
+         * outside it: the deepest existing ancestor must be inside the root too */
+        r->status = !inside_root(r->st, full) || err == EACCES ? 403 : 404;
         return;
     }
     /* the opened file itself, whatever symlinks led there, must be under the root */

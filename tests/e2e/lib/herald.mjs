@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
-export const heraldBin = process.env.HERALD_BIN || path.join(repoRoot, 'build/herald');
+export const heraldBin = process.env.HERALD_BIN ? path.resolve(process.env.HERALD_BIN) : path.join(repoRoot, 'build/herald');
 
 // Start herald with extra flags; resolves once it prints its listening line.
 // Returns { port, url, proc, output(), stop(signal) }.

@@ -1,0 +1,886 @@
+/* wsload: a small WebSocket load generator on libuv, for bench/run.sh.
+ *
+ * Raw RFC 6455 client: HTTP/1.1 Upgrade with a random 16-byte base64 key, the
+ * Sec-WebSocket-Accept answer checked (§4.1), masked client frames (§5.3), ping answered
+ * with pong, close handshake on the way out (§5.5.1). Loopback targets only.
+ *
+ *   wsload idle --port P [--path /echo] [-n 10000] [--inflight 200] [--hold 600]
+ *       Open N connections (at most --inflight connecting at once), check each got 101,
+ *       print "connected N", then hold them idle until SIGINT/SIGTERM, EOF on stdin (when
+ *       stdin is a pipe or a terminal) or --hold seconds, whichever comes first; then close.
+ *
+ *   wsload echo --port P [--path /echo] [-c 50] [-w 8] [-s 16] [-t 10] [--warmup 1] [--binary]
+ *       C connections, each keeping W messages of S bytes in flight to an echo endpoint.
+ *       After --warmup seconds, count for T seconds the echoed messages (checked by length
+ *       and, for S >= 16, by the sequence number written in their first 16 bytes) and print
+ *       messages/s, payload MB/s (10^6 bytes, one direction) and round-trip percentiles.
+ *
+ * The last line of each mode is "RESULT key=value ..." for scripts.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* ---------- SHA-1 and base64, just enough for Sec-WebSocket-Accept ---------- */
+
+static uint32_t rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+static void sha1_block(uint32_t h[5], const uint8_t *p) {
+  uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+  for (int i = 0; i < 16; i++)
+    w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+  for (int i = 16; i < 80; i++) w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  for (int i = 0; i < 80; i++) {
+    uint32_t f, k;
+    if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999;
+    else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1;
+    else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
+    else f = b ^ c ^ d, k = 0xCA62C1D6;
+    uint32_t t = rol32(a, 5) + f + e + k + w[i];
+    e = d, d = c, c = rol32(b, 30), b = a, a = t;
+  }
+  h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+}
+
+static void sha1(const uint8_t *data, size_t len, uint8_t out[20]) {
+  uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+  uint8_t block[64];
+  size_t full = len / 64, rem = len % 64;
+  for (size_t i = 0; i < full; i++) sha1_block(h, data + 64 * i);
+  memset(block, 0, sizeof block);
+  memcpy(block, data + 64 * full, rem);
+  block[rem] = 0x80;
+  if (rem >= 56) {
+    sha1_block(h, block);
+    memset(block, 0, sizeof block);
+  }
+  uint64_t bits = (uint64_t)len * 8;
+  for (int i = 0; i < 8; i++) block[63 - i] = (uint8_t)(bits >> (8 * i));
+  sha1_block(h, block);
+  for (int i = 0; i < 5; i++)
+    out[4 * i] = h[i] >> 24, out[4 * i + 1] = h[i] >> 16, out[4 * i + 2] = h[i] >> 8, out[4 * i + 3] = h[i];
+}
+
+static void base64(const uint8_t *in, size_t len, char *out) {
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t o = 0;
+  for (size_t i = 0; i < len; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < len ? in[i + 2] : 0);
+    out[o++] = tab[(v >> 18) & 63];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+    out[o++] = i + 2 < len ? tab[v & 63] : '=';
+  }
+  out[o] = 0;
+}
+
+/* ---------- configuration and global state ---------- */
+
+enum mode { MODE_IDLE, MODE_ECHO };
+
+static struct {
+  enum mode mode;
+  const char *host;
+  int port;
+  const char *path;
+  int n;            /* connections */
+  int inflight;     /* connects + handshakes at once */
+  double hold;      /* idle: max seconds to hold */
+  double connect_timeout;
+  int window;       /* echo: messages in flight per connection */
+  size_t size;      /* echo: payload bytes */
+  double secs;      /* echo: measured seconds */
+  double warmup;    /* echo: unmeasured seconds before */
+  int binary;
+  int verbose;
+} cfg = {
+    .host = "127.0.0.1", .port = 0, .path = "/echo", .n = 0, .inflight = 200, .hold = 600,
+    .connect_timeout = 120, .window = 8, .size = 16, .secs = 10, .warmup = 1,
+};
+
+enum cstate { C_NEW, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING, C_CLOSED };
+
+/* Incremental frame parser: server frames are unmasked; no payload is buffered except
+ * the first 16 bytes of a data message (its sequence number) and control payloads. */
+struct parser {
+  uint8_t hdr[14];
+  uint8_t hdr_len, hdr_need;
+  uint8_t in_payload, opcode, fin, msg_opcode;
+  uint64_t remaining;
+  uint64_t msg_len;
+  uint8_t head[16];
+  uint8_t head_len;
+  uint8_t ctl[125];
+  uint8_t ctl_len;
+};
+
+struct conn {
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  enum cstate state;
+  int id;
+  char accept[32];   /* expected Sec-WebSocket-Accept */
+  char *hs;          /* handshake response so far (only during the handshake) */
+  size_t hs_len;
+  struct parser p;
+  uint64_t seq_sent, seq_recv;
+  uint64_t *sent_at; /* echo: ring of send times, window entries */
+  unsigned to_send;  /* echo: replies received this read, to be answered in one write */
+};
+
+struct wreq {
+  uv_write_t req;
+  uv_buf_t buf;
+  char data[];
+};
+
+static uv_loop_t *loop;
+static struct conn *conns;
+static int n_started, n_pending, n_open, n_failed, n_done, n_dropped, n_live_handles;
+static int n_requested, n_ready;
+static int connect_phase_over, shutting_down, measuring, sending;
+static uv_timer_t phase_timer, close_timer, run_timer;
+static uv_signal_t sig_int, sig_term, sig_hup;
+static uv_pipe_t stdin_pipe;
+static uv_tty_t stdin_tty;
+static int stdin_kind; /* 0 none, 1 pipe, 2 tty */
+static struct sockaddr_in addr;
+static char scratch[256 * 1024];
+static char first_error[256];
+static uint64_t errors_len, errors_seq, errors_proto;
+static uint64_t measured_msgs, warm_msgs, total_msgs;
+static uint64_t t_start, t_measure_start, t_measure_end;
+static uint8_t *payload_template;
+static uint64_t rng_state;
+
+/* latency histogram: log2 buckets split in 16 linear sub-buckets (~6% precision), in ns */
+#define HIST_SUB 16
+#define HIST_BUCKETS (64 * HIST_SUB)
+static uint64_t hist[HIST_BUCKETS];
+static uint64_t hist_count, hist_max;
+
+static void hist_add(uint64_t ns) {
+  int idx;
+  if (ns < HIST_SUB) idx = (int)ns;
+  else {
+    int msb = 63 - __builtin_clzll(ns);
+    int sub = (int)((ns >> (msb - 4)) & (HIST_SUB - 1));
+    idx = (msb - 3) * HIST_SUB + sub;
+  }
+  hist[idx]++;
+  hist_count++;
+  if (ns > hist_max) hist_max = ns;
+}
+
+static uint64_t hist_bucket_value(int idx) {
+  if (idx < HIST_SUB) return (uint64_t)idx;
+  int msb = idx / HIST_SUB + 3, sub = idx % HIST_SUB;
+  uint64_t lo = ((uint64_t)(HIST_SUB + sub)) << (msb - 4);
+  return lo + (((uint64_t)1 << (msb - 4)) >> 1); /* middle of the bucket */
+}
+
+static double hist_pct(double p) {
+  if (!hist_count) return 0;
+  uint64_t want = (uint64_t)(p / 100.0 * (double)hist_count);
+  if (want >= hist_count) want = hist_count - 1;
+  uint64_t seen = 0;
+  for (int i = 0; i < HIST_BUCKETS; i++) {
+    seen += hist[i];
+    if (seen > want) return (double)hist_bucket_value(i);
+  }
+  return (double)hist_max;
+}
+
+static uint32_t rng32(void) {
+  uint64_t x = rng_state;
+  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+  rng_state = x;
+  return (uint32_t)(x >> 16);
+}
+
+static void note_error(const char *fmt, ...) {
+  if (first_error[0]) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(first_error, sizeof first_error, fmt, ap);
+  va_end(ap);
+}
+
+static void start_more(void);
+static void conn_close(struct conn *c);
+static void connect_phase_done(void);
+static void begin_shutdown(void);
+static void maybe_finish(void);
+
+/* ---------- writing frames ---------- */
+
+static struct wreq *wreq_new(size_t len) {
+  struct wreq *w = malloc(sizeof *w + len);
+  if (!w) {
+    fprintf(stderr, "wsload: out of memory\n");
+    exit(2);
+  }
+  w->buf = uv_buf_init(w->data, (unsigned)len);
+  return w;
+}
+
+static void write_cb(uv_write_t *req, int status) {
+  struct wreq *w = (struct wreq *)req;
+  struct conn *c = req->data;
+  free(w);
+  if (status < 0 && status != UV_ECANCELED && c->state < C_CLOSING) {
+    note_error("write: %s", uv_strerror(status));
+    conn_close(c);
+  }
+}
+
+static void send_wreq(struct conn *c, struct wreq *w) {
+  w->req.data = c;
+  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, write_cb);
+  if (r < 0) {
+    free(w);
+    note_error("write: %s", uv_strerror(r));
+    conn_close(c);
+  }
+}
+
+static size_t frame_header_len(size_t len) { return 2 + (len < 126 ? 0 : len < 65536 ? 2 : 8) + 4; }
+
+/* Write one masked frame header at out; returns the mask key position (4 bytes). */
+static uint8_t *put_frame_header(uint8_t *out, int opcode, size_t len, size_t *hlen) {
+  size_t i = 0;
+  out[i++] = (uint8_t)(0x80 | opcode);
+  if (len < 126) out[i++] = (uint8_t)(0x80 | len);
+  else if (len < 65536) {
+    out[i++] = 0x80 | 126;
+    out[i++] = (uint8_t)(len >> 8), out[i++] = (uint8_t)len;
+  } else {
+    out[i++] = 0x80 | 127;
+    for (int k = 7; k >= 0; k--) out[i++] = (uint8_t)((uint64_t)len >> (8 * k));
+  }
+  uint32_t m = rng32();
+  memcpy(out + i, &m, 4);
+  *hlen = i + 4;
+  return out + i;
+}
+
+static void mask_bytes(uint8_t *p, size_t len, const uint8_t key[4]) {
+  uint64_t k8;
+  uint8_t kb[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+  memcpy(&k8, kb, 8);
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t v;
+    memcpy(&v, p + i, 8);
+    v ^= k8;
+    memcpy(p + i, &v, 8);
+  }
+  for (; i < len; i++) p[i] ^= key[i & 3];
+}
+
+static void send_control(struct conn *c, int opcode, const uint8_t *payload, size_t len) {
+  struct wreq *w = wreq_new(frame_header_len(len) + len);
+  size_t hlen;
+  uint8_t *key = put_frame_header((uint8_t *)w->data, opcode, len, &hlen);
+  memcpy(w->data + hlen, payload, len);
+  mask_bytes((uint8_t *)w->data + hlen, len, key);
+  w->buf.len = (unsigned)(hlen + len);
+  send_wreq(c, w);
+}
+
+static void send_close(struct conn *c) {
+  static const uint8_t code[2] = {0x03, 0xE8}; /* 1000 normal closure */
+  send_control(c, 0x8, code, 2);
+}
+
+/* Echo: send k data messages in one write, each stamped with its sequence number. */
+static void send_messages(struct conn *c, unsigned k) {
+  size_t flen = frame_header_len(cfg.size) + cfg.size;
+  struct wreq *w = wreq_new(flen * k);
+  uint8_t *out = (uint8_t *)w->data;
+  uint64_t now = uv_hrtime();
+  for (unsigned i = 0; i < k; i++) {
+    size_t hlen;
+    uint8_t *key = put_frame_header(out, cfg.binary ? 0x2 : 0x1, cfg.size, &hlen);
+    uint8_t *pl = out + hlen;
+    memcpy(pl, payload_template, cfg.size);
+    if (cfg.size >= 16) {
+      static const char hex[] = "0123456789abcdef";
+      uint64_t s = c->seq_sent;
+      for (int d = 15; d >= 0; d--, s >>= 4) pl[d] = (uint8_t)hex[s & 15];
+    }
+    mask_bytes(pl, cfg.size, key);
+    c->sent_at[c->seq_sent % (uint64_t)cfg.window] = now;
+    c->seq_sent++;
+    out += hlen + cfg.size;
+  }
+  send_wreq(c, w);
+}
+
+/* ---------- reading frames ---------- */
+
+static void on_message(struct conn *c, uint64_t now) {
+  struct parser *p = &c->p;
+  if (cfg.mode != MODE_ECHO) return; /* idle: a server push is fine, nothing to check */
+  if (c->seq_recv >= c->seq_sent) {
+    errors_proto++;
+    note_error("conn %d: message that was not sent", c->id);
+    return;
+  }
+  if (p->msg_len != cfg.size) {
+    errors_len++;
+    note_error("conn %d: echoed length %" PRIu64 ", sent %zu", c->id, p->msg_len, cfg.size);
+  } else if (cfg.size >= 16) {
+    uint64_t s = 0;
+    for (int d = 0; d < 16; d++) {
+      uint8_t ch = p->head[d];
+      s = s << 4 | (uint64_t)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
+    }
+    if (s != c->seq_recv) {
+      errors_seq++;
+      note_error("conn %d: echoed seq %" PRIu64 ", expected %" PRIu64, c->id, s, c->seq_recv);
+    }
+  }
+  uint64_t sent = c->sent_at[c->seq_recv % (uint64_t)cfg.window];
+  c->seq_recv++;
+  total_msgs++;
+  if (measuring) {
+    measured_msgs++;
+    hist_add(now - sent);
+  } else if (sending) {
+    warm_msgs++;
+  }
+  if (sending) c->to_send++;
+}
+
+/* Feed bytes to the frame parser; returns -1 once the connection must stop reading. */
+static int parse_frames(struct conn *c, const uint8_t *d, size_t n, uint64_t now) {
+  struct parser *p = &c->p;
+  size_t i = 0;
+  while (i < n) {
+    if (!p->in_payload) {
+      if (p->hdr_need == 0) p->hdr_need = 2;
+      while (i < n && p->hdr_len < p->hdr_need) {
+        p->hdr[p->hdr_len++] = d[i++];
+        if (p->hdr_len == 2) {
+          uint8_t l7 = p->hdr[1] & 0x7f;
+          if (p->hdr[1] & 0x80) {
+            errors_proto++;
+            note_error("conn %d: masked frame from server", c->id);
+            return -1;
+          }
+          p->hdr_need = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0);
+        }
+      }
+      if (p->hdr_len < p->hdr_need) break;
+      uint8_t l7 = p->hdr[1] & 0x7f;
+      uint64_t len = l7;
+      if (l7 == 126) len = (uint64_t)p->hdr[2] << 8 | p->hdr[3];
+      else if (l7 == 127) {
+        len = 0;
+        for (int k = 0; k < 8; k++) len = len << 8 | p->hdr[2 + k];
+      }
+      p->fin = p->hdr[0] >> 7;
+      p->opcode = p->hdr[0] & 0x0f;
+      p->remaining = len;
+      p->in_payload = 1;
+      p->hdr_len = 0, p->hdr_need = 0;
+      if (p->opcode & 0x8) {
+        if (len > 125 || !p->fin) {
+          errors_proto++;
+          note_error("conn %d: bad control frame", c->id);
+          return -1;
+        }
+        p->ctl_len = 0;
+      } else if (p->opcode != 0) {
+        p->msg_opcode = p->opcode, p->msg_len = 0, p->head_len = 0;
+      }
+    }
+    size_t take = n - i;
+    if (take > p->remaining) take = (size_t)p->remaining;
+    if (p->opcode & 0x8) {
+      memcpy(p->ctl + p->ctl_len, d + i, take);
+      p->ctl_len += (uint8_t)take;
+    } else {
+      size_t h = take;
+      if (h > sizeof p->head - p->head_len) h = sizeof p->head - p->head_len;
+      memcpy(p->head + p->head_len, d + i, h);
+      p->head_len += (uint8_t)h;
+      p->msg_len += take;
+    }
+    i += take;
+    p->remaining -= take;
+    if (p->remaining) break;
+    p->in_payload = 0;
+    switch (p->opcode) {
+    case 0x9: /* ping */
+      if (c->state == C_OPEN) send_control(c, 0xA, p->ctl, p->ctl_len);
+      break;
+    case 0xA: break; /* pong */
+    case 0x8:        /* close */
+      if (c->state == C_OPEN) {
+        if (!shutting_down) n_dropped++;
+        n_open--;
+        send_control(c, 0x8, p->ctl, p->ctl_len >= 2 ? 2 : 0);
+      }
+      c->state = C_CLOSING;
+      return -1; /* the server closes TCP next; our uv_close follows on EOF or now */
+    default:
+      if (p->fin) on_message(c, now);
+    }
+  }
+  return 0;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  /* One shared read buffer: every read is consumed before the callback returns. */
+  buf->base = scratch;
+  buf->len = sizeof scratch;
+}
+
+static void handshake_done(struct conn *c, int ok) {
+  if (c->hs) free(c->hs), c->hs = NULL;
+  n_pending--;
+  if (ok) {
+    c->state = C_OPEN;
+    n_open++;
+  } else {
+    n_failed++;
+    conn_close(c);
+  }
+  n_done++;
+  if (!connect_phase_over) {
+    start_more();
+    if (n_done == cfg.n) connect_phase_done();
+  }
+}
+
+/* Returns bytes of the response consumed by the headers, 0 if incomplete, -1 if bad. */
+static long check_handshake(struct conn *c) {
+  char *end = memmem(c->hs, c->hs_len, "\r\n\r\n", 4);
+  if (!end) return c->hs_len > 8192 ? -1 : 0;
+  *end = 0;
+  if (strncmp(c->hs, "HTTP/1.1 101", 12) != 0) {
+    char *eol = strstr(c->hs, "\r\n");
+    if (eol) *eol = 0;
+    note_error("conn %d: handshake answered \"%.80s\"", c->id, c->hs);
+    return -1;
+  }
+  int accept_ok = 0;
+  for (char *line = strstr(c->hs, "\r\n"); line; line = strstr(line, "\r\n")) {
+    line += 2;
+    if (strncasecmp(line, "sec-websocket-accept:", 21) == 0) {
+      char *v = line + 21;
+      while (*v == ' ' || *v == '\t') v++;
+      size_t vl = strcspn(v, " \t\r\n");
+      accept_ok = vl == strlen(c->accept) && memcmp(v, c->accept, vl) == 0;
+    }
+  }
+  if (!accept_ok) {
+    note_error("conn %d: missing or wrong Sec-WebSocket-Accept", c->id);
+    return -1;
+  }
+  return (end - c->hs) + 4;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct conn *c = s->data;
+  if (nread == 0) return;
+  if (nread < 0) {
+    if (c->state == C_HANDSHAKE) {
+      note_error("conn %d: %s during handshake", c->id, uv_strerror((int)nread));
+      handshake_done(c, 0);
+      return;
+    }
+    if (c->state == C_OPEN && !shutting_down) {
+      n_dropped++;
+      if (nread != UV_EOF) note_error("conn %d: read: %s", c->id, uv_strerror((int)nread));
+    }
+    conn_close(c);
+    return;
+  }
+  uint64_t now = uv_hrtime();
+  const uint8_t *d = (const uint8_t *)buf->base;
+  size_t n = (size_t)nread;
+  if (c->state == C_HANDSHAKE) {
+    char *nb = realloc(c->hs, c->hs_len + n + 1);
+    if (!nb) exit(2);
+    c->hs = nb;
+    memcpy(c->hs + c->hs_len, d, n);
+    c->hs_len += n;
+    long used = check_handshake(c);
+    if (used == 0) return;
+    if (used < 0) {
+      handshake_done(c, 0);
+      return;
+    }
+    size_t rest = c->hs_len - (size_t)used;
+    size_t old = c->hs_len - n; /* bytes of this read that belong to the headers: used - old */
+    d += (size_t)used - old;
+    n = rest;
+    handshake_done(c, 1);
+    if (c->state != C_OPEN) return;
+  }
+  if (c->state != C_OPEN && c->state != C_CLOSING) return;
+  c->to_send = 0;
+  int r = parse_frames(c, d, n, now);
+  if (c->to_send && c->state == C_OPEN) send_messages(c, c->to_send);
+  c->to_send = 0;
+  if (r < 0 && c->state != C_CLOSING) conn_close(c);
+}
+
+/* ---------- connecting ---------- */
+
+static void connect_cb(uv_connect_t *req, int status) {
+  struct conn *c = req->data;
+  if (c->state != C_CONNECTING) return; /* given up on (phase timeout or shutdown) */
+  if (status < 0) {
+    note_error("connect: %s", uv_strerror(status));
+    c->state = C_HANDSHAKE; /* so handshake_done accounts it */
+    handshake_done(c, 0);
+    return;
+  }
+  c->state = C_HANDSHAKE;
+  uint8_t raw[16];
+  if (getrandom(raw, sizeof raw, 0) != sizeof raw) {
+    for (int i = 0; i < 16; i++) raw[i] = (uint8_t)rng32();
+  }
+  char key[32];
+  base64(raw, sizeof raw, key);
+  char cat[80];
+  snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+  uint8_t digest[20];
+  sha1((const uint8_t *)cat, strlen(cat), digest);
+  base64(digest, 20, c->accept);
+
+  struct wreq *w = wreq_new(1024);
+  int len = snprintf(w->data, 1024,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     cfg.path, cfg.host, cfg.port, key);
+  w->buf.len = (unsigned)len;
+  uv_tcp_nodelay(&c->tcp, 1);
+  int r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+  if (r < 0) {
+    note_error("read_start: %s", uv_strerror(r));
+    free(w);
+    handshake_done(c, 0);
+    return;
+  }
+  send_wreq(c, w);
+}
+
+static void close_cb(uv_handle_t *h) {
+  struct conn *c = h->data;
+  c->state = C_CLOSED;
+  n_live_handles--;
+  maybe_finish();
+}
+
+static void conn_close(struct conn *c) {
+  if (c->state == C_CLOSED || c->state == C_NEW || uv_is_closing((uv_handle_t *)&c->tcp)) return;
+  if (c->state == C_OPEN) n_open--;
+  if (c->hs) free(c->hs), c->hs = NULL;
+  c->state = C_CLOSING;
+  uv_close((uv_handle_t *)&c->tcp, close_cb);
+}
+
+static void start_more(void) {
+  while (!shutting_down && n_pending < cfg.inflight && n_started < cfg.n) {
+    struct conn *c = &conns[n_started];
+    c->id = n_started++;
+    c->tcp.data = c;
+    c->creq.data = c;
+    int r = uv_tcp_init(loop, &c->tcp);
+    if (r < 0) {
+      note_error("tcp_init: %s", uv_strerror(r));
+      n_failed++, n_done++;
+      continue;
+    }
+    n_live_handles++;
+    c->state = C_CONNECTING;
+    n_pending++;
+    r = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&addr, connect_cb);
+    if (r < 0) {
+      note_error("connect: %s", uv_strerror(r));
+      c->state = C_HANDSHAKE;
+      handshake_done(c, 0);
+    }
+  }
+  if (!connect_phase_over && n_done == cfg.n) connect_phase_done();
+}
+
+/* ---------- phases ---------- */
+
+static void close_handle_cb(uv_handle_t *h) { (void)h; }
+
+static void close_aux_handles(void) {
+  uv_handle_t *hs[] = {(uv_handle_t *)&phase_timer, (uv_handle_t *)&close_timer, (uv_handle_t *)&run_timer,
+                       (uv_handle_t *)&sig_int,     (uv_handle_t *)&sig_term,    (uv_handle_t *)&sig_hup};
+  for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+    if (!uv_is_closing(hs[i])) uv_close(hs[i], close_handle_cb);
+  if (stdin_kind == 1 && !uv_is_closing((uv_handle_t *)&stdin_pipe)) uv_close((uv_handle_t *)&stdin_pipe, NULL);
+  if (stdin_kind == 2 && !uv_is_closing((uv_handle_t *)&stdin_tty)) uv_close((uv_handle_t *)&stdin_tty, NULL);
+}
+
+static void maybe_finish(void) {
+  if (shutting_down && n_live_handles == 0) close_aux_handles();
+}
+
+static void close_timer_cb(uv_timer_t *t) {
+  /* Close handshake grace period over: drop whatever is left. */
+  for (int i = 0; i < n_started; i++) {
+    struct conn *c = &conns[i];
+    if (c->state != C_CLOSED && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+      if (c->state == C_OPEN) n_open--;
+      c->state = C_CLOSING;
+      if (uv_tcp_close_reset(&c->tcp, close_cb) < 0) uv_close((uv_handle_t *)&c->tcp, close_cb);
+    }
+  }
+}
+
+static void begin_shutdown(void) {
+  if (shutting_down) return;
+  shutting_down = 1;
+  connect_phase_over = 1;
+  uv_timer_stop(&phase_timer);
+  uv_timer_stop(&run_timer);
+  for (int i = 0; i < n_started; i++) {
+    struct conn *c = &conns[i];
+    if (c->state == C_OPEN) {
+      send_close(c); /* the server answers with a close frame and closes TCP */
+      c->state = C_CLOSING;
+      n_open--;
+    } else if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
+      conn_close(c);
+    }
+  }
+  uv_timer_start(&close_timer, close_timer_cb, 3000, 0);
+  maybe_finish();
+}
+
+static void signal_cb(uv_signal_t *s, int signum) {
+  if (shutting_down) {
+    fprintf(stderr, "wsload: second signal, exiting now\n");
+    exit(1);
+  }
+  begin_shutdown();
+}
+
+static void stdin_alloc_cb(uv_handle_t *h, size_t s, uv_buf_t *b) {
+  static char sink[256];
+  b->base = sink;
+  b->len = sizeof sink;
+}
+
+static void stdin_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  if (n < 0) {
+    uv_read_stop(s);
+    begin_shutdown();
+  }
+}
+
+static void hold_timer_cb(uv_timer_t *t) { begin_shutdown(); }
+
+static void run_timer_cb(uv_timer_t *t);
+
+static void connect_phase_done(void) {
+  if (connect_phase_over) return;
+  connect_phase_over = 1;
+  uv_timer_stop(&phase_timer);
+  n_ready = n_open;
+  if (cfg.mode == MODE_IDLE) {
+    printf("connected %d\n", n_open);
+    printf("connect time %.2f s\n", (double)(uv_hrtime() - t_start) / 1e9);
+    if (n_open < n_requested)
+      printf("failed %d (first error: %s)\n", n_requested - n_open, first_error[0] ? first_error : "?");
+    fflush(stdout);
+    if (stdin_kind == 1) uv_read_start((uv_stream_t *)&stdin_pipe, stdin_alloc_cb, stdin_read_cb);
+    if (stdin_kind == 2) uv_read_start((uv_stream_t *)&stdin_tty, stdin_alloc_cb, stdin_read_cb);
+    uv_timer_start(&phase_timer, hold_timer_cb, (uint64_t)(cfg.hold * 1000), 0);
+    return;
+  }
+  printf("connected %d of %d\n", n_open, n_requested);
+  if (n_open < n_requested)
+    printf("failed %d (first error: %s)\n", n_requested - n_open, first_error[0] ? first_error : "?");
+  fflush(stdout);
+  if (n_open == 0) {
+    begin_shutdown();
+    return;
+  }
+  sending = 1;
+  for (int i = 0; i < cfg.n; i++) {
+    struct conn *c = &conns[i];
+    if (c->state == C_OPEN) send_messages(c, (unsigned)cfg.window);
+  }
+  if (cfg.warmup > 0) {
+    uv_timer_start(&run_timer, run_timer_cb, (uint64_t)(cfg.warmup * 1000), 0);
+  } else {
+    run_timer_cb(&run_timer);
+  }
+}
+
+static void run_timer_cb(uv_timer_t *t) {
+  if (!measuring && t_measure_start == 0) {
+    measuring = 1;
+    t_measure_start = uv_hrtime();
+    uv_timer_start(&run_timer, run_timer_cb, (uint64_t)(cfg.secs * 1000), 0);
+    return;
+  }
+  measuring = 0;
+  sending = 0;
+  t_measure_end = uv_hrtime();
+  begin_shutdown();
+}
+
+static void phase_timeout_cb(uv_timer_t *t) {
+  fprintf(stderr, "wsload: connect phase timed out after %.0f s (%d of %d done)\n", cfg.connect_timeout,
+          n_done, cfg.n);
+  for (int i = 0; i < n_started; i++) {
+    struct conn *c = &conns[i];
+    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
+      n_failed++;
+      n_pending--;
+      n_done++;
+      conn_close(c);
+    }
+  }
+  note_error("connect phase timed out");
+  cfg.n = n_started; /* the rest are never started */
+  connect_phase_done();
+}
+
+/* ---------- main ---------- */
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: wsload idle --port P [--host 127.0.0.1] [--path /echo] [-n N] [--inflight 200]\n"
+          "                   [--hold SECS] [--connect-timeout SECS]\n"
+          "       wsload echo --port P [--host 127.0.0.1] [--path /echo] [-c CONNS] [-w WINDOW]\n"
+          "                   [-s BYTES] [-t SECS] [--warmup SECS] [--binary]\n");
+  exit(2);
+}
+
+static void raise_nofile(int want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)want + 32 > rl.rlim_cur)
+    fprintf(stderr, "wsload: warning: RLIMIT_NOFILE is %llu, below the %d connections asked for\n",
+            (unsigned long long)rl.rlim_cur, want);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) usage();
+  if (strcmp(argv[1], "idle") == 0) cfg.mode = MODE_IDLE, cfg.n = 10000;
+  else if (strcmp(argv[1], "echo") == 0) cfg.mode = MODE_ECHO, cfg.n = 50;
+  else usage();
+  static const struct option opts[] = {
+      {"host", 1, 0, 'H'},    {"port", 1, 0, 'p'},    {"path", 1, 0, 'P'},     {"conns", 1, 0, 'c'},
+      {"inflight", 1, 0, 'i'}, {"hold", 1, 0, 'h'},   {"connect-timeout", 1, 0, 'T'},
+      {"window", 1, 0, 'w'},  {"size", 1, 0, 's'},    {"time", 1, 0, 't'},     {"warmup", 1, 0, 'W'},
+      {"binary", 0, 0, 'b'},  {0, 0, 0, 0}};
+  int o;
+  optind = 2;
+  while ((o = getopt_long(argc, argv, "n:c:w:s:t:", opts, NULL)) != -1) {
+    switch (o) {
+    case 'H': cfg.host = optarg; break;
+    case 'p': cfg.port = atoi(optarg); break;
+    case 'P': cfg.path = optarg; break;
+    case 'n':
+    case 'c': cfg.n = atoi(optarg); break;
+    case 'i': cfg.inflight = atoi(optarg); break;
+    case 'h': cfg.hold = atof(optarg); break;
+    case 'T': cfg.connect_timeout = atof(optarg); break;
+    case 'w': cfg.window = atoi(optarg); break;
+    case 's': cfg.size = (size_t)strtoull(optarg, NULL, 10); break;
+    case 't': cfg.secs = atof(optarg); break;
+    case 'W': cfg.warmup = atof(optarg); break;
+    case 'b': cfg.binary = 1; break;
+    default: usage();
+    }
+  }
+  if (cfg.port <= 0 || cfg.port > 65535 || cfg.n <= 0 || cfg.n > 1000000 || cfg.inflight <= 0 ||
+      cfg.window <= 0 || cfg.size > (64u << 20) || cfg.secs <= 0 || cfg.secs > 3600 || cfg.hold < 0 ||
+      cfg.hold > 3600 || cfg.path[0] != '/')
+    usage();
+  /* Loopback only: this tool is for benchmarking servers on this machine. */
+  if (uv_ip4_addr(cfg.host, cfg.port, &addr) != 0 || (ntohl(addr.sin_addr.s_addr) >> 24) != 127) {
+    fprintf(stderr, "wsload: --host must be an IPv4 loopback address (127.x.x.x)\n");
+    return 2;
+  }
+  n_requested = cfg.n;
+  raise_nofile(cfg.n);
+  signal(SIGPIPE, SIG_IGN);
+  rng_state = (uint64_t)uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
+
+  loop = uv_default_loop();
+  conns = calloc((size_t)cfg.n, sizeof *conns);
+  if (!conns) return 2;
+  if (cfg.mode == MODE_ECHO) {
+    payload_template = malloc(cfg.size ? cfg.size : 1);
+    for (size_t i = 0; i < cfg.size; i++) payload_template[i] = (uint8_t)('a' + i % 26);
+    for (int i = 0; i < cfg.n; i++) conns[i].sent_at = calloc((size_t)cfg.window, sizeof(uint64_t));
+  }
+  uv_timer_init(loop, &phase_timer);
+  uv_timer_init(loop, &close_timer);
+  uv_timer_init(loop, &run_timer);
+  uv_signal_init(loop, &sig_int);
+  uv_signal_init(loop, &sig_term);
+  uv_signal_init(loop, &sig_hup);
+  uv_signal_start(&sig_int, signal_cb, SIGINT);
+  uv_signal_start(&sig_term, signal_cb, SIGTERM);
+  uv_signal_start(&sig_hup, signal_cb, SIGHUP);
+  if (cfg.mode == MODE_IDLE) {
+    struct stat st;
+    if (isatty(0) && tcgetpgrp(0) == getpgrp()) { /* a background job must not read the tty */
+      if (uv_tty_init(loop, &stdin_tty, 0, 1) == 0) stdin_kind = 2;
+    } else if (fstat(0, &st) == 0 && S_ISFIFO(st.st_mode)) {
+      if (uv_pipe_init(loop, &stdin_pipe, 0) == 0 && uv_pipe_open(&stdin_pipe, 0) == 0) stdin_kind = 1;
+    }
+  }
+  uv_timer_start(&phase_timer, phase_timeout_cb, (uint64_t)(cfg.connect_timeout * 1000), 0);
+  t_start = uv_hrtime();
+  start_more();
+  uv_run(loop, UV_RUN_DEFAULT);
+
+  if (cfg.mode == MODE_IDLE) {
+    printf("closed; dropped by server while held: %d\n", n_dropped);
+    if (first_error[0]) printf("first error: %s\n", first_error);
+    printf("RESULT mode=idle connected=%d failed=%d dropped=%d\n", n_ready, n_requested - n_ready, n_dropped);
+  } else {
+    double secs = t_measure_end > t_measure_start ? (double)(t_measure_end - t_measure_start) / 1e9 : 0;
+    double mps = secs > 0 ? (double)measured_msgs / secs : 0;
+    double mbs = mps * (double)cfg.size / 1e6;
+    uint64_t errs = errors_len + errors_seq + errors_proto;
+    printf("echo %s: %d conns x %d in flight x %zu B, %.2f s measured after %.1f s warm-up\n",
+           cfg.binary ? "binary" : "text", n_ready, cfg.window, cfg.size, secs, cfg.warmup);
+    printf("  %" PRIu64 " messages echoed: %.0f msg/s, %.2f MB/s payload each way\n", measured_msgs, mps, mbs);
+    printf("  round trip: p50 %.0f us, p99 %.0f us, max %.0f us\n", hist_pct(50) / 1e3, hist_pct(99) / 1e3,
+           (double)hist_max / 1e3);
+    if (errs || n_dropped || first_error[0])
+      printf("  errors: length %" PRIu64 ", sequence %" PRIu64 ", protocol %" PRIu64 ", dropped %d; first: %s\n",
+             errors_len, errors_seq, errors_proto, n_dropped, first_error[0] ? first_error : "-");
+    printf("RESULT mode=echo conns=%d window=%d size=%zu secs=%.2f msgs=%" PRIu64
+           " msgs_per_s=%.0f mb_per_s=%.2f p50_us=%.0f p99_us=%.0f total_msgs=%" PRIu64 " errors=%" PRIu64
+           " failed=%d dropped=%d\n",
+           n_ready, cfg.window, cfg.size, secs, measured_msgs, mps, mbs, hist_pct(50) / 1e3,
+           hist_pct(99) / 1e3, total_msgs, errs, n_failed, n_dropped);
+  }
+  uv_loop_close(loop);
+  int bad = n_ready < n_requested || errors_len || errors_seq || errors_proto;
+  return bad ? 1 : 0;
+}
