@@ -1,12 +1,172 @@
-/* herald.h - herald's public C API.
+/* herald.h - herald's public C API: a Socket.IO v4 server (Engine.IO v4 transports:
+ * long-polling, WebSocket and the upgrade) with the shape of Socket.IO's server API.
  *
- * This release exposes the version only; the Socket.IO-style server API (io, sockets, events,
- * rooms, acks) is built on top of the core in src/ and will be declared here. */
+ *     io.on("connection", socket => ...)      herald_on_connection(herald_of(io, "/"), cb, ud)
+ *     socket.on("event", (...args, ack) => )  herald_on(socket, "event", cb, ud)
+ *     socket.emit("event", ...args)           herald_emit(socket, "event", json_pack("[s]", "hi"))
+ *     socket.send(x)                          herald_send(socket, x)          (event "message")
+ *     io.emit / io.to(room).except(s).emit    herald_broadcast(nsp, room, except, "event", args)
+ *     socket.join(room) / socket.leave(room)  herald_join(socket, room) / herald_leave(...)
+ *     socket.emit("e", x, reply => ...)       herald_emit_ack(socket, "e", args, cb, ud)
+ *     io.use((socket, next) => ...)           herald_use(nsp, middleware, ud)
+ *
+ * Values are jansson json_t (https://jansson.readthedocs.io). Arguments arrive both as raw JSON
+ * text (herald_args_raw: relay them byte for byte) and parsed (herald_args_json). Functions that
+ * take a json_t *args array take a reference to it ("steal"), so json_pack(...) can be passed
+ * directly. Everything runs on one thread, inside herald_run(). */
 #ifndef HERALD_H
 #define HERALD_H
 
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define HERALD_VERSION_MAJOR 0
-#define HERALD_VERSION_MINOR 1
+#define HERALD_VERSION_MINOR 2
 #define HERALD_VERSION_PATCH 0
+
+typedef struct herald_io herald_io;        /* the server */
+typedef struct herald_nsp herald_nsp;      /* a namespace, "/" by default */
+typedef struct herald_socket herald_socket; /* one client in one namespace */
+typedef struct herald_args herald_args;    /* the arguments of a received event or ack */
+typedef struct herald_ack herald_ack;      /* a reply the client is waiting for */
+
+struct herald_options {
+    const char *host;             /* "0.0.0.0" */
+    int port;                     /* 3000; 0 picks a free port */
+    const char *public_dir;       /* static files served at /, NULL for none ("public") */
+    const char *path;             /* "/socket.io/" */
+    const char *cors_origin;      /* "*" (any), or a comma-separated list of origins; NULL: no CORS */
+    uint32_t ping_interval_ms;    /* 25000 */
+    uint32_t ping_timeout_ms;     /* 20000 */
+    uint32_t max_payload;         /* 1000000 bytes: one polling POST or WebSocket message */
+    uint32_t recovery_window_ms;  /* connection state recovery (0: off); 120000 */
+    int quiet;                    /* log errors only */
+};
+
+/* Defaults as above. */
+void herald_options_init(struct herald_options *o);
+/* herald's command-line flags (herald --help) into o and into the server's limits. Returns 0 to
+ * go on, 1 when --help or --version was printed, -1 after printing a one-line error. */
+int herald_options_parse(struct herald_options *o, int argc, char **argv);
+
+herald_io *herald_new(const struct herald_options *o);
+/* Listen and serve until SIGINT or SIGTERM, then close every client and free io.
+ * Returns the process exit status (0, or 1 when it could not listen). */
+int herald_run(herald_io *io);
+/* Stop serving (as a signal does): herald_run returns once every client is gone. */
+void herald_stop(herald_io *io);
+
+/* The namespace called name ("/", "/admin"), created on first use. */
+herald_nsp *herald_of(herald_io *io, const char *name);
+herald_io *herald_nsp_io(herald_nsp *nsp);
+const char *herald_nsp_name(const herald_nsp *nsp);
+
+/* Connections to a namespace nobody created are refused ("Invalid namespace"), unless a
+ * parent allows them: return 1 from allow to create the namespace (Socket.IO's
+ * io.of(regex or function)); setup then gives it handlers. */
+void herald_allow_namespaces(herald_io *io, int (*allow)(const char *name, void *ud),
+                             void (*setup)(herald_nsp *nsp, void *ud), void *ud);
+
+typedef void (*herald_connection_cb)(herald_socket *s, void *ud);
+void herald_on_connection(herald_nsp *nsp, herald_connection_cb cb, void *ud);
+
+/* Middleware: runs before a client joins the namespace, with its auth payload (a JSON object,
+ * or NULL). Return NULL to accept, or a message to refuse: the client gets connect_error with
+ * err.message == that text (copied). */
+typedef const char *(*herald_middleware_cb)(herald_socket *s, const json_t *auth, void *ud);
+void herald_use(herald_nsp *nsp, herald_middleware_cb cb, void *ud);
+
+/* ---- a socket ----------------------------------------------------------------------------- */
+
+const char *herald_id(const herald_socket *s);
+herald_nsp *herald_socket_nsp(herald_socket *s);
+/* The auth payload the client connected with (a JSON object, never NULL). */
+const json_t *herald_auth(const herald_socket *s);
+void herald_set_data(herald_socket *s, void *data);
+void *herald_data(const herald_socket *s);
+/* Whether the socket got back its id, rooms and missed packets (connection state recovery). */
+int herald_recovered(const herald_socket *s);
+
+/* Event handlers. ack is NULL when the client asked for no reply. args and ack are valid
+ * during the call; to reply later, keep ack with herald_ack_keep. */
+typedef void (*herald_event_cb)(herald_socket *s, const herald_args *args, herald_ack *ack, void *ud);
+void herald_on(herald_socket *s, const char *event, herald_event_cb cb, void *ud);
+/* Any event without its own handler; event names the event. */
+typedef void (*herald_any_cb)(herald_socket *s, const char *event, const herald_args *args,
+                              herald_ack *ack, void *ud);
+void herald_on_any(herald_socket *s, herald_any_cb cb, void *ud);
+/* reason as Socket.IO names it: "client namespace disconnect", "server namespace disconnect",
+ * "transport close", "transport error", "ping timeout", "parse error", "server shutting down". */
+typedef void (*herald_disconnect_cb)(herald_socket *s, const char *reason, void *ud);
+void herald_on_disconnect(herald_socket *s, herald_disconnect_cb cb, void *ud);
+
+/* Arguments: raw JSON text of the arguments without the brackets ("1,\"2\",{}"), the parsed
+ * array (owned by herald, valid during the call), and binary attachments by index. */
+const char *herald_args_raw(const herald_args *a, size_t *len);
+const json_t *herald_args_json(const herald_args *a);
+size_t herald_args_count(const herald_args *a);
+size_t herald_args_binaries(const herald_args *a);
+const uint8_t *herald_args_binary(const herald_args *a, size_t i, size_t *len);
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+/* Binary data inside args: an object {"_placeholder":true,"num":N} stands for bins[N]. */
+struct herald_bin {
+    const void *data;
+    size_t len;
+};
+
+/* socket.emit(event, ...args): args is a JSON array (stolen; NULL for none). */
+int herald_emit(herald_socket *s, const char *event, json_t *args);
+/* The same with raw JSON argument text (no brackets) and binary attachments. */
+int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+                    const struct herald_bin *bins, size_t nbins);
+/* socket.send(value): the event "message" with one argument (stolen). */
+int herald_send(herald_socket *s, json_t *value);
+
+/* Broadcast in a namespace: to room (NULL: everyone), except one socket (NULL: none) and
+ * except the members of except_room (NULL: none). Encoded once per wire format. Returns the
+ * number of sockets reached. */
+size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
+                        const char *event, json_t *args);
+size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *except,
+                            const char *event, const char *raw, size_t len,
+                            const struct herald_bin *bins, size_t nbins);
+
+/* socket.emit with an acknowledgement: cb gets the client's reply, or args == NULL when the
+ * socket disconnected or timeout_ms passed (0: no timeout). */
+typedef void (*herald_reply_cb)(herald_socket *s, const herald_args *args, void *ud);
+int herald_emit_ack(herald_socket *s, const char *event, json_t *args, uint32_t timeout_ms,
+                    herald_reply_cb cb, void *ud);
+
+/* Reply to an event's ack (args stolen). Each ack is answered at most once. */
+int herald_ack_send(herald_ack *ack, json_t *args);
+int herald_ack_send_raw(herald_ack *ack, const char *raw, size_t len,
+                        const struct herald_bin *bins, size_t nbins);
+/* Keep an ack past its callback; it must then be answered (or dropped) exactly once. */
+herald_ack *herald_ack_keep(herald_ack *ack);
+void herald_ack_drop(herald_ack *ack);
+
+/* ---- rooms -------------------------------------------------------------------------------- */
+
+int herald_join(herald_socket *s, const char *room);
+int herald_leave(herald_socket *s, const char *room);
+int herald_in(const herald_socket *s, const char *room);
+/* The socket's rooms (its own id first); returns how many were written to out. */
+size_t herald_rooms(const herald_socket *s, const char **out, size_t max);
+/* Sockets in a room of a namespace. */
+size_t herald_room_size(herald_nsp *nsp, const char *room);
+
+/* socket.disconnect(close): leave the namespace; close != 0 also closes the transport. */
+void herald_disconnect(herald_socket *s, int close);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -18,6 +18,13 @@ enum {
     OPT_CLOSE_TIMEOUT,
     OPT_MAX_QUEUED,
     OPT_MAX_CONNECTIONS,
+    OPT_APP,
+    OPT_PATH,
+    OPT_PING_INTERVAL,
+    OPT_PING_TIMEOUT,
+    OPT_MAX_PAYLOAD,
+    OPT_CORS_ORIGIN,
+    OPT_RECOVERY_WINDOW,
 };
 
 static const struct option options[] = {
@@ -34,6 +41,13 @@ static const struct option options[] = {
     {"close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT},
     {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"app", required_argument, NULL, OPT_APP},
+    {"path", required_argument, NULL, OPT_PATH},
+    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
+    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
+    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
+    {"cors-origin", required_argument, NULL, OPT_CORS_ORIGIN},
+    {"recovery-window", required_argument, NULL, OPT_RECOVERY_WINDOW},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {0, 0, 0, 0},
@@ -44,12 +58,24 @@ void hr_config_usage(FILE *out)
     struct hr_limits d = HR_LIMITS_DEFAULT;
     fprintf(out,
             "Usage: herald [options]\n"
-            "A real-time push server: WebSocket (RFC 6455) and static files over HTTP/1.1.\n"
+            "A real-time push server: Socket.IO (Engine.IO v4: long-polling, WebSocket), RFC 6455\n"
+            "WebSocket and static files over HTTP/1.1.\n"
             "\n"
             "  --host ADDR             address to listen on (default 0.0.0.0; IPv6 literals work)\n"
             "  --port N                TCP port, 0 for any free one (default 3000)\n"
             "  --public DIR            directory of static files served at / (default public)\n"
+            "  --app NAME              chat (default: the tutorial's chat server),\n"
+            "                          conformance-eio or conformance-sio (the apps the official\n"
+            "                          Engine.IO / Socket.IO test suites expect)\n"
             "  --quiet                 log errors only\n"
+            "\n"
+            "Socket.IO (times in milliseconds):\n"
+            "  --path P                Socket.IO path (default /socket.io/)\n"
+            "  --ping-interval MS      heartbeat interval (default 25000)\n"
+            "  --ping-timeout MS       a missing pong closes the session after it (default 20000)\n"
+            "  --max-payload N         one polling POST or WebSocket message (default 1000000)\n"
+            "  --cors-origin O         allowed origins: * (default), a comma-separated list, or none\n"
+            "  --recovery-window MS    connection state recovery window, 0 for off (default 120000)\n"
             "\n"
             "Limits (sizes in bytes, times in seconds; decimals allowed):\n"
             "  --max-head N            request line + headers (default %" PRIu32 "; over: 431)\n"
@@ -98,9 +124,11 @@ static int parse_seconds(const char *s, uint64_t *ms)
 int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     struct hr_limits d = HR_LIMITS_DEFAULT;
-    *cfg = (struct hr_config){.host = "0.0.0.0", .port = 3000, .public_dir = "public", .limits = d};
+    *cfg = (struct hr_config){.host = "0.0.0.0", .port = 3000, .public_dir = "public", .app = "chat",
+                              .cors_origin = "*", .max_payload = 1000000,
+                              .recovery_window_ms = 120000, .limits = d};
     struct hr_limits *l = &cfg->limits;
-    int ch;
+    int ch, body_set = 0;
     uint64_t v;
     opterr = 0;
     optind = 1;
@@ -120,7 +148,7 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
             break;
         case OPT_MAX_BODY:
             if (parse_u64(optarg, 0, 1ull << 32, &v)) bad = "--max-body wants bytes up to 4 GiB";
-            else l->max_body = v;
+            else l->max_body = v, body_set = 1;
             break;
         case OPT_HEADER_TIMEOUT:
             if (parse_seconds(optarg, &l->header_timeout_ms)) bad = "--header-timeout wants seconds > 0";
@@ -146,6 +174,37 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
             if (parse_u64(optarg, 1, 10000000, &v)) bad = "--max-connections wants a number from 1 to 10000000";
             else l->max_connections = (uint32_t)v;
             break;
+        case OPT_APP:
+            if (strcmp(optarg, "chat") && strcmp(optarg, "conformance-eio") && strcmp(optarg, "conformance-sio"))
+                bad = "--app wants chat, conformance-eio or conformance-sio";
+            else
+                cfg->app = optarg;
+            break;
+        case OPT_PATH:
+            if (optarg[0] != '/' || strlen(optarg) > 200 || strchr(optarg, '?'))
+                bad = "--path wants an absolute path such as /socket.io/";
+            else
+                cfg->path = optarg;
+            break;
+        case OPT_PING_INTERVAL:
+            if (parse_u64(optarg, 1, 3600000, &v)) bad = "--ping-interval wants milliseconds from 1 to 3600000";
+            else cfg->ping_interval_ms = (uint32_t)v;
+            break;
+        case OPT_PING_TIMEOUT:
+            if (parse_u64(optarg, 1, 3600000, &v)) bad = "--ping-timeout wants milliseconds from 1 to 3600000";
+            else cfg->ping_timeout_ms = (uint32_t)v;
+            break;
+        case OPT_MAX_PAYLOAD:
+            if (parse_u64(optarg, 64, 1ull << 30, &v)) bad = "--max-payload wants bytes from 64 to 1 GiB";
+            else cfg->max_payload = (uint32_t)v;
+            break;
+        case OPT_CORS_ORIGIN:
+            cfg->cors_origin = strcmp(optarg, "none") == 0 ? NULL : optarg;
+            break;
+        case OPT_RECOVERY_WINDOW:
+            if (parse_u64(optarg, 0, 86400000, &v)) bad = "--recovery-window wants milliseconds up to 86400000";
+            else cfg->recovery_window_ms = (uint32_t)v;
+            break;
         case 'h':
             hr_config_usage(stdout);
             return 1;
@@ -168,5 +227,8 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
         snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
         return -1;
     }
+    /* a polling POST may carry a whole payload, unless the body limit was set lower */
+    if (!body_set && l->max_body < cfg->max_payload)
+        l->max_body = cfg->max_payload;
     return 0;
 }

@@ -10,6 +10,12 @@ struct hr_config {
     const char *host;
     int port;
     const char *public_dir;
+    const char *app;              /* chat (default), conformance-eio, conformance-sio */
+    const char *path;             /* Engine.IO / Socket.IO path; NULL: the app's */
+    const char *cors_origin;      /* "*", a comma-separated list, or NULL for none */
+    uint32_t ping_interval_ms, ping_timeout_ms;  /* 0: the app's */
+    uint32_t max_payload;
+    uint32_t recovery_window_ms;
     int quiet;
     struct hr_limits limits;
 };

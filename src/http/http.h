@@ -58,6 +58,11 @@ void hr_http_finish(struct hr_conn *c);
 /* A streaming response asks to be called when the output queue has drained below half the
  * max_queued limit (after a write found it full: hr_conn_full()). */
 void hr_http_on_drain(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud), void *ud);
+/* Body parts as slices of shared buffers (up to 8 at once). */
+int hr_http_sendv(struct hr_conn *c, const struct hr_slice *s, unsigned n);
+/* A handler that holds a request open (a long-poll) is told when the client goes away or the
+ * connection times out or the server stops; the connection then closes. */
+void hr_http_on_abort(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud), void *ud);
 /* For an upgrade: write the raw 101 head and hand the connection to another protocol; the
  * HTTP state is freed once the current handler returns. */
 int hr_http_switch(struct hr_conn *c, const char *head, size_t len, const struct hr_proto *proto,

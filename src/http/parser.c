@@ -369,3 +369,44 @@ const char *hr_http_method_str(const struct hr_http_request *r)
 {
     return llhttp_method_name((llhttp_method_t)r->method);
 }
+
+static int hexdigit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+        return (ch | 0x20) - 'a' + 10;
+    return -1;
+}
+
+long hr_http_query(const struct hr_http_request *r, const char *name, char *out, size_t outsz)
+{
+    const char *q = strchr(hr_http_path(r), '?');
+    size_t nlen = strlen(name);
+    if (!q)
+        return -1;
+    for (const char *p = q + 1; *p && *p != '#';) {
+        const char *end = p + strcspn(p, "&#");
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *kend = eq ? eq : end;
+        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
+            size_t n = 0;
+            for (const char *v = eq ? eq + 1 : end; v < end; v++) {
+                char ch = *v;
+                if (ch == '+') {
+                    ch = ' ';
+                } else if (ch == '%' && v + 2 < end && hexdigit(v[1]) >= 0 && hexdigit(v[2]) >= 0) {
+                    ch = (char)(hexdigit(v[1]) * 16 + hexdigit(v[2]));
+                    v += 2;
+                }
+                if (n + 1 >= outsz)
+                    return -1;
+                out[n++] = ch;
+            }
+            out[n] = '\0';
+            return (long)n;
+        }
+        p = *end == '&' ? end + 1 : end;
+    }
+    return -1;
+}

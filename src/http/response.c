@@ -19,6 +19,8 @@ struct hr_http_conn {
     uint8_t sent_continue;  /* 100 Continue was sent for this request */
     void (*on_drain)(struct hr_conn *c, void *ud); /* a streaming response's writer */
     void *drain_ud;
+    void (*on_abort)(struct hr_conn *c, void *ud); /* the holder of a pending response */
+    void *abort_ud;
     const struct hr_proto *switch_proto; /* set by hr_http_switch */
     void *switch_pdata;
 };
@@ -174,6 +176,7 @@ void hr_http_finish(struct hr_conn *c)
         return;
     h->responding = 0;
     h->on_drain = NULL;
+    h->on_abort = NULL;
     if (h->close_after) {
         hr_conn_end(c, c->srv->limits.close_timeout_ms);
         return;
@@ -243,10 +246,8 @@ static void dispatch(struct hr_conn *c, struct hr_http_conn *h)
 static ssize_t http_read(struct hr_conn *c, char *data, size_t len)
 {
     struct hr_http_conn *h = c->pdata;
-    if (h->responding) {
-        hr_conn_pause(c);
-        return 0;
-    }
+    if (h->responding)
+        return 0; /* the next request waits; reading goes on so a client that leaves is seen */
     if (!hr_http_parser_busy(&h->parser))
         hr_conn_set_timeout(c, c->srv->limits.header_timeout_ms);
     size_t used;
@@ -283,8 +284,6 @@ static ssize_t http_read(struct hr_conn *c, char *data, size_t len)
     }
     if (hr_conn_closing(c))
         return -1;
-    if (h->responding)
-        hr_conn_pause(c); /* answered later; the next request waits in pending input */
     return (ssize_t)used;
 }
 
@@ -297,6 +296,23 @@ void hr_http_on_drain(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud)
     }
 }
 
+void hr_http_on_abort(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud), void *ud)
+{
+    struct hr_http_conn *h = H(c);
+    if (h) {
+        h->on_abort = fn;
+        h->abort_ud = ud;
+    }
+}
+
+int hr_http_sendv(struct hr_conn *c, const struct hr_slice *s, unsigned n)
+{
+    struct hr_http_conn *h = H(c);
+    if (!h || !h->responding)
+        return HR_EINVAL;
+    return h->head_only ? 0 : hr_conn_writev(c, s, n);
+}
+
 static void http_drain(struct hr_conn *c)
 {
     struct hr_http_conn *h = c->pdata;
@@ -307,16 +323,24 @@ static void http_drain(struct hr_conn *c)
 static void http_eof(struct hr_conn *c)
 {
     struct hr_http_conn *h = c->pdata;
-    /* A client may half-close after its request: finish the answer, then close. */
-    if (h->responding)
-        h->close_after = 1;
-    else
-        hr_conn_close(c);
+    /* The client went away (or half-closed) before its answer: whoever holds the request
+     * (a long-poll) is told, and the connection closes. */
+    if (h->responding && h->on_abort) {
+        void (*fn)(struct hr_conn *, void *) = h->on_abort;
+        h->on_abort = NULL;
+        fn(c, h->abort_ud);
+    }
+    hr_conn_close(c);
 }
 
 static void http_timeout(struct hr_conn *c)
 {
     struct hr_http_conn *h = c->pdata;
+    if (h->responding && h->on_abort) {
+        void (*fn)(struct hr_conn *, void *) = h->on_abort;
+        h->on_abort = NULL;
+        fn(c, h->abort_ud);
+    }
     if (!h->responding && hr_http_parser_busy(&h->parser)) {
         reject(c, h, 408, "request timeout");
         return;
@@ -327,14 +351,17 @@ static void http_timeout(struct hr_conn *c)
 static void http_shutdown(struct hr_conn *c)
 {
     struct hr_http_conn *h = c->pdata;
-    if (h->responding)
+    if (h->responding && !h->on_abort)
         h->close_after = 1; /* finish the answer in flight */
     else
-        hr_conn_close(c);
+        hr_conn_close(c); /* idle, or a held request (long-poll) whose holder is told */
 }
 
 static void http_free(struct hr_conn *c)
 {
+    struct hr_http_conn *h = c->pdata;
+    if (h->responding && h->on_abort) /* closed for any other reason: tell the holder */
+        h->on_abort(c, h->abort_ud);
     http_free_state(c->pdata);
     c->pdata = NULL;
 }

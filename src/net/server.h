@@ -48,7 +48,8 @@ struct hr_server {
     uint8_t scratch_busy;
     char *scratch;                   /* HR_SCRATCH_SIZE bytes shared by every read */
     void (*on_accept)(struct hr_conn *c);  /* sets the initial protocol (HTTP) */
-    void *app;                       /* the layer above: router, hub, ... */
+    void *app;                       /* the HTTP router */
+    void *app_data;                  /* the application that owns this server */
     void (*on_stopped)(struct hr_server *srv);  /* every connection is gone after a stop */
 };
 

@@ -272,13 +272,19 @@ static int list_has(const char *list, const char *tok)
 int hr_ws_upgrade(struct hr_conn *c, struct hr_http_request *req, const struct hr_ws_handler *h,
                   void *ud)
 {
+    return hr_ws_accept(c, req, h, ud) ? 0 : HR_EINVAL;
+}
+
+struct hr_ws *hr_ws_accept(struct hr_conn *c, struct hr_http_request *req,
+                           const struct hr_ws_handler *h, void *ud)
+{
     struct hr_ws_handshake hs;
     hr_ws_handshake_check(req, &hs);
     if (hs.status) {
         const char *extra = hs.status == 426 ? "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
                             : hs.status == 405 ? "Allow: GET\r\n" : NULL;
         hr_http_error(c, hs.status, extra, hs.error);
-        return HR_EINVAL;
+        return NULL;
     }
     const char *proto = NULL;
     char chosen[128];
@@ -289,13 +295,13 @@ int hr_ws_upgrade(struct hr_conn *c, struct hr_http_request *req, const struct h
     struct hr_ws *ws = calloc(1, sizeof(*ws));
     if (!ws) {
         hr_http_error(c, 503, NULL, "out of memory");
-        return HR_ENOMEM;
+        return NULL;
     }
     ws->conn = c;
     ws->h = h;
     ws->ud = ud;
     ws->close_code = HR_WS_CLOSE_ABNORMAL;
-    hr_ws_parser_init(&ws->parser, c->srv->limits.ws_max_message);
+    hr_ws_parser_init(&ws->parser, h->max_message ? h->max_message : c->srv->limits.ws_max_message);
 
     char head[512];
     int n = snprintf(head, sizeof head,
@@ -306,10 +312,10 @@ int hr_ws_upgrade(struct hr_conn *c, struct hr_http_request *req, const struct h
     if (n < 0 || (size_t)n >= sizeof head || hr_http_switch(c, head, (size_t)n, &ws_proto, ws) < 0) {
         free(ws);
         hr_conn_close(c);
-        return HR_EIO;
+        return NULL;
     }
     hr_conn_set_timeout(c, 0); /* an open WebSocket may be idle for as long as it likes */
     if (h->on_open)
         h->on_open(ws);
-    return 0;
+    return ws;
 }

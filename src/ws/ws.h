@@ -12,6 +12,7 @@
 struct hr_ws;
 
 struct hr_ws_handler {
+    uint64_t max_message; /* one message's limit for these sockets; 0: --ws-max-message */
     /* Optional: pick one of the subprotocols the client offered in Sec-WebSocket-Protocol
      * (offered: the comma-separated list as sent). Copy the chosen token into out (NUL-
      * terminated, < outsz) and return 1, or return 0 for none. A token that was not offered
@@ -43,6 +44,9 @@ struct hr_ws {
  * request with the error (426 / 400 / 405, JSON body). Returns 0 when upgraded. */
 int hr_ws_upgrade(struct hr_conn *c, struct hr_http_request *req, const struct hr_ws_handler *h,
                   void *ud);
+/* The same, returning the new socket (NULL when the handshake was refused and answered). */
+struct hr_ws *hr_ws_accept(struct hr_conn *c, struct hr_http_request *req,
+                           const struct hr_ws_handler *h, void *ud);
 
 /* A reply to this peer (echo, acks): when our output to it is over max_queued, reading from
  * it pauses until the output drains, so a peer that does not read cannot grow our memory. */

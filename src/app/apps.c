@@ -1,0 +1,128 @@
+/* apps.c - the applications the herald binary serves.
+ *
+ * chat: the tutorial's Express + Socket.IO server (../shared/seed), written with herald's C
+ *   API: every new client gets {"type":"init","message":"欢迎连接"} as a "message" event, and
+ *   every "message" event is broadcast to everyone, sender included, byte for byte.
+ * conformance-sio / conformance-eio: the servers the official Socket.IO v5 and Engine.IO v4
+ *   test suites (in the socket.io repository, docs/engine.io-protocol and
+ *   docs/socket.io-protocol) are written against. */
+#include "apps.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../sio/sio.h"
+
+/* The attachments of received arguments, to relay them as they came. */
+static size_t bins_of(const herald_args *a, struct herald_bin *out, size_t max)
+{
+    size_t n = herald_args_binaries(a);
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++)
+        out[i].data = herald_args_binary(a, i, &out[i].len);
+    return n;
+}
+
+#define MAX_BINS 64
+
+/* ---- chat --------------------------------------------------------------------------------- */
+
+static void chat_message(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
+{
+    size_t len;
+    const char *raw = herald_args_raw(a, &len);
+    struct herald_bin bins[MAX_BINS];
+    size_t n = bins_of(a, bins, MAX_BINS);
+    herald_broadcast_raw(herald_socket_nsp(s), NULL, NULL, "message", raw, len, bins, n);
+}
+
+static void chat_disconnect(herald_socket *s, const char *reason, void *ud)
+{
+    hr_info("user disconnected: %s (%s)", herald_id(s), reason);
+}
+
+static void chat_connection(herald_socket *s, void *ud)
+{
+    hr_info("user connected: %s", herald_id(s));
+    herald_send(s, json_pack("{s:s,s:s}", "type", "init", "message", "欢迎连接"));
+    herald_on(s, "message", chat_message, NULL);
+    herald_on_disconnect(s, chat_disconnect, NULL);
+}
+
+/* ---- conformance-sio ---------------------------------------------------------------------- */
+
+static void sio_message(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
+{
+    size_t len;
+    const char *raw = herald_args_raw(a, &len);
+    struct herald_bin bins[MAX_BINS];
+    herald_emit_raw(s, "message-back", raw, len, bins, bins_of(a, bins, MAX_BINS));
+}
+
+static void sio_message_ack(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
+{
+    size_t len;
+    const char *raw = herald_args_raw(a, &len);
+    struct herald_bin bins[MAX_BINS];
+    if (ack)
+        herald_ack_send_raw(ack, raw, len, bins, bins_of(a, bins, MAX_BINS));
+}
+
+static void sio_connection(herald_socket *s, void *ud)
+{
+    herald_emit(s, "auth", json_pack("[O]", herald_auth(s)));
+    herald_on(s, "message", sio_message, NULL);
+    herald_on(s, "message-with-ack", sio_message_ack, NULL);
+}
+
+/* ---- conformance-eio ---------------------------------------------------------------------- */
+
+static int eio_open(struct hr_eio_session *s, const struct hr_http_request *req, void *ud)
+{
+    return 0;
+}
+
+static void eio_echo(struct hr_eio_session *s, int binary, const uint8_t *data, size_t len, void *ud)
+{
+    struct hr_eio_msg m;
+    if (hr_eio_msg_init(&m, binary, data, len) == 0) {
+        hr_eio_send(s, &m);
+        hr_eio_msg_release(&m);
+    }
+}
+
+static const struct hr_eio_handler eio_app = {.on_open = eio_open, .on_message = eio_echo};
+
+herald_io *hr_app_create(const char *name, int argc, char **argv, int *status)
+{
+    struct herald_options o;
+    herald_options_init(&o);
+    int rc = herald_options_parse(&o, argc, argv);
+    if (rc != 0) {
+        *status = rc > 0 ? 0 : 2;
+        return NULL;
+    }
+    name = hr_sio_app_name;
+    if (strncmp(name, "conformance-", 12) == 0) {
+        /* the suites' timings, unless flags say otherwise (parsed again over these) */
+        o.ping_interval_ms = 300;
+        o.ping_timeout_ms = 200;
+        if (strcmp(name, "conformance-eio") == 0)
+            o.path = "/engine.io/";
+        herald_options_parse(&o, argc, argv);
+    }
+    herald_io *io = strcmp(name, "conformance-eio") == 0 ? hr_sio_new_eio(&o, &eio_app) : herald_new(&o);
+    if (!io) {
+        *status = 1;
+        return NULL;
+    }
+    if (strcmp(name, "chat") == 0) {
+        herald_on_connection(herald_of(io, "/"), chat_connection, NULL);
+    } else if (strcmp(name, "conformance-sio") == 0) {
+        herald_on_connection(herald_of(io, "/"), sio_connection, NULL);
+        herald_on_connection(herald_of(io, "/custom"), sio_connection, NULL);
+    }
+    return io;
+}

@@ -1,0 +1,95 @@
+/* eio.h - Engine.IO protocol v4 server (docs/engine.io-protocol/v4-current.md): sessions over
+ * HTTP long-polling and WebSocket, the upgrade between them, the heartbeat, CORS, and the
+ * reference server's error answers. The layer above (Socket.IO) sees sessions and messages. */
+#ifndef HR_EIO_EIO_H
+#define HR_EIO_EIO_H
+
+#include <stdint.h>
+#include <uthash.h>
+
+#include "../http/http.h"
+#include "../ws/ws.h"
+#include "packet.h"
+
+struct hr_eio;
+struct hr_eio_session;
+
+struct hr_eio_opts {
+    const char *path;           /* "/socket.io/" or "/engine.io/" */
+    uint32_t ping_interval_ms;  /* 25000 */
+    uint32_t ping_timeout_ms;   /* 20000 */
+    uint32_t max_payload;       /* 1000000: a POST body, or one WebSocket message */
+    const char *cors_origin;    /* "*", or a comma-separated list of allowed origins; NULL: no CORS */
+    uint8_t allow_upgrades;     /* offer "websocket" to polling sessions */
+};
+
+#define HR_EIO_OPTS_DEFAULT { .path = "/engine.io/", .ping_interval_ms = 25000, \
+    .ping_timeout_ms = 20000, .max_payload = 1000000, .cors_origin = "*", .allow_upgrades = 1 }
+
+struct hr_eio_handler {
+    /* A new session; return 0 to keep it. */
+    int (*on_open)(struct hr_eio_session *s, const struct hr_http_request *req, void *ud);
+    /* A message packet (text is not NUL-terminated; valid during the call). */
+    void (*on_message)(struct hr_eio_session *s, int binary, const uint8_t *data, size_t len, void *ud);
+    /* The session is gone (reason as the reference server names it: "transport close",
+     * "ping timeout", "parse error", "forced close", "transport error", "server shutting down").
+     * s->user must be released here. */
+    void (*on_close)(struct hr_eio_session *s, const char *reason, void *ud);
+};
+
+enum { HR_EIO_POLLING = 0, HR_EIO_WEBSOCKET = 1 };
+
+/* One message encoded for both transports, shared by every session it is sent to: the
+ * WebSocket frame, and the polling record (for text the frame's payload itself). */
+struct hr_eio_msg {
+    struct hr_buf *frame;
+    struct hr_slice record;
+};
+/* Build a message (binary: raw bytes; text: UTF-8). Release with hr_eio_msg_release. */
+int hr_eio_msg_init(struct hr_eio_msg *m, int binary, const void *data, size_t len);
+void hr_eio_msg_release(struct hr_eio_msg *m);
+
+struct hr_eio_session {
+    char sid[24];
+    UT_hash_handle hh;
+    struct hr_eio *eio;
+    void *user;                    /* the layer above's (a Socket.IO client) */
+    struct hr_ws *ws;              /* the WebSocket transport, once it is the transport */
+    struct hr_ws *probe;           /* a WebSocket being upgraded to */
+    struct hr_conn *get;           /* a held polling GET */
+    struct hr_slice *queue;        /* polling: packets waiting for the next GET */
+    uint32_t queue_len, queue_cap;
+    size_t queue_bytes;
+    uv_timer_t heartbeat;          /* next ping, or the pong deadline */
+    uint8_t transport;
+    uint8_t upgrading;             /* probe answered; waiting for the upgrade packet */
+    uint8_t awaiting_pong;
+    uint8_t noop_next;             /* the next poll gets a noop (the upgrade has started) */
+    uint8_t closed;
+};
+
+struct hr_eio {
+    struct hr_server *srv;
+    struct hr_eio_opts opts;
+    const struct hr_eio_handler *h;
+    void *ud;
+    struct hr_eio_session *sessions;   /* by sid */
+    struct hr_buf *sep;                /* the record separator, shared by every poll answer */
+    struct hr_ws_handler ws_handler;   /* its max_message is opts.max_payload */
+    uint32_t count;
+};
+
+int hr_eio_init(struct hr_eio *eio, struct hr_server *srv, const struct hr_eio_opts *opts,
+                const struct hr_eio_handler *h, void *ud);
+/* Add the routes (GET, POST, OPTIONS on opts.path) to a router. */
+int hr_eio_route(struct hr_eio *eio, struct hr_router *router);
+/* Close every session ("server shutting down"); call when the server stops. */
+void hr_eio_shutdown(struct hr_eio *eio);
+void hr_eio_free(struct hr_eio *eio);
+
+/* Send a message packet to one session. */
+int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m);
+/* Close a session from the server side (sends a close packet first). */
+void hr_eio_close(struct hr_eio_session *s, const char *reason);
+
+#endif

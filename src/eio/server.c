@@ -1,0 +1,646 @@
+/* server.c - Engine.IO v4 server: sessions, the polling and WebSocket transports, the upgrade
+ * (2probe / 3probe / 5, the held GET released with a noop), the heartbeat, CORS, and the
+ * reference server's error answers {"code":N,"message":"..."}. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "../core/id.h"
+#include "../core/log.h"
+#include "eio.h"
+
+/* The reference server's errors (engine.io Server.errors). */
+enum { ERR_TRANSPORT = 0, ERR_SID = 1, ERR_METHOD = 2, ERR_BAD = 3, ERR_VERSION = 5 };
+static const char *const err_text[] = {"Transport unknown", "Session ID unknown",
+                                       "Bad handshake method", "Bad request", "Forbidden",
+                                       "Unsupported protocol version"};
+
+static void session_close(struct hr_eio_session *s, const char *reason, int by_client);
+static void flush(struct hr_eio_session *s);
+
+/* ---- messages ---------------------------------------------------------------------------- */
+
+int hr_eio_msg_init(struct hr_eio_msg *m, int binary, const void *data, size_t len)
+{
+    memset(m, 0, sizeof(*m));
+    if (binary) {
+        m->frame = hr_buf_new(len + 10);
+        struct hr_buf *rec = hr_eio_encode_base64(data, len);
+        if (!m->frame || !rec) {
+            hr_buf_unref(m->frame);
+            hr_buf_unref(rec);
+            return HR_ENOMEM;
+        }
+        m->frame->len = (uint32_t)hr_ws_frame_header((uint8_t *)m->frame->data, 1, HR_WS_OP_BINARY, len);
+        memcpy(m->frame->data + m->frame->len, data, len);
+        m->frame->len += (uint32_t)len;
+        m->record = (struct hr_slice){rec, 0, rec->len};
+        return 0;
+    }
+    /* text: the frame's payload "4<data>" is also the polling record */
+    m->frame = hr_buf_new(len + 11);
+    if (!m->frame)
+        return HR_ENOMEM;
+    uint32_t h = (uint32_t)hr_ws_frame_header((uint8_t *)m->frame->data, 1, HR_WS_OP_TEXT, len + 1);
+    m->frame->data[h] = '0' + HR_EIO_MESSAGE;
+    memcpy(m->frame->data + h + 1, data, len);
+    m->frame->len = h + 1 + (uint32_t)len;
+    m->record = (struct hr_slice){m->frame, h, (uint32_t)len + 1};
+    return 0;
+}
+
+void hr_eio_msg_release(struct hr_eio_msg *m)
+{
+    if (m->record.buf && m->record.buf != m->frame)
+        hr_buf_unref(m->record.buf);
+    hr_buf_unref(m->frame);
+    memset(m, 0, sizeof(*m));
+}
+
+/* A control packet ("2", "3probe", "6", "1") as a message-like pair. */
+static int ctl_msg(struct hr_eio_msg *m, int type, const char *data)
+{
+    size_t len = data ? strlen(data) : 0;
+    memset(m, 0, sizeof(*m));
+    m->frame = hr_buf_new(len + 11);
+    if (!m->frame)
+        return HR_ENOMEM;
+    uint32_t h = (uint32_t)hr_ws_frame_header((uint8_t *)m->frame->data, 1, HR_WS_OP_TEXT, len + 1);
+    m->frame->data[h] = (char)('0' + type);
+    memcpy(m->frame->data + h + 1, data ? data : "", len);
+    m->frame->len = h + 1 + (uint32_t)len;
+    m->record = (struct hr_slice){m->frame, h, (uint32_t)len + 1};
+    return 0;
+}
+
+/* ---- HTTP answers ------------------------------------------------------------------------ */
+
+/* CORS response headers for this request's Origin (the cors package's behaviour). */
+static void cors_headers(const struct hr_eio *eio, const struct hr_http_request *req, char *out,
+                         size_t outsz)
+{
+    out[0] = '\0';
+    const char *allowed = eio->opts.cors_origin;
+    size_t olen;
+    const char *origin = req ? hr_http_header_get(req, "Origin", &olen) : NULL;
+    if (!allowed)
+        return;
+    if (strcmp(allowed, "*") == 0) {
+        snprintf(out, outsz, "Access-Control-Allow-Origin: *\r\n");
+        return;
+    }
+    if (!origin)
+        return;
+    for (const char *p = allowed; *p;) {
+        size_t n = strcspn(p, ",");
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (n == olen && strncmp(p, origin, n) == 0) {
+            snprintf(out, outsz,
+                     "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
+                     "Vary: Origin\r\n", origin);
+            return;
+        }
+        p += strcspn(p, ",");
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+}
+
+static void eio_error(struct hr_eio *eio, struct hr_conn *c, struct hr_http_request *req, int code)
+{
+    char cors[512], body[96];
+    cors_headers(eio, req, cors, sizeof cors);
+    int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, err_text[code]);
+    hr_http_respond(c, code == 4 ? 403 : 400, "application/json", cors, body, (size_t)n);
+}
+
+/* ---- sessions ---------------------------------------------------------------------------- */
+
+static void heartbeat_cb(uv_timer_t *t);
+
+static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
+{
+    struct hr_eio_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->eio = eio;
+    s->transport = (uint8_t)transport;
+    for (struct hr_eio_session *other = s; other;) {
+        hr_random_id(s->sid);
+        HASH_FIND_STR(eio->sessions, s->sid, other);
+    }
+    HASH_ADD_STR(eio->sessions, sid, s);
+    eio->count++;
+    uv_timer_init(eio->srv->loop, &s->heartbeat);
+    s->heartbeat.data = s;
+    uv_timer_start(&s->heartbeat, heartbeat_cb, eio->opts.ping_interval_ms, 0);
+    return s;
+}
+
+static int open_payload(struct hr_eio *eio, struct hr_eio_session *s, char *out, size_t outsz)
+{
+    return snprintf(out, outsz,
+                    "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
+                    "\"maxPayload\":%u}",
+                    s->sid,
+                    s->transport == HR_EIO_POLLING && eio->opts.allow_upgrades ? "\"websocket\"" : "",
+                    eio->opts.ping_interval_ms, eio->opts.ping_timeout_ms, eio->opts.max_payload);
+}
+
+static void queue_clear(struct hr_eio_session *s)
+{
+    for (uint32_t i = 0; i < s->queue_len; i++)
+        hr_buf_unref(s->queue[i].buf);
+    s->queue_len = 0;
+    s->queue_bytes = 0;
+}
+
+static int queue_push(struct hr_eio_session *s, const struct hr_slice *rec)
+{
+    if (s->queue_len == s->queue_cap) {
+        uint32_t cap = s->queue_cap ? s->queue_cap * 2 : 8;
+        struct hr_slice *q = realloc(s->queue, cap * sizeof(*q));
+        if (!q)
+            return HR_ENOMEM;
+        s->queue = q;
+        s->queue_cap = cap;
+    }
+    s->queue[s->queue_len++] = (struct hr_slice){hr_buf_ref(rec->buf), rec->off, rec->len};
+    s->queue_bytes += rec->len;
+    return 0;
+}
+
+/* Answer the held GET with the given records, separated by 0x1E. */
+static void answer_get(struct hr_eio_session *s, const struct hr_slice *recs, uint32_t n)
+{
+    struct hr_conn *c = s->get;
+    s->get = NULL;
+    hr_http_on_abort(c, NULL, NULL);
+    size_t total = n ? n - 1 : 0;
+    for (uint32_t i = 0; i < n; i++)
+        total += recs[i].len;
+    char cors[512];
+    cors_headers(s->eio, hr_http_current(c), cors, sizeof cors);
+    if (hr_http_begin(c, 200, "text/plain; charset=UTF-8", cors, total) < 0)
+        return;
+    struct hr_slice batch[8];
+    unsigned k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i > 0)
+            batch[k++] = (struct hr_slice){s->eio->sep, 0, 1};
+        batch[k++] = recs[i];
+        if (k >= 7) {
+            hr_http_sendv(c, batch, k);
+            k = 0;
+        }
+    }
+    if (k)
+        hr_http_sendv(c, batch, k);
+    hr_http_finish(c);
+}
+
+/* Answer the held GET with one control packet (noop when the upgrade starts or the client
+ * closes, close when the server does). */
+static void answer_get_ctl(struct hr_eio_session *s, int type)
+{
+    struct hr_eio_msg m;
+    if (ctl_msg(&m, type, NULL) < 0) {
+        hr_conn_close(s->get);
+        s->get = NULL;
+        return;
+    }
+    answer_get(s, &m.record, 1);
+    hr_eio_msg_release(&m);
+}
+
+static void flush(struct hr_eio_session *s)
+{
+    if (!s->get || s->queue_len == 0 || s->upgrading || s->closed)
+        return;
+    if (hr_conn_closing(s->get))
+        return;
+    answer_get(s, s->queue, s->queue_len);
+    queue_clear(s);
+}
+
+static void send_ctl(struct hr_eio_session *s, int type, const char *data)
+{
+    struct hr_eio_msg m;
+    if (ctl_msg(&m, type, data) < 0)
+        return;
+    hr_eio_send(s, &m);
+    hr_eio_msg_release(&m);
+}
+
+int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
+{
+    if (s->closed)
+        return HR_ECLOSED;
+    if (s->transport == HR_EIO_WEBSOCKET && s->ws)
+        return hr_ws_send_frame(s->ws, m->frame);
+    /* polling (or upgrading): queue the record for the next GET, within the output cap */
+    if (s->queue_bytes + m->record.len > s->eio->srv->limits.max_queued) {
+        hr_warn("eio %s: slow consumer, %zu bytes queued; closing", s->sid, s->queue_bytes);
+        session_close(s, "transport error", 0);
+        return HR_ECLOSED;
+    }
+    int rc = queue_push(s, &m->record);
+    if (rc == 0)
+        flush(s);
+    return rc;
+}
+
+static void heartbeat_cb(uv_timer_t *t)
+{
+    struct hr_eio_session *s = t->data;
+    if (s->closed)
+        return;
+    if (s->awaiting_pong) {
+        session_close(s, "ping timeout", 0);
+        return;
+    }
+    s->awaiting_pong = 1;
+    send_ctl(s, HR_EIO_PING, NULL);
+    if (!s->closed)
+        uv_timer_start(&s->heartbeat, heartbeat_cb, s->eio->opts.ping_timeout_ms, 0);
+}
+
+static void on_pong(struct hr_eio_session *s)
+{
+    if (!s->awaiting_pong)
+        return;
+    s->awaiting_pong = 0;
+    uv_timer_start(&s->heartbeat, heartbeat_cb, s->eio->opts.ping_interval_ms, 0);
+}
+
+static void session_free_cb(uv_handle_t *h)
+{
+    struct hr_eio_session *s = h->data;
+    free(s->queue);
+    free(s);
+}
+
+static void session_close(struct hr_eio_session *s, const char *reason, int by_client)
+{
+    if (s->closed)
+        return;
+    s->closed = 1;
+    struct hr_eio *eio = s->eio;
+    HASH_DEL(eio->sessions, s);
+    eio->count--;
+    uv_timer_stop(&s->heartbeat);
+    if (s->get && !hr_conn_closing(s->get)) {
+        /* a client's close packet releases the poll with a noop; ours with a close packet */
+        s->closed = 0;
+        answer_get_ctl(s, by_client ? HR_EIO_NOOP : HR_EIO_CLOSE);
+        s->closed = 1;
+    } else if (s->get) {
+        hr_http_on_abort(s->get, NULL, NULL);
+    }
+    s->get = NULL;
+    if (s->ws) {
+        struct hr_ws *ws = s->ws;
+        s->ws = NULL;
+        ws->user = NULL;
+        if (!by_client && strcmp(reason, "parse error") != 0) {
+            struct hr_eio_msg m;
+            if (ctl_msg(&m, HR_EIO_CLOSE, NULL) == 0) {
+                hr_ws_send_frame(ws, m.frame);
+                hr_eio_msg_release(&m);
+            }
+        }
+        hr_ws_close(ws, strcmp(reason, "server shutting down") == 0 ? HR_WS_CLOSE_GOING_AWAY
+                                                                   : HR_WS_CLOSE_NORMAL, "");
+    }
+    if (s->probe) {
+        s->probe->user = NULL;
+        hr_ws_close(s->probe, HR_WS_CLOSE_NORMAL, "");
+        s->probe = NULL;
+    }
+    queue_clear(s);
+    if (eio->h->on_close)
+        eio->h->on_close(s, reason, eio->ud);
+    uv_close((uv_handle_t *)&s->heartbeat, session_free_cb);
+}
+
+void hr_eio_close(struct hr_eio_session *s, const char *reason)
+{
+    session_close(s, reason ? reason : "forced close", 0);
+}
+
+/* ---- packets from the client ------------------------------------------------------------- */
+
+/* Returns 0, or HR_EINVAL when the session must close with a parse error. */
+static int on_packet(struct hr_eio_session *s, const struct hr_eio_packet *p)
+{
+    switch (p->type) {
+    case HR_EIO_PONG:
+        on_pong(s);
+        return 0;
+    case HR_EIO_MESSAGE:
+        if (s->eio->h->on_message)
+            s->eio->h->on_message(s, p->binary, p->data, p->len, s->eio->ud);
+        return 0;
+    case HR_EIO_CLOSE:
+        session_close(s, "transport close", 1);
+        return 0;
+    case HR_EIO_PING:
+    case HR_EIO_NOOP:
+        return 0;
+    default:
+        return HR_EINVAL; /* open and upgrade never come from a client here */
+    }
+}
+
+/* ---- WebSocket transport ----------------------------------------------------------------- */
+
+static void complete_upgrade(struct hr_eio_session *s)
+{
+    s->transport = HR_EIO_WEBSOCKET;
+    s->ws = s->probe;
+    s->probe = NULL;
+    s->upgrading = 0;
+    if (s->get && !hr_conn_closing(s->get))
+        answer_get_ctl(s, HR_EIO_NOOP);
+    /* what waited for the next poll now goes over the WebSocket, in order */
+    for (uint32_t i = 0; i < s->queue_len && s->ws; i++) {
+        const struct hr_slice *r = &s->queue[i];
+        const uint8_t *d = (const uint8_t *)r->buf->data + r->off;
+        if (r->len > 0 && d[0] == 'b') {
+            uint8_t *bin = malloc(r->len);
+            long n = bin ? hr_base64_decode((const char *)d + 1, r->len - 1, bin) : -1;
+            if (n >= 0)
+                hr_ws_send(s->ws, HR_WS_OP_BINARY, bin, (size_t)n);
+            free(bin);
+        } else {
+            hr_ws_send(s->ws, HR_WS_OP_TEXT, d, r->len);
+        }
+    }
+    queue_clear(s);
+}
+
+static void ws_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
+{
+    struct hr_eio_session *s = ws->user;
+    if (!s || s->closed)
+        return;
+    struct hr_eio_packet p;
+    /* the parser may unmask in place, and decoding never writes, but keep const-correctness
+     * honest: frame data belongs to the WebSocket layer only for this call */
+    if (hr_eio_decode_frame((uint8_t *)data, len, opcode == HR_WS_OP_BINARY, &p) < 0) {
+        if (ws == s->probe) {
+            s->probe = NULL;
+            s->upgrading = 0;
+            ws->user = NULL;
+            hr_ws_close(ws, HR_WS_CLOSE_PROTOCOL, "");
+            flush(s);
+        } else {
+            session_close(s, "parse error", 0);
+        }
+        return;
+    }
+    if (ws == s->probe) {
+        if (p.type == HR_EIO_PING && p.len == 5 && memcmp(p.data, "probe", 5) == 0) {
+            hr_ws_send(ws, HR_WS_OP_TEXT, "3probe", 6);
+            s->upgrading = 1;
+            /* release the pending poll so the client can pause polling */
+            if (s->get && !hr_conn_closing(s->get))
+                answer_get_ctl(s, HR_EIO_NOOP);
+            else
+                s->noop_next = 1;
+        } else if (p.type == HR_EIO_UPGRADE && s->upgrading) {
+            complete_upgrade(s);
+        } else {
+            s->probe = NULL;
+            s->upgrading = 0;
+            ws->user = NULL;
+            hr_ws_close(ws, HR_WS_CLOSE_PROTOCOL, "");
+            flush(s);
+        }
+        return;
+    }
+    if (on_packet(s, &p) < 0)
+        session_close(s, "parse error", 0);
+}
+
+static void ws_closed(struct hr_ws *ws, uint16_t code)
+{
+    struct hr_eio_session *s = ws->user;
+    if (!s)
+        return;
+    ws->user = NULL;
+    if (ws == s->probe) {
+        s->probe = NULL;
+        s->upgrading = 0;
+        flush(s);
+        return;
+    }
+    if (ws == s->ws) {
+        s->ws = NULL;
+        session_close(s, "transport close", 1);
+    }
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static void get_aborted(struct hr_conn *c, void *ud)
+{
+    struct hr_eio_session *s = ud;
+    if (s->get != c)
+        return;
+    s->get = NULL;
+    /* a poll the client gave up on ends the session (the reference server does the same) */
+    session_close(s, "transport close", 1);
+}
+
+static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct hr_conn *c,
+                            struct hr_http_request *req)
+{
+    if (s->get) {
+        /* two polls at once: the old one gets a close packet, the session ends */
+        eio_error(eio, c, req, ERR_BAD);
+        session_close(s, "transport error", 0);
+        return;
+    }
+    s->get = c;
+    hr_http_on_abort(c, get_aborted, s);
+    if (s->noop_next) {
+        s->noop_next = 0;
+        answer_get_ctl(s, HR_EIO_NOOP);
+        return;
+    }
+    flush(s);
+}
+
+static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struct hr_conn *c,
+                             struct hr_http_request *req)
+{
+    char cors[512];
+    cors_headers(eio, req, cors, sizeof cors);
+    if (req->body_len > eio->opts.max_payload) {
+        hr_http_error(c, 413, cors, "payload too large");
+        session_close(s, "transport error", 0);
+        return;
+    }
+    size_t pos = 0;
+    struct hr_eio_packet p;
+    int rc;
+    while (!s->closed && (rc = hr_eio_payload_next((uint8_t *)req->body, req->body_len, &pos, &p)) > 0) {
+        if (on_packet(s, &p) < 0) {
+            rc = HR_EINVAL;
+            break;
+        }
+    }
+    if (!s->closed && rc < 0) {
+        eio_error(eio, c, req, ERR_BAD);
+        session_close(s, "parse error", 0);
+        return;
+    }
+    if (req->body_len == 0 && !s->closed) {
+        eio_error(eio, c, req, ERR_BAD);
+        session_close(s, "parse error", 0);
+        return;
+    }
+    hr_http_respond(c, 200, "text/html", cors, "ok", 2);
+}
+
+static const struct hr_ws_handler eio_ws = {
+    .on_message = ws_message,
+    .on_close = ws_closed,
+};
+
+static void handshake(struct hr_eio *eio, struct hr_conn *c, struct hr_http_request *req, int ws)
+{
+    struct hr_eio_session *s;
+    char open[256];
+    if (ws) {
+        struct hr_ws *sock = hr_ws_accept(c, req, &eio->ws_handler, eio);
+        if (!sock)
+            return;
+        s = session_new(eio, HR_EIO_WEBSOCKET);
+        if (!s) {
+            hr_ws_close(sock, HR_WS_CLOSE_INTERNAL, "out of memory");
+            return;
+        }
+        s->ws = sock;
+        sock->user = s;
+        int n = open_payload(eio, s, open, sizeof open);
+        hr_ws_send(sock, HR_WS_OP_TEXT, open, (size_t)n);
+    } else {
+        s = session_new(eio, HR_EIO_POLLING);
+        if (!s) {
+            hr_http_error(c, 503, NULL, "out of memory");
+            return;
+        }
+        char cors[512];
+        cors_headers(eio, req, cors, sizeof cors);
+        int n = open_payload(eio, s, open, sizeof open);
+        hr_http_respond(c, 200, "text/plain; charset=UTF-8", cors, open, (size_t)n);
+    }
+    if (eio->h->on_open && eio->h->on_open(s, req, eio->ud) != 0)
+        session_close(s, "forced close", 0);
+}
+
+static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
+{
+    struct hr_eio *eio = ud;
+    char transport[16], sid[32], v[8];
+    if (req->method == HTTP_OPTIONS) {
+        char hdr[1024], cors[512];
+        size_t rlen;
+        const char *rh = hr_http_header_get(req, "Access-Control-Request-Headers", &rlen);
+        cors_headers(eio, req, cors, sizeof cors);
+        snprintf(hdr, sizeof hdr,
+                 "%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n%s%.*s%s"
+                 "Access-Control-Max-Age: 86400\r\n",
+                 cors, rh ? "Access-Control-Allow-Headers: " : "", rh ? (int)(rlen > 256 ? 256 : rlen) : 0,
+                 rh ? rh : "", rh ? "\r\n" : "");
+        hr_http_respond(c, 204, NULL, hdr, NULL, 0);
+        return;
+    }
+    long tl = hr_http_query(req, "transport", transport, sizeof transport);
+    int is_ws = tl > 0 && strcmp(transport, "websocket") == 0;
+    if (tl < 0 || (!is_ws && strcmp(transport, "polling") != 0)) {
+        eio_error(eio, c, req, ERR_TRANSPORT);
+        return;
+    }
+    if (hr_http_query(req, "sid", sid, sizeof sid) >= 0) {
+        struct hr_eio_session *s;
+        HASH_FIND_STR(eio->sessions, sid, s);
+        if (!s) {
+            eio_error(eio, c, req, ERR_SID);
+            return;
+        }
+        if (is_ws) {
+            if (!req->upgrade || s->transport != HR_EIO_POLLING || s->probe) {
+                eio_error(eio, c, req, ERR_BAD);
+                return;
+            }
+            struct hr_ws *probe = hr_ws_accept(c, req, &eio->ws_handler, eio);
+            if (!probe)
+                return;
+            s->probe = probe;
+            probe->user = s;
+            return;
+        }
+        if (s->transport != HR_EIO_POLLING) {
+            eio_error(eio, c, req, ERR_BAD);
+            return;
+        }
+        if (req->method == HTTP_GET)
+            handle_poll_get(eio, s, c, req);
+        else if (req->method == HTTP_POST)
+            handle_poll_post(eio, s, c, req);
+        else
+            eio_error(eio, c, req, ERR_BAD);
+        return;
+    }
+    if (req->method != HTTP_GET) {
+        eio_error(eio, c, req, ERR_METHOD);
+        return;
+    }
+    if (hr_http_query(req, "EIO", v, sizeof v) != 1 || v[0] != '4') {
+        eio_error(eio, c, req, ERR_VERSION);
+        return;
+    }
+    if (is_ws && !req->upgrade) {
+        eio_error(eio, c, req, ERR_BAD);
+        return;
+    }
+    handshake(eio, c, req, is_ws);
+}
+
+int hr_eio_init(struct hr_eio *eio, struct hr_server *srv, const struct hr_eio_opts *opts,
+                const struct hr_eio_handler *h, void *ud)
+{
+    memset(eio, 0, sizeof(*eio));
+    eio->srv = srv;
+    eio->opts = *opts;
+    eio->h = h;
+    eio->ud = ud;
+    eio->ws_handler = eio_ws;
+    eio->ws_handler.max_message = opts->max_payload;
+    eio->sep = hr_buf_from("\x1e", 1);
+    return eio->sep ? 0 : HR_ENOMEM;
+}
+
+int hr_eio_route(struct hr_eio *eio, struct hr_router *router)
+{
+    return hr_router_add(router, ~0ull, eio->opts.path, 0, handle, eio);
+}
+
+void hr_eio_shutdown(struct hr_eio *eio)
+{
+    struct hr_eio_session *s, *tmp;
+    HASH_ITER(hh, eio->sessions, s, tmp)
+        session_close(s, "server shutting down", 0);
+}
+
+void hr_eio_free(struct hr_eio *eio)
+{
+    hr_eio_shutdown(eio);
+    hr_buf_unref(eio->sep);
+    eio->sep = NULL;
+}

@@ -1,0 +1,567 @@
+/* packet.c - Socket.IO protocol v5 packet codec (docs/socket.io-protocol/v5-current.md,
+ * "Packet encoding"; the decoding and isPayloadValid rules of socket.io-parser), and a strict
+ * RFC 8259 JSON validator for the payloads.
+ *
+ * herald relays payloads as raw text, so the only JSON work is to prove the text is one
+ * valid value (a relayed packet must never break another client's JSON.parse), find the
+ * event name and cut out the remaining arguments. The validator is iterative with a fixed
+ * nesting limit so that hostile input ("[[[[...") costs no stack. */
+#include "packet.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "../ws/codec.h"
+
+/* Deeper documents are rejected. V8's JSON.parse allows far more, but no Socket.IO
+ * application nests event arguments 128 levels deep. */
+#define JSON_MAX_DEPTH 128
+#define BAD SIZE_MAX
+
+/* Event names a client may not use (socket.io-parser RESERVED_EVENTS): they would reach the
+ * server's own listeners. */
+static const char *const reserved_events[] = {
+    "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
+};
+
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static size_t skip_ws(const char *s, size_t len, size_t i)
+{
+    while (i < len && is_ws(s[i]))
+        i++;
+    return i;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* -------------------------------------------------------------------------------------- */
+/* RFC 8259 tokens. Each scanner takes the index of the token's first byte and returns the
+ * index just past it, or BAD. */
+
+/* §7: a string. Raw bytes must be valid UTF-8 (§8.1) and not control characters; escapes are
+ * the eight short forms and \uXXXX. A lone surrogate escape is allowed, as the grammar (and
+ * JSON.parse) allow it. */
+static size_t scan_string(const char *s, size_t len, size_t i)
+{
+    i++; /* the opening quote */
+    for (;;) {
+        size_t run = i;
+        while (i < len && s[i] != '"' && s[i] != '\\' && (uint8_t)s[i] >= 0x20)
+            i++;
+        /* '"' and '\\' are ASCII and never inside a multi-byte sequence, so each run between
+         * them must be complete UTF-8 on its own. */
+        if (i > run &&
+            hr_utf8_validate(HR_UTF8_ACCEPT, (const uint8_t *)s + run, i - run) != HR_UTF8_ACCEPT)
+            return BAD;
+        if (i >= len || (uint8_t)s[i] < 0x20)
+            return BAD;
+        if (s[i] == '"')
+            return i + 1;
+        if (i + 1 >= len)
+            return BAD;
+        switch (s[i + 1]) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            i += 2;
+            break;
+        case 'u':
+            if (len - i < 6)
+                return BAD;
+            for (int k = 2; k < 6; k++)
+                if (hex_value(s[i + k]) < 0)
+                    return BAD;
+            i += 6;
+            break;
+        default: return BAD;
+        }
+    }
+}
+
+/* §6: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
+static size_t scan_number(const char *s, size_t len, size_t i)
+{
+    if (i < len && s[i] == '-')
+        i++;
+    if (i >= len || !is_digit(s[i]))
+        return BAD;
+    if (s[i] == '0') {
+        i++;
+    } else {
+        while (i < len && is_digit(s[i]))
+            i++;
+    }
+    if (i < len && s[i] == '.') {
+        i++;
+        if (i >= len || !is_digit(s[i]))
+            return BAD;
+        while (i < len && is_digit(s[i]))
+            i++;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= len || !is_digit(s[i]))
+            return BAD;
+        while (i < len && is_digit(s[i]))
+            i++;
+    }
+    return i;
+}
+
+static size_t scan_literal(const char *s, size_t len, size_t i, const char *word)
+{
+    size_t n = strlen(word);
+    if (len - i < n || memcmp(s + i, word, n) != 0)
+        return BAD;
+    return i + n;
+}
+
+/* An object member's key and colon, from the first byte after '{' or ',' (whitespace
+ * allowed); returns the index after the ':'. */
+static size_t scan_key(const char *s, size_t len, size_t i)
+{
+    i = skip_ws(s, len, i);
+    if (i >= len || s[i] != '"')
+        return BAD;
+    i = scan_string(s, len, i);
+    if (i == BAD)
+        return BAD;
+    i = skip_ws(s, len, i);
+    if (i >= len || s[i] != ':')
+        return BAD;
+    return i + 1;
+}
+
+/* §2-§5: one value starting at s[i] (no leading whitespace), returning the index after it.
+ * Containers are tracked on a small explicit stack instead of by recursion. */
+static size_t scan_value(const char *s, size_t len, size_t i)
+{
+    char stack[JSON_MAX_DEPTH];
+    size_t depth = 0;
+
+    for (;;) {
+        /* A value is expected at i. */
+        i = skip_ws(s, len, i);
+        if (i >= len)
+            return BAD;
+        char c = s[i];
+        if (c == '[' || c == '{') {
+            if (depth == JSON_MAX_DEPTH)
+                return BAD;
+            stack[depth++] = c;
+            i = skip_ws(s, len, i + 1);
+            if (i < len && s[i] == (c == '[' ? ']' : '}')) {
+                depth--;
+                i++;
+            } else {
+                if (c == '{' && (i = scan_key(s, len, i)) == BAD)
+                    return BAD;
+                continue;
+            }
+        } else if (c == '"') {
+            i = scan_string(s, len, i);
+        } else if (c == '-' || is_digit(c)) {
+            i = scan_number(s, len, i);
+        } else if (c == 't') {
+            i = scan_literal(s, len, i, "true");
+        } else if (c == 'f') {
+            i = scan_literal(s, len, i, "false");
+        } else if (c == 'n') {
+            i = scan_literal(s, len, i, "null");
+        } else {
+            return BAD;
+        }
+        if (i == BAD)
+            return BAD;
+
+        /* A value ended at i: close containers until one wants another element. */
+        for (;;) {
+            if (depth == 0)
+                return i;
+            i = skip_ws(s, len, i);
+            if (i >= len)
+                return BAD;
+            char open = stack[depth - 1];
+            if (s[i] == ',') {
+                i++;
+                if (open == '{' && (i = scan_key(s, len, i)) == BAD)
+                    return BAD;
+                break;
+            }
+            if (s[i] != (open == '[' ? ']' : '}'))
+                return BAD;
+            depth--;
+            i++;
+        }
+    }
+}
+
+int hr_json_check(const char *s, size_t len)
+{
+    if (!s)
+        return 0;
+    size_t i = skip_ws(s, len, 0);
+    if (i >= len)
+        return 0;
+    size_t end = scan_value(s, len, i);
+    if (end == BAD || skip_ws(s, len, end) != len)
+        return 0;
+    switch (s[i]) {
+    case '{': case '[': case '"': case 't': case 'f': return s[i];
+    case 'n': return 'z';
+    default: return 'n'; /* '-' or a digit */
+    }
+}
+
+/* -------------------------------------------------------------------------------------- */
+/* Event names */
+
+static size_t put_utf8(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12);
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | cp >> 18);
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+static uint32_t hex4(const char *s)
+{
+    uint32_t v = 0;
+    for (int k = 0; k < 4; k++)
+        v = v << 4 | (uint32_t)hex_value(s[k]);
+    return v;
+}
+
+/* Unescape the string token s[i..end) (quotes included, already validated) into out, a
+ * NUL-terminated C string of at most cap - 1 bytes. Fails (-1) when it does not fit, or
+ * holds U+0000 or a lone surrogate: neither can be a C string of valid UTF-8. */
+static int unescape_name(const char *s, size_t i, size_t end, char *out, size_t cap)
+{
+    size_t o = 0;
+    char tmp[4];
+
+    for (i++, end--; i < end;) {
+        size_t n;
+        if (s[i] != '\\') {
+            tmp[0] = s[i++];
+            n = 1;
+        } else if (s[i + 1] != 'u') {
+            char e = s[i + 1];
+            i += 2;
+            n = 1;
+            switch (e) {
+            case 'b': tmp[0] = '\b'; break;
+            case 'f': tmp[0] = '\f'; break;
+            case 'n': tmp[0] = '\n'; break;
+            case 'r': tmp[0] = '\r'; break;
+            case 't': tmp[0] = '\t'; break;
+            default: tmp[0] = e; break; /* '"', '\\', '/' */
+            }
+        } else {
+            uint32_t cp = hex4(s + i + 2);
+            i += 6;
+            if (cp >= 0xDC00 && cp <= 0xDFFF)
+                return -1;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (end - i < 6 || s[i] != '\\' || s[i + 1] != 'u')
+                    return -1;
+                uint32_t lo = hex4(s + i + 2);
+                if (lo < 0xDC00 || lo > 0xDFFF)
+                    return -1;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                i += 6;
+            }
+            if (cp == 0)
+                return -1;
+            n = put_utf8(tmp, cp);
+        }
+        if (cap - 1 - o < n)
+            return -1;
+        memcpy(out + o, tmp, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* EVENT / BINARY_EVENT: data is a valid JSON array (checked). The first element must be a
+ * string that is not reserved, or a number (socket.io-parser accepts both; a number name is
+ * kept as its JSON text, which is what JSON.stringify wrote and what a JavaScript listener
+ * key would be). The rest, trimmed and without the closing bracket, becomes args. */
+static int split_event(struct hr_sio_packet *p)
+{
+    const char *s = p->data;
+    size_t len = p->data_len;
+    size_t i = skip_ws(s, len, skip_ws(s, len, 0) + 1); /* past '[' */
+    size_t end;
+
+    if (s[i] == '"') {
+        end = scan_string(s, len, i);
+        if (unescape_name(s, i, end, p->name, sizeof(p->name)) < 0)
+            return HR_EINVAL;
+        for (size_t k = 0; k < sizeof(reserved_events) / sizeof(reserved_events[0]); k++)
+            if (strcmp(p->name, reserved_events[k]) == 0)
+                return HR_EINVAL;
+    } else if (s[i] == '-' || is_digit(s[i])) {
+        end = scan_number(s, len, i);
+        if (end - i >= sizeof(p->name))
+            return HR_EINVAL;
+        memcpy(p->name, s + i, end - i);
+        p->name[end - i] = '\0';
+    } else {
+        /* ']' (an empty array), or an object, array, true, false or null */
+        return HR_EINVAL;
+    }
+
+    /* The array is valid, so after the first element comes ',' or the closing ']', and the
+     * text ends with that ']' plus whitespace. */
+    size_t close = len;
+    while (is_ws(s[close - 1]))
+        close--;
+    close--;
+    i = skip_ws(s, len, end);
+    if (s[i] == ',') {
+        i = skip_ws(s, len, i + 1);
+        while (close > i && is_ws(s[close - 1]))
+            close--;
+    } else {
+        close = i;
+    }
+    p->args = s + i;
+    p->args_len = close - i;
+    return 0;
+}
+
+/* -------------------------------------------------------------------------------------- */
+/* Packets */
+
+static int is_binary_type(int type) { return type == HR_SIO_BINARY_EVENT || type == HR_SIO_BINARY_ACK; }
+
+int hr_sio_decode(const char *s, size_t len, struct hr_sio_packet *out)
+{
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    out->nsp = "/";
+    out->nsp_len = 1;
+    out->ack_id = -1;
+
+    if (!s || len == 0 || s[0] < '0' || s[0] > '0' + HR_SIO_BINARY_ACK)
+        return HR_EINVAL;
+    out->type = (uint8_t)(s[0] - '0');
+    i = 1;
+
+    /* "<n>-": how many binary frames follow. Only the binary types have it; 0 is illegal
+     * (socket.io-parser: n >= 1), and we cap n since each one is buffered. */
+    if (is_binary_type(out->type)) {
+        uint32_t n = 0;
+        size_t start = i;
+        while (i < len && is_digit(s[i])) {
+            if (n <= HR_SIO_MAX_ATTACHMENTS)
+                n = n * 10 + (uint32_t)(s[i] - '0');
+            i++;
+        }
+        if (i == start || i >= len || s[i] != '-' || n < 1 || n > HR_SIO_MAX_ATTACHMENTS)
+            return HR_EINVAL;
+        out->attachments = n;
+        i++;
+    }
+
+    /* "/<nsp>,": the namespace has no escapes and ends at the first comma, or at the end of
+     * the packet (then nothing follows: "40/admin" is a valid CONNECT). */
+    if (i < len && s[i] == '/') {
+        const char *comma = memchr(s + i, ',', len - i);
+        size_t end = comma ? (size_t)(comma - s) : len;
+        out->nsp = s + i;
+        out->nsp_len = end - i;
+        /* It is echoed back in our packets, so it must be text a client can decode. */
+        if (hr_utf8_validate(HR_UTF8_ACCEPT, (const uint8_t *)out->nsp, out->nsp_len) !=
+            HR_UTF8_ACCEPT)
+            return HR_EINVAL;
+        i = comma ? end + 1 : len;
+    }
+
+    /* "<ack id>": decimal digits up to the payload. Leading zeros are accepted, as by the
+     * reference (Number("012") is 12); a value past int64 is not an id anyone sent. */
+    if (i < len && is_digit(s[i])) {
+        int64_t id = 0;
+        while (i < len && is_digit(s[i])) {
+            int d = s[i] - '0';
+            if (id > (INT64_MAX - d) / 10)
+                return HR_EINVAL;
+            id = id * 10 + d;
+            i++;
+        }
+        out->ack_id = id;
+    }
+
+    int kind = 0;
+    if (i < len) {
+        out->data = s + i;
+        out->data_len = len - i;
+        kind = hr_json_check(out->data, out->data_len);
+        if (!kind)
+            return HR_EINVAL;
+    }
+
+    /* isPayloadValid, plus what the protocol document makes mandatory: EVENT's non-empty
+     * array and ACK's array must be present, and CONNECT_ERROR carries its reason. */
+    switch (out->type) {
+    case HR_SIO_CONNECT: return kind == 0 || kind == '{' ? 0 : HR_EINVAL;
+    case HR_SIO_DISCONNECT: return kind == 0 ? 0 : HR_EINVAL;
+    case HR_SIO_CONNECT_ERROR: return kind == '{' || kind == '"' ? 0 : HR_EINVAL;
+    case HR_SIO_ACK:
+    case HR_SIO_BINARY_ACK: return kind == '[' ? 0 : HR_EINVAL;
+    default: /* EVENT, BINARY_EVENT */
+        if (kind != '[')
+            return HR_EINVAL;
+        return split_event(out);
+    }
+}
+
+/* -------------------------------------------------------------------------------------- */
+/* Encoders */
+
+struct hr_buf *hr_sio_encode(int type, const char *nsp, size_t nsp_len, int64_t ack_id,
+                             uint32_t attachments, const char *data, size_t data_len)
+{
+    char head[48];
+    size_t h = 0;
+
+    if (type < HR_SIO_CONNECT || type > HR_SIO_BINARY_ACK)
+        return NULL;
+    if (!nsp || (nsp_len == 1 && nsp[0] == '/'))
+        nsp_len = 0;
+    /* A namespace must start with '/' to be recognised, and cannot hold the comma that ends
+     * it: such a packet would decode as something else. */
+    if (nsp_len && (nsp[0] != '/' || memchr(nsp, ',', nsp_len)))
+        return NULL;
+    if (!data)
+        data_len = 0;
+
+    head[h++] = (char)('0' + type);
+    if (is_binary_type(type))
+        h += (size_t)snprintf(head + h, sizeof(head) - h, "%u-", (unsigned)attachments);
+    size_t tail = ack_id >= 0 ? (size_t)snprintf(NULL, 0, "%lld", (long long)ack_id) : 0;
+    if (nsp_len > UINT32_MAX / 2 || data_len > UINT32_MAX / 2)
+        return NULL;
+
+    struct hr_buf *b = hr_buf_new(h + nsp_len + 1 + tail + data_len);
+    if (!b)
+        return NULL;
+    memcpy(b->data, head, h);
+    b->len = (uint32_t)h;
+    if (nsp_len) {
+        memcpy(b->data + b->len, nsp, nsp_len);
+        b->data[b->len + nsp_len] = ',';
+        b->len += (uint32_t)nsp_len + 1;
+    }
+    if (ack_id >= 0) {
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", (long long)ack_id);
+        memcpy(b->data + b->len, num, tail);
+        b->len += (uint32_t)tail;
+    }
+    if (data_len) {
+        memcpy(b->data + b->len, data, data_len);
+        b->len += (uint32_t)data_len;
+    }
+    return b;
+}
+
+int hr_json_append_string(struct hr_buf **b, const char *s, size_t len)
+{
+    static const char hexdig[] = "0123456789abcdef";
+    uint32_t old = (*b)->len;
+    int rc;
+
+    /* Raw bytes are copied through, so they must already be UTF-8, or the output would not
+     * be JSON text (JSON.stringify cannot meet this case: JS strings are UTF-16). */
+    if (len && hr_utf8_validate(HR_UTF8_ACCEPT, (const uint8_t *)s, len) != HR_UTF8_ACCEPT)
+        return HR_EINVAL;
+    if ((rc = hr_buf_append(b, "\"", 1)))
+        goto fail;
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = (uint8_t)s[i];
+        char esc[6];
+        size_t n = 2;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        esc[0] = '\\';
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hexdig[c >> 4];
+            esc[5] = hexdig[c & 15];
+            n = 6;
+            break;
+        }
+        if ((i > run && (rc = hr_buf_append(b, s + run, i - run))) ||
+            (rc = hr_buf_append(b, esc, n)))
+            goto fail;
+        run = i + 1;
+    }
+    if ((len > run && (rc = hr_buf_append(b, s + run, len - run))) ||
+        (rc = hr_buf_append(b, "\"", 1)))
+        goto fail;
+    return 0;
+fail:
+    (*b)->len = old;
+    return rc;
+}
+
+int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, size_t args_len)
+{
+    uint32_t old = (*b)->len;
+    int rc;
+
+    if (!name)
+        return HR_EINVAL;
+    if ((rc = hr_buf_append(b, "[", 1)) || (rc = hr_json_append_string(b, name, strlen(name))))
+        goto fail;
+    if (args_len &&
+        ((rc = hr_buf_append(b, ",", 1)) || (rc = hr_buf_append(b, args, args_len))))
+        goto fail;
+    if ((rc = hr_buf_append(b, "]", 1)))
+        goto fail;
+    return 0;
+fail:
+    (*b)->len = old;
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* packet.h - Socket.IO protocol v5 packets (docs/socket.io-protocol/v5-current.md):
+ *     <type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]
+ * Pure decoding and encoding. Payloads stay raw JSON text: herald relays a client's event
+ * arguments byte for byte and only looks inside where it must (the event name). */
+#ifndef HR_SIO_PACKET_H
+#define HR_SIO_PACKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/buf.h"
+
+enum hr_sio_type {
+    HR_SIO_CONNECT = 0,
+    HR_SIO_DISCONNECT = 1,
+    HR_SIO_EVENT = 2,
+    HR_SIO_ACK = 3,
+    HR_SIO_CONNECT_ERROR = 4,
+    HR_SIO_BINARY_EVENT = 5,
+    HR_SIO_BINARY_ACK = 6,
+};
+
+#define HR_SIO_MAX_ATTACHMENTS 1000
+
+struct hr_sio_packet {
+    uint8_t type;
+    uint32_t attachments;   /* BINARY_EVENT / BINARY_ACK: binary frames that follow */
+    const char *nsp;        /* namespace, "/" when absent */
+    size_t nsp_len;
+    int64_t ack_id;         /* -1 when absent */
+    const char *data;       /* raw JSON payload, or NULL when absent */
+    size_t data_len;
+    /* EVENT / BINARY_EVENT: the event name (first array element, unescaped into name[]) and
+     * the raw text of the remaining arguments, without brackets ("" when none). */
+    char name[256];
+    const char *args;
+    size_t args_len;
+};
+
+/* Decode and validate a packet as the reference server does (socket.io-parser isPayloadValid):
+ * CONNECT: optional object; DISCONNECT: no payload; CONNECT_ERROR: object or string;
+ * EVENT / BINARY_EVENT: a non-empty array whose first element is a string; ACK / BINARY_ACK:
+ * an array. The payload must be complete, valid JSON (RFC 8259) with nothing after it.
+ * Returns 0 or HR_EINVAL. Pointers point into s. */
+int hr_sio_decode(const char *s, size_t len, struct hr_sio_packet *out);
+
+/* Check that s is one complete JSON value (RFC 8259), returning its kind ('{', '[', '"', 'n'
+ * for numbers, 't', 'f', 'z' for null) or 0 if invalid. */
+int hr_json_check(const char *s, size_t len);
+
+/* Encode "<type>[<attachments>-][<nsp>,][<ack id>]" followed by data (raw JSON, may be NULL).
+ * The namespace is written only when it is not "/". ack_id < 0: none. */
+struct hr_buf *hr_sio_encode(int type, const char *nsp, size_t nsp_len, int64_t ack_id,
+                             uint32_t attachments, const char *data, size_t data_len);
+/* An EVENT payload from an event name and raw arguments: '["name",' args ']' — args is the
+ * raw JSON text of the arguments without brackets (may be empty). Appended to *b. */
+int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, size_t args_len);
+
+/* Append s as a JSON string (quotes and escapes, as JSON.stringify would) to *b. */
+int hr_json_append_string(struct hr_buf **b, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,813 @@
+/* server.c - Socket.IO protocol v5 server (docs/socket.io-protocol/v5-current.md) behind the
+ * public API in include/herald.h: namespaces, CONNECT with auth and middleware, events and
+ * acks both ways, binary attachments, rooms and broadcasts encoded once per wire format. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "../core/id.h"
+#include "../core/log.h"
+#include "sio.h"
+
+struct herald_args {
+    const char *raw;
+    size_t raw_len;
+    json_t *parsed;          /* lazily */
+    struct hr_buf **bins;
+    size_t nbins;
+};
+
+struct herald_ack {
+    herald_socket *s;        /* NULL once the socket is gone */
+    uint64_t id;
+    uint8_t kept;
+    uint8_t done;
+};
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+/* Encode "<type>[<n>-][<nsp>,][<id>]" + payload into one Engine.IO message and the binary
+ * attachments into their own, then hand them to each target's session. */
+struct outgoing {
+    struct hr_eio_msg text;
+    struct hr_eio_msg *bins;
+    size_t nbins;
+};
+
+static int out_init(struct outgoing *o, int type, const herald_nsp *nsp, int64_t ack_id,
+                    const char *event, const char *raw, size_t len,
+                    const struct herald_bin *bins, size_t nbins)
+{
+    memset(o, 0, sizeof(*o));
+    if (nbins)
+        type = type == HR_SIO_EVENT ? HR_SIO_BINARY_EVENT : HR_SIO_BINARY_ACK;
+    struct hr_buf *b = hr_sio_encode(type, nsp->name, strlen(nsp->name), ack_id, (uint32_t)nbins, NULL, 0);
+    if (!b)
+        return HR_ENOMEM;
+    int rc = 0;
+    if (event)
+        rc = hr_sio_append_event(&b, event, raw, len);
+    else if ((rc = hr_buf_append(&b, "[", 1)) == 0 && (rc = hr_buf_append(&b, raw, len)) == 0)
+        rc = hr_buf_append(&b, "]", 1);
+    if (rc == 0)
+        rc = hr_eio_msg_init(&o->text, 0, b->data, b->len);
+    hr_buf_unref(b);
+    if (rc)
+        return rc;
+    if (nbins) {
+        o->bins = calloc(nbins, sizeof(*o->bins));
+        if (!o->bins)
+            return HR_ENOMEM;
+        for (size_t i = 0; i < nbins; i++, o->nbins++)
+            if ((rc = hr_eio_msg_init(&o->bins[i], 1, bins[i].data, bins[i].len)))
+                return rc;
+    }
+    return 0;
+}
+
+static void out_release(struct outgoing *o)
+{
+    if (o->text.frame)
+        hr_eio_msg_release(&o->text);
+    for (size_t i = 0; i < o->nbins; i++)
+        hr_eio_msg_release(&o->bins[i]);
+    free(o->bins);
+}
+
+static int out_send(const struct outgoing *o, herald_socket *s)
+{
+    if (!s->connected || !s->client->eio)
+        return HR_ECLOSED;
+    int rc = hr_eio_send(s->client->eio, &o->text);
+    for (size_t i = 0; i < o->nbins && rc == 0; i++)
+        rc = hr_eio_send(s->client->eio, &o->bins[i]);
+    return rc;
+}
+
+/* Plain control packets to one client: CONNECT answers, CONNECT_ERROR. */
+static void send_packet(struct hr_sio_client *c, int type, const char *nsp, const char *data)
+{
+    if (!c->eio)
+        return;
+    struct hr_buf *b = hr_sio_encode(type, nsp, strlen(nsp), -1, 0, data, data ? strlen(data) : 0);
+    struct hr_eio_msg m;
+    if (b && hr_eio_msg_init(&m, 0, b->data, b->len) == 0) {
+        hr_eio_send(c->eio, &m);
+        hr_eio_msg_release(&m);
+    }
+    hr_buf_unref(b);
+}
+
+/* json array -> raw argument text without brackets (compact, key order kept). */
+static char *args_text(json_t *args, size_t *len)
+{
+    if (!args) {
+        *len = 0;
+        return strdup("");
+    }
+    char *s = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    if (json_is_array(args) && n >= 2) {
+        memmove(s, s + 1, n - 2);
+        s[n - 2] = '\0';
+        n -= 2;
+    }
+    *len = n;
+    return s;
+}
+
+int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+                    const struct herald_bin *bins, size_t nbins)
+{
+    struct outgoing o;
+    int rc = out_init(&o, HR_SIO_EVENT, s->nsp, -1, event, raw, len, bins, nbins);
+    if (rc == 0)
+        rc = out_send(&o, s);
+    out_release(&o);
+    return rc;
+}
+
+int herald_emit(herald_socket *s, const char *event, json_t *args)
+{
+    size_t len;
+    char *raw = args_text(args, &len);
+    json_decref(args);
+    if (!raw)
+        return HR_ENOMEM;
+    int rc = herald_emit_raw(s, event, raw, len, NULL, 0);
+    free(raw);
+    return rc;
+}
+
+int herald_send(herald_socket *s, json_t *value)
+{
+    return herald_emit(s, "message", json_pack("[o]", value));
+}
+
+static int in_room(const herald_socket *s, const char *room)
+{
+    for (uint32_t i = 0; i < s->nrooms; i++)
+        if (strcmp(s->rooms[i], room) == 0)
+            return 1;
+    return 0;
+}
+
+size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *except,
+                            const char *event, const char *raw, size_t len,
+                            const struct herald_bin *bins, size_t nbins)
+{
+    struct outgoing o;
+    size_t n = 0;
+    if (out_init(&o, HR_SIO_EVENT, nsp, -1, event, raw, len, bins, nbins) == 0) {
+        if (room) {
+            struct hr_sio_room *r;
+            HASH_FIND_STR(nsp->rooms, room, r);
+            struct hr_sio_member *m, *tmp;
+            if (r)
+                HASH_ITER(hh, r->members, m, tmp)
+                    if (m->s != except && out_send(&o, m->s) == 0)
+                        n++;
+        } else {
+            herald_socket *s, *tmp;
+            HASH_ITER(hh, nsp->sockets, s, tmp)
+                if (s != except && out_send(&o, s) == 0)
+                    n++;
+        }
+    }
+    out_release(&o);
+    return n;
+}
+
+size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
+                        const char *event, json_t *args)
+{
+    size_t len;
+    char *raw = args_text(args, &len);
+    json_decref(args);
+    if (!raw)
+        return 0;
+    size_t n = herald_broadcast_raw(nsp, room, except, event, raw, len, NULL, 0);
+    free(raw);
+    return n;
+}
+
+static void ack_timer_cb(uv_timer_t *t)
+{
+    hr_sio_expire_acks(t->data);
+}
+
+int herald_emit_ack(herald_socket *s, const char *event, json_t *args, uint32_t timeout_ms,
+                    herald_reply_cb cb, void *ud)
+{
+    size_t len;
+    char *raw = args_text(args, &len);
+    json_decref(args);
+    if (!raw)
+        return HR_ENOMEM;
+    if (s->nacks == s->cap_acks) {
+        uint32_t cap = s->cap_acks ? s->cap_acks * 2 : 4;
+        struct hr_sio_pending_ack *a = realloc(s->acks, cap * sizeof(*a));
+        if (!a) {
+            free(raw);
+            return HR_ENOMEM;
+        }
+        s->acks = a;
+        s->cap_acks = cap;
+    }
+    uint64_t id = s->next_ack_id++;
+    struct outgoing o;
+    int rc = out_init(&o, HR_SIO_EVENT, s->nsp, (int64_t)id, event, raw, len, NULL, 0);
+    free(raw);
+    if (rc == 0)
+        rc = out_send(&o, s);
+    out_release(&o);
+    if (rc)
+        return rc;
+    uint64_t deadline = timeout_ms ? uv_now(s->nsp->io->loop) + timeout_ms : 0;
+    s->acks[s->nacks++] = (struct hr_sio_pending_ack){id, cb, ud, deadline};
+    if (deadline && !uv_is_active((uv_handle_t *)&s->nsp->io->ack_timer))
+        uv_timer_start(&s->nsp->io->ack_timer, ack_timer_cb, 100, 100);
+    return 0;
+}
+
+static int ack_reply(herald_ack *ack, const char *raw, size_t len, const struct herald_bin *bins,
+                     size_t nbins)
+{
+    if (ack->done)
+        return HR_EINVAL;
+    ack->done = 1;
+    herald_socket *s = ack->s;
+    int rc = HR_ECLOSED;
+    if (s && s->connected) {
+        struct outgoing o;
+        rc = out_init(&o, HR_SIO_ACK, s->nsp, (int64_t)ack->id, NULL, raw, len, bins, nbins);
+        if (rc == 0)
+            rc = out_send(&o, s);
+        out_release(&o);
+    }
+    if (ack->kept)
+        free(ack);
+    return rc;
+}
+
+int herald_ack_send_raw(herald_ack *ack, const char *raw, size_t len,
+                        const struct herald_bin *bins, size_t nbins)
+{
+    return ack_reply(ack, raw, len, bins, nbins);
+}
+
+int herald_ack_send(herald_ack *ack, json_t *args)
+{
+    size_t len;
+    char *raw = args_text(args, &len);
+    json_decref(args);
+    if (!raw)
+        return HR_ENOMEM;
+    int rc = ack_reply(ack, raw, len, NULL, 0);
+    free(raw);
+    return rc;
+}
+
+herald_ack *herald_ack_keep(herald_ack *ack)
+{
+    herald_ack *k = malloc(sizeof(*k));
+    if (!k)
+        return NULL;
+    *k = *ack;
+    k->kept = 1;
+    ack->done = 1; /* the stack copy is spent; the kept one answers */
+    return k;
+}
+
+void herald_ack_drop(herald_ack *ack)
+{
+    if (ack->kept)
+        free(ack);
+    else
+        ack->done = 1;
+}
+
+/* ---- rooms -------------------------------------------------------------------------------- */
+
+int herald_join(herald_socket *s, const char *room)
+{
+    if (in_room(s, room))
+        return 0;
+    herald_nsp *nsp = s->nsp;
+    struct hr_sio_room *r;
+    HASH_FIND_STR(nsp->rooms, room, r);
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r || !(r->name = strdup(room))) {
+            free(r);
+            return HR_ENOMEM;
+        }
+        HASH_ADD_KEYPTR(hh, nsp->rooms, r->name, strlen(r->name), r);
+    }
+    struct hr_sio_member *m = calloc(1, sizeof(*m));
+    if (s->nrooms == s->cap_rooms) {
+        uint32_t cap = s->cap_rooms ? s->cap_rooms * 2 : 2;
+        char **rooms = realloc(s->rooms, cap * sizeof(*rooms));
+        if (rooms) {
+            s->rooms = rooms;
+            s->cap_rooms = cap;
+        }
+    }
+    char *name = strdup(room);
+    if (!m || !name || s->nrooms == s->cap_rooms) {
+        free(m);
+        free(name);
+        return HR_ENOMEM;
+    }
+    m->s = s;
+    HASH_ADD_PTR(r->members, s, m);
+    r->count++;
+    s->rooms[s->nrooms++] = name;
+    return 0;
+}
+
+int herald_leave(herald_socket *s, const char *room)
+{
+    for (uint32_t i = 0; i < s->nrooms; i++) {
+        if (strcmp(s->rooms[i], room) != 0)
+            continue;
+        struct hr_sio_room *r;
+        HASH_FIND_STR(s->nsp->rooms, room, r);
+        if (r) {
+            struct hr_sio_member *m;
+            HASH_FIND_PTR(r->members, &s, m);
+            if (m) {
+                HASH_DEL(r->members, m);
+                free(m);
+                r->count--;
+            }
+            if (r->count == 0) {
+                HASH_DEL(s->nsp->rooms, r);
+                free(r->name);
+                free(r);
+            }
+        }
+        free(s->rooms[i]);
+        s->rooms[i] = s->rooms[--s->nrooms];
+        return 0;
+    }
+    return HR_ENOTFOUND;
+}
+
+int herald_in(const herald_socket *s, const char *room)
+{
+    return in_room(s, room);
+}
+
+size_t herald_rooms(const herald_socket *s, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->nrooms && n < max; i++)
+        out[n++] = s->rooms[i];
+    return n;
+}
+
+size_t herald_room_size(herald_nsp *nsp, const char *room)
+{
+    struct hr_sio_room *r;
+    HASH_FIND_STR(nsp->rooms, room, r);
+    return r ? r->count : 0;
+}
+
+/* ---- sockets ------------------------------------------------------------------------------ */
+
+const char *herald_id(const herald_socket *s) { return s->id; }
+herald_nsp *herald_socket_nsp(herald_socket *s) { return s->nsp; }
+const json_t *herald_auth(const herald_socket *s) { return s->auth; }
+void herald_set_data(herald_socket *s, void *data) { s->data = data; }
+void *herald_data(const herald_socket *s) { return s->data; }
+int herald_recovered(const herald_socket *s) { return s->recovered; }
+
+void herald_on(herald_socket *s, const char *event, herald_event_cb cb, void *ud)
+{
+    if (s->nhandlers == s->cap_handlers) {
+        uint32_t cap = s->cap_handlers ? s->cap_handlers * 2 : 4;
+        struct hr_sio_handler *h = realloc(s->handlers, cap * sizeof(*h));
+        if (!h)
+            return;
+        s->handlers = h;
+        s->cap_handlers = cap;
+    }
+    char *name = strdup(event);
+    if (name)
+        s->handlers[s->nhandlers++] = (struct hr_sio_handler){name, cb, ud};
+}
+
+void herald_on_any(herald_socket *s, herald_any_cb cb, void *ud)
+{
+    s->any_cb = cb;
+    s->any_ud = ud;
+}
+
+void herald_on_disconnect(herald_socket *s, herald_disconnect_cb cb, void *ud)
+{
+    s->disconnect_cb = cb;
+    s->disconnect_ud = ud;
+}
+
+/* Remove the socket from its namespace and client and free it, telling the application. */
+static void socket_gone(herald_socket *s, const char *reason)
+{
+    if (s->connected) {
+        s->connected = 0;
+        if (s->disconnect_cb)
+            s->disconnect_cb(s, reason, s->disconnect_ud);
+        HASH_DEL(s->nsp->sockets, s);
+    }
+    while (s->nrooms)
+        herald_leave(s, s->rooms[s->nrooms - 1]);
+    for (uint32_t i = 0; i < s->nacks; i++)
+        if (s->acks[i].cb)
+            s->acks[i].cb(s, NULL, s->acks[i].ud);
+    herald_socket **pp = &s->client->sockets;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next_in_client;
+    if (*pp)
+        *pp = s->next_in_client;
+    for (uint32_t i = 0; i < s->nhandlers; i++)
+        free(s->handlers[i].event);
+    free(s->handlers);
+    free(s->rooms);
+    free(s->acks);
+    json_decref(s->auth);
+    free(s);
+}
+
+void herald_disconnect(herald_socket *s, int close)
+{
+    struct hr_sio_client *c = s->client;
+    if (s->connected)
+        send_packet(c, HR_SIO_DISCONNECT, s->nsp->name, NULL);
+    socket_gone(s, "server namespace disconnect");
+    if (close && c->eio)
+        hr_eio_close(c->eio, "forced close");
+}
+
+static herald_socket *client_socket(struct hr_sio_client *c, const char *nsp, size_t len)
+{
+    for (herald_socket *s = c->sockets; s; s = s->next_in_client)
+        if (strlen(s->nsp->name) == len && memcmp(s->nsp->name, nsp, len) == 0)
+            return s;
+    return NULL;
+}
+
+/* ---- namespaces --------------------------------------------------------------------------- */
+
+herald_nsp *herald_of(herald_io *io, const char *name)
+{
+    herald_nsp *nsp;
+    HASH_FIND_STR(io->nsps, name, nsp);
+    if (nsp)
+        return nsp;
+    nsp = calloc(1, sizeof(*nsp));
+    if (!nsp || !(nsp->name = strdup(name))) {
+        free(nsp);
+        return NULL;
+    }
+    nsp->io = io;
+    HASH_ADD_KEYPTR(hh, io->nsps, nsp->name, strlen(nsp->name), nsp);
+    return nsp;
+}
+
+herald_io *herald_nsp_io(herald_nsp *nsp) { return nsp->io; }
+const char *herald_nsp_name(const herald_nsp *nsp) { return nsp->name; }
+
+void herald_allow_namespaces(herald_io *io, int (*allow)(const char *name, void *ud),
+                             void (*setup)(herald_nsp *nsp, void *ud), void *ud)
+{
+    io->allow = allow;
+    io->setup = setup;
+    io->allow_ud = ud;
+}
+
+void herald_on_connection(herald_nsp *nsp, herald_connection_cb cb, void *ud)
+{
+    nsp->on_connection = cb;
+    nsp->conn_ud = ud;
+}
+
+void herald_use(herald_nsp *nsp, herald_middleware_cb cb, void *ud)
+{
+    if (nsp->nmw < sizeof nsp->mw / sizeof nsp->mw[0]) {
+        nsp->mw[nsp->nmw].cb = cb;
+        nsp->mw[nsp->nmw].ud = ud;
+        nsp->nmw++;
+    }
+}
+
+/* CONNECT: find or allow the namespace, run its middleware, answer, then tell the app. */
+static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
+{
+    herald_io *io = c->io;
+    char name[256];
+    if (p->nsp_len >= sizeof name) {
+        hr_eio_close(c->eio, "parse error");
+        return;
+    }
+    memcpy(name, p->nsp, p->nsp_len);
+    name[p->nsp_len] = '\0';
+    if (client_socket(c, name, p->nsp_len))
+        return; /* already connected there: ignore, as the reference server does */
+    herald_nsp *nsp;
+    HASH_FIND_STR(io->nsps, name, nsp);
+    if (!nsp && io->allow && io->allow(name, io->allow_ud)) {
+        nsp = herald_of(io, name);
+        if (nsp && io->setup)
+            io->setup(nsp, io->allow_ud);
+    }
+    if (!nsp) {
+        send_packet(c, HR_SIO_CONNECT_ERROR, name, "{\"message\":\"Invalid namespace\"}");
+        return;
+    }
+    herald_socket *s = calloc(1, sizeof(*s));
+    if (!s)
+        return;
+    s->nsp = nsp;
+    s->client = c;
+    s->auth = p->data ? json_loadb(p->data, p->data_len, 0, NULL) : json_object();
+    if (!s->auth)
+        s->auth = json_object();
+    for (herald_socket *other = s; other;) {
+        hr_random_id(s->id);
+        HASH_FIND_STR(nsp->sockets, s->id, other);
+    }
+    s->next_in_client = c->sockets;
+    c->sockets = s;
+    for (uint32_t i = 0; i < nsp->nmw; i++) {
+        const char *refusal = nsp->mw[i].cb(s, s->auth, nsp->mw[i].ud);
+        if (refusal) {
+            json_t *err = json_pack("{s:s}", "message", refusal);
+            char *text = err ? json_dumps(err, JSON_COMPACT) : NULL;
+            send_packet(c, HR_SIO_CONNECT_ERROR, name, text ? text : "{\"message\":\"refused\"}");
+            free(text);
+            json_decref(err);
+            socket_gone(s, "server namespace disconnect");
+            return;
+        }
+    }
+    HASH_ADD_STR(nsp->sockets, id, s);
+    s->connected = 1;
+    herald_join(s, s->id);
+    char ok[64];
+    snprintf(ok, sizeof ok, "{\"sid\":\"%s\"}", s->id);
+    send_packet(c, HR_SIO_CONNECT, name, ok);
+    if (nsp->on_connection)
+        nsp->on_connection(s, nsp->conn_ud);
+}
+
+/* ---- arguments ---------------------------------------------------------------------------- */
+
+const char *herald_args_raw(const herald_args *a, size_t *len)
+{
+    if (len)
+        *len = a->raw_len;
+    return a->raw;
+}
+
+const json_t *herald_args_json(const herald_args *a)
+{
+    herald_args *m = (herald_args *)a;
+    if (!m->parsed) {
+        /* the raw text was validated; wrap it back into its array */
+        char *t = malloc(a->raw_len + 3);
+        if (!t)
+            return NULL;
+        t[0] = '[';
+        memcpy(t + 1, a->raw, a->raw_len);
+        t[a->raw_len + 1] = ']';
+        t[a->raw_len + 2] = '\0';
+        m->parsed = json_loadb(t, a->raw_len + 2, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        free(t);
+    }
+    return m->parsed;
+}
+
+size_t herald_args_count(const herald_args *a)
+{
+    const json_t *j = herald_args_json(a);
+    return j ? json_array_size(j) : 0;
+}
+
+size_t herald_args_binaries(const herald_args *a) { return a->nbins; }
+
+const uint8_t *herald_args_binary(const herald_args *a, size_t i, size_t *len)
+{
+    if (i >= a->nbins)
+        return NULL;
+    if (len)
+        *len = a->bins[i]->len;
+    return (const uint8_t *)a->bins[i]->data;
+}
+
+/* ---- packets from a client ---------------------------------------------------------------- */
+
+static void dispatch_event(herald_socket *s, const struct hr_sio_packet *p, herald_args *args)
+{
+    herald_ack ack = {s, (uint64_t)p->ack_id, 0, 0};
+    herald_ack *ackp = p->ack_id >= 0 ? &ack : NULL;
+    int handled = 0;
+    for (uint32_t i = 0; i < s->nhandlers && s->connected; i++) {
+        if (strcmp(s->handlers[i].event, p->name) == 0) {
+            s->handlers[i].cb(s, args, ackp, s->handlers[i].ud);
+            handled = 1;
+            break;
+        }
+    }
+    if (!handled && s->any_cb && s->connected)
+        s->any_cb(s, p->name, args, ackp, s->any_ud);
+}
+
+static void dispatch_ack(herald_socket *s, const struct hr_sio_packet *p, herald_args *args)
+{
+    for (uint32_t i = 0; i < s->nacks; i++) {
+        if (s->acks[i].id != (uint64_t)p->ack_id)
+            continue;
+        struct hr_sio_pending_ack a = s->acks[i];
+        s->acks[i] = s->acks[--s->nacks];
+        if (a.cb)
+            a.cb(s, args, a.ud);
+        return;
+    }
+}
+
+/* A complete packet (attachments collected). Returns 0 or HR_EINVAL (close the client). */
+static int on_packet(struct hr_sio_client *c, const struct hr_sio_packet *p, struct hr_buf **bins,
+                     size_t nbins)
+{
+    switch (p->type) {
+    case HR_SIO_CONNECT:
+        on_connect(c, p);
+        return 0;
+    case HR_SIO_DISCONNECT: {
+        herald_socket *s = client_socket(c, p->nsp, p->nsp_len);
+        if (s)
+            socket_gone(s, "client namespace disconnect");
+        return 0;
+    }
+    case HR_SIO_EVENT:
+    case HR_SIO_BINARY_EVENT:
+    case HR_SIO_ACK:
+    case HR_SIO_BINARY_ACK: {
+        herald_socket *s = client_socket(c, p->nsp, p->nsp_len);
+        if (!s || !s->connected)
+            return 0; /* not connected to that namespace: dropped, as the reference does */
+        const char *raw = p->args;
+        size_t raw_len = p->args_len;
+        if (p->type == HR_SIO_ACK || p->type == HR_SIO_BINARY_ACK) {
+            /* an ACK's payload is the array of arguments: take what is inside the brackets */
+            const char *open = memchr(p->data, '[', p->data_len);
+            const char *close = p->data + p->data_len;
+            while (close > open && close[-1] != ']')
+                close--;
+            raw = open + 1;
+            raw_len = (size_t)(close - 1 - raw);
+        }
+        herald_args args = {raw, raw_len, NULL, bins, nbins};
+        if (p->type == HR_SIO_EVENT || p->type == HR_SIO_BINARY_EVENT)
+            dispatch_event(s, p, &args);
+        else
+            dispatch_ack(s, p, &args);
+        json_decref(args.parsed);
+        return 0;
+    }
+    default:
+        return HR_EINVAL; /* CONNECT_ERROR never comes from a client */
+    }
+}
+
+static void partial_clear(struct hr_sio_partial *pp)
+{
+    for (uint32_t i = 0; i < pp->got; i++)
+        hr_buf_unref(pp->bins[i]);
+    free(pp->bins);
+    free(pp->text);
+    memset(pp, 0, sizeof(*pp));
+}
+
+static void client_message(struct hr_eio_session *es, int binary, const uint8_t *data, size_t len, void *ud)
+{
+    struct hr_sio_client *c = es->user;
+    if (!c)
+        return;
+    struct hr_sio_partial *pp = &c->partial;
+    if (binary) {
+        if (!pp->text) {
+            hr_eio_close(es, "parse error"); /* an attachment nobody announced */
+            return;
+        }
+        struct hr_buf *b = hr_buf_from(data, len);
+        if (!b) {
+            hr_eio_close(es, "transport error");
+            return;
+        }
+        pp->bins[pp->got++] = b;
+        if (pp->got < pp->expected)
+            return;
+        struct hr_sio_packet p;
+        int rc = hr_sio_decode(pp->text, pp->text_len, &p);
+        if (rc == 0)
+            rc = on_packet(c, &p, pp->bins, pp->got);
+        partial_clear(pp);
+        if (rc < 0)
+            hr_eio_close(es, "parse error");
+        return;
+    }
+    if (pp->text) {
+        hr_eio_close(es, "parse error"); /* text while attachments were due */
+        return;
+    }
+    struct hr_sio_packet p;
+    if (hr_sio_decode((const char *)data, len, &p) < 0) {
+        hr_eio_close(es, "parse error");
+        return;
+    }
+    if ((p.type == HR_SIO_BINARY_EVENT || p.type == HR_SIO_BINARY_ACK) && p.attachments > 0) {
+        pp->text = malloc(len);
+        pp->bins = calloc(p.attachments, sizeof(*pp->bins));
+        if (!pp->text || !pp->bins) {
+            partial_clear(pp);
+            hr_eio_close(es, "transport error");
+            return;
+        }
+        memcpy(pp->text, data, len);
+        pp->text_len = len;
+        pp->expected = p.attachments;
+        return;
+    }
+    if (on_packet(c, &p, NULL, 0) < 0)
+        hr_eio_close(es, "parse error");
+}
+
+static int client_open(struct hr_eio_session *es, const struct hr_http_request *req, void *ud)
+{
+    struct hr_sio_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return HR_ENOMEM;
+    c->eio = es;
+    c->io = ud;
+    es->user = c;
+    return 0;
+}
+
+static void client_close(struct hr_eio_session *es, const char *reason, void *ud)
+{
+    struct hr_sio_client *c = es->user;
+    if (!c)
+        return;
+    es->user = NULL;
+    c->eio = NULL;
+    while (c->sockets)
+        socket_gone(c->sockets, reason);
+    partial_clear(&c->partial);
+    free(c);
+}
+
+const struct hr_eio_handler hr_sio_eio_handler = {
+    .on_open = client_open,
+    .on_message = client_message,
+    .on_close = client_close,
+};
+
+/* Server-to-client acks with a timeout: one timer for all, checked every 100 ms. */
+void hr_sio_expire_acks(herald_io *io)
+{
+    uint64_t now = uv_now(io->loop);
+    int pending = 0;
+    herald_nsp *nsp, *ntmp;
+    HASH_ITER(hh, io->nsps, nsp, ntmp) {
+        herald_socket *s, *stmp;
+        HASH_ITER(hh, nsp->sockets, s, stmp) {
+            for (uint32_t i = 0; i < s->nacks;) {
+                if (s->acks[i].deadline && now >= s->acks[i].deadline) {
+                    struct hr_sio_pending_ack a = s->acks[i];
+                    s->acks[i] = s->acks[--s->nacks];
+                    if (a.cb)
+                        a.cb(s, NULL, a.ud);
+                    continue;
+                }
+                pending |= s->acks[i].deadline != 0;
+                i++;
+            }
+        }
+    }
+    if (!pending)
+        uv_timer_stop(&io->ack_timer);
+}
+
+void hr_sio_free_namespaces(herald_io *io)
+{
+    herald_nsp *nsp, *tmp;
+    HASH_ITER(hh, io->nsps, nsp, tmp) {
+        HASH_DEL(io->nsps, nsp);
+        free(nsp->name);
+        free(nsp);
+    }
+}

@@ -1,0 +1,122 @@
+/* sio.h - Socket.IO v5 server internals behind include/herald.h: clients (one per Engine.IO
+ * session), namespaces, sockets, rooms, acks, binary attachments. */
+#ifndef HR_SIO_SIO_H
+#define HR_SIO_SIO_H
+
+#include <herald.h>
+#include <uthash.h>
+
+#include "../eio/eio.h"
+#include "../http/static.h"
+#include "../net/server.h"
+#include "packet.h"
+
+struct hr_sio_client;
+
+struct hr_sio_handler {
+    char *event;
+    herald_event_cb cb;
+    void *ud;
+};
+
+struct hr_sio_pending_ack {
+    uint64_t id;
+    herald_reply_cb cb;
+    void *ud;
+    uint64_t deadline;            /* loop ms; 0 = none */
+};
+
+struct hr_sio_member {               /* a socket in a room */
+    herald_socket *s;
+    UT_hash_handle hh;
+};
+
+struct hr_sio_room {
+    char *name;
+    struct hr_sio_member *members;   /* by socket pointer */
+    uint32_t count;
+    UT_hash_handle hh;
+};
+
+struct herald_socket {
+    char id[24];
+    UT_hash_handle hh;               /* in nsp->sockets */
+    herald_nsp *nsp;
+    struct hr_sio_client *client;
+    herald_socket *next_in_client;
+    json_t *auth;
+    void *data;
+    struct hr_sio_handler *handlers;
+    uint32_t nhandlers, cap_handlers;
+    herald_any_cb any_cb;
+    void *any_ud;
+    herald_disconnect_cb disconnect_cb;
+    void *disconnect_ud;
+    char **rooms;
+    uint32_t nrooms, cap_rooms;
+    struct hr_sio_pending_ack *acks;
+    uint32_t nacks, cap_acks;
+    uint64_t next_ack_id;
+    uint8_t connected;
+    uint8_t recovered;
+};
+
+struct herald_nsp {
+    char *name;
+    UT_hash_handle hh;
+    herald_io *io;
+    herald_connection_cb on_connection;
+    void *conn_ud;
+    struct { herald_middleware_cb cb; void *ud; } mw[8];
+    uint32_t nmw;
+    herald_socket *sockets;          /* by id */
+    struct hr_sio_room *rooms;       /* by name */
+};
+
+/* A BINARY_EVENT / BINARY_ACK waiting for its attachments. */
+struct hr_sio_partial {
+    char *text;                      /* the packet, copied */
+    size_t text_len;
+    uint32_t expected;
+    uint32_t got;
+    struct hr_buf **bins;
+};
+
+struct hr_sio_client {
+    struct hr_eio_session *eio;
+    herald_io *io;
+    herald_socket *sockets;          /* linked by next_in_client */
+    struct hr_sio_partial partial;
+};
+
+struct herald_io {
+    struct herald_options opts;
+    uv_loop_t *loop;
+    struct hr_server srv;
+    struct hr_router router;
+    struct hr_static st;
+    struct hr_eio eio;
+    herald_nsp *nsps;
+    int (*allow)(const char *name, void *ud);
+    void (*setup)(herald_nsp *nsp, void *ud);
+    void *allow_ud;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t ack_timer;            /* expires server-to-client acks with a timeout */
+    int running;
+    /* an Engine.IO-only application (the conformance app) instead of Socket.IO */
+    const struct hr_eio_handler *eio_app;
+};
+
+/* Internal: the limits parsed by herald_options_parse, used by herald_new. */
+extern struct hr_limits hr_sio_limits;
+extern const char *hr_sio_app_name;
+
+extern const struct hr_eio_handler hr_sio_eio_handler;
+/* Expire server-to-client acks whose timeout passed (the io's ack timer). */
+void hr_sio_expire_acks(herald_io *io);
+void hr_sio_free_namespaces(herald_io *io);
+
+/* herald_new with an Engine.IO-level application instead of Socket.IO (tests, conformance). */
+herald_io *hr_sio_new_eio(const struct herald_options *o, const struct hr_eio_handler *h);
+
+#endif

@@ -1,0 +1,686 @@
+/* test_sio_packet.c - src/sio/packet.c: Socket.IO v5 "Packet encoding" (every example of
+ * docs/socket.io-protocol/v5-current.md, its test suite and socket.io-parser's tests), the
+ * packets the reference rejects, event names and arguments, the encoders, and the RFC 8259
+ * validator (numbers, strings, escapes, UTF-8, nesting limit, whitespace, trailing bytes). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "sio/packet.h"
+
+#define S(lit) lit, sizeof(lit) - 1
+
+/* Decode from an exact-size heap copy so ASan sees any read past the end. */
+static int decode(const char *s, size_t len, struct hr_sio_packet *p, char **copy)
+{
+    *copy = malloc(len); /* exact size, even 0 */
+    assert_non_null(*copy);
+    if (len)
+        memcpy(*copy, s, len);
+    memset(p, 0x5A, sizeof(*p));
+    return hr_sio_decode(*copy, len, p);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Valid packets */
+
+struct ok_case {
+    const char *in;
+    int type;
+    const char *nsp;
+    int64_t ack;
+    uint32_t att;
+    const char *data; /* NULL: absent */
+    const char *name; /* EVENT / BINARY_EVENT */
+    const char *args;
+    int canonical; /* encoding the decoded fields gives back the input */
+};
+
+#define PH0 "{\"_placeholder\":true,\"num\":0}"
+#define PH1 "{\"_placeholder\":true,\"num\":1}"
+
+static const struct ok_case ok_cases[] = {
+    /* v5-current.md, "Packet encoding" */
+    {"0", 0, "/", -1, 0, NULL, NULL, NULL, 1},
+    {"0/admin,{\"sid\":\"oSO0OpakMV_3jnilAAAA\"}", 0, "/admin", -1, 0,
+     "{\"sid\":\"oSO0OpakMV_3jnilAAAA\"}", NULL, NULL, 1},
+    {"4{\"message\":\"Not authorized\"}", 4, "/", -1, 0, "{\"message\":\"Not authorized\"}", NULL,
+     NULL, 1},
+    {"2[\"foo\"]", 2, "/", -1, 0, "[\"foo\"]", "foo", "", 1},
+    {"2/admin,[\"bar\"]", 2, "/admin", -1, 0, "[\"bar\"]", "bar", "", 1},
+    {"51-[\"baz\"," PH0 "]", 5, "/", -1, 1, "[\"baz\"," PH0 "]", "baz", PH0, 1},
+    {"52-/admin,[\"baz\"," PH0 "," PH1 "]", 5, "/admin", -1, 2, "[\"baz\"," PH0 "," PH1 "]", "baz",
+     PH0 "," PH1, 1},
+    {"212[\"foo\"]", 2, "/", 12, 0, "[\"foo\"]", "foo", "", 1},
+    {"3/admin,13[\"bar\"]", 3, "/admin", 13, 0, "[\"bar\"]", NULL, NULL, 1},
+    {"61-15[\"bar\"," PH0 "]", 6, "/", 15, 1, "[\"bar\"," PH0 "]", NULL, NULL, 1},
+    {"1", 1, "/", -1, 0, NULL, NULL, NULL, 1},
+    {"1/admin,", 1, "/admin", -1, 0, NULL, NULL, NULL, 1},
+    /* v5-current.md, "Sample session" */
+    {"0{\"sid\":\"wZX3oN0bSVIhsaknAAAI\"}", 0, "/", -1, 0, "{\"sid\":\"wZX3oN0bSVIhsaknAAAI\"}",
+     NULL, NULL, 1},
+    {"2[\"hey\",\"Jude\"]", 2, "/", -1, 0, "[\"hey\",\"Jude\"]", "hey", "\"Jude\"", 1},
+    {"2[\"hello\"]", 2, "/", -1, 0, "[\"hello\"]", "hello", "", 1},
+    {"2[\"world\"]", 2, "/", -1, 0, "[\"world\"]", "world", "", 1},
+    {"0/admin,", 0, "/admin", -1, 0, NULL, NULL, NULL, 1},
+    {"0/admin,{\"sid\":\"-G5j-67EZFp-q59rADQM\"}", 0, "/admin", -1, 0,
+     "{\"sid\":\"-G5j-67EZFp-q59rADQM\"}", NULL, NULL, 1},
+    {"2/admin,1[\"tellme\"]", 2, "/admin", 1, 0, "[\"tellme\"]", "tellme", "", 1},
+    {"61-/admin,1[" PH0 "]", 6, "/admin", 1, 1, "[" PH0 "]", NULL, NULL, 1},
+    /* v5-current.md, "Difference between v5 and v4" and the brief's examples */
+    {"0/admin,{\"token\":\"123\"}", 0, "/admin", -1, 0, "{\"token\":\"123\"}", NULL, NULL, 1},
+    {"2[\"hello\",1]", 2, "/", -1, 0, "[\"hello\",1]", "hello", "1", 1},
+    {"2/admin,456[\"project:delete\",123]", 2, "/admin", 456, 0, "[\"project:delete\",123]",
+     "project:delete", "123", 1},
+    {"3/admin,456[]", 3, "/admin", 456, 0, "[]", NULL, NULL, 1},
+    {"51-[\"hello\"," PH0 "]", 5, "/", -1, 1, "[\"hello\"," PH0 "]", "hello", PH0, 1},
+    {"61-/admin,456[" PH0 "]", 6, "/admin", 456, 1, "[" PH0 "]", NULL, NULL, 1},
+    /* v5-test-suite */
+    {"0{\"token\":\"123\"}", 0, "/", -1, 0, "{\"token\":\"123\"}", NULL, NULL, 1},
+    {"0/custom,", 0, "/custom", -1, 0, NULL, NULL, NULL, 1},
+    {"0/custom,{\"token\":\"abc\"}", 0, "/custom", -1, 0, "{\"token\":\"abc\"}", NULL, NULL, 1},
+    {"0/random", 0, "/random", -1, 0, NULL, NULL, NULL, 0}, /* no comma: the rest is the nsp */
+    {"4/random,{\"message\":\"Invalid namespace\"}", 4, "/random", -1, 0,
+     "{\"message\":\"Invalid namespace\"}", NULL, NULL, 1},
+    {"0/custom", 0, "/custom", -1, 0, NULL, NULL, NULL, 0},
+    {"1/custom", 1, "/custom", -1, 0, NULL, NULL, NULL, 0},
+    {"2[\"auth\",{}]", 2, "/", -1, 0, "[\"auth\",{}]", "auth", "{}", 1},
+    {"2[\"auth\",{\"token\":\"123\"}]", 2, "/", -1, 0, "[\"auth\",{\"token\":\"123\"}]", "auth",
+     "{\"token\":\"123\"}", 1},
+    {"2/custom,[\"auth\",{}]", 2, "/custom", -1, 0, "[\"auth\",{}]", "auth", "{}", 1},
+    {"2[\"message\",\"message to main namespace\"]", 2, "/", -1, 0,
+     "[\"message\",\"message to main namespace\"]", "message", "\"message to main namespace\"", 1},
+    {"2[\"message\",1,\"2\",{\"3\":[true]}]", 2, "/", -1, 0, "[\"message\",1,\"2\",{\"3\":[true]}]",
+     "message", "1,\"2\",{\"3\":[true]}", 1},
+    {"52-[\"message\"," PH0 "," PH1 "]", 5, "/", -1, 2, "[\"message\"," PH0 "," PH1 "]", "message",
+     PH0 "," PH1, 1},
+    {"2456[\"message-with-ack\",1,\"2\",{\"3\":[false]}]", 2, "/", 456, 0,
+     "[\"message-with-ack\",1,\"2\",{\"3\":[false]}]", "message-with-ack",
+     "1,\"2\",{\"3\":[false]}", 1},
+    {"3456[1,\"2\",{\"3\":[false]}]", 3, "/", 456, 0, "[1,\"2\",{\"3\":[false]}]", NULL, NULL, 1},
+    {"52-789[\"message-with-ack\"," PH0 "," PH1 "]", 5, "/", 789, 2,
+     "[\"message-with-ack\"," PH0 "," PH1 "]", "message-with-ack", PH0 "," PH1, 1},
+    {"62-789[" PH0 "," PH1 "]", 6, "/", 789, 2, "[" PH0 "," PH1 "]", NULL, NULL, 1},
+    /* socket.io-parser test/parser.js */
+    {"0/woot,{\"token\":\"123\"}", 0, "/woot", -1, 0, "{\"token\":\"123\"}", NULL, NULL, 1},
+    {"1/woot,", 1, "/woot", -1, 0, NULL, NULL, NULL, 1},
+    {"2[\"a\",1,{}]", 2, "/", -1, 0, "[\"a\",1,{}]", "a", "1,{}", 1},
+    {"2[1,\"a\",{}]", 2, "/", -1, 0, "[1,\"a\",{}]", "1", "\"a\",{}", 1}, /* a number name */
+    {"2/test,1[\"a\",1,{}]", 2, "/test", 1, 0, "[\"a\",1,{}]", "a", "1,{}", 1},
+    {"3123[\"a\",1,{}]", 3, "/", 123, 0, "[\"a\",1,{}]", NULL, NULL, 1},
+    {"4\"Unauthorized\"", 4, "/", -1, 0, "\"Unauthorized\"", NULL, NULL, 1},
+    {"4{\"message\":\"Unauthorized\"}", 4, "/", -1, 0, "{\"message\":\"Unauthorized\"}", NULL,
+     NULL, 1},
+    {"51-[\"hello\"]", 5, "/", -1, 1, "[\"hello\"]", "hello", "", 1},
+    /* number names as the reference takes them */
+    {"2[1]", 2, "/", -1, 0, "[1]", "1", "", 1},
+    {"2[-1.5e3,2]", 2, "/", -1, 0, "[-1.5e3,2]", "-1.5e3", "2", 1},
+    {"2[0]", 2, "/", -1, 0, "[0]", "0", "", 1},
+    /* whitespace, ids, namespaces */
+    {"2[ \"x\" , 1 ]", 2, "/", -1, 0, "[ \"x\" , 1 ]", "x", "1", 1},
+    {"2[\"x\"]", 2, "/", -1, 0, "[\"x\"]", "x", "", 1},
+    {"2[\"x\" ]", 2, "/", -1, 0, "[\"x\" ]", "x", "", 1},
+    {"2 [\"x\",\t2 ] \n", 2, "/", -1, 0, " [\"x\",\t2 ] \n", "x", "2", 1},
+    {"2[\"x\",[1,2],{\"a\":[]}]", 2, "/", -1, 0, "[\"x\",[1,2],{\"a\":[]}]", "x",
+     "[1,2],{\"a\":[]}", 1},
+    {"2[\"x\",\"]\"]", 2, "/", -1, 0, "[\"x\",\"]\"]", "x", "\"]\"", 1},
+    {"2007[\"x\"]", 2, "/", 7, 0, "[\"x\"]", "x", "", 0},
+    {"20[\"x\"]", 2, "/", 0, 0, "[\"x\"]", "x", "", 1},
+    {"29223372036854775807[\"x\"]", 2, "/", INT64_MAX, 0, "[\"x\"]", "x", "", 1},
+    {"2/,[\"x\"]", 2, "/", -1, 0, "[\"x\"]", "x", "", 0},
+    {"0/", 0, "/", -1, 0, NULL, NULL, NULL, 0},
+    {"2/a b/\xc3\xa9,[\"x\"]", 2, "/a b/\xc3\xa9", -1, 0, "[\"x\"]", "x", "", 1},
+    {"2/a/[x],[\"x\"]", 2, "/a/[x]", -1, 0, "[\"x\"]", "x", "", 1},
+    {"1/admin,5", 1, "/admin", 5, 0, NULL, NULL, NULL, 1}, /* ids are not type-checked */
+    {"01", 0, "/", 1, 0, NULL, NULL, NULL, 1},
+    {"51000-[\"x\"]", 5, "/", -1, 1000, "[\"x\"]", "x", "", 1},
+    {"601-[]", 6, "/", -1, 1, "[]", NULL, NULL, 0},
+    {"3[]", 3, "/", -1, 0, "[]", NULL, NULL, 1},
+    {"0{}", 0, "/", -1, 0, "{}", NULL, NULL, 1},
+    {"4\"\"", 4, "/", -1, 0, "\"\"", NULL, NULL, 1},
+    {"2[\"Connect\"]", 2, "/", -1, 0, "[\"Connect\"]", "Connect", "", 1},
+    {"2[\"connect \"]", 2, "/", -1, 0, "[\"connect \"]", "connect ", "", 1},
+    {"2[\"\"]", 2, "/", -1, 0, "[\"\"]", "", "", 1},
+};
+
+static void check_ok(size_t ci, const struct ok_case *c, const struct hr_sio_packet *p,
+                     const char *base, size_t len)
+{
+    size_t nl = strlen(c->nsp);
+    assert_int_equal(p->type, c->type);
+    assert_int_equal(p->nsp_len, nl);
+    assert_memory_equal(p->nsp, c->nsp, nl);
+    assert_true(p->ack_id == c->ack);
+    assert_int_equal(p->attachments, c->att);
+    if (!c->data) {
+        assert_null(p->data);
+        assert_int_equal(p->data_len, 0);
+    } else {
+        if (p->data_len != strlen(c->data) || memcmp(p->data, c->data, p->data_len) != 0)
+            fail_msg("case %zu: data \"%.*s\"", ci, (int)p->data_len, p->data);
+        assert_true(p->data >= base && p->data + p->data_len == base + len);
+    }
+    if (c->name) {
+        assert_string_equal(p->name, c->name);
+        if (p->args_len != strlen(c->args) || memcmp(p->args, c->args, p->args_len) != 0)
+            fail_msg("case %zu: args \"%.*s\"", ci, (int)p->args_len, p->args);
+        assert_true(p->args >= p->data && p->args + p->args_len <= p->data + p->data_len);
+    } else {
+        assert_string_equal(p->name, "");
+        assert_null(p->args);
+        assert_int_equal(p->args_len, 0);
+    }
+}
+
+static void test_valid_packets(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok_cases) / sizeof(ok_cases[0]); i++) {
+        const struct ok_case *c = &ok_cases[i];
+        struct hr_sio_packet p;
+        char *copy;
+        size_t len = strlen(c->in);
+        int rc = decode(c->in, len, &p, &copy);
+        if (rc != 0)
+            fail_msg("case %zu \"%s\": rc %d", i, c->in, rc);
+        check_ok(i, c, &p, copy, len);
+        free(copy);
+    }
+}
+
+/* Re-encoding the decoded fields gives a packet that decodes to the same fields, and, for
+ * the canonical examples, exactly the input text. */
+static void test_encode_round_trip(void **state)
+{
+    (void)state;
+    long live = hr_buf_live;
+    for (size_t i = 0; i < sizeof(ok_cases) / sizeof(ok_cases[0]); i++) {
+        const struct ok_case *c = &ok_cases[i];
+        struct hr_sio_packet p, q;
+        char *copy, *copy2;
+        size_t len = strlen(c->in);
+        assert_int_equal(decode(c->in, len, &p, &copy), 0);
+        struct hr_buf *b =
+            hr_sio_encode(p.type, p.nsp, p.nsp_len, p.ack_id, p.attachments, p.data, p.data_len);
+        assert_non_null(b);
+        if (c->canonical && (b->len != len || memcmp(b->data, c->in, len) != 0))
+            fail_msg("case %zu: encoded \"%.*s\", want \"%s\"", i, (int)b->len, b->data, c->in);
+        assert_int_equal(decode(b->data, b->len, &q, &copy2), 0);
+        check_ok(i, c, &q, copy2, b->len);
+        hr_buf_unref(b);
+        free(copy);
+        free(copy2);
+    }
+    assert_int_equal(hr_buf_live, live);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Invalid packets */
+
+struct bad_case {
+    const char *in;
+    size_t len;
+};
+
+static const struct bad_case bad_cases[] = {
+    /* empty, and unknown types ("abc" is what the server sees of the suite's "4abc") */
+    {S("")}, {S("abc")}, {S("7")}, {S("9")}, {S("999")}, {S(" 2[\"x\"]")}, {S("-1")},
+    {S("/admin,")}, {S("\x00")},
+    /* v5-test-suite: "4abc" is a CONNECT_ERROR whose payload is not JSON */
+    {S("4abc")},
+    {S("2{}")},                                   /* invalid payload format */
+    {S("2abc[\"message-with-ack\",1,\"2\",{\"3\":[false]}]")}, /* invalid ack id */
+    /* socket.io-parser test/parser.js: "invalid payload" */
+    {S("442[\"some\",\"data\"")}, {S("0/admin,\"invalid\"")}, {S("0[]")}, {S("1/admin,{}")},
+    {S("2/admin,\"invalid")}, {S("2/admin,{}")}, {S("2[{\"toString\":\"foo\"}]")},
+    {S("2[true,\"foo\"]")}, {S("2[null,\"bar\"]")}, {S("2[\"connect\"]")},
+    {S("2[\"disconnect\",\"123\"]")},
+    /* ... "Illegal attachments" */
+    {S("5")}, {S("51")}, {S("50-")}, {S("5a-")}, {S("51.23-")},
+    /* reserved event names, also when escaped or in a binary event */
+    {S("2[\"connect_error\"]")}, {S("2[\"disconnecting\"]")}, {S("2[\"newListener\",1]")},
+    {S("2[\"removeListener\"]")}, {S("2[\"\\u0063onnect\"]")}, {S("51-[\"disconnect\"," PH0 "]")},
+    {S("2/admin,1[\"connect\"]")},
+    /* EVENT: a non-empty array whose first element is a string or a number */
+    {S("2[]")}, {S("2[ ]")}, {S("2[[\"x\"]]")}, {S("2[{}]")}, {S("2[false]")}, {S("2\"x\"")},
+    {S("21")}, {S("2")}, {S("2/admin,")}, {S("212")}, {S("5-[\"x\"]")}, {S("51-[]")},
+    {S("51-")}, {S("51-{}")},
+    /* ACK: an array, present */
+    {S("3")}, {S("3/admin,456")}, {S("3{}")}, {S("3\"x\"")}, {S("3null")}, {S("61-")},
+    {S("61-15")}, {S("61-{}")},
+    /* CONNECT: an object or nothing; DISCONNECT: nothing; CONNECT_ERROR: object or string */
+    {S("0null")}, {S("0\"x\"")}, {S("0true")}, {S("0 ")}, {S("1[]")}, {S("1\"x\"")},
+    {S("1 ")}, {S("4")}, {S("4[]")}, {S("4null")}, {S("4/admin,")},
+    /* not exactly one JSON value */
+    {S("2[\"a\"] x")}, {S("2[\"a\"]]")}, {S("2[\"a\"][")}, {S("2[\"a\"")}, {S("2[\"a\",]")},
+    {S("2[\"a\" 1]")}, {S("0{}{}")}, {S("2[\"a\"]\x00")}, {S("0{\"a\"}")},
+    {S("2[\"x\",01]")},
+    /* attachments: digits, 1..HR_SIO_MAX_ATTACHMENTS, then '-' */
+    {S("51001-[\"x\"]")}, {S("599999999999999999999-[\"x\"]")}, {S("5 1-[\"x\"]")},
+    {S("5+1-[\"x\"]")}, {S("5-1-[\"x\"]")}, {S("51e1-[\"x\"]")}, {S("50x1-[\"x\"]")},
+    /* ack id beyond int64 */
+    {S("29223372036854775808[\"x\"]")}, {S("299999999999999999999999[\"x\"]")},
+    /* namespace not UTF-8 */
+    {S("2/ad\xffmin,[\"x\"]")}, {S("0/\xc3")}, {S("0/\xed\xa0\x80,")},
+    /* names that cannot be a C string of UTF-8, or are too long (checked below too) */
+    {S("2[\"\\u0000\"]")}, {S("2[\"a\\u0000b\"]")}, {S("2[\"\\ud83d\"]")}, {S("2[\"\\ude00\"]")},
+    {S("2[\"\\ud83d\\u0041\"]")}, {S("2[\"\\ud83dx\"]")}, {S("2[\"\\ude00\\ud83d\"]")},
+    /* bad JSON inside the arguments */
+    {S("2[\"x\",\"\xff\"]")}, {S("2[\"x\",\"a\nb\"]")}, {S("2[\"x\",tru]")},
+    {S("2[\"x\",\"\\x\"]")}, {S("2[\"\xc0\xaf\"]")},
+};
+
+static void test_invalid_packets(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        struct hr_sio_packet p;
+        char *copy;
+        int rc = decode(bad_cases[i].in, bad_cases[i].len, &p, &copy);
+        if (rc != HR_EINVAL)
+            fail_msg("case %zu \"%.*s\": rc %d", i, (int)bad_cases[i].len, bad_cases[i].in, rc);
+        free(copy);
+    }
+    struct hr_sio_packet p;
+    assert_int_equal(hr_sio_decode(NULL, 0, &p), HR_EINVAL);
+}
+
+/* Every byte as the type: only '0'..'6' can start a packet. */
+static void test_type_bytes(void **state)
+{
+    (void)state;
+    for (int b = 0; b < 256; b++) {
+        char s[3] = {(char)b, '[', ']'};
+        struct hr_sio_packet p;
+        int rc = hr_sio_decode(s, 3, &p);
+        /* "3[]" and "0" forms: ACK takes "[]"; the others reject it or are not types */
+        if (b == '3')
+            assert_int_equal(rc, 0);
+        else
+            assert_int_equal(rc, HR_EINVAL);
+        rc = hr_sio_decode(s, 1, &p);
+        if (b == '0' || b == '1')
+            assert_int_equal(rc, 0);
+        else
+            assert_int_equal(rc, HR_EINVAL);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Event names */
+
+struct name_case {
+    const char *in;
+    const char *name;
+    size_t name_len;
+};
+
+static const struct name_case name_cases[] = {
+    {"2[\"a\\\"b\"]", S("a\"b")},
+    {"2[\"\\\\\\/\\b\\f\\n\\r\\t\"]", S("\\/\b\f\n\r\t")},
+    {"2[\"\\u00e9t\\u00C9\"]", S("\xc3\xa9t\xc3\x89")},
+    {"2[\"\\u0041\\u007f\\u0080\\u07ff\\u0800\\uffff\"]",
+     S("A\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf")},
+    {"2[\"\\ud83d\\ude00\"]", S("\xf0\x9f\x98\x80")},
+    {"2[\"\\uD800\\uDC00\\uDBFF\\uDFFF\"]", S("\xf0\x90\x80\x80\xf4\x8f\xbf\xbf")},
+    {"2[\"\\u001f\"]", S("\x1f")},
+    {"2[\"\xf0\x9f\x98\x80 raw \xe2\x82\xac\"]", S("\xf0\x9f\x98\x80 raw \xe2\x82\xac")},
+    {"2[\"\\ud7ff\\ue000\"]", S("\xed\x9f\xbf\xee\x80\x80")},
+    {"2[\"chat:message\",{\"text\":\"hi\"}]", S("chat:message")},
+};
+
+static void test_event_names(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(name_cases) / sizeof(name_cases[0]); i++) {
+        struct hr_sio_packet p;
+        char *copy;
+        int rc = decode(name_cases[i].in, strlen(name_cases[i].in), &p, &copy);
+        if (rc != 0)
+            fail_msg("case %zu: rc %d", i, rc);
+        assert_int_equal(strlen(p.name), name_cases[i].name_len);
+        assert_memory_equal(p.name, name_cases[i].name, name_cases[i].name_len);
+        free(copy);
+    }
+}
+
+/* Names are NUL-terminated in name[256]: at most 255 bytes once unescaped. */
+static void test_event_name_length(void **state)
+{
+    (void)state;
+    char buf[2048];
+    struct hr_sio_packet p;
+
+    for (size_t n = 250; n <= 260; n++) {
+        /* raw ASCII */
+        int k = snprintf(buf, sizeof(buf), "2[\"%.*s\",1]", (int)n,
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        int rc = hr_sio_decode(buf, (size_t)k, &p);
+        if (n <= 255) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(strlen(p.name), n);
+            assert_int_equal(p.args_len, 1);
+            assert_memory_equal(p.args, "1", 1);
+        } else {
+            assert_int_equal(rc, HR_EINVAL);
+        }
+        /* the same length as escapes: each "\u00e9" is 2 bytes, "\u20ac" 3, "\ud83d\ude00" 4 */
+        static const struct {
+            const char *esc;
+            size_t bytes;
+        } unit[] = {{"\\u00e9", 2}, {"\\u20ac", 3}, {"\\ud83d\\ude00", 4}, {"\\n", 1}};
+        for (size_t u = 0; u < 4; u++) {
+            if (n % unit[u].bytes)
+                continue;
+            size_t o = 0;
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o, "2[\"");
+            for (size_t j = 0; j < n / unit[u].bytes; j++)
+                o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s", unit[u].esc);
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\"]");
+            rc = hr_sio_decode(buf, o, &p);
+            assert_int_equal(rc, n <= 255 ? 0 : HR_EINVAL);
+            if (rc == 0)
+                assert_int_equal(strlen(p.name), n);
+        }
+        /* a number name */
+        k = snprintf(buf, sizeof(buf), "2[%.*s]", (int)n,
+                     "1111111111111111111111111111111111111111111111111111111111111111111111111111"
+                     "1111111111111111111111111111111111111111111111111111111111111111111111111111"
+                     "1111111111111111111111111111111111111111111111111111111111111111111111111111"
+                     "1111111111111111111111111111111111111111111111111111111111111111111111111111");
+        rc = hr_sio_decode(buf, (size_t)k, &p);
+        assert_int_equal(rc, n <= 255 ? 0 : HR_EINVAL);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * JSON validator */
+
+struct json_case {
+    const char *in;
+    size_t len;
+    int kind; /* 0: invalid */
+};
+
+static const struct json_case json_cases[] = {
+    /* kinds */
+    {S("{}"), '{'}, {S("[]"), '['}, {S("\"\""), '"'}, {S("0"), 'n'}, {S("-1"), 'n'},
+    {S("true"), 't'}, {S("false"), 'f'}, {S("null"), 'z'},
+    /* whitespace around and inside (only space, tab, LF, CR) */
+    {S(" \t\r\n[ 1 , 2 ]\n"), '['}, {S("{ \"a\" : 1 , \"b\" : [ ] }"), '{'},
+    {S("\f[]"), 0}, {S("[]\v"), 0}, {S("[\xc2\xa0]"), 0}, {S("\xef\xbb\xbf[]"), 0},
+    {S(""), 0}, {S(" "), 0}, {S("\n\t"), 0},
+    /* numbers (RFC 8259 §6) */
+    {S("0"), 'n'}, {S("-0"), 'n'}, {S("123"), 'n'}, {S("1.5"), 'n'}, {S("-0.0"), 'n'},
+    {S("1e5"), 'n'}, {S("1E+5"), 'n'}, {S("1e-5"), 'n'}, {S("0.5e005"), 'n'},
+    {S("12345678901234567890123456789012345678901234567890"), 'n'}, {S("1e99999"), 'n'},
+    {S("01"), 0}, {S("-01"), 0}, {S("00"), 0}, {S("+1"), 0}, {S("-"), 0}, {S("1."), 0},
+    {S(".5"), 0}, {S("1.e5"), 0}, {S("1e"), 0}, {S("1e+"), 0}, {S("1e5.0"), 0}, {S("0x10"), 0},
+    {S("NaN"), 0}, {S("Infinity"), 0}, {S("-Infinity"), 0}, {S("1 2"), 0}, {S("- 1"), 0},
+    {S("1_000"), 0}, {S("[1,]"), 0}, {S("[-]"), 0},
+    /* literals */
+    {S("tru"), 0}, {S("truee"), 0}, {S("True"), 0}, {S("nul"), 0}, {S("nulll"), 0},
+    {S("fals"), 0}, {S("undefined"), 0},
+    /* strings (§7) */
+    {S("\"abc\""), '"'}, {S("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""), '"'}, {S("\"\\u0000\""), '"'},
+    {S("\"\\uD83D\\uDE00\""), '"'}, {S("\"\\ud800\""), '"'}, {S("\"\\udc00\\ud800\""), '"'},
+    {S("\"\\uABCD\\uabcd\""), '"'}, {S("\"\x7f\""), '"'},
+    {S("\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\""), '"'}, {S("\"\xf4\x8f\xbf\xbf\""), '"'},
+    {S("\"abc"), 0}, {S("\"\\\""), 0}, {S("\"\\"), 0}, {S("'a'"), 0}, {S("\"\\a\""), 0},
+    {S("\"\\x41\""), 0}, {S("\"\\U0041\""), 0}, {S("\"\\u041\""), 0}, {S("\"\\u004g\""), 0},
+    {S("\"\\u\""), 0}, {S("\"\\'\""), 0}, {S("\"\\0\""), 0},
+    {S("\"a\nb\""), 0}, {S("\"a\tb\""), 0}, {S("\"\x1f\""), 0}, {S("\"\x00\""), 0},
+    /* UTF-8 inside strings (RFC 3629) */
+    {S("\"\xff\""), 0}, {S("\"\x80\""), 0}, {S("\"\xc3\""), 0}, {S("\"\xc3\"\""), 0},
+    {S("\"\xc0\xaf\""), 0}, {S("\"\xe0\x80\xaf\""), 0}, {S("\"\xed\xa0\x80\""), 0},
+    {S("\"\xf4\x90\x80\x80\""), 0}, {S("\"\xf5\x80\x80\x80\""), 0}, {S("\"\xe2\x82\""), 0},
+    {S("\"\xe2\x82\\n\""), 0}, {S("{\"\xff\":1}"), 0},
+    /* raw bytes outside strings */
+    {S("[\xc3\xa9]"), 0}, {S("[1]\xff"), 0},
+    /* structure */
+    {S("[1,2,[3,{\"a\":[{}]}]]"), '['}, {S("{\"a\":{\"b\":{\"c\":null}}}"), '{'},
+    {S("{\"a\":1,\"a\":2}"), '{'}, /* duplicate keys are valid JSON (JSON.parse keeps last) */
+    {S("["), 0}, {S("]"), 0}, {S("[1"), 0}, {S("[1,"), 0}, {S("[,1]"), 0}, {S("[1 2]"), 0},
+    {S("[1,,2]"), 0}, {S("[1}"), 0}, {S("{]"), 0}, {S("{"), 0}, {S("{\"a\"}"), 0},
+    {S("{\"a\":}"), 0}, {S("{\"a\" 1}"), 0}, {S("{\"a\":1,}"), 0}, {S("{,}"), 0},
+    {S("{1:2}"), 0}, {S("{a:1}"), 0}, {S("{\"a\":1 \"b\":2}"), 0}, {S("{\"a\"::1}"), 0},
+    {S("[]]"), 0}, {S("{}}"), 0}, {S("[][]"), 0}, {S("1,2"), 0}, {S("\"a\"\"b\""), 0},
+    {S("[1]x"), 0}, {S("[1] x"), 0}, {S("[1]\x00"), 0}, {S("[1]/**/"), 0}, {S("//\n[1]"), 0},
+    {S("[1]\x1e"), 0},
+};
+
+static void test_json_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(json_cases) / sizeof(json_cases[0]); i++) {
+        const struct json_case *c = &json_cases[i];
+        char *copy = malloc(c->len);
+        assert_non_null(copy);
+        memcpy(copy, c->in, c->len);
+        int kind = hr_json_check(copy, c->len);
+        if (kind != c->kind)
+            fail_msg("case %zu \"%.*s\": %d, want %d", i, (int)c->len, c->in, kind, c->kind);
+        free(copy);
+    }
+    assert_int_equal(hr_json_check(NULL, 0), 0);
+}
+
+/* Nesting: 128 containers deep is the limit, arrays and objects alike; far deeper input is
+ * rejected without using stack. */
+static void test_json_depth(void **state)
+{
+    (void)state;
+    size_t big = 1000000;
+    char *buf = malloc(2 * big + 16);
+    assert_non_null(buf);
+
+    for (size_t depth = 126; depth <= 130; depth++) {
+        size_t n = 0;
+        for (size_t i = 0; i < depth; i++)
+            buf[n++] = '[';
+        for (size_t i = 0; i < depth; i++)
+            buf[n++] = ']';
+        assert_int_equal(hr_json_check(buf, n), depth <= 128 ? '[' : 0);
+
+        /* {"a":[{"a":[...1...]}]} mixing both kinds */
+        n = 0;
+        for (size_t i = 0; i < depth; i++) {
+            if (i % 2 == 0) {
+                memcpy(buf + n, "{\"a\":", 5);
+                n += 5;
+            } else {
+                buf[n++] = '[';
+            }
+        }
+        buf[n++] = '1';
+        for (size_t i = depth; i-- > 0;)
+            buf[n++] = i % 2 == 0 ? '}' : ']';
+        assert_int_equal(hr_json_check(buf, n), depth <= 128 ? '{' : 0);
+
+        /* inside an EVENT: the packet's own array counts */
+        n = (size_t)snprintf(buf, 16, "2[\"x\",");
+        for (size_t i = 0; i < depth - 1; i++)
+            buf[n++] = '[';
+        for (size_t i = 0; i < depth - 1; i++)
+            buf[n++] = ']';
+        buf[n++] = ']';
+        struct hr_sio_packet p;
+        assert_int_equal(hr_sio_decode(buf, n, &p), depth <= 128 ? 0 : HR_EINVAL);
+    }
+    memset(buf, '[', big);
+    memset(buf + big, ']', big);
+    assert_int_equal(hr_json_check(buf, 2 * big), 0);
+    for (size_t i = 0; i < big / 5; i++)
+        memcpy(buf + i * 5, "{\"a\":", 5);
+    assert_int_equal(hr_json_check(buf, big), 0);
+    free(buf);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Encoders */
+
+static void expect_buf(struct hr_buf *b, const char *want)
+{
+    assert_non_null(b);
+    assert_int_equal(b->refs, 1);
+    if (b->len != strlen(want) || memcmp(b->data, want, b->len) != 0)
+        fail_msg("got \"%.*s\", want \"%s\"", (int)b->len, b->data, want);
+    hr_buf_unref(b);
+}
+
+static void test_encode(void **state)
+{
+    (void)state;
+    long live = hr_buf_live;
+    expect_buf(hr_sio_encode(HR_SIO_CONNECT, S("/"), -1, 0, NULL, 0), "0");
+    expect_buf(hr_sio_encode(HR_SIO_CONNECT, NULL, 0, -1, 0, NULL, 0), "0");
+    expect_buf(hr_sio_encode(HR_SIO_CONNECT, "", 0, -1, 0, NULL, 0), "0");
+    expect_buf(hr_sio_encode(HR_SIO_CONNECT, S("/admin"), -1, 0, S("{\"sid\":\"x\"}")),
+               "0/admin,{\"sid\":\"x\"}");
+    expect_buf(hr_sio_encode(HR_SIO_DISCONNECT, S("/admin"), -1, 0, NULL, 0), "1/admin,");
+    expect_buf(hr_sio_encode(HR_SIO_EVENT, S("/"), 12, 0, S("[\"foo\"]")), "212[\"foo\"]");
+    expect_buf(hr_sio_encode(HR_SIO_ACK, S("/admin"), 13, 0, S("[\"bar\"]")),
+               "3/admin,13[\"bar\"]");
+    expect_buf(hr_sio_encode(HR_SIO_ACK, S("/"), 0, 0, S("[]")), "30[]");
+    expect_buf(hr_sio_encode(HR_SIO_ACK, S("/"), INT64_MAX, 0, S("[]")),
+               "39223372036854775807[]");
+    expect_buf(hr_sio_encode(HR_SIO_CONNECT_ERROR, S("/random"), -1, 0,
+                             S("{\"message\":\"Invalid namespace\"}")),
+               "4/random,{\"message\":\"Invalid namespace\"}");
+    expect_buf(hr_sio_encode(HR_SIO_BINARY_EVENT, S("/admin"), -1, 2,
+                             S("[\"baz\"," PH0 "," PH1 "]")),
+               "52-/admin,[\"baz\"," PH0 "," PH1 "]");
+    expect_buf(hr_sio_encode(HR_SIO_BINARY_ACK, S("/admin"), 1, 1, S("[" PH0 "]")),
+               "61-/admin,1[" PH0 "]");
+    /* attachments only on binary types */
+    expect_buf(hr_sio_encode(HR_SIO_EVENT, S("/"), -1, 3, S("[\"x\"]")), "2[\"x\"]");
+    /* refused: unknown type, a comma in the namespace, no leading slash */
+    assert_null(hr_sio_encode(7, S("/"), -1, 0, NULL, 0));
+    assert_null(hr_sio_encode(-1, S("/"), -1, 0, NULL, 0));
+    assert_null(hr_sio_encode(HR_SIO_EVENT, S("/a,b"), -1, 0, S("[\"x\"]")));
+    assert_null(hr_sio_encode(HR_SIO_EVENT, S("admin"), -1, 0, S("[\"x\"]")));
+    assert_int_equal(hr_buf_live, live);
+}
+
+struct str_case {
+    const char *in;
+    size_t len;
+    const char *out;
+};
+
+static const struct str_case str_cases[] = {
+    {S(""), "\"\""},
+    {S("hello"), "\"hello\""},
+    {S("a\"b\\c/d"), "\"a\\\"b\\\\c/d\""},
+    {S("\b\f\n\r\t"), "\"\\b\\f\\n\\r\\t\""},
+    {S("\x00\x01\x1f\x7f"), "\"\\u0000\\u0001\\u001f\x7f\""},
+    {S("\x0b\x1e"), "\"\\u000b\\u001e\""},
+    {S("\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80"), "\"\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80\""},
+    {S("<script>&'"), "\"<script>&'\""},
+};
+
+static void test_json_append_string(void **state)
+{
+    (void)state;
+    long live = hr_buf_live;
+    for (size_t i = 0; i < sizeof(str_cases) / sizeof(str_cases[0]); i++) {
+        struct hr_buf *b = hr_buf_new(0);
+        assert_non_null(b);
+        assert_int_equal(hr_json_append_string(&b, str_cases[i].in, str_cases[i].len), 0);
+        expect_buf(b, str_cases[i].out);
+    }
+    /* all 32 control characters, and every escape reads back as the same bytes */
+    char all[128];
+    for (int c = 0; c < 128; c++)
+        all[c] = (char)c;
+    struct hr_buf *b = hr_buf_from("2[", 2);
+    assert_non_null(b);
+    assert_int_equal(hr_json_append_string(&b, all + 1, 127), 0); /* U+0000 can't be a name */
+    assert_int_equal(hr_buf_append(&b, "]", 1), 0);
+    struct hr_sio_packet p;
+    assert_int_equal(hr_sio_decode(b->data, b->len, &p), 0);
+    assert_int_equal(strlen(p.name), 127);
+    assert_memory_equal(p.name, all + 1, 127);
+    hr_buf_unref(b);
+
+    /* invalid UTF-8 is refused and leaves the buffer as it was */
+    static const char *bad[] = {"\xff", "a\xc3", "\xed\xa0\x80", "\xc0\xaf", "ok\x80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        b = hr_buf_from("x", 1);
+        assert_int_equal(hr_json_append_string(&b, bad[i], strlen(bad[i])), HR_EINVAL);
+        expect_buf(b, "x");
+    }
+    assert_int_equal(hr_buf_live, live);
+}
+
+static void test_append_event(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *args, *out;
+    } cases[] = {
+        {"message-back", "1,\"2\",{\"3\":[true]}", "[\"message-back\",1,\"2\",{\"3\":[true]}]"},
+        {"auth", "{}", "[\"auth\",{}]"},
+        {"hello", "", "[\"hello\"]"},
+        {"a\"b\n\xc3\xa9", "null", "[\"a\\\"b\\n\xc3\xa9\",null]"},
+        {"", "", "[\"\"]"},
+    };
+    long live = hr_buf_live;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* as a whole packet: "2" + event, which must decode to the same name and args */
+        struct hr_buf *b = hr_buf_from("2", 1);
+        assert_non_null(b);
+        assert_int_equal(hr_sio_append_event(&b, cases[i].name, cases[i].args,
+                                             strlen(cases[i].args)),
+                         0);
+        assert_int_equal(b->len, 1 + strlen(cases[i].out));
+        assert_memory_equal(b->data + 1, cases[i].out, b->len - 1);
+        struct hr_sio_packet p;
+        assert_int_equal(hr_sio_decode(b->data, b->len, &p), 0);
+        assert_string_equal(p.name, cases[i].name);
+        assert_int_equal(p.args_len, strlen(cases[i].args));
+        assert_memory_equal(p.args, cases[i].args, p.args_len);
+        hr_buf_unref(b);
+    }
+    struct hr_buf *b = hr_buf_from("2", 1);
+    assert_int_equal(hr_sio_append_event(&b, NULL, NULL, 0), HR_EINVAL);
+    assert_int_equal(hr_sio_append_event(&b, "\xff", NULL, 0), HR_EINVAL);
+    expect_buf(b, "2");
+    /* a shared buffer cannot grow: the append fails and changes nothing */
+    b = hr_buf_from("2", 1);
+    hr_buf_ref(b);
+    assert_int_equal(hr_sio_append_event(&b, "x", "1", 1), HR_ETOOBIG);
+    assert_int_equal(b->len, 1);
+    hr_buf_unref(b);
+    expect_buf(b, "2");
+    assert_int_equal(hr_buf_live, live);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_packets),
+        cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_invalid_packets),
+        cmocka_unit_test(test_type_bytes),
+        cmocka_unit_test(test_event_names),
+        cmocka_unit_test(test_event_name_length),
+        cmocka_unit_test(test_json_table),
+        cmocka_unit_test(test_json_depth),
+        cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_json_append_string),
+        cmocka_unit_test(test_append_event),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
