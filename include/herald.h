@@ -108,7 +108,8 @@ void herald_on_disconnect(herald_socket *s, herald_disconnect_cb cb, void *ud);
 /* Arguments: raw JSON text of the arguments without the brackets ("1,\"2\",{}"), the parsed
  * array (owned by herald, valid during the call), and binary attachments by index. */
 const char *herald_args_raw(const herald_args *a, size_t *len);
-const json_t *herald_args_json(const herald_args *a);
+json_t *herald_args_json(const herald_args *a);   /* borrowed: json_incref to keep it */
+json_t *herald_arg(const herald_args *a, size_t i); /* borrowed; NULL past the end */
 size_t herald_args_count(const herald_args *a);
 size_t herald_args_binaries(const herald_args *a);
 const uint8_t *herald_args_binary(const herald_args *a, size_t i, size_t *len);

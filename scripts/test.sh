@@ -31,7 +31,7 @@ run_ctest() {
 build() {
     local dir=$1
     shift
-    cmake -S . -B "$dir" -DHERALD_WERROR=ON "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
+    cmake -S . -B "$dir" -DHERALD_WERROR=ON -DHERALD_TESTS=ON -DHERALD_E2E=ON "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
     cmake --build "$dir" -j"$jobs" >"$log" 2>&1 || { cat "$log"; return 1; }
 }
 
@@ -46,7 +46,7 @@ else
 fi
 
 echo "== libFuzzer targets, ${fuzz_seconds}s each"
-if CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DHERALD_FUZZ=ON -DHERALD_TESTS=OFF; then
+if CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DHERALD_FUZZ=ON -DHERALD_TESTS=OFF -DHERALD_E2E=OFF; then
     for f in build-fuzz/fuzz_*; do
         name=${f##*/fuzz_}
         corpus=$(mktemp -d)

@@ -126,7 +126,7 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
     struct hr_limits d = HR_LIMITS_DEFAULT;
     *cfg = (struct hr_config){.host = "0.0.0.0", .port = 3000, .public_dir = "public", .app = "chat",
                               .cors_origin = "*", .max_payload = 1000000,
-                              .recovery_window_ms = 120000, .limits = d};
+                              .recovery_window_ms = UINT32_MAX, .limits = d};
     struct hr_limits *l = &cfg->limits;
     int ch, body_set = 0;
     uint64_t v;
@@ -178,7 +178,7 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
             if (strcmp(optarg, "chat") && strcmp(optarg, "conformance-eio") && strcmp(optarg, "conformance-sio"))
                 bad = "--app wants chat, conformance-eio or conformance-sio";
             else
-                cfg->app = optarg;
+                cfg->app = optarg, cfg->app_set = 1;
             break;
         case OPT_PATH:
             if (optarg[0] != '/' || strlen(optarg) > 200 || strchr(optarg, '?'))

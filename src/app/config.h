@@ -11,11 +11,12 @@ struct hr_config {
     int port;
     const char *public_dir;
     const char *app;              /* chat (default), conformance-eio, conformance-sio */
+    int app_set;                  /* --app was given */
     const char *path;             /* Engine.IO / Socket.IO path; NULL: the app's */
     const char *cors_origin;      /* "*", a comma-separated list, or NULL for none */
     uint32_t ping_interval_ms, ping_timeout_ms;  /* 0: the app's */
     uint32_t max_payload;
-    uint32_t recovery_window_ms;
+    uint32_t recovery_window_ms;  /* UINT32_MAX: not given */
     int quiet;
     struct hr_limits limits;
 };

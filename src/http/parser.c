@@ -9,6 +9,9 @@
 
 #define P(lp) ((struct hr_http_parser *)((char *)(lp) - offsetof(struct hr_http_parser, llhttp)))
 
+/* Bytes that may follow the last field of a head: " HTTP/1.1\r\n" and the empty line. */
+#define HEAD_TAIL 13
+
 enum { F_NONE, F_URL, F_NAME, F_NAME_DONE, F_VALUE };
 
 static int fail(struct hr_http_parser *p, int status, const char *why)
@@ -44,9 +47,15 @@ static int head_reserve(struct hr_http_parser *p, size_t n)
 static int head_append(struct hr_http_parser *p, const char *at, size_t len)
 {
     struct hr_http_request *r = &p->req;
-    /* raw head bytes so far: earlier chunks plus this chunk up to the end of this span */
-    if (p->chunk && (size_t)(at + len - p->chunk) + p->head_seen > p->max_head)
+    if (p->head_done) {
+        /* trailer fields: the read also holds body bytes, so count the fields' own bytes */
+        p->head_seen += (uint32_t)(len > p->max_head ? p->max_head + 1 : len);
+        if (p->head_seen > p->max_head)
+            return fail(p, 431, "trailer section too large");
+    } else if (p->chunk && (size_t)(at + len - p->chunk) + p->head_seen > p->max_head) {
+        /* raw head bytes so far: earlier chunks plus this chunk up to the end of this span */
         return fail(p, 431, "request head too large");
+    }
     int rc = head_reserve(p, len);
     if (rc)
         return rc;
@@ -167,27 +176,63 @@ static int on_value_complete(llhttp_t *lp)
     return rc;
 }
 
+/* Whether every Transfer-Encoding element is "chunked" (llhttp refuses it twice). */
+static int te_only_chunked(const struct hr_http_request *r)
+{
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        const struct hr_http_header *h = &r->headers[i];
+        if (h->name_len != 17 || strncasecmp(r->head + h->name_off, "Transfer-Encoding", 17) != 0)
+            continue;
+        const char *v = r->head + h->value_off, *end = v + h->value_len;
+        while (v < end) {
+            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *s = v;
+            while (v < end && *v != ',')
+                v++;
+            const char *e = v;
+            while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            if (e > s && ((size_t)(e - s) != 7 || strncasecmp(s, "chunked", 7) != 0))
+                return 0;
+        }
+    }
+    return 1;
+}
+
 static int on_headers_complete(llhttp_t *lp)
 {
     struct hr_http_parser *p = P(lp);
     struct hr_http_request *r = &p->req;
     if (r->target_len == 0 || !r->head)
         return fail(p, 400, "missing request target");
-    /* absolute-form (RFC 9112 §3.2.2) must be accepted: route on its path */
-    if (r->head[0] != '/') {
+    /* HTTP/1.0 and 1.1 only: not 0.9, not "HTTP/2.0" in a request line */
+    if (llhttp_get_http_major(lp) != 1)
+        return fail(p, 505, "HTTP version not supported");
+    if (r->target_len == 1 && r->head[0] == '*' && llhttp_get_method(lp) == HTTP_OPTIONS) {
+        /* asterisk-form (RFC 9112 §3.2.4): the server as a whole; its path is "*" */
+    } else if (r->head[0] != '/') {
+        /* absolute-form (RFC 9112 §3.2.2) must be accepted: route on its path. The
+         * authority ends at '/', '?' or '#' (RFC 3986 §3.2) and its host is not empty
+         * (RFC 9110 §4.2.1). */
         const char *t = r->head;
         size_t skip = strncasecmp(t, "http://", 7) == 0 ? 7 : strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
-        const char *slash = skip ? strchr(t + skip, '/') : NULL;
-        if (!slash)
+        size_t alen = skip ? strcspn(t + skip, "/?#") : 0;
+        if (!skip || alen == 0 || t[skip + alen] != '/')
             return fail(p, 400, "request target must be a path or an absolute URL");
-        r->path_off = (uint32_t)(slash - t);
+        r->path_off = (uint32_t)(skip + alen);
     }
+    /* RFC 9112 §6.1: a transfer coding we do not implement (only chunked) is 501 */
+    if ((lp->flags & F_TRANSFER_ENCODING) && !te_only_chunked(r))
+        return fail(p, 501, "transfer coding not implemented");
     r->method = llhttp_get_method(lp);
     r->http_major = llhttp_get_http_major(lp);
     r->http_minor = llhttp_get_http_minor(lp);
     r->keep_alive = (uint8_t)llhttp_should_keep_alive(lp);
     r->upgrade = llhttp_get_upgrade(lp);
     p->head_done = 1;
+    p->head_seen = 0;              /* from here on, trailer bytes */
+    p->head_fields = r->nheaders;  /* trailer fields after these are dropped */
     if ((lp->flags & F_CONTENT_LENGTH) && lp->content_length > p->max_body) {
         fail(p, 413, "request body too large");
         return -1;
@@ -221,6 +266,9 @@ static int on_message_complete(llhttp_t *lp)
 {
     struct hr_http_parser *p = P(lp);
     p->complete = 1;
+    /* RFC 9110 §6.5.1: trailer fields are not merged into the header section */
+    if (p->req.nheaders > p->head_fields)
+        p->req.nheaders = p->head_fields;
     /* An upgrade pauses by itself (HPE_PAUSED_UPGRADE); anything else pauses here so the
      * request is answered before the next pipelined one is parsed. */
     return llhttp_get_upgrade(lp) ? 0 : HPE_PAUSED;
@@ -296,8 +344,12 @@ int hr_http_parse(struct hr_http_parser *p, const char *data, size_t len, size_t
     case HPE_OK:
         *consumed = len;
         if (p->started && !p->head_done) {
-            p->head_seen += (uint32_t)(len > p->max_head ? p->max_head + 1 : len);
-            if (p->head_seen > p->max_head) {
+            /* A read that holds the whole head is checked at the end of each field (the
+             * target, a name, a value); at most " HTTP/1.1\r\n\r\n" follows the last one.
+             * Allowing that much here keeps the outcome the same wherever reads end. */
+            uint32_t room = p->max_head + HEAD_TAIL + 1;
+            p->head_seen += (uint32_t)(len > room ? room : len);
+            if (p->head_seen > p->max_head + HEAD_TAIL) {
                 fail(p, 431, "request head too large");
                 return HR_HTTP_ERROR;
             }

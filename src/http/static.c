@@ -80,6 +80,9 @@ int hr_static_resolve(const char *target, char *out, size_t outsz)
         out[n++] = ch;
     }
     out[n] = '\0';
+    /* a relative path: no empty first segment ("//x", "/%2fx") */
+    if (out[0] == '/')
+        return 400;
     /* every segment: no "." or "..", no backslash tricks */
     const char *seg = out;
     for (;;) {

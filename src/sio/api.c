@@ -13,7 +13,7 @@
 
 /* Set by herald_options_parse for the next herald_new: the network limits of --help. */
 static struct hr_limits parsed_limits = HR_LIMITS_DEFAULT;
-const char *hr_sio_app_name = "chat";
+const char *hr_sio_app_name; /* the herald binary's --app, for the banner */
 
 void herald_options_init(struct herald_options *o)
 {
@@ -52,10 +52,12 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
     if (cfg.ping_timeout_ms)
         o->ping_timeout_ms = cfg.ping_timeout_ms;
     o->max_payload = cfg.max_payload;
-    o->recovery_window_ms = cfg.recovery_window_ms;
+    if (cfg.recovery_window_ms != UINT32_MAX)
+        o->recovery_window_ms = cfg.recovery_window_ms;
     o->quiet = cfg.quiet;
     parsed_limits = cfg.limits;
-    hr_sio_app_name = cfg.app;
+    if (cfg.app_set)
+        hr_sio_app_name = cfg.app;
     return 0;
 }
 
@@ -162,11 +164,11 @@ int herald_run(herald_io *io)
     uv_signal_start(&io->sigterm, on_signal, SIGTERM);
 
     int v6 = strchr(io->opts.host, ':') != NULL;
-    printf("herald %s listening on http://%s%s%s:%d (app %s", HERALD_VERSION, v6 ? "[" : "",
-           io->opts.host, v6 ? "]" : "", hr_server_port(&io->srv), hr_sio_app_name);
-    if (io->opts.public_dir)
-        printf(", static files from %s", io->st.root);
-    printf(")\n");
+    printf("herald %s listening on http://%s%s%s:%d (", HERALD_VERSION, v6 ? "[" : "",
+           io->opts.host, v6 ? "]" : "", hr_server_port(&io->srv));
+    if (hr_sio_app_name)
+        printf("app %s, ", hr_sio_app_name);
+    printf("static files from %s)\n", io->opts.public_dir ? io->st.root : "nowhere");
     fflush(stdout);
     io->running = 1;
     uv_run(io->loop, UV_RUN_DEFAULT);

@@ -39,24 +39,42 @@ struct hr_sio_packet {
 
 /* Decode and validate a packet as the reference server does (socket.io-parser isPayloadValid):
  * CONNECT: optional object; DISCONNECT: no payload; CONNECT_ERROR: object or string;
- * EVENT / BINARY_EVENT: a non-empty array whose first element is a string; ACK / BINARY_ACK:
- * an array. The payload must be complete, valid JSON (RFC 8259) with nothing after it.
- * Returns 0 or HR_EINVAL. Pointers point into s. */
+ * EVENT / BINARY_EVENT: a non-empty array whose first element is a string that is not
+ * reserved (connect, connect_error, disconnect, disconnecting, newListener, removeListener)
+ * or a number; ACK / BINARY_ACK: an array. The payloads of EVENT, ACK and CONNECT_ERROR are
+ * mandatory (the protocol document says so; the reference parser lets them be absent).
+ * The payload must be one complete JSON value (hr_json_check) with only whitespace around.
+ * Header rules: type '0'..'6'; "<n>-" only and always for the binary types, n decimal digits
+ * in 1..HR_SIO_MAX_ATTACHMENTS; a namespace starts with '/' and ends at the first ',' (or at
+ * the end of s), and must be valid UTF-8; an ack id is decimal digits in 0..INT64_MAX (any
+ * type may carry one, as in the reference). A number event name is copied as its JSON text.
+ * A string name is unescaped; it fails when longer than 255 bytes or when it holds U+0000 or
+ * an unpaired surrogate escape. Returns 0 or HR_EINVAL. Pointers point into s, except nsp
+ * when absent (a static "/"); args is not NUL-terminated. */
 int hr_sio_decode(const char *s, size_t len, struct hr_sio_packet *out);
 
 /* Check that s is one complete JSON value (RFC 8259), returning its kind ('{', '[', '"', 'n'
- * for numbers, 't', 'f', 'z' for null) or 0 if invalid. */
+ * for numbers, 't', 'f', 'z' for null) or 0 if invalid. Whitespace (space, tab, LF, CR) may
+ * surround it; nothing else may follow. Strings must be UTF-8 without raw control characters;
+ * escaped lone surrogates are accepted (the grammar and JSON.parse accept them). Nesting
+ * deeper than 128 arrays/objects is rejected; the check uses no recursion. */
 int hr_json_check(const char *s, size_t len);
 
-/* Encode "<type>[<attachments>-][<nsp>,][<ack id>]" followed by data (raw JSON, may be NULL).
- * The namespace is written only when it is not "/". ack_id < 0: none. */
+/* Encode "<type>[<attachments>-][<nsp>,][<ack id>]" followed by data (raw JSON, may be NULL;
+ * the caller makes it a valid payload for the type). The namespace is written only when it
+ * is not "/" (NULL or empty also mean "/"); attachments only for the binary types. ack_id < 0:
+ * none. NULL on allocation failure, for a type outside 0..6, or for a namespace that does not
+ * start with '/' or contains ',' (it could not be decoded back). */
 struct hr_buf *hr_sio_encode(int type, const char *nsp, size_t nsp_len, int64_t ack_id,
                              uint32_t attachments, const char *data, size_t data_len);
 /* An EVENT payload from an event name and raw arguments: '["name",' args ']' — args is the
- * raw JSON text of the arguments without brackets (may be empty). Appended to *b. */
+ * raw JSON text of the arguments without brackets (may be empty). Appended to *b. Returns 0,
+ * HR_EINVAL (name NULL or not UTF-8), or hr_buf_append's error; on error *b is unchanged. */
 int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, size_t args_len);
 
-/* Append s as a JSON string (quotes and escapes, as JSON.stringify would) to *b. */
+/* Append s as a JSON string (quotes and escapes, as JSON.stringify would: \" \\ \b \f \n \r
+ * \t, other bytes below 0x20 as \u00XX, everything else raw) to *b. s must be valid UTF-8
+ * (HR_EINVAL otherwise). Returns 0 or an error; on error *b is unchanged. */
 int hr_json_append_string(struct hr_buf **b, const char *s, size_t len);
 
 #endif

@@ -8,6 +8,7 @@
 #include "../core/error.h"
 #include "../core/id.h"
 #include "../core/log.h"
+#include "json.h"
 #include "sio.h"
 
 struct herald_args {
@@ -99,23 +100,27 @@ static void send_packet(struct hr_sio_client *c, int type, const char *nsp, cons
     hr_buf_unref(b);
 }
 
-/* json array -> raw argument text without brackets (compact, key order kept). */
+/* json array -> raw argument text without brackets, as JSON.stringify would write it. */
 static char *args_text(json_t *args, size_t *len)
 {
-    if (!args) {
-        *len = 0;
-        return strdup("");
-    }
-    char *s = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-    if (!s)
+    struct hr_buf *b = hr_buf_new(256);
+    if (!b)
         return NULL;
-    size_t n = strlen(s);
-    if (json_is_array(args) && n >= 2) {
-        memmove(s, s + 1, n - 2);
-        s[n - 2] = '\0';
-        n -= 2;
+    int rc = 0;
+    if (json_is_array(args)) {
+        for (size_t i = 0; i < json_array_size(args) && rc == 0; i++)
+            if (!(i && (rc = hr_buf_append(&b, ",", 1))))
+                rc = hr_json_dump(json_array_get(args, i), &b);
+    } else if (args) {
+        rc = hr_json_dump(args, &b);
     }
-    *len = n;
+    char *s = rc == 0 ? malloc((size_t)b->len + 1) : NULL;
+    if (s) {
+        memcpy(s, b->data, b->len);
+        s[b->len] = '\0';
+        *len = b->len;
+    }
+    hr_buf_unref(b);
     return s;
 }
 
@@ -155,12 +160,130 @@ static int in_room(const herald_socket *s, const char *room)
     return 0;
 }
 
+/* ---- connection state recovery ----------------------------------------------------------- */
+
+static void kept_free(struct hr_sio_kept *k)
+{
+    free(k->event);
+    free(k->raw);
+    free(k->room);
+    free(k);
+}
+
+/* Drop kept broadcasts older than the window, or beyond the memory budget. */
+static void kept_prune(herald_nsp *nsp, uint64_t now)
+{
+    uint64_t window = nsp->io->opts.recovery_window_ms;
+    while (nsp->kept_head && (now - nsp->kept_head->at > window || nsp->kept_bytes > HR_SIO_KEPT_MAX)) {
+        struct hr_sio_kept *k = nsp->kept_head;
+        nsp->kept_head = k->next;
+        if (!nsp->kept_head)
+            nsp->kept_tail = NULL;
+        nsp->kept_bytes -= k->raw_len + sizeof(*k);
+        kept_free(k);
+    }
+}
+
+/* Append the broadcast's offset to its arguments and keep it for returning sockets. Returns
+ * the new raw text (owned by the kept entry), or NULL to send the packet as it was. */
+static struct hr_sio_kept *keep(herald_nsp *nsp, const char *room, herald_socket *except,
+                                const char *event, const char *raw, size_t len)
+{
+    herald_io *io = nsp->io;
+    struct hr_sio_kept *k = calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    k->offset = ++io->next_offset;
+    k->at = uv_now(io->loop);
+    char off[32];
+    int n = snprintf(off, sizeof off, "%s\"%llu\"", len ? "," : "", (unsigned long long)k->offset);
+    k->raw = malloc(len + (size_t)n + 1);
+    k->event = strdup(event);
+    k->room = room ? strdup(room) : NULL;
+    if (!k->raw || !k->event || (room && !k->room)) {
+        kept_free(k);
+        return NULL;
+    }
+    memcpy(k->raw, raw, len);
+    memcpy(k->raw + len, off, (size_t)n + 1);
+    k->raw_len = len + (size_t)n;
+    if (except)
+        snprintf(k->except, sizeof k->except, "%s", except->id);
+    if (nsp->kept_tail)
+        nsp->kept_tail->next = k;
+    else
+        nsp->kept_head = k;
+    nsp->kept_tail = k;
+    nsp->kept_bytes += k->raw_len + sizeof(*k);
+    kept_prune(nsp, k->at);
+    return k;
+}
+
+static void saved_free(herald_io *io, struct hr_sio_saved *sv)
+{
+    HASH_DEL(io->saved, sv);
+    for (uint32_t i = 0; i < sv->nrooms; i++)
+        free(sv->rooms[i]);
+    free(sv->rooms);
+    free(sv);
+}
+
+static void saved_prune(herald_io *io, uint64_t now)
+{
+    /* uthash iterates in insertion order: the oldest come first */
+    struct hr_sio_saved *sv, *tmp;
+    HASH_ITER(hh, io->saved, sv, tmp) {
+        if (now - sv->at <= io->opts.recovery_window_ms)
+            break;
+        saved_free(io, sv);
+    }
+}
+
+/* A socket that dropped (not one that left on purpose) may come back within the window. */
+static void save_session(herald_socket *s, const char *reason)
+{
+    herald_io *io = s->nsp->io;
+    if (!io->opts.recovery_window_ms || !s->pid[0] || strcmp(reason, "client namespace disconnect") == 0 ||
+        strcmp(reason, "server namespace disconnect") == 0 || strcmp(reason, "server shutting down") == 0)
+        return;
+    struct hr_sio_saved *sv = calloc(1, sizeof(*sv));
+    if (!sv)
+        return;
+    memcpy(sv->pid, s->pid, sizeof sv->pid);
+    memcpy(sv->sid, s->id, sizeof sv->sid);
+    sv->nsp = s->nsp;
+    sv->at = uv_now(io->loop);
+    sv->rooms = calloc(s->nrooms ? s->nrooms : 1, sizeof(char *));
+    for (uint32_t i = 0; sv->rooms && i < s->nrooms; i++)
+        if ((sv->rooms[sv->nrooms] = strdup(s->rooms[i])))
+            sv->nrooms++;
+    HASH_ADD_STR(io->saved, pid, sv);
+    saved_prune(io, sv->at);
+}
+
+static int saved_in_room(const struct hr_sio_saved *sv, const char *room)
+{
+    for (uint32_t i = 0; i < sv->nrooms; i++)
+        if (strcmp(sv->rooms[i], room) == 0)
+            return 1;
+    return 0;
+}
+
 size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *except,
                             const char *event, const char *raw, size_t len,
                             const struct herald_bin *bins, size_t nbins)
 {
     struct outgoing o;
     size_t n = 0;
+    /* with recovery on, a broadcast carries its offset as a last argument (as Socket.IO's
+     * session-aware adapter does) and is kept for sockets that come back */
+    if (nsp->io->opts.recovery_window_ms && nbins == 0) {
+        struct hr_sio_kept *k = keep(nsp, room, except, event, raw, len);
+        if (k) {
+            raw = k->raw;
+            len = k->raw_len;
+        }
+    }
     if (out_init(&o, HR_SIO_EVENT, nsp, -1, event, raw, len, bins, nbins) == 0) {
         if (room) {
             struct hr_sio_room *r;
@@ -414,9 +537,12 @@ void herald_on_disconnect(herald_socket *s, herald_disconnect_cb cb, void *ud)
 }
 
 /* Remove the socket from its namespace and client and free it, telling the application. */
+static void save_session(herald_socket *s, const char *reason);
+
 static void socket_gone(herald_socket *s, const char *reason)
 {
     if (s->connected) {
+        save_session(s, reason);
         s->connected = 0;
         if (s->disconnect_cb)
             s->disconnect_cb(s, reason, s->disconnect_ud);
@@ -535,6 +661,54 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
     s->auth = p->data ? json_loadb(p->data, p->data_len, 0, NULL) : json_object();
     if (!s->auth)
         s->auth = json_object();
+    /* the client's recovery fields are not part of the application's auth */
+    const char *pid = json_string_value(json_object_get(s->auth, "pid"));
+    const char *offset = json_string_value(json_object_get(s->auth, "offset"));
+    struct hr_sio_saved *sv = NULL;
+    if (io->opts.recovery_window_ms && pid && offset) {
+        saved_prune(io, uv_now(io->loop));
+        HASH_FIND_STR(io->saved, pid, sv);
+        if (sv && sv->nsp != nsp)
+            sv = NULL;
+    }
+    uint64_t from = 0;
+    if (sv) {
+        /* the offset must still be kept, or what came after it cannot be replayed */
+        char *end;
+        from = strtoull(offset, &end, 10);
+        struct hr_sio_kept *k = nsp->kept_head;
+        while (k && k->offset != from)
+            k = k->next;
+        if (*end || !k)
+            sv = NULL;
+    }
+    json_object_del(s->auth, "pid");
+    json_object_del(s->auth, "offset");
+    if (sv) {
+        memcpy(s->id, sv->sid, sizeof s->id);
+        memcpy(s->pid, sv->pid, sizeof s->pid);
+        s->recovered = 1;
+        s->next_in_client = c->sockets;
+        c->sockets = s;
+        HASH_ADD_STR(nsp->sockets, id, s);
+        s->connected = 1;
+        for (uint32_t i = 0; i < sv->nrooms; i++)
+            herald_join(s, sv->rooms[i]);
+        char ok[96];
+        snprintf(ok, sizeof ok, "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, s->pid);
+        send_packet(c, HR_SIO_CONNECT, name, ok);
+        /* what it missed, in order, then the application */
+        for (struct hr_sio_kept *k = nsp->kept_head; k; k = k->next) {
+            if (k->offset <= from || strcmp(k->except, sv->sid) == 0 ||
+                (k->room && !saved_in_room(sv, k->room)))
+                continue;
+            herald_emit_raw(s, k->event, k->raw, k->raw_len, NULL, 0);
+        }
+        saved_free(io, sv);
+        if (nsp->on_connection)
+            nsp->on_connection(s, nsp->conn_ud);
+        return;
+    }
     for (herald_socket *other = s; other;) {
         hr_random_id(s->id);
         HASH_FIND_STR(nsp->sockets, s->id, other);
@@ -545,7 +719,8 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         const char *refusal = nsp->mw[i].cb(s, s->auth, nsp->mw[i].ud);
         if (refusal) {
             json_t *err = json_pack("{s:s}", "message", refusal);
-            char *text = err ? json_dumps(err, JSON_COMPACT) : NULL;
+            size_t tlen;
+            char *text = err ? args_text(err, &tlen) : NULL;
             send_packet(c, HR_SIO_CONNECT_ERROR, name, text ? text : "{\"message\":\"refused\"}");
             free(text);
             json_decref(err);
@@ -556,8 +731,13 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
     HASH_ADD_STR(nsp->sockets, id, s);
     s->connected = 1;
     herald_join(s, s->id);
-    char ok[64];
-    snprintf(ok, sizeof ok, "{\"sid\":\"%s\"}", s->id);
+    char ok[96];
+    if (io->opts.recovery_window_ms) {
+        hr_random_id(s->pid);
+        snprintf(ok, sizeof ok, "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, s->pid);
+    } else {
+        snprintf(ok, sizeof ok, "{\"sid\":\"%s\"}", s->id);
+    }
     send_packet(c, HR_SIO_CONNECT, name, ok);
     if (nsp->on_connection)
         nsp->on_connection(s, nsp->conn_ud);
@@ -572,7 +752,12 @@ const char *herald_args_raw(const herald_args *a, size_t *len)
     return a->raw;
 }
 
-const json_t *herald_args_json(const herald_args *a)
+json_t *herald_arg(const herald_args *a, size_t i)
+{
+    return json_array_get(herald_args_json(a), i);
+}
+
+json_t *herald_args_json(const herald_args *a)
 {
     herald_args *m = (herald_args *)a;
     if (!m->parsed) {
@@ -804,8 +989,15 @@ void hr_sio_expire_acks(herald_io *io)
 
 void hr_sio_free_namespaces(herald_io *io)
 {
+    while (io->saved)
+        saved_free(io, io->saved);
     herald_nsp *nsp, *tmp;
     HASH_ITER(hh, io->nsps, nsp, tmp) {
+        while (nsp->kept_head) {
+            struct hr_sio_kept *k = nsp->kept_head;
+            nsp->kept_head = k->next;
+            kept_free(k);
+        }
         HASH_DEL(io->nsps, nsp);
         free(nsp->name);
         free(nsp);

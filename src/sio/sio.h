@@ -13,6 +13,9 @@
 
 struct hr_sio_client;
 
+/* Memory kept per namespace for connection state recovery, at most. */
+#define HR_SIO_KEPT_MAX (16u << 20)
+
 struct hr_sio_handler {
     char *event;
     herald_event_cb cb;
@@ -38,8 +41,32 @@ struct hr_sio_room {
     UT_hash_handle hh;
 };
 
+/* Connection state recovery (Socket.IO 4.6+): what a socket that dropped may get back. */
+struct hr_sio_saved {
+    char pid[24];
+    char sid[24];
+    herald_nsp *nsp;
+    char **rooms;
+    uint32_t nrooms;
+    uint64_t at;                     /* loop ms when it disconnected */
+    UT_hash_handle hh;               /* io->saved by pid, oldest first */
+};
+
+/* A broadcast kept for recovery: replayed to a returning socket that missed it. */
+struct hr_sio_kept {
+    uint64_t offset;
+    uint64_t at;
+    char *event;
+    char *raw;                       /* arguments, the offset already appended */
+    size_t raw_len;
+    char *room;                      /* NULL: everyone */
+    char except[24];                 /* a socket that did not get it, or "" */
+    struct hr_sio_kept *next;
+};
+
 struct herald_socket {
     char id[24];
+    char pid[24];                    /* private id for recovery ("" when off) */
     UT_hash_handle hh;               /* in nsp->sockets */
     herald_nsp *nsp;
     struct hr_sio_client *client;
@@ -71,6 +98,8 @@ struct herald_nsp {
     uint32_t nmw;
     herald_socket *sockets;          /* by id */
     struct hr_sio_room *rooms;       /* by name */
+    struct hr_sio_kept *kept_head, *kept_tail;
+    size_t kept_bytes;
 };
 
 /* A BINARY_EVENT / BINARY_ACK waiting for its attachments. */
@@ -102,6 +131,8 @@ struct herald_io {
     void *allow_ud;
     uv_signal_t sigint, sigterm;
     uv_timer_t ack_timer;            /* expires server-to-client acks with a timeout */
+    struct hr_sio_saved *saved;      /* disconnected sockets that may come back, by pid */
+    uint64_t next_offset;
     int running;
     /* an Engine.IO-only application (the conformance app) instead of Socket.IO */
     const struct hr_eio_handler *eio_app;

@@ -6,10 +6,14 @@
 // same cases run against the official Node.js engine.io server (lib/reference-server.mjs).
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, createWebSocket as createWs, waitFor, closeAll, sleep, fetchT as fetch } from './lib/sio-util.mjs';
+import { startServer, stopServer, createWebSocket as createWs, waitFor, closeAll, sleep, fetchT as fetch } from './lib/sio-util.mjs';
 
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
+// Timing slack added to the suite's sleeps (never to its assertions) for a loaded machine: a
+// server timer may fire late, and a request may need a moment to reach the server.
+const SLACK = 400;
+const SETTLE = 50;
 
 let server;
 let URL_;
@@ -39,7 +43,7 @@ before(async () => {
   URL_ = server.url;
   WS_URL = URL_.replace('http', 'ws');
 });
-after(async () => { closeAll(sockets); if (server) await server.stop(); });
+after(async () => { closeAll(sockets); await stopServer(server); });
 afterEach(() => closeAll(sockets));
 
 describe('Engine.IO protocol', { timeout: 10000 }, () => {
@@ -150,7 +154,7 @@ describe('Engine.IO protocol', { timeout: 10000 }, () => {
         const sid = await initLongPollingSession();
         const pollResponses = await Promise.all([
           fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`),
-          sleep(5).then(() => fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}&t=burst`)),
+          sleep(SETTLE).then(() => fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}&t=burst`)),
         ]);
         assert.deepStrictEqual(pollResponses[0].status, 200);
         assert.deepStrictEqual(await pollResponses[0].text(), '1');
@@ -164,7 +168,7 @@ describe('Engine.IO protocol', { timeout: 10000 }, () => {
         const sid = await initLongPollingSession();
         const controller = new AbortController();
         globalThis.fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { signal: controller.signal }).catch(() => {});
-        await sleep(5);
+        await sleep(SETTLE);
         controller.abort();
         const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
         assert.deepStrictEqual(pollResponse.status, 400);
@@ -217,7 +221,7 @@ describe('Engine.IO protocol', { timeout: 10000 }, () => {
 
       it('closes the session upon ping timeout', async () => {
         const sid = await initLongPollingSession();
-        await sleep(PING_INTERVAL + PING_TIMEOUT);
+        await sleep(PING_INTERVAL + PING_TIMEOUT + SLACK);
         const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
         assert.deepStrictEqual(pollResponse.status, 400);
       });
@@ -248,7 +252,8 @@ describe('Engine.IO protocol', { timeout: 10000 }, () => {
         const sid = await initLongPollingSession();
         const [pollResponse] = await Promise.all([
           fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`),
-          fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '1' }),
+          // (the suite sends both at once; the POST waits a moment so that the GET is pending first)
+          sleep(SETTLE).then(() => fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '1' })),
         ]);
         assert.deepStrictEqual(pollResponse.status, 200);
         assert.deepStrictEqual(await pollResponse.text(), '6');

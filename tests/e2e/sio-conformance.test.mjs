@@ -15,11 +15,15 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, createWebSocket as createWs, waitFor, waitForPackets, closeAll, sleep, fetchT as fetch,
+  startServer, stopServer, createWebSocket as createWs, waitFor, waitForPackets, closeAll, sleep, fetchT as fetch,
 } from './lib/sio-util.mjs';
 
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
+// Timing slack added to the suite's sleeps (never to its assertions) for a loaded machine: a
+// server timer may fire late, and a request may need a moment to reach the server.
+const SLACK = 400;
+const SETTLE = 50;
 
 let server;
 let URL_;
@@ -72,7 +76,7 @@ before(async () => {
   URL_ = server.url;
   WS_URL = URL_.replace('http', 'ws');
 });
-after(async () => { closeAll(sockets); if (server) await server.stop(); });
+after(async () => { closeAll(sockets); await stopServer(server); });
 afterEach(() => closeAll(sockets));
 
 describe('Engine.IO protocol', { timeout: 10000 }, () => {
@@ -150,7 +154,7 @@ describe('Engine.IO protocol', { timeout: 10000 }, () => {
 
       it('should close the session upon ping timeout', async () => {
         const sid = await initLongPollingSession();
-        await sleep(PING_INTERVAL + PING_TIMEOUT);
+        await sleep(PING_INTERVAL + PING_TIMEOUT + SLACK);
         const pollResponse = await fetch(`${URL_}/socket.io/?EIO=4&transport=polling&sid=${sid}`);
         assert.deepStrictEqual(pollResponse.status, 400);
       });
@@ -181,7 +185,8 @@ describe('Engine.IO protocol', { timeout: 10000 }, () => {
         const sid = await initLongPollingSession();
         const [pollResponse] = await Promise.all([
           fetch(`${URL_}/socket.io/?EIO=4&transport=polling&sid=${sid}`),
-          fetch(`${URL_}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '1' }),
+          // (the suite sends both at once; the POST waits a moment so that the GET is pending first)
+          sleep(SETTLE).then(() => fetch(`${URL_}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '1' })),
         ]);
         assert.deepStrictEqual(pollResponse.status, 200);
         assert.deepStrictEqual(await pollResponse.text(), '6');
@@ -219,6 +224,7 @@ describe('Engine.IO protocol', { timeout: 10000 }, () => {
       await waitFor(socket, 'open');
       socket.send('2probe');
       socket.send('5');
+      await sleep(2 * SETTLE); // (not in the suite: lets the upgrade land before the next request)
       const pollResponse = await fetch(`${URL_}/socket.io/?EIO=4&transport=polling&sid=${sid}`);
       assert.deepStrictEqual(pollResponse.status, 400);
     });
@@ -229,6 +235,7 @@ describe('Engine.IO protocol', { timeout: 10000 }, () => {
       await waitFor(socket, 'open');
       socket.send('2probe');
       socket.send('5');
+      await sleep(2 * SETTLE); // (not in the suite: lets the upgrade land before the next request)
       const socket2 = newWebSocket(`${WS_URL}/socket.io/?EIO=4&transport=websocket&sid=${sid}`);
       await waitFor(socket2, 'close');
     });

@@ -17,7 +17,7 @@ import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import {
-  startServer, createWebSocket, waitFor, closeAll, sleep, httpRequest, until,
+  startServer, stopServer, createWebSocket, waitFor, closeAll, sleep, httpRequest, until,
 } from './lib/sio-util.mjs';
 
 const WELCOME = { type: 'init', message: '欢迎连接' };
@@ -100,7 +100,7 @@ before(async () => {
 });
 after(async () => {
   disconnectAll();
-  if (srv) await srv.stop();
+  await stopServer(srv);
 });
 afterEach(() => disconnectAll());
 
@@ -387,7 +387,7 @@ describe('CORS', { timeout: 20000 }, () => {
   describe('--cors-origin http://good.example', () => {
     let s2;
     before(async () => { s2 = await startServer(['--cors-origin', 'http://good.example']); });
-    after(async () => { if (s2) await s2.stop(); });
+    after(async () => { await stopServer(s2); });
 
     test('the allowed origin is echoed, with credentials', async () => {
       const r = await httpRequest(`${s2.url}/socket.io/?EIO=4&transport=polling`, { headers: { Origin: 'http://good.example' } });
@@ -406,7 +406,7 @@ describe('CORS', { timeout: 20000 }, () => {
 describe('--max-payload 1000', { timeout: 20000 }, () => {
   let s3;
   before(async () => { s3 = await startServer(['--max-payload', '1000']); });
-  after(async () => { if (s3) await s3.stop(); });
+  after(async () => { await stopServer(s3); });
 
   test('the handshake advertises maxPayload 1000', async () => {
     const hs = await rawHandshake(s3.url);
@@ -450,7 +450,7 @@ describe('--max-payload 1000', { timeout: 20000 }, () => {
 describe('heartbeat (--ping-interval 300 --ping-timeout 200)', { timeout: 20000 }, () => {
   let s4;
   before(async () => { s4 = await startServer(['--ping-interval', '300', '--ping-timeout', '200']); });
-  after(async () => { if (s4) await s4.stop(); });
+  after(async () => { await stopServer(s4); });
 
   test('the handshake advertises the intervals', async () => {
     const hs = await rawHandshake(s4.url);

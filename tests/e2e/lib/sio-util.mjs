@@ -2,7 +2,8 @@
 // Node.js reference with REFERENCE=1), and a browser-like WebSocket as the official conformance
 // suites use it.
 import WebSocket from 'ws';
-import { startHerald } from './herald.mjs';
+import assert from 'node:assert/strict';
+import { startHerald, sanitizerReport } from './herald.mjs';
 import { startReference } from './reference-server.mjs';
 
 export const USE_REFERENCE = process.env.REFERENCE === '1';
@@ -11,6 +12,17 @@ export const USE_REFERENCE = process.env.REFERENCE === '1';
 // Node.js server set up the same way (lib/reference-server.mjs).
 export function startServer(args = [], opts = {}) {
   return USE_REFERENCE ? startReference(args, opts) : startHerald(args, opts);
+}
+
+// Stop a server started by startServer(): it must still be running (no crash during the tests),
+// and its output must hold no sanitizer report (with an ASan/UBSan build of herald).
+export async function stopServer(h) {
+  if (!h) return;
+  const crashed = h.proc.exitCode !== null || h.proc.signalCode !== null;
+  await h.stop();
+  assert.ok(!crashed, `server exited during the tests (code ${h.proc.exitCode}, signal ${h.proc.signalCode}):\n${h.output().slice(-3000)}`);
+  const report = sanitizerReport(h);
+  assert.equal(report, null, `sanitizer report from the server:\n${report}`);
 }
 
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
