@@ -31,7 +31,10 @@ static int in(const void *p, size_t n, const void *base, size_t len)
     return c >= b && n <= len && c - b <= (ptrdiff_t)(len - n);
 }
 
-static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 static void same_packet(const struct hr_sio_packet *a, const struct hr_sio_packet *b)
 {

@@ -99,7 +99,10 @@ long hr_base64_decode(const char *in, size_t n, uint8_t *out)
     return (long)o;
 }
 
-static int is_type_char(uint8_t c) { return c >= '0' && c <= '0' + HR_EIO_NOOP; }
+static int is_type_char(uint8_t c)
+{
+    return c >= '0' && c <= '0' + HR_EIO_NOOP;
+}
 
 int hr_eio_decode_frame(uint8_t *frame, size_t len, int binary, struct hr_eio_packet *out)
 {

@@ -515,6 +515,11 @@ static void handshake(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
 {
     struct hr_eio_session *s;
     char open[256];
+    /* polling sessions hold no connection: cap them like connections */
+    if (eio->count >= eio->srv->limits.max_connections) {
+        hr_http_error(c, 503, NULL, "too many sessions");
+        return;
+    }
     if (ws) {
         struct hr_ws *sock = hr_ws_accept(c, req, &eio->ws_handler, eio);
         if (!sock)

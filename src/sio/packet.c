@@ -25,8 +25,14 @@ static const char *const reserved_events[] = {
     "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
 };
 
-static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
 
 static size_t skip_ws(const char *s, size_t len, size_t i)
 {
@@ -72,9 +78,14 @@ static size_t scan_string(const char *s, size_t len, size_t i)
         if (i + 1 >= len)
             return BAD;
         switch (s[i + 1]) {
-        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-            i += 2;
-            break;
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't': i += 2; break;
         case 'u':
             if (len - i < 6)
                 return BAD;
@@ -219,7 +230,11 @@ int hr_json_check(const char *s, size_t len)
     if (end == BAD || skip_ws(s, len, end) != len)
         return 0;
     switch (s[i]) {
-    case '{': case '[': case '"': case 't': case 'f': return s[i];
+    case '{':
+    case '[':
+    case '"':
+    case 't':
+    case 'f': return s[i];
     case 'n': return 'z';
     default: return 'n'; /* '-' or a digit */
     }
@@ -363,7 +378,10 @@ static int split_event(struct hr_sio_packet *p)
 /* -------------------------------------------------------------------------------------- */
 /* Packets */
 
-static int is_binary_type(int type) { return type == HR_SIO_BINARY_EVENT || type == HR_SIO_BINARY_ACK; }
+static int is_binary_type(int type)
+{
+    return type == HR_SIO_BINARY_EVENT || type == HR_SIO_BINARY_ACK;
+}
 
 int hr_sio_decode(const char *s, size_t len, struct hr_sio_packet *out)
 {
@@ -555,8 +573,7 @@ int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, s
         return HR_EINVAL;
     if ((rc = hr_buf_append(b, "[", 1)) || (rc = hr_json_append_string(b, name, strlen(name))))
         goto fail;
-    if (args_len &&
-        ((rc = hr_buf_append(b, ",", 1)) || (rc = hr_buf_append(b, args, args_len))))
+    if (args_len && ((rc = hr_buf_append(b, ",", 1)) || (rc = hr_buf_append(b, args, args_len))))
         goto fail;
     if ((rc = hr_buf_append(b, "]", 1)))
         goto fail;

@@ -124,7 +124,7 @@ static char *args_text(json_t *args, size_t *len)
     return s;
 }
 
-int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+static int emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
                     const struct herald_bin *bins, size_t nbins)
 {
     struct outgoing o;
@@ -133,6 +133,24 @@ int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t
         rc = out_send(&o, s);
     out_release(&o);
     return rc;
+}
+
+static struct hr_sio_kept *keep(herald_nsp *nsp, const char *room, herald_socket *except,
+                                const char *event, const char *raw, size_t len);
+
+int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+                    const struct herald_bin *bins, size_t nbins)
+{
+    /* with recovery on, an emit to one socket is kept like a broadcast to its own room, with
+     * an offset (Socket.IO does the same), so a socket that drops gets it back */
+    if (s->nsp->io->opts.recovery_window_ms && nbins == 0 && s->connected) {
+        struct hr_sio_kept *k = keep(s->nsp, s->id, NULL, event, raw, len);
+        if (k) {
+            raw = k->raw;
+            len = k->raw_len;
+        }
+    }
+    return emit_raw(s, event, raw, len, bins, nbins);
 }
 
 int herald_emit(herald_socket *s, const char *event, json_t *args)
@@ -702,7 +720,7 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
             if (k->offset <= from || strcmp(k->except, sv->sid) == 0 ||
                 (k->room && !saved_in_room(sv, k->room)))
                 continue;
-            herald_emit_raw(s, k->event, k->raw, k->raw_len, NULL, 0);
+            emit_raw(s, k->event, k->raw, k->raw_len, NULL, 0);
         }
         saved_free(io, sv);
         if (nsp->on_connection)
@@ -886,6 +904,11 @@ static void client_message(struct hr_eio_session *es, int binary, const uint8_t 
     if (binary) {
         if (!pp->text) {
             hr_eio_close(es, "parse error"); /* an attachment nobody announced */
+            return;
+        }
+        pp->bytes += len;
+        if (pp->bytes > (size_t)c->io->opts.max_payload * HR_SIO_ATTACHMENTS_FACTOR) {
+            hr_eio_close(es, "parse error"); /* many attachments must not add up without bound */
             return;
         }
         struct hr_buf *b = hr_buf_from(data, len);

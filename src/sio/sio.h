@@ -13,6 +13,9 @@
 
 struct hr_sio_client;
 
+/* One packet's attachments may hold at most this many times --max-payload. */
+#define HR_SIO_ATTACHMENTS_FACTOR 4
+
 /* Memory kept per namespace for connection state recovery, at most. */
 #define HR_SIO_KEPT_MAX (16u << 20)
 
@@ -108,6 +111,7 @@ struct hr_sio_partial {
     size_t text_len;
     uint32_t expected;
     uint32_t got;
+    size_t bytes;                    /* attachment bytes so far (bounded) */
     struct hr_buf **bins;
 };
 

@@ -309,7 +309,9 @@ describe('reconnect', { timeout: 30000 }, () => {
     c.socket.io.engine.close();
     await until(() => c.disconnects.length >= 1, 5000, 'disconnect');
     await until(() => c.connects >= 2 && c.socket.connected, 10000, () => `the second connect (connects ${c.connects}, errors ${JSON.stringify(c.errors)})`);
-    assert.notEqual(c.socket.id, firstId, 'a new session');
+    // connection state recovery is on by default: the same socket comes back
+    assert.equal(c.socket.recovered, true, 'recovered');
+    assert.equal(c.socket.id, firstId, 'the same socket id');
     await until(() => c.welcomes >= 2, 5000, 'the welcome of the new connection');
     const t = tag('reconnect');
     c.socket.emit('message', { tag: t, after: 'reconnect' });
@@ -415,10 +417,11 @@ describe('--max-payload 1000', { timeout: 20000 }, () => {
 
   test('a polling POST over 1000 bytes gets HTTP 413', async () => {
     const { sid } = await rawHandshake(s3.url);
-    const r = await httpRequest(`${s3.url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`, {
+    const r = await fetch(`${s3.url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`, {
       method: 'POST', body: '4' + 'x'.repeat(2000), headers: { 'content-type': 'text/plain;charset=UTF-8' },
     });
-    assert.equal(r.status, 413, `status ${r.status} ${r.body}`);
+    const body = await r.text();
+    assert.equal(r.status, 413, `status ${r.status} ${body}`);
     assertAlive(s3);
   });
 

@@ -51,7 +51,11 @@ static const struct frame_case frame_cases[] = {
     {S("40/admin,"), 0, 0, HR_EIO_MESSAGE, S("0/admin,")},
     {S("4\xe2\x82\xac"), 0, 0, HR_EIO_MESSAGE, S("\xe2\x82\xac")},
     /* a message may carry the separator on WebSocket: only polling splits on it */
-    {S("4a\x1e" "b"), 0, 0, HR_EIO_MESSAGE, S("a\x1e" "b")},
+    {S("4a\x1e"
+       "b"),
+     0, 0, HR_EIO_MESSAGE,
+     S("a\x1e"
+       "b")},
     {S("4abc"), 0, 0, HR_EIO_MESSAGE, S("abc")},
     /* invalid: not a type digit ("abc" is the test suite's invalid packet) */
     {S("abc"), 0, HR_EINVAL, 0, NULL, 0},
@@ -60,7 +64,9 @@ static const struct frame_case frame_cases[] = {
     {S("9hello"), 0, HR_EINVAL, 0, NULL, 0},
     {S("/4"), 0, HR_EINVAL, 0, NULL, 0},
     {S(" 4"), 0, HR_EINVAL, 0, NULL, 0},
-    {S("\x1e" "4"), 0, HR_EINVAL, 0, NULL, 0},
+    {S("\x1e"
+       "4"),
+     0, HR_EINVAL, 0, NULL, 0},
     /* "b<base64>" is a polling form; on WebSocket binary data has its own frames */
     {S("bAQIDBA=="), 0, HR_EINVAL, 0, NULL, 0},
     /* binary frames are binary messages, whatever their bytes */
@@ -126,24 +132,39 @@ struct rec {
 struct payload_case {
     const char *in;
     size_t len;
-    int nrec;        /* records returned before the end (or the error) */
-    int fails;       /* the call after them returns HR_EINVAL instead of 0 */
+    int nrec;  /* records returned before the end (or the error) */
+    int fails; /* the call after them returns HR_EINVAL instead of 0 */
     struct rec rec[4];
 };
 
 static const struct payload_case payload_cases[] = {
     /* the document's examples */
-    {S("4hello\x1e" "2\x1e" "4world"), 3, 0,
+    {S("4hello\x1e"
+       "2\x1e"
+       "4world"),
+     3,
+     0,
      {{HR_EIO_MESSAGE, 0, S("hello")}, {HR_EIO_PING, 0, S("")}, {HR_EIO_MESSAGE, 0, S("world")}}},
-    {S("4hello\x1e" "bAQIDBA=="), 2, 0,
+    {S("4hello\x1e"
+       "bAQIDBA=="),
+     2,
+     0,
      {{HR_EIO_MESSAGE, 0, S("hello")}, {HR_EIO_MESSAGE, 1, S("\x01\x02\x03\x04")}}},
-    {S("42[\"hello\"]\x1e" "42[\"world\"]"), 2, 0,
+    {S("42[\"hello\"]\x1e"
+       "42[\"world\"]"),
+     2,
+     0,
      {{HR_EIO_MESSAGE, 0, S("2[\"hello\"]")}, {HR_EIO_MESSAGE, 0, S("2[\"world\"]")}}},
     {S("40"), 1, 0, {{HR_EIO_MESSAGE, 0, S("0")}}},
     /* the test suite's bodies */
     {S("4hello"), 1, 0, {{HR_EIO_MESSAGE, 0, S("hello")}}},
-    {S("4test1\x1e" "4test2\x1e" "4test3"), 3, 0,
-     {{HR_EIO_MESSAGE, 0, S("test1")}, {HR_EIO_MESSAGE, 0, S("test2")},
+    {S("4test1\x1e"
+       "4test2\x1e"
+       "4test3"),
+     3,
+     0,
+     {{HR_EIO_MESSAGE, 0, S("test1")},
+      {HR_EIO_MESSAGE, 0, S("test2")},
       {HR_EIO_MESSAGE, 0, S("test3")}}},
     {S("3"), 1, 0, {{HR_EIO_PONG, 0, S("")}}},
     {S("1"), 1, 0, {{HR_EIO_CLOSE, 0, S("")}}},
@@ -152,21 +173,53 @@ static const struct payload_case payload_cases[] = {
     {S("b"), 1, 0, {{HR_EIO_MESSAGE, 1, S("")}}},
     {S("bAQID"), 1, 0, {{HR_EIO_MESSAGE, 1, S("\x01\x02\x03")}}},
     {S("b/w=="), 1, 0, {{HR_EIO_MESSAGE, 1, S("\xff")}}},
-    {S("bAA==\x1e" "4x"), 2, 0, {{HR_EIO_MESSAGE, 1, S("\x00")}, {HR_EIO_MESSAGE, 0, S("x")}}},
-    {S("bAQIDBA\x1e" "4x"), 0, 1, {{0}}},   /* missing padding */
-    {S("4x\x1e" "bAQ*D"), 1, 1, {{HR_EIO_MESSAGE, 0, S("x")}}},
+    {S("bAA==\x1e"
+       "4x"),
+     2,
+     0,
+     {{HR_EIO_MESSAGE, 1, S("\x00")}, {HR_EIO_MESSAGE, 0, S("x")}}},
+    {S("bAQIDBA\x1e"
+       "4x"),
+     0,
+     1,
+     {{0}}}, /* missing padding */
+    {S("4x\x1e"
+       "bAQ*D"),
+     1,
+     1,
+     {{HR_EIO_MESSAGE, 0, S("x")}}},
     {S("b AQID"), 0, 1, {{0}}},
     {S("bAQID\n"), 0, 1, {{0}}},
     /* empty records: an empty body, a leading, doubled or trailing separator */
     {S(""), 0, 1, {{0}}},
     {S("\x1e"), 0, 1, {{0}}},
-    {S("\x1e" "4a"), 0, 1, {{0}}},
+    {S("\x1e"
+       "4a"),
+     0,
+     1,
+     {{0}}},
     {S("4a\x1e"), 1, 1, {{HR_EIO_MESSAGE, 0, S("a")}}},
-    {S("4a\x1e\x1e" "4b"), 1, 1, {{HR_EIO_MESSAGE, 0, S("a")}}},
+    {S("4a\x1e\x1e"
+       "4b"),
+     1,
+     1,
+     {{HR_EIO_MESSAGE, 0, S("a")}}},
     /* unknown types stop the iteration where they are */
-    {S("4a\x1e" "7\x1e" "4b"), 1, 1, {{HR_EIO_MESSAGE, 0, S("a")}}},
-    {S("2\x1e" "x"), 1, 1, {{HR_EIO_PING, 0, S("")}}},
-    {S("4\xe2\x82\xac\x1e" "6"), 2, 0,
+    {S("4a\x1e"
+       "7\x1e"
+       "4b"),
+     1,
+     1,
+     {{HR_EIO_MESSAGE, 0, S("a")}}},
+    {S("2\x1e"
+       "x"),
+     1,
+     1,
+     {{HR_EIO_PING, 0, S("")}}},
+    {S("4\xe2\x82\xac\x1e"
+       "6"),
+     2,
+     0,
      {{HR_EIO_MESSAGE, 0, S("\xe2\x82\xac")}, {HR_EIO_NOOP, 0, S("")}}},
 };
 
@@ -289,8 +342,13 @@ static void test_base64_rfc4648_vectors(void **state)
     static const struct {
         const char *plain, *enc;
     } v[] = {
-        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
     };
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         char out[16];
@@ -383,12 +441,11 @@ static void test_base64_invalid(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "A", "AA", "AAA", "AAAAA",  /* not a multiple of 4 */
-        "A===", "====", "=AAA", "A=AA", "AA=A", "AA==AA==", "AAA=AAAA", "AAAA====",
-        "AB==", "AAB=", "/w=/", /* non-zero pad bits, padding in the wrong place */
-        "AA-_",                 /* the URL-safe alphabet is not this one */
-        "AA A", "AA\nA", "AAA\r", "AAA\t", "AA.A", "AAA\x80", "AAA\xff",
-        "Zg==\n",
+        "A",    "AA",    "AAA",   "AAAAA", /* not a multiple of 4 */
+        "A===", "====",  "=AAA",  "A=AA",  "AA=A", "AA==AA==", "AAA=AAAA", "AAAA====",
+        "AB==", "AAB=",  "/w=/", /* non-zero pad bits, padding in the wrong place */
+        "AA-_",                  /* the URL-safe alphabet is not this one */
+        "AA A", "AA\nA", "AAA\r", "AAA\t", "AA.A", "AAA\x80",  "AAA\xff",  "Zg==\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint8_t dec[16];

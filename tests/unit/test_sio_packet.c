@@ -117,8 +117,8 @@ static const struct ok_case ok_cases[] = {
     {"2/test,1[\"a\",1,{}]", 2, "/test", 1, 0, "[\"a\",1,{}]", "a", "1,{}", 1},
     {"3123[\"a\",1,{}]", 3, "/", 123, 0, "[\"a\",1,{}]", NULL, NULL, 1},
     {"4\"Unauthorized\"", 4, "/", -1, 0, "\"Unauthorized\"", NULL, NULL, 1},
-    {"4{\"message\":\"Unauthorized\"}", 4, "/", -1, 0, "{\"message\":\"Unauthorized\"}", NULL,
-     NULL, 1},
+    {"4{\"message\":\"Unauthorized\"}", 4, "/", -1, 0, "{\"message\":\"Unauthorized\"}", NULL, NULL,
+     1},
     {"51-[\"hello\"]", 5, "/", -1, 1, "[\"hello\"]", "hello", "", 1},
     /* number names as the reference takes them */
     {"2[1]", 2, "/", -1, 0, "[1]", "1", "", 1},
@@ -232,50 +232,121 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
     /* empty, and unknown types ("abc" is what the server sees of the suite's "4abc") */
-    {S("")}, {S("abc")}, {S("7")}, {S("9")}, {S("999")}, {S(" 2[\"x\"]")}, {S("-1")},
-    {S("/admin,")}, {S("\x00")},
+    {S("")},
+    {S("abc")},
+    {S("7")},
+    {S("9")},
+    {S("999")},
+    {S(" 2[\"x\"]")},
+    {S("-1")},
+    {S("/admin,")},
+    {S("\x00")},
     /* v5-test-suite: "4abc" is a CONNECT_ERROR whose payload is not JSON */
     {S("4abc")},
-    {S("2{}")},                                   /* invalid payload format */
+    {S("2{}")},                                                /* invalid payload format */
     {S("2abc[\"message-with-ack\",1,\"2\",{\"3\":[false]}]")}, /* invalid ack id */
     /* socket.io-parser test/parser.js: "invalid payload" */
-    {S("442[\"some\",\"data\"")}, {S("0/admin,\"invalid\"")}, {S("0[]")}, {S("1/admin,{}")},
-    {S("2/admin,\"invalid")}, {S("2/admin,{}")}, {S("2[{\"toString\":\"foo\"}]")},
-    {S("2[true,\"foo\"]")}, {S("2[null,\"bar\"]")}, {S("2[\"connect\"]")},
+    {S("442[\"some\",\"data\"")},
+    {S("0/admin,\"invalid\"")},
+    {S("0[]")},
+    {S("1/admin,{}")},
+    {S("2/admin,\"invalid")},
+    {S("2/admin,{}")},
+    {S("2[{\"toString\":\"foo\"}]")},
+    {S("2[true,\"foo\"]")},
+    {S("2[null,\"bar\"]")},
+    {S("2[\"connect\"]")},
     {S("2[\"disconnect\",\"123\"]")},
     /* ... "Illegal attachments" */
-    {S("5")}, {S("51")}, {S("50-")}, {S("5a-")}, {S("51.23-")},
+    {S("5")},
+    {S("51")},
+    {S("50-")},
+    {S("5a-")},
+    {S("51.23-")},
     /* reserved event names, also when escaped or in a binary event */
-    {S("2[\"connect_error\"]")}, {S("2[\"disconnecting\"]")}, {S("2[\"newListener\",1]")},
-    {S("2[\"removeListener\"]")}, {S("2[\"\\u0063onnect\"]")}, {S("51-[\"disconnect\"," PH0 "]")},
+    {S("2[\"connect_error\"]")},
+    {S("2[\"disconnecting\"]")},
+    {S("2[\"newListener\",1]")},
+    {S("2[\"removeListener\"]")},
+    {S("2[\"\\u0063onnect\"]")},
+    {S("51-[\"disconnect\"," PH0 "]")},
     {S("2/admin,1[\"connect\"]")},
     /* EVENT: a non-empty array whose first element is a string or a number */
-    {S("2[]")}, {S("2[ ]")}, {S("2[[\"x\"]]")}, {S("2[{}]")}, {S("2[false]")}, {S("2\"x\"")},
-    {S("21")}, {S("2")}, {S("2/admin,")}, {S("212")}, {S("5-[\"x\"]")}, {S("51-[]")},
-    {S("51-")}, {S("51-{}")},
+    {S("2[]")},
+    {S("2[ ]")},
+    {S("2[[\"x\"]]")},
+    {S("2[{}]")},
+    {S("2[false]")},
+    {S("2\"x\"")},
+    {S("21")},
+    {S("2")},
+    {S("2/admin,")},
+    {S("212")},
+    {S("5-[\"x\"]")},
+    {S("51-[]")},
+    {S("51-")},
+    {S("51-{}")},
     /* ACK: an array, present */
-    {S("3")}, {S("3/admin,456")}, {S("3{}")}, {S("3\"x\"")}, {S("3null")}, {S("61-")},
-    {S("61-15")}, {S("61-{}")},
+    {S("3")},
+    {S("3/admin,456")},
+    {S("3{}")},
+    {S("3\"x\"")},
+    {S("3null")},
+    {S("61-")},
+    {S("61-15")},
+    {S("61-{}")},
     /* CONNECT: an object or nothing; DISCONNECT: nothing; CONNECT_ERROR: object or string */
-    {S("0null")}, {S("0\"x\"")}, {S("0true")}, {S("0 ")}, {S("1[]")}, {S("1\"x\"")},
-    {S("1 ")}, {S("4")}, {S("4[]")}, {S("4null")}, {S("4/admin,")},
+    {S("0null")},
+    {S("0\"x\"")},
+    {S("0true")},
+    {S("0 ")},
+    {S("1[]")},
+    {S("1\"x\"")},
+    {S("1 ")},
+    {S("4")},
+    {S("4[]")},
+    {S("4null")},
+    {S("4/admin,")},
     /* not exactly one JSON value */
-    {S("2[\"a\"] x")}, {S("2[\"a\"]]")}, {S("2[\"a\"][")}, {S("2[\"a\"")}, {S("2[\"a\",]")},
-    {S("2[\"a\" 1]")}, {S("0{}{}")}, {S("2[\"a\"]\x00")}, {S("0{\"a\"}")},
+    {S("2[\"a\"] x")},
+    {S("2[\"a\"]]")},
+    {S("2[\"a\"][")},
+    {S("2[\"a\"")},
+    {S("2[\"a\",]")},
+    {S("2[\"a\" 1]")},
+    {S("0{}{}")},
+    {S("2[\"a\"]\x00")},
+    {S("0{\"a\"}")},
     {S("2[\"x\",01]")},
     /* attachments: digits, 1..HR_SIO_MAX_ATTACHMENTS, then '-' */
-    {S("51001-[\"x\"]")}, {S("599999999999999999999-[\"x\"]")}, {S("5 1-[\"x\"]")},
-    {S("5+1-[\"x\"]")}, {S("5-1-[\"x\"]")}, {S("51e1-[\"x\"]")}, {S("50x1-[\"x\"]")},
+    {S("51001-[\"x\"]")},
+    {S("599999999999999999999-[\"x\"]")},
+    {S("5 1-[\"x\"]")},
+    {S("5+1-[\"x\"]")},
+    {S("5-1-[\"x\"]")},
+    {S("51e1-[\"x\"]")},
+    {S("50x1-[\"x\"]")},
     /* ack id beyond int64 */
-    {S("29223372036854775808[\"x\"]")}, {S("299999999999999999999999[\"x\"]")},
+    {S("29223372036854775808[\"x\"]")},
+    {S("299999999999999999999999[\"x\"]")},
     /* namespace not UTF-8 */
-    {S("2/ad\xffmin,[\"x\"]")}, {S("0/\xc3")}, {S("0/\xed\xa0\x80,")},
+    {S("2/ad\xffmin,[\"x\"]")},
+    {S("0/\xc3")},
+    {S("0/\xed\xa0\x80,")},
     /* names that cannot be a C string of UTF-8, or are too long (checked below too) */
-    {S("2[\"\\u0000\"]")}, {S("2[\"a\\u0000b\"]")}, {S("2[\"\\ud83d\"]")}, {S("2[\"\\ude00\"]")},
-    {S("2[\"\\ud83d\\u0041\"]")}, {S("2[\"\\ud83dx\"]")}, {S("2[\"\\ude00\\ud83d\"]")},
+    {S("2[\"\\u0000\"]")},
+    {S("2[\"a\\u0000b\"]")},
+    {S("2[\"\\ud83d\"]")},
+    {S("2[\"\\ude00\"]")},
+    {S("2[\"\\ud83d\\u0041\"]")},
+    {S("2[\"\\ud83dx\"]")},
+    {S("2[\"\\ude00\\ud83d\"]")},
     /* bad JSON inside the arguments */
-    {S("2[\"x\",\"\xff\"]")}, {S("2[\"x\",\"a\nb\"]")}, {S("2[\"x\",tru]")},
-    {S("2[\"x\",\"\\x\"]")}, {S("2[\"\xc0\xaf\"]")},
+    {S("2[\"x\",\"\xff\"]")},
+    {S("2[\"x\",\"a\nb\"]")},
+    {S("2[\"x\",tru]")},
+    {S("2[\"x\",\"\\x\"]")},
+    {S("2[\"\xc0\xaf\"]")},
 };
 
 static void test_invalid_packets(void **state)
@@ -361,11 +432,12 @@ static void test_event_name_length(void **state)
 
     for (size_t n = 250; n <= 260; n++) {
         /* raw ASCII */
-        int k = snprintf(buf, sizeof(buf), "2[\"%.*s\",1]", (int)n,
-                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        int k = snprintf(
+            buf, sizeof(buf), "2[\"%.*s\",1]", (int)n,
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         int rc = hr_sio_decode(buf, (size_t)k, &p);
         if (n <= 255) {
             assert_int_equal(rc, 0);
@@ -394,11 +466,12 @@ static void test_event_name_length(void **state)
                 assert_int_equal(strlen(p.name), n);
         }
         /* a number name */
-        k = snprintf(buf, sizeof(buf), "2[%.*s]", (int)n,
-                     "1111111111111111111111111111111111111111111111111111111111111111111111111111"
-                     "1111111111111111111111111111111111111111111111111111111111111111111111111111"
-                     "1111111111111111111111111111111111111111111111111111111111111111111111111111"
-                     "1111111111111111111111111111111111111111111111111111111111111111111111111111");
+        k = snprintf(
+            buf, sizeof(buf), "2[%.*s]", (int)n,
+            "1111111111111111111111111111111111111111111111111111111111111111111111111111"
+            "1111111111111111111111111111111111111111111111111111111111111111111111111111"
+            "1111111111111111111111111111111111111111111111111111111111111111111111111111"
+            "1111111111111111111111111111111111111111111111111111111111111111111111111111");
         rc = hr_sio_decode(buf, (size_t)k, &p);
         assert_int_equal(rc, n <= 255 ? 0 : HR_EINVAL);
     }
@@ -415,48 +488,140 @@ struct json_case {
 
 static const struct json_case json_cases[] = {
     /* kinds */
-    {S("{}"), '{'}, {S("[]"), '['}, {S("\"\""), '"'}, {S("0"), 'n'}, {S("-1"), 'n'},
-    {S("true"), 't'}, {S("false"), 'f'}, {S("null"), 'z'},
+    {S("{}"), '{'},
+    {S("[]"), '['},
+    {S("\"\""), '"'},
+    {S("0"), 'n'},
+    {S("-1"), 'n'},
+    {S("true"), 't'},
+    {S("false"), 'f'},
+    {S("null"), 'z'},
     /* whitespace around and inside (only space, tab, LF, CR) */
-    {S(" \t\r\n[ 1 , 2 ]\n"), '['}, {S("{ \"a\" : 1 , \"b\" : [ ] }"), '{'},
-    {S("\f[]"), 0}, {S("[]\v"), 0}, {S("[\xc2\xa0]"), 0}, {S("\xef\xbb\xbf[]"), 0},
-    {S(""), 0}, {S(" "), 0}, {S("\n\t"), 0},
+    {S(" \t\r\n[ 1 , 2 ]\n"), '['},
+    {S("{ \"a\" : 1 , \"b\" : [ ] }"), '{'},
+    {S("\f[]"), 0},
+    {S("[]\v"), 0},
+    {S("[\xc2\xa0]"), 0},
+    {S("\xef\xbb\xbf[]"), 0},
+    {S(""), 0},
+    {S(" "), 0},
+    {S("\n\t"), 0},
     /* numbers (RFC 8259 §6) */
-    {S("0"), 'n'}, {S("-0"), 'n'}, {S("123"), 'n'}, {S("1.5"), 'n'}, {S("-0.0"), 'n'},
-    {S("1e5"), 'n'}, {S("1E+5"), 'n'}, {S("1e-5"), 'n'}, {S("0.5e005"), 'n'},
-    {S("12345678901234567890123456789012345678901234567890"), 'n'}, {S("1e99999"), 'n'},
-    {S("01"), 0}, {S("-01"), 0}, {S("00"), 0}, {S("+1"), 0}, {S("-"), 0}, {S("1."), 0},
-    {S(".5"), 0}, {S("1.e5"), 0}, {S("1e"), 0}, {S("1e+"), 0}, {S("1e5.0"), 0}, {S("0x10"), 0},
-    {S("NaN"), 0}, {S("Infinity"), 0}, {S("-Infinity"), 0}, {S("1 2"), 0}, {S("- 1"), 0},
-    {S("1_000"), 0}, {S("[1,]"), 0}, {S("[-]"), 0},
+    {S("0"), 'n'},
+    {S("-0"), 'n'},
+    {S("123"), 'n'},
+    {S("1.5"), 'n'},
+    {S("-0.0"), 'n'},
+    {S("1e5"), 'n'},
+    {S("1E+5"), 'n'},
+    {S("1e-5"), 'n'},
+    {S("0.5e005"), 'n'},
+    {S("12345678901234567890123456789012345678901234567890"), 'n'},
+    {S("1e99999"), 'n'},
+    {S("01"), 0},
+    {S("-01"), 0},
+    {S("00"), 0},
+    {S("+1"), 0},
+    {S("-"), 0},
+    {S("1."), 0},
+    {S(".5"), 0},
+    {S("1.e5"), 0},
+    {S("1e"), 0},
+    {S("1e+"), 0},
+    {S("1e5.0"), 0},
+    {S("0x10"), 0},
+    {S("NaN"), 0},
+    {S("Infinity"), 0},
+    {S("-Infinity"), 0},
+    {S("1 2"), 0},
+    {S("- 1"), 0},
+    {S("1_000"), 0},
+    {S("[1,]"), 0},
+    {S("[-]"), 0},
     /* literals */
-    {S("tru"), 0}, {S("truee"), 0}, {S("True"), 0}, {S("nul"), 0}, {S("nulll"), 0},
-    {S("fals"), 0}, {S("undefined"), 0},
+    {S("tru"), 0},
+    {S("truee"), 0},
+    {S("True"), 0},
+    {S("nul"), 0},
+    {S("nulll"), 0},
+    {S("fals"), 0},
+    {S("undefined"), 0},
     /* strings (§7) */
-    {S("\"abc\""), '"'}, {S("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""), '"'}, {S("\"\\u0000\""), '"'},
-    {S("\"\\uD83D\\uDE00\""), '"'}, {S("\"\\ud800\""), '"'}, {S("\"\\udc00\\ud800\""), '"'},
-    {S("\"\\uABCD\\uabcd\""), '"'}, {S("\"\x7f\""), '"'},
-    {S("\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\""), '"'}, {S("\"\xf4\x8f\xbf\xbf\""), '"'},
-    {S("\"abc"), 0}, {S("\"\\\""), 0}, {S("\"\\"), 0}, {S("'a'"), 0}, {S("\"\\a\""), 0},
-    {S("\"\\x41\""), 0}, {S("\"\\U0041\""), 0}, {S("\"\\u041\""), 0}, {S("\"\\u004g\""), 0},
-    {S("\"\\u\""), 0}, {S("\"\\'\""), 0}, {S("\"\\0\""), 0},
-    {S("\"a\nb\""), 0}, {S("\"a\tb\""), 0}, {S("\"\x1f\""), 0}, {S("\"\x00\""), 0},
+    {S("\"abc\""), '"'},
+    {S("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""), '"'},
+    {S("\"\\u0000\""), '"'},
+    {S("\"\\uD83D\\uDE00\""), '"'},
+    {S("\"\\ud800\""), '"'},
+    {S("\"\\udc00\\ud800\""), '"'},
+    {S("\"\\uABCD\\uabcd\""), '"'},
+    {S("\"\x7f\""), '"'},
+    {S("\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\""), '"'},
+    {S("\"\xf4\x8f\xbf\xbf\""), '"'},
+    {S("\"abc"), 0},
+    {S("\"\\\""), 0},
+    {S("\"\\"), 0},
+    {S("'a'"), 0},
+    {S("\"\\a\""), 0},
+    {S("\"\\x41\""), 0},
+    {S("\"\\U0041\""), 0},
+    {S("\"\\u041\""), 0},
+    {S("\"\\u004g\""), 0},
+    {S("\"\\u\""), 0},
+    {S("\"\\'\""), 0},
+    {S("\"\\0\""), 0},
+    {S("\"a\nb\""), 0},
+    {S("\"a\tb\""), 0},
+    {S("\"\x1f\""), 0},
+    {S("\"\x00\""), 0},
     /* UTF-8 inside strings (RFC 3629) */
-    {S("\"\xff\""), 0}, {S("\"\x80\""), 0}, {S("\"\xc3\""), 0}, {S("\"\xc3\"\""), 0},
-    {S("\"\xc0\xaf\""), 0}, {S("\"\xe0\x80\xaf\""), 0}, {S("\"\xed\xa0\x80\""), 0},
-    {S("\"\xf4\x90\x80\x80\""), 0}, {S("\"\xf5\x80\x80\x80\""), 0}, {S("\"\xe2\x82\""), 0},
-    {S("\"\xe2\x82\\n\""), 0}, {S("{\"\xff\":1}"), 0},
+    {S("\"\xff\""), 0},
+    {S("\"\x80\""), 0},
+    {S("\"\xc3\""), 0},
+    {S("\"\xc3\"\""), 0},
+    {S("\"\xc0\xaf\""), 0},
+    {S("\"\xe0\x80\xaf\""), 0},
+    {S("\"\xed\xa0\x80\""), 0},
+    {S("\"\xf4\x90\x80\x80\""), 0},
+    {S("\"\xf5\x80\x80\x80\""), 0},
+    {S("\"\xe2\x82\""), 0},
+    {S("\"\xe2\x82\\n\""), 0},
+    {S("{\"\xff\":1}"), 0},
     /* raw bytes outside strings */
-    {S("[\xc3\xa9]"), 0}, {S("[1]\xff"), 0},
+    {S("[\xc3\xa9]"), 0},
+    {S("[1]\xff"), 0},
     /* structure */
-    {S("[1,2,[3,{\"a\":[{}]}]]"), '['}, {S("{\"a\":{\"b\":{\"c\":null}}}"), '{'},
+    {S("[1,2,[3,{\"a\":[{}]}]]"), '['},
+    {S("{\"a\":{\"b\":{\"c\":null}}}"), '{'},
     {S("{\"a\":1,\"a\":2}"), '{'}, /* duplicate keys are valid JSON (JSON.parse keeps last) */
-    {S("["), 0}, {S("]"), 0}, {S("[1"), 0}, {S("[1,"), 0}, {S("[,1]"), 0}, {S("[1 2]"), 0},
-    {S("[1,,2]"), 0}, {S("[1}"), 0}, {S("{]"), 0}, {S("{"), 0}, {S("{\"a\"}"), 0},
-    {S("{\"a\":}"), 0}, {S("{\"a\" 1}"), 0}, {S("{\"a\":1,}"), 0}, {S("{,}"), 0},
-    {S("{1:2}"), 0}, {S("{a:1}"), 0}, {S("{\"a\":1 \"b\":2}"), 0}, {S("{\"a\"::1}"), 0},
-    {S("[]]"), 0}, {S("{}}"), 0}, {S("[][]"), 0}, {S("1,2"), 0}, {S("\"a\"\"b\""), 0},
-    {S("[1]x"), 0}, {S("[1] x"), 0}, {S("[1]\x00"), 0}, {S("[1]/**/"), 0}, {S("//\n[1]"), 0},
+    {S("["), 0},
+    {S("]"), 0},
+    {S("[1"), 0},
+    {S("[1,"), 0},
+    {S("[,1]"), 0},
+    {S("[1 2]"), 0},
+    {S("[1,,2]"), 0},
+    {S("[1}"), 0},
+    {S("{]"), 0},
+    {S("{"), 0},
+    {S("{\"a\"}"), 0},
+    {S("{\"a\":}"), 0},
+    {S("{\"a\" 1}"), 0},
+    {S("{\"a\":1,}"), 0},
+    {S("{,}"), 0},
+    {S("{1:2}"), 0},
+    {S("{a:1}"), 0},
+    {S("{\"a\":1 \"b\":2}"), 0},
+    {S("{\"a\"::1}"), 0},
+    {S("[]]"), 0},
+    {S("{}}"), 0},
+    {S("[][]"), 0},
+    {S("1,2"), 0},
+    {S("\"a\"\"b\""), 0},
+    {S("[1]x"), 0},
+    {S("[1] x"), 0},
+    {S("[1]\x00"), 0},
+    {S("[1]/**/"), 0},
+    {S("//\n[1]"), 0},
     {S("[1]\x1e"), 0},
 };
 
@@ -553,14 +718,13 @@ static void test_encode(void **state)
     expect_buf(hr_sio_encode(HR_SIO_ACK, S("/admin"), 13, 0, S("[\"bar\"]")),
                "3/admin,13[\"bar\"]");
     expect_buf(hr_sio_encode(HR_SIO_ACK, S("/"), 0, 0, S("[]")), "30[]");
-    expect_buf(hr_sio_encode(HR_SIO_ACK, S("/"), INT64_MAX, 0, S("[]")),
-               "39223372036854775807[]");
+    expect_buf(hr_sio_encode(HR_SIO_ACK, S("/"), INT64_MAX, 0, S("[]")), "39223372036854775807[]");
     expect_buf(hr_sio_encode(HR_SIO_CONNECT_ERROR, S("/random"), -1, 0,
                              S("{\"message\":\"Invalid namespace\"}")),
                "4/random,{\"message\":\"Invalid namespace\"}");
-    expect_buf(hr_sio_encode(HR_SIO_BINARY_EVENT, S("/admin"), -1, 2,
-                             S("[\"baz\"," PH0 "," PH1 "]")),
-               "52-/admin,[\"baz\"," PH0 "," PH1 "]");
+    expect_buf(
+        hr_sio_encode(HR_SIO_BINARY_EVENT, S("/admin"), -1, 2, S("[\"baz\"," PH0 "," PH1 "]")),
+        "52-/admin,[\"baz\"," PH0 "," PH1 "]");
     expect_buf(hr_sio_encode(HR_SIO_BINARY_ACK, S("/admin"), 1, 1, S("[" PH0 "]")),
                "61-/admin,1[" PH0 "]");
     /* attachments only on binary types */
@@ -641,9 +805,8 @@ static void test_append_event(void **state)
         /* as a whole packet: "2" + event, which must decode to the same name and args */
         struct hr_buf *b = hr_buf_from("2", 1);
         assert_non_null(b);
-        assert_int_equal(hr_sio_append_event(&b, cases[i].name, cases[i].args,
-                                             strlen(cases[i].args)),
-                         0);
+        assert_int_equal(
+            hr_sio_append_event(&b, cases[i].name, cases[i].args, strlen(cases[i].args)), 0);
         assert_int_equal(b->len, 1 + strlen(cases[i].out));
         assert_memory_equal(b->data + 1, cases[i].out, b->len - 1);
         struct hr_sio_packet p;
@@ -670,16 +833,11 @@ static void test_append_event(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_packets),
-        cmocka_unit_test(test_encode_round_trip),
-        cmocka_unit_test(test_invalid_packets),
-        cmocka_unit_test(test_type_bytes),
-        cmocka_unit_test(test_event_names),
-        cmocka_unit_test(test_event_name_length),
-        cmocka_unit_test(test_json_table),
-        cmocka_unit_test(test_json_depth),
-        cmocka_unit_test(test_encode),
-        cmocka_unit_test(test_json_append_string),
+        cmocka_unit_test(test_valid_packets),   cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_invalid_packets), cmocka_unit_test(test_type_bytes),
+        cmocka_unit_test(test_event_names),     cmocka_unit_test(test_event_name_length),
+        cmocka_unit_test(test_json_table),      cmocka_unit_test(test_json_depth),
+        cmocka_unit_test(test_encode),          cmocka_unit_test(test_json_append_string),
         cmocka_unit_test(test_append_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

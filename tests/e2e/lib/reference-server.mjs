@@ -98,6 +98,8 @@ async function serve(o) {
       pingTimeout: o.pingTimeout ?? 20000,
       maxHttpBufferSize: o.maxPayload ?? 1e6,
       cors: corsOption(o),
+      // herald's chat app has connection state recovery on (--recovery-window 120000)
+      connectionStateRecovery: { maxDisconnectionDuration: 120000 },
     });
     io.on('connection', (socket) => {
       socket.send({ type: 'init', message: '欢迎连接' });
