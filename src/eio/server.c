@@ -92,19 +92,15 @@ static void cors_headers(const struct hr_eio *eio, const struct hr_http_request 
     }
     if (!origin)
         return;
-    for (const char *p = allowed; *p;) {
-        size_t n = strcspn(p, ",");
-        while (n && p[n - 1] == ' ')
-            n--;
-        if (n == olen && strncmp(p, origin, n) == 0) {
+    const char *p = allowed, *end = allowed + strlen(allowed), *tok;
+    size_t n;
+    while (hr_list_next(&p, end, &tok, &n)) {
+        if (n == olen && strncmp(tok, origin, n) == 0) {
             snprintf(out, outsz,
                      "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
                      "Vary: Origin\r\n", origin);
             return;
         }
-        p += strcspn(p, ",");
-        while (*p == ',' || *p == ' ')
-            p++;
     }
 }
 

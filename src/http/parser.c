@@ -22,6 +22,31 @@ static int fail(struct hr_http_parser *p, int status, const char *why)
     return HPE_USER;
 }
 
+int hr_list_next(const char **pos, const char *end, const char **tok, size_t *len)
+{
+    const char *v = *pos;
+    for (;;) {
+        while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+            v++;
+        if (v >= end) {
+            *pos = v;
+            return 0;
+        }
+        const char *s = v;
+        while (v < end && *v != ',')
+            v++;
+        const char *e = v;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > s) {
+            *tok = s;
+            *len = (size_t)(e - s);
+            *pos = v;
+            return 1;
+        }
+    }
+}
+
 /* Make room for n more head bytes plus a NUL. */
 static int head_reserve(struct hr_http_parser *p, size_t n)
 {
@@ -183,19 +208,11 @@ static int te_only_chunked(const struct hr_http_request *r)
         const struct hr_http_header *h = &r->headers[i];
         if (h->name_len != 17 || strncasecmp(r->head + h->name_off, "Transfer-Encoding", 17) != 0)
             continue;
-        const char *v = r->head + h->value_off, *end = v + h->value_len;
-        while (v < end) {
-            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-                v++;
-            const char *s = v;
-            while (v < end && *v != ',')
-                v++;
-            const char *e = v;
-            while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            if (e > s && ((size_t)(e - s) != 7 || strncasecmp(s, "chunked", 7) != 0))
+        const char *v = r->head + h->value_off, *end = v + h->value_len, *tok;
+        size_t n;
+        while (hr_list_next(&v, end, &tok, &n))
+            if (n != 7 || strncasecmp(tok, "chunked", 7) != 0)
                 return 0;
-        }
     }
     return 1;
 }
@@ -388,10 +405,6 @@ const char *hr_http_header_get(const struct hr_http_request *r, const char *name
     return NULL;
 }
 
-static int is_ows(char ch)
-{
-    return ch == ' ' || ch == '\t';
-}
 
 int hr_http_header_has_token(const struct hr_http_request *r, const char *name, const char *token)
 {
@@ -400,19 +413,11 @@ int hr_http_header_has_token(const struct hr_http_request *r, const char *name, 
         const struct hr_http_header *h = &r->headers[i];
         if (h->name_len != nlen || strncasecmp(r->head + h->name_off, name, nlen) != 0)
             continue;
-        const char *v = r->head + h->value_off, *end = v + h->value_len;
-        while (v < end) {
-            while (v < end && (is_ows(*v) || *v == ','))
-                v++;
-            const char *s = v;
-            while (v < end && *v != ',')
-                v++;
-            const char *e = v;
-            while (e > s && is_ows(e[-1]))
-                e--;
-            if ((size_t)(e - s) == tlen && strncasecmp(s, token, tlen) == 0)
+        const char *v = r->head + h->value_off, *end = v + h->value_len, *tok;
+        size_t n;
+        while (hr_list_next(&v, end, &tok, &n))
+            if (n == tlen && strncasecmp(tok, token, tlen) == 0)
                 return 1;
-        }
     }
     return 0;
 }

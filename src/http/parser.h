@@ -87,6 +87,9 @@ const char *hr_http_header_get(const struct hr_http_request *r, const char *name
  * every header with this name (RFC 9110 §5.6.1). */
 int hr_http_header_has_token(const struct hr_http_request *r, const char *name, const char *token);
 const char *hr_http_method_str(const struct hr_http_request *r);
+/* Iterate over a comma-separated list (RFC 9110 §5.6.1): the next element, trimmed of
+ * whitespace, empty elements skipped. *pos advances; returns 0 at the end. */
+int hr_list_next(const char **pos, const char *end, const char **tok, size_t *len);
 /* Query parameter name of the target, percent-decoded ('+' is a space) into out with a NUL.
  * Returns its length, or -1 when absent or longer than outsz - 1. */
 long hr_http_query(const struct hr_http_request *r, const char *name, char *out, size_t outsz);

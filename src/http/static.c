@@ -195,19 +195,17 @@ static void http_date(time_t t, char *out, size_t n)
 /* If-None-Match: a list of entity tags or "*" (RFC 9110 §13.1.2), weak comparison. */
 static int etag_matches(const char *inm, const char *etag)
 {
-    size_t elen = strlen(etag);
-    const char *p = inm;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (*p == '*')
+    const char *p = inm, *end = inm + strlen(inm), *tok;
+    size_t n, elen = strlen(etag);
+    while (hr_list_next(&p, end, &tok, &n)) {
+        if (n == 1 && tok[0] == '*')
             return 1;
-        if (strncmp(p, "W/", 2) == 0)
-            p += 2;
-        if (strncmp(p, etag, elen) == 0 && (p[elen] == '\0' || p[elen] == ',' || p[elen] == ' '))
+        if (n > 2 && tok[0] == 'W' && tok[1] == '/') {
+            tok += 2;
+            n -= 2;
+        }
+        if (n == elen && memcmp(tok, etag, n) == 0)
             return 1;
-        while (*p && *p != ',')
-            p++;
     }
     return 0;
 }

@@ -250,22 +250,13 @@ static const struct hr_proto ws_proto = {
 };
 
 /* Whether token appears in a comma-separated list. */
-static int list_has(const char *list, const char *tok)
+static int list_has(const char *list, const char *token)
 {
-    size_t n = strlen(tok);
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *s = p;
-        while (*p && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - s) == n && memcmp(s, tok, n) == 0)
+    const char *p = list, *end = list + strlen(list), *tok;
+    size_t n, tlen = strlen(token);
+    while (hr_list_next(&p, end, &tok, &n))
+        if (n == tlen && memcmp(tok, token, n) == 0)
             return 1;
-    }
     return 0;
 }
 
