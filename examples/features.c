@@ -14,7 +14,7 @@
  *   broadcast x             → "broadcast"(x) to everyone but the sender
  *   to-all x                → "all"(x) to everyone, sender included
  *   send x                  → socket.send(x), the event "message"
- *   ask x                   → emits "question"(x) with an ack; the client's reply comes back
+ *   ask ...args             → emits "question"(...args) with an ack; the client's reply comes back
  *                             as "answer"(...reply), or "answer"("timeout") after 2 s
  *   disconnect-me           → the server disconnects the socket from the namespace
  *   whoami ack              → ack({"id":..,"nsp":..,"auth":..,"recovered":..})
@@ -118,12 +118,17 @@ static void answer(herald_socket *s, const herald_args *reply, void *ud)
     }
     size_t len;
     const char *raw = herald_args_raw(reply, &len);
-    herald_emit_raw(s, "answer", raw, len, NULL, 0);
+    struct herald_bin bins[MAX_BINS];
+    herald_emit_raw(s, "answer", raw, len, bins, bins_of(reply, bins));
 }
 
 static void ask(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
 {
-    herald_emit_ack(s, "question", json_pack("[O?]", herald_arg(a, 0)), 2000, answer, NULL);
+    /* the client's arguments become the question, binary included */
+    size_t len;
+    const char *raw = herald_args_raw(a, &len);
+    struct herald_bin bins[MAX_BINS];
+    herald_emit_ack_raw(s, "question", raw, len, bins, bins_of(a, bins), 2000, answer, NULL);
 }
 
 static void disconnect_me(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)

@@ -144,6 +144,9 @@ size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *ex
 typedef void (*herald_reply_cb)(herald_socket *s, const herald_args *args, void *ud);
 int herald_emit_ack(herald_socket *s, const char *event, json_t *args, uint32_t timeout_ms,
                     herald_reply_cb cb, void *ud);
+int herald_emit_ack_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+                        const struct herald_bin *bins, size_t nbins, uint32_t timeout_ms,
+                        herald_reply_cb cb, void *ud);
 
 /* Reply to an event's ack (args stolen). Each ack is answered at most once. */
 int herald_ack_send(herald_ack *ack, json_t *args);

@@ -8,7 +8,7 @@ mode=${1:-build}
 cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev valgrind curl)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev valgrind curl chromium fonts-wqy-microhei)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = test ] && want+=("${test_pkgs[@]}")

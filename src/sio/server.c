@@ -136,15 +136,17 @@ static int emit_raw(herald_socket *s, const char *event, const char *raw, size_t
 }
 
 static struct hr_sio_kept *keep(herald_nsp *nsp, const char *room, herald_socket *except,
-                                const char *event, const char *raw, size_t len);
+                                const char *event, const char *raw, size_t len,
+                                const struct herald_bin *bins, size_t nbins);
 
 int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
                     const struct herald_bin *bins, size_t nbins)
 {
     /* with recovery on, an emit to one socket is kept like a broadcast to its own room, with
-     * an offset (Socket.IO does the same), so a socket that drops gets it back */
-    if (s->nsp->io->opts.recovery_window_ms && nbins == 0 && s->connected) {
-        struct hr_sio_kept *k = keep(s->nsp, s->id, NULL, event, raw, len);
+     * an offset (Socket.IO does the same), so a socket that drops gets it back; that holds
+     * too for what is emitted to it while it is going away (its pid was saved) */
+    if (s->nsp->io->opts.recovery_window_ms && s->pid[0]) {
+        struct hr_sio_kept *k = keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins);
         if (k) {
             raw = k->raw;
             len = k->raw_len;
@@ -182,6 +184,9 @@ static int in_room(const herald_socket *s, const char *room)
 
 static void kept_free(struct hr_sio_kept *k)
 {
+    for (size_t i = 0; i < k->nbins; i++)
+        free((void *)k->bins[i].data);
+    free(k->bins);
     free(k->event);
     free(k->raw);
     free(k->room);
@@ -197,7 +202,7 @@ static void kept_prune(herald_nsp *nsp, uint64_t now)
         nsp->kept_head = k->next;
         if (!nsp->kept_head)
             nsp->kept_tail = NULL;
-        nsp->kept_bytes -= k->raw_len + sizeof(*k);
+        nsp->kept_bytes -= k->bytes;
         kept_free(k);
     }
 }
@@ -205,7 +210,8 @@ static void kept_prune(herald_nsp *nsp, uint64_t now)
 /* Append the broadcast's offset to its arguments and keep it for returning sockets. Returns
  * the new raw text (owned by the kept entry), or NULL to send the packet as it was. */
 static struct hr_sio_kept *keep(herald_nsp *nsp, const char *room, herald_socket *except,
-                                const char *event, const char *raw, size_t len)
+                                const char *event, const char *raw, size_t len,
+                                const struct herald_bin *bins, size_t nbins)
 {
     herald_io *io = nsp->io;
     struct hr_sio_kept *k = calloc(1, sizeof(*k));
@@ -225,6 +231,24 @@ static struct hr_sio_kept *keep(herald_nsp *nsp, const char *room, herald_socket
     memcpy(k->raw, raw, len);
     memcpy(k->raw + len, off, (size_t)n + 1);
     k->raw_len = len + (size_t)n;
+    size_t bin_bytes = 0;
+    if (nbins) {
+        k->bins = calloc(nbins, sizeof(*k->bins));
+        if (!k->bins) {
+            kept_free(k);
+            return NULL;
+        }
+        for (; k->nbins < nbins; k->nbins++) {
+            void *copy = malloc(bins[k->nbins].len ? bins[k->nbins].len : 1);
+            if (!copy) {
+                kept_free(k);
+                return NULL;
+            }
+            memcpy(copy, bins[k->nbins].data, bins[k->nbins].len);
+            k->bins[k->nbins] = (struct herald_bin){copy, bins[k->nbins].len};
+            bin_bytes += bins[k->nbins].len;
+        }
+    }
     if (except)
         snprintf(k->except, sizeof k->except, "%s", except->id);
     if (nsp->kept_tail)
@@ -232,7 +256,8 @@ static struct hr_sio_kept *keep(herald_nsp *nsp, const char *room, herald_socket
     else
         nsp->kept_head = k;
     nsp->kept_tail = k;
-    nsp->kept_bytes += k->raw_len + sizeof(*k);
+    k->bytes = k->raw_len + bin_bytes + sizeof(*k);
+    nsp->kept_bytes += k->bytes;
     kept_prune(nsp, k->at);
     return k;
 }
@@ -295,8 +320,8 @@ size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *ex
     size_t n = 0;
     /* with recovery on, a broadcast carries its offset as a last argument (as Socket.IO's
      * session-aware adapter does) and is kept for sockets that come back */
-    if (nsp->io->opts.recovery_window_ms && nbins == 0) {
-        struct hr_sio_kept *k = keep(nsp, room, except, event, raw, len);
+    if (nsp->io->opts.recovery_window_ms) {
+        struct hr_sio_kept *k = keep(nsp, room, except, event, raw, len, bins, nbins);
         if (k) {
             raw = k->raw;
             len = k->raw_len;
@@ -340,28 +365,23 @@ static void ack_timer_cb(uv_timer_t *t)
     hr_sio_expire_acks(t->data);
 }
 
-int herald_emit_ack(herald_socket *s, const char *event, json_t *args, uint32_t timeout_ms,
-                    herald_reply_cb cb, void *ud)
+int herald_emit_ack_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+                        const struct herald_bin *bins, size_t nbins, uint32_t timeout_ms,
+                        herald_reply_cb cb, void *ud)
 {
-    size_t len;
-    char *raw = args_text(args, &len);
-    json_decref(args);
-    if (!raw)
-        return HR_ENOMEM;
+    if (!s->connected)
+        return HR_ECLOSED;
     if (s->nacks == s->cap_acks) {
         uint32_t cap = s->cap_acks ? s->cap_acks * 2 : 4;
         struct hr_sio_pending_ack *a = realloc(s->acks, cap * sizeof(*a));
-        if (!a) {
-            free(raw);
+        if (!a)
             return HR_ENOMEM;
-        }
         s->acks = a;
         s->cap_acks = cap;
     }
     uint64_t id = s->next_ack_id++;
     struct outgoing o;
-    int rc = out_init(&o, HR_SIO_EVENT, s->nsp, (int64_t)id, event, raw, len, NULL, 0);
-    free(raw);
+    int rc = out_init(&o, HR_SIO_EVENT, s->nsp, (int64_t)id, event, raw, len, bins, nbins);
     if (rc == 0)
         rc = out_send(&o, s);
     out_release(&o);
@@ -372,6 +392,19 @@ int herald_emit_ack(herald_socket *s, const char *event, json_t *args, uint32_t 
     if (deadline && !uv_is_active((uv_handle_t *)&s->nsp->io->ack_timer))
         uv_timer_start(&s->nsp->io->ack_timer, ack_timer_cb, 100, 100);
     return 0;
+}
+
+int herald_emit_ack(herald_socket *s, const char *event, json_t *args, uint32_t timeout_ms,
+                    herald_reply_cb cb, void *ud)
+{
+    size_t len;
+    char *raw = args_text(args, &len);
+    json_decref(args);
+    if (!raw)
+        return HR_ENOMEM;
+    int rc = herald_emit_ack_raw(s, event, raw, len, NULL, 0, timeout_ms, cb, ud);
+    free(raw);
+    return rc;
 }
 
 static int ack_reply(herald_ack *ack, const char *raw, size_t len, const struct herald_bin *bins,
@@ -720,7 +753,7 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
             if (k->offset <= from || strcmp(k->except, sv->sid) == 0 ||
                 (k->room && !saved_in_room(sv, k->room)))
                 continue;
-            emit_raw(s, k->event, k->raw, k->raw_len, NULL, 0);
+            emit_raw(s, k->event, k->raw, k->raw_len, k->bins, k->nbins);
         }
         saved_free(io, sv);
         if (nsp->on_connection)

@@ -64,6 +64,9 @@ struct hr_sio_kept {
     size_t raw_len;
     char *room;                      /* NULL: everyone */
     char except[24];                 /* a socket that did not get it, or "" */
+    struct herald_bin *bins;         /* binary attachments, copied */
+    size_t nbins;
+    size_t bytes;                    /* memory it holds, for the budget */
     struct hr_sio_kept *next;
 };
 

@@ -43,16 +43,40 @@ function client(url, opts = {}) {
   socket.on('disconnect', (reason, details) => { c.disconnects.push({ reason, details }); });
   socket.on('connect_error', (e) => { c.errors.push(e.message); });
   c.name = opts.transports ? opts.transports.join('+') : 'default';
+  // What the Engine.IO layer saw, with ms since creation, for failure messages.
+  c.trace = [];
+  const t0 = Date.now();
+  const note = (what) => { if (c.trace.length < 400) c.trace.push(`${what}@${Date.now() - t0}`); };
+  const watch = (engine) => {
+    if (!engine || engine._traced) return;
+    engine._traced = true;
+    const short = (d) => (d === undefined ? '' : ':' + (typeof d === 'string' ? d : `<${d.byteLength ?? d.length} bytes>`).slice(0, 40));
+    engine.on('open', () => note(`open(${engine.transport.name})`));
+    engine.on('upgrading', (tr) => note(`upgrading(${tr.name})`));
+    engine.on('upgrade', (tr) => note(`upgrade(${tr.name})`));
+    engine.on('upgradeError', (e) => note(`upgradeError(${e.message})`));
+    engine.on('packet', (pk) => note(`in(${engine.transport && engine.transport.name}) ${pk.type}${short(pk.data)}`));
+    engine.on('packetCreate', (pk) => note(`out(${engine.transport && engine.transport.name}) ${pk.type}${short(pk.data)}`));
+    engine.on('close', (r, d) => note(`close(${r}${d && d.description ? ', ' + (d.description.message || d.description) : ''})`));
+  };
+  watch(socket.io.engine);
+  socket.io.on('open', () => watch(socket.io.engine));
+  c.describe = () => `${c.name} client: connected=${socket.connected}, disconnects=${JSON.stringify(c.disconnects.map((d) => d.reason))}, ` +
+    `connect_errors=${JSON.stringify(c.errors)}, engine trace:\n    ${c.trace.join('\n    ')}`;
   clients.push(c);
   return c;
 }
 
 async function connected(c, ms = 8000) {
-  await until(() => c.socket.connected, ms, () => `${c.name} client to connect (connect_error: ${JSON.stringify(c.errors)})`);
+  await until(() => c.socket.connected, ms, () => `the client to connect; ${c.describe()}`);
 }
 
 // Messages (not the welcome) carrying tag t, in arrival order.
 const tagged = (c, t) => c.messages.filter((m) => m && typeof m === 'object' && m.tag === t);
+
+// Wait until client c has n messages tagged t; on timeout describe what its engine saw.
+const got = (c, t, n, ms, what) => until(() => tagged(c, t).length >= n, ms,
+  () => `${what} (got ${tagged(c, t).length} of ${n}); ${c.describe()}`);
 
 function disconnectAll() {
   for (const c of clients.splice(0)) {
@@ -112,7 +136,7 @@ describe('transports', { timeout: 20000 }, () => {
     await until(() => c.welcomes >= 1, 5000, 'the welcome');
     const t = tag('poll');
     c.socket.emit('message', { tag: t, n: 1 });
-    await until(() => tagged(c, t).length >= 1, 5000, 'the echo');
+    await got(c, t, 1, 5000, `the echo`);
     await sleep(300);
     assert.deepEqual(tagged(c, t), [{ tag: t, n: 1 }]);
     assert.equal(c.welcomes, 1, 'welcome exactly once');
@@ -127,7 +151,7 @@ describe('transports', { timeout: 20000 }, () => {
     await until(() => c.welcomes >= 1, 5000, 'the welcome');
     const t = tag('ws');
     c.socket.emit('message', { tag: t, n: 2 });
-    await until(() => tagged(c, t).length >= 1, 5000, 'the echo');
+    await got(c, t, 1, 5000, `the echo`);
     await sleep(300);
     assert.deepEqual(tagged(c, t), [{ tag: t, n: 2 }]);
     assert.equal(c.welcomes, 1, 'welcome exactly once');
@@ -147,7 +171,7 @@ describe('transports', { timeout: 20000 }, () => {
     assert.ok(c.socket.connected);
     const t = tag('up');
     c.socket.emit('message', { tag: t });
-    await until(() => tagged(c, t).length >= 1, 5000, 'the echo after the upgrade');
+    await got(c, t, 1, 5000, `the echo after the upgrade`);
     await sleep(300);
     assert.equal(c.welcomes, 1, 'welcome exactly once, across the upgrade');
     assert.deepEqual(tagged(c, t), [{ tag: t }]);
@@ -172,7 +196,7 @@ describe('fan-out between mixed transports', { timeout: 30000 }, () => {
       for (const [i, v] of PAYLOADS.entries()) sender.socket.emit('message', { tag: t, i, v });
       const want = PAYLOADS.map((v, i) => ({ tag: t, i, v }));
       for (const r of all) {
-        await until(() => tagged(r, t).length >= want.length, 5000, () => `${r.name} to get ${want.length} messages from ${sender.name} (got ${tagged(r, t).length})`);
+        await got(r, t, want.length, 5000, `${r.name} to get ${want.length} messages from ${sender.name}`);
       }
       await sleep(200);
       for (const r of all) assert.deepStrictEqual(tagged(r, t), want, `${r.name} receiving from ${sender.name}`);
@@ -194,7 +218,7 @@ describe('fan-out between mixed transports', { timeout: 30000 }, () => {
     // Concurrent senders: each receiver sees every sender's 20 messages, complete and in order.
     const t = tag('order');
     for (let k = 0; k < 20; k++) for (const s of all) s.socket.emit('message', { tag: t, from: s.name, k });
-    for (const r of all) await until(() => tagged(r, t).length >= 60, 8000, () => `${r.name} to get 60 (got ${tagged(r, t).length})`);
+    for (const r of all) await got(r, t, 60, 8000, `${r.name} to get 60`);
     await sleep(200);
     for (const r of all) {
       const got = tagged(r, t);
@@ -214,7 +238,7 @@ describe('fan-out between mixed transports', { timeout: 30000 }, () => {
       s.socket.emit('message', m);
       await until(() => tagged(s, t2).some((x) => x.k === k), 5000, `${s.name} to get its message ${k} back`);
     }
-    for (const r of all) await until(() => tagged(r, t2).length >= 9, 5000, `${r.name} to get the 9 sequential messages`);
+    for (const r of all) await got(r, t2, 9, 5000, `${r.name} to get the 9 sequential messages`);
     await sleep(200);
     for (const r of all) assert.deepStrictEqual(tagged(r, t2), sent, `${r.name}: same order as sent`);
   });
@@ -227,7 +251,7 @@ describe('long-polling paths', { timeout: 30000 }, () => {
     await Promise.all([connected(p), connected(w)]);
     const t = tag('post');
     for (let k = 0; k < 100; k++) p.socket.emit('message', { tag: t, k, pad: 'p'.repeat(k) });
-    for (const r of [p, w]) await until(() => tagged(r, t).length >= 100, 10000, () => `${r.name} to get 100 (got ${tagged(r, t).length})`);
+    for (const r of [p, w]) await got(r, t, 100, 10000, `${r.name} to get 100`);
     await sleep(300);
     for (const r of [p, w]) {
       assert.deepStrictEqual(tagged(r, t).map((m) => m.k), [...Array(100).keys()], `${r.name}: all 100, once, in order`);
@@ -242,7 +266,7 @@ describe('long-polling paths', { timeout: 30000 }, () => {
     await Promise.all([connected(p), connected(w)]);
     const t = tag('get');
     for (let k = 0; k < 100; k++) w.socket.emit('message', { tag: t, k, text: `消息 ${k}` });
-    await until(() => tagged(p, t).length >= 100, 10000, () => `the polling client to get 100 (got ${tagged(p, t).length})`);
+    await got(p, t, 100, 10000, `the polling client to get 100`);
     await sleep(300);
     assert.deepStrictEqual(tagged(p, t), [...Array(100).keys()].map((k) => ({ tag: t, k, text: `消息 ${k}` })));
     assert.equal(p.welcomes, 1);
@@ -271,7 +295,7 @@ describe('no loss across the upgrade', { timeout: 30000 }, () => {
     });
     await connected(c);
     await until(() => done, 10000, 'the 200 sends');
-    await until(() => tagged(c, t).length >= 200, 15000, () => `200 echoes (got ${tagged(c, t).length})`);
+    await got(c, t, 200, 15000, `200 echoes`);
     await sleep(300);
     assert.deepStrictEqual(tagged(c, t).map((m) => m.k), [...Array(200).keys()], 'all 200 echoes, once, in order');
     await until(() => upgraded, 5000, 'the upgrade');
@@ -315,7 +339,7 @@ describe('reconnect', { timeout: 30000 }, () => {
     await until(() => c.welcomes >= 2, 5000, 'the welcome of the new connection');
     const t = tag('reconnect');
     c.socket.emit('message', { tag: t, after: 'reconnect' });
-    await until(() => tagged(c, t).length >= 1, 5000, 'the echo after reconnecting');
+    await got(c, t, 1, 5000, `the echo after reconnecting`);
     await sleep(200);
     assert.deepStrictEqual(tagged(c, t), [{ tag: t, after: 'reconnect' }]);
     assert.equal(c.welcomes, 2, 'one welcome per connection');
@@ -434,7 +458,7 @@ describe('--max-payload 1000', { timeout: 20000 }, () => {
     // A message under the limit still goes through.
     const t = tag('small');
     c.socket.emit('message', { tag: t });
-    await until(() => tagged(c, t).length >= 1, 5000, 'the small echo');
+    await got(c, t, 1, 5000, `the small echo`);
     c.socket.emit('message', 'x'.repeat(2000));
     await until(() => closeCode !== null, 5000, 'the WebSocket to close');
     assert.equal(closeCode, 1009);
@@ -446,7 +470,7 @@ describe('--max-payload 1000', { timeout: 20000 }, () => {
     await connected(c2);
     const t2 = tag('after');
     c2.socket.emit('message', { tag: t2 });
-    await until(() => tagged(c2, t2).length >= 1, 5000, 'an echo after the 1009');
+    await got(c2, t2, 1, 5000, `an echo after the 1009`);
   });
 });
 
@@ -489,7 +513,7 @@ describe('heartbeat (--ping-interval 300 --ping-timeout 200)', { timeout: 20000 
     assert.ok(pings >= 3, `only ${pings} pings in 2 s`);
     const t = tag('hb');
     c.socket.emit('message', { tag: t });
-    await until(() => tagged(c, t).length >= 1, 5000, 'an echo after 2 s of heartbeats');
+    await got(c, t, 1, 5000, `an echo after 2 s of heartbeats`);
   });
 });
 
