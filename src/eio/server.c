@@ -16,6 +16,8 @@ static const char *const err_text[] = {"Transport unknown", "Session ID unknown"
                                        "Bad handshake method", "Bad request", "Forbidden",
                                        "Unsupported protocol version"};
 
+#define NO_STORE "Cache-Control: no-store\r\n"
+
 static void session_close(struct hr_eio_session *s, const char *reason, int by_client);
 static void flush(struct hr_eio_session *s);
 
@@ -177,9 +179,10 @@ static void answer_get(struct hr_eio_session *s, const struct hr_slice *recs, ui
     size_t total = n ? n - 1 : 0;
     for (uint32_t i = 0; i < n; i++)
         total += recs[i].len;
-    char cors[512];
-    cors_headers(s->eio, hr_http_current(c), cors, sizeof cors);
-    if (hr_http_begin(c, 200, "text/plain; charset=UTF-8", cors, total) < 0)
+    char hdr[560];
+    cors_headers(s->eio, hr_http_current(c), hdr, sizeof hdr - 32);
+    strcat(hdr, NO_STORE); /* a poll's answer is never to be cached by a proxy */
+    if (hr_http_begin(c, 200, "text/plain; charset=UTF-8", hdr, total) < 0)
         return;
     struct hr_slice batch[8];
     unsigned k = 0;
@@ -535,10 +538,11 @@ static void handshake(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
             hr_http_error(c, 503, NULL, "out of memory");
             return;
         }
-        char cors[512];
-        cors_headers(eio, req, cors, sizeof cors);
+        char hdr[560];
+        cors_headers(eio, req, hdr, sizeof hdr - 32);
+        strcat(hdr, NO_STORE);
         int n = open_payload(eio, s, open, sizeof open);
-        hr_http_respond(c, 200, "text/plain; charset=UTF-8", cors, open, (size_t)n);
+        hr_http_respond(c, 200, "text/plain; charset=UTF-8", hdr, open, (size_t)n);
     }
     if (eio->h->on_open && eio->h->on_open(s, req, eio->ud) != 0)
         session_close(s, "forced close", 0);

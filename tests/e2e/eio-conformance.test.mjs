@@ -19,7 +19,8 @@ let server;
 let URL_;
 let WS_URL;
 const sockets = [];
-const createWebSocket = (url) => createWs(url, { binaryType: 'blob', track: sockets });
+// binaryType 'arraybuffer' throughout (the suite sets it where it expects binary; a browser's default is 'blob')
+const createWebSocket = (url) => createWs(url, { binaryType: 'arraybuffer', track: sockets });
 
 async function initLongPollingSession() {
   const response = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling`);

@@ -29,8 +29,8 @@ let server;
 let URL_;
 let WS_URL;
 const sockets = [];
-// `new WebSocket(url)` in the suite (browser default binaryType 'blob'; set where the suite does).
-const newWebSocket = (url) => createWs(url, { binaryType: 'blob', track: sockets });
+// `new WebSocket(url)` in the suite, with binaryType 'arraybuffer' throughout (a browser's default is 'blob').
+const newWebSocket = (url) => createWs(url, { binaryType: 'arraybuffer', track: sockets });
 
 async function initLongPollingSession() {
   const response = await fetch(`${URL_}/socket.io/?EIO=4&transport=polling`);
