@@ -2,7 +2,7 @@
 # Socket.IO fan-out: herald's default app (the tutorial's chat) against the tutorial's own
 # server.js on Node `socket.io` 4.8 (bench/peers/sio-chat.cjs), measured in the same run.
 #
-#   bench/run-sio.sh                                # everything, about 6 minutes on 2 cores
+#   bench/run-sio.sh                                # everything, about 5 minutes on 2 cores
 #   HERALD_BIN=build/herald bench/run-sio.sh
 #   N_IDLE=2000 FANOUT="100:50 1000:50" ROUNDS=1 FAN_SECS=5 bench/run-sio.sh   # quick look
 #
