@@ -1,0 +1,279 @@
+/* test_hub.c - channels: names, ids, history bounds and gaps, commit before visibility,
+ * fan-out to subscribers, encodings built once and shared. A fake store lets the test decide
+ * when appends commit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "hub/hub.h"
+
+/* ---- a store whose commits the test triggers ---- */
+struct fake_append {
+    hr_store_done_cb done;
+    void *ud;
+    uint64_t id;
+};
+static struct fake_append queued[64];
+static int nqueued, ntrims, fail_next;
+static uint64_t last_trim_from;
+
+static int fake_append(struct hr_store *st, const char *channel, uint64_t id, int64_t t,
+                       const void *data, size_t len, hr_store_done_cb done, void *ud)
+{
+    if (fail_next) {
+        fail_next = 0;
+        return HR_EIO;
+    }
+    queued[nqueued++] = (struct fake_append){done, ud, id};
+    return 0;
+}
+
+static int fake_trim(struct hr_store *st, const char *channel, uint64_t keep_from)
+{
+    ntrims++;
+    last_trim_from = keep_from;
+    return 0;
+}
+
+static void commit_all(int status)
+{
+    int n = nqueued;
+    nqueued = 0;
+    for (int i = 0; i < n; i++)
+        queued[i].done(queued[i].ud, status);
+}
+
+static const struct hr_store_ops fake_ops = {.name = "fake", .append = fake_append, .trim = fake_trim};
+static struct hr_store fake = {.ops = &fake_ops};
+
+/* ---- acks and a recording subscriber ---- */
+static uint64_t acked[64];
+static int nacked, ack_status;
+
+static void on_ack(void *ud, int status, uint64_t id)
+{
+    ack_status = status;
+    if (status == 0)
+        acked[nacked++] = id;
+}
+
+struct rec {
+    struct hr_sub sub;
+    uint64_t got[64];
+    int n;
+    int gone;
+};
+
+static int rec_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
+{
+    struct rec *r = (struct rec *)sub;
+    if (r->gone)
+        return -1;
+    r->got[r->n++] = m->id;
+    return 0;
+}
+static const struct hr_sub_ops rec_ops = {.deliver = rec_deliver};
+
+static int setup(void **state)
+{
+    static struct hr_hub hub;
+    struct hr_hub_limits l = {.max_messages = 5, .max_bytes = 1000, .max_age_ms = 0};
+    nqueued = ntrims = nacked = fail_next = 0;
+    assert_int_equal(hr_hub_init(&hub, NULL, &fake, &l), 0);
+    *state = &hub;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    hr_hub_free(*state);
+    assert_int_equal(hr_buf_live, 0);
+    return 0;
+}
+
+static void test_channel_names(void **state)
+{
+    static const struct {
+        const char *name;
+        int ok;
+    } t[] = {
+        {"chat", 1}, {"user:42", 1}, {"a.b-c_d@e", 1}, {"A9", 1}, {"", 0}, {"has space", 0},
+        {"slash/no", 0}, {"q?x", 0}, {"perc%41", 0}, {"é", 0}, {"nul\0x", 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        assert_int_equal(hr_channel_name_valid(t[i].name, strlen(t[i].name) + (i == 10 ? 2 : 0)), t[i].ok);
+    char big[HR_CHANNEL_NAME_MAX + 2];
+    memset(big, 'x', sizeof big);
+    assert_true(hr_channel_name_valid(big, HR_CHANNEL_NAME_MAX));
+    assert_false(hr_channel_name_valid(big, HR_CHANNEL_NAME_MAX + 1));
+    struct hr_hub *hub = *state;
+    assert_null(hr_hub_channel(hub, "bad name", 8, 1));
+    assert_null(hr_hub_channel(hub, "chat", 4, 0));
+    assert_non_null(hr_hub_channel(hub, "chat", 4, 1));
+    assert_ptr_equal(hr_hub_channel(hub, "chat", 4, 0), hr_hub_channel(hub, "chat", 4, 1));
+}
+
+/* Ids increase from 1; nothing is visible (history, subscribers, ack) before the commit. */
+static void test_visible_only_after_commit(void **state)
+{
+    struct hr_hub *hub = *state;
+    struct hr_channel *ch = hr_hub_channel(hub, "c", 1, 1);
+    struct rec r = {.sub = {.ops = &rec_ops, .fmt = HR_FMT_WS}};
+    hr_hub_subscribe(ch, &r.sub);
+    assert_int_equal(ch->nsubs[HR_FMT_WS], 1);
+    assert_int_equal(hr_hub_publish(hub, ch, "one", 3, on_ack, NULL), 0);
+    assert_int_equal(hr_hub_publish(hub, ch, "two", 3, on_ack, NULL), 0);
+    assert_int_equal(nacked, 0);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(ch->count, 0);
+    assert_int_equal(ch->last_id, 0);
+    commit_all(0);
+    assert_int_equal(nacked, 2);
+    assert_int_equal(acked[0], 1);
+    assert_int_equal(acked[1], 2);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.got[0], 1);
+    assert_int_equal(r.got[1], 2);
+    assert_int_equal(ch->last_id, 2);
+    hr_hub_unsubscribe(&r.sub);
+    assert_int_equal(ch->nsubs[HR_FMT_WS], 0);
+}
+
+static void test_failed_commit_is_not_acked(void **state)
+{
+    struct hr_hub *hub = *state;
+    struct hr_channel *ch = hr_hub_channel(hub, "c", 1, 1);
+    fail_next = 1;
+    assert_int_equal(hr_hub_publish(hub, ch, "x", 1, on_ack, NULL), HR_EIO);
+    assert_int_equal(hr_hub_publish(hub, ch, "y", 1, on_ack, NULL), 0);
+    commit_all(HR_EIO);
+    assert_int_equal(nacked, 0);
+    assert_int_equal(ack_status, HR_EIO);
+    assert_int_equal(ch->count, 0);
+    assert_int_equal(hr_hub_publish(hub, ch, "z", 1, on_ack, NULL), 0);
+    commit_all(0);
+    assert_int_equal(nacked, 1);
+    assert_true(acked[0] >= 1);
+}
+
+struct collect {
+    uint64_t ids[64];
+    int n, stop_after;
+};
+
+static int collect(void *ud, struct hr_hub_msg *m)
+{
+    struct collect *c = ud;
+    c->ids[c->n++] = m->id;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+/* History keeps the newest max_messages; a cursor older than that is a gap. */
+static void test_history_and_gaps(void **state)
+{
+    struct hr_hub *hub = *state;
+    struct hr_channel *ch = hr_hub_channel(hub, "h", 1, 1);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(hr_hub_publish(hub, ch, "m", 1, NULL, NULL), 0);
+        commit_all(0);
+    }
+    assert_int_equal(ch->count, 5);
+    assert_int_equal(hr_hub_first_id(ch), 4);
+    assert_true(ntrims > 0);
+    assert_int_equal(last_trim_from, 4);
+    struct collect c = {0};
+    assert_int_equal(hr_hub_since(ch, 3, collect, &c), 0); /* nothing missed */
+    assert_int_equal(c.n, 5);
+    assert_int_equal(c.ids[0], 4);
+    assert_int_equal(c.ids[4], 8);
+    c = (struct collect){0};
+    assert_int_equal(hr_hub_since(ch, 2, collect, &c), 1); /* id 3 is gone: a gap */
+    assert_int_equal(c.n, 5);
+    c = (struct collect){0};
+    assert_int_equal(hr_hub_since(ch, 0, collect, &c), 1);
+    c = (struct collect){0};
+    assert_int_equal(hr_hub_since(ch, 8, collect, &c), 0); /* up to date */
+    assert_int_equal(c.n, 0);
+    c = (struct collect){.stop_after = 2};
+    hr_hub_since(ch, 5, collect, &c);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.ids[1], 7);
+}
+
+static void test_bytes_bound(void **state)
+{
+    struct hr_hub *hub = *state;
+    struct hr_channel *ch = hr_hub_channel(hub, "b", 1, 1);
+    char big[400];
+    memset(big, 'b', sizeof big);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(hr_hub_publish(hub, ch, big, sizeof big, NULL, NULL), 0);
+        commit_all(0);
+    }
+    assert_true(ch->bytes <= hub->limits.max_bytes);
+    assert_int_equal(ch->count, 2);
+}
+
+/* A subscriber that reports itself gone is removed; the others still get the message. */
+static void test_gone_subscriber_removed(void **state)
+{
+    struct hr_hub *hub = *state;
+    struct hr_channel *ch = hr_hub_channel(hub, "g", 1, 1);
+    struct rec a = {.sub = {.ops = &rec_ops, .fmt = HR_FMT_SSE}};
+    struct rec b = {.sub = {.ops = &rec_ops, .fmt = HR_FMT_SSE}, .gone = 1};
+    struct rec c = {.sub = {.ops = &rec_ops, .fmt = HR_FMT_POLL}};
+    hr_hub_subscribe(ch, &a.sub);
+    hr_hub_subscribe(ch, &b.sub);
+    hr_hub_subscribe(ch, &c.sub);
+    hr_hub_publish(hub, ch, "x", 1, NULL, NULL);
+    commit_all(0);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(c.n, 1);
+    assert_null(b.sub.ch);
+    assert_int_equal(ch->nsubs[HR_FMT_SSE], 1);
+    hr_hub_unsubscribe(&a.sub);
+    hr_hub_unsubscribe(&c.sub);
+}
+
+static int makes;
+static struct hr_buf *make_enc(const struct hr_hub_msg *m, void *ud)
+{
+    makes++;
+    return hr_buf_from(m->data->data, m->data->len);
+}
+
+static void test_encoding_built_once(void **state)
+{
+    struct hr_hub *hub = *state;
+    struct hr_channel *ch = hr_hub_channel(hub, "e", 1, 1);
+    hr_hub_publish(hub, ch, "payload", 7, NULL, NULL);
+    commit_all(0);
+    struct hr_hub_msg *m = &ch->ring[ch->head];
+    makes = 0;
+    struct hr_buf *e1 = hr_hub_encoding(m, HR_FMT_SSE, make_enc, NULL);
+    struct hr_buf *e2 = hr_hub_encoding(m, HR_FMT_SSE, make_enc, NULL);
+    assert_ptr_equal(e1, e2);
+    assert_int_equal(makes, 1);
+    assert_non_null(hr_hub_encoding(m, HR_FMT_WS, make_enc, NULL));
+    assert_int_equal(makes, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_channel_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_visible_only_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_is_not_acked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_and_gaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_subscriber_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encoding_built_once, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
