@@ -7,7 +7,7 @@ set -euo pipefail
 mode=${1:-build}
 cd "$(dirname "$0")/.."
 
-build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev)
+build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev valgrind curl chromium fonts-wqy-microhei)
 
 want=("${build_pkgs[@]}")

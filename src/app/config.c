@@ -25,6 +25,13 @@ enum {
     OPT_MAX_PAYLOAD,
     OPT_CORS_ORIGIN,
     OPT_RECOVERY_WINDOW,
+    OPT_STORE,
+    OPT_DATA,
+    OPT_LP_TIMEOUT,
+    OPT_SSE_HEARTBEAT,
+    OPT_HISTORY,
+    OPT_HISTORY_BYTES,
+    OPT_HISTORY_AGE,
 };
 
 static const struct option options[] = {
@@ -48,6 +55,13 @@ static const struct option options[] = {
     {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
     {"cors-origin", required_argument, NULL, OPT_CORS_ORIGIN},
     {"recovery-window", required_argument, NULL, OPT_RECOVERY_WINDOW},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"lp-timeout", required_argument, NULL, OPT_LP_TIMEOUT},
+    {"sse-heartbeat", required_argument, NULL, OPT_SSE_HEARTBEAT},
+    {"history", required_argument, NULL, OPT_HISTORY},
+    {"history-bytes", required_argument, NULL, OPT_HISTORY_BYTES},
+    {"history-age", required_argument, NULL, OPT_HISTORY_AGE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {0, 0, 0, 0},
@@ -76,6 +90,15 @@ void hr_config_usage(FILE *out)
             "  --max-payload N         one polling POST or WebSocket message (default 1000000)\n"
             "  --cors-origin O         allowed origins: * (default), a comma-separated list, or none\n"
             "  --recovery-window MS    connection state recovery window, 0 for off (default 120000)\n"
+            "\n"
+            "Channels (/sse, /lp, /poll, /pub; times in seconds):\n"
+            "  --store memory|sqlite   where channel history lives (default memory)\n"
+            "  --data DIR              directory of the sqlite store's herald.db (default data)\n"
+            "  --history N             messages kept per channel (default 10000)\n"
+            "  --history-bytes N       payload bytes kept per channel (default 16777216)\n"
+            "  --history-age S         drop history older than this, 0 for no limit (default 0)\n"
+            "  --lp-timeout S          a long-poll with nothing new answers empty after this (default 30)\n"
+            "  --sse-heartbeat S       comment line sent on idle event streams (default 15)\n"
             "\n"
             "Limits (sizes in bytes, times in seconds; decimals allowed):\n"
             "  --max-head N            request line + headers (default %" PRIu32 "; over: 431)\n"
@@ -126,7 +149,9 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
     struct hr_limits d = HR_LIMITS_DEFAULT;
     *cfg = (struct hr_config){.host = "0.0.0.0", .port = 3000, .public_dir = "public", .app = "chat",
                               .cors_origin = "*", .max_payload = 1000000,
-                              .recovery_window_ms = UINT32_MAX, .limits = d};
+                              .recovery_window_ms = UINT32_MAX, .store = "memory",
+                              .data_dir = "data", .lp_timeout_ms = 30000, .sse_heartbeat_ms = 15000,
+                              .history_messages = 10000, .history_bytes = 16u << 20, .limits = d};
     struct hr_limits *l = &cfg->limits;
     int ch, body_set = 0;
     uint64_t v;
@@ -204,6 +229,34 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
         case OPT_RECOVERY_WINDOW:
             if (parse_u64(optarg, 0, 86400000, &v)) bad = "--recovery-window wants milliseconds up to 86400000";
             else cfg->recovery_window_ms = (uint32_t)v;
+            break;
+        case OPT_STORE:
+            if (strcmp(optarg, "memory") && strcmp(optarg, "sqlite")) bad = "--store wants memory or sqlite";
+            else cfg->store = optarg;
+            break;
+        case OPT_DATA:
+            cfg->data_dir = optarg;
+            break;
+        case OPT_LP_TIMEOUT:
+            if (parse_seconds(optarg, &v)) bad = "--lp-timeout wants seconds > 0";
+            else cfg->lp_timeout_ms = (uint32_t)v;
+            break;
+        case OPT_SSE_HEARTBEAT:
+            if (parse_seconds(optarg, &v)) bad = "--sse-heartbeat wants seconds > 0";
+            else cfg->sse_heartbeat_ms = (uint32_t)v;
+            break;
+        case OPT_HISTORY:
+            if (parse_u64(optarg, 1, 10000000, &v)) bad = "--history wants a number from 1 to 10000000";
+            else cfg->history_messages = (uint32_t)v;
+            break;
+        case OPT_HISTORY_BYTES:
+            if (parse_u64(optarg, 1024, 1ull << 34, &v)) bad = "--history-bytes wants bytes from 1024";
+            else cfg->history_bytes = v;
+            break;
+        case OPT_HISTORY_AGE:
+            if (strcmp(optarg, "0") == 0) cfg->history_age_ms = 0;
+            else if (parse_seconds(optarg, &v)) bad = "--history-age wants seconds, or 0";
+            else cfg->history_age_ms = v;
             break;
         case 'h':
             hr_config_usage(stdout);

@@ -53,6 +53,8 @@ void hr_http_error(struct hr_conn *c, int status, const char *extra, const char 
  * requests the body parts are dropped. */
 int hr_http_begin(struct hr_conn *c, int status, const char *ctype, const char *extra,
                   uint64_t content_length);
+/* content_length for a response that lasts until the connection closes (an event stream). */
+#define HR_HTTP_UNTIL_CLOSE UINT64_MAX
 int hr_http_send(struct hr_conn *c, struct hr_buf *b, uint32_t off, uint32_t len);
 void hr_http_finish(struct hr_conn *c);
 /* A streaming response asks to be called when the output queue has drained below half the

@@ -88,12 +88,15 @@ static struct hr_buf *make_head(struct hr_conn *c, struct hr_http_conn *h, int s
     struct hr_buf *b = hr_buf_new(256 + (extra ? strlen(extra) : 0) + body_room);
     if (!b)
         return NULL;
+    char clen[48] = "";
+    /* a 304 has no body and must not claim a length other than the 200's (RFC 9110 §8.6);
+     * a stream without a known end (an event stream) ends when the connection does */
+    if (length == HR_HTTP_UNTIL_CLOSE)
+        h->close_after = 1;
+    else if (status != 304 && status != 204)
+        snprintf(clen, sizeof clen, "Content-Length: %" PRIu64 "\r\n", length);
     const char *conn_hdr = h->close_after ? "Connection: close\r\n"
                            : req->http_minor == 0 ? "Connection: keep-alive\r\n" : "";
-    char clen[48] = "";
-    /* a 304 has no body and must not claim a length other than the 200's (RFC 9110 §8.6) */
-    if (status != 304 && status != 204)
-        snprintf(clen, sizeof clen, "Content-Length: %" PRIu64 "\r\n", length);
     int rc = hr_buf_printf(&b,
                            "HTTP/1.1 %d %s\r\nServer: herald\r\nDate: %s\r\n%s%s%s%s%s%s\r\n",
                            status, hr_http_reason(status), http_date(),

@@ -11,8 +11,11 @@
 #include "sio.h"
 
 
-/* Set by herald_options_parse for the next herald_new: the network limits of --help. */
+/* Set by herald_options_parse for the next herald_new: the network limits and the channel
+ * settings of --help. */
 static struct hr_limits parsed_limits = HR_LIMITS_DEFAULT;
+static struct hr_hub_limits parsed_history = HR_HUB_LIMITS_DEFAULT;
+static uint32_t parsed_lp_timeout_ms, parsed_sse_heartbeat_ms;
 const char *hr_sio_app_name; /* the herald binary's --app, for the banner */
 
 void herald_options_init(struct herald_options *o)
@@ -27,6 +30,8 @@ void herald_options_init(struct herald_options *o)
         .ping_timeout_ms = 20000,
         .max_payload = 1000000,
         .recovery_window_ms = 120000,
+        .store = "memory",
+        .data_dir = "data",
     };
 }
 
@@ -56,6 +61,13 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
         o->recovery_window_ms = cfg.recovery_window_ms;
     o->quiet = cfg.quiet;
     parsed_limits = cfg.limits;
+    o->store = cfg.store;
+    o->data_dir = cfg.data_dir;
+    parsed_history.max_messages = cfg.history_messages;
+    parsed_history.max_bytes = cfg.history_bytes;
+    parsed_history.max_age_ms = cfg.history_age_ms;
+    parsed_lp_timeout_ms = cfg.lp_timeout_ms;
+    parsed_sse_heartbeat_ms = cfg.sse_heartbeat_ms;
     if (cfg.app_set)
         hr_sio_app_name = cfg.app;
     return 0;
@@ -88,6 +100,25 @@ static herald_io *io_new(const struct herald_options *o, const struct hr_eio_han
         return NULL;
     }
     hr_eio_route(&io->eio, &io->router);
+    /* channels: history in the store, the hub, and the push transports */
+    char err[256] = "";
+    if (o->store && strcmp(o->store, "sqlite") == 0)
+        io->store = hr_store_sqlite_new(io->loop, o->data_dir ? o->data_dir : "data", err, sizeof err);
+    else
+        io->store = hr_store_memory_new(io->loop);
+    if (!io->store || hr_hub_init(&io->hub, io->loop, io->store, &parsed_history) < 0) {
+        fprintf(stderr, "herald: channel store: %s\n", err[0] ? err : "could not load");
+        if (io->store)
+            io->store->ops->close(io->store);
+        hr_eio_free(&io->eio);
+        hr_server_free(&io->srv);
+        free(io);
+        return NULL;
+    }
+    io->push.lp_timeout_ms = parsed_lp_timeout_ms;
+    io->push.sse_heartbeat_ms = parsed_sse_heartbeat_ms;
+    hr_push_init(&io->push, &io->hub, io->store->epoch, io->loop);
+    hr_push_route(&io->push, &io->router);
     hr_router_add(&io->router, HR_M(HTTP_GET), "/echo", 0, hr_echo_handler, NULL);
     uv_timer_init(io->loop, &io->ack_timer);
     io->ack_timer.data = io;
@@ -111,6 +142,7 @@ static void on_stopped(struct hr_server *srv)
     uv_close((uv_handle_t *)&io->sigterm, NULL);
     uv_timer_stop(&io->ack_timer);
     uv_close((uv_handle_t *)&io->ack_timer, NULL);
+    hr_push_close(&io->push);
 }
 
 void herald_stop(herald_io *io)
@@ -180,8 +212,13 @@ out:
         uv_close((uv_handle_t *)&io->srv.sweep, NULL);
         uv_close((uv_handle_t *)&io->srv.ready_idle, NULL);
         uv_close((uv_handle_t *)&io->ack_timer, NULL);
+        hr_push_close(&io->push);
         uv_run(io->loop, UV_RUN_DEFAULT);
     }
+    /* the store first: its last commits call back into the hub */
+    io->store->ops->close(io->store);
+    uv_run(io->loop, UV_RUN_DEFAULT); /* the store's handles finish closing */
+    hr_hub_free(&io->hub);
     hr_eio_free(&io->eio);
     hr_sio_free_namespaces(io);
     if (uv_loop_close(io->loop) != 0)

@@ -8,6 +8,7 @@
 
 #include "../eio/eio.h"
 #include "../http/static.h"
+#include "../hub/push.h"
 #include "../net/server.h"
 #include "packet.h"
 
@@ -138,6 +139,9 @@ struct herald_io {
     void *allow_ud;
     uv_signal_t sigint, sigterm;
     uv_timer_t ack_timer;            /* expires server-to-client acks with a timeout */
+    struct hr_store *store;          /* channel history */
+    struct hr_hub hub;               /* channels */
+    struct hr_push push;             /* SSE, polls, publish API */
     struct hr_sio_saved *saved;      /* disconnected sockets that may come back, by pid */
     uint64_t next_offset;
     int running;

@@ -1,0 +1,52 @@
+/* push.c - the channel transports' shared context and routes. */
+#include "push.h"
+
+#include <string.h>
+
+#include "../core/error.h"
+
+static void heartbeat_cb(uv_timer_t *t)
+{
+    hr_sse_heartbeat(t->data);
+}
+
+int hr_push_init(struct hr_push *p, struct hr_hub *hub, const char *epoch, uv_loop_t *loop)
+{
+    p->hub = hub;
+    p->epoch = epoch;
+    if (!p->lp_timeout_ms)
+        p->lp_timeout_ms = 30000;
+    if (!p->sse_heartbeat_ms)
+        p->sse_heartbeat_ms = 15000;
+    if (!p->sse_retry_ms)
+        p->sse_retry_ms = 2000;
+    if (!p->max_batch)
+        p->max_batch = 1000;
+    p->ping = hr_buf_from(": heartbeat\n\n", 13);
+    if (!p->ping)
+        return HR_ENOMEM;
+    uv_timer_init(loop, &p->heartbeat);
+    p->heartbeat.data = p;
+    uv_timer_start(&p->heartbeat, heartbeat_cb, p->sse_heartbeat_ms, p->sse_heartbeat_ms);
+    return 0;
+}
+
+int hr_push_route(struct hr_push *p, struct hr_router *r)
+{
+    int rc = 0;
+    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_SSE, 1, hr_sse_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_LP, 1, hr_lp_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_POLL, 1, hr_poll_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET) | HR_M(HTTP_POST), HR_PUSH_PREFIX_PUB, 1, hr_pub_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_WS, 1, hr_ws_channel_handler, p);
+    return rc ? HR_ETOOBIG : 0;
+}
+
+void hr_push_close(struct hr_push *p)
+{
+    uv_timer_stop(&p->heartbeat);
+    if (!uv_is_closing((uv_handle_t *)&p->heartbeat))
+        uv_close((uv_handle_t *)&p->heartbeat, NULL);
+    hr_buf_unref(p->ping);
+    p->ping = NULL;
+}

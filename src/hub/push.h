@@ -1,0 +1,43 @@
+/* push.h - the context the channel transports share (SSE, long and short polling, the
+ * publish API, WebSocket channels): the hub, its epoch and their settings. */
+#ifndef HR_HUB_PUSH_H
+#define HR_HUB_PUSH_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "../http/http.h"
+#include "hub.h"
+
+struct hr_push {
+    struct hr_hub *hub;
+    const char *epoch;            /* the store's */
+    uint32_t lp_timeout_ms;       /* a held long-poll answers empty after this (30000) */
+    uint32_t sse_heartbeat_ms;    /* SSE comment lines keep proxies from closing (15000) */
+    uint32_t sse_retry_ms;        /* sent as "retry:" to EventSource (2000) */
+    uint32_t max_batch;           /* messages in one poll answer (1000) */
+    uv_timer_t heartbeat;
+    struct hr_buf *ping;          /* the shared heartbeat line */
+};
+
+#define HR_PUSH_PREFIX_SSE "/sse/"
+#define HR_PUSH_PREFIX_LP "/lp/"
+#define HR_PUSH_PREFIX_POLL "/poll/"
+#define HR_PUSH_PREFIX_PUB "/pub/"
+#define HR_PUSH_PREFIX_WS "/ws/"
+
+int hr_push_init(struct hr_push *p, struct hr_hub *hub, const char *epoch, uv_loop_t *loop);
+/* Add the routes: GET /sse/{ch}, GET /lp/{ch}, GET /poll/{ch}, GET+POST /pub/{ch},
+ * GET /ws/{ch} (WebSocket). */
+int hr_push_route(struct hr_push *p, struct hr_router *router);
+void hr_push_close(struct hr_push *p);
+
+/* Handlers, one module each. */
+void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
+void hr_sse_heartbeat(struct hr_push *p);
+void hr_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);   /* short */
+void hr_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);     /* long */
+void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
+void hr_ws_channel_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
+
+#endif

@@ -1,0 +1,112 @@
+/* wire.c - cursors, message JSON and channel paths shared by the channel transports. */
+#include "wire.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "../sio/packet.h"
+#include "../ws/codec.h"
+
+int hr_cursor_parse(const char *s, size_t len, const char *epoch, struct hr_cursor *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *colon = memchr(s, ':', len);
+    const char *num = colon ? colon + 1 : s;
+    size_t nlen = len - (size_t)(num - s);
+    if (nlen == 0 || nlen > 20)
+        return HR_EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < nlen; i++) {
+        if (num[i] < '0' || num[i] > '9')
+            return HR_EINVAL;
+        uint64_t d = (uint64_t)(num[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return HR_EINVAL;
+        v = v * 10 + d;
+    }
+    out->id = v;
+    if (colon) {
+        size_t elen = (size_t)(colon - s);
+        if (elen == 0 || elen > 64)
+            return HR_EINVAL;
+        out->other_epoch = strlen(epoch) != elen || memcmp(epoch, s, elen) != 0;
+    }
+    return 0;
+}
+
+const char *hr_cursor_start(const struct hr_cursor *c, const struct hr_channel *ch, uint64_t *since)
+{
+    if (c->other_epoch) {
+        *since = 0;
+        return "epoch";
+    }
+    if (c->id > ch->last_id) {
+        /* an id this channel never gave out: the reader is from a history that was lost */
+        *since = 0;
+        return "unknown";
+    }
+    *since = c->id;
+    return c->id + 1 < hr_hub_first_id(ch) ? "trimmed" : NULL;
+}
+
+const char *hr_channel_from_path(const char *path, const char *prefix, size_t *len)
+{
+    size_t plen = strlen(prefix);
+    if (strncmp(path, prefix, plen) != 0)
+        return NULL;
+    const char *name = path + plen;
+    size_t n = strcspn(name, "?#");
+    if (!hr_channel_name_valid(name, n))
+        return NULL;
+    *len = n;
+    return name;
+}
+
+struct hr_buf *hr_msg_json(const struct hr_hub_msg *m, const char *epoch)
+{
+    struct hr_buf *b = hr_buf_new(m->data->len + 96);
+    if (!b)
+        return NULL;
+    if (hr_buf_printf(&b, "{\"id\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\",\"time\":%" PRId64 ",\"data\":",
+                      m->id, epoch, m->id, m->time_ms) < 0 ||
+        hr_buf_append(&b, m->data->data, m->data->len) < 0 || hr_buf_append(&b, "}", 1) < 0) {
+        hr_buf_unref(b);
+        return NULL;
+    }
+    return b;
+}
+
+struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char **err)
+{
+    if (json) {
+        if (!hr_json_check(body, len)) {
+            *err = "body is not valid JSON";
+            return NULL;
+        }
+        /* stored without surrounding whitespace so it embeds cleanly */
+        while (len && (body[0] == ' ' || body[0] == '\t' || body[0] == '\r' || body[0] == '\n'))
+            body++, len--;
+        while (len && (body[len - 1] == ' ' || body[len - 1] == '\t' || body[len - 1] == '\r' ||
+                       body[len - 1] == '\n'))
+            len--;
+        struct hr_buf *b = hr_buf_from(body, len);
+        if (!b)
+            *err = "out of memory";
+        return b;
+    }
+    if (hr_utf8_validate(HR_UTF8_ACCEPT, (const uint8_t *)body, len) != HR_UTF8_ACCEPT) {
+        *err = "body is not valid UTF-8 text";
+        return NULL;
+    }
+    struct hr_buf *b = hr_buf_new(len + 16);
+    if (!b || hr_json_append_string(&b, body, len) < 0) {
+        hr_buf_unref(b);
+        *err = "out of memory";
+        return NULL;
+    }
+    return b;
+}

@@ -1,0 +1,39 @@
+/* wire.h - what every channel transport shares: the resume cursor, the JSON form of a
+ * message, and the channel name in a URL path. Pure.
+ *
+ * A cursor is "<epoch>:<id>" (or a bare "<id>", taken to be in the current epoch). Every
+ * transport takes the same cursor: SSE's Last-Event-ID, the polls' since, the WebSocket's
+ * since; so a client can switch transports and go on where it was. */
+#ifndef HR_HUB_WIRE_H
+#define HR_HUB_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub.h"
+
+struct hr_cursor {
+    uint64_t id;            /* deliver what comes after this id */
+    int other_epoch;        /* the cursor is from another epoch: start over, with a gap */
+};
+
+/* Parse a cursor against the current epoch. Returns 0 or HR_EINVAL. */
+int hr_cursor_parse(const char *s, size_t len, const char *epoch, struct hr_cursor *out);
+
+/* Where a reader with cursor c starts: sets *since; returns a gap reason ("trimmed",
+ * "epoch", "unknown") or NULL when nothing was missed. */
+const char *hr_cursor_start(const struct hr_cursor *c, const struct hr_channel *ch, uint64_t *since);
+
+/* The channel name after prefix in a request path ("/sse/chat?x" -> "chat"); its length in
+ * *len, or NULL when missing or invalid. */
+const char *hr_channel_from_path(const char *path, const char *prefix, size_t *len);
+
+/* {"id":N,"cursor":"E:N","time":T,"data":<json>} - the form of a message in poll answers and
+ * WebSocket frames. */
+struct hr_buf *hr_msg_json(const struct hr_hub_msg *m, const char *epoch);
+
+/* A publish body as the JSON value stored: JSON as is when json is set (it must be valid),
+ * else the text as a JSON string (it must be UTF-8). NULL with *err set when refused. */
+struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char **err);
+
+#endif

@@ -1,0 +1,97 @@
+/* pub.c - the publish API: POST /pub/{channel} publishes the body (JSON with a JSON
+ * Content-Type, else UTF-8 text stored as a JSON string) and answers with its id once it is
+ * committed; GET /pub/{channel} describes the channel. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/error.h"
+#include "../hub/push.h"
+#include "../hub/wire.h"
+
+struct pub_req {
+    struct hr_conn *c;
+    struct hr_push *push;
+    struct hr_channel *ch;
+};
+
+static void published(void *ud, int status, uint64_t id)
+{
+    struct pub_req *r = ud;
+    struct hr_conn *c = r->c;
+    if (hr_conn_release(c)) {
+        if (status < 0) {
+            hr_http_error(c, 503, NULL, "could not store the message");
+        } else {
+            char body[256];
+            int n = snprintf(body, sizeof body, "{\"channel\":\"%s\",\"id\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\"}\n",
+                             r->ch->name, id, r->push->epoch, id);
+            hr_http_respond(c, 200, "application/json", "Access-Control-Allow-Origin: *\r\n", body, (size_t)n);
+        }
+    }
+    free(r);
+}
+
+static int is_json_type(const struct hr_http_request *req)
+{
+    size_t n;
+    const char *ct = hr_http_header_get(req, "Content-Type", &n);
+    if (!ct)
+        return 0;
+    size_t base = strcspn(ct, ";");
+    while (base && (ct[base - 1] == ' ' || ct[base - 1] == '\t'))
+        base--;
+    return (base == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+           (base > 5 && strncasecmp(ct + base - 5, "+json", 5) == 0);
+}
+
+void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
+{
+    struct hr_push *push = ud;
+    size_t nlen;
+    const char *name = hr_channel_from_path(hr_http_path(req), HR_PUSH_PREFIX_PUB, &nlen);
+    if (!name) {
+        hr_http_error(c, 400, NULL, "invalid channel name");
+        return;
+    }
+    if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
+        struct hr_channel *ch = hr_hub_channel(push->hub, name, nlen, 0);
+        char body[512];
+        int n = snprintf(body, sizeof body,
+                         "{\"channel\":\"%.*s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64 ",\"first_id\":%" PRIu64
+                         ",\"history\":%u,\"subscribers\":{\"websocket\":%u,\"sse\":%u,\"longpoll\":%u,\"socketio\":%u}}\n",
+                         (int)nlen, name, push->epoch, ch ? ch->last_id : 0, ch ? hr_hub_first_id(ch) : 1,
+                         ch ? ch->count : 0, ch ? ch->nsubs[HR_FMT_WS] : 0, ch ? ch->nsubs[HR_FMT_SSE] : 0,
+                         ch ? ch->nsubs[HR_FMT_POLL] : 0, ch ? ch->nsubs[HR_FMT_SIO] : 0);
+        hr_http_respond(c, 200, "application/json", "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n",
+                        body, (size_t)n);
+        return;
+    }
+    const char *err = NULL;
+    struct hr_buf *value = hr_msg_value(req->body ? req->body : "", req->body_len, is_json_type(req), &err);
+    if (!value) {
+        hr_http_error(c, 400, NULL, err);
+        return;
+    }
+    struct hr_channel *ch = hr_hub_channel(push->hub, name, nlen, 1);
+    struct pub_req *r = calloc(1, sizeof(*r));
+    if (!ch || !r) {
+        free(r);
+        hr_buf_unref(value);
+        hr_http_error(c, 503, NULL, "out of memory");
+        return;
+    }
+    r->c = c;
+    r->push = push;
+    r->ch = ch;
+    hr_conn_hold(c);
+    int rc = hr_hub_publish(push->hub, ch, value->data, value->len, published, r);
+    hr_buf_unref(value);
+    if (rc < 0) {
+        hr_conn_release(c);
+        free(r);
+        hr_http_error(c, 503, NULL, "could not store the message");
+    }
+}

@@ -1,0 +1,170 @@
+/* sse.c - Server-Sent Events on channels (HTML Living Standard §9.2 "Server-sent events"):
+ * GET /sse/{channel}, resumed from Last-Event-ID (or ?lastEventId=), each message one event
+ * whose id: is its cursor and whose data: is its JSON value, a comment heartbeat, and an
+ * explicit "event: gap" before a replay that cannot be complete. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "../core/log.h"
+#include "../hub/push.h"
+#include "../hub/wire.h"
+
+struct sse_stream {
+    struct hr_sub sub;      /* first: the hub hands it back */
+    struct hr_conn *c;
+    struct hr_push *push;
+};
+
+/* "id: E:N\ndata: <line>\n...\n" - the value's lines each become a data: line (a JSON value
+ * from a publisher may contain newlines; EventSource joins data lines with \n again). */
+static struct hr_buf *make_event(const struct hr_hub_msg *m, void *ud)
+{
+    const char *epoch = ud;
+    struct hr_buf *b = hr_buf_new(m->data->len + 64);
+    if (!b || hr_buf_printf(&b, "id: %s:%" PRIu64 "\n", epoch, m->id) < 0)
+        goto fail;
+    const char *p = m->data->data, *end = p + m->data->len;
+    do {
+        const char *eol = p;
+        while (eol < end && *eol != '\n' && *eol != '\r')
+            eol++;
+        if (hr_buf_append(&b, "data: ", 6) < 0 || hr_buf_append(&b, p, (size_t)(eol - p)) < 0 ||
+            hr_buf_append(&b, "\n", 1) < 0)
+            goto fail;
+        if (eol < end && *eol == '\r' && eol + 1 < end && eol[1] == '\n')
+            eol++;
+        p = eol + 1;
+    } while (p < end);
+    if (hr_buf_append(&b, "\n", 1) < 0)
+        goto fail;
+    return b;
+fail:
+    hr_buf_unref(b);
+    return NULL;
+}
+
+static int send_msg(struct sse_stream *st, struct hr_hub_msg *m)
+{
+    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_SSE, make_event, (void *)st->push->epoch);
+    if (!e)
+        return HR_ENOMEM;
+    return hr_http_send(st->c, e, 0, e->len);
+}
+
+static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
+{
+    struct sse_stream *st = (struct sse_stream *)sub;
+    if (hr_conn_closing(st->c))
+        return HR_ECLOSED;
+    /* a reader that does not keep up is dropped rather than buffered without bound; its
+     * EventSource reconnects with Last-Event-ID and resumes from history */
+    if (hr_conn_queued(st->c) > st->c->srv->limits.max_queued) {
+        hr_warn("sse %s: slow consumer, %zu bytes queued; closing", ch->name, hr_conn_queued(st->c));
+        hr_conn_close(st->c);
+        return HR_ECLOSED;
+    }
+    return send_msg(st, m) < 0 ? HR_ECLOSED : 0;
+}
+
+static const struct hr_sub_ops sse_ops = {.deliver = deliver};
+
+static void aborted(struct hr_conn *c, void *ud)
+{
+    struct sse_stream *st = ud;
+    hr_hub_unsubscribe(&st->sub);
+    free(st);
+}
+
+static int replay_one(void *ud, struct hr_hub_msg *m)
+{
+    return send_msg(ud, m) < 0;
+}
+
+void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
+{
+    struct hr_push *push = ud;
+    size_t nlen;
+    const char *name = hr_channel_from_path(hr_http_path(req), HR_PUSH_PREFIX_SSE, &nlen);
+    if (!name) {
+        hr_http_error(c, 400, NULL, "invalid channel name");
+        return;
+    }
+    /* EventSource sends Last-Event-ID when it reconnects; a first visit may pass lastEventId */
+    char qbuf[96];
+    size_t clen = 0;
+    const char *cur = hr_http_header_get(req, "Last-Event-ID", &clen);
+    if (!cur) {
+        long q = hr_http_query(req, "lastEventId", qbuf, sizeof qbuf);
+        if (q >= 0) {
+            cur = qbuf;
+            clen = (size_t)q;
+        }
+    }
+    struct hr_cursor cursor = {0};
+    int resume = cur && clen > 0;
+    if (resume && hr_cursor_parse(cur, clen, push->epoch, &cursor) < 0) {
+        hr_http_error(c, 400, NULL, "invalid cursor in Last-Event-ID or lastEventId");
+        return;
+    }
+    struct hr_channel *ch = hr_hub_channel(push->hub, name, nlen, 1);
+    struct sse_stream *st = calloc(1, sizeof(*st));
+    if (!ch || !st) {
+        free(st);
+        hr_http_error(c, 503, NULL, "out of memory");
+        return;
+    }
+    st->sub.ops = &sse_ops;
+    st->sub.fmt = HR_FMT_SSE;
+    st->c = c;
+    st->push = push;
+    if (hr_http_begin(c, 200, "text/event-stream; charset=utf-8",
+                      "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+                      "Access-Control-Allow-Origin: *\r\n",
+                      HR_HTTP_UNTIL_CLOSE) < 0) {
+        free(st);
+        return;
+    }
+    char head[160];
+    int n = snprintf(head, sizeof head, ": herald %s\nretry: %u\n\n", ch->name, push->sse_retry_ms);
+    struct hr_buf *hb = hr_buf_from(head, (size_t)n);
+    if (hb) {
+        hr_http_send(c, hb, 0, hb->len);
+        hr_buf_unref(hb);
+    }
+    if (resume) {
+        uint64_t since;
+        const char *gap = hr_cursor_start(&cursor, ch, &since);
+        if (gap) {
+            char ev[160];
+            n = snprintf(ev, sizeof ev,
+                         "event: gap\ndata: {\"reason\":\"%s\",\"first\":%" PRIu64 "}\n\n", gap,
+                         hr_hub_first_id(ch));
+            struct hr_buf *g = hr_buf_from(ev, (size_t)n);
+            if (g) {
+                hr_http_send(c, g, 0, g->len);
+                hr_buf_unref(g);
+            }
+        }
+        hr_hub_since(ch, since, replay_one, st);
+    }
+    hr_hub_subscribe(ch, &st->sub);
+    hr_http_on_abort(c, aborted, st);
+}
+
+/* Every SSE stream of every channel gets the same comment line. */
+void hr_sse_heartbeat(struct hr_push *p)
+{
+    struct hr_channel *ch, *tmp;
+    HASH_ITER(hh, p->hub->channels, ch, tmp) {
+        for (struct hr_sub *s = ch->subs; s; s = s->next) {
+            if (s->fmt != HR_FMT_SSE)
+                continue;
+            struct sse_stream *st = (struct sse_stream *)s;
+            if (!hr_conn_closing(st->c) && hr_conn_queued(st->c) <= st->c->srv->limits.max_queued)
+                hr_http_send(st->c, p->ping, 0, p->ping->len);
+        }
+    }
+}
