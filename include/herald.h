@@ -158,6 +158,19 @@ int herald_ack_send_raw(herald_ack *ack, const char *raw, size_t len,
 herald_ack *herald_ack_keep(herald_ack *ack);
 void herald_ack_drop(herald_ack *ack);
 
+/* ---- channels ----------------------------------------------------------------------------- */
+
+/* Channels and the rooms of the main namespace are one space: publishing to channel "chat"
+ * stores the value in the channel's history, gives it an id, and delivers it to the SSE,
+ * polling and WebSocket subscribers of /…/chat and, as the event "message", to the sockets in
+ * room "chat". cb (may be NULL) gets the id once the message is committed. */
+typedef void (*herald_publish_cb)(int status, uint64_t id, void *ud);
+int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb, void *ud);
+/* The same with the value as JSON text (relayed as is; it must be one valid JSON value). */
+int herald_publish_raw(herald_io *io, const char *channel, const char *json, size_t len,
+                       herald_publish_cb cb, void *ud);
+herald_io *herald_socket_io(herald_socket *s);
+
 /* ---- rooms -------------------------------------------------------------------------------- */
 
 int herald_join(herald_socket *s, const char *room);

@@ -1,8 +1,9 @@
 /* apps.c - the applications the herald binary serves.
  *
- * chat: the tutorial's Express + Socket.IO server (../shared/seed), written with herald's C
- *   API: every new client gets {"type":"init","message":"欢迎连接"} as a "message" event, and
- *   every "message" event is broadcast to everyone, sender included, byte for byte.
+ * chat: the tutorial's Express + Socket.IO server, written with herald's C API: every new
+ *   client gets {"type":"init","message":"欢迎连接"} as a "message" event, and every "message"
+ *   event reaches everyone, sender included, byte for byte - through the channel "chat", so
+ *   it is kept in history and shared with the SSE, polling and WebSocket channel readers.
  * conformance-sio / conformance-eio: the servers the official Socket.IO v5 and Engine.IO v4
  *   test suites (in the socket.io repository, docs/engine.io-protocol and
  *   docs/socket.io-protocol) are written against. */
@@ -29,12 +30,21 @@ static size_t bins_of(const herald_args *a, struct herald_bin *out, size_t max)
 
 /* ---- chat --------------------------------------------------------------------------------- */
 
+/* The room everyone joins is the channel "chat": a message goes into its history (so a
+ * client that reconnects, or reads /sse/chat or /poll/chat, gets it too) and reaches every
+ * socket in the room, sender included, as io.emit('message', msg) did in the tutorial. */
+#define CHAT_CHANNEL "chat"
+
 static void chat_message(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
 {
     size_t len;
     const char *raw = herald_args_raw(a, &len);
     struct herald_bin bins[MAX_BINS];
     size_t n = bins_of(a, bins, MAX_BINS);
+    if (n == 0 && herald_args_count(a) == 1 &&
+        herald_publish_raw(herald_socket_io(s), CHAT_CHANNEL, raw, len, NULL, NULL) == 0)
+        return;
+    /* several arguments or binary ones are not a channel message: relay them as they are */
     herald_broadcast_raw(herald_socket_nsp(s), NULL, NULL, "message", raw, len, bins, n);
 }
 
@@ -47,6 +57,7 @@ static void chat_connection(herald_socket *s, void *ud)
 {
     hr_info("user connected: %s", herald_id(s));
     herald_send(s, json_pack("{s:s,s:s}", "type", "init", "message", "欢迎连接"));
+    herald_join(s, CHAT_CHANNEL);
     herald_on(s, "message", chat_message, NULL);
     herald_on_disconnect(s, chat_disconnect, NULL);
 }

@@ -108,8 +108,10 @@ static herald_io *io_new(const struct herald_options *o, const struct hr_eio_han
         io->store = hr_store_memory_new(io->loop);
     if (!io->store || hr_hub_init(&io->hub, io->loop, io->store, &parsed_history) < 0) {
         fprintf(stderr, "herald: channel store: %s\n", err[0] ? err : "could not load");
-        if (io->store)
+        if (io->store) {
             io->store->ops->close(io->store);
+            uv_run(io->loop, UV_RUN_NOWAIT); /* the store's handle finishes closing */
+        }
         hr_eio_free(&io->eio);
         hr_server_free(&io->srv);
         free(io);

@@ -464,7 +464,74 @@ void herald_ack_drop(herald_ack *ack)
         ack->done = 1;
 }
 
+/* ---- channels ----------------------------------------------------------------------------- */
+
+struct publish_req {
+    herald_publish_cb cb;
+    void *ud;
+};
+
+static void publish_done(void *ud, int status, uint64_t id)
+{
+    struct publish_req *p = ud;
+    if (p->cb)
+        p->cb(status, id, p->ud);
+    free(p);
+}
+
+int herald_publish_raw(herald_io *io, const char *channel, const char *json, size_t len,
+                       herald_publish_cb cb, void *ud)
+{
+    struct hr_channel *ch = hr_hub_channel(&io->hub, channel, strlen(channel), 1);
+    if (!ch || !hr_json_check(json, len))
+        return HR_EINVAL;
+    struct publish_req *p = malloc(sizeof(*p));
+    if (!p)
+        return HR_ENOMEM;
+    p->cb = cb;
+    p->ud = ud;
+    int rc = hr_hub_publish(&io->hub, ch, json, len, publish_done, p);
+    if (rc < 0)
+        free(p);
+    return rc;
+}
+
+int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb, void *ud)
+{
+    size_t len;
+    char *raw = args_text(value, &len);
+    json_decref(value);
+    if (!raw)
+        return HR_ENOMEM;
+    int rc = herald_publish_raw(io, channel, raw, len, cb, ud);
+    free(raw);
+    return rc;
+}
+
+herald_io *herald_socket_io(herald_socket *s)
+{
+    return s->nsp->io;
+}
+
 /* ---- rooms -------------------------------------------------------------------------------- */
+
+/* Rooms and channels are one space: a room of the main namespace whose name is a channel
+ * name receives that channel's messages as "message" events (see README, "Channels"). */
+static int room_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
+{
+    struct hr_sio_room *r = (struct hr_sio_room *)sub;
+    herald_broadcast_raw(r->nsp, r->name, NULL, "message", m->data->data, m->data->len, NULL, 0);
+    return 0;
+}
+
+static const struct hr_sub_ops room_sub_ops = {.deliver = room_deliver};
+
+static void room_free(struct hr_sio_room *r)
+{
+    hr_hub_unsubscribe(&r->sub);
+    free(r->name);
+    free(r);
+}
 
 int herald_join(herald_socket *s, const char *room)
 {
@@ -479,7 +546,17 @@ int herald_join(herald_socket *s, const char *room)
             free(r);
             return HR_ENOMEM;
         }
+        r->nsp = nsp;
         HASH_ADD_KEYPTR(hh, nsp->rooms, r->name, strlen(r->name), r);
+        /* a socket's own room is not a channel */
+        if (strcmp(nsp->name, "/") == 0 && strcmp(room, s->id) != 0 && nsp->io->hub.loop) {
+            struct hr_channel *ch = hr_hub_channel(&nsp->io->hub, room, strlen(room), 1);
+            if (ch) {
+                r->sub.ops = &room_sub_ops;
+                r->sub.fmt = HR_FMT_SIO;
+                hr_hub_subscribe(ch, &r->sub);
+            }
+        }
     }
     struct hr_sio_member *m = calloc(1, sizeof(*m));
     if (s->nrooms == s->cap_rooms) {
@@ -520,8 +597,7 @@ int herald_leave(herald_socket *s, const char *room)
             }
             if (r->count == 0) {
                 HASH_DEL(s->nsp->rooms, r);
-                free(r->name);
-                free(r);
+                room_free(r);
             }
         }
         free(s->rooms[i]);

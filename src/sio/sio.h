@@ -8,6 +8,7 @@
 
 #include "../eio/eio.h"
 #include "../http/static.h"
+#include "../hub/hub.h"
 #include "../hub/push.h"
 #include "../net/server.h"
 #include "packet.h"
@@ -39,6 +40,8 @@ struct hr_sio_member {               /* a socket in a room */
 };
 
 struct hr_sio_room {
+    struct hr_sub sub;               /* rooms of "/" named like channels are channels */
+    herald_nsp *nsp;
     char *name;
     struct hr_sio_member *members;   /* by socket pointer */
     uint32_t count;

@@ -223,11 +223,11 @@ static int enqueue(struct sqlite_store *ss, struct req *r)
     if (ss->outstanding++ == 0)
         uv_ref((uv_handle_t *)&ss->async);
     uv_mutex_lock(&ss->lock);
-    int was_empty = ss->queue.head == NULL;
+    /* the writer only waits on an empty queue */
+    if (!ss->queue.head)
+        uv_cond_signal(&ss->wake);
     list_push(&ss->queue, r);
     uv_mutex_unlock(&ss->lock);
-    if (was_empty)
-        uv_cond_signal(&ss->wake);
     return 0;
 }
 
@@ -293,9 +293,8 @@ static int sq_load(struct hr_store *st, hr_store_each_cb each, void *ud)
     int rc = sqlite3_open_v2(ss->path, &db, SQLITE_OPEN_READONLY, NULL);
     if (rc != SQLITE_OK)
         goto fail;
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT channel, id, time_ms, data FROM messages ORDER BY channel, id",
-                            -1, &s, NULL);
+    rc = sqlite3_prepare_v2(
+        db, "SELECT channel, id, time_ms, data FROM messages ORDER BY channel, id", -1, &s, NULL);
     if (rc != SQLITE_OK)
         goto fail;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -337,8 +336,8 @@ static void stop_writer(struct sqlite_store *ss)
 {
     uv_mutex_lock(&ss->lock);
     ss->stop = 1;
-    uv_mutex_unlock(&ss->lock);
     uv_cond_signal(&ss->wake);
+    uv_mutex_unlock(&ss->lock);
     uv_thread_join(&ss->writer);
 }
 
@@ -393,8 +392,8 @@ static int open_schema(struct sqlite_store *ss, const char **what)
                             " id INTEGER NOT NULL, time_ms INTEGER NOT NULL, data BLOB NOT NULL,"
                             " PRIMARY KEY(channel, id)) WITHOUT ROWID;") != SQLITE_OK)
         goto fail;
-    if (sqlite3_prepare_v2(ss->db, "INSERT OR IGNORE INTO meta(key, value) VALUES('epoch', ?)",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(ss->db, "INSERT OR IGNORE INTO meta(key, value) VALUES('epoch', ?)", -1,
+                           &s, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_text(s, 1, fresh, -1, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_DONE)

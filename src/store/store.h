@@ -31,7 +31,8 @@ struct hr_store_ops {
     /* Forget a channel's messages with ids below keep_from (history trimming); async. */
     int (*trim)(struct hr_store *st, const char *channel, uint64_t keep_from);
     /* Commit what is queued, stop the writer and free everything (blocks until done; call
-     * at shutdown after the loop has stopped taking publishes). */
+     * at shutdown after the loop has stopped taking publishes). The last done callbacks run
+     * inside close; one handle finishes closing on the next run of the loop. */
     void (*close)(struct hr_store *st);
 };
 

@@ -126,8 +126,8 @@ static void append_msg(struct hr_store *st, int i)
     unsigned char data[128];
     msg_data(i, data);
     in_append = 1;
-    int rc = st->ops->append(st, channels[i % NCHAN], (uint64_t)(i / NCHAN + 1), msg_time(i),
-                             data, msg_len(i), done_cb, (void *)(intptr_t)i);
+    int rc = st->ops->append(st, channels[i % NCHAN], (uint64_t)(i / NCHAN + 1), msg_time(i), data,
+                             msg_len(i), done_cb, (void *)(intptr_t)i);
     in_append = 0;
     assert_int_equal(rc, 0);
 }
@@ -276,8 +276,10 @@ static void test_sqlite_roundtrip(void **state)
     uv_run(&loop, UV_RUN_DEFAULT); /* returns once every append is acknowledged */
     double t2 = now_ms();
     commits = hr_store_sqlite_commits - commits;
-    fprintf(stderr, "sqlite: %d appends queued in %.2f ms, acknowledged after %.2f ms, "
-                    "in %lu commits\n", N, t1 - t0, t2 - t0, commits);
+    fprintf(stderr,
+            "sqlite: %d appends queued in %.2f ms, acknowledged after %.2f ms, "
+            "in %lu commits\n",
+            N, t1 - t0, t2 - t0, commits);
     assert_int_equal(ndone, N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(order[i], i);
@@ -292,8 +294,7 @@ static void test_sqlite_roundtrip(void **state)
     in_append = 1;
     assert_int_equal(st->ops->append(st, channels[0], 1, 0, "dup", 3, done_cb, (void *)0), 0);
     assert_int_equal(st->ops->append(st, "other", 1, 0, "", 0, done_cb, (void *)1), 0);
-    assert_int_equal(st->ops->append(st, "other", (uint64_t)INT64_MAX + 1, 0, "", 0, done_cb,
-                                     NULL),
+    assert_int_equal(st->ops->append(st, "other", (uint64_t)INT64_MAX + 1, 0, "", 0, done_cb, NULL),
                      HR_EINVAL);
     in_append = 0;
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -366,8 +367,8 @@ struct kept {
 static struct kept kept[256];
 static int nkept;
 
-static void keep_each(void *ud, const char *channel, uint64_t id, int64_t time_ms,
-                      const void *data, size_t len)
+static void keep_each(void *ud, const char *channel, uint64_t id, int64_t time_ms, const void *data,
+                      size_t len)
 {
     assert_true(nkept < 256);
     snprintf(kept[nkept].channel, sizeof kept[nkept].channel, "%s", channel);
@@ -511,8 +512,7 @@ static void test_sqlite_failed_commit(void **state)
         failed += statuses[i] != 0;
     }
     assert_int_equal(statuses[100], HR_EIO);
-    fprintf(stderr, "failed commit: %d of 201 appends refused with the poisoned batch\n",
-            failed);
+    fprintf(stderr, "failed commit: %d of 201 appends refused with the poisoned batch\n", failed);
     close_store(&loop, st);
 
     st = open_sqlite(&loop, dir);

@@ -353,3 +353,54 @@ export async function eventually(fn, ms = 5000, what = 'condition', stepMs = 25)
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+// ------------------------------------------------------------------------------------------
+// Read an event stream in a worker thread, so that a reader is fast even while the test's own
+// thread is busy publishing. Resolves with { head, body (Buffer), closed } once the body holds
+// `blocks` blank-line-terminated blocks (the prelude counts as one) or the server closed it.
+const WORKER_SRC = `
+const net = require('node:net');
+const { parentPort, workerData } = require('node:worker_threads');
+const { port, path, blocks } = workerData;
+const sock = net.connect(port, '127.0.0.1');
+const chunks = [];
+let seen = 0, prev = 0, headDone = false, head = Buffer.alloc(0), done = false;
+function finish(closed) {
+  if (done) return;
+  done = true;
+  parentPort.postMessage({ head: head.toString('latin1'), body: Buffer.concat(chunks), closed });
+  sock.destroy();
+}
+sock.on('connect', () => sock.write('GET ' + path + ' HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nAccept: text/event-stream\\r\\n\\r\\n'));
+sock.on('data', (d) => {
+  if (!headDone) {
+    head = Buffer.concat([head, d]);
+    const i = head.indexOf('\\r\\n\\r\\n');
+    if (i < 0) return;
+    headDone = true;
+    d = head.subarray(i + 4);
+    head = head.subarray(0, i);
+    parentPort.postMessage({ started: true });
+  }
+  chunks.push(d);
+  for (let i = 0; i < d.length; i++) {
+    if (d[i] === 10 && prev === 10) seen++;
+    prev = d[i];
+  }
+  if (seen >= blocks) finish(false);
+});
+sock.on('close', () => finish(true));
+sock.on('error', () => finish(true));
+`;
+
+export async function sseReadInWorker(port, pathname, blocks) {
+  const { Worker } = await import('node:worker_threads');
+  const w = new Worker(WORKER_SRC, { eval: true, workerData: { port, path: pathname, blocks } });
+  let started;
+  const startedP = new Promise((r) => { started = r; });
+  const result = new Promise((resolve, reject) => {
+    w.on('message', (m) => { if (m.started) started(); else { resolve({ ...m, body: Buffer.from(m.body) }); w.terminate(); } });
+    w.on('error', reject);
+  });
+  return { started: startedP, result, terminate: () => w.terminate() };
+}
