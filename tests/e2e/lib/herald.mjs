@@ -11,9 +11,10 @@ export const heraldBin = process.env.HERALD_BIN ? path.resolve(process.env.HERAL
 
 // Start herald with extra flags; resolves once it prints its listening line.
 // Returns { port, url, proc, output(), stop(signal) }.
-export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000 } = {}) {
+// bin: another program that takes herald's flags (an example built with the C API).
+export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000, bin = heraldBin } = {}) {
   const pub = args.includes('--public') ? [] : ['--public', path.join(repoRoot, 'public')];
-  const argv = [...wrapper, heraldBin, '--host', '127.0.0.1', '--port', '0', ...pub, ...args];
+  const argv = [...wrapper, bin, '--host', '127.0.0.1', '--port', '0', ...pub, ...args];
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
