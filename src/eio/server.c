@@ -571,7 +571,12 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
         eio_error(eio, c, req, ERR_TRANSPORT);
         return;
     }
-    if (hr_http_query(req, "sid", sid, sizeof sid) >= 0) {
+    long sl = hr_http_query(req, "sid", sid, sizeof sid);
+    if (sl == -2) {
+        eio_error(eio, c, req, ERR_SID);
+        return;
+    }
+    if (sl >= 0) {
         struct hr_eio_session *s;
         HASH_FIND_STR(eio->sessions, sid, s);
         if (!s) {

@@ -457,7 +457,7 @@ long hr_http_query(const struct hr_http_request *r, const char *name, char *out,
                     v += 2;
                 }
                 if (n + 1 >= outsz)
-                    return -1;
+                    return -2;
                 out[n++] = ch;
             }
             out[n] = '\0';

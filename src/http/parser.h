@@ -91,7 +91,8 @@ const char *hr_http_method_str(const struct hr_http_request *r);
  * whitespace, empty elements skipped. *pos advances; returns 0 at the end. */
 int hr_list_next(const char **pos, const char *end, const char **tok, size_t *len);
 /* Query parameter name of the target, percent-decoded ('+' is a space) into out with a NUL.
- * Returns its length, or -1 when absent or longer than outsz - 1. */
+ * Returns its length, -1 when absent, or -2 when longer than outsz - 1 (not to be mistaken
+ * for absent). */
 long hr_http_query(const struct hr_http_request *r, const char *name, char *out, size_t outsz);
 
 #endif

@@ -99,7 +99,13 @@ struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t l
         return NULL;
     struct hr_channel *ch;
     HASH_FIND(hh, hub->channels, name, len, ch);
-    if (ch || !create)
+    if (ch) {
+        /* history past its age goes when someone looks, not only when someone publishes */
+        if (hub->limits.max_age_ms)
+            trim(ch, wall_ms());
+        return ch;
+    }
+    if (!create)
         return ch;
     ch = calloc(1, sizeof(*ch));
     if (!ch || !(ch->name = strndup(name, len))) {

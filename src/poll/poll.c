@@ -54,7 +54,7 @@ static void answer(struct hr_conn *c, struct hr_push *push, struct hr_channel *c
     a->max = push->max_batch < 1024 ? push->max_batch : 1024;
     a->next = since;
     hr_hub_since(ch, since, collect, a);
-    char head[400], tail[160];
+    char head[HR_CHANNEL_NAME_MAX + 200], tail[160];
     int hn = snprintf(head, sizeof head, "{\"channel\":\"%s\",\"epoch\":\"%s\",\"gap\":%s%s%s,\"messages\":[",
                       ch->name, push->epoch, gap ? "\"" : "", gap ? gap : "null", gap ? "\"" : "");
     int tn = snprintf(tail, sizeof tail, "],\"next\":\"%s:%" PRIu64 "\",\"more\":%s}\n", push->epoch,
@@ -107,7 +107,7 @@ static struct hr_channel *request(struct hr_conn *c, struct hr_http_request *req
     long l = hr_http_query(req, "since", buf, sizeof buf);
     struct hr_cursor cur = {0};
     *given = l >= 0;
-    if (l >= 0 && hr_cursor_parse(buf, (size_t)l, push->epoch, &cur) < 0) {
+    if (l == -2 || (l >= 0 && hr_cursor_parse(buf, (size_t)l, push->epoch, &cur) < 0)) {
         hr_http_error(c, 400, NULL, "invalid cursor in since");
         return NULL;
     }

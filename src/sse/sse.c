@@ -98,6 +98,10 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     const char *cur = hr_http_header_get(req, "Last-Event-ID", &clen);
     if (!cur) {
         long q = hr_http_query(req, "lastEventId", qbuf, sizeof qbuf);
+        if (q == -2) {
+            hr_http_error(c, 400, NULL, "invalid cursor in Last-Event-ID or lastEventId");
+            return;
+        }
         if (q >= 0) {
             cur = qbuf;
             clen = (size_t)q;
@@ -127,9 +131,9 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
         free(st);
         return;
     }
-    char head[160];
+    char head[HR_CHANNEL_NAME_MAX + 64];
     int n = snprintf(head, sizeof head, ": herald %s\nretry: %u\n\n", ch->name, push->sse_retry_ms);
-    struct hr_buf *hb = hr_buf_from(head, (size_t)n);
+    struct hr_buf *hb = n > 0 && (size_t)n < sizeof head ? hr_buf_from(head, (size_t)n) : NULL;
     if (hb) {
         hr_http_send(c, hb, 0, hb->len);
         hr_buf_unref(hb);

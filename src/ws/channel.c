@@ -120,7 +120,7 @@ void hr_ws_channel_handler(struct hr_conn *c, struct hr_http_request *req, void 
     char buf[1024];
     long l = hr_http_query(req, "since", buf, sizeof buf);
     struct hr_cursor cur = {0};
-    if (l >= 0 && hr_cursor_parse(buf, (size_t)l, push->epoch, &cur) < 0) {
+    if (l == -2 || (l >= 0 && hr_cursor_parse(buf, (size_t)l, push->epoch, &cur) < 0)) {
         hr_http_error(c, 400, NULL, "invalid cursor in since");
         return;
     }

@@ -301,33 +301,32 @@ export async function startGateProxy(targetPort) {
   const held = [];
   const heads = [];
   let isOpen = true;
-  function forward(client, firstChunks) {
-    const up = net.connect(targetPort, '127.0.0.1');
-    conns.add(up);
-    up.on('error', () => client.destroy());
-    client.on('error', () => up.destroy());
-    up.on('close', () => { conns.delete(up); client.destroy(); });
-    client.on('close', () => { up.destroy(); });
-    for (const c of firstChunks) up.write(c);
-    client.on('data', (d) => up.write(d));
-    up.on('data', (d) => client.write(d));
-    client.resume();
-  }
   const server = net.createServer((client) => {
     conns.add(client);
     client.on('close', () => conns.delete(client));
     client.on('error', () => {});
-    const chunks = [];
     let head = '';
-    const onData = (d) => {
-      chunks.push(d);
-      if (!head.includes('\r\n\r\n')) {
+    let recorded = false;
+    let up = null;
+    const early = [];
+    client.on('data', (d) => {
+      if (!recorded) {
         head += d.toString('latin1');
-        if (head.includes('\r\n\r\n')) heads.push(head.slice(0, head.indexOf('\r\n\r\n')));
+        const i = head.indexOf('\r\n\r\n');
+        if (i >= 0) { heads.push(head.slice(0, i)); recorded = true; }
       }
+      if (up) up.write(d); else early.push(d);
+    });
+    const go = () => {
+      if (client.destroyed) return;
+      up = net.connect(targetPort, '127.0.0.1');
+      conns.add(up);
+      up.on('error', () => client.destroy());
+      up.on('close', () => { conns.delete(up); client.destroy(); });
+      client.on('close', () => up.destroy());
+      up.on('data', (d) => client.write(d));
+      for (const d of early.splice(0)) up.write(d);
     };
-    client.on('data', onData);
-    const go = () => { client.off('data', onData); forward(client, chunks); };
     if (isOpen) go(); else held.push(go);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -356,8 +355,9 @@ export async function eventually(fn, ms = 5000, what = 'condition', stepMs = 25)
 
 // ------------------------------------------------------------------------------------------
 // Read an event stream in a worker thread, so that a reader is fast even while the test's own
-// thread is busy publishing. Resolves with { head, body (Buffer), closed } once the body holds
-// `blocks` blank-line-terminated blocks (the prelude counts as one) or the server closed it.
+// thread is busy publishing. result resolves with { head, body (Buffer), closed } once the body
+// holds `blocks` blank-line-terminated blocks (the prelude counts as one) or the server closed
+// it; the connection stays open until terminate().
 const WORKER_SRC = `
 const net = require('node:net');
 const { parentPort, workerData } = require('node:worker_threads');
@@ -369,7 +369,6 @@ function finish(closed) {
   if (done) return;
   done = true;
   parentPort.postMessage({ head: head.toString('latin1'), body: Buffer.concat(chunks), closed });
-  sock.destroy();
 }
 sock.on('connect', () => sock.write('GET ' + path + ' HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nAccept: text/event-stream\\r\\n\\r\\n'));
 sock.on('data', (d) => {
@@ -399,7 +398,7 @@ export async function sseReadInWorker(port, pathname, blocks) {
   let started;
   const startedP = new Promise((r) => { started = r; });
   const result = new Promise((resolve, reject) => {
-    w.on('message', (m) => { if (m.started) started(); else { resolve({ ...m, body: Buffer.from(m.body) }); w.terminate(); } });
+    w.on('message', (m) => { if (m.started) started(); else resolve({ ...m, body: Buffer.from(m.body) }); });
     w.on('error', reject);
   });
   return { started: startedP, result, terminate: () => w.terminate() };
