@@ -1,4 +1,4 @@
-# Convenience entry points; the build itself is CMake.
+# Shortcuts for the scripts (the build itself is CMake).
 .PHONY: all run test build clean bench
 
 all: build
@@ -9,8 +9,8 @@ build:
 	cmake --build build-release -j$$(nproc)
 
 # Build and serve the default app on http://localhost:3000
-run: build
-	./build-release/herald --port 3000 --public public
+run:
+	scripts/run.sh
 
 # Every test: unit, end-to-end, sanitizers, fuzzers
 test:
