@@ -35,6 +35,71 @@ static size_t bins_of(const herald_args *a, struct herald_bin *out, size_t max)
  * socket in the room, sender included, as io.emit('message', msg) did in the tutorial. */
 #define CHAT_CHANNEL "chat"
 
+/* Messages leave in the order they came. A channel message reaches the room once it is
+ * stored (a loop turn later, or more with SQLite), so a message relayed directly (binary, or
+ * several arguments) that came after it waits for it. */
+struct relay {
+    struct relay *next;
+    uint64_t after;              /* channel publishes to deliver first */
+    herald_nsp *nsp;
+    char *raw;
+    size_t len, n;
+    struct herald_bin bins[MAX_BINS]; /* copies */
+};
+
+static uint64_t chat_published_seq, chat_delivered_seq;
+static struct relay *relay_head, *relay_tail;
+
+static void relay_flush(void)
+{
+    while (relay_head && relay_head->after <= chat_delivered_seq) {
+        struct relay *r = relay_head;
+        relay_head = r->next;
+        if (!relay_head)
+            relay_tail = NULL;
+        herald_broadcast_raw(r->nsp, NULL, NULL, "message", r->raw, r->len, r->bins, r->n);
+        for (size_t i = 0; i < r->n; i++)
+            free((void *)r->bins[i].data);
+        free(r->raw);
+        free(r);
+    }
+}
+
+static void chat_published(int status, uint64_t id, void *ud)
+{
+    chat_delivered_seq++;
+    relay_flush();
+}
+
+static void relay(herald_nsp *nsp, const char *raw, size_t len, const struct herald_bin *bins, size_t n)
+{
+    if (chat_delivered_seq == chat_published_seq) {
+        herald_broadcast_raw(nsp, NULL, NULL, "message", raw, len, bins, n);
+        return;
+    }
+    struct relay *r = calloc(1, sizeof(*r));
+    if (!r || !(r->raw = malloc(len ? len : 1))) {
+        free(r);
+        return;
+    }
+    memcpy(r->raw, raw, len);
+    r->len = len;
+    r->nsp = nsp;
+    r->after = chat_published_seq;
+    for (; r->n < n; r->n++) {
+        void *copy = malloc(bins[r->n].len ? bins[r->n].len : 1);
+        if (!copy)
+            break;
+        memcpy(copy, bins[r->n].data, bins[r->n].len);
+        r->bins[r->n] = (struct herald_bin){copy, bins[r->n].len};
+    }
+    if (relay_tail)
+        relay_tail->next = r;
+    else
+        relay_head = r;
+    relay_tail = r;
+}
+
 static void chat_message(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
 {
     size_t len;
@@ -42,10 +107,12 @@ static void chat_message(herald_socket *s, const herald_args *a, herald_ack *ack
     struct herald_bin bins[MAX_BINS];
     size_t n = bins_of(a, bins, MAX_BINS);
     if (n == 0 && herald_args_count(a) == 1 &&
-        herald_publish_raw(herald_socket_io(s), CHAT_CHANNEL, raw, len, NULL, NULL) == 0)
+        herald_publish_raw(herald_socket_io(s), CHAT_CHANNEL, raw, len, chat_published, NULL) == 0) {
+        chat_published_seq++;
         return;
+    }
     /* several arguments or binary ones are not a channel message: relay them as they are */
-    herald_broadcast_raw(herald_socket_nsp(s), NULL, NULL, "message", raw, len, bins, n);
+    relay(herald_socket_nsp(s), raw, len, bins, n);
 }
 
 static void chat_disconnect(herald_socket *s, const char *reason, void *ud)
