@@ -92,8 +92,9 @@ void hr_config_usage(FILE *out)
             "  --recovery-window MS    connection state recovery window, 0 for off (default 120000)\n"
             "\n"
             "Channels (/sse, /lp, /poll, /pub; times in seconds):\n"
-            "  --store memory|sqlite   where channel history lives (default memory)\n"
-            "  --data DIR              directory of the sqlite store's herald.db (default data)\n"
+            "  --store sqlite|memory   where channel history lives (default sqlite: durable)\n"
+            "  --data DIR              directory of the sqlite store's herald.db (default data,\n"
+            "                          created if missing)\n"
             "  --history N             messages kept per channel (default 10000)\n"
             "  --history-bytes N       payload bytes kept per channel (default 16777216)\n"
             "  --history-age S         drop history older than this, 0 for no limit (default 0)\n"
@@ -149,7 +150,7 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
     struct hr_limits d = HR_LIMITS_DEFAULT;
     *cfg = (struct hr_config){.host = "0.0.0.0", .port = 3000, .public_dir = "public", .app = "chat",
                               .cors_origin = "*", .max_payload = 1000000,
-                              .recovery_window_ms = UINT32_MAX, .store = "memory",
+                              .recovery_window_ms = UINT32_MAX, .store = "sqlite",
                               .data_dir = "data", .lp_timeout_ms = 30000, .sse_heartbeat_ms = 15000,
                               .history_messages = 10000, .history_bytes = 16u << 20, .limits = d};
     struct hr_limits *l = &cfg->limits;

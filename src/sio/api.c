@@ -1,6 +1,8 @@
 /* api.c - herald_io: the server a program gets from include/herald.h (HTTP, static files,
  * /echo, Engine.IO and Socket.IO on one libuv loop), its options, and its lifecycle. */
+#include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,7 @@ void herald_options_init(struct herald_options *o)
         .ping_timeout_ms = 20000,
         .max_payload = 1000000,
         .recovery_window_ms = 120000,
-        .store = "memory",
+        .store = "sqlite",
         .data_dir = "data",
     };
 }
@@ -102,10 +104,16 @@ static herald_io *io_new(const struct herald_options *o, const struct hr_eio_han
     hr_eio_route(&io->eio, &io->router);
     /* channels: history in the store, the hub, and the push transports */
     char err[256] = "";
-    if (o->store && strcmp(o->store, "sqlite") == 0)
-        io->store = hr_store_sqlite_new(io->loop, o->data_dir ? o->data_dir : "data", err, sizeof err);
-    else
+    if (!o->store || strcmp(o->store, "sqlite") == 0) {
+        const char *dir = o->data_dir ? o->data_dir : "data";
+        /* the data directory is created on first use, for the owner only */
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            snprintf(err, sizeof err, "--data %s: %s", dir, strerror(errno));
+        else
+            io->store = hr_store_sqlite_new(io->loop, dir, err, sizeof err);
+    } else {
         io->store = hr_store_memory_new(io->loop);
+    }
     if (!io->store || hr_hub_init(&io->hub, io->loop, io->store, &parsed_history) < 0) {
         fprintf(stderr, "herald: channel store: %s\n", err[0] ? err : "could not load");
         if (io->store) {

@@ -717,7 +717,7 @@ describe('channels: a stalled SSE reader is bounded', () => {
 // ================================================================================================
 describe('channels: the memory store across a restart', () => {
   test('a new epoch after restart: an old cursor gets gap "epoch" on every transport', T, async () => {
-    let h = await startHerald([]);
+    let h = await startHerald(['--store', 'memory']);
     let oldCursor;
     let e1;
     try {
@@ -725,7 +725,7 @@ describe('channels: the memory store across a restart', () => {
       for (const s of ['r1', 'r2', 'r3']) oldCursor = (await publish(h.url, 'restart', s)).cursor;
       assert.equal(oldCursor, `${e1}:3`);
     } finally { await stopChecked(h); }
-    h = await startHerald([]);
+    h = await startHerald(['--store', 'memory']);
     try {
       const e2 = await epochOf(h);
       assert.notEqual(e2, e1, 'the memory store starts a new epoch');

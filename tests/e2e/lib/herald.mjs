@@ -1,6 +1,8 @@
 // Start the real herald binary on an ephemeral loopback port and talk to it over raw sockets.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -9,12 +11,24 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
 export const heraldBin = process.env.HERALD_BIN ? path.resolve(process.env.HERALD_BIN) : path.join(repoRoot, 'build/herald');
 
+const dataDirs = [];
+process.on('exit', () => { for (const d of dataDirs) fs.rmSync(d, { recursive: true, force: true }); });
+
+// A new empty directory for a herald's --data.
+export function freshDataDir() {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-data-'));
+  dataDirs.push(d);
+  return d;
+}
+
 // Start herald with extra flags; resolves once it prints its listening line.
 // Returns { port, url, proc, output(), stop(signal) }.
 // bin: another program that takes herald's flags (an example built with the C API).
 export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000, bin = heraldBin } = {}) {
   const pub = args.includes('--public') ? [] : ['--public', path.join(repoRoot, 'public')];
-  const argv = [...wrapper, bin, '--host', '127.0.0.1', '--port', '0', ...pub, ...args];
+  // every run gets its own data directory (the SQLite store), removed when the test process ends
+  const data = args.includes('--data') ? [] : ['--data', freshDataDir()];
+  const argv = [...wrapper, bin, '--host', '127.0.0.1', '--port', '0', ...pub, ...data, ...args];
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
