@@ -35,11 +35,10 @@ WSLOAD=$BENCH/build/wsload
 
 if [[ -z "${HERALD_BIN:-}" ]]; then
   HERALD_BIN=$ROOT/build-release/herald
-  if [[ ! -x "$HERALD_BIN" ]]; then
-    log "building herald (Release) in build-release/ ..."
-    cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release -DHERALD_TESTS=OFF >/dev/null
-    cmake --build "$ROOT/build-release" -j"$(nproc)" >/dev/null
-  fi
+  # always brought up to date: a stale binary would measure old code
+  log "building herald (Release) in build-release/ ..."
+  cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release -DHERALD_TESTS=OFF >/dev/null
+  cmake --build "$ROOT/build-release" -j"$(nproc)" >/dev/null
 fi
 [[ -x "$HERALD_BIN" ]] || { log "herald binary not found: $HERALD_BIN"; exit 2; }
 
@@ -54,55 +53,8 @@ if (($(ulimit -n) < N_IDLE + 100)); then
   log "warning: ulimit -n is $(ulimit -n), below $N_IDLE idle connections; lower N_IDLE"
 fi
 
-# ---------- process bookkeeping: only what we started, by PID ----------
-STARTED=()
-TMP=$(mktemp -d)
-cleanup() {
-  for pid in "${STARTED[@]:-}"; do
-    [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${STARTED[@]:-}"; do
-    [[ -n "$pid" ]] && wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start_server NAME CMD...: sets SERVER_PID and SERVER_PORT once "listening on http://H:P" is printed.
-start_server() {
-  local name=$1
-  shift
-  "$@" >"$TMP/$name.log" 2>&1 </dev/null &
-  SERVER_PID=$!
-  STARTED+=("$SERVER_PID")
-  local i
-  for ((i = 0; i < 150; i++)); do
-    SERVER_PORT=$(sed -n 's#.*listening on http://[^ ]*:\([0-9][0-9]*\).*#\1#p' "$TMP/$name.log" | head -1)
-    [[ -n "$SERVER_PORT" ]] && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  log "$name did not start:"
-  cat "$TMP/$name.log" >&2
-  return 1
-}
-
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-# field KEY FILE: value of KEY=... on the RESULT line
-field() { sed -n "s/^RESULT .*\b$1=\([^ ]*\).*/\1/p" "$2" | tail -1; }
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
 declare -A R   # R[server,metric]: figures for the table
 declare -A PID  # PID[server], PORT[server]
