@@ -51,3 +51,41 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # field KEY FILE: value of KEY=... on the RESULT line
 field() { sed -n "s/^RESULT .*\b$1=\([^ ]*\).*/\1/p" "$2" | tail -1; }
+
+# CPU time (user + system) a process has used so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }'; }
+
+# measure_idle NAME FILE STEPS CMD...: the RSS of server NAME (PID[NAME]) before, and SETTLE s
+# after, CMD (a wsload idle mode, output to FILE) reports "connected N" (waiting STEPS x 0.1 s at
+# most); sets R[NAME,rss_before], R[NAME,rss_after], R[NAME,connected], R[NAME,idle] (bytes each).
+measure_idle() {
+  local name=$1 f=$2 steps=$3
+  shift 3
+  local pid=${PID[$name]} before after connected wpid i
+  before=$(rss_kb "$pid")
+  "$@" </dev/null >"$f" 2>&1 &
+  wpid=$!
+  STARTED+=("$wpid")
+  for ((i = 0; i < steps; i++)); do
+    grep -q '^connected ' "$f" && break
+    kill -0 "$wpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep "$SETTLE"
+  after=$(rss_kb "$pid")
+  stop_pid "$wpid"
+  sed "s/^/  $name idle: /" "$f" >&2
+  connected=$(field connected "$f")
+  connected=${connected:-0}
+  R[$name,rss_before]=$before
+  R[$name,rss_after]=$after
+  R[$name,connected]=$connected
+  if ((connected > 0)); then
+    R[$name,idle]=$(((after - before) * 1024 / connected))
+  else
+    R[$name,idle]=NA
+  fi
+}

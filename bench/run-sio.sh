@@ -73,33 +73,10 @@ declare -A R PID PORT
 SERVERS=(herald node)
 
 idle_test() {
-  local name=$1 pid=${PID[$1]} port=${PORT[$1]} f=$TMP/$1.idle
-  local before after connected
-  before=$(rss_kb "$pid")
-  timeout 300 "$WSLOAD" sio-idle --port "$port" -n "$N_IDLE" --hold 120 --connect-timeout 120 </dev/null >"$f" 2>&1 &
-  local wpid=$! i
-  STARTED+=("$wpid")
-  for ((i = 0; i < 1300; i++)); do
-    grep -q '^connected ' "$f" && break
-    kill -0 "$wpid" 2>/dev/null || break
-    sleep 0.1
-  done
-  sleep "$SETTLE"
-  after=$(rss_kb "$pid")
-  stop_pid "$wpid"
-  sed "s/^/  $name idle: /" "$f" >&2
-  connected=$(field connected "$f")
-  connected=${connected:-0}
-  R[$name,rss_before]=$before
-  R[$name,rss_after]=$after
-  R[$name,connected]=$connected
+  local name=$1 f=$TMP/$1.idle
+  measure_idle "$name" "$f" 1300 "$WSLOAD" sio-idle --port "${PORT[$name]}" -n "$N_IDLE" --hold 120 --connect-timeout 120
   R[$name,connect_s]=$(sed -n 's/^connect time \([0-9.]*\) s/\1/p' "$f" | head -1)
-  if ((connected > 0)); then
-    R[$name,idle]=$(((after - before) * 1024 / connected))
-  else
-    R[$name,idle]=NA
-  fi
-  log "  $name: RSS ${before} kB before, ${after} kB with $connected idle Socket.IO clients -> ${R[$name,idle]} B/client"
+  log "  $name: RSS ${R[$name,rss_before]} kB before, ${R[$name,rss_after]} kB with ${R[$name,connected]} idle Socket.IO clients -> ${R[$name,idle]} B/client"
 }
 
 # fanout_test NAME N RATE: one run of wsload sio-fanout against NAME.
@@ -172,7 +149,6 @@ for s in "${SERVERS[@]}"; do
   stop_pid "${PID[$s]}"
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }'; }
 ms() { awk -v u="$1" 'BEGIN { if (u == "" || u == "NA") print "NA"; else printf "%.1f", u / 1000 }'; }
 label() { [[ $1 == node ]] && echo "node socket.io" || echo "$1"; }
 

@@ -61,38 +61,11 @@ declare -A PID  # PID[server], PORT[server]
 declare -A PORT
 SERVERS=(herald ws)
 
-# CPU time (user + system) a process has used so far, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-CLK_TCK=$(getconf CLK_TCK)
-
 idle_test() {
-  local name=$1 pid=${PID[$1]} port=${PORT[$1]}
-  local before after connected
-  before=$(rss_kb "$pid")
-  # Hold the idle connections until RSS is read, then SIGTERM wsload (it closes them).
-  "$WSLOAD" idle --port "$port" --path /echo -n "$N_IDLE" --hold 120 </dev/null >"$TMP/$name.idle" 2>&1 &
-  local wpid=$! i
-  STARTED+=("$wpid")
-  for ((i = 0; i < 600; i++)); do
-    grep -q '^connected ' "$TMP/$name.idle" && break
-    kill -0 "$wpid" 2>/dev/null || break
-    sleep 0.1
-  done
-  sleep "$SETTLE"
-  after=$(rss_kb "$pid")
-  stop_pid "$wpid"
-  sed "s/^/  $name idle: /" "$TMP/$name.idle" >&2
-  connected=$(field connected "$TMP/$name.idle")
-  connected=${connected:-0}
-  R[$name,rss_before]=$before
-  R[$name,rss_after]=$after
-  R[$name,connected]=$connected
-  if ((connected > 0)); then
-    R[$name,idle]=$(((after - before) * 1024 / connected))
-  else
-    R[$name,idle]=NA
-  fi
-  log "  $name: RSS ${before} kB before, ${after} kB with $connected idle WebSockets -> ${R[$name,idle]} B/conn"
+  local name=$1
+  # hold the idle connections until RSS is read, then SIGTERM wsload (it closes them)
+  measure_idle "$name" "$TMP/$name.idle" 600 "$WSLOAD" idle --port "${PORT[$name]}" --path /echo -n "$N_IDLE" --hold 120
+  log "  $name: RSS ${R[$name,rss_before]} kB before, ${R[$name,rss_after]} kB with ${R[$name,connected]} idle WebSockets -> ${R[$name,idle]} B/conn"
 }
 
 # echo_test NAME SIZE: one run; keeps the best msg/s over the rounds (noise only ever slows a run down).
@@ -163,7 +136,6 @@ for s in "${SERVERS[@]}"; do
   stop_pid "${PID[$s]}"
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }'; }
 
 {
   echo ""
