@@ -14,12 +14,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
     struct hr_cursor c;
-    if (hr_cursor_parse(s, size, "EPOCH", &c) == 0) {
-        char again[96];
-        int n = snprintf(again, sizeof again, "%s:%" PRIu64, c.other_epoch ? "OTHER" : "EPOCH", c.id);
+    if (hr_cursor_parse(s, size, &c) == 0) {
+        char again[128];
+        int n = c.epoch[0] ? snprintf(again, sizeof again, "%s:%" PRIu64, c.epoch, c.id)
+                           : snprintf(again, sizeof again, "%" PRIu64, c.id);
         struct hr_cursor d;
-        if (hr_cursor_parse(again, (size_t)n, "EPOCH", &d) != 0 || d.id != c.id ||
-            d.other_epoch != c.other_epoch)
+        if (hr_cursor_parse(again, (size_t)n, &d) != 0 || d.id != c.id || strcmp(d.epoch, c.epoch) != 0)
             abort();
     }
     for (int json = 0; json <= 1; json++) {

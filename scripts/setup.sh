@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Install what herald needs on Debian 12, skipping what is already there.
-#   scripts/setup.sh build   compilers and libraries to build and run herald
+#   scripts/setup.sh build   compilers and libraries to build and run herald, and the browser
+#                            libraries of its pages (npm, served from public/vendor/)
 #   scripts/setup.sh test    also the test tools (cmocka, clang for fuzzing, valgrind, node
 #                            and the npm packages of the end-to-end tests)
+#   scripts/setup.sh bench   also the peers the benchmarks run beside herald: nginx with
+#                            Debian's nchan module (bench/run-fanout.sh)
 set -euo pipefail
 mode=${1:-build}
 cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev valgrind curl chromium fonts-wqy-microhei)
+# bench/run-fanout.sh starts its own nginx (a config in a temp dir, loopback, a free port); the
+# system nginx service the package sets up is not used
+bench_pkgs=(nginx libnginx-mod-nchan)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = test ] && want+=("${test_pkgs[@]}")
+case "$mode" in
+    bench) want+=("${bench_pkgs[@]}") ;;
+esac
 command -v node >/dev/null 2>&1 || want+=(nodejs)
 command -v npm >/dev/null 2>&1 || want+=(npm)
 
@@ -25,6 +34,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# the browser libraries herald's pages use, from npm (pinned by web/package-lock.json), copied
+# into public/vendor/ where herald serves them: the pages fetch nothing from a CDN
+if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules ]; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+mkdir -p public/vendor
+for f in socket.io.min.js socket.io.min.js.map; do
+    cmp -s "web/node_modules/socket.io-client/dist/$f" "public/vendor/$f" ||
+        cp "web/node_modules/socket.io-client/dist/$f" "public/vendor/$f"
+done
 
 if [ "$mode" = test ]; then
     # the end-to-end tests' clients, pinned by package-lock.json

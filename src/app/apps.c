@@ -9,10 +9,12 @@
  *   docs/socket.io-protocol) are written against. */
 #include "apps.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/log.h"
+#include "../hub/hub.h"
 #include "../sio/sio.h"
 
 /* The attachments of received arguments, to relay them as they came. */
@@ -125,6 +127,13 @@ static void chat_connection(herald_socket *s, void *ud)
     hr_info("user connected: %s", herald_id(s));
     herald_send(s, json_pack("{s:s,s:s}", "type", "init", "message", "欢迎连接"));
     herald_join(s, CHAT_CHANNEL);
+    /* a client that names its user also gets that user's channel, "user:{name}" (the unread
+     * counter of the mail page); who may claim which name is the security layer's to decide */
+    const char *user = json_string_value(json_object_get(herald_auth(s), "user"));
+    char room[HR_CHANNEL_NAME_MAX + 1];
+    int n = user ? snprintf(room, sizeof room, "user:%s", user) : -1;
+    if (n > 0 && (size_t)n < sizeof room && hr_channel_name_valid(room, (size_t)n))
+        herald_join(s, room);
     herald_on(s, "message", chat_message, NULL);
     herald_on_disconnect(s, chat_disconnect, NULL);
 }

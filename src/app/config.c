@@ -32,6 +32,7 @@ enum {
     OPT_HISTORY,
     OPT_HISTORY_BYTES,
     OPT_HISTORY_AGE,
+    OPT_CHANNEL_POLICY,
 };
 
 static const struct option options[] = {
@@ -62,6 +63,7 @@ static const struct option options[] = {
     {"history", required_argument, NULL, OPT_HISTORY},
     {"history-bytes", required_argument, NULL, OPT_HISTORY_BYTES},
     {"history-age", required_argument, NULL, OPT_HISTORY_AGE},
+    {"channel-policy", required_argument, NULL, OPT_CHANNEL_POLICY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {0, 0, 0, 0},
@@ -98,6 +100,9 @@ void hr_config_usage(FILE *out)
             "  --history N             messages kept per channel (default 10000)\n"
             "  --history-bytes N       payload bytes kept per channel (default 16777216)\n"
             "  --history-age S         drop history older than this, 0 for no limit (default 0)\n"
+            "  --channel-policy P=X    slow readers of channels matching glob P: disconnect\n"
+            "                          (default), skip (gap notice) or coalesce (latest only);\n"
+            "                          repeatable, first match wins: --channel-policy 'user:*=coalesce'\n"
             "  --lp-timeout S          a long-poll with nothing new answers empty after this (default 30)\n"
             "  --sse-heartbeat S       comment line sent on idle event streams (default 15)\n"
             "\n"
@@ -254,6 +259,23 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
             if (parse_u64(optarg, 1024, 1ull << 34, &v)) bad = "--history-bytes wants bytes from 1024";
             else cfg->history_bytes = v;
             break;
+        case OPT_CHANNEL_POLICY: {
+            static char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1];
+            const char *eq = strrchr(optarg, '=');
+            int pol = eq ? hr_policy_parse(eq + 1) : -1;
+            size_t plen = eq ? (size_t)(eq - optarg) : 0;
+            if (!eq || plen == 0 || plen > HR_CHANNEL_NAME_MAX || pol < 0)
+                bad = "--channel-policy wants PATTERN=disconnect|skip|coalesce";
+            else if (cfg->npolicies == HR_POLICY_RULES_MAX)
+                bad = "--channel-policy: at most 16";
+            else {
+                char *pat = patterns[cfg->npolicies];
+                memcpy(pat, optarg, plen);
+                pat[plen] = 0;
+                cfg->policies[cfg->npolicies++] = (struct hr_policy_rule){pat, (uint8_t)pol};
+            }
+            break;
+        }
         case OPT_HISTORY_AGE:
             if (strcmp(optarg, "0") == 0) cfg->history_age_ms = 0;
             else if (parse_seconds(optarg, &v)) bad = "--history-age wants seconds, or 0";

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "../hub/hub.h"
 #include "../net/server.h"
 
 struct hr_config {
@@ -22,6 +23,8 @@ struct hr_config {
     uint32_t lp_timeout_ms, sse_heartbeat_ms;
     uint32_t history_messages;
     uint64_t history_bytes, history_age_ms;
+    struct hr_policy_rule policies[HR_POLICY_RULES_MAX];
+    uint32_t npolicies;
     int quiet;
     struct hr_limits limits;
 };

@@ -1,9 +1,12 @@
 /* hub.c - channels, ids, bounded history and fan-out (see hub.h for the rules). */
 #include "hub.h"
 
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/sha.h>
 
 #include "../core/error.h"
 #include "../core/log.h"
@@ -19,6 +22,21 @@ int hr_channel_name_valid(const char *name, size_t len)
             return 0;
     }
     return 1;
+}
+
+static const char *const policy_names[] = {"disconnect", "skip", "coalesce"};
+
+int hr_policy_parse(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, policy_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *hr_policy_name(int policy)
+{
+    return policy >= 0 && policy < 3 ? policy_names[policy] : "?";
 }
 
 static int64_t wall_ms(void)
@@ -88,9 +106,33 @@ static int ring_push(struct hr_channel *ch, uint64_t id, int64_t time_ms, struct
     return 0;
 }
 
+struct hr_hub_msg *hr_hub_newest(struct hr_channel *ch)
+{
+    return ch->count ? ring_at(ch, ch->count - 1) : NULL;
+}
+
 uint64_t hr_hub_first_id(const struct hr_channel *ch)
 {
     return ch->count ? ch->ring[ch->head].id : ch->last_id + 1;
+}
+
+void hr_hub_epoch(const struct hr_hub *hub, const char *name, size_t len, char out[HR_EPOCH_LEN + 1])
+{
+    const char *se = hub->store ? hub->store->epoch : "";
+    size_t slen = strnlen(se, sizeof hub->store->epoch);
+    unsigned char in[sizeof hub->store->epoch + 1 + HR_CHANNEL_NAME_MAX], md[SHA256_DIGEST_LENGTH];
+    if (len > HR_CHANNEL_NAME_MAX)
+        len = HR_CHANNEL_NAME_MAX;
+    memcpy(in, se, slen);
+    in[slen] = 0;
+    memcpy(in + slen + 1, name, len);
+    SHA256(in, slen + 1 + len, md);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < HR_EPOCH_LEN / 2; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[HR_EPOCH_LEN] = 0;
 }
 
 struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t len, int create)
@@ -114,6 +156,13 @@ struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t l
     }
     ch->hub = hub;
     ch->next_id = 1;
+    hr_hub_epoch(hub, name, len, ch->epoch);
+    ch->policy = HR_POLICY_DISCONNECT;
+    for (uint32_t i = 0; i < hub->limits.nrules; i++)
+        if (fnmatch(hub->limits.rules[i].pattern, ch->name, 0) == 0) {
+            ch->policy = hub->limits.rules[i].policy;
+            break;
+        }
     HASH_ADD_KEYPTR(hh, hub->channels, ch->name, len, ch);
     return ch;
 }
@@ -149,18 +198,32 @@ int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
     return 0;
 }
 
+static void channel_free(struct hr_channel *ch)
+{
+    while (ch->subs)
+        hr_hub_unsubscribe(ch->subs);
+    for (uint32_t i = 0; i < ch->count; i++)
+        msg_release(ring_at(ch, i));
+    free(ch->ring);
+    free(ch->name);
+    free(ch);
+}
+
+void hr_hub_forget_unused(struct hr_channel *ch)
+{
+    /* next_id > 1: a publish was taken (in flight, or its id is spent) */
+    if (!ch || ch->subs || ch->count || ch->last_id || ch->next_id != 1)
+        return;
+    HASH_DEL(ch->hub->channels, ch);
+    channel_free(ch);
+}
+
 void hr_hub_free(struct hr_hub *hub)
 {
     struct hr_channel *ch, *tmp;
     HASH_ITER(hh, hub->channels, ch, tmp) {
         HASH_DEL(hub->channels, ch);
-        while (ch->subs)
-            hr_hub_unsubscribe(ch->subs);
-        for (uint32_t i = 0; i < ch->count; i++)
-            msg_release(ring_at(ch, i));
-        free(ch->ring);
-        free(ch->name);
-        free(ch);
+        channel_free(ch);
     }
 }
 
@@ -244,7 +307,16 @@ void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub)
     if (ch->subs)
         ch->subs->prev = sub;
     ch->subs = sub;
+    sub->readers = 1;
     ch->nsubs[sub->fmt]++;
+}
+
+void hr_hub_readers(struct hr_sub *sub, uint32_t n)
+{
+    if (!sub->ch)
+        return;
+    sub->ch->nsubs[sub->fmt] = sub->ch->nsubs[sub->fmt] - sub->readers + n;
+    sub->readers = n;
 }
 
 void hr_hub_unsubscribe(struct hr_sub *sub)
@@ -258,7 +330,8 @@ void hr_hub_unsubscribe(struct hr_sub *sub)
         ch->subs = sub->next;
     if (sub->next)
         sub->next->prev = sub->prev;
-    ch->nsubs[sub->fmt]--;
+    ch->nsubs[sub->fmt] -= sub->readers;
+    sub->readers = 0;
     sub->ch = NULL;
     sub->prev = sub->next = NULL;
 }

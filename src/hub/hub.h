@@ -19,6 +19,29 @@
 #include "../store/store.h"
 
 #define HR_CHANNEL_NAME_MAX 200
+/* A channel's epoch: 12 hex digits of SHA-256(store epoch, channel name). It changes whenever
+ * the store's epoch does (history could have been lost), and differs between channels, so a
+ * cursor "<epoch>:<id>" names one message of one channel: one taken from another channel is
+ * noticed (a gap "epoch"), never read as an id of this one. */
+#define HR_EPOCH_LEN 12
+
+/* What happens to a subscriber whose output queue is over --max-queued when a message comes
+ * (a slow consumer), per channel by name pattern (--channel-policy PATTERN=POLICY):
+ *   disconnect  it is disconnected and told why (SSE "event: close", WebSocket 1008); it
+ *               resumes from its cursor when it comes back, so nothing is lost (the default);
+ *   skip        messages are dropped while it is behind; once its output drains it gets a gap
+ *               notice (reason "slow", the ids it missed) and goes on with the newest ones;
+ *   coalesce    only the latest message is owed: once its output drains it gets the newest
+ *               one (state-like channels such as an unread counter).
+ * Memory stays bounded in every case: nothing is queued past the limit. */
+enum { HR_POLICY_DISCONNECT, HR_POLICY_SKIP, HR_POLICY_COALESCE };
+#define HR_POLICY_RULES_MAX 16
+struct hr_policy_rule {
+    const char *pattern;                /* fnmatch(3) glob over the channel name: "user:*" */
+    uint8_t policy;
+};
+int hr_policy_parse(const char *name);  /* HR_POLICY_* or -1 */
+const char *hr_policy_name(int policy);
 
 /* The wire formats a message may be encoded in; each transport names its own. */
 enum { HR_FMT_WS, HR_FMT_SSE, HR_FMT_POLL, HR_FMT_SIO, HR_FMT_COUNT };
@@ -45,12 +68,19 @@ struct hr_sub {
     struct hr_channel *ch;
     struct hr_sub *prev, *next;
     uint8_t fmt;                        /* HR_FMT_*, for the per-transport counts */
+    uint32_t readers;                   /* readers it stands for (a Socket.IO room: its
+                                         * sockets), counted in nsubs; 1 when subscribed */
+    uint8_t lagging;                    /* skip / coalesce: messages were held back */
+    uint64_t lag_from;                  /* the first id held back */
+    uint64_t last;                      /* the last id it was sent */
 };
 
 struct hr_hub_limits {
     uint32_t max_messages;              /* history per channel (count) */
     size_t max_bytes;                   /* history per channel (payload bytes) */
     uint64_t max_age_ms;                /* history per channel (age); 0 = no limit */
+    struct hr_policy_rule rules[HR_POLICY_RULES_MAX]; /* slow-consumer policy: first match */
+    uint32_t nrules;
 };
 
 #define HR_HUB_LIMITS_DEFAULT {.max_messages = 10000, .max_bytes = 16u << 20, .max_age_ms = 0}
@@ -59,6 +89,7 @@ struct hr_channel {
     char *name;
     UT_hash_handle hh;
     struct hr_hub *hub;
+    char epoch[HR_EPOCH_LEN + 1];
     uint64_t last_id;                   /* the last id committed (0: none yet) */
     uint64_t next_id;                   /* the id the next publish gets */
     struct hr_hub_msg *ring;            /* history, oldest at head */
@@ -66,6 +97,7 @@ struct hr_channel {
     size_t bytes;
     struct hr_sub *subs;
     uint32_t nsubs[HR_FMT_COUNT];
+    uint8_t policy;                     /* HR_POLICY_*, from the rules at creation */
 };
 
 struct hr_hub {
@@ -85,6 +117,9 @@ int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
                 const struct hr_hub_limits *limits);
 void hr_hub_free(struct hr_hub *hub);
 
+/* The epoch channel `name` has (or would have) in this hub (see HR_EPOCH_LEN). */
+void hr_hub_epoch(const struct hr_hub *hub, const char *name, size_t len, char out[HR_EPOCH_LEN + 1]);
+
 /* The channel called name, created when create is set (NULL if invalid or absent). */
 struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t len, int create);
 
@@ -103,6 +138,14 @@ uint64_t hr_hub_first_id(const struct hr_channel *ch);
 
 void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub);
 void hr_hub_unsubscribe(struct hr_sub *sub);
+/* The newest message kept (NULL when none). */
+struct hr_hub_msg *hr_hub_newest(struct hr_channel *ch);
+
+/* Forget ch if nobody ever published to it and nobody reads it: reads of made-up names must
+ * not pile up. ch may be freed: the caller must not use it afterwards. */
+void hr_hub_forget_unused(struct hr_channel *ch);
+/* A subscriber that fans out further (a Socket.IO room) now stands for n readers. */
+void hr_hub_readers(struct hr_sub *sub, uint32_t n);
 
 /* An encoding of m for fmt, built once by make(m, ud) and then shared; NULL on failure. The
  * returned buffer is borrowed (hr_buf_ref it to keep it past the call). */

@@ -10,10 +10,9 @@ static void heartbeat_cb(uv_timer_t *t)
     hr_sse_heartbeat(t->data);
 }
 
-int hr_push_init(struct hr_push *p, struct hr_hub *hub, const char *epoch, uv_loop_t *loop)
+int hr_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
 {
     p->hub = hub;
-    p->epoch = epoch;
     if (!p->lp_timeout_ms)
         p->lp_timeout_ms = 30000;
     if (!p->sse_heartbeat_ms)
@@ -31,9 +30,26 @@ int hr_push_init(struct hr_push *p, struct hr_hub *hub, const char *epoch, uv_lo
     return 0;
 }
 
+/* CORS preflight: a page on another origin may publish JSON (POST with a Content-Type) and
+ * read with headers of its own; the channel routes answer every origin (no credentials). */
+static void preflight(struct hr_conn *c, struct hr_http_request *req, void *ud)
+{
+    int pub = strncmp(hr_http_path(req), HR_PUSH_PREFIX_PUB, strlen(HR_PUSH_PREFIX_PUB)) == 0;
+    hr_http_respond(c, 204, NULL,
+                    pub ? "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, POST\r\n"
+                          "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 86400\r\n"
+                        : "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD\r\n"
+                          "Access-Control-Allow-Headers: Last-Event-ID\r\nAccess-Control-Max-Age: 86400\r\n",
+                    NULL, 0);
+}
+
 int hr_push_route(struct hr_push *p, struct hr_router *r)
 {
     int rc = 0;
+    static const char *const prefixes[] = {HR_PUSH_PREFIX_SSE, HR_PUSH_PREFIX_LP, HR_PUSH_PREFIX_POLL,
+                                           HR_PUSH_PREFIX_PUB, HR_PUSH_PREFIX_WS};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
+        rc |= hr_router_add(r, HR_M(HTTP_OPTIONS), prefixes[i], 1, preflight, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_SSE, 1, hr_sse_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_LP, 1, hr_lp_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_POLL, 1, hr_poll_handler, p);

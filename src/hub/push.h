@@ -1,5 +1,5 @@
 /* push.h - the context the channel transports share (SSE, long and short polling, the
- * publish API, WebSocket channels): the hub, its epoch and their settings. */
+ * publish API, WebSocket channels): the hub and their settings. */
 #ifndef HR_HUB_PUSH_H
 #define HR_HUB_PUSH_H
 
@@ -11,7 +11,6 @@
 
 struct hr_push {
     struct hr_hub *hub;
-    const char *epoch;            /* the store's */
     uint32_t lp_timeout_ms;       /* a held long-poll answers empty after this (30000) */
     uint32_t sse_heartbeat_ms;    /* SSE comment lines keep proxies from closing (15000) */
     uint32_t sse_retry_ms;        /* sent as "retry:" to EventSource (2000) */
@@ -26,7 +25,7 @@ struct hr_push {
 #define HR_PUSH_PREFIX_PUB "/pub/"
 #define HR_PUSH_PREFIX_WS "/ws/"
 
-int hr_push_init(struct hr_push *p, struct hr_hub *hub, const char *epoch, uv_loop_t *loop);
+int hr_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop);
 /* Add the routes: GET /sse/{ch}, GET /lp/{ch}, GET /poll/{ch}, GET+POST /pub/{ch},
  * GET /ws/{ch} (WebSocket). */
 int hr_push_route(struct hr_push *p, struct hr_router *router);

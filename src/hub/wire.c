@@ -11,7 +11,7 @@
 #include "../sio/packet.h"
 #include "../ws/codec.h"
 
-int hr_cursor_parse(const char *s, size_t len, const char *epoch, struct hr_cursor *out)
+int hr_cursor_parse(const char *s, size_t len, struct hr_cursor *out)
 {
     memset(out, 0, sizeof(*out));
     const char *colon = memchr(s, ':', len);
@@ -31,16 +31,25 @@ int hr_cursor_parse(const char *s, size_t len, const char *epoch, struct hr_curs
     out->id = v;
     if (colon) {
         size_t elen = (size_t)(colon - s);
-        if (elen == 0 || elen > 64)
+        if (elen == 0 || elen > HR_CURSOR_EPOCH_MAX)
             return HR_EINVAL;
-        out->other_epoch = strlen(epoch) != elen || memcmp(epoch, s, elen) != 0;
+        for (size_t i = 0; i < elen; i++)
+            if (s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
+                return HR_EINVAL;
+        memcpy(out->epoch, s, elen);
+        out->epoch[elen] = 0;
     }
     return 0;
 }
 
+int hr_cursor_of(const struct hr_cursor *c, const struct hr_channel *ch)
+{
+    return !c->epoch[0] || strcmp(c->epoch, ch->epoch) == 0;
+}
+
 const char *hr_cursor_start(const struct hr_cursor *c, const struct hr_channel *ch, uint64_t *since)
 {
-    if (c->other_epoch) {
+    if (!hr_cursor_of(c, ch)) {
         *since = 0;
         return "epoch";
     }
@@ -53,17 +62,36 @@ const char *hr_cursor_start(const struct hr_cursor *c, const struct hr_channel *
     return c->id + 1 < hr_hub_first_id(ch) ? "trimmed" : NULL;
 }
 
-const char *hr_channel_from_path(const char *path, const char *prefix, size_t *len)
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+const char *hr_channel_from_path(const char *path, const char *prefix, char out[HR_CHANNEL_NAME_MAX + 1],
+                                 size_t *len)
 {
     size_t plen = strlen(prefix);
     if (strncmp(path, prefix, plen) != 0)
         return NULL;
-    const char *name = path + plen;
-    size_t n = strcspn(name, "?#");
-    if (!hr_channel_name_valid(name, n))
+    const char *p = path + plen, *end = p + strcspn(p, "?#");
+    size_t n = 0;
+    while (p < end) {
+        if (n == HR_CHANNEL_NAME_MAX)
+            return NULL;
+        if (*p == '%') {
+            if (end - p < 3 || hexval(p[1]) < 0 || hexval(p[2]) < 0)
+                return NULL;
+            out[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+            p += 3;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = 0;
+    if (!hr_channel_name_valid(out, n))
         return NULL;
     *len = n;
-    return name;
+    return out;
 }
 
 struct hr_buf *hr_msg_json(const struct hr_hub_msg *m, const char *epoch)

@@ -1,9 +1,11 @@
 /* wire.h - what every channel transport shares: the resume cursor, the JSON form of a
  * message, and the channel name in a URL path. Pure.
  *
- * A cursor is "<epoch>:<id>" (or a bare "<id>", taken to be in the current epoch). Every
- * transport takes the same cursor: SSE's Last-Event-ID, the polls' since, the WebSocket's
- * since; so a client can switch transports and go on where it was. */
+ * A cursor is "<epoch>:<id>" (or a bare "<id>", taken to be in the channel's current epoch),
+ * the epoch being the channel's (hub.h). Every transport takes the same cursor: SSE's
+ * Last-Event-ID, the polls' since, the WebSocket's since, and the offset of Socket.IO's
+ * connection state recovery for rooms that are channels; so a client can switch transports
+ * and go on where it was. */
 #ifndef HR_HUB_WIRE_H
 #define HR_HUB_WIRE_H
 
@@ -12,24 +14,29 @@
 
 #include "hub.h"
 
+#define HR_CURSOR_EPOCH_MAX 64
+
 struct hr_cursor {
-    uint64_t id;            /* deliver what comes after this id */
-    int other_epoch;        /* the cursor is from another epoch: start over, with a gap */
+    uint64_t id;                            /* deliver what comes after this id */
+    char epoch[HR_CURSOR_EPOCH_MAX + 1];    /* "" for a bare id */
 };
 
-/* Parse a cursor against the current epoch. Returns 0 or HR_EINVAL. */
-int hr_cursor_parse(const char *s, size_t len, const char *epoch, struct hr_cursor *out);
+/* Parse a cursor (any channel's). Returns 0 or HR_EINVAL. */
+int hr_cursor_parse(const char *s, size_t len, struct hr_cursor *out);
+/* Whether c was given out by channel ch (its epoch, or a bare id). */
+int hr_cursor_of(const struct hr_cursor *c, const struct hr_channel *ch);
 
 /* Where a reader with cursor c starts: sets *since; returns a gap reason ("trimmed",
  * "epoch", "unknown") or NULL when nothing was missed. */
 const char *hr_cursor_start(const struct hr_cursor *c, const struct hr_channel *ch, uint64_t *since);
 
-/* The channel name after prefix in a request path ("/sse/chat?x" -> "chat"); its length in
- * *len, or NULL when missing or invalid. */
-const char *hr_channel_from_path(const char *path, const char *prefix, size_t *len);
+/* The channel name after prefix in a request path ("/sse/chat?x" -> "chat", "/sse/user%3Aa"
+ * -> "user:a"), percent-decoded into out; its length in *len. NULL when missing or invalid. */
+const char *hr_channel_from_path(const char *path, const char *prefix, char out[HR_CHANNEL_NAME_MAX + 1],
+                                 size_t *len);
 
 /* {"id":N,"cursor":"E:N","time":T,"data":<json>} - the form of a message in poll answers and
- * WebSocket frames. */
+ * WebSocket frames; epoch is its channel's. */
 struct hr_buf *hr_msg_json(const struct hr_hub_msg *m, const char *epoch);
 
 /* A publish body as the JSON value stored: JSON as is when json is set (it must be valid),

@@ -14,7 +14,7 @@
 #include "../hub/wire.h"
 
 struct poll_answer {
-    struct hr_push *push;
+    struct hr_channel *ch;
     struct hr_slice items[1024];  /* at most max_batch (clamped to this) */
     uint32_t n, max;
     uint64_t next;
@@ -33,7 +33,7 @@ static int collect(void *ud, struct hr_hub_msg *m)
         a->more = 1;
         return 1;
     }
-    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_POLL, make_json, (void *)a->push->epoch);
+    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_POLL, make_json, a->ch->epoch);
     if (!e)
         return 1;
     a->items[a->n++] = (struct hr_slice){hr_buf_ref(e), 0, e->len};
@@ -50,14 +50,14 @@ static void answer(struct hr_conn *c, struct hr_push *push, struct hr_channel *c
         hr_http_error(c, 503, NULL, "out of memory");
         return;
     }
-    a->push = push;
+    a->ch = ch;
     a->max = push->max_batch < 1024 ? push->max_batch : 1024;
     a->next = since;
     hr_hub_since(ch, since, collect, a);
     char head[HR_CHANNEL_NAME_MAX + 200], tail[160];
     int hn = snprintf(head, sizeof head, "{\"channel\":\"%s\",\"epoch\":\"%s\",\"gap\":%s%s%s,\"messages\":[",
-                      ch->name, push->epoch, gap ? "\"" : "", gap ? gap : "null", gap ? "\"" : "");
-    int tn = snprintf(tail, sizeof tail, "],\"next\":\"%s:%" PRIu64 "\",\"more\":%s}\n", push->epoch,
+                      ch->name, ch->epoch, gap ? "\"" : "", gap ? gap : "null", gap ? "\"" : "");
+    int tn = snprintf(tail, sizeof tail, "],\"next\":\"%s:%" PRIu64 "\",\"more\":%s}\n", ch->epoch,
                       a->next, a->more ? "true" : "false");
     uint64_t total = (uint64_t)hn + (uint64_t)tn + (a->n ? a->n - 1 : 0);
     for (uint32_t i = 0; i < a->n; i++)
@@ -98,7 +98,8 @@ static struct hr_channel *request(struct hr_conn *c, struct hr_http_request *req
                                   const char *prefix, uint64_t *since, const char **gap, int *given)
 {
     size_t nlen;
-    const char *name = hr_channel_from_path(hr_http_path(req), prefix, &nlen);
+    char nbuf[HR_CHANNEL_NAME_MAX + 1];
+    const char *name = hr_channel_from_path(hr_http_path(req), prefix, nbuf, &nlen);
     if (!name) {
         hr_http_error(c, 400, NULL, "invalid channel name");
         return NULL;
@@ -107,7 +108,7 @@ static struct hr_channel *request(struct hr_conn *c, struct hr_http_request *req
     long l = hr_http_query(req, "since", buf, sizeof buf);
     struct hr_cursor cur = {0};
     *given = l >= 0;
-    if (l == -2 || (l >= 0 && hr_cursor_parse(buf, (size_t)l, push->epoch, &cur) < 0)) {
+    if (l == -2 || (l >= 0 && hr_cursor_parse(buf, (size_t)l, &cur) < 0)) {
         hr_http_error(c, 400, NULL, "invalid cursor in since");
         return NULL;
     }
@@ -132,8 +133,10 @@ void hr_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     const char *gap;
     int given;
     struct hr_channel *ch = request(c, req, push, HR_PUSH_PREFIX_POLL, &since, &gap, &given);
-    if (ch)
+    if (ch) {
         answer(c, push, ch, since, gap);
+        hr_hub_forget_unused(ch);
+    }
 }
 
 /* ---- long polling ------------------------------------------------------------------------ */
@@ -183,11 +186,15 @@ static void lp_timeout(uv_timer_t *t)
     wait_end(w);
     if (ch && !hr_conn_closing(c))
         answer(c, push, ch, since, NULL);
+    hr_hub_forget_unused(ch);
 }
 
 static void lp_aborted(struct hr_conn *c, void *ud)
 {
-    wait_end(ud);
+    struct lp_wait *w = ud;
+    struct hr_channel *ch = w->sub.ch;
+    wait_end(w);
+    hr_hub_forget_unused(ch);
 }
 
 void hr_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
@@ -206,6 +213,7 @@ void hr_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     struct lp_wait *w = calloc(1, sizeof(*w));
     if (!w) {
         hr_http_error(c, 503, NULL, "out of memory");
+        hr_hub_forget_unused(ch);
         return;
     }
     w->sub.ops = &lp_ops;

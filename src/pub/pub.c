@@ -27,7 +27,7 @@ static void published(void *ud, int status, uint64_t id)
         } else {
             char body[HR_CHANNEL_NAME_MAX + 160];
             int n = snprintf(body, sizeof body, "{\"channel\":\"%s\",\"id\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\"}\n",
-                             r->ch->name, id, r->push->epoch, id);
+                             r->ch->name, id, r->ch->epoch, id);
             if (n < 0 || (size_t)n >= sizeof body)
                 hr_http_error(c, 500, NULL, "answer too long");
             else
@@ -54,18 +54,21 @@ void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
     size_t nlen;
-    const char *name = hr_channel_from_path(hr_http_path(req), HR_PUSH_PREFIX_PUB, &nlen);
+    char nbuf[HR_CHANNEL_NAME_MAX + 1];
+    const char *name = hr_channel_from_path(hr_http_path(req), HR_PUSH_PREFIX_PUB, nbuf, &nlen);
     if (!name) {
         hr_http_error(c, 400, NULL, "invalid channel name");
         return;
     }
     if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
         struct hr_channel *ch = hr_hub_channel(push->hub, name, nlen, 0);
+        char epoch[HR_EPOCH_LEN + 1];
+        hr_hub_epoch(push->hub, name, nlen, epoch);
         char body[HR_CHANNEL_NAME_MAX + 400];
         int n = snprintf(body, sizeof body,
                          "{\"channel\":\"%.*s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64 ",\"first_id\":%" PRIu64
                          ",\"history\":%u,\"subscribers\":{\"websocket\":%u,\"sse\":%u,\"longpoll\":%u,\"socketio\":%u}}\n",
-                         (int)nlen, name, push->epoch, ch ? ch->last_id : 0, ch ? hr_hub_first_id(ch) : 1,
+                         (int)nlen, name, epoch, ch ? ch->last_id : 0, ch ? hr_hub_first_id(ch) : 1,
                          ch ? ch->count : 0, ch ? ch->nsubs[HR_FMT_WS] : 0, ch ? ch->nsubs[HR_FMT_SSE] : 0,
                          ch ? ch->nsubs[HR_FMT_POLL] : 0, ch ? ch->nsubs[HR_FMT_SIO] : 0);
         if (n < 0 || (size_t)n >= sizeof body)

@@ -68,6 +68,8 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
     parsed_history.max_messages = cfg.history_messages;
     parsed_history.max_bytes = cfg.history_bytes;
     parsed_history.max_age_ms = cfg.history_age_ms;
+    memcpy(parsed_history.rules, cfg.policies, sizeof cfg.policies);
+    parsed_history.nrules = cfg.npolicies;
     parsed_lp_timeout_ms = cfg.lp_timeout_ms;
     parsed_sse_heartbeat_ms = cfg.sse_heartbeat_ms;
     if (cfg.app_set)
@@ -127,7 +129,7 @@ static herald_io *io_new(const struct herald_options *o, const struct hr_eio_han
     }
     io->push.lp_timeout_ms = parsed_lp_timeout_ms;
     io->push.sse_heartbeat_ms = parsed_sse_heartbeat_ms;
-    hr_push_init(&io->push, &io->hub, io->store->epoch, io->loop);
+    hr_push_init(&io->push, &io->hub, io->loop);
     hr_push_route(&io->push, &io->router);
     hr_router_add(&io->router, HR_M(HTTP_GET), "/echo", 0, hr_echo_handler, NULL);
     uv_timer_init(io->loop, &io->ack_timer);

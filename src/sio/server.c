@@ -137,7 +137,8 @@ static int emit_raw(herald_socket *s, const char *event, const char *raw, size_t
 
 static struct hr_sio_kept *keep(herald_nsp *nsp, const char *room, herald_socket *except,
                                 const char *event, const char *raw, size_t len,
-                                const struct herald_bin *bins, size_t nbins);
+                                const struct herald_bin *bins, size_t nbins, const char *offset,
+                                uint64_t chan_id);
 
 int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
                     const struct herald_bin *bins, size_t nbins)
@@ -146,7 +147,7 @@ int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t
      * an offset (Socket.IO does the same), so a socket that drops gets it back; that holds
      * too for what is emitted to it while it is going away (its pid was saved) */
     if (s->nsp->io->opts.recovery_window_ms && s->pid[0]) {
-        struct hr_sio_kept *k = keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins);
+        struct hr_sio_kept *k = keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins, NULL, 0);
         if (k) {
             raw = k->raw;
             len = k->raw_len;
@@ -207,20 +208,44 @@ static void kept_prune(herald_nsp *nsp, uint64_t now)
     }
 }
 
+static void kept_append(herald_nsp *nsp, struct hr_sio_kept *k)
+{
+    if (nsp->kept_tail)
+        nsp->kept_tail->next = k;
+    else
+        nsp->kept_head = k;
+    nsp->kept_tail = k;
+    nsp->kept_bytes += k->bytes;
+    kept_prune(nsp, k->at);
+}
+
 /* Append the broadcast's offset to its arguments and keep it for returning sockets. Returns
- * the new raw text (owned by the kept entry), or NULL to send the packet as it was. */
+ * the entry (its raw text is what to send), or NULL to send the packet as it was. A channel's
+ * message (chan_id, its cursor as offset) is only marked: returns NULL. */
 static struct hr_sio_kept *keep(herald_nsp *nsp, const char *room, herald_socket *except,
                                 const char *event, const char *raw, size_t len,
-                                const struct herald_bin *bins, size_t nbins)
+                                const struct herald_bin *bins, size_t nbins, const char *offset,
+                                uint64_t chan_id)
 {
     herald_io *io = nsp->io;
     struct hr_sio_kept *k = calloc(1, sizeof(*k));
     if (!k)
         return NULL;
-    k->offset = ++io->next_offset;
     k->at = uv_now(io->loop);
-    char off[32];
-    int n = snprintf(off, sizeof off, "%s\"%llu\"", len ? "," : "", (unsigned long long)k->offset);
+    if (chan_id) {
+        snprintf(k->offset, sizeof k->offset, "%s", offset);
+        k->chan_id = chan_id;
+        if (!(k->room = strdup(room))) {
+            free(k);
+            return NULL;
+        }
+        k->bytes = sizeof(*k) + strlen(room) + 1;
+        kept_append(nsp, k);
+        return NULL;
+    }
+    snprintf(k->offset, sizeof k->offset, "%llu", (unsigned long long)++io->next_offset);
+    char off[48];
+    int n = snprintf(off, sizeof off, "%s\"%s\"", len ? "," : "", k->offset);
     k->raw = malloc(len + (size_t)n + 1);
     k->event = strdup(event);
     k->room = room ? strdup(room) : NULL;
@@ -251,14 +276,8 @@ static struct hr_sio_kept *keep(herald_nsp *nsp, const char *room, herald_socket
     }
     if (except)
         snprintf(k->except, sizeof k->except, "%s", except->id);
-    if (nsp->kept_tail)
-        nsp->kept_tail->next = k;
-    else
-        nsp->kept_head = k;
-    nsp->kept_tail = k;
     k->bytes = k->raw_len + bin_bytes + sizeof(*k);
-    nsp->kept_bytes += k->bytes;
-    kept_prune(nsp, k->at);
+    kept_append(nsp, k);
     return k;
 }
 
@@ -268,6 +287,7 @@ static void saved_free(herald_io *io, struct hr_sio_saved *sv)
     for (uint32_t i = 0; i < sv->nrooms; i++)
         free(sv->rooms[i]);
     free(sv->rooms);
+    free(sv->chan_last);
     free(sv);
 }
 
@@ -297,9 +317,16 @@ static void save_session(herald_socket *s, const char *reason)
     sv->nsp = s->nsp;
     sv->at = uv_now(io->loop);
     sv->rooms = calloc(s->nrooms ? s->nrooms : 1, sizeof(char *));
-    for (uint32_t i = 0; sv->rooms && i < s->nrooms; i++)
-        if ((sv->rooms[sv->nrooms] = strdup(s->rooms[i])))
-            sv->nrooms++;
+    sv->chan_last = calloc(s->nrooms ? s->nrooms : 1, sizeof(uint64_t));
+    for (uint32_t i = 0; sv->rooms && sv->chan_last && i < s->nrooms; i++) {
+        if (!(sv->rooms[sv->nrooms] = strdup(s->rooms[i])))
+            continue;
+        struct hr_sio_room *r;
+        HASH_FIND_STR(s->nsp->rooms, s->rooms[i], r);
+        if (r && r->sub.ch)
+            sv->chan_last[sv->nrooms] = r->sub.ch->last_id;
+        sv->nrooms++;
+    }
     HASH_ADD_STR(io->saved, pid, sv);
     saved_prune(io, sv->at);
 }
@@ -312,19 +339,27 @@ static int saved_in_room(const struct hr_sio_saved *sv, const char *room)
     return 0;
 }
 
-size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *except,
-                            const char *event, const char *raw, size_t len,
-                            const struct herald_bin *bins, size_t nbins)
+/* A broadcast; a channel's message has its cursor as offset and its id as chan_id. */
+static size_t broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
+                        const char *event, const char *raw, size_t len,
+                        const struct herald_bin *bins, size_t nbins, const char *offset,
+                        uint64_t chan_id)
 {
     struct outgoing o;
     size_t n = 0;
+    char *with_offset = NULL;
     /* with recovery on, a broadcast carries its offset as a last argument (as Socket.IO's
      * session-aware adapter does) and is kept for sockets that come back */
     if (nsp->io->opts.recovery_window_ms) {
-        struct hr_sio_kept *k = keep(nsp, room, except, event, raw, len, bins, nbins);
+        struct hr_sio_kept *k = keep(nsp, room, except, event, raw, len, bins, nbins, offset, chan_id);
         if (k) {
             raw = k->raw;
             len = k->raw_len;
+        } else if (chan_id && (with_offset = malloc(len + strlen(offset) + 4))) {
+            memcpy(with_offset, raw, len);
+            int m = snprintf(with_offset + len, strlen(offset) + 4, "%s\"%s\"", len ? "," : "", offset);
+            raw = with_offset;
+            len += (size_t)m;
         }
     }
     if (out_init(&o, HR_SIO_EVENT, nsp, -1, event, raw, len, bins, nbins) == 0) {
@@ -344,7 +379,15 @@ size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *ex
         }
     }
     out_release(&o);
+    free(with_offset);
     return n;
+}
+
+size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *except,
+                            const char *event, const char *raw, size_t len,
+                            const struct herald_bin *bins, size_t nbins)
+{
+    return broadcast(nsp, room, except, event, raw, len, bins, nbins, NULL, 0);
 }
 
 size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
@@ -516,19 +559,73 @@ herald_io *herald_socket_io(herald_socket *s)
 /* ---- rooms -------------------------------------------------------------------------------- */
 
 /* Rooms and channels are one space: a room of the main namespace whose name is a channel
- * name receives that channel's messages as "message" events (see README, "Channels"). */
+ * name receives that channel's messages as "message" events (see README, "Channels"); with
+ * recovery on, a message's offset is its channel cursor, the one every transport resumes
+ * from. */
 static int room_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
 {
     struct hr_sio_room *r = (struct hr_sio_room *)sub;
-    herald_broadcast_raw(r->nsp, r->name, NULL, "message", m->data->data, m->data->len, NULL, 0);
+    char cursor[HR_EPOCH_LEN + 24];
+    snprintf(cursor, sizeof cursor, "%s:%llu", ch->epoch, (unsigned long long)m->id);
+    broadcast(r->nsp, r->name, NULL, "message", m->data->data, m->data->len, NULL, 0, cursor, m->id);
     return 0;
+}
+
+/* A socket that connected with a channel cursor as auth.offset (a client coming from another
+ * transport, or back after a restart) gets what it missed of each channel room it joins
+ * while connecting: a "herald:gap" event first if some of it is gone, then the messages. */
+struct replay {
+    herald_socket *s;
+    struct hr_channel *ch;
+    uint64_t upto;                   /* the last id to send */
+    uint64_t sent;                   /* the last id sent */
+};
+
+static int replay_one(void *ud, struct hr_hub_msg *m)
+{
+    struct replay *rp = ud;
+    herald_socket *s = rp->s;
+    if (m->id > rp->upto)
+        return 1;
+    rp->sent = m->id;
+    if (!s->nsp->io->opts.recovery_window_ms)
+        return emit_raw(s, "message", m->data->data, m->data->len, NULL, 0) < 0;
+    char *raw = malloc(m->data->len + HR_EPOCH_LEN + 32);
+    if (!raw)
+        return 1;
+    memcpy(raw, m->data->data, m->data->len);
+    int n = snprintf(raw + m->data->len, HR_EPOCH_LEN + 32, ",\"%s:%llu\"", rp->ch->epoch,
+                     (unsigned long long)m->id);
+    int rc = emit_raw(s, "message", raw, m->data->len + (size_t)n, NULL, 0);
+    free(raw);
+    return rc < 0;
+}
+
+/* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
+ * them are gone, unless told one was given); cur then names the last one sent. */
+static void replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur, uint64_t upto,
+                           int gap_told)
+{
+    uint64_t since;
+    const char *gap = hr_cursor_start(cur, ch, &since);
+    if (gap && !gap_told) {
+        char g[HR_CHANNEL_NAME_MAX + 96];
+        int n = snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu}", ch->name,
+                         gap, (unsigned long long)hr_hub_first_id(ch));
+        emit_raw(s, "herald:gap", g, (size_t)n, NULL, 0);
+    }
+    struct replay rp = {s, ch, upto, since};
+    hr_hub_since(ch, since, replay_one, &rp);
+    *cur = (struct hr_cursor){.id = rp.sent};
 }
 
 static const struct hr_sub_ops room_sub_ops = {.deliver = room_deliver};
 
 static void room_free(struct hr_sio_room *r)
 {
+    struct hr_channel *ch = r->sub.ch;
     hr_hub_unsubscribe(&r->sub);
+    hr_hub_forget_unused(ch);
     free(r->name);
     free(r);
 }
@@ -577,6 +674,13 @@ int herald_join(herald_socket *s, const char *room)
     HASH_ADD_PTR(r->members, s, m);
     r->count++;
     s->rooms[s->nrooms++] = name;
+    if (r->sub.ch) {
+        hr_hub_readers(&r->sub, r->count);
+        if (s->resume && s->resume->epoch[0] && hr_cursor_of(s->resume, r->sub.ch)) {
+            struct hr_cursor cur = *s->resume;
+            replay_channel(s, r->sub.ch, &cur, UINT64_MAX, 0);
+        }
+    }
     return 0;
 }
 
@@ -594,6 +698,8 @@ int herald_leave(herald_socket *s, const char *room)
                 HASH_DEL(r->members, m);
                 free(m);
                 r->count--;
+                if (r->sub.ch && r->count)
+                    hr_hub_readers(&r->sub, r->count);
             }
             if (r->count == 0) {
                 HASH_DEL(s->nsp->rooms, r);
@@ -691,6 +797,7 @@ static void socket_gone(herald_socket *s, const char *reason)
     free(s->rooms);
     free(s->acks);
     json_decref(s->auth);
+    free(s->resume);
     free(s);
 }
 
@@ -798,16 +905,24 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         if (sv && sv->nsp != nsp)
             sv = NULL;
     }
-    uint64_t from = 0;
+    struct hr_sio_kept *from_k = NULL;
     if (sv) {
         /* the offset must still be kept, or what came after it cannot be replayed */
-        char *end;
-        from = strtoull(offset, &end, 10);
         struct hr_sio_kept *k = nsp->kept_head;
-        while (k && k->offset != from)
+        while (k && strcmp(k->offset, offset) != 0)
             k = k->next;
-        if (*end || !k)
+        if (!k)
             sv = NULL;
+        else
+            from_k = k;
+    }
+    if (!sv && offset) {
+        /* not a recovery, but a channel cursor: what the socket's channel rooms missed is
+         * replayed as it joins them (herald_join) */
+        struct hr_cursor cur;
+        if (hr_cursor_parse(offset, strlen(offset), &cur) == 0 && cur.epoch[0] &&
+            (s->resume = malloc(sizeof(*s->resume))))
+            *s->resume = cur;
     }
     json_object_del(s->auth, "pid");
     json_object_del(s->auth, "offset");
@@ -824,13 +939,47 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         char ok[96];
         snprintf(ok, sizeof ok, "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, s->pid);
         send_packet(c, HR_SIO_CONNECT, name, ok);
-        /* what it missed, in order, then the application */
-        for (struct hr_sio_kept *k = nsp->kept_head; k; k = k->next) {
-            if (k->offset <= from || strcmp(k->except, sv->sid) == 0 ||
-                (k->room && !saved_in_room(sv, k->room)))
+        /* what it missed, in order, then the application. A channel room's messages come
+         * from the channel's history: from the first one sent after the offset, or else from
+         * what the channel had when the socket dropped; each where it was sent among the
+         * other packets (a marker), the ones sent while nobody was in the room first. */
+        struct hr_cursor *cur = calloc(sv->nrooms ? sv->nrooms : 1, sizeof(*cur));
+        for (uint32_t i = 0; cur && i < sv->nrooms; i++) {
+            cur[i].id = sv->chan_last[i];
+            for (struct hr_sio_kept *k = from_k->next; k; k = k->next)
+                if (k->chan_id && strcmp(k->room, sv->rooms[i]) == 0) {
+                    if (k->chan_id - 1 < cur[i].id)
+                        cur[i].id = k->chan_id - 1;
+                    break;
+                }
+        }
+        uint8_t *told = calloc(sv->nrooms ? sv->nrooms : 1, 1);
+        for (struct hr_sio_kept *k = from_k->next; k; k = k->next) {
+            if (k->chan_id) {
+                for (uint32_t i = 0; cur && told && i < sv->nrooms; i++) {
+                    struct hr_sio_room *r;
+                    if (strcmp(k->room, sv->rooms[i]) != 0)
+                        continue;
+                    HASH_FIND_STR(nsp->rooms, sv->rooms[i], r);
+                    if (r && r->sub.ch && cur[i].id < k->chan_id) {
+                        replay_channel(s, r->sub.ch, &cur[i], k->chan_id, told[i]);
+                        told[i] = 1;
+                    }
+                }
+                continue;
+            }
+            if (strcmp(k->except, sv->sid) == 0 || (k->room && !saved_in_room(sv, k->room)))
                 continue;
             emit_raw(s, k->event, k->raw, k->raw_len, k->bins, k->nbins);
         }
+        for (uint32_t i = 0; cur && told && i < sv->nrooms; i++) {
+            struct hr_sio_room *r;
+            HASH_FIND_STR(nsp->rooms, sv->rooms[i], r);
+            if (r && r->sub.ch)
+                replay_channel(s, r->sub.ch, &cur[i], UINT64_MAX, told[i]);
+        }
+        free(cur);
+        free(told);
         saved_free(io, sv);
         if (nsp->on_connection)
             nsp->on_connection(s, nsp->conn_ud);
@@ -868,6 +1017,9 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
     send_packet(c, HR_SIO_CONNECT, name, ok);
     if (nsp->on_connection)
         nsp->on_connection(s, nsp->conn_ud);
+    /* the cursor applies to the rooms joined while connecting, not to later joins */
+    free(s->resume);
+    s->resume = NULL;
 }
 
 /* ---- arguments ---------------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include "../http/static.h"
 #include "../hub/hub.h"
 #include "../hub/push.h"
+#include "../hub/wire.h"
 #include "../net/server.h"
 #include "packet.h"
 
@@ -54,14 +55,18 @@ struct hr_sio_saved {
     char sid[24];
     herald_nsp *nsp;
     char **rooms;
+    uint64_t *chan_last;             /* per room: the channel's last id then (0: not one) */
     uint32_t nrooms;
     uint64_t at;                     /* loop ms when it disconnected */
     UT_hash_handle hh;               /* io->saved by pid, oldest first */
 };
 
-/* A broadcast kept for recovery: replayed to a returning socket that missed it. */
+/* A broadcast kept for recovery: replayed to a returning socket that missed it. A channel's
+ * message is only marked (chan_id, room = the channel, no payload): where it fell among the
+ * other packets is what recovery needs, and the channel's history has the rest. */
 struct hr_sio_kept {
-    uint64_t offset;
+    char offset[40];                 /* a number, or a channel cursor "<epoch>:<id>" */
+    uint64_t chan_id;                /* a channel message's id (a marker), else 0 */
     uint64_t at;
     char *event;
     char *raw;                       /* arguments, the offset already appended */
@@ -94,6 +99,7 @@ struct herald_socket {
     struct hr_sio_pending_ack *acks;
     uint32_t nacks, cap_acks;
     uint64_t next_ack_id;
+    struct hr_cursor *resume;        /* auth.offset as a channel cursor, while connecting */
     uint8_t connected;
     uint8_t recovered;
 };

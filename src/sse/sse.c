@@ -48,10 +48,47 @@ fail:
 
 static int send_msg(struct sse_stream *st, struct hr_hub_msg *m)
 {
-    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_SSE, make_event, (void *)st->push->epoch);
+    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_SSE, make_event, st->sub.ch->epoch);
     if (!e)
         return HR_ENOMEM;
+    st->sub.last = m->id;
     return hr_http_send(st->c, e, 0, e->len);
+}
+
+static void send_text(struct sse_stream *st, const char *text, int n)
+{
+    struct hr_buf *b = n > 0 ? hr_buf_from(text, (size_t)n) : NULL;
+    if (b) {
+        hr_http_send(st->c, b, 0, b->len);
+        hr_buf_unref(b);
+    }
+}
+
+/* A lagging reader caught up (its output drained, or a message found it below the limit):
+ * skip says what it missed; coalesce sends the newest message unless next is newer. */
+static void catch_up(struct sse_stream *st, struct hr_channel *ch, uint64_t next)
+{
+    st->sub.lagging = 0;
+    if (ch->policy == HR_POLICY_SKIP) {
+        char ev[160];
+        int n = snprintf(ev, sizeof ev,
+                         "event: gap\ndata: {\"reason\":\"slow\",\"first\":%" PRIu64 ",\"missed\":[%" PRIu64
+                         ",%" PRIu64 "]}\n\n",
+                         next, st->sub.lag_from, next - 1);
+        send_text(st, ev, n);
+    } else {
+        struct hr_hub_msg *m = hr_hub_newest(ch);
+        if (m && m->id > st->sub.last && m->id < next)
+            send_msg(st, m);
+    }
+}
+
+static void drained(struct hr_conn *c, void *ud)
+{
+    struct sse_stream *st = ud;
+    hr_http_on_drain(c, NULL, NULL);
+    if (st->sub.lagging && st->sub.ch && !hr_conn_closing(c))
+        catch_up(st, st->sub.ch, st->sub.ch->last_id + 1);
 }
 
 static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
@@ -59,12 +96,25 @@ static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg 
     struct sse_stream *st = (struct sse_stream *)sub;
     if (hr_conn_closing(st->c))
         return HR_ECLOSED;
-    /* a reader that does not keep up is dropped rather than buffered without bound; its
-     * EventSource reconnects with Last-Event-ID and resumes from history */
+    /* a reader that does not keep up is never buffered for without bound (hub.h) */
     if (hr_conn_queued(st->c) > st->c->srv->limits.max_queued) {
-        hr_warn("sse %s: slow consumer, %zu bytes queued; closing", ch->name, hr_conn_queued(st->c));
-        hr_conn_close(st->c);
-        return HR_ECLOSED;
+        if (ch->policy == HR_POLICY_DISCONNECT) {
+            /* its EventSource reconnects with Last-Event-ID and resumes from history */
+            hr_warn("sse %s: slow consumer, %zu bytes queued; disconnecting", ch->name, hr_conn_queued(st->c));
+            send_text(st, "event: close\ndata: {\"reason\":\"slow consumer\"}\n\n", 47);
+            hr_conn_end(st->c, st->c->srv->limits.close_timeout_ms);
+            return HR_ECLOSED;
+        }
+        if (!sub->lagging) {
+            sub->lagging = 1;
+            sub->lag_from = m->id;
+            hr_http_on_drain(st->c, drained, st);
+        }
+        return 0;
+    }
+    if (sub->lagging) {
+        hr_http_on_drain(st->c, NULL, NULL);
+        catch_up(st, ch, m->id);
     }
     return send_msg(st, m) < 0 ? HR_ECLOSED : 0;
 }
@@ -74,7 +124,9 @@ static const struct hr_sub_ops sse_ops = {.deliver = deliver};
 static void aborted(struct hr_conn *c, void *ud)
 {
     struct sse_stream *st = ud;
+    struct hr_channel *ch = st->sub.ch;
     hr_hub_unsubscribe(&st->sub);
+    hr_hub_forget_unused(ch);
     free(st);
 }
 
@@ -87,7 +139,8 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
     size_t nlen;
-    const char *name = hr_channel_from_path(hr_http_path(req), HR_PUSH_PREFIX_SSE, &nlen);
+    char nbuf[HR_CHANNEL_NAME_MAX + 1];
+    const char *name = hr_channel_from_path(hr_http_path(req), HR_PUSH_PREFIX_SSE, nbuf, &nlen);
     if (!name) {
         hr_http_error(c, 400, NULL, "invalid channel name");
         return;
@@ -109,7 +162,7 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     }
     struct hr_cursor cursor = {0};
     int resume = cur && clen > 0;
-    if (resume && hr_cursor_parse(cur, clen, push->epoch, &cursor) < 0) {
+    if (resume && hr_cursor_parse(cur, clen, &cursor) < 0) {
         hr_http_error(c, 400, NULL, "invalid cursor in Last-Event-ID or lastEventId");
         return;
     }
@@ -117,6 +170,7 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     struct sse_stream *st = calloc(1, sizeof(*st));
     if (!ch || !st) {
         free(st);
+        hr_hub_forget_unused(ch);
         hr_http_error(c, 503, NULL, "out of memory");
         return;
     }
@@ -129,6 +183,7 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
                       "Access-Control-Allow-Origin: *\r\n",
                       HR_HTTP_UNTIL_CLOSE) < 0) {
         free(st);
+        hr_hub_forget_unused(ch);
         return;
     }
     char head[HR_CHANNEL_NAME_MAX + 64];
@@ -138,6 +193,8 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
         hr_http_send(c, hb, 0, hb->len);
         hr_buf_unref(hb);
     }
+    /* subscribed first: the replay reads the channel (and its epoch) through sub.ch */
+    hr_hub_subscribe(ch, &st->sub);
     if (resume) {
         uint64_t since;
         const char *gap = hr_cursor_start(&cursor, ch, &since);
@@ -154,7 +211,6 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
         }
         hr_hub_since(ch, since, replay_one, st);
     }
-    hr_hub_subscribe(ch, &st->sub);
     hr_http_on_abort(c, aborted, st);
 }
 

@@ -218,6 +218,8 @@ static void ws_drain(struct hr_conn *c)
         ws->paused = 0;
         hr_conn_resume(c);
     }
+    if (ws->state == HR_WS_OPEN && ws->h->on_drain)
+        ws->h->on_drain(ws);
 }
 
 static void ws_shutdown(struct hr_conn *c)

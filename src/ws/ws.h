@@ -20,6 +20,8 @@ struct hr_ws_handler {
     int (*subprotocol)(const struct hr_http_request *req, const char *offered, char *out,
                        size_t outsz, void *ud);
     void (*on_open)(struct hr_ws *ws);
+    /* Optional: our output to the peer drained below half of max_queued after being full. */
+    void (*on_drain)(struct hr_ws *ws);
     /* A complete message; data is valid only during the call (text is valid UTF-8). */
     void (*on_message)(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len);
     /* The connection is gone; code is the close code received, or 1006 if none. Free user data. */

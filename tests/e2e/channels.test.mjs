@@ -30,7 +30,7 @@ async function stopChecked(h) {
   assert.equal(sanitizerReport(h), null, `sanitizer report:\n${sanitizerReport(h)}`);
 }
 
-async function epochOf(h) { return (await info(h.url, 'epoch-probe')).epoch; }
+async function epochOf(h, ch = 'epoch-probe') { return (await info(h.url, ch)).epoch; }
 
 // An EventSource whose events are recorded as they come.
 function openEs(url, headers) {
@@ -91,6 +91,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('POST /pub answers ids 1..N in order with epoch:id cursors; GET /pub describes the channel', T, async () => {
     const ch = 'user:alice';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     const fresh = await info(h.url, ch);
     assert.deepEqual(fresh, {
       channel: ch, epoch, last_id: 0, first_id: 1, history: 0,
@@ -112,6 +113,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('JSON and text payloads read back exactly over /poll and /lp', T, async () => {
     const ch = 'payloads.poll';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     const ids = await publishPayloads(h.url, ch);
     assert.deepEqual(ids, PAYLOADS.map((_, i) => i + 1));
     for (const route of ['poll', 'lp']) {
@@ -134,6 +136,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('JSON and text payloads over SSE: raw stream (exact framing) and the eventsource package', T, async () => {
     const ch = 'payloads.sse';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     const ids = await publishPayloads(h.url, ch);
     const c = await SseClient.open(h.port, `/sse/${ch}?lastEventId=0`);
     try {
@@ -169,6 +172,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('live: SSE (raw and eventsource) get a publish promptly, and no history without a cursor', T, async () => {
     const ch = 'live.sse';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     await publish(h.url, ch, 'old1', { agent });
     await publish(h.url, ch, 'old2', { agent });
     const c = await SseClient.open(h.port, `/sse/${ch}`);
@@ -199,6 +203,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('live: a waiting long-poll is answered promptly by the next publish', T, async () => {
     const ch = 'live.lp';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     const p0 = await publish(h.url, ch, 'before', { agent });
     const t0 = Date.now();
     const waitFull = pollReq(h.url, 'lp', ch, p0.cursor);
@@ -223,14 +228,16 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('long-poll timeout answers empty with the same position as next', T, async () => {
     const ch = 'lp.timeout';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     const p = await publish(h.url, ch, 'x', { agent });
-    const cases = [[p.cursor, p.cursor], [String(p.id), `${epoch}:${p.id}`], ['fresh', `${epoch}:0`]];
+    const emptyEpoch = await epochOf(h, 'lp.timeout.empty');
+    const cases = [[p.cursor, p.cursor], [String(p.id), `${epoch}:${p.id}`], ['fresh', `${emptyEpoch}:0`]];
     await Promise.all(cases.map(async ([since, next]) => {
       const t0 = Date.now();
       const res = since === 'fresh' ? await pollReq(h.url, 'lp', 'lp.timeout.empty', undefined)
         : await pollReq(h.url, 'lp', ch, since);
       const dt = Date.now() - t0;
-      const j = checkPollAnswer(res, since === 'fresh' ? 'lp.timeout.empty' : ch, epoch, `lp timeout since=${since}`);
+      const j = checkPollAnswer(res, since === 'fresh' ? 'lp.timeout.empty' : ch, since === 'fresh' ? emptyEpoch : epoch, `lp timeout since=${since}`);
       assert.ok(dt >= 2800 && dt < 6000, `since=${since}: answered after ${dt} ms (--lp-timeout 3)`);
       assert.deepEqual({ gap: j.gap, messages: j.messages, next: j.next, more: j.more }, { gap: null, messages: [], next, more: false });
     }));
@@ -244,6 +251,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
   for (const route of ['poll', 'lp']) {
     test(`resume on /${route}: exactly the 10,000 missed, in order, once`, T, async () => {
       const ch = `resume.${route}`;
+      const epoch = await epochOf(h, ch); // each channel has its own epoch
       // read a few live/at once first
       let next;
       if (route === 'lp') {
@@ -276,6 +284,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('resume on SSE (raw client, Last-Event-ID header): exactly the 10,000 missed, then live', T, async () => {
     const ch = 'resume.sse';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     const c1 = await SseClient.open(h.port, `/sse/${ch}`);
     for (const s of ['first', 'second', 'third']) await publish(h.url, ch, s, { agent });
     await c1.waitMessages(3);
@@ -300,6 +309,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('resume on SSE (eventsource package reconnecting by itself with Last-Event-ID)', T, async () => {
     const ch = 'resume.es';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     const proxy = await startGateProxy(h.port);
     const e = openEs(`http://127.0.0.1:${proxy.port}/sse/${ch}`);
     try {
@@ -326,6 +336,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('switching transports with one cursor: SSE -> /poll -> /lp -> SSE, no loss, no duplicate', T, async () => {
     const ch = 'switch';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     const seen = [];
     for (let i = 1; i <= 3; i++) await publish(h.url, ch, `s${i}`, { agent });
     const c = await SseClient.open(h.port, `/sse/${ch}?lastEventId=0`);
@@ -358,7 +369,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
   // ---- malformed input ----
 
   const ROUTES = [['GET', 'sse'], ['GET', 'lp'], ['GET', 'poll'], ['GET', 'pub'], ['POST', 'pub']];
-  const BAD_NAMES = ['a%20b', 'a%2Fb', 'a/b', 'user%3Aalice', 'x'.repeat(201), '', 'caf%C3%A9', 'a+b', 'a*b', 'a%00b', 'a,b'];
+  const BAD_NAMES = ['a%20b', 'a%2Fb', 'a/b', 'x'.repeat(201), '', 'caf%C3%A9', 'a+b', 'a*b', 'a%00b', 'a,b'];
 
   async function expect400(method, pathname, message, opts = {}) {
     const res = await request(h.url, method, pathname, { agent, ...opts });
@@ -366,6 +377,59 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
     assert.match(res.headers['content-type'] || '', /^application\/json/, `${method} ${pathname.slice(0, 80)}: content-type`);
     assert.deepEqual(res.json, { error: message }, `${method} ${pathname.slice(0, 80)}: body ${res.text.slice(0, 200)}`);
   }
+
+  test('CORS preflight: a page on another origin may POST JSON to /pub and read every route', T, async () => {
+    for (const route of ['pub', 'sse', 'lp', 'poll', 'ws']) {
+      const res = await request(h.url, 'OPTIONS', `/${route}/chat`, {
+        headers: { Origin: 'http://example.com', 'Access-Control-Request-Method': route === 'pub' ? 'POST' : 'GET', 'Access-Control-Request-Headers': route === 'pub' ? 'content-type' : 'last-event-id' },
+        agent,
+      });
+      assert.equal(res.status, 204, `OPTIONS /${route}/chat: ${res.status} ${res.text}`);
+      assert.equal(res.headers['access-control-allow-origin'], '*', `/${route}: allow-origin`);
+      const methods = res.headers['access-control-allow-methods'] || '';
+      assert.match(methods, route === 'pub' ? /\bPOST\b/ : /\bGET\b/, `/${route}: allow-methods ${methods}`);
+      assert.match(res.headers['access-control-allow-headers'] || '', route === 'pub' ? /content-type/i : /last-event-id/i, `/${route}: allow-headers`);
+    }
+  });
+
+  test('channel names in the path may be percent-encoded (user%3Aalice is user:alice)', T, async () => {
+    const r = await request(h.url, 'POST', '/pub/pct%3Atest%40x', { body: 'hi', headers: TEXT_TYPE, agent });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.channel, 'pct:test@x');
+    assert.equal((await info(h.url, 'pct:test@x', agent)).last_id, 1, 'the same channel unencoded');
+    assert.equal((await request(h.url, 'GET', '/pub/pct%3atest%40x', { agent })).json.last_id, 1, 'lower-case hex');
+    const j = checkPollAnswer(await pollReq(h.url, 'poll', 'pct%3Atest%40x', '0', { agent }), 'pct:test@x', undefined, 'poll encoded');
+    assert.deepEqual(j.messages.map((m) => m.data), ['hi']);
+    const c = await SseClient.open(h.port, '/sse/pct%3Atest%40x', { headers: { 'Last-Event-ID': '0' } });
+    try {
+      await c.waitMessages(1);
+      assert.equal(c.messages()[0].data, '"hi"');
+    } finally { c.close(); }
+    for (const bad of ['pct%zz', 'pct%3', 'pct%', 'a%2Fb', 'a%20b', 'a%00b']) {
+      await expect400('GET', `/poll/${bad}`, 'invalid channel name');
+      await expect400('POST', `/pub/${bad}`, 'invalid channel name', { body: 'x', headers: TEXT_TYPE });
+    }
+  });
+
+  test('reading 10,000 made-up channels does not grow herald (unpublished channels are forgotten)', { timeout: 120000 }, async () => {
+    const pad = 'x'.repeat(150);
+    const round = async (from, n) => {
+      let i = from;
+      const worker = async () => {
+        while (i < from + n) {
+          const k = i++;
+          const res = await pollReq(h.url, 'poll', `junk-${k}-${pad}`, '0', { agent, timeoutMs: 20000 });
+          if (res.status !== 200) throw new Error(`poll junk-${k}: ${res.status}`);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+    };
+    await round(0, 2000); // warm up the allocator
+    const rss0 = rssKb(h.proc.pid);
+    await round(2000, 10000);
+    const growthKb = rssKb(h.proc.pid) - rss0;
+    assert.ok(growthKb < 2048, `herald RSS grew ${growthKb} kB after reading 10,000 made-up channels`);
+  });
 
   test('bad channel names: 400 {"error":"invalid channel name"} on every route', T, async () => {
     for (const [method, route] of ROUTES) {
@@ -383,6 +447,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
     const check = (cond, what) => { if (!cond) problems.push(what); };
     for (const name of ['n'.repeat(200), 'Az09_.:@-']) {
       const tag = name.length > 20 ? '200-char name' : name;
+      const epoch = await epochOf(h, name);
       // 12 publishes: ids of two digits lengthen the answer
       for (let i = 1; i <= 12; i++) {
         const res = await request(h.url, 'POST', `/pub/${name}`, { body: `ok${i}`, headers: TEXT_TYPE, agent });
@@ -423,6 +488,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('bad since on /poll and /lp: 400 {"error":"invalid cursor in since"}', T, async () => {
     await publish(h.url, 'since.bad', 'x', { agent });
+    const epoch = await epochOf(h, 'since.bad');
     for (const route of ['poll', 'lp']) {
       for (const s of BAD_SINCE) {
         await expect400('GET', `/${route}/since.bad?since=${s.replace('EPOCH', epoch)}`, 'invalid cursor in since');
@@ -470,6 +536,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('bad JSON with a JSON Content-Type and invalid UTF-8 text: 400, and no id is used up', T, async () => {
     const ch = 'bad.body';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     assert.equal((await publish(h.url, ch, 'ok1', { agent })).id, 1);
     const badJson = ['{bad', '', '   ', '[1,]', '{"a":1} x', '{"a":1}{"b":2}', 'undefined', "{'a':1}", '"unterminated',
       '01', '1e', '{"a":1,}', 'NaN', '[1 2]', '"\\u12"', '"a\nb"', '"\\x41"', 'tru', '{"a"}'];
@@ -496,6 +563,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
 
   test('GET /pub counts SSE and long-poll subscribers while attached, and not after they leave', T, async () => {
     const ch = 'counts';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     const zero = { websocket: 0, sse: 0, longpoll: 0, socketio: 0 };
     assert.deepEqual((await info(h.url, ch, agent)).subscribers, zero);
     const s1 = await SseClient.open(h.port, `/sse/${ch}`);
@@ -552,6 +620,7 @@ describe('channels: gaps (--history 5)', () => {
 
   test('trimmed: /poll and /lp say gap "trimmed" and give ids 6..10; the boundary is exact', T, async () => {
     const ch = 'gap.trim';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     await ten(ch);
     for (const route of ['poll', 'lp']) {
       const cases = [
@@ -574,6 +643,7 @@ describe('channels: gaps (--history 5)', () => {
 
   test('trimmed on SSE: "event: gap" with reason and first id, then ids 6..10, then live', T, async () => {
     const ch = 'gap.sse';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     await ten(ch);
     for (const opts of [{ headers: { 'Last-Event-ID': '2' } }, { query: `${epoch}:2` }]) {
       const c = await SseClient.open(h.port, opts.query ? `/sse/${ch}?lastEventId=${opts.query}` : `/sse/${ch}`, opts);
@@ -605,6 +675,7 @@ describe('channels: gaps (--history 5)', () => {
 
   test('another epoch ("abc:3") -> gap "epoch" and the whole kept history, on every transport', T, async () => {
     const ch = 'gap.epoch';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     await ten(ch);
     for (const since of ['abc:3', 'abc:0', 'abc:99', 'xyz-_1:10']) {
       for (const route of ['poll', 'lp']) {
@@ -626,6 +697,7 @@ describe('channels: gaps (--history 5)', () => {
 
   test('an id beyond the last -> gap "unknown" and the whole kept history, on every transport', T, async () => {
     const ch = 'gap.unknown';
+    const epoch = await epochOf(h, ch); // each channel has its own epoch
     await ten(ch);
     for (const since of ['11', `${epoch}:11`, `${epoch}:99999`]) {
       for (const route of ['poll', 'lp']) {
@@ -651,7 +723,7 @@ describe('channels: history age', () => {
   test('--history-age: messages older than the limit are no longer served, even on a quiet channel', T, async () => {
     const h = await startHerald(['--history-age', '1']);
     try {
-      const epoch = await epochOf(h);
+      const epoch = await epochOf(h, 'aged');
       for (const s of ['a1', 'a2', 'a3']) await publish(h.url, 'aged', s);
       assert.equal(checkPollAnswer(await pollReq(h.url, 'poll', 'aged', '0'), 'aged', epoch, 'fresh').messages.length, 3);
       await sleep(1600);
@@ -669,6 +741,7 @@ describe('channels: a stalled SSE reader is bounded', () => {
     const h = await startHerald(['--max-queued', '262144', '--history-bytes', '1048576', '--sse-heartbeat', '60']);
     try {
       const ch = 'stall';
+      const epoch = await epochOf(h, ch); // each channel has its own epoch
       const stalled = await SseClient.open(h.port, `/sse/${ch}`, { keepText: false });
       await stalled.until(() => stalled.comments.length >= 1, 3000, 'prelude');
       stalled.sock.pause();
@@ -721,13 +794,13 @@ describe('channels: the memory store across a restart', () => {
     let oldCursor;
     let e1;
     try {
-      e1 = await epochOf(h);
+      e1 = await epochOf(h, 'restart');
       for (const s of ['r1', 'r2', 'r3']) oldCursor = (await publish(h.url, 'restart', s)).cursor;
       assert.equal(oldCursor, `${e1}:3`);
     } finally { await stopChecked(h); }
     h = await startHerald(['--store', 'memory']);
     try {
-      const e2 = await epochOf(h);
+      const e2 = await epochOf(h, 'restart');
       assert.notEqual(e2, e1, 'the memory store starts a new epoch');
       const inf = await info(h.url, 'restart');
       assert.deepEqual([inf.last_id, inf.first_id, inf.history], [0, 1, 0], 'memory history is gone');
