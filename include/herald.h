@@ -45,6 +45,7 @@ struct herald_options {
     uint32_t ping_timeout_ms;     /* 20000 */
     uint32_t max_payload;         /* 1000000 bytes: one polling POST or WebSocket message */
     uint32_t recovery_window_ms;  /* connection state recovery (0: off); 120000 */
+    uint32_t connect_timeout_ms;  /* a client that joins no namespace by then is closed; 45000 */
     const char *store;            /* channel history: "sqlite" (default, durable) or "memory" */
     const char *data_dir;         /* where the sqlite store keeps herald.db ("data", created) */
     int quiet;                    /* log errors only */

@@ -25,6 +25,7 @@ enum {
     OPT_MAX_PAYLOAD,
     OPT_CORS_ORIGIN,
     OPT_RECOVERY_WINDOW,
+    OPT_CONNECT_TIMEOUT,
     OPT_STORE,
     OPT_DATA,
     OPT_LP_TIMEOUT,
@@ -56,6 +57,7 @@ static const struct option options[] = {
     {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
     {"cors-origin", required_argument, NULL, OPT_CORS_ORIGIN},
     {"recovery-window", required_argument, NULL, OPT_RECOVERY_WINDOW},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"store", required_argument, NULL, OPT_STORE},
     {"data", required_argument, NULL, OPT_DATA},
     {"lp-timeout", required_argument, NULL, OPT_LP_TIMEOUT},
@@ -92,6 +94,7 @@ void hr_config_usage(FILE *out)
             "  --max-payload N         one polling POST or WebSocket message (default 1000000)\n"
             "  --cors-origin O         allowed origins: * (default), a comma-separated list, or none\n"
             "  --recovery-window MS    connection state recovery window, 0 for off (default 120000)\n"
+            "  --connect-timeout MS    close a client that joins no namespace by then (default 45000)\n"
             "\n"
             "Channels (/sse, /lp, /poll, /pub; times in seconds):\n"
             "  --store sqlite|memory   where channel history lives (default sqlite: durable)\n"
@@ -235,6 +238,10 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
         case OPT_RECOVERY_WINDOW:
             if (parse_u64(optarg, 0, 86400000, &v)) bad = "--recovery-window wants milliseconds up to 86400000";
             else cfg->recovery_window_ms = (uint32_t)v;
+            break;
+        case OPT_CONNECT_TIMEOUT:
+            if (parse_u64(optarg, 1, 86400000, &v)) bad = "--connect-timeout wants milliseconds from 1 to 86400000";
+            else cfg->connect_timeout_ms = (uint32_t)v;
             break;
         case OPT_STORE:
             if (strcmp(optarg, "memory") && strcmp(optarg, "sqlite")) bad = "--store wants memory or sqlite";

@@ -18,6 +18,7 @@ struct hr_config {
     uint32_t ping_interval_ms, ping_timeout_ms;  /* 0: the app's */
     uint32_t max_payload;
     uint32_t recovery_window_ms;  /* UINT32_MAX: not given */
+    uint32_t connect_timeout_ms;  /* 0: not given */
     const char *store;            /* memory | sqlite */
     const char *data_dir;
     uint32_t lp_timeout_ms, sse_heartbeat_ms;

@@ -32,6 +32,7 @@ void herald_options_init(struct herald_options *o)
         .ping_timeout_ms = 20000,
         .max_payload = 1000000,
         .recovery_window_ms = 120000,
+        .connect_timeout_ms = 45000,
         .store = "sqlite",
         .data_dir = "data",
     };
@@ -61,6 +62,8 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
     o->max_payload = cfg.max_payload;
     if (cfg.recovery_window_ms != UINT32_MAX)
         o->recovery_window_ms = cfg.recovery_window_ms;
+    if (cfg.connect_timeout_ms)
+        o->connect_timeout_ms = cfg.connect_timeout_ms;
     o->quiet = cfg.quiet;
     parsed_limits = cfg.limits;
     o->store = cfg.store;
@@ -134,6 +137,8 @@ static herald_io *io_new(const struct herald_options *o, const struct hr_eio_han
     hr_router_add(&io->router, HR_M(HTTP_GET), "/echo", 0, hr_echo_handler, NULL);
     uv_timer_init(io->loop, &io->ack_timer);
     io->ack_timer.data = io;
+    uv_timer_init(io->loop, &io->connect_timer);
+    io->connect_timer.data = io;
     return io;
 }
 
@@ -154,6 +159,8 @@ static void on_stopped(struct hr_server *srv)
     uv_close((uv_handle_t *)&io->sigterm, NULL);
     uv_timer_stop(&io->ack_timer);
     uv_close((uv_handle_t *)&io->ack_timer, NULL);
+    uv_timer_stop(&io->connect_timer);
+    uv_close((uv_handle_t *)&io->connect_timer, NULL);
     hr_push_close(&io->push);
 }
 
@@ -224,6 +231,7 @@ out:
         uv_close((uv_handle_t *)&io->srv.sweep, NULL);
         uv_close((uv_handle_t *)&io->srv.ready_idle, NULL);
         uv_close((uv_handle_t *)&io->ack_timer, NULL);
+        uv_close((uv_handle_t *)&io->connect_timer, NULL);
         hr_push_close(&io->push);
         uv_run(io->loop, UV_RUN_DEFAULT);
     }

@@ -11,6 +11,8 @@
 #include "json.h"
 #include "sio.h"
 
+static void wait_remove(struct hr_sio_client *c);
+
 struct herald_args {
     const char *raw;
     size_t raw_len;
@@ -934,6 +936,7 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         c->sockets = s;
         HASH_ADD_STR(nsp->sockets, id, s);
         s->connected = 1;
+        wait_remove(c);
         for (uint32_t i = 0; i < sv->nrooms; i++)
             herald_join(s, sv->rooms[i]);
         char ok[96];
@@ -1006,6 +1009,7 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
     }
     HASH_ADD_STR(nsp->sockets, id, s);
     s->connected = 1;
+    wait_remove(c);
     herald_join(s, s->id);
     char ok[96];
     if (io->opts.recovery_window_ms) {
@@ -1215,6 +1219,40 @@ static void client_message(struct hr_eio_session *es, int binary, const uint8_t 
         hr_eio_close(es, "parse error");
 }
 
+/* ---- connect timeout: an Engine.IO session must join a namespace within connect_timeout_ms
+ * (Socket.IO's connectTimeout), or it is closed. The waiting clients form a list in the order
+ * they opened, so one timer set for the oldest serves them all. */
+
+static void wait_remove(struct hr_sio_client *c)
+{
+    herald_io *io = c->io;
+    if (!c->waiting)
+        return;
+    c->waiting = 0;
+    if (c->wait_prev)
+        c->wait_prev->wait_next = c->wait_next;
+    else
+        io->wait_head = c->wait_next;
+    if (c->wait_next)
+        c->wait_next->wait_prev = c->wait_prev;
+    else
+        io->wait_tail = c->wait_prev;
+    c->wait_prev = c->wait_next = NULL;
+}
+
+static void connect_timer_cb(uv_timer_t *t)
+{
+    herald_io *io = t->data;
+    uint64_t now = uv_now(io->loop), limit = io->opts.connect_timeout_ms;
+    while (io->wait_head && now - io->wait_head->opened >= limit) {
+        struct hr_sio_client *c = io->wait_head;
+        wait_remove(c);
+        hr_eio_close(c->eio, "connect timeout");
+    }
+    if (io->wait_head)
+        uv_timer_start(&io->connect_timer, connect_timer_cb, io->wait_head->opened + limit - now, 0);
+}
+
 static int client_open(struct hr_eio_session *es, const struct hr_http_request *req, void *ud)
 {
     struct hr_sio_client *c = calloc(1, sizeof(*c));
@@ -1223,6 +1261,19 @@ static int client_open(struct hr_eio_session *es, const struct hr_http_request *
     c->eio = es;
     c->io = ud;
     es->user = c;
+    herald_io *io = c->io;
+    if (io->opts.connect_timeout_ms) {
+        c->opened = uv_now(io->loop);
+        c->waiting = 1;
+        c->wait_prev = io->wait_tail;
+        if (io->wait_tail)
+            io->wait_tail->wait_next = c;
+        else
+            io->wait_head = c;
+        io->wait_tail = c;
+        if (!uv_is_active((uv_handle_t *)&io->connect_timer))
+            uv_timer_start(&io->connect_timer, connect_timer_cb, io->opts.connect_timeout_ms, 0);
+    }
     return 0;
 }
 
@@ -1233,6 +1284,7 @@ static void client_close(struct hr_eio_session *es, const char *reason, void *ud
         return;
     es->user = NULL;
     c->eio = NULL;
+    wait_remove(c);
     while (c->sockets)
         socket_gone(c->sockets, reason);
     partial_clear(&c->partial);

@@ -133,6 +133,10 @@ struct hr_sio_client {
     herald_io *io;
     herald_socket *sockets;          /* linked by next_in_client */
     struct hr_sio_partial partial;
+    /* until it joins a namespace: in io's list, oldest first (connect timeout) */
+    struct hr_sio_client *wait_prev, *wait_next;
+    uint64_t opened;
+    uint8_t waiting;
 };
 
 struct herald_io {
@@ -148,6 +152,8 @@ struct herald_io {
     void *allow_ud;
     uv_signal_t sigint, sigterm;
     uv_timer_t ack_timer;            /* expires server-to-client acks with a timeout */
+    uv_timer_t connect_timer;        /* closes clients that join no namespace in time */
+    struct hr_sio_client *wait_head, *wait_tail;
     struct hr_store *store;          /* channel history */
     struct hr_hub hub;               /* channels */
     struct hr_push push;             /* SSE, polls, publish API */

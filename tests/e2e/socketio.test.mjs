@@ -517,6 +517,39 @@ describe('heartbeat (--ping-interval 300 --ping-timeout 200)', { timeout: 20000 
   });
 });
 
+describe('connect timeout', { timeout: 20000 }, () => {
+  let s5;
+  before(async () => { s5 = await startServer(['--connect-timeout', '600', '--ping-interval', '1000']); });
+  after(async () => { await stopServer(s5); });
+
+  test('an Engine.IO session that joins no namespace is closed after --connect-timeout; one that does stays', async () => {
+    const handshake = async () => {
+      const r = await httpRequest(`${s5.url}/socket.io/?EIO=4&transport=polling`);
+      assert.equal(r.status, 200);
+      return JSON.parse(r.body.slice(1)).sid;
+    };
+    const idle = await handshake();
+    const joined = await handshake();
+    const post = await httpRequest(`${s5.url}/socket.io/?EIO=4&transport=polling&sid=${joined}`, { method: 'POST', body: '40' });
+    assert.equal(post.status, 200);
+    const first = await httpRequest(`${s5.url}/socket.io/?EIO=4&transport=polling&sid=${joined}`);
+    assert.match(first.body, /^40\{"sid":/, `CONNECT answered: ${first.body}`);
+    await sleep(1500);
+    // the idle session is gone: its sid is unknown now (Socket.IO's server may first answer one
+    // more poll with the close packet "1")
+    let gone = await httpRequest(`${s5.url}/socket.io/?EIO=4&transport=polling&sid=${idle}`);
+    if (gone.status === 200) {
+      assert.ok(gone.body.split('\x1e').includes('1'), `a last poll carries the close packet: ${JSON.stringify(gone.body)}`);
+      gone = await httpRequest(`${s5.url}/socket.io/?EIO=4&transport=polling&sid=${idle}`);
+    }
+    assert.equal(gone.status, 400, `idle session after the timeout: ${gone.status} ${gone.body}`);
+    assert.deepEqual(JSON.parse(gone.body), { code: 1, message: 'Session ID unknown' });
+    // the joined one is still there (a poll is answered, with the heartbeat's ping or held)
+    const alive = await httpRequest(`${s5.url}/socket.io/?EIO=4&transport=polling&sid=${joined}`, { timeoutMs: 5000 });
+    assert.equal(alive.status, 200, `joined session after the timeout: ${alive.status} ${alive.body}`);
+  });
+});
+
 test('server still up at the end', () => {
   assertAlive(srv);
 });

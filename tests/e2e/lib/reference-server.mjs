@@ -42,6 +42,7 @@ function parseArgs(argv) {
       case '--ping-interval': o.pingInterval = Number(val()); break;
       case '--ping-timeout': o.pingTimeout = Number(val()); break;
       case '--cors-origin': o.corsOrigin = val(); break;
+      case '--connect-timeout': o.connectTimeout = Number(val()); break;
       case '--quiet': break;
       default:
         if (a.startsWith('--') && i + 1 < argv.length && !argv[i + 1].startsWith('--')) i++; // ignore herald-only flags
@@ -98,6 +99,7 @@ async function serve(o) {
       pingTimeout: o.pingTimeout ?? 20000,
       maxHttpBufferSize: o.maxPayload ?? 1e6,
       cors: corsOption(o),
+      connectTimeout: o.connectTimeout ?? 45000,
       // herald's chat app has connection state recovery on (--recovery-window 120000)
       connectionStateRecovery: { maxDisconnectionDuration: 120000 },
     });
