@@ -291,11 +291,19 @@ int hr_hub_since(struct hr_channel *ch, uint64_t since, hr_hub_each_cb fn, void 
 {
     uint64_t first = hr_hub_first_id(ch);
     int gap = since + 1 < first;
-    for (uint32_t i = 0; i < ch->count; i++) {
-        struct hr_hub_msg *m = ring_at(ch, i);
-        if (m->id > since && fn(ud, m))
-            break;
+    /* ids grow along the ring: find the first one after since by bisection (a reader
+     * catching up asks page after page) */
+    uint32_t lo = 0, hi = ch->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (ring_at(ch, mid)->id > since)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
+    for (uint32_t i = lo; i < ch->count; i++)
+        if (fn(ud, ring_at(ch, i)))
+            break;
     return gap;
 }
 

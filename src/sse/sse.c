@@ -16,6 +16,8 @@ struct sse_stream {
     struct hr_sub sub;      /* first: the hub hands it back */
     struct hr_conn *c;
     struct hr_push *push;
+    struct hr_channel *ch;
+    uint64_t replay_after;  /* while resuming: the last id sent from history */
 };
 
 /* "id: E:N\ndata: <line>\n...\n" - the value's lines each become a data: line (a JSON value
@@ -48,7 +50,7 @@ fail:
 
 static int send_msg(struct sse_stream *st, struct hr_hub_msg *m)
 {
-    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_SSE, make_event, st->sub.ch->epoch);
+    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_SSE, make_event, st->ch->epoch);
     if (!e)
         return HR_ENOMEM;
     st->sub.last = m->id;
@@ -124,15 +126,57 @@ static const struct hr_sub_ops sse_ops = {.deliver = deliver};
 static void aborted(struct hr_conn *c, void *ud)
 {
     struct sse_stream *st = ud;
-    struct hr_channel *ch = st->sub.ch;
     hr_hub_unsubscribe(&st->sub);
-    hr_hub_forget_unused(ch);
+    hr_hub_forget_unused(st->ch);
     free(st);
 }
 
+static void send_gap(struct sse_stream *st, const char *reason, uint64_t first)
+{
+    char ev[160];
+    int n = snprintf(ev, sizeof ev, "event: gap\ndata: {\"reason\":\"%s\",\"first\":%" PRIu64 "}\n\n", reason, first);
+    send_text(st, ev, n);
+}
+
+/* ---- resuming: history is sent a page at a time, as the reader's output drains, then the
+ * stream goes live; so a long replay holds at most about --max-queued of memory. */
+
 static int replay_one(void *ud, struct hr_hub_msg *m)
 {
-    return send_msg(ud, m) < 0;
+    struct sse_stream *st = ud;
+    st->replay_after = m->id;
+    return send_msg(st, m) < 0 || hr_conn_full(st->c);
+}
+
+static void replay_drained(struct hr_conn *c, void *ud);
+
+static void pump(struct sse_stream *st)
+{
+    struct hr_channel *ch = st->ch;
+    while (!hr_conn_closing(st->c)) {
+        if (st->replay_after >= ch->last_id) {
+            hr_http_on_drain(st->c, NULL, NULL);
+            hr_hub_subscribe(ch, &st->sub);
+            return;
+        }
+        if (hr_conn_full(st->c)) {
+            hr_http_on_drain(st->c, replay_drained, st);
+            return;
+        }
+        /* history may have been trimmed while this reader was catching up */
+        uint64_t first = hr_hub_first_id(ch);
+        if (st->replay_after + 1 < first) {
+            send_gap(st, "trimmed", first);
+            st->replay_after = first - 1;
+            continue;
+        }
+        hr_hub_since(ch, st->replay_after, replay_one, st);
+    }
+}
+
+static void replay_drained(struct hr_conn *c, void *ud)
+{
+    pump(ud);
 }
 
 void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
@@ -178,6 +222,7 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     st->sub.fmt = HR_FMT_SSE;
     st->c = c;
     st->push = push;
+    st->ch = ch;
     if (hr_http_begin(c, 200, "text/event-stream; charset=utf-8",
                       "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
                       "Access-Control-Allow-Origin: *\r\n",
@@ -193,25 +238,16 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
         hr_http_send(c, hb, 0, hb->len);
         hr_buf_unref(hb);
     }
-    /* subscribed first: the replay reads the channel (and its epoch) through sub.ch */
-    hr_hub_subscribe(ch, &st->sub);
-    if (resume) {
-        uint64_t since;
-        const char *gap = hr_cursor_start(&cursor, ch, &since);
-        if (gap) {
-            char ev[160];
-            n = snprintf(ev, sizeof ev,
-                         "event: gap\ndata: {\"reason\":\"%s\",\"first\":%" PRIu64 "}\n\n", gap,
-                         hr_hub_first_id(ch));
-            struct hr_buf *g = hr_buf_from(ev, (size_t)n);
-            if (g) {
-                hr_http_send(c, g, 0, g->len);
-                hr_buf_unref(g);
-            }
-        }
-        hr_hub_since(ch, since, replay_one, st);
-    }
     hr_http_on_abort(c, aborted, st);
+    st->replay_after = ch->last_id; /* no cursor: live from the next message */
+    if (resume) {
+        const char *gap = hr_cursor_start(&cursor, ch, &st->replay_after);
+        if (gap) {
+            send_gap(st, gap, hr_hub_first_id(ch));
+            st->replay_after = hr_hub_first_id(ch) - 1;
+        }
+    }
+    pump(st);
 }
 
 /* Every SSE stream of every channel gets the same comment line. */

@@ -18,6 +18,9 @@ struct ws_sub {
     struct hr_sub sub;      /* first */
     struct hr_ws *ws;
     struct hr_push *push;
+    struct hr_channel *ch;
+    uint64_t replay_after;  /* while resuming: the last id sent from history */
+    uint8_t replaying;
     uint32_t pending;       /* publishes awaiting their commit */
     uint8_t closed;
 };
@@ -34,7 +37,7 @@ static struct hr_buf *make_frame(const struct hr_hub_msg *m, void *ud)
 
 static int send_msg(struct ws_sub *w, struct hr_hub_msg *m)
 {
-    struct hr_buf *f = hr_hub_encoding(m, HR_FMT_WS, make_frame, w->sub.ch->epoch);
+    struct hr_buf *f = hr_hub_encoding(m, HR_FMT_WS, make_frame, w->ch->epoch);
     w->sub.last = m->id;
     return f ? hr_ws_send_frame(w->ws, f) : HR_ENOMEM;
 }
@@ -76,19 +79,57 @@ static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg 
     return send_msg(w, m) < 0 ? HR_ECLOSED : 0;
 }
 
+static void send_gap(struct ws_sub *w, const char *reason, uint64_t first)
+{
+    char g[128];
+    int n = snprintf(g, sizeof g, "{\"gap\":\"%s\",\"first\":%" PRIu64 "}", reason, first);
+    hr_ws_send(w->ws, HR_WS_OP_TEXT, g, (size_t)n);
+}
+
+/* ---- resuming: history is sent a page at a time, as the reader's output drains, then the
+ * socket goes live; so a long replay holds at most about --max-queued of memory and is not
+ * mistaken for a slow consumer. */
+
+static int replay_one(void *ud, struct hr_hub_msg *m)
+{
+    struct ws_sub *w = ud;
+    w->replay_after = m->id;
+    return send_msg(w, m) < 0 || hr_conn_full(w->ws->conn);
+}
+
+static void pump(struct ws_sub *w)
+{
+    struct hr_channel *ch = w->ch;
+    while (!w->closed && w->ws->state == HR_WS_OPEN) {
+        if (w->replay_after >= ch->last_id) {
+            w->replaying = 0;
+            hr_hub_subscribe(ch, &w->sub);
+            return;
+        }
+        if (hr_conn_full(w->ws->conn))
+            return; /* on_drain goes on */
+        uint64_t first = hr_hub_first_id(ch);
+        if (w->replay_after + 1 < first) {
+            send_gap(w, "trimmed", first);
+            w->replay_after = first - 1;
+            continue;
+        }
+        hr_hub_since(ch, w->replay_after, replay_one, w);
+    }
+}
+
 static void on_drain(struct hr_ws *ws)
 {
     struct ws_sub *w = ws->user;
-    if (w && !w->closed && w->sub.lagging && w->sub.ch)
+    if (!w || w->closed)
+        return;
+    if (w->replaying)
+        pump(w);
+    else if (w->sub.lagging && w->sub.ch)
         catch_up(w, w->sub.ch, w->sub.ch->last_id + 1);
 }
 
 static const struct hr_sub_ops ws_sub_ops = {.deliver = deliver};
-
-static int replay_one(void *ud, struct hr_hub_msg *m)
-{
-    return send_msg(ud, m) < 0;
-}
 
 static void release(struct ws_sub *w)
 {
@@ -104,7 +145,7 @@ static void published(void *ud, int status, uint64_t id)
         char reply[160];
         int n = status < 0 ? snprintf(reply, sizeof reply, "{\"error\":\"could not store the message\"}")
                            : snprintf(reply, sizeof reply, "{\"ack\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\"}",
-                                      id, w->sub.ch ? w->sub.ch->epoch : "", id);
+                                      id, w->ch->epoch, id);
         hr_ws_send(w->ws, HR_WS_OP_TEXT, reply, (size_t)n);
     }
     release(w);
@@ -118,12 +159,17 @@ static void on_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         hr_ws_send(ws, HR_WS_OP_TEXT, not_json, sizeof not_json - 1);
         return;
     }
+    if (len > ws->conn->srv->limits.max_body) {
+        static const char too_big[] = "{\"error\":\"a message may hold at most --max-body bytes\"}";
+        hr_ws_send(ws, HR_WS_OP_TEXT, too_big, sizeof too_big - 1);
+        return;
+    }
     const char *err;
     struct hr_buf *value = hr_msg_value((const char *)data, len, 1, &err);
-    if (!value || !w->sub.ch)
+    if (!value)
         goto fail;
     w->pending++;
-    if (hr_hub_publish(w->push->hub, w->sub.ch, value->data, value->len, published, w) < 0) {
+    if (hr_hub_publish(w->push->hub, w->ch, value->data, value->len, published, w) < 0) {
         w->pending--;
         goto fail;
     }
@@ -137,9 +183,8 @@ fail:
 static void on_close(struct hr_ws *ws, uint16_t code)
 {
     struct ws_sub *w = ws->user;
-    struct hr_channel *ch = w->sub.ch;
     hr_hub_unsubscribe(&w->sub);
-    hr_hub_forget_unused(ch);
+    hr_hub_forget_unused(w->ch);
     w->closed = 1;
     release(w);
 }
@@ -185,17 +230,16 @@ void hr_ws_channel_handler(struct hr_conn *c, struct hr_http_request *req, void 
     w->sub.fmt = HR_FMT_WS;
     w->ws = ws;
     w->push = push;
+    w->ch = ch;
     ws->user = w;
-    /* subscribed first: the replay reads the channel (and its epoch) through sub.ch */
-    hr_hub_subscribe(ch, &w->sub);
+    w->replay_after = ch->last_id; /* no cursor: live from the next message */
     if (l >= 0) {
-        uint64_t since;
-        const char *gap = hr_cursor_start(&cur, ch, &since);
+        const char *gap = hr_cursor_start(&cur, ch, &w->replay_after);
         if (gap) {
-            char g[128];
-            int n = snprintf(g, sizeof g, "{\"gap\":\"%s\",\"first\":%" PRIu64 "}", gap, hr_hub_first_id(ch));
-            hr_ws_send(ws, HR_WS_OP_TEXT, g, (size_t)n);
+            send_gap(w, gap, hr_hub_first_id(ch));
+            w->replay_after = hr_hub_first_id(ch) - 1;
         }
-        hr_hub_since(ch, since, replay_one, w);
     }
+    w->replaying = 1;
+    pump(w);
 }
