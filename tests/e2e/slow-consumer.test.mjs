@@ -27,7 +27,7 @@ const SAN = process.env.HERALD_SANITIZE === '1';
 const T = { timeout: SAN ? 240000 : 90000 };
 const W = SAN ? 60000 : 20000;       // bounded waits for things that must happen
 
-const MAXQ = 262144;
+const MAXQ = 1048576;
 const PAD = 'x'.repeat(32 * 1024);
 const COUNT = 640;                   // 640 x 32 KiB = 20 MiB
 // RSS growth while 20 MiB is published past a stalled reader. History is kept to 1 MiB
@@ -109,10 +109,12 @@ let hbuf = Buffer.alloc(0), headDone = false, tail = Buffer.alloc(0), done = fal
 function finish(closed) {
   if (done) return;
   done = true;
-  parentPort.postMessage({ head: hbuf.toString('latin1'), body: Buffer.concat(chunks), closed });
+  parentPort.postMessage({ head: hbuf.toString('latin1'), body: Buffer.concat(chunks), closed, tl });
 }
 sock.on('connect', () => sock.write(head));
+const tl = [];
 sock.on('data', (d) => {
+  tl.push(Date.now(), chunks.length);
   if (!headDone) {
     hbuf = Buffer.concat([hbuf, d]);
     const i = hbuf.indexOf('\\r\\n\\r\\n');
@@ -293,7 +295,7 @@ describe('slow consumers: disconnect (the default)', () => {
       const rss0 = rssKb(h.proc.pid);
       const byId = await publishMany(h.url, ch, bigValues(COUNT), { concurrency: 20 });
       const rss1 = rssKb(h.proc.pid);
-      const growthMb = (rss1 - rss0) / 1024;
+      const growthMb = (rss1 - rss0) / 1024; process.stderr.write(`RSSGROWTH ${growthMb.toFixed(1)}\n`);
       // told to go as soon as it was over the limit: unsubscribed while it still reads nothing
       assert.deepEqual(await subscribers(h, ch), { websocket: 1, sse: 1, longpoll: 0, socketio: 0 }, 'only the stalled SSE stream is unsubscribed');
       assert.ok(growthMb < RSS_LIMIT_MB, `herald RSS grew ${growthMb.toFixed(1)} MB (${rss0} -> ${rss1} kB)`);
@@ -335,7 +337,7 @@ describe('slow consumers: disconnect (the default)', () => {
       const rss0 = rssKb(h.proc.pid);
       const byId = await publishMany(h.url, ch, bigValues(COUNT), { concurrency: 20 });
       const rss1 = rssKb(h.proc.pid);
-      const growthMb = (rss1 - rss0) / 1024;
+      const growthMb = (rss1 - rss0) / 1024; process.stderr.write(`RSSGROWTH ${growthMb.toFixed(1)}\n`);
       assert.equal((await subscribers(h, ch)).websocket, 1, 'the stalled WebSocket is unsubscribed, the fast one is not');
       assert.ok(growthMb < RSS_LIMIT_MB, `herald RSS grew ${growthMb.toFixed(1)} MB (${rss0} -> ${rss1} kB)`);
       await publishSeq(h.url, ch, [{ end: true }]);
@@ -422,7 +424,7 @@ for (const kind of ['sse', 'ws']) {
         const rss0 = rssKb(h.proc.pid);
         const byId = await publishMany(h.url, ch, bigValues(COUNT), { concurrency: 20 });
         const rss1 = rssKb(h.proc.pid);
-        const growthMb = (rss1 - rss0) / 1024;
+        const growthMb = (rss1 - rss0) / 1024; process.stderr.write(`RSSGROWTH ${growthMb.toFixed(1)}\n`);
         assert.ok(growthMb < RSS_LIMIT_MB, `herald RSS grew ${growthMb.toFixed(1)} MB (${rss0} -> ${rss1} kB)`);
         const s1 = await subscribers(h, ch);
         assert.ok(s1.sse === want.sse && s1.websocket === want.websocket, `the stalled reader is still subscribed: ${JSON.stringify(s1)}`);
@@ -466,6 +468,7 @@ for (const kind of ['sse', 'ws']) {
         assertAlive(h);
       } finally {
         stalled?.sock.destroy();
+        process.stderr.write('DBGOUT ' + h.output().split('\n').filter((l) => l.includes('DBG')).join(' | ') + '\n');
         await Promise.all(fast.map((f) => f.terminate()));
         await stopChecked(h);
       }
@@ -494,7 +497,7 @@ for (const kind of ['sse', 'ws']) {
         // one after the other: unread i is id i
         const byId = await publishSeq(h.url, ch, Array.from({ length: COUNT }, (_, i) => ({ unread: i + 1, pad: PAD })));
         const rss1 = rssKb(h.proc.pid);
-        const growthMb = (rss1 - rss0) / 1024;
+        const growthMb = (rss1 - rss0) / 1024; process.stderr.write(`RSSGROWTH ${growthMb.toFixed(1)}\n`);
         assert.ok(growthMb < RSS_LIMIT_MB, `herald RSS grew ${growthMb.toFixed(1)} MB (${rss0} -> ${rss1} kB)`);
         const s1 = await subscribers(h, ch);
         assert.ok(s1.sse === want.sse && s1.websocket === want.websocket, `the stalled reader is still subscribed: ${JSON.stringify(s1)}`);
@@ -525,12 +528,14 @@ for (const kind of ['sse', 'ws']) {
 
         for (const f of fast) {
           const r = await withTimeout(f.result, W, `${f.kind} fast reader`);
+          { const lag = /lagging at \d+ queued \d+ t=(\d+)/.exec(h.output().split('\n').filter((l) => l.includes('DBG') && !l.includes('b20 ')).join('\n')); if (lag) { const t = Number(lag[1]); const near = []; for (let i = 0; i < r.tl.length; i += 2) if (Math.abs(r.tl[i] - t) < 400) near.push(r.tl[i] - t); process.stderr.write(`DBGREADER ${f.kind} reads around lag (ms rel): ${near.join(',')}\n`); } }
           assert.equal(r.closed, false, `the ${f.kind} fast reader was not disconnected`);
           assertRun(fastItems(r), 1, COUNT + 1, byId, `${f.kind} fast reader (every state, in order)`);
         }
         assertAlive(h);
       } finally {
         stalled?.sock.destroy();
+        process.stderr.write('DBGOUT ' + h.output().split('\n').filter((l) => l.includes('DBG')).join(' | ') + '\n');
         await Promise.all(fast.map((f) => f.terminate()));
         await stopChecked(h);
       }
