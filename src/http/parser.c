@@ -126,6 +126,14 @@ static int on_header_field(llhttp_t *lp, const char *at, size_t len)
     if (p->in_field != F_NAME) {
         if (r->nheaders >= HR_HTTP_MAX_HEADERS)
             return fail(p, 431, "too many header fields");
+        if (r->nheaders == r->headers_cap) {
+            uint16_t cap = r->headers_cap ? (uint16_t)(r->headers_cap * 2) : 16;
+            struct hr_http_header *t = realloc(r->headers, cap * sizeof(*t));
+            if (!t)
+                return fail(p, 431, "out of memory for header fields");
+            r->headers = t;
+            r->headers_cap = cap;
+        }
         r->headers[r->nheaders].name_off = r->head_len;
         r->headers[r->nheaders].name_len = 0;
         r->headers[r->nheaders].value_off = 0;
@@ -316,9 +324,8 @@ void hr_http_request_reset(struct hr_http_request *r)
 {
     free(r->head);
     free(r->body);
-    memset(r, 0, offsetof(struct hr_http_request, headers));
-    r->body = NULL;
-    r->body_len = r->body_cap = 0;
+    free(r->headers);
+    memset(r, 0, sizeof(*r));
 }
 
 void hr_http_parser_free(struct hr_http_parser *p)

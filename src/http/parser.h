@@ -30,7 +30,9 @@ struct hr_http_request {
     uint8_t http_major, http_minor;
     uint8_t keep_alive;  /* the connection may be reused after this request */
     uint8_t upgrade;     /* the request asks for a protocol upgrade */
-    struct hr_http_header headers[HR_HTTP_MAX_HEADERS];
+    uint16_t headers_cap;
+    struct hr_http_header *headers; /* grown as fields come, up to HR_HTTP_MAX_HEADERS: a
+                                     * connection holding a stream keeps only what it used */
     char *body;
     size_t body_len, body_cap;
 };

@@ -23,6 +23,7 @@ struct hr_http_conn {
     void *abort_ud;
     const struct hr_proto *switch_proto; /* set by hr_http_switch */
     void *switch_pdata;
+    struct hr_buf *head;    /* hr_http_begin's head, sent with the first body bytes */
 };
 
 const char *hr_http_reason(int status)
@@ -121,20 +122,48 @@ int hr_http_begin(struct hr_conn *c, int status, const char *ctype, const char *
         hr_conn_close(c);
         return HR_ENOMEM;
     }
+    /* held until the first body bytes (or the finish), so that a short answer leaves in one
+     * write and one TCP segment */
+    hr_buf_unref(h->head);
+    h->head = b;
+    return hr_conn_closing(c) ? HR_ECLOSED : 0;
+}
+
+static int flush_head(struct hr_conn *c, struct hr_http_conn *h)
+{
+    if (!h->head)
+        return 0;
+    struct hr_buf *b = h->head;
+    h->head = NULL;
     int rc = hr_conn_write(c, b);
     hr_buf_unref(b);
     return rc;
 }
 
-int hr_http_send(struct hr_conn *c, struct hr_buf *b, uint32_t off, uint32_t len)
+int hr_http_sendv(struct hr_conn *c, const struct hr_slice *s, unsigned n)
 {
     struct hr_http_conn *h = H(c);
     if (!h || !h->responding)
         return HR_EINVAL;
     if (h->head_only)
-        return 0;
+        return flush_head(c, h);
+    if (h->head && n < 8) {
+        struct hr_slice all[8];
+        all[0] = (struct hr_slice){h->head, 0, (uint32_t)h->head->len};
+        memcpy(all + 1, s, n * sizeof(*s));
+        int rc = hr_conn_writev(c, all, n + 1);
+        hr_buf_unref(h->head);
+        h->head = NULL;
+        return rc;
+    }
+    int rc = flush_head(c, h);
+    return rc < 0 ? rc : hr_conn_writev(c, s, n);
+}
+
+int hr_http_send(struct hr_conn *c, struct hr_buf *b, uint32_t off, uint32_t len)
+{
     struct hr_slice s = {b, off, len};
-    return hr_conn_writev(c, &s, 1);
+    return hr_http_sendv(c, &s, 1);
 }
 
 void hr_http_respond(struct hr_conn *c, int status, const char *ctype, const char *extra,
@@ -168,6 +197,7 @@ void hr_http_error(struct hr_conn *c, int status, const char *extra, const char 
 
 static void http_free_state(struct hr_http_conn *h)
 {
+    hr_buf_unref(h->head);
     hr_http_parser_free(&h->parser);
     free(h);
 }
@@ -177,6 +207,7 @@ void hr_http_finish(struct hr_conn *c)
     struct hr_http_conn *h = H(c);
     if (!h || !h->responding)
         return;
+    flush_head(c, h);
     h->responding = 0;
     h->on_drain = NULL;
     h->on_abort = NULL;
@@ -306,14 +337,6 @@ void hr_http_on_abort(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud)
         h->on_abort = fn;
         h->abort_ud = ud;
     }
-}
-
-int hr_http_sendv(struct hr_conn *c, const struct hr_slice *s, unsigned n)
-{
-    struct hr_http_conn *h = H(c);
-    if (!h || !h->responding)
-        return HR_EINVAL;
-    return h->head_only ? 0 : hr_conn_writev(c, s, n);
 }
 
 static void http_drain(struct hr_conn *c)
