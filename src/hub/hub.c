@@ -106,11 +106,6 @@ static int ring_push(struct hr_channel *ch, uint64_t id, int64_t time_ms, struct
     return 0;
 }
 
-struct hr_hub_msg *hr_hub_newest(struct hr_channel *ch)
-{
-    return ch->count ? ring_at(ch, ch->count - 1) : NULL;
-}
-
 uint64_t hr_hub_first_id(const struct hr_channel *ch)
 {
     return ch->count ? ch->ring[ch->head].id : ch->last_id + 1;
@@ -319,6 +314,15 @@ void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub)
     ch->nsubs[sub->fmt]++;
 }
 
+void hr_sub_owe(struct hr_sub *sub, struct hr_buf *enc, uint64_t id)
+{
+    if (!enc)
+        return;
+    hr_buf_unref(sub->owed);
+    sub->owed = hr_buf_ref(enc);
+    sub->owed_id = id;
+}
+
 void hr_hub_readers(struct hr_sub *sub, uint32_t n)
 {
     if (!sub->ch)
@@ -340,6 +344,8 @@ void hr_hub_unsubscribe(struct hr_sub *sub)
         sub->next->prev = sub->prev;
     ch->nsubs[sub->fmt] -= sub->readers;
     sub->readers = 0;
+    hr_buf_unref(sub->owed);
+    sub->owed = NULL;
     sub->ch = NULL;
     sub->prev = sub->next = NULL;
 }

@@ -32,7 +32,8 @@
  *   skip        messages are dropped while it is behind; once its output drains it gets a gap
  *               notice (reason "slow", the ids it missed) and goes on with the newest ones;
  *   coalesce    only the latest message is owed: once its output drains it gets the newest
- *               one (state-like channels such as an unread counter).
+ *               one held back, kept by the subscriber even if history drops it
+ *               (state-like channels such as an unread counter).
  * Memory stays bounded in every case: nothing is queued past the limit. */
 enum { HR_POLICY_DISCONNECT, HR_POLICY_SKIP, HR_POLICY_COALESCE };
 #define HR_POLICY_RULES_MAX 16
@@ -73,6 +74,9 @@ struct hr_sub {
     uint8_t lagging;                    /* skip / coalesce: messages were held back */
     uint64_t lag_from;                  /* the first id held back */
     uint64_t last;                      /* the last id it was sent */
+    struct hr_buf *owed;                /* coalesce: the newest held back, encoded (history
+                                         * may drop it before the reader catches up) */
+    uint64_t owed_id;
 };
 
 struct hr_hub_limits {
@@ -138,9 +142,9 @@ uint64_t hr_hub_first_id(const struct hr_channel *ch);
 
 void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub);
 void hr_hub_unsubscribe(struct hr_sub *sub);
-/* The newest message kept (NULL when none). */
-struct hr_hub_msg *hr_hub_newest(struct hr_channel *ch);
-
+/* Coalesce: a slow reader owes only the newest message; keep its encoding (replacing the one
+ * kept before). */
+void hr_sub_owe(struct hr_sub *sub, struct hr_buf *enc, uint64_t id);
 /* Forget ch if nobody ever published to it and nobody reads it: reads of made-up names must
  * not pile up. ch may be freed: the caller must not use it afterwards. */
 void hr_hub_forget_unused(struct hr_channel *ch);

@@ -78,10 +78,14 @@ static void catch_up(struct sse_stream *st, struct hr_channel *ch, uint64_t next
                          ",%" PRIu64 "]}\n\n",
                          next, st->sub.lag_from, next - 1);
         send_text(st, ev, n);
-    } else {
-        struct hr_hub_msg *m = hr_hub_newest(ch);
-        if (m && m->id > st->sub.last && m->id < next)
-            send_msg(st, m);
+    } else if (st->sub.owed) {
+        struct hr_buf *e = st->sub.owed;
+        st->sub.owed = NULL;
+        if (st->sub.owed_id > st->sub.last && st->sub.owed_id < next) {
+            st->sub.last = st->sub.owed_id;
+            hr_http_send(st->c, e, 0, e->len);
+        }
+        hr_buf_unref(e);
     }
 }
 
@@ -112,6 +116,8 @@ static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg 
             sub->lag_from = m->id;
             hr_http_on_drain(st->c, drained, st);
         }
+        if (ch->policy == HR_POLICY_COALESCE)
+            hr_sub_owe(sub, hr_hub_encoding(m, HR_FMT_SSE, make_event, ch->epoch), m->id);
         return 0;
     }
     if (sub->lagging) {

@@ -58,6 +58,11 @@ int hr_ws_send_frame(struct hr_ws *ws, struct hr_buf *frame)
     return hr_conn_write(ws->conn, frame);
 }
 
+int hr_ws_queue_frame(struct hr_ws *ws, struct hr_buf *frame)
+{
+    return ws->state == HR_WS_OPEN ? hr_conn_write(ws->conn, frame) : HR_ECLOSED;
+}
+
 size_t hr_ws_broadcast(struct hr_ws *const *list, size_t n, int opcode, const void *data, size_t len)
 {
     struct hr_buf *frame = hr_ws_frame_new(opcode, data, len);

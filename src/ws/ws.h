@@ -54,6 +54,9 @@ struct hr_ws *hr_ws_accept(struct hr_conn *c, struct hr_http_request *req,
  * it pauses until the output drains, so a peer that does not read cannot grow our memory. */
 int hr_ws_send(struct hr_ws *ws, int opcode, const void *data, size_t len);
 
+/* Queue a shared frame whatever the output holds (the caller bounds it). */
+int hr_ws_queue_frame(struct hr_ws *ws, struct hr_buf *frame);
+
 /* One frame for many sockets: build it once, send it to each with hr_ws_send_frame. */
 struct hr_buf *hr_ws_frame_new(int opcode, const void *data, size_t len);
 /* Send a shared frame. Slow-consumer policy: a socket whose queued output is already over

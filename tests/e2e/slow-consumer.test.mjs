@@ -4,8 +4,9 @@
 // loopback) and then herald's output queue for it passes --max-queued. While ~20 MB is
 // published past it we check, on SSE and WebSocket:
 //   disconnect (the default)  a clean prefix 1..k, then SSE "event: close" / WS close 1008
-//                             "slow consumer", then the end; resuming from the last cursor
-//                             gets k+1.. with nothing lost;
+//                             "slow consumer", then the end (or, still stalled after
+//                             --close-timeout, dropped); resuming from the last cursor gets
+//                             k+1.. with nothing lost;
 //   skip                      a prefix 1..k, exactly one gap notice naming the missed ids
 //                             [k+1, F-1] (sent when the output drains, with nothing new
 //                             published), then F.. live; the connection stays open;
@@ -13,7 +14,7 @@
 //                             notice), then live;
 // herald's RSS stays bounded, fast readers of the same channel get every message with no gap
 // (policies touch only slow readers), the patterns (fnmatch, first match wins, no match =
-// disconnect) and the flag's errors.
+// disconnect) and the flag's errors; coalesce owes the newest even when history has dropped it.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -27,12 +28,15 @@ const SAN = process.env.HERALD_SANITIZE === '1';
 const T = { timeout: SAN ? 240000 : 90000 };
 const W = SAN ? 60000 : 20000;       // bounded waits for things that must happen
 
+// 1 MiB rather than less: the fast readers must stay under it while 20 MiB goes by (see PACE)
 const MAXQ = 1048576;
 const PAD = 'x'.repeat(32 * 1024);
 const COUNT = 640;                   // 640 x 32 KiB = 20 MiB
 // RSS growth while 20 MiB is published past a stalled reader. History is kept to 1 MiB
-// (--history-bytes) so that it does not hide what an unbounded queue would hold (~20 MB more).
-const RSS_LIMIT_MB = SAN ? 25 : 10;
+// (--history-bytes) so that it does not hide what an unbounded queue would hold. Measured with
+// a stalled reader and two fast ones: 3.5-7 MB bounded, 18.5 MB when skip/coalesce queue
+// without bound; under ASan (quarantine_size_mb=8) 13-15 MB bounded, 33 MB unbounded.
+const RSS_LIMIT_MB = SAN ? 25 : 12;
 
 // --close-timeout 30: a stalled reader that was told to go must still get its close notice
 // when it reads again a few seconds later (the notice sits behind its queued output).
@@ -61,20 +65,37 @@ function withTimeout(p, ms, what) {
 
 const bigValues = (n) => Array.from({ length: n }, (_, i) => ({ n: i + 1, pad: PAD }));
 
-// Publish values one after the other (so that value i gets id first+i-1); returns Map id -> JSON text.
-async function publishSeq(base, ch, values) {
+// Publish values one after the other (so that value i gets id first+i-1), at most `mbps` MB of
+// bodies per second when given; returns Map id -> JSON text.
+// Why a pace: a reader is slow when herald's queue for it passes --max-queued, whatever the
+// reason. Published back to back (~40 MB/s here) even a reader in its own thread can fall 1 MiB
+// behind for a few ms on a 2-CPU machine, and a skip/coalesce policy then (rightly) applies to
+// it. At 10 MB/s a fast reader would have to stop for ~100 ms; the stalled one still gets ~16 MB
+// past the ~4 MB the kernel takes.
+async function publishSeq(base, ch, values, { mbps = 0 } = {}) {
   const agent = makeAgent(1);
   const byId = new Map();
+  const t0 = Date.now();
+  let bytes = 0;
   try {
     for (const v of values) {
       const body = JSON.stringify(v);
       const res = await request(base, 'POST', `/pub/${ch}`, { body, headers: JSON_TYPE, agent });
       assert.equal(res.status, 200, `POST /pub/${ch}: ${res.status} ${res.text}`);
       byId.set(res.json.id, body);
+      bytes += body.length;
+      if (mbps) {
+        const ahead = bytes / (mbps * 1e3) - (Date.now() - t0);
+        if (ahead > 0) await sleep(ahead);
+      }
     }
   } finally { agent.destroy(); }
+  const ids = [...byId.keys()];
+  assert.ok(ids.every((id, i) => i === 0 || id === ids[i - 1] + 1), 'publish ids are consecutive');
   return byId;
 }
+
+const PACE = { mbps: 10 };
 
 // ---------------------------------------------------------------------------------------------
 // Readers.
@@ -109,12 +130,10 @@ let hbuf = Buffer.alloc(0), headDone = false, tail = Buffer.alloc(0), done = fal
 function finish(closed) {
   if (done) return;
   done = true;
-  parentPort.postMessage({ head: hbuf.toString('latin1'), body: Buffer.concat(chunks), closed, tl });
+  parentPort.postMessage({ head: hbuf.toString('latin1'), body: Buffer.concat(chunks), closed });
 }
 sock.on('connect', () => sock.write(head));
-const tl = [];
 sock.on('data', (d) => {
-  tl.push(Date.now(), chunks.length);
   if (!headDone) {
     hbuf = Buffer.concat([hbuf, d]);
     const i = hbuf.indexOf('\\r\\n\\r\\n');
@@ -281,7 +300,7 @@ async function subscribers(h, ch) { return (await info(h.url, ch)).subscribers; 
 
 // ---------------------------------------------------------------------------------------------
 describe('slow consumers: disconnect (the default)', () => {
-  test('SSE: a stalled reader gets a clean prefix, then "event: close" {"reason":"slow consumer"}, then the end; fast readers get everything; RSS bounded', T, async () => {
+  test('SSE: a stalled reader gets a clean prefix, then "event: close" {"reason":"slow consumer"}, then the end; fast readers get everything; RSS bounded', T, async (t) => {
     const h = await startHerald(BASE);
     const fast = [];
     let stalled;
@@ -293,9 +312,10 @@ describe('slow consumers: disconnect (the default)', () => {
       await eventually(async () => { const s = await subscribers(h, ch); return s.sse === 2 && s.websocket === 1; }, W, 'the readers subscribed');
       await sleep(200);
       const rss0 = rssKb(h.proc.pid);
-      const byId = await publishMany(h.url, ch, bigValues(COUNT), { concurrency: 20 });
+      const byId = await publishSeq(h.url, ch, bigValues(COUNT), PACE);
       const rss1 = rssKb(h.proc.pid);
-      const growthMb = (rss1 - rss0) / 1024; process.stderr.write(`RSSGROWTH ${growthMb.toFixed(1)}\n`);
+      const growthMb = (rss1 - rss0) / 1024;
+      t.diagnostic(`herald RSS ${rss0} -> ${rss1} kB (+${growthMb.toFixed(1)} MB; limit ${RSS_LIMIT_MB})`);
       // told to go as soon as it was over the limit: unsubscribed while it still reads nothing
       assert.deepEqual(await subscribers(h, ch), { websocket: 1, sse: 1, longpoll: 0, socketio: 0 }, 'only the stalled SSE stream is unsubscribed');
       assert.ok(growthMb < RSS_LIMIT_MB, `herald RSS grew ${growthMb.toFixed(1)} MB (${rss0} -> ${rss1} kB)`);
@@ -323,7 +343,7 @@ describe('slow consumers: disconnect (the default)', () => {
     }
   });
 
-  test('WebSocket: a stalled reader gets a clean prefix, then close 1008 "slow consumer"; TCP ends after its close reply; RSS bounded', T, async () => {
+  test('WebSocket: a stalled reader gets a clean prefix, then close 1008 "slow consumer"; TCP ends after its close reply; RSS bounded', T, async (t) => {
     const h = await startHerald(BASE);
     const fast = [];
     let stalled;
@@ -335,9 +355,10 @@ describe('slow consumers: disconnect (the default)', () => {
       await eventually(async () => (await subscribers(h, ch)).websocket === 2, W, 'the readers subscribed');
       await sleep(200);
       const rss0 = rssKb(h.proc.pid);
-      const byId = await publishMany(h.url, ch, bigValues(COUNT), { concurrency: 20 });
+      const byId = await publishSeq(h.url, ch, bigValues(COUNT), PACE);
       const rss1 = rssKb(h.proc.pid);
-      const growthMb = (rss1 - rss0) / 1024; process.stderr.write(`RSSGROWTH ${growthMb.toFixed(1)}\n`);
+      const growthMb = (rss1 - rss0) / 1024;
+      t.diagnostic(`herald RSS ${rss0} -> ${rss1} kB (+${growthMb.toFixed(1)} MB; limit ${RSS_LIMIT_MB})`);
       assert.equal((await subscribers(h, ch)).websocket, 1, 'the stalled WebSocket is unsubscribed, the fast one is not');
       assert.ok(growthMb < RSS_LIMIT_MB, `herald RSS grew ${growthMb.toFixed(1)} MB (${rss0} -> ${rss1} kB)`);
       await publishSeq(h.url, ch, [{ end: true }]);
@@ -356,6 +377,35 @@ describe('slow consumers: disconnect (the default)', () => {
     } finally {
       stalled?.destroy();
       await Promise.all(fast.map((f) => f.terminate()));
+      await stopChecked(h);
+    }
+  });
+
+  test('a reader still stalled after --close-timeout is dropped: its queued output and the notice are discarded', T, async () => {
+    const h = await startHerald(['--store', 'memory', '--max-queued', String(MAXQ), '--history-bytes', '1048576',
+      '--sse-heartbeat', '60', '--close-timeout', '1']);
+    let s, w;
+    try {
+      const ch = 'dropped';
+      s = await stalledSse(h, ch);
+      w = await stalledWs(h, ch);
+      const N = 320; // 10 MiB
+      const byId = await publishMany(h.url, ch, bigValues(N), { concurrency: 20 });
+      assert.deepEqual(await subscribers(h, ch), { websocket: 0, sse: 0, longpoll: 0, socketio: 0 }, 'both disconnected');
+      await sleep(2500); // --close-timeout 1, then the sweep
+      s.sock.resume();
+      w.sock.resume();
+      await s.until(() => s.closed, W, 'the SSE connection to end');
+      await w.waitTcpClose(W);
+      const si = sseItems(s), wi = wsItems(w);
+      const ks = prefix(si, byId, 'dropped SSE'), kw = prefix(wi, byId, 'dropped WS');
+      assert.ok(ks < N && kw < N, `only what the kernel held arrives (${ks}, ${kw} of ${N})`);
+      assert.deepEqual(si.slice(ks), [], `SSE: nothing after the prefix 1..${ks} (the notice was queued behind the dropped output)`);
+      assert.deepEqual(wi.slice(kw), [], `WS: nothing after the prefix 1..${kw}`);
+      assertAlive(h);
+    } finally {
+      s?.close();
+      w?.destroy();
       await stopChecked(h);
     }
   });
@@ -409,7 +459,7 @@ describe('slow consumers: disconnect (the default)', () => {
 for (const kind of ['sse', 'ws']) {
   const ch = kind === 'sse' ? 'skip.a' : 'skip.b';
   describe(`slow consumers: skip (${kind === 'sse' ? 'SSE' : 'WebSocket'})`, () => {
-    test(`${ch}: prefix, one gap notice when the output drains (nothing new published), then live; the connection stays open; fast readers see no gap; RSS bounded`, T, async () => {
+    test(`${ch}: prefix, one gap notice when the output drains (nothing new published), then live; the connection stays open; fast readers see no gap; RSS bounded`, T, async (t) => {
       const h = await startHerald(BASE);
       const fast = [];
       let stalled;
@@ -422,9 +472,10 @@ for (const kind of ['sse', 'ws']) {
         await eventually(async () => { const s = await subscribers(h, ch); return s.sse === want.sse && s.websocket === want.websocket; }, W, 'the readers subscribed');
         await sleep(200);
         const rss0 = rssKb(h.proc.pid);
-        const byId = await publishMany(h.url, ch, bigValues(COUNT), { concurrency: 20 });
+        const byId = await publishSeq(h.url, ch, bigValues(COUNT), PACE);
         const rss1 = rssKb(h.proc.pid);
-        const growthMb = (rss1 - rss0) / 1024; process.stderr.write(`RSSGROWTH ${growthMb.toFixed(1)}\n`);
+        const growthMb = (rss1 - rss0) / 1024;
+        t.diagnostic(`herald RSS ${rss0} -> ${rss1} kB (+${growthMb.toFixed(1)} MB; limit ${RSS_LIMIT_MB})`);
         assert.ok(growthMb < RSS_LIMIT_MB, `herald RSS grew ${growthMb.toFixed(1)} MB (${rss0} -> ${rss1} kB)`);
         const s1 = await subscribers(h, ch);
         assert.ok(s1.sse === want.sse && s1.websocket === want.websocket, `the stalled reader is still subscribed: ${JSON.stringify(s1)}`);
@@ -468,7 +519,6 @@ for (const kind of ['sse', 'ws']) {
         assertAlive(h);
       } finally {
         stalled?.sock.destroy();
-        process.stderr.write('DBGOUT ' + h.output().split('\n').filter((l) => l.includes('DBG')).join(' | ') + '\n');
         await Promise.all(fast.map((f) => f.terminate()));
         await stopChecked(h);
       }
@@ -481,7 +531,7 @@ for (const kind of ['sse', 'ws']) {
 for (const kind of ['sse', 'ws']) {
   const ch = kind === 'sse' ? 'state.alice' : 'state.bob';
   describe(`slow consumers: coalesce (${kind === 'sse' ? 'SSE' : 'WebSocket'})`, () => {
-    test(`${ch}: prefix, then the newest state once drained (no gap notice), then live; fast readers get every message; RSS bounded`, T, async () => {
+    test(`${ch}: prefix, then the newest state once drained (no gap notice), then live; fast readers get every message; RSS bounded`, T, async (t) => {
       const h = await startHerald(BASE);
       const fast = [];
       let stalled;
@@ -495,9 +545,10 @@ for (const kind of ['sse', 'ws']) {
         await sleep(200);
         const rss0 = rssKb(h.proc.pid);
         // one after the other: unread i is id i
-        const byId = await publishSeq(h.url, ch, Array.from({ length: COUNT }, (_, i) => ({ unread: i + 1, pad: PAD })));
+        const byId = await publishSeq(h.url, ch, Array.from({ length: COUNT }, (_, i) => ({ unread: i + 1, pad: PAD })), PACE);
         const rss1 = rssKb(h.proc.pid);
-        const growthMb = (rss1 - rss0) / 1024; process.stderr.write(`RSSGROWTH ${growthMb.toFixed(1)}\n`);
+        const growthMb = (rss1 - rss0) / 1024;
+        t.diagnostic(`herald RSS ${rss0} -> ${rss1} kB (+${growthMb.toFixed(1)} MB; limit ${RSS_LIMIT_MB})`);
         assert.ok(growthMb < RSS_LIMIT_MB, `herald RSS grew ${growthMb.toFixed(1)} MB (${rss0} -> ${rss1} kB)`);
         const s1 = await subscribers(h, ch);
         assert.ok(s1.sse === want.sse && s1.websocket === want.websocket, `the stalled reader is still subscribed: ${JSON.stringify(s1)}`);
@@ -528,20 +579,47 @@ for (const kind of ['sse', 'ws']) {
 
         for (const f of fast) {
           const r = await withTimeout(f.result, W, `${f.kind} fast reader`);
-          { const lag = /lagging at \d+ queued \d+ t=(\d+)/.exec(h.output().split('\n').filter((l) => l.includes('DBG') && !l.includes('b20 ')).join('\n')); if (lag) { const t = Number(lag[1]); const near = []; for (let i = 0; i < r.tl.length; i += 2) if (Math.abs(r.tl[i] - t) < 400) near.push(r.tl[i] - t); process.stderr.write(`DBGREADER ${f.kind} reads around lag (ms rel): ${near.join(',')}\n`); } }
           assert.equal(r.closed, false, `the ${f.kind} fast reader was not disconnected`);
           assertRun(fastItems(r), 1, COUNT + 1, byId, `${f.kind} fast reader (every state, in order)`);
         }
         assertAlive(h);
       } finally {
         stalled?.sock.destroy();
-        process.stderr.write('DBGOUT ' + h.output().split('\n').filter((l) => l.includes('DBG')).join(' | ') + '\n');
         await Promise.all(fast.map((f) => f.terminate()));
         await stopChecked(h);
       }
     });
   });
 }
+
+// The newest message is owed even when the history limits no longer keep it (here every message
+// is bigger than --history-bytes, so history is empty right after each publish; --history-age
+// with someone looking at the channel does the same): the reader keeps the owed message itself,
+// so it never stays at an old state.
+describe('slow consumers: coalesce when history does not keep the newest', () => {
+  test('state.big: the newest still arrives once drained', T, async () => {
+    const h = await startHerald(['--store', 'memory', '--max-queued', String(MAXQ), '--history-bytes', '1024',
+      '--sse-heartbeat', '60', '--close-timeout', '30', '--channel-policy', 'state.*=coalesce']);
+    let c;
+    try {
+      const ch = 'state.big';
+      c = await stalledSse(h, ch);
+      const N = 320;
+      const byId = await publishSeq(h.url, ch, Array.from({ length: N }, (_, i) => ({ unread: i + 1, pad: PAD })));
+      c.sock.resume();
+      // wait until the stream has been quiet for 500 ms
+      let n = -1;
+      await eventually(async () => { const m = c.events.length; const quiet = m === n; n = m; return quiet && m > 0; }, W, 'the stream to go quiet', 500);
+      const items = sseItems(c);
+      const k = prefix(items, byId, 'stalled SSE', { jump: true });
+      assert.ok(k < N, 'the reader was slow');
+      assert.deepEqual(items.slice(k).map((it) => it.id), [N], `after the prefix 1..${k}: the newest (${N}); got ${describeItems(items.slice(k))}`);
+    } finally {
+      c?.close();
+      await stopChecked(h);
+    }
+  });
+});
 
 // ---------------------------------------------------------------------------------------------
 describe('slow consumers: which policy a channel gets', () => {
