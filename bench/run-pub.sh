@@ -13,17 +13,10 @@ CONC=${CONC:-64}
 SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-3}
 
-log() { printf '%s\n' "$*" >&2; }
-
-if [[ -z "${HERALD_BIN:-}" ]]; then
-  HERALD_BIN=$ROOT/build-release/herald
-  log "building herald (Release) in build-release/ ..."
-  cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release -DHERALD_TESTS=OFF -DHERALD_E2E=OFF >/dev/null
-  cmake --build "$ROOT/build-release" -j"$(nproc)" >/dev/null
-fi
-
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
+
+build_herald
 
 declare -A BEST
 for ((r = 1; r <= ROUNDS; r++)); do

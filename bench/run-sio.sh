@@ -31,21 +31,12 @@ ROUNDS=${ROUNDS:-3}
 SETTLE=${SETTLE:-2}
 OUT=$BENCH/build/last-run-sio.txt
 
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
-# ---------- build ----------
-cmake -S "$BENCH" -B "$BENCH/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BENCH/build" >/dev/null
+build_tools
 WSLOAD=$BENCH/build/wsload
-
-if [[ -z "${HERALD_BIN:-}" ]]; then
-  HERALD_BIN=$ROOT/build-release/herald
-  # always brought up to date: a stale binary would measure old code
-  log "building herald (Release) in build-release/ ..."
-  cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release -DHERALD_TESTS=OFF -DHERALD_E2E=OFF >/dev/null
-  cmake --build "$ROOT/build-release" -j"$(nproc)" >/dev/null
-fi
-[[ -x "$HERALD_BIN" ]] || { log "herald binary not found: $HERALD_BIN"; exit 2; }
+build_herald
 
 if [[ ! -d "$BENCH/peers/node_modules/socket.io" || ! -d "$BENCH/peers/node_modules/express" ]]; then
   log "installing the peers' dependencies (npm ci in bench/peers) ..."
@@ -56,18 +47,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if (($(ulimit -n) < N_IDLE + 100)); then
   log "warning: ulimit -n is $(ulimit -n), below $N_IDLE idle clients; lower N_IDLE"
 fi
-
-# shellcheck source=bench/lib.sh
-source "$BENCH/lib.sh"
-
-# keep(KEY, VALUE, lt|gt): R[KEY] = VALUE if R[KEY] is unset or VALUE is lower (lt) / higher (gt)
-keep() {
-  local cur=${R[$1]:-}
-  [[ -z "$2" || "$2" == NA ]] && return 0
-  if [[ -z "$cur" ]] || awk -v a="$2" -v b="$cur" -v op="$3" 'BEGIN { exit !(op == "lt" ? a < b : a > b) }'; then
-    R[$1]=$2
-  fi
-}
 
 declare -A R PID PORT
 SERVERS=(herald node)
@@ -100,17 +79,12 @@ fanout_test() {
   R[$k,runs]="${R[$k,runs]:-}${R[$k,runs]:+ }$dps/s,p99=$(awk -v u="$p99" 'BEGIN { printf "%.1fms", u / 1000 }'),cpu=$cpu"
   keep "$k,dps" "$dps" gt
   keep "$k,cpu" "$cpu" lt
-  # latency: the round with the lowest p99 (a noisy neighbour only ever adds to it)
-  if [[ -z "${R[$k,p99]:-}" ]] || awk -v a="$p99" -v b="${R[$k,p99]}" 'BEGIN { exit !(a < b) }'; then
-    R[$k,p99]=$p99 R[$k,p50]=$p50
-  fi
+  keep_latency "$k" "$p50" "$p99"
 }
 
 {
   echo "herald Socket.IO fan-out benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
-    "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, kernel $(uname -r)," \
-    "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+  machine_line
   echo "herald: $HERALD_BIN --recovery-window 0 (app chat); peer: node $(node --version)," \
     "socket.io $(node -p "require('$BENCH/peers/node_modules/socket.io/package.json').version")," \
     "express $(node -p "require('$BENCH/peers/node_modules/express/package.json').version") (bench/peers/sio-chat.cjs)"
@@ -185,11 +159,6 @@ label() { [[ $1 == node ]] && echo "node socket.io" || echo "$1"; }
   echo " p50/p99: publish -> subscriber latency of the round with the lowest p99; CPU us/delivery: server user+system"
   echo " CPU over the measured seconds / deliveries, lowest round. Lower is better except deliveries/s)"
   for s in "${SERVERS[@]}"; do
-    line="$(label "$s"): RSS ${R[$s,rss_end]} kB at the end;"
-    for spec in $FANOUT; do
-      n=${spec%%:*}
-      line+=" N=$n [${R[$s,$n,runs]:-}] sequence errors/gaps/failed/dropped ${R[$s,$n,bad]:-NA};"
-    done
-    echo "$line"
+    echo "$(label "$s"): RSS ${R[$s,rss_end]} kB at the end;$(rounds "$s" "$FANOUT" "sequence errors/gaps/failed/dropped")"
   done
 } | tee "$OUT"

@@ -26,21 +26,12 @@ ROUNDS=${ROUNDS:-3}   # echo runs per server and size, interleaved herald/peer; 
 SETTLE=${SETTLE:-2} # seconds to let a server settle before each RSS reading
 OUT=$BENCH/build/last-run.txt
 
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
-# ---------- build ----------
-cmake -S "$BENCH" -B "$BENCH/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BENCH/build" >/dev/null
+build_tools
 WSLOAD=$BENCH/build/wsload
-
-if [[ -z "${HERALD_BIN:-}" ]]; then
-  HERALD_BIN=$ROOT/build-release/herald
-  # always brought up to date: a stale binary would measure old code
-  log "building herald (Release) in build-release/ ..."
-  cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release -DHERALD_TESTS=OFF >/dev/null
-  cmake --build "$ROOT/build-release" -j"$(nproc)" >/dev/null
-fi
-[[ -x "$HERALD_BIN" ]] || { log "herald binary not found: $HERALD_BIN"; exit 2; }
+build_herald
 
 if [[ ! -d "$BENCH/peers/node_modules/ws" ]]; then
   log "installing the peer's dependencies (npm ci in bench/peers) ..."
@@ -52,9 +43,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if (($(ulimit -n) < N_IDLE + 100)); then
   log "warning: ulimit -n is $(ulimit -n), below $N_IDLE idle connections; lower N_IDLE"
 fi
-
-# shellcheck source=bench/lib.sh
-source "$BENCH/lib.sh"
 
 declare -A R   # R[server,metric]: figures for the table
 declare -A PID  # PID[server], PORT[server]
@@ -98,9 +86,7 @@ echo_test() {
 
 {
   echo "herald benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
-    "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, kernel $(uname -r)," \
-    "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+  machine_line
   echo "herald: $HERALD_BIN; peer: node $(node --version), ws $(node -p "require('$BENCH/peers/node_modules/ws/package.json').version")"
   echo "load: wsload on the same machine (loopback); idle: $N_IDLE WebSockets on /echo;" \
     "echo: $ECHO_CONNS conns x $ECHO_WINDOW in flight, text messages, ${ECHO_SECS}s after ${ECHO_WARMUP}s warm-up," \

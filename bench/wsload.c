@@ -40,73 +40,17 @@
  *
  * The last line of each mode is "RESULT key=value ..." for scripts.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
-/* ---------- SHA-1 and base64, just enough for Sec-WebSocket-Accept ---------- */
-
-static uint32_t rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
-
-static void sha1_block(uint32_t h[5], const uint8_t *p) {
-  uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-  for (int i = 0; i < 16; i++)
-    w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-  for (int i = 16; i < 80; i++) w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-  for (int i = 0; i < 80; i++) {
-    uint32_t f, k;
-    if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999;
-    else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1;
-    else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
-    else f = b ^ c ^ d, k = 0xCA62C1D6;
-    uint32_t t = rol32(a, 5) + f + e + k + w[i];
-    e = d, d = c, c = rol32(b, 30), b = a, a = t;
-  }
-  h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
-}
-
-static void sha1(const uint8_t *data, size_t len, uint8_t out[20]) {
-  uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-  uint8_t block[64];
-  size_t full = len / 64, rem = len % 64;
-  for (size_t i = 0; i < full; i++) sha1_block(h, data + 64 * i);
-  memset(block, 0, sizeof block);
-  memcpy(block, data + 64 * full, rem);
-  block[rem] = 0x80;
-  if (rem >= 56) {
-    sha1_block(h, block);
-    memset(block, 0, sizeof block);
-  }
-  uint64_t bits = (uint64_t)len * 8;
-  for (int i = 0; i < 8; i++) block[63 - i] = (uint8_t)(bits >> (8 * i));
-  sha1_block(h, block);
-  for (int i = 0; i < 5; i++)
-    out[4 * i] = h[i] >> 24, out[4 * i + 1] = h[i] >> 16, out[4 * i + 2] = h[i] >> 8, out[4 * i + 3] = h[i];
-}
-
-static void base64(const uint8_t *in, size_t len, char *out) {
-  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t o = 0;
-  for (size_t i = 0; i < len; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < len ? in[i + 2] : 0);
-    out[o++] = tab[(v >> 18) & 63];
-    out[o++] = tab[(v >> 12) & 63];
-    out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-    out[o++] = i + 2 < len ? tab[v & 63] : '=';
-  }
-  out[o] = 0;
-}
+#include "loadlib.h"
 
 /* ---------- configuration and global state ---------- */
 
@@ -143,20 +87,6 @@ static int is_idle(void) { return cfg.mode == MODE_IDLE || cfg.mode == MODE_SIO_
 /* C_SIO: WebSocket open, Engine.IO / Socket.IO handshake under way (sio modes only). */
 enum cstate { C_NEW, C_CONNECTING, C_HANDSHAKE, C_SIO, C_OPEN, C_CLOSING, C_CLOSED };
 
-/* Incremental frame parser: server frames are unmasked; no payload is buffered except
- * the first 16 bytes of a data message (its sequence number) and control payloads. */
-struct parser {
-  uint8_t hdr[14];
-  uint8_t hdr_len, hdr_need;
-  uint8_t in_payload, opcode, fin, msg_opcode;
-  uint64_t remaining;
-  uint64_t msg_len;
-  uint8_t head[16];
-  uint8_t head_len;
-  uint8_t ctl[125];
-  uint8_t ctl_len;
-};
-
 struct conn {
   uv_tcp_t tcp;
   uv_connect_t creq;
@@ -165,7 +95,12 @@ struct conn {
   char accept[32];   /* expected Sec-WebSocket-Accept */
   char *hs;          /* handshake response so far (only during the handshake) */
   size_t hs_len;
-  struct parser p;
+  struct ws_parser p;
+  /* the data message being read: no payload is kept but its first 16 bytes (the echo's sequence
+   * number), and in the sio modes the whole message (mb) */
+  uint64_t msg_len;
+  uint8_t head[16];
+  uint8_t head_len;
   uint64_t seq_sent, seq_recv;
   uint64_t *sent_at; /* echo: ring of send times, window entries */
   unsigned to_send;  /* echo: replies received this read, to be answered in one write */
@@ -179,30 +114,22 @@ struct conn {
 };
 #define MB_MAX 65536
 
-struct wreq {
-  uv_write_t req;
-  uv_buf_t buf;
-  char data[];
-};
-
 static uv_loop_t *loop;
 static struct conn *conns;
 static int n_started, n_pending, n_open, n_failed, n_done, n_dropped, n_live_handles;
 static int n_requested, n_ready;
 static int connect_phase_over, shutting_down, measuring, sending;
 static uv_timer_t phase_timer, close_timer, run_timer;
-static uv_signal_t sig_int, sig_term, sig_hup;
 static uv_pipe_t stdin_pipe;
 static uv_tty_t stdin_tty;
 static int stdin_kind; /* 0 none, 1 pipe, 2 tty */
 static struct sockaddr_in addr;
-static char scratch[256 * 1024];
-static char first_error[256];
 static uint64_t errors_len, errors_seq, errors_proto;
 static uint64_t measured_msgs, warm_msgs, total_msgs;
 static uint64_t t_start, t_measure_start, t_measure_end;
 static uint8_t *payload_template;
-static uint64_t rng_state;
+static struct hist lat; /* echo: round trips; sio-fanout: publish -> subscriber */
+static uint64_t read_now; /* when the read being parsed arrived */
 
 /* sio-fanout */
 static uv_timer_t pub_timer;
@@ -217,59 +144,6 @@ static uint64_t welcomes, errors_dup, seq_gaps;
 static double server_cpu_s = -1, server_user_s, client_cpu_s;
 static uint64_t rusage_t0;
 
-/* latency histogram: log2 buckets split in 16 linear sub-buckets (~6% precision), in ns */
-#define HIST_SUB 16
-#define HIST_BUCKETS (64 * HIST_SUB)
-static uint64_t hist[HIST_BUCKETS];
-static uint64_t hist_count, hist_max;
-
-static void hist_add(uint64_t ns) {
-  int idx;
-  if (ns < HIST_SUB) idx = (int)ns;
-  else {
-    int msb = 63 - __builtin_clzll(ns);
-    int sub = (int)((ns >> (msb - 4)) & (HIST_SUB - 1));
-    idx = (msb - 3) * HIST_SUB + sub;
-  }
-  hist[idx]++;
-  hist_count++;
-  if (ns > hist_max) hist_max = ns;
-}
-
-static uint64_t hist_bucket_value(int idx) {
-  if (idx < HIST_SUB) return (uint64_t)idx;
-  int msb = idx / HIST_SUB + 3, sub = idx % HIST_SUB;
-  uint64_t lo = ((uint64_t)(HIST_SUB + sub)) << (msb - 4);
-  return lo + (((uint64_t)1 << (msb - 4)) >> 1); /* middle of the bucket */
-}
-
-static double hist_pct(double p) {
-  if (!hist_count) return 0;
-  uint64_t want = (uint64_t)(p / 100.0 * (double)hist_count);
-  if (want >= hist_count) want = hist_count - 1;
-  uint64_t seen = 0;
-  for (int i = 0; i < HIST_BUCKETS; i++) {
-    seen += hist[i];
-    if (seen > want) return (double)hist_bucket_value(i);
-  }
-  return (double)hist_max;
-}
-
-static uint32_t rng32(void) {
-  uint64_t x = rng_state;
-  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-  rng_state = x;
-  return (uint32_t)(x >> 16);
-}
-
-static void note_error(const char *fmt, ...) {
-  if (first_error[0]) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(first_error, sizeof first_error, fmt, ap);
-  va_end(ap);
-}
-
 static void start_more(void);
 static void handshake_done(struct conn *c, int ok);
 static void conn_close(struct conn *c);
@@ -278,16 +152,6 @@ static void begin_shutdown(void);
 static void maybe_finish(void);
 
 /* ---------- writing frames ---------- */
-
-static struct wreq *wreq_new(size_t len) {
-  struct wreq *w = malloc(sizeof *w + len);
-  if (!w) {
-    fprintf(stderr, "wsload: out of memory\n");
-    exit(2);
-  }
-  w->buf = uv_buf_init(w->data, (unsigned)len);
-  return w;
-}
 
 static void write_cb(uv_write_t *req, int status) {
   struct wreq *w = (struct wreq *)req;
@@ -300,57 +164,13 @@ static void write_cb(uv_write_t *req, int status) {
 }
 
 static void send_wreq(struct conn *c, struct wreq *w) {
-  w->req.data = c;
-  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, write_cb);
-  if (r < 0) {
-    free(w);
-    note_error("write: %s", uv_strerror(r));
-    conn_close(c);
-  }
-}
-
-static size_t frame_header_len(size_t len) { return 2 + (len < 126 ? 0 : len < 65536 ? 2 : 8) + 4; }
-
-/* Write one masked frame header at out; returns the mask key position (4 bytes). */
-static uint8_t *put_frame_header(uint8_t *out, int opcode, size_t len, size_t *hlen) {
-  size_t i = 0;
-  out[i++] = (uint8_t)(0x80 | opcode);
-  if (len < 126) out[i++] = (uint8_t)(0x80 | len);
-  else if (len < 65536) {
-    out[i++] = 0x80 | 126;
-    out[i++] = (uint8_t)(len >> 8), out[i++] = (uint8_t)len;
-  } else {
-    out[i++] = 0x80 | 127;
-    for (int k = 7; k >= 0; k--) out[i++] = (uint8_t)((uint64_t)len >> (8 * k));
-  }
-  uint32_t m = rng32();
-  memcpy(out + i, &m, 4);
-  *hlen = i + 4;
-  return out + i;
-}
-
-static void mask_bytes(uint8_t *p, size_t len, const uint8_t key[4]) {
-  uint64_t k8;
-  uint8_t kb[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
-  memcpy(&k8, kb, 8);
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t v;
-    memcpy(&v, p + i, 8);
-    v ^= k8;
-    memcpy(p + i, &v, 8);
-  }
-  for (; i < len; i++) p[i] ^= key[i & 3];
+  if (wreq_send((uv_stream_t *)&c->tcp, w, write_cb, c) < 0) conn_close(c);
 }
 
 /* One masked frame (control, or a whole text/binary message) in its own write. */
 static void send_frame(struct conn *c, int opcode, const uint8_t *payload, size_t len) {
-  struct wreq *w = wreq_new(frame_header_len(len) + len);
-  size_t hlen;
-  uint8_t *key = put_frame_header((uint8_t *)w->data, opcode, len, &hlen);
-  memcpy(w->data + hlen, payload, len);
-  mask_bytes((uint8_t *)w->data + hlen, len, key);
-  w->buf.len = (unsigned)(hlen + len);
+  struct wreq *w = wreq_new(ws_frame_len(len));
+  ws_put_frame((uint8_t *)w->data, opcode, payload, len);
   send_wreq(c, w);
 }
 
@@ -367,13 +187,13 @@ static void send_close(struct conn *c) {
 
 /* Echo: send k data messages in one write, each stamped with its sequence number. */
 static void send_messages(struct conn *c, unsigned k) {
-  size_t flen = frame_header_len(cfg.size) + cfg.size;
+  size_t flen = ws_frame_len(cfg.size);
   struct wreq *w = wreq_new(flen * k);
   uint8_t *out = (uint8_t *)w->data;
   uint64_t now = uv_hrtime();
   for (unsigned i = 0; i < k; i++) {
     size_t hlen;
-    uint8_t *key = put_frame_header(out, cfg.binary ? 0x2 : 0x1, cfg.size, &hlen);
+    uint8_t *key = ws_put_header(out, cfg.binary ? 0x2 : 0x1, cfg.size, &hlen);
     uint8_t *pl = out + hlen;
     memcpy(pl, payload_template, cfg.size);
     if (cfg.size >= 16) {
@@ -381,7 +201,7 @@ static void send_messages(struct conn *c, unsigned k) {
       uint64_t s = c->seq_sent;
       for (int d = 15; d >= 0; d--, s >>= 4) pl[d] = (uint8_t)hex[s & 15];
     }
-    mask_bytes(pl, cfg.size, key);
+    ws_mask(pl, cfg.size, key);
     c->sent_at[c->seq_sent % (uint64_t)cfg.window] = now;
     c->seq_sent++;
     out += hlen + cfg.size;
@@ -392,20 +212,19 @@ static void send_messages(struct conn *c, unsigned k) {
 /* ---------- reading frames ---------- */
 
 static void on_message(struct conn *c, uint64_t now) {
-  struct parser *p = &c->p;
   if (cfg.mode != MODE_ECHO) return; /* idle: a server push is fine, nothing to check */
   if (c->seq_recv >= c->seq_sent) {
     errors_proto++;
     note_error("conn %d: message that was not sent", c->id);
     return;
   }
-  if (p->msg_len != cfg.size) {
+  if (c->msg_len != cfg.size) {
     errors_len++;
-    note_error("conn %d: echoed length %" PRIu64 ", sent %zu", c->id, p->msg_len, cfg.size);
+    note_error("conn %d: echoed length %" PRIu64 ", sent %zu", c->id, c->msg_len, cfg.size);
   } else if (cfg.size >= 16) {
     uint64_t s = 0;
     for (int d = 0; d < 16; d++) {
-      uint8_t ch = p->head[d];
+      uint8_t ch = c->head[d];
       s = s << 4 | (uint64_t)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
     }
     if (s != c->seq_recv) {
@@ -418,7 +237,7 @@ static void on_message(struct conn *c, uint64_t now) {
   total_msgs++;
   if (measuring) {
     measured_msgs++;
-    hist_add(now - sent);
+    hist_add(&lat, now - sent);
   } else if (sending) {
     warm_msgs++;
   }
@@ -433,31 +252,19 @@ static int ts_measured(uint64_t ts) {
   return t_measure_start && ts >= t_measure_start && (t_measure_end == 0 || ts < t_measure_end);
 }
 
-/* Read an unsigned decimal after KEY ("\"ts\":") in s[0..n); -1 if absent. */
-static int json_uint(const char *s, size_t n, const char *key, uint64_t *out) {
-  size_t kl = strlen(key);
-  const char *k = memmem(s, n, key, kl);
-  if (!k) return -1;
-  const char *v = k + kl, *end = s + n;
-  if (v >= end || *v < '0' || *v > '9') return -1;
-  uint64_t x = 0;
-  while (v < end && *v >= '0' && *v <= '9') x = x * 10 + (uint64_t)(*v++ - '0');
-  *out = x;
-  return 0;
-}
-
 /* A broadcast "message" event: check its sequence, count it, time it. */
 static void sio_event(struct conn *c, uint64_t now) {
   const char *m = c->mb;
   size_t n = c->mb_len;
   static const char pre[] = "42[\"message\",";
   if (n < sizeof pre - 1 || memcmp(m, pre, sizeof pre - 1) != 0) return; /* another event */
+  const char *end = m + n;
   uint64_t ts, seq, pi;
-  if (json_uint(m, n, "\"ts\":", &ts) < 0) {
+  if (!json_uint(m, end, "\"ts\"", &ts)) {
     welcomes++; /* {"type":"init","message":"欢迎连接"} */
     return;
   }
-  if (json_uint(m, n, "\"seq\":", &seq) < 0 || json_uint(m, n, "\"p\":", &pi) < 0 ||
+  if (!json_uint(m, end, "\"seq\"", &seq) || !json_uint(m, end, "\"p\"", &pi) ||
       pi >= (uint64_t)cfg.publishers) {
     errors_proto++;
     note_error("conn %d: unexpected event %.80s", c->id, m);
@@ -484,7 +291,7 @@ static void sio_event(struct conn *c, uint64_t now) {
   uint64_t t = ts + t_start;
   if (ts_measured(t)) {
     delivered++;
-    hist_add(now - t);
+    hist_add(&lat, now - t);
   }
 }
 
@@ -539,110 +346,70 @@ static void mb_append(struct conn *c, const uint8_t *d, size_t n) {
   if (c->mb_len + n + 1 > c->mb_cap) {
     uint32_t cap = c->mb_cap ? c->mb_cap : 256;
     while (cap < c->mb_len + n + 1) cap *= 2;
-    char *nb = realloc(c->mb, cap);
-    if (!nb) exit(2);
-    c->mb = nb, c->mb_cap = cap;
+    c->mb = xrealloc(c->mb, cap), c->mb_cap = cap;
   }
   memcpy(c->mb + c->mb_len, d, n);
   c->mb_len += (uint32_t)n;
   c->mb[c->mb_len] = 0;
 }
 
-/* Feed bytes to the frame parser; returns -1 once the connection must stop reading. */
-static int parse_frames(struct conn *c, const uint8_t *d, size_t n, uint64_t now) {
-  struct parser *p = &c->p;
-  size_t i = 0;
-  while (i < n) {
-    if (!p->in_payload) {
-      if (p->hdr_need == 0) p->hdr_need = 2;
-      while (i < n && p->hdr_len < p->hdr_need) {
-        p->hdr[p->hdr_len++] = d[i++];
-        if (p->hdr_len == 2) {
-          uint8_t l7 = p->hdr[1] & 0x7f;
-          if (p->hdr[1] & 0x80) {
-            errors_proto++;
-            note_error("conn %d: masked frame from server", c->id);
-            return -1;
-          }
-          p->hdr_need = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0);
-        }
-      }
-      if (p->hdr_len < p->hdr_need) break;
-      uint8_t l7 = p->hdr[1] & 0x7f;
-      uint64_t len = l7;
-      if (l7 == 126) len = (uint64_t)p->hdr[2] << 8 | p->hdr[3];
-      else if (l7 == 127) {
-        len = 0;
-        for (int k = 0; k < 8; k++) len = len << 8 | p->hdr[2 + k];
-      }
-      p->fin = p->hdr[0] >> 7;
-      p->opcode = p->hdr[0] & 0x0f;
-      p->remaining = len;
-      p->in_payload = 1;
-      p->hdr_len = 0, p->hdr_need = 0;
-      if (p->opcode & 0x8) {
-        if (len > 125 || !p->fin) {
-          errors_proto++;
-          note_error("conn %d: bad control frame", c->id);
-          return -1;
-        }
-        p->ctl_len = 0;
-      } else if (p->opcode != 0) {
-        p->msg_opcode = p->opcode, p->msg_len = 0, p->head_len = 0;
-        c->mb_len = 0, c->mb_over = 0;
-      }
+/* ---------- the frame parser's handler ---------- */
+
+static void ws_message_start(void *ctx) {
+  struct conn *c = ctx;
+  c->msg_len = 0, c->head_len = 0;
+  c->mb_len = 0, c->mb_over = 0;
+}
+
+static void ws_data(void *ctx, const uint8_t *d, size_t n) {
+  struct conn *c = ctx;
+  size_t h = n;
+  if (h > sizeof c->head - c->head_len) h = sizeof c->head - c->head_len;
+  memcpy(c->head + c->head_len, d, h);
+  c->head_len += (uint8_t)h;
+  c->msg_len += n;
+  if (is_sio()) mb_append(c, d, n);
+}
+
+static int ws_frame_end(void *ctx, struct ws_parser *p) {
+  struct conn *c = ctx;
+  uint64_t now = read_now;
+  switch (p->opcode) {
+  case 0x9: /* ping */
+    if (c->state == C_OPEN || c->state == C_SIO) send_control(c, 0xA, p->ctl, p->ctl_len);
+    break;
+  case 0xA: break; /* pong */
+  case 0x8:        /* close */
+    if (c->state == C_OPEN) {
+      if (!shutting_down) n_dropped++;
+      n_open--;
+      send_control(c, 0x8, p->ctl, p->ctl_len >= 2 ? 2 : 0);
+    } else if (c->state == C_SIO) {
+      note_error("conn %d: WebSocket closed during the Socket.IO handshake", c->id);
+      handshake_done(c, 0);
+      return -1;
     }
-    size_t take = n - i;
-    if (take > p->remaining) take = (size_t)p->remaining;
-    if (p->opcode & 0x8) {
-      memcpy(p->ctl + p->ctl_len, d + i, take);
-      p->ctl_len += (uint8_t)take;
+    c->state = C_CLOSING;
+    return -1; /* the server closes TCP next; our uv_close follows on EOF or now */
+  default:
+    if (!p->fin) break;
+    if (is_sio()) {
+      if (sio_message(c, now) < 0) return -1;
     } else {
-      size_t h = take;
-      if (h > sizeof p->head - p->head_len) h = sizeof p->head - p->head_len;
-      memcpy(p->head + p->head_len, d + i, h);
-      p->head_len += (uint8_t)h;
-      p->msg_len += take;
-      if (is_sio()) mb_append(c, d + i, take);
-    }
-    i += take;
-    p->remaining -= take;
-    if (p->remaining) break;
-    p->in_payload = 0;
-    switch (p->opcode) {
-    case 0x9: /* ping */
-      if (c->state == C_OPEN || c->state == C_SIO) send_control(c, 0xA, p->ctl, p->ctl_len);
-      break;
-    case 0xA: break; /* pong */
-    case 0x8:        /* close */
-      if (c->state == C_OPEN) {
-        if (!shutting_down) n_dropped++;
-        n_open--;
-        send_control(c, 0x8, p->ctl, p->ctl_len >= 2 ? 2 : 0);
-      } else if (c->state == C_SIO) {
-        note_error("conn %d: WebSocket closed during the Socket.IO handshake", c->id);
-        handshake_done(c, 0);
-        return -1;
-      }
-      c->state = C_CLOSING;
-      return -1; /* the server closes TCP next; our uv_close follows on EOF or now */
-    default:
-      if (!p->fin) break;
-      if (is_sio()) {
-        if (sio_message(c, now) < 0) return -1;
-      } else {
-        on_message(c, now);
-      }
+      on_message(c, now);
     }
   }
   return 0;
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  /* One shared read buffer: every read is consumed before the callback returns. */
-  buf->base = scratch;
-  buf->len = sizeof scratch;
+static void ws_error(void *ctx, const char *what) {
+  struct conn *c = ctx;
+  errors_proto++;
+  note_error("conn %d: %s", c->id, what);
 }
+
+static const struct ws_handler ws_handler = {
+    .message_start = ws_message_start, .data = ws_data, .frame_end = ws_frame_end, .error = ws_error};
 
 static void handshake_done(struct conn *c, int ok) {
   if (c->hs) free(c->hs), c->hs = NULL;
@@ -672,17 +439,8 @@ static long check_handshake(struct conn *c) {
     note_error("conn %d: handshake answered \"%.80s\"", c->id, c->hs);
     return -1;
   }
-  int accept_ok = 0;
-  for (char *line = strstr(c->hs, "\r\n"); line; line = strstr(line, "\r\n")) {
-    line += 2;
-    if (strncasecmp(line, "sec-websocket-accept:", 21) == 0) {
-      char *v = line + 21;
-      while (*v == ' ' || *v == '\t') v++;
-      size_t vl = strcspn(v, " \t\r\n");
-      accept_ok = vl == strlen(c->accept) && memcmp(v, c->accept, vl) == 0;
-    }
-  }
-  if (!accept_ok) {
+  char v[64];
+  if (!http_header(c->hs, "Sec-WebSocket-Accept", v, sizeof v) || strcmp(v, c->accept) != 0) {
     note_error("conn %d: missing or wrong Sec-WebSocket-Accept", c->id);
     return -1;
   }
@@ -709,9 +467,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   const uint8_t *d = (const uint8_t *)buf->base;
   size_t n = (size_t)nread;
   if (c->state == C_HANDSHAKE) {
-    char *nb = realloc(c->hs, c->hs_len + n + 1);
-    if (!nb) exit(2);
-    c->hs = nb;
+    c->hs = xrealloc(c->hs, c->hs_len + n + 1);
     memcpy(c->hs + c->hs_len, d, n);
     c->hs_len += n;
     long used = check_handshake(c);
@@ -735,7 +491,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->state != C_OPEN && c->state != C_CLOSING && c->state != C_SIO) return;
   c->to_send = 0;
-  int r = parse_frames(c, d, n, now);
+  read_now = now;
+  int r = ws_parse(&c->p, d, n, &ws_handler, c);
   if (c->to_send && c->state == C_OPEN) send_messages(c, c->to_send);
   c->to_send = 0;
   if (r < 0 && c->state != C_CLOSING) conn_close(c);
@@ -753,26 +510,10 @@ static void connect_cb(uv_connect_t *req, int status) {
     return;
   }
   c->state = C_HANDSHAKE;
-  uint8_t raw[16];
-  if (getrandom(raw, sizeof raw, 0) != sizeof raw) {
-    for (int i = 0; i < 16; i++) raw[i] = (uint8_t)rng32();
-  }
-  char key[32];
-  base64(raw, sizeof raw, key);
-  char cat[80];
-  snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
-  uint8_t digest[20];
-  sha1((const uint8_t *)cat, strlen(cat), digest);
-  base64(digest, 20, c->accept);
-
   struct wreq *w = wreq_new(1024);
-  int len = snprintf(w->data, 1024,
-                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     cfg.path, cfg.host, cfg.port, key);
-  w->buf.len = (unsigned)len;
+  w->buf.len = (unsigned)ws_upgrade_request(w->data, 1024, cfg.path, cfg.host, cfg.port, c->accept);
   uv_tcp_nodelay(&c->tcp, 1);
-  int r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+  int r = uv_read_start((uv_stream_t *)&c->tcp, read_alloc_cb, read_cb);
   if (r < 0) {
     note_error("read_start: %s", uv_strerror(r));
     free(w);
@@ -824,14 +565,12 @@ static void start_more(void) {
 
 /* ---------- phases ---------- */
 
-static void close_handle_cb(uv_handle_t *h) { (void)h; }
-
 static void close_aux_handles(void) {
   uv_handle_t *hs[] = {(uv_handle_t *)&phase_timer, (uv_handle_t *)&close_timer, (uv_handle_t *)&run_timer,
-                       (uv_handle_t *)&pub_timer,   (uv_handle_t *)&sig_int,     (uv_handle_t *)&sig_term,
-                       (uv_handle_t *)&sig_hup};
+                       (uv_handle_t *)&pub_timer};
   for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
-    if (!uv_is_closing(hs[i])) uv_close(hs[i], close_handle_cb);
+    if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
+  signals_close();
   if (stdin_kind == 1 && !uv_is_closing((uv_handle_t *)&stdin_pipe)) uv_close((uv_handle_t *)&stdin_pipe, NULL);
   if (stdin_kind == 2 && !uv_is_closing((uv_handle_t *)&stdin_tty)) uv_close((uv_handle_t *)&stdin_tty, NULL);
 }
@@ -871,14 +610,6 @@ static void begin_shutdown(void) {
   }
   uv_timer_start(&close_timer, close_timer_cb, 3000, 0);
   maybe_finish();
-}
-
-static void signal_cb(uv_signal_t *s, int signum) {
-  if (shutting_down) {
-    fprintf(stderr, "wsload: second signal, exiting now\n");
-    exit(1);
-  }
-  begin_shutdown();
 }
 
 static void stdin_alloc_cb(uv_handle_t *h, size_t s, uv_buf_t *b) {
@@ -953,31 +684,6 @@ static void run_timer_cb(uv_timer_t *t) {
 }
 
 /* ---------- sio-fanout: publish at a fixed rate, count and time every delivery ---------- */
-
-/* user + system CPU of a process, in seconds (user alone in *user); -1 if unreadable */
-static double proc_cpu_s(int pid, double *user) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-  if (!p) return -1;
-  unsigned long long ut, st;
-  /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-  if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
-  *user = (double)ut / (double)sysconf(_SC_CLK_TCK);
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static uint64_t self_cpu_ns(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
-         (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
-}
 
 /* Emit every event that is due by now (rate x elapsed), round-robin over the publishers. */
 static void pub_tick(uv_timer_t *t) {
@@ -1107,17 +813,6 @@ static void usage(void) {
   exit(2);
 }
 
-static void raise_nofile(int want) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)want + 32 > rl.rlim_cur)
-    fprintf(stderr, "wsload: warning: RLIMIT_NOFILE is %llu, below the %d connections asked for\n",
-            (unsigned long long)rl.rlim_cur, want);
-}
-
 int main(int argc, char **argv) {
   if (argc < 2) usage();
   if (strcmp(argv[1], "idle") == 0) cfg.mode = MODE_IDLE, cfg.n = 10000;
@@ -1165,16 +860,9 @@ int main(int argc, char **argv) {
       cfg.window <= 0 || cfg.size > (64u << 20) || cfg.secs <= 0 || cfg.secs > 3600 || cfg.hold < 0 ||
       cfg.hold > 3600 || cfg.path[0] != '/')
     usage();
-  /* Loopback only: this tool is for benchmarking servers on this machine. */
-  if (uv_ip4_addr(cfg.host, cfg.port, &addr) != 0 || (ntohl(addr.sin_addr.s_addr) >> 24) != 127) {
-    fprintf(stderr, "wsload: --host must be an IPv4 loopback address (127.x.x.x)\n");
-    return 2;
-  }
   if (cfg.mode == MODE_SIO_FANOUT) cfg.n += cfg.publishers; /* -n counts subscribers */
   n_requested = cfg.n;
-  raise_nofile(cfg.n);
-  signal(SIGPIPE, SIG_IGN);
-  rng_state = (uint64_t)uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
+  if (load_setup(cfg.host, cfg.port, cfg.n, &addr) < 0) return 2;
 
   loop = uv_default_loop();
   conns = calloc((size_t)cfg.n, sizeof *conns);
@@ -1195,12 +883,7 @@ int main(int argc, char **argv) {
   uv_timer_init(loop, &close_timer);
   uv_timer_init(loop, &run_timer);
   uv_timer_init(loop, &pub_timer);
-  uv_signal_init(loop, &sig_int);
-  uv_signal_init(loop, &sig_term);
-  uv_signal_init(loop, &sig_hup);
-  uv_signal_start(&sig_int, signal_cb, SIGINT);
-  uv_signal_start(&sig_term, signal_cb, SIGTERM);
-  uv_signal_start(&sig_hup, signal_cb, SIGHUP);
+  signals_start(loop, 1, begin_shutdown, &shutting_down);
   if (is_idle()) {
     struct stat st;
     if (isatty(0) && tcgetpgrp(0) == getpgrp()) { /* a background job must not read the tty */
@@ -1232,8 +915,8 @@ int main(int argc, char **argv) {
            ", delivered %" PRIu64 ", lost %" PRIu64 " (%.4f%%)\n",
            pub_measured, pub_total, expected, delivered, lost, expected ? 100.0 * (double)lost / (double)expected : 0);
     printf("  %.0f deliveries/s (every arrival in the measured seconds, publishers' own too)\n", dps);
-    printf("  latency publish -> subscriber: p50 %.0f us, p99 %.0f us, max %.0f us\n", hist_pct(50) / 1e3,
-           hist_pct(99) / 1e3, (double)hist_max / 1e3);
+    printf("  latency publish -> subscriber: p50 %.0f us, p99 %.0f us, max %.0f us\n", hist_pct(&lat, 50) / 1e3,
+           hist_pct(&lat, 99) / 1e3, (double)lat.max / 1e3);
     if (cpu_us >= 0)
       printf("  server CPU %.2f s (user %.2f, system %.2f): %.2f us per delivery\n", server_cpu_s, server_user_s,
              server_cpu_s - server_user_s, cpu_us);
@@ -1247,7 +930,7 @@ int main(int argc, char **argv) {
            " p99_us=%.0f max_us=%.0f server_cpu_s=%.3f server_user_s=%.3f cpu_us_per_delivery=%.3f client_cpu_s=%.2f"
            " welcomes=%" PRIu64 " gaps=%" PRIu64 " errors=%" PRIu64 " failed=%d dropped=%d\n",
            n_subs, cfg.publishers, cfg.rate, cfg.size, secs, pub_measured, expected, delivered, lost, dps,
-           hist_pct(50) / 1e3, hist_pct(99) / 1e3, (double)hist_max / 1e3, server_cpu_s, server_user_s, cpu_us, client_cpu_s,
+           hist_pct(&lat, 50) / 1e3, hist_pct(&lat, 99) / 1e3, (double)lat.max / 1e3, server_cpu_s, server_user_s, cpu_us, client_cpu_s,
            welcomes, seq_gaps, errs, n_failed, n_dropped);
   } else {
     double secs = t_measure_end > t_measure_start ? (double)(t_measure_end - t_measure_start) / 1e9 : 0;
@@ -1256,16 +939,16 @@ int main(int argc, char **argv) {
     printf("echo %s: %d conns x %d in flight x %zu B, %.2f s measured after %.1f s warm-up\n",
            cfg.binary ? "binary" : "text", n_ready, cfg.window, cfg.size, secs, cfg.warmup);
     printf("  %" PRIu64 " messages echoed: %.0f msg/s, %.2f MB/s payload each way\n", measured_msgs, mps, mbs);
-    printf("  round trip: p50 %.0f us, p99 %.0f us, max %.0f us\n", hist_pct(50) / 1e3, hist_pct(99) / 1e3,
-           (double)hist_max / 1e3);
+    printf("  round trip: p50 %.0f us, p99 %.0f us, max %.0f us\n", hist_pct(&lat, 50) / 1e3, hist_pct(&lat, 99) / 1e3,
+           (double)lat.max / 1e3);
     if (errs || n_dropped || first_error[0])
       printf("  errors: length %" PRIu64 ", sequence %" PRIu64 ", protocol %" PRIu64 ", dropped %d; first: %s\n",
              errors_len, errors_seq, errors_proto, n_dropped, first_error[0] ? first_error : "-");
     printf("RESULT mode=echo conns=%d window=%d size=%zu secs=%.2f msgs=%" PRIu64
            " msgs_per_s=%.0f mb_per_s=%.2f p50_us=%.0f p99_us=%.0f total_msgs=%" PRIu64 " errors=%" PRIu64
            " failed=%d dropped=%d\n",
-           n_ready, cfg.window, cfg.size, secs, measured_msgs, mps, mbs, hist_pct(50) / 1e3,
-           hist_pct(99) / 1e3, total_msgs, errs, n_failed, n_dropped);
+           n_ready, cfg.window, cfg.size, secs, measured_msgs, mps, mbs, hist_pct(&lat, 50) / 1e3,
+           hist_pct(&lat, 99) / 1e3, total_msgs, errs, n_failed, n_dropped);
   }
   uv_loop_close(loop);
   int bad = n_ready < n_requested || errs;
