@@ -89,6 +89,8 @@ void hr_eio_free(struct hr_eio *eio);
 
 /* Send a message packet to one session. */
 int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m);
+/* Bytes waiting to reach the client (the polling queue, or the WebSocket's output). */
+size_t hr_eio_queued(const struct hr_eio_session *s);
 /* Close a session from the server side (sends a close packet first). */
 void hr_eio_close(struct hr_eio_session *s, const char *reason);
 

@@ -233,6 +233,13 @@ static void send_ctl(struct hr_eio_session *s, int type, const char *data)
     hr_eio_msg_release(&m);
 }
 
+size_t hr_eio_queued(const struct hr_eio_session *s)
+{
+    if (s->transport == HR_EIO_WEBSOCKET && s->ws)
+        return hr_conn_queued(s->ws->conn);
+    return s->queue_bytes;
+}
+
 int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
 {
     if (s->closed)

@@ -581,6 +581,7 @@ struct replay {
     struct hr_channel *ch;
     uint64_t upto;                   /* the last id to send */
     uint64_t sent;                   /* the last id sent */
+    int cut;                         /* stopped: the client's output holds enough */
 };
 
 static int replay_one(void *ud, struct hr_hub_msg *m)
@@ -589,6 +590,14 @@ static int replay_one(void *ud, struct hr_hub_msg *m)
     herald_socket *s = rp->s;
     if (m->id > rp->upto)
         return 1;
+    /* a replay is sent at once (Engine.IO has no drain to wait on): past half the output cap
+     * it stops, so that the session is not closed as a slow consumer and reconnects to the
+     * same replay again and again */
+    if (s->client && s->client->eio &&
+        hr_eio_queued(s->client->eio) > s->nsp->io->srv.limits.max_queued / 2) {
+        rp->cut = 1;
+        return 1;
+    }
     rp->sent = m->id;
     if (!s->nsp->io->opts.recovery_window_ms)
         return emit_raw(s, "message", m->data->data, m->data->len, NULL, 0) < 0;
@@ -616,9 +625,19 @@ static void replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cu
                          gap, (unsigned long long)hr_hub_first_id(ch));
         emit_raw(s, "herald:gap", g, (size_t)n, NULL, 0);
     }
-    struct replay rp = {s, ch, upto, since};
+    struct replay rp = {s, ch, upto, since, 0};
     hr_hub_since(ch, since, replay_one, &rp);
     *cur = (struct hr_cursor){.id = rp.sent};
+    if (rp.cut) {
+        /* said, never silent: what was not sent can be read from the channel's history */
+        char g[HR_CHANNEL_NAME_MAX + 160];
+        int n = snprintf(g, sizeof g,
+                         "{\"channel\":\"%s\",\"reason\":\"replay limit\",\"first\":%llu,\"missed\":[%llu,%llu]}",
+                         ch->name, (unsigned long long)ch->last_id + 1, (unsigned long long)rp.sent + 1,
+                         (unsigned long long)ch->last_id);
+        emit_raw(s, "herald:gap", g, (size_t)n, NULL, 0);
+        *cur = (struct hr_cursor){.id = ch->last_id};
+    }
 }
 
 static const struct hr_sub_ops room_sub_ops = {.deliver = room_deliver};

@@ -201,3 +201,37 @@ describe('one cursor for every transport', () => {
     await eventually(async () => (await info(srv.url, 'chat')).subscribers.socketio === before, 5000, 'all left');
   });
 });
+
+describe('a Socket.IO replay larger than the output cap', () => {
+  test('auth.offset far behind over polling: a part, then "herald:gap" (replay limit) with the missed ids, and the socket stays', { timeout: 60000 }, async () => {
+    const srv = await startHerald(['--max-queued', '65536']);
+    const cs = [];
+    try {
+      const pad = 'p'.repeat(2000);
+      const first = await publish(srv.url, 'chat', { type: 'message', message: 'm0', userId: 'ops', pad });
+      for (let i = 1; i < 200; i++) await publish(srv.url, 'chat', { type: 'message', message: `m${i}`, userId: 'ops', pad });
+      const c = client(srv.url, { transports: ['polling'], auth: { offset: first.cursor } });
+      cs.push(c);
+      await connected(c);
+      await eventually(() => c.gaps.length === 1, 10000, 'the gap notice');
+      const got = chatOf(c).map((m) => Number(m.value.message.slice(1)));
+      const g = c.gaps[0];
+      assert.equal(g.channel, 'chat');
+      assert.equal(g.reason, 'replay limit');
+      assert.ok(got.length > 0 && got.length < 199, `a part was replayed: ${got.length}`);
+      assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => i + 1), 'in order from the cursor');
+      assert.deepEqual(g.missed, [first.id + got.length + 1, first.id + 199], 'the missed ids, exactly');
+      assert.equal(g.first, first.id + 200, 'then live from the next message');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(c.socket.connected, 'not disconnected as a slow consumer');
+      await publish(srv.url, 'chat', { type: 'message', message: 'm200', userId: 'ops' });
+      await eventually(() => chatOf(c).some((m) => m.value.message === 'm200'), 5000, 'live after the replay');
+      // what was missed is in history
+      const { messages } = await pollAll(srv.url, 'poll', 'chat', `${first.cursor.split(':')[0]}:${g.missed[0] - 1}`);
+      assert.equal(messages[0].id, g.missed[0]);
+    } finally {
+      for (const c of cs) c.socket.close();
+      await srv.stop();
+    }
+  });
+});
