@@ -8,27 +8,13 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import EventSource from 'eventsource';
-import { startHerald, rawConnect, waitFor, sleep, rssKb, sanitizerReport } from './lib/herald.mjs';
+import { startHerald, rawConnect, waitFor, sleep, rssKb } from './lib/herald.mjs';
 import { parseSeq } from './lib/http-util.mjs';
 import {
   makeAgent, request, publish, publishMany, info, pollReq, checkPollAnswer, pollAll, assertExactRun,
-  SseClient, startGateProxy, eventually, sseReadInWorker, JSON_TYPE, TEXT_TYPE,
-} from './lib/channels-util.mjs';
+  SseClient, startGateProxy, eventually, sseReadInWorker, JSON_TYPE, TEXT_TYPE, assertAlive, stopChecked, idOf, PAYLOADS, expectedValue } from './lib/channels-util.mjs';
 
 const T = { timeout: 30000 };
-
-function assertAlive(h) {
-  assert.equal(h.proc.exitCode, null, `herald exited:\n${h.output().slice(-2000)}`);
-  assert.equal(h.proc.signalCode, null, `herald was killed by ${h.proc.signalCode}:\n${h.output().slice(-2000)}`);
-}
-
-async function stopChecked(h) {
-  if (!h) return;
-  const crashed = h.proc.exitCode !== null || h.proc.signalCode !== null;
-  await h.stop();
-  assert.ok(!crashed, `herald exited during the tests:\n${h.output().slice(-3000)}`);
-  assert.equal(sanitizerReport(h), null, `sanitizer report:\n${sanitizerReport(h)}`);
-}
 
 async function epochOf(h, ch = 'epoch-probe') { return (await info(h.url, ch)).epoch; }
 
@@ -43,27 +29,6 @@ function openEs(url, headers) {
   return c;
 }
 
-const idOf = (cursor) => Number(cursor.split(':')[1]);
-
-// What each payload is published as, and the JSON value every reader must get back.
-const PAYLOADS = [
-  { text: 'hello' },
-  { text: 'héllo wörld — 日本語 🌍 ✓' },
-  { text: 'line1\nline2\r\nline3\rline4\n\n' },
-  { text: 'tab\t "quote" back\\slash \u0001\u001f del\u007f sep\u2028\u2029 /' },
-  { text: 'nul\u0000byte' },
-  { text: '' },
-  { text: '{"looks":"like json"}' },
-  { raw: '{"a":[1,2,{"b":null,"c":"é\\n","d":{"e":[[]]}}],"f":true,"g":-1.5e3}', type: 'application/json', value: { a: [1, 2, { b: null, c: 'é\n', d: { e: [[]] } }], f: true, g: -1500 } },
-  { raw: '  \r\n{\n  "x": [1,\n 2],\r\n  "y": "z"\n}\n\t ', type: 'application/json', value: { x: [1, 2], y: 'z' }, stored: '{\n  "x": [1,\n 2],\r\n  "y": "z"\n}' },
-  { raw: '42', type: 'application/json', value: 42 },
-  { raw: '"a string"', type: 'application/json; charset=utf-8', value: 'a string' },
-  { raw: 'null', type: 'application/json', value: null },
-  { raw: '[true,false]', type: 'application/vnd.api+json', value: [true, false] },
-  { raw: '{"k":"v"}', type: 'text/plain', value: '{"k":"v"}' },
-  { raw: 'no content type', type: null, value: 'no content type' },
-];
-
 async function publishPayloads(base, ch) {
   const ids = [];
   for (const p of PAYLOADS) {
@@ -74,7 +39,6 @@ async function publishPayloads(base, ch) {
   }
   return ids;
 }
-const expectedValue = (p) => ('value' in p ? p.value : p.text);
 
 // ================================================================================================
 describe('channels: publish, read, live, resume, switch, malformed, counts', () => {

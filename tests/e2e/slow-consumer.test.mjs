@@ -21,8 +21,8 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { startHerald, heraldBin, repoRoot, rssKb, sanitizerReport, sleep, WsClient, upgradeRequest, parseFrames } from './lib/herald.mjs';
-import { request, publishMany, info, SseClient, eventually, makeAgent, JSON_TYPE } from './lib/channels-util.mjs';
+import { startHerald, heraldBin, repoRoot, rssKb, sleep, WsClient, upgradeRequest, parseFrames } from './lib/herald.mjs';
+import { request, publishMany, info, SseClient, eventually, makeAgent, JSON_TYPE, assertAlive, stopChecked } from './lib/channels-util.mjs';
 
 const SAN = process.env.HERALD_SANITIZE === '1';
 const T = { timeout: SAN ? 240000 : 90000 };
@@ -43,19 +43,6 @@ const RSS_LIMIT_MB = SAN ? 25 : 12;
 const BASE = ['--store', 'memory', '--max-queued', String(MAXQ), '--history', '100000', '--history-bytes', '1048576',
   '--sse-heartbeat', '60', '--close-timeout', '30',
   '--channel-policy', 'skip.*=skip', '--channel-policy', 'state.*=coalesce'];
-
-function assertAlive(h) {
-  assert.equal(h.proc.exitCode, null, `herald exited:\n${h.output().slice(-2000)}`);
-  assert.equal(h.proc.signalCode, null, `herald was killed by ${h.proc.signalCode}:\n${h.output().slice(-2000)}`);
-}
-
-async function stopChecked(h) {
-  if (!h) return;
-  const crashed = h.proc.exitCode !== null || h.proc.signalCode !== null;
-  await h.stop();
-  assert.ok(!crashed, `herald exited during the tests:\n${h.output().slice(-3000)}`);
-  assert.equal(sanitizerReport(h), null, `sanitizer report:\n${sanitizerReport(h)}`);
-}
 
 function withTimeout(p, ms, what) {
   let t;

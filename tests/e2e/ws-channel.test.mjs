@@ -7,30 +7,15 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startHerald, httpExchange, upgradeRequest, WsClient, frame, sleep, sanitizerReport } from './lib/herald.mjs';
+import { startHerald, httpExchange, upgradeRequest, WsClient, frame, sleep } from './lib/herald.mjs';
 import {
   makeAgent, request, publish, publishMany, info, pollReq, checkPollAnswer, pollAll, assertExactRun,
-  SseClient, eventually, TEXT_TYPE,
-} from './lib/channels-util.mjs';
+  SseClient, eventually, TEXT_TYPE, assertAlive, stopChecked, idOf, PAYLOADS, expectedValue } from './lib/channels-util.mjs';
 
 const T = { timeout: 30000 };
 const MSG_ERROR = { error: 'a message must be one JSON value (text frame)' };
 
-function assertAlive(h) {
-  assert.equal(h.proc.exitCode, null, `herald exited:\n${h.output().slice(-2000)}`);
-  assert.equal(h.proc.signalCode, null, `herald was killed by ${h.proc.signalCode}:\n${h.output().slice(-2000)}`);
-}
-
-async function stopChecked(h) {
-  if (!h) return;
-  const crashed = h.proc.exitCode !== null || h.proc.signalCode !== null;
-  await h.stop();
-  assert.ok(!crashed, `herald exited during the tests:\n${h.output().slice(-3000)}`);
-  assert.equal(sanitizerReport(h), null, `sanitizer report:\n${sanitizerReport(h)}`);
-}
-
 async function epochOf(h, ch) { return (await info(h.url, ch)).epoch; }
-const idOf = (cursor) => Number(cursor.split(':')[1]);
 
 // ------------------------------------------------------------------------------------------------
 // A /ws/{channel} client on the `ws` package. Every frame the server sends is kept in order
@@ -136,26 +121,6 @@ function checkMsgFrame(m, epoch, what, dataText) {
 
 async function closeAll(list) { await Promise.all(list.map((c) => c?.close())); }
 
-// What each payload is published as, and the JSON value every reader must get back (the list of
-// channels.test.mjs; `stored` is the exact JSON text herald keeps for a JSON body).
-const PAYLOADS = [
-  { text: 'hello' },
-  { text: 'héllo wörld — 日本語 🌍 ✓' },
-  { text: 'line1\nline2\r\nline3\rline4\n\n' },
-  { text: 'tab\t "quote" back\\slash \u0001\u001f del\u007f sep\u2028\u2029 /' },
-  { text: 'nul\u0000byte' },
-  { text: '' },
-  { text: '{"looks":"like json"}' },
-  { raw: '{"a":[1,2,{"b":null,"c":"é\\n","d":{"e":[[]]}}],"f":true,"g":-1.5e3}', type: 'application/json', value: { a: [1, 2, { b: null, c: 'é\n', d: { e: [[]] } }], f: true, g: -1500 } },
-  { raw: '  \r\n{\n  "x": [1,\n 2],\r\n  "y": "z"\n}\n\t ', type: 'application/json', value: { x: [1, 2], y: 'z' }, stored: '{\n  "x": [1,\n 2],\r\n  "y": "z"\n}' },
-  { raw: '42', type: 'application/json', value: 42 },
-  { raw: '"a string"', type: 'application/json; charset=utf-8', value: 'a string' },
-  { raw: 'null', type: 'application/json', value: null },
-  { raw: '[true,false]', type: 'application/vnd.api+json', value: [true, false] },
-  { raw: '{"k":"v"}', type: 'text/plain', value: '{"k":"v"}' },
-  { raw: 'no content type', type: null, value: 'no content type' },
-];
-const expectedValue = (p) => ('value' in p ? p.value : p.text);
 // the exact JSON text of the value in a frame, where it is fixed by what was published
 const storedText = (p) => (p.stored !== undefined ? p.stored : p.type && /json/.test(p.type) ? p.raw : undefined);
 

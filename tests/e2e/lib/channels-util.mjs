@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import { sanitizerReport } from './herald.mjs';
 
 // One keep-alive agent per herald instance and purpose.
 export function makeAgent(maxSockets = 50) {
@@ -403,3 +404,52 @@ export async function sseReadInWorker(port, pathname, blocks) {
   });
   return { started: startedP, result, terminate: () => w.terminate() };
 }
+
+// ------------------------------------------------------------------------------------------
+// Shared by the channel test files: herald still running, stopped without a crash or a
+// sanitizer report; the id in a cursor; the payloads every transport must carry exactly.
+export function assertAlive(h) {
+  assert.equal(h.proc.exitCode, null, `herald exited:\n${h.output().slice(-2000)}`);
+  assert.equal(h.proc.signalCode, null, `herald was killed by ${h.proc.signalCode}:\n${h.output().slice(-2000)}`);
+}
+
+export async function stopChecked(h) {
+  if (!h) return;
+  const crashed = h.proc.exitCode !== null || h.proc.signalCode !== null;
+  await h.stop();
+  assert.ok(!crashed, `herald exited during the tests:\n${h.output().slice(-3000)}`);
+  assert.equal(sanitizerReport(h), null, `sanitizer report:\n${sanitizerReport(h)}`);
+}
+
+export const idOf = (cursor) => Number(cursor.split(':')[1]);
+
+// What each payload is published as, and the JSON value every reader must get back.
+export const PAYLOADS = [
+  { text: 'hello' },
+  { text: 'héllo wörld — 日本語 🌍 ✓' },
+  { text: 'line1\nline2\r\nline3\rline4\n\n' },
+  { text: 'tab\t "quote" back\\slash \u0001\u001f del\u007f sep\u2028\u2029 /' },
+  { text: 'nul\u0000byte' },
+  { text: '' },
+  { text: '{"looks":"like json"}' },
+  { raw: '{"a":[1,2,{"b":null,"c":"é\\n","d":{"e":[[]]}}],"f":true,"g":-1.5e3}', type: 'application/json', value: { a: [1, 2, { b: null, c: 'é\n', d: { e: [[]] } }], f: true, g: -1500 } },
+  { raw: '  \r\n{\n  "x": [1,\n 2],\r\n  "y": "z"\n}\n\t ', type: 'application/json', value: { x: [1, 2], y: 'z' }, stored: '{\n  "x": [1,\n 2],\r\n  "y": "z"\n}' },
+  { raw: '42', type: 'application/json', value: 42 },
+  { raw: '"a string"', type: 'application/json; charset=utf-8', value: 'a string' },
+  { raw: 'null', type: 'application/json', value: null },
+  { raw: '[true,false]', type: 'application/vnd.api+json', value: [true, false] },
+  { raw: '{"k":"v"}', type: 'text/plain', value: '{"k":"v"}' },
+  { raw: 'no content type', type: null, value: 'no content type' },
+];
+
+async function publishPayloads(base, ch) {
+  const ids = [];
+  for (const p of PAYLOADS) {
+    const raw = p.raw !== undefined ? p.raw : p.text;
+    const headers = p.raw !== undefined ? (p.type ? { 'Content-Type': p.type } : {}) : TEXT_TYPE;
+    const r = await publish(base, ch, null, { raw, headers });
+    ids.push(r.id);
+  }
+  return ids;
+}
+export const expectedValue = (p) => ('value' in p ? p.value : p.text);
