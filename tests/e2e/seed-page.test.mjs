@@ -20,15 +20,15 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { startServer, stopServer, USE_REFERENCE } from './lib/sio-util.mjs';
+import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const RUNS = Number(process.env.SEED_RUNS || 10);
 const WAIT = 15000;
 const SEED_URL = 'http://192.168.2.23:3000';
 
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (Debian package chromium): browser tests skipped`;
+const skip = skipWithoutChromium;
 
 // Compile the SFC into an ES module and its CSS, as a Vue build would.
 function compileSeed(serverUrl) {
@@ -62,7 +62,6 @@ describe(`the seed's page as written, two users, ${RUNS} runs`, { skip }, () => 
   let srv, page, browser, tmp;
 
   before(async () => {
-    const { chromium } = await import('playwright-core');
     srv = await startServer([]);
     tmp = mkdtempSync(path.join(os.tmpdir(), 'herald-seed-vue-'));
     const { js, css } = compileSeed(srv.url);
@@ -79,13 +78,7 @@ describe(`the seed's page as written, two users, ${RUNS} runs`, { skip }, () => 
 </body></html>`);
     page = await servePage(tmp);
     assert.notEqual(new URL(page.url).origin, new URL(srv.url).origin);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
