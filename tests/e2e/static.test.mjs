@@ -154,7 +154,8 @@ describe('serving files', () => {
 
   test('a directory without a trailing slash -> 301 with Location adding the slash', async () => {
     const r = await GET('/sub');
-    assert.equal(r.status, 301);
+    assertJsonError(r, 301, 'GET /sub'); // with its reason phrase: "301 Moved Permanently"
+    assert.equal(r.reason, 'Moved Permanently');
     assert.equal(r.headers.location, '/sub/');
     const q = await GET('/sub?a=1');
     assert.equal(q.status, 301);
