@@ -7,7 +7,14 @@
 #                            and the npm packages of the end-to-end tests)
 #   scripts/setup.sh bench   also the peers the benchmarks run beside herald: nginx with
 #                            Debian's nchan module (bench/run-fanout.sh)
+#   scripts/setup.sh --list MODE   print the Debian packages MODE installs, one a line, and
+#                            install nothing (scripts/check-deps.sh reads the lists from here)
 set -euo pipefail
+list=0
+if [ "${1:-}" = --list ]; then
+    list=1
+    shift
+fi
 mode=${1:-build}
 cd "$(dirname "$0")/.."
 
@@ -22,6 +29,10 @@ want=("${build_pkgs[@]}")
 case "$mode" in
     bench) want+=("${bench_pkgs[@]}") ;;
 esac
+if [ "$list" = 1 ]; then
+    printf '%s\n' "${want[@]}"
+    exit 0
+fi
 command -v node >/dev/null 2>&1 || want+=(nodejs)
 command -v npm >/dev/null 2>&1 || want+=(npm)
 
