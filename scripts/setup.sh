@@ -18,7 +18,7 @@ fi
 mode=${1:-build}
 cd "$(dirname "$0")/.."
 
-build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev uthash-dev)
+build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev uthash-dev libc6-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev valgrind curl chromium fonts-wqy-microhei sqlite3)
 # bench/run-fanout.sh starts its own nginx (a config in a temp dir, loopback, a free port); the
 # system nginx service the package sets up is not used
