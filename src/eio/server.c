@@ -308,10 +308,18 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     HASH_DEL(eio->sessions, s);
     eio->count--;
     uv_timer_stop(&s->heartbeat);
+    /* At shutdown the client is not told that the session ended on purpose: an Engine.IO close
+     * packet means "closed deliberately", and python-socketio then never reconnects (its
+     * engineio client disconnects for good on "1"). Like the reference server, a WebSocket
+     * gets only its close frame; unlike it, a held poll is released with a noop rather than a
+     * close packet, for the same reason: the client's next request fails (connection refused,
+     * or "Session ID unknown" from the restarted server), which every client takes for a lost
+     * connection, and it reconnects. */
+    int shutdown = strcmp(reason, "server shutting down") == 0;
     if (s->get && !hr_conn_closing(s->get)) {
         /* a client's close packet releases the poll with a noop; ours with a close packet */
         s->closed = 0;
-        answer_get_ctl(s, by_client ? HR_EIO_NOOP : HR_EIO_CLOSE);
+        answer_get_ctl(s, by_client || shutdown ? HR_EIO_NOOP : HR_EIO_CLOSE);
         s->closed = 1;
     } else if (s->get) {
         hr_http_on_abort(s->get, NULL, NULL);
@@ -321,15 +329,14 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
         struct hr_ws *ws = s->ws;
         s->ws = NULL;
         ws->user = NULL;
-        if (!by_client && strcmp(reason, "parse error") != 0) {
+        if (!by_client && !shutdown && strcmp(reason, "parse error") != 0) {
             struct hr_eio_msg m;
             if (ctl_msg(&m, HR_EIO_CLOSE, NULL) == 0) {
                 hr_ws_send_frame(ws, m.frame);
                 hr_eio_msg_release(&m);
             }
         }
-        hr_ws_close(ws, strcmp(reason, "server shutting down") == 0 ? HR_WS_CLOSE_GOING_AWAY
-                                                                   : HR_WS_CLOSE_NORMAL, "");
+        hr_ws_close(ws, shutdown ? HR_WS_CLOSE_GOING_AWAY : HR_WS_CLOSE_NORMAL, "");
     }
     if (s->probe) {
         s->probe->user = NULL;
