@@ -61,6 +61,7 @@ struct hr_eio_session {
     uint32_t queue_len, queue_cap;
     size_t queue_bytes;
     uv_timer_t heartbeat;          /* next ping, or the pong deadline */
+    uint64_t deadline;             /* loop time (ms) the heartbeat timer is due at */
     uint8_t transport;
     uint8_t upgrading;             /* probe answered; waiting for the upgrade packet (polls
                                     * are answered with a noop meanwhile) */

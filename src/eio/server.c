@@ -118,6 +118,16 @@ static void eio_error(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
 
 static void heartbeat_cb(uv_timer_t *t);
 
+/* The heartbeat is a schedule of deadlines in loop time: the next ping is due at s->deadline,
+ * and once it is sent the pong is due pingTimeout after the ping was due (not after the timer
+ * happened to run), so when a session ends does not depend on how late the loop got there. */
+static void heartbeat_at(struct hr_eio_session *s, uint64_t due)
+{
+    uint64_t now = uv_now(s->eio->srv->loop);
+    s->deadline = due;
+    uv_timer_start(&s->heartbeat, heartbeat_cb, due > now ? due - now : 0, 0);
+}
+
 static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
 {
     struct hr_eio_session *s = calloc(1, sizeof(*s));
@@ -133,7 +143,8 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
     eio->count++;
     uv_timer_init(eio->srv->loop, &s->heartbeat);
     s->heartbeat.data = s;
-    uv_timer_start(&s->heartbeat, heartbeat_cb, eio->opts.ping_interval_ms, 0);
+    /* the loop's time of this iteration: never later than the request that opened the session */
+    heartbeat_at(s, uv_now(eio->srv->loop) + eio->opts.ping_interval_ms);
     return s;
 }
 
@@ -270,7 +281,7 @@ static void heartbeat_cb(uv_timer_t *t)
     s->awaiting_pong = 1;
     send_ctl(s, HR_EIO_PING, NULL);
     if (!s->closed)
-        uv_timer_start(&s->heartbeat, heartbeat_cb, s->eio->opts.ping_timeout_ms, 0);
+        heartbeat_at(s, s->deadline + s->eio->opts.ping_timeout_ms);
 }
 
 static void on_pong(struct hr_eio_session *s)
@@ -278,7 +289,7 @@ static void on_pong(struct hr_eio_session *s)
     if (!s->awaiting_pong)
         return;
     s->awaiting_pong = 0;
-    uv_timer_start(&s->heartbeat, heartbeat_cb, s->eio->opts.ping_interval_ms, 0);
+    heartbeat_at(s, uv_now(s->eio->srv->loop) + s->eio->opts.ping_interval_ms);
 }
 
 static void session_free_cb(uv_handle_t *h)
@@ -297,10 +308,18 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     HASH_DEL(eio->sessions, s);
     eio->count--;
     uv_timer_stop(&s->heartbeat);
+    /* At shutdown the client is not told that the session ended on purpose: an Engine.IO close
+     * packet means "closed deliberately", and python-socketio then never reconnects (its
+     * engineio client disconnects for good on "1"). Like the reference server, a WebSocket
+     * gets only its close frame; unlike it, a held poll is released with a noop rather than a
+     * close packet, for the same reason: the client's next request fails (connection refused,
+     * or "Session ID unknown" from the restarted server), which every client takes for a lost
+     * connection, and it reconnects. */
+    int shutdown = strcmp(reason, "server shutting down") == 0;
     if (s->get && !hr_conn_closing(s->get)) {
         /* a client's close packet releases the poll with a noop; ours with a close packet */
         s->closed = 0;
-        answer_get_ctl(s, by_client ? HR_EIO_NOOP : HR_EIO_CLOSE);
+        answer_get_ctl(s, by_client || shutdown ? HR_EIO_NOOP : HR_EIO_CLOSE);
         s->closed = 1;
     } else if (s->get) {
         hr_http_on_abort(s->get, NULL, NULL);
@@ -310,15 +329,14 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
         struct hr_ws *ws = s->ws;
         s->ws = NULL;
         ws->user = NULL;
-        if (!by_client && strcmp(reason, "parse error") != 0) {
+        if (!by_client && !shutdown && strcmp(reason, "parse error") != 0) {
             struct hr_eio_msg m;
             if (ctl_msg(&m, HR_EIO_CLOSE, NULL) == 0) {
                 hr_ws_send_frame(ws, m.frame);
                 hr_eio_msg_release(&m);
             }
         }
-        hr_ws_close(ws, strcmp(reason, "server shutting down") == 0 ? HR_WS_CLOSE_GOING_AWAY
-                                                                   : HR_WS_CLOSE_NORMAL, "");
+        hr_ws_close(ws, shutdown ? HR_WS_CLOSE_GOING_AWAY : HR_WS_CLOSE_NORMAL, "");
     }
     if (s->probe) {
         s->probe->user = NULL;
@@ -334,6 +352,25 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
 void hr_eio_close(struct hr_eio_session *s, const char *reason)
 {
     session_close(s, reason ? reason : "forced close", 0);
+}
+
+/* Whether the session is past its pong deadline at this very moment (the clock read now, not
+ * the time the loop cached when this iteration began); if so it is closed ("ping timeout")
+ * before anything the client sent is looked at. The timer would close it a moment later
+ * anyway, but the loop reads the sockets before it runs the timers that fell due meanwhile:
+ * without this check a poll that arrived just after the deadline was answered with the
+ * pending ping (200) instead of finding the session gone (400), depending on the order in
+ * which the loop happened to see the two. */
+static int timed_out(struct hr_eio_session *s)
+{
+    uv_loop_t *loop = s->eio->srv->loop;
+    /* before the next ping went out, the pong is due pingTimeout after that ping was due */
+    uint64_t pong_due = s->awaiting_pong ? s->deadline : s->deadline + s->eio->opts.ping_timeout_ms;
+    uv_update_time(loop);
+    if (uv_now(loop) < pong_due)
+        return 0;
+    session_close(s, "ping timeout", 0);
+    return 1;
 }
 
 /* ---- packets from the client ------------------------------------------------------------- */
@@ -390,7 +427,7 @@ static void complete_upgrade(struct hr_eio_session *s)
 static void ws_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {
     struct hr_eio_session *s = ws->user;
-    if (!s || s->closed)
+    if (!s || s->closed || timed_out(s))
         return;
     struct hr_eio_packet p;
     /* the parser may unmask in place, and decoding never writes, but keep const-correctness
@@ -587,13 +624,22 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
     if (sl >= 0) {
         struct hr_eio_session *s;
         HASH_FIND_STR(eio->sessions, sid, s);
-        if (!s) {
+        if (!s || timed_out(s)) {
             eio_error(eio, c, req, ERR_SID);
             return;
         }
         if (is_ws) {
-            if (!req->upgrade || s->transport != HR_EIO_POLLING || s->probe) {
+            if (!req->upgrade) {
                 eio_error(eio, c, req, ERR_BAD);
+                return;
+            }
+            if (s->transport != HR_EIO_POLLING || s->probe) {
+                /* Already upgraded, or an upgrade under way: like the reference server, complete
+                 * the WebSocket handshake and close it at once (a close frame with no status
+                 * code), sending nothing else and leaving the session alone. */
+                struct hr_ws *late = hr_ws_accept(c, req, &eio->ws_handler, eio);
+                if (late)
+                    hr_ws_close(late, HR_WS_CLOSE_NO_STATUS, "");
                 return;
             }
             struct hr_ws *probe = hr_ws_accept(c, req, &eio->ws_handler, eio);

@@ -1,323 +1,590 @@
 // The official Engine.IO v4 conformance suite (socketio/socket.io,
-// docs/engine.io-protocol/v4-test-suite/test-suite.js, 25 cases), ported case by case from
-// mocha + chai to node:test against herald's `--app conformance-eio` (Engine.IO at /engine.io/,
-// pingInterval 300, pingTimeout 200, maxPayload 1000000, every message echoed).
-// Assertions are the suite's, one for one (chai `eql` -> deepStrictEqual). With REFERENCE=1 the
-// same cases run against the official Node.js engine.io server (lib/reference-server.mjs).
-import { describe, it, before, after, afterEach } from 'node:test';
-import assert from 'node:assert/strict';
-import { startServer, stopServer, createWebSocket as createWs, waitFor, closeAll, sleep, fetchT as fetch } from './lib/sio-util.mjs';
+// docs/engine.io-protocol/v4-test-suite/test-suite.js, 25 cases) as published, run with node:test
+// against herald's `--app conformance-eio` (Engine.IO at /engine.io/, pingInterval 300,
+// pingTimeout 200, maxPayload 1000000, every message echoed). With REFERENCE=1 the same cases run
+// against the official Node.js engine.io server (lib/reference-server.mjs).
+//
+// Everything from `const isNodejs` down is the published file, case bodies unchanged: no
+// listener, retry, timeout or tolerance added. The only differences are the harness's: the
+// server is started here on an ephemeral port (URL is set in before(), not the suite's
+// http://localhost:3000), and mocha, chai, WebSocket ('ws') and the suite's helpers come from
+// lib/official-suite.mjs (mocha's timing: 2000 ms per case, 5000 ms in the heartbeat block).
+import { before, after } from 'node:test';
+import { startServer, stopServer } from './lib/sio-util.mjs';
+import { describe, it, expect, sleep, createWebSocket, waitFor } from './lib/official-suite.mjs';
+
+let server;
+let URL;
+let WS_URL;
+
+before(async () => {
+  server = await startServer(['--app', 'conformance-eio']);
+  URL = server.url;
+  WS_URL = URL.replace("http", "ws");
+});
+after(() => stopServer(server));
+
+const isNodejs = typeof window === "undefined";
 
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
-// Timing slack added to the suite's sleeps (never to its assertions) for a loaded machine: a
-// server timer may fire late, and a request may need a moment to reach the server.
-const SLACK = 400;
-const SETTLE = 50;
-
-let server;
-let URL_;
-let WS_URL;
-const sockets = [];
-// binaryType 'arraybuffer' throughout (the suite sets it where it expects binary; a browser's default is 'blob')
-const createWebSocket = (url) => createWs(url, { binaryType: 'arraybuffer', track: sockets });
 
 async function initLongPollingSession() {
-  const response = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling`);
+  const response = await fetch(`${URL}/engine.io/?EIO=4&transport=polling`);
   const content = await response.text();
   return JSON.parse(content.substring(1)).sid;
 }
 
-function assertHandshake(value, upgrades) {
-  assert.deepStrictEqual(Object.keys(value).sort(), ['maxPayload', 'pingInterval', 'pingTimeout', 'sid', 'upgrades'], JSON.stringify(value));
-  assert.equal(typeof value.sid, 'string');
-  assert.deepStrictEqual(value.upgrades, upgrades);
-  assert.deepStrictEqual(value.pingInterval, PING_INTERVAL);
-  assert.deepStrictEqual(value.pingTimeout, PING_TIMEOUT);
-  assert.deepStrictEqual(value.maxPayload, 1000000);
-}
+describe("Engine.IO protocol", () => {
+  describe("handshake", () => {
+    describe("HTTP long-polling", () => {
+      it("successfully opens a session", async () => {
+        const response = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling`
+        );
 
-const startsWith = (s, p) => assert.ok(typeof s === 'string' && s.startsWith(p), `expected ${JSON.stringify(s)} to start with ${JSON.stringify(p)}`);
+        expect(response.status).to.eql(200);
 
-before(async () => {
-  server = await startServer(['--app', 'conformance-eio']);
-  URL_ = server.url;
-  WS_URL = URL_.replace('http', 'ws');
-});
-after(async () => { closeAll(sockets); await stopServer(server); });
-afterEach(() => closeAll(sockets));
-
-describe('Engine.IO protocol', { timeout: 10000 }, () => {
-  describe('handshake', () => {
-    describe('HTTP long-polling', () => {
-      it('successfully opens a session', async () => {
-        const response = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling`);
-        assert.deepStrictEqual(response.status, 200);
         const content = await response.text();
-        startsWith(content, '0');
-        assertHandshake(JSON.parse(content.substring(1)), ['websocket']);
+
+        expect(content).to.startsWith("0");
+
+        const value = JSON.parse(content.substring(1));
+
+        expect(value).to.have.all.keys(
+          "sid",
+          "upgrades",
+          "pingInterval",
+          "pingTimeout",
+          "maxPayload"
+        );
+        expect(value.sid).to.be.a("string");
+        expect(value.upgrades).to.eql(["websocket"]);
+        expect(value.pingInterval).to.eql(PING_INTERVAL);
+        expect(value.pingTimeout).to.eql(PING_TIMEOUT);
+        expect(value.maxPayload).to.eql(1000000);
       });
 
       it("fails with an invalid 'EIO' query parameter", async () => {
-        const response = await fetch(`${URL_}/engine.io/?transport=polling`);
-        assert.deepStrictEqual(response.status, 400);
-        const response2 = await fetch(`${URL_}/engine.io/?EIO=abc&transport=polling`);
-        assert.deepStrictEqual(response2.status, 400);
+        const response = await fetch(`${URL}/engine.io/?transport=polling`);
+
+        expect(response.status).to.eql(400);
+
+        const response2 = await fetch(
+          `${URL}/engine.io/?EIO=abc&transport=polling`
+        );
+
+        expect(response2.status).to.eql(400);
       });
 
       it("fails with an invalid 'transport' query parameter", async () => {
-        const response = await fetch(`${URL_}/engine.io/?EIO=4`);
-        assert.deepStrictEqual(response.status, 400);
-        const response2 = await fetch(`${URL_}/engine.io/?EIO=4&transport=abc`);
-        assert.deepStrictEqual(response2.status, 400);
+        const response = await fetch(`${URL}/engine.io/?EIO=4`);
+
+        expect(response.status).to.eql(400);
+
+        const response2 = await fetch(`${URL}/engine.io/?EIO=4&transport=abc`);
+
+        expect(response2.status).to.eql(400);
       });
 
-      it('fails with an invalid request method', async () => {
-        const response = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling`, { method: 'post' });
-        assert.deepStrictEqual(response.status, 400);
-        const response2 = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling`, { method: 'put' });
-        assert.deepStrictEqual(response2.status, 400);
+      it("fails with an invalid request method", async () => {
+        const response = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling`,
+          {
+            method: "post",
+          }
+        );
+
+        expect(response.status).to.eql(400);
+
+        const response2 = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling`,
+          {
+            method: "put",
+          }
+        );
+
+        expect(response2.status).to.eql(400);
       });
     });
 
-    describe('WebSocket', () => {
-      it('successfully opens a session', async () => {
-        const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket`);
-        const { data } = await waitFor(socket, 'message');
-        startsWith(data, '0');
-        assertHandshake(JSON.parse(data.substring(1)), []);
+    describe("WebSocket", () => {
+      it("successfully opens a session", async () => {
+        const socket = createWebSocket(
+          `${WS_URL}/engine.io/?EIO=4&transport=websocket`
+        );
+
+        const { data } = await waitFor(socket, "message");
+
+        expect(data).to.startsWith("0");
+
+        const value = JSON.parse(data.substring(1));
+
+        expect(value).to.have.all.keys(
+          "sid",
+          "upgrades",
+          "pingInterval",
+          "pingTimeout",
+          "maxPayload"
+        );
+        expect(value.sid).to.be.a("string");
+        expect(value.upgrades).to.eql([]);
+        expect(value.pingInterval).to.eql(PING_INTERVAL);
+        expect(value.pingTimeout).to.eql(PING_TIMEOUT);
+        expect(value.maxPayload).to.eql(1000000);
+
         socket.close();
       });
 
       it("fails with an invalid 'EIO' query parameter", async () => {
-        const socket = createWebSocket(`${WS_URL}/engine.io/?transport=websocket`);
-        await waitFor(socket, 'close');
-        const socket2 = createWebSocket(`${WS_URL}/engine.io/?EIO=abc&transport=websocket`);
-        await waitFor(socket2, 'close');
+        const socket = createWebSocket(
+          `${WS_URL}/engine.io/?transport=websocket`
+        );
+
+        if (isNodejs) {
+          socket.on("error", () => {});
+        }
+
+        await waitFor(socket, "close");
+
+        const socket2 = createWebSocket(
+          `${WS_URL}/engine.io/?EIO=abc&transport=websocket`
+        );
+
+        if (isNodejs) {
+          socket2.on("error", () => {});
+        }
+
+        await waitFor(socket2, "close");
       });
 
       it("fails with an invalid 'transport' query parameter", async () => {
         const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4`);
-        await waitFor(socket, 'close');
-        const socket2 = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=abc`);
-        await waitFor(socket2, 'close');
+
+        if (isNodejs) {
+          socket.on("error", () => {});
+        }
+
+        await waitFor(socket, "close");
+
+        const socket2 = createWebSocket(
+          `${WS_URL}/engine.io/?EIO=4&transport=abc`
+        );
+
+        if (isNodejs) {
+          socket2.on("error", () => {});
+        }
+
+        await waitFor(socket2, "close");
       });
     });
   });
 
-  describe('message', () => {
-    describe('HTTP long-polling', () => {
-      it('sends and receives a payload containing one plain text packet', async () => {
+  describe("message", () => {
+    describe("HTTP long-polling", () => {
+      it("sends and receives a payload containing one plain text packet", async () => {
         const sid = await initLongPollingSession();
-        const pushResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '4hello' });
-        assert.deepStrictEqual(pushResponse.status, 200);
-        assert.deepStrictEqual(await pushResponse.text(), 'ok');
-        const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-        assert.deepStrictEqual(pollResponse.status, 200);
-        assert.deepStrictEqual(await pollResponse.text(), '4hello');
+
+        const pushResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`,
+          {
+            method: "post",
+            body: "4hello",
+          }
+        );
+
+        expect(pushResponse.status).to.eql(200);
+
+        const postContent = await pushResponse.text();
+
+        expect(postContent).to.eql("ok");
+
+        const pollResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+        );
+
+        expect(pollResponse.status).to.eql(200);
+
+        const pollContent = await pollResponse.text();
+
+        expect(pollContent).to.eql("4hello");
       });
 
-      it('sends and receives a payload containing several plain text packets', async () => {
+      it("sends and receives a payload containing several plain text packets", async () => {
         const sid = await initLongPollingSession();
-        const pushResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '4test1\x1e4test2\x1e4test3' });
-        assert.deepStrictEqual(pushResponse.status, 200);
-        assert.deepStrictEqual(await pushResponse.text(), 'ok');
-        const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-        assert.deepStrictEqual(pollResponse.status, 200);
-        assert.deepStrictEqual(await pollResponse.text(), '4test1\x1e4test2\x1e4test3');
+
+        const pushResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`,
+          {
+            method: "post",
+            body: "4test1\x1e4test2\x1e4test3",
+          }
+        );
+
+        expect(pushResponse.status).to.eql(200);
+
+        const postContent = await pushResponse.text();
+
+        expect(postContent).to.eql("ok");
+
+        const pollResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+        );
+
+        expect(pollResponse.status).to.eql(200);
+
+        const pollContent = await pollResponse.text();
+
+        expect(pollContent).to.eql("4test1\x1e4test2\x1e4test3");
       });
 
-      it('sends and receives a payload containing plain text and binary packets', async () => {
+      it("sends and receives a payload containing plain text and binary packets", async () => {
         const sid = await initLongPollingSession();
-        const pushResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '4hello\x1ebAQIDBA==' });
-        assert.deepStrictEqual(pushResponse.status, 200);
-        assert.deepStrictEqual(await pushResponse.text(), 'ok');
-        const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-        assert.deepStrictEqual(pollResponse.status, 200);
-        assert.deepStrictEqual(await pollResponse.text(), '4hello\x1ebAQIDBA==');
+
+        const pushResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`,
+          {
+            method: "post",
+            body: "4hello\x1ebAQIDBA==",
+          }
+        );
+
+        expect(pushResponse.status).to.eql(200);
+
+        const postContent = await pushResponse.text();
+
+        expect(postContent).to.eql("ok");
+
+        const pollResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+        );
+
+        expect(pollResponse.status).to.eql(200);
+
+        const pollContent = await pollResponse.text();
+
+        expect(pollContent).to.eql("4hello\x1ebAQIDBA==");
       });
 
-      it('closes the session upon invalid packet format', async (t) => {
+      it("closes the session upon invalid packet format", async () => {
         const sid = await initLongPollingSession();
+
         try {
-          const pushResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: 'abc' });
-          assert.deepStrictEqual(pushResponse.status, 400);
+          const pushResponse = await fetch(
+            `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`,
+            {
+              method: "post",
+              body: "abc",
+            }
+          );
+
+          expect(pushResponse.status).to.eql(400);
         } catch (e) {
-          // node-fetch throws when the request is closed abnormally. As in the suite, this catch
-          // also swallows a wrong status; it is only reported as a diagnostic.
-          t.diagnostic(`POST of an invalid payload: ${e.message}`);
+          // node-fetch throws when the request is closed abnormally
         }
-        const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-        assert.deepStrictEqual(pollResponse.status, 400);
+
+        const pollResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+        );
+
+        expect(pollResponse.status).to.eql(400);
       });
 
-      it('closes the session upon duplicate poll requests', async () => {
+      it("closes the session upon duplicate poll requests", async () => {
         const sid = await initLongPollingSession();
+
         const pollResponses = await Promise.all([
-          fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`),
-          sleep(SETTLE).then(() => fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}&t=burst`)),
+          fetch(`${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`),
+          sleep(5).then(() => fetch(`${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}&t=burst`)),
         ]);
-        assert.deepStrictEqual(pollResponses[0].status, 200);
-        assert.deepStrictEqual(await pollResponses[0].text(), '1');
+
+        expect(pollResponses[0].status).to.eql(200);
+
+        const content = await pollResponses[0].text();
+
+        expect(content).to.eql("1");
+
         // the Node.js implementation uses HTTP 500 (Internal Server Error), but HTTP 400 seems more suitable
-        assert.ok([400, 500].includes(pollResponses[1].status), `expected 400 or 500, got ${pollResponses[1].status}`);
-        const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-        assert.deepStrictEqual(pollResponse.status, 400);
+        expect(pollResponses[1].status).to.be.oneOf([400, 500]);
+
+        const pollResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+        );
+
+        expect(pollResponse.status).to.eql(400);
       });
 
-      it('closes the session upon cancelled polling request', async () => {
+      it("closes the session upon cancelled polling request", async () => {
         const sid = await initLongPollingSession();
         const controller = new AbortController();
-        globalThis.fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { signal: controller.signal }).catch(() => {});
-        await sleep(SETTLE);
+
+        fetch(`${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`, {
+          signal: controller.signal,
+        }).catch(() => {});
+
+        await sleep(5);
+
         controller.abort();
-        const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-        assert.deepStrictEqual(pollResponse.status, 400);
+
+        const pollResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`,
+        );
+
+        expect(pollResponse.status).to.eql(400);
       });
     });
 
-    describe('WebSocket', () => {
-      it('sends and receives a plain text packet', async () => {
-        const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket`);
-        await waitFor(socket, 'open');
-        await waitFor(socket, 'message'); // handshake
-        socket.send('4hello');
-        const { data } = await waitFor(socket, 'message');
-        assert.deepStrictEqual(data, '4hello');
+    describe("WebSocket", () => {
+      it("sends and receives a plain text packet", async () => {
+        const socket = createWebSocket(
+          `${WS_URL}/engine.io/?EIO=4&transport=websocket`
+        );
+
+        await waitFor(socket, "open");
+
+        await waitFor(socket, "message"); // handshake
+
+        socket.send("4hello");
+
+        const { data } = await waitFor(socket, "message");
+
+        expect(data).to.eql("4hello");
+
         socket.close();
       });
 
-      it('sends and receives a binary packet', async () => {
-        const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket`);
-        socket.binaryType = 'arraybuffer';
-        await waitFor(socket, 'message'); // handshake
+      it("sends and receives a binary packet", async () => {
+        const socket = createWebSocket(
+          `${WS_URL}/engine.io/?EIO=4&transport=websocket`
+        );
+        socket.binaryType = "arraybuffer";
+
+        await waitFor(socket, "message"); // handshake
+
         socket.send(Uint8Array.from([1, 2, 3, 4]));
-        const { data } = await waitFor(socket, 'message');
-        assert.deepStrictEqual(data, Uint8Array.from([1, 2, 3, 4]).buffer);
+
+        const { data } = await waitFor(socket, "message");
+
+        expect(data).to.eql(Uint8Array.from([1, 2, 3, 4]).buffer);
+
         socket.close();
       });
 
-      it('closes the session upon invalid packet format', async () => {
-        const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket`);
-        await waitFor(socket, 'message'); // handshake
-        socket.send('abc');
-        await waitFor(socket, 'close');
+      it("closes the session upon invalid packet format", async () => {
+        const socket = createWebSocket(
+          `${WS_URL}/engine.io/?EIO=4&transport=websocket`
+        );
+
+        await waitFor(socket, "message"); // handshake
+
+        socket.send("abc");
+
+        await waitFor(socket, "close");
+
         socket.close();
       });
     });
   });
 
-  describe('heartbeat', { timeout: 5000 }, () => {
-    describe('HTTP long-polling', () => {
-      it('sends ping/pong packets', async () => {
+  describe("heartbeat", function () {
+    this.timeout(5000);
+
+    describe("HTTP long-polling", () => {
+      it("sends ping/pong packets", async () => {
         const sid = await initLongPollingSession();
+
         for (let i = 0; i < 3; i++) {
-          const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-          assert.deepStrictEqual(pollResponse.status, 200);
-          assert.deepStrictEqual(await pollResponse.text(), '2');
-          const pushResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '3' });
-          assert.deepStrictEqual(pushResponse.status, 200);
+          const pollResponse = await fetch(
+            `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+          );
+
+          expect(pollResponse.status).to.eql(200);
+
+          const pollContent = await pollResponse.text();
+
+          expect(pollContent).to.eql("2");
+
+          const pushResponse = await fetch(
+            `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`,
+            {
+              method: "post",
+              body: "3",
+            }
+          );
+
+          expect(pushResponse.status).to.eql(200);
         }
       });
 
-      it('closes the session upon ping timeout', async () => {
+      it("closes the session upon ping timeout", async () => {
         const sid = await initLongPollingSession();
-        await sleep(PING_INTERVAL + PING_TIMEOUT + SLACK);
-        const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-        assert.deepStrictEqual(pollResponse.status, 400);
+
+        await sleep(PING_INTERVAL + PING_TIMEOUT);
+
+        const pollResponse = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+        );
+
+        expect(pollResponse.status).to.eql(400);
       });
     });
 
-    describe('WebSocket', () => {
-      it('sends ping/pong packets', async () => {
-        const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket`);
-        await waitFor(socket, 'message'); // handshake
+    describe("WebSocket", () => {
+      it("sends ping/pong packets", async () => {
+        const socket = createWebSocket(
+          `${WS_URL}/engine.io/?EIO=4&transport=websocket`
+        );
+
+        await waitFor(socket, "message"); // handshake
+
         for (let i = 0; i < 3; i++) {
-          const { data } = await waitFor(socket, 'message');
-          assert.deepStrictEqual(data, '2');
-          socket.send('3');
+          const { data } = await waitFor(socket, "message");
+
+          expect(data).to.eql("2");
+
+          socket.send("3");
         }
+
         socket.close();
       });
 
-      it('closes the session upon ping timeout', async () => {
-        const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket`);
-        await waitFor(socket, 'close'); // handshake
+      it("closes the session upon ping timeout", async () => {
+        const socket = createWebSocket(
+          `${WS_URL}/engine.io/?EIO=4&transport=websocket`
+        );
+
+        await waitFor(socket, "close"); // handshake
       });
     });
   });
 
-  describe('close', () => {
-    describe('HTTP long-polling', () => {
-      it('forcefully closes the session', async () => {
+  describe("close", () => {
+    describe("HTTP long-polling", () => {
+      it("forcefully closes the session", async () => {
         const sid = await initLongPollingSession();
+
         const [pollResponse] = await Promise.all([
-          fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`),
-          // (the suite sends both at once; the POST waits a moment so that the GET is pending first)
-          sleep(SETTLE).then(() => fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '1' })),
+          fetch(`${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`),
+          fetch(`${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`, {
+            method: "post",
+            body: "1",
+          }),
         ]);
-        assert.deepStrictEqual(pollResponse.status, 200);
-        assert.deepStrictEqual(await pollResponse.text(), '6');
-        const pollResponse2 = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-        assert.deepStrictEqual(pollResponse2.status, 400);
+
+        expect(pollResponse.status).to.eql(200);
+
+        const pullContent = await pollResponse.text();
+
+        expect(pullContent).to.eql("6");
+
+        const pollResponse2 = await fetch(
+          `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+        );
+
+        expect(pollResponse2.status).to.eql(400);
       });
     });
 
-    describe('WebSocket', () => {
-      it('forcefully closes the session', async () => {
-        const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket`);
-        await waitFor(socket, 'message'); // handshake
-        socket.send('1');
-        await waitFor(socket, 'close');
+    describe("WebSocket", () => {
+      it("forcefully closes the session", async () => {
+        const socket = createWebSocket(
+          `${WS_URL}/engine.io/?EIO=4&transport=websocket`
+        );
+
+        await waitFor(socket, "message"); // handshake
+
+        socket.send("1");
+
+        await waitFor(socket, "close");
       });
     });
   });
 
-  describe('upgrade', () => {
-    it('successfully upgrades from HTTP long-polling to WebSocket', async () => {
+  describe("upgrade", () => {
+    it("successfully upgrades from HTTP long-polling to WebSocket", async () => {
       const sid = await initLongPollingSession();
-      const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
-      await waitFor(socket, 'open');
+
+      const socket = createWebSocket(
+        `${WS_URL}/engine.io/?EIO=4&transport=websocket&sid=${sid}`
+      );
+
+      await waitFor(socket, "open");
+
       // send probe
-      socket.send('2probe');
-      const probeResponse = await waitFor(socket, 'message');
-      assert.deepStrictEqual(probeResponse.data, '3probe');
-      const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-      assert.deepStrictEqual(pollResponse.status, 200);
-      assert.deepStrictEqual(await pollResponse.text(), '6'); // "noop" packet to cleanly end the HTTP long-polling request
+      socket.send("2probe");
+
+      const probeResponse = await waitFor(socket, "message");
+
+      expect(probeResponse.data).to.eql("3probe");
+
+      const pollResponse = await fetch(
+        `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+      );
+
+      expect(pollResponse.status).to.eql(200);
+
+      const pollContent = await pollResponse.text();
+
+      expect(pollContent).to.eql("6"); // "noop" packet to cleanly end the HTTP long-polling request
+
       // complete upgrade
-      socket.send('5');
-      socket.send('4hello');
-      const { data } = await waitFor(socket, 'message');
-      assert.deepStrictEqual(data, '4hello');
+      socket.send("5");
+
+      socket.send("4hello");
+
+      const { data } = await waitFor(socket, "message");
+
+      expect(data).to.eql("4hello");
     });
 
-    it('ignores HTTP requests with same sid after upgrade', async () => {
+    it("ignores HTTP requests with same sid after upgrade", async () => {
       const sid = await initLongPollingSession();
-      const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
-      await waitFor(socket, 'open');
-      socket.send('2probe');
-      await waitFor(socket, 'message'); // "3probe"
-      socket.send('5');
-      const pollResponse = await fetch(`${URL_}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
-      assert.deepStrictEqual(pollResponse.status, 400);
-      socket.send('4hello');
-      const { data } = await waitFor(socket, 'message');
-      assert.deepStrictEqual(data, '4hello');
+
+      const socket = createWebSocket(
+        `${WS_URL}/engine.io/?EIO=4&transport=websocket&sid=${sid}`
+      );
+
+      await waitFor(socket, "open");
+      socket.send("2probe");
+      await waitFor(socket, "message"); // "3probe"
+      socket.send("5");
+
+      const pollResponse = await fetch(
+        `${URL}/engine.io/?EIO=4&transport=polling&sid=${sid}`
+      );
+
+      expect(pollResponse.status).to.eql(400);
+
+      socket.send("4hello");
+
+      const { data } = await waitFor(socket, "message");
+
+      expect(data).to.eql("4hello");
     });
 
-    it('ignores WebSocket connection with same sid after upgrade', async () => {
+    it("ignores WebSocket connection with same sid after upgrade", async () => {
       const sid = await initLongPollingSession();
-      const socket = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
-      await waitFor(socket, 'open');
-      socket.send('2probe');
-      await waitFor(socket, 'message'); // "3probe"
-      socket.send('5');
-      const socket2 = createWebSocket(`${WS_URL}/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
-      await waitFor(socket2, 'close');
-      socket.send('4hello');
-      const { data } = await waitFor(socket, 'message');
-      assert.deepStrictEqual(data, '4hello');
+
+      const socket = createWebSocket(
+        `${WS_URL}/engine.io/?EIO=4&transport=websocket&sid=${sid}`
+      );
+
+      await waitFor(socket, "open");
+      socket.send("2probe");
+      await waitFor(socket, "message"); // "3probe"
+      socket.send("5");
+
+      const socket2 = createWebSocket(
+        `${WS_URL}/engine.io/?EIO=4&transport=websocket&sid=${sid}`
+      );
+
+      await waitFor(socket2, "close");
+
+      socket.send("4hello");
+
+      const { data } = await waitFor(socket, "message");
+
+      expect(data).to.eql("4hello");
     });
   });
 });
