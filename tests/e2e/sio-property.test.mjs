@@ -365,9 +365,15 @@ async function runProperty(srv, { label, events, namespaces, rooms, receiverSetu
   canaryEmit();
   const last = `canary-end-${label}`;
   canaries[0].s.emit(canaryEvent, last);
-  await until(() => canaries.every((k) => k.sent.every((t) => k.got.has(t))), 20000,
-    () => `every canary message back: ${canaries.map((k) => `${k.sent.filter((t) => !k.got.has(t)).length} missing, disconnects ${JSON.stringify(k.disconnects)}`).join('; ')}`);
-  await until(() => receivers.every((c) => c.capture.events.some((e) => e.includes(last))), 20000, 'the receivers to get the last canary message');
+  // (a timeout is reported after the decode failures, which say more)
+  let waitError = null;
+  try {
+    await until(() => canaries.every((k) => k.sent.every((t) => k.got.has(t))), 20000,
+      () => `every canary message back: ${canaries.map((k) => `${k.sent.filter((t) => !k.got.has(t)).length} missing, disconnects ${JSON.stringify(k.disconnects)}`).join('; ')}`);
+    await until(() => receivers.every((c) => c.capture.events.some((e) => e.includes(last))), 20000, 'the receivers to get the last canary message');
+  } catch (e) {
+    waitError = e;
+  }
   const alive = await fetchT(`${srv.url}/socket.io/?EIO=4&transport=polling`);
 
   const summary = `${label}: seed ${seed}, ${sent} packets (${binaries} with attachments) in ${Date.now() - started} ms, ` +
@@ -380,6 +386,7 @@ async function runProperty(srv, { label, events, namespaces, rooms, receiverSetu
   for (const c of clients) c.stop();
 
   assert.deepEqual(failures.slice(0, 20), [], `packets herald sent that the official parsers refuse (SIO_PROPERTY_SEED=${seed}); ${summary}`);
+  if (waitError) throw waitError;
   for (const k of canaryState) {
     assert.deepEqual(k.disconnects, [], `canary ${k.name} stayed connected (SIO_PROPERTY_SEED=${seed})`);
     assert.equal(k.connects, 1, `canary ${k.name} connected once`);
