@@ -62,9 +62,9 @@ struct hr_eio_session {
     size_t queue_bytes;
     uv_timer_t heartbeat;          /* next ping, or the pong deadline */
     uint8_t transport;
-    uint8_t upgrading;             /* probe answered; waiting for the upgrade packet */
+    uint8_t upgrading;             /* probe answered; waiting for the upgrade packet (polls
+                                    * are answered with a noop meanwhile) */
     uint8_t awaiting_pong;
-    uint8_t noop_next;             /* the next poll gets a noop (the upgrade has started) */
     uint8_t closed;
 };
 

@@ -414,8 +414,6 @@ static void ws_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
             /* release the pending poll so the client can pause polling */
             if (s->get && !hr_conn_closing(s->get))
                 answer_get_ctl(s, HR_EIO_NOOP);
-            else
-                s->noop_next = 1;
         } else if (p.type == HR_EIO_UPGRADE && s->upgrading) {
             complete_upgrade(s);
         } else {
@@ -472,8 +470,11 @@ static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct
     }
     s->get = c;
     hr_http_on_abort(c, get_aborted, s);
-    if (s->noop_next) {
-        s->noop_next = 0;
+    /* Once the probe is answered, every poll is answered with a noop at once: the client
+     * sends the upgrade packet only after its last poll has completed, so holding one here
+     * (a poll already under way when 3probe arrived, e.g. while an alert() blocked the page)
+     * would stall the upgrade for good. The reference server does the same. */
+    if (s->upgrading) {
         answer_get_ctl(s, HR_EIO_NOOP);
         return;
     }
