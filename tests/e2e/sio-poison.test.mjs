@@ -18,6 +18,7 @@ import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 import { startHerald } from './lib/herald.mjs';
 import { stopServer, until, fetchT } from './lib/sio-util.mjs';
+import { startCanary } from './lib/hostile.mjs';
 
 const T = { timeout: 60000 };
 const RUN = `p${process.pid}-${Date.now().toString(36)}`;
@@ -124,8 +125,16 @@ async function allReceive(list, t, { connects = 1, disconnects = 0 } = {}) {
   }
 }
 
-before(async () => { srv = await startHerald([]); });
-after(async () => { await stopServer(srv); });
+// the hostile-neighbours canary (an SSE reader and a publisher) runs through every attack
+let canary;
+before(async () => {
+  srv = await startHerald([]);
+  canary = await startCanary(srv, { rssLimitKb: 256 * 1024 });
+});
+after(async () => {
+  await canary.check('the poison packets');
+  await stopServer(srv);
+});
 afterEach(() => {
   for (const r of readers.splice(0)) r.socket.disconnect();
   for (const w of opened.splice(0)) w.terminate();

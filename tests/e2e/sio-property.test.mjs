@@ -8,7 +8,8 @@
 // (decodePacket / decodePayload) and socket.io-parser (Decoder, as socket.io-client 4.8 uses
 // it), and none may fail. A sender that herald closes (it sent something invalid) is replaced
 // by a new one. Official socket.io-client canaries in the room must stay connected and get
-// every message they send throughout; the server must stay up.
+// every message they send throughout, and so must the hostile-neighbours canary (an SSE
+// reader and a publisher, lib/hostile.mjs); the server must stay up, its RSS bounded.
 //
 // Bounded: SIO_PROPERTY_COUNT packets per server (default 3000), SIO_PROPERTY_SEED for the
 // PRNG (printed, so a failure can be replayed with the same seed).
@@ -21,10 +22,12 @@ import { Decoder } from 'socket.io-parser';
 import { startHerald } from './lib/herald.mjs';
 import { startExample } from './lib/example.mjs';
 import { stopServer, until, fetchT } from './lib/sio-util.mjs';
+import { startCanary } from './lib/hostile.mjs';
 
 const COUNT = Number(process.env.SIO_PROPERTY_COUNT || 3000);
 const SEED = process.env.SIO_PROPERTY_SEED ? Number(process.env.SIO_PROPERTY_SEED) : (Date.now() ^ (process.pid << 16)) >>> 0;
 const TIME_BUDGET_MS = 60000;
+const RSS_LIMIT_KB = 256 * 1024; // herald starts at a few MB; 3000 small packets must not grow it
 
 // mulberry32: small, seedable, good enough to pick cases
 function prng(seed) {
@@ -403,11 +406,13 @@ describe('every packet herald sends decodes with the official parsers', () => {
   test('chat app (the default): random and mutated packets from polling and WebSocket clients', { timeout: TIME_BUDGET_MS + 30000 }, async () => {
     const srv = await startHerald([]);
     try {
+      const canary = await startCanary(srv, { rssLimitKb: RSS_LIMIT_KB });
       await runProperty(srv, {
         label: 'chat', seed: SEED, events: ['message', 'message', 'message', 'chat', 'x'],
         namespaces: ['/', '/admin', '/nope', '/a\x1eb', '/é'], rooms: ['chat'],
         receiverSetup: { connects: ['0'], after: [] }, canaryEvent: 'message',
       });
+      await canary.check('random packets to the chat app');
     } finally {
       await stopServer(srv);
     }
@@ -416,6 +421,7 @@ describe('every packet herald sends decodes with the official parsers', () => {
   test('examples/features: namespaces, rooms, acks both ways, echo, ask', { timeout: TIME_BUDGET_MS + 30000 }, async () => {
     const srv = await startExample('features');
     try {
+      const canary = await startCanary(srv, { rssLimitKb: RSS_LIMIT_KB });
       await runProperty(srv, {
         label: 'features', seed: (SEED + 1) >>> 0,
         events: ['echo', 'echo-ack', 'to-all', 'to-room', 'broadcast', 'send', 'ask', 'join', 'rooms', 'whoami', 'leave'],
@@ -426,6 +432,7 @@ describe('every packet herald sends decodes with the official parsers', () => {
         },
         canaryEvent: 'to-all',
       });
+      await canary.check('random packets to examples/features');
     } finally {
       await stopServer(srv);
     }
