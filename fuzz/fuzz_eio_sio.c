@@ -5,8 +5,10 @@
  * Socket.IO packet), as a binary frame, as an HTTP long-polling body iterated record by
  * record (each text MESSAGE through the Socket.IO decoder), and as JSON text checked against
  * jansson. Invariants: pointers stay inside the input, every accepted packet re-encodes to
- * bytes that decode to the same fields, base64 records are canonical, and the validator
- * agrees with jansson except where jansson is known to be stricter than RFC 8259. */
+ * bytes that decode to the same fields, base64 records are canonical, the placeholders of an
+ * accepted binary packet are what socket.io-parser can reconstruct (read on jansson's tree),
+ * and the validator agrees with jansson except where jansson is known to be stricter than
+ * RFC 8259. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,6 +53,38 @@ static void same_packet(const struct hr_sio_packet *a, const struct hr_sio_packe
     CHECK(a->args_len == 0 || memcmp(a->args, b->args, a->args_len) == 0);
 }
 
+/* socket.io-parser's reconstructPacket, read independently on jansson's tree: every object
+ * whose "_placeholder" is true is replaced by attachment "num", which must be a number in
+ * [0, n). herald asks more: exactly the two members, num an integer, each attachment named
+ * once. Counts the placeholders into used[]; returns 0 when one is illegal. */
+static int placeholders_ok(const json_t *j, size_t n, unsigned *used)
+{
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (!placeholders_ok(json_array_get(j, i), n, used))
+                return 0;
+        return 1;
+    }
+    if (!json_is_object(j))
+        return 1;
+    if (json_is_true(json_object_get(j, "_placeholder"))) {
+        const json_t *num = json_object_get(j, "num");
+        if (json_object_size(j) != 2 || !json_is_integer(num) || json_integer_value(num) < 0 ||
+            (size_t)json_integer_value(num) >= n)
+            return 0;
+        used[json_integer_value(num)]++;
+        return 1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)j, k, v)
+    {
+        if (!placeholders_ok(v, n, used))
+            return 0;
+    }
+    return 1;
+}
+
 /* Decode s as a Socket.IO packet, from an exact-size copy, and check what came out. */
 static void check_sio(const uint8_t *s, size_t len)
 {
@@ -71,6 +105,21 @@ static void check_sio(const uint8_t *s, size_t len)
                  : p.attachments == 0);
     CHECK(p.ack_id >= -1);
     CHECK(p.nsp_len >= 1 && p.nsp[0] == '/' && !memchr(p.nsp, ',', p.nsp_len));
+    for (size_t i = 0; i < p.nsp_len; i++)
+        CHECK((uint8_t)p.nsp[i] >= 0x20); /* 0x1E would split a polling payload */
+    /* herald never relays what an official client's socket.io-parser refuses: a binary
+     * packet's placeholders are legal, and every attachment is named exactly once (jansson
+     * keeps the last of duplicate keys, as JSON.parse does; text it declines is skipped) */
+    if (binary) {
+        json_t *j = json_loadb(p.data, p.data_len, JSON_DECODE_ANY, NULL);
+        if (j) {
+            unsigned used[HR_SIO_MAX_ATTACHMENTS] = {0};
+            CHECK(placeholders_ok(j, p.attachments, used));
+            for (size_t i = 0; i < p.attachments; i++)
+                CHECK(used[i] == 1);
+            json_decref(j);
+        }
+    }
     CHECK(in(p.nsp, p.nsp_len, buf, len) || (p.nsp_len == 1 && p.nsp[0] == '/'));
     if (p.data) {
         CHECK(in(p.data, p.data_len, buf, len) && p.data + p.data_len == buf + len);

@@ -119,7 +119,11 @@ const uint8_t *herald_args_binary(const herald_args *a, size_t i, size_t *len);
 
 /* ---- sending ------------------------------------------------------------------------------ */
 
-/* Binary data inside args: an object {"_placeholder":true,"num":N} stands for bins[N]. */
+/* Binary data inside args: an object {"_placeholder":true,"num":N} stands for bins[N]. At
+ * most 10 bins (what socket.io-parser's Decoder takes), and every placeholder must name one
+ * of them; otherwise nothing is sent (HR_EINVAL, or 0 sockets reached), since no official
+ * client could decode the packet. Reserved event names (connect, connect_error, disconnect,
+ * disconnecting, newListener, removeListener) are refused the same way. */
 struct herald_bin {
     const void *data;
     size_t len;

@@ -376,7 +376,168 @@ static int split_event(struct hr_sio_packet *p)
 }
 
 /* -------------------------------------------------------------------------------------- */
+/* Binary placeholders (socket.io-parser binary.js reconstructPacket) */
+
+_Static_assert(HR_SIO_MAX_ATTACHMENTS <= 64, "the attachments used are a 64-bit mask");
+
+enum { KEY_OTHER, KEY_PLACEHOLDER, KEY_NUM };
+
+/* What one open object has shown so far of the placeholder members. */
+struct ph_obj {
+    uint32_t members; /* keys seen, saturating */
+    uint8_t ph;       /* "_placeholder" keys seen */
+    uint8_t ph_true;  /* the last one's value is the literal true */
+    uint8_t nums;     /* "num" keys seen */
+    int64_t num;      /* the last num as a plain-digit integer, or -1 */
+};
+
+/* The key s[i..end) (a validated string token), unescaped as JSON.parse reads it. */
+static int classify_key(const char *s, size_t i, size_t end)
+{
+    char k[16];
+    /* "_placeholder" is 12 characters, each at most 6 bytes as an escape, plus the quotes */
+    if (end - i > 12 * 6 + 2 || unescape_name(s, i, end, k, sizeof(k)) < 0)
+        return KEY_OTHER; /* longer than either name, or not a C string */
+    if (strcmp(k, "_placeholder") == 0)
+        return KEY_PLACEHOLDER;
+    return strcmp(k, "num") == 0 ? KEY_NUM : KEY_OTHER;
+}
+
+/* A plain non-negative integer ("0", "7", never "07", "1.0", "1e0" or "-0"), else -1. The
+ * official encoder writes num with JSON.stringify of a small integer: plain digits. */
+static int64_t plain_index(const char *s, size_t i, size_t end)
+{
+    if (end - i > 9 || (end - i > 1 && s[i] == '0'))
+        return -1;
+    int64_t v = 0;
+    for (; i < end; i++) {
+        if (!is_digit(s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* A value of the given key arrived in object o; tok is its text when it is a scalar. */
+static void ph_value(struct ph_obj *o, int key, const char *s, size_t i, size_t end)
+{
+    if (key == KEY_PLACEHOLDER) {
+        if (o->ph < UINT8_MAX)
+            o->ph++;
+        o->ph_true = end - i == 4 && memcmp(s + i, "true", 4) == 0;
+    } else if (key == KEY_NUM) {
+        if (o->nums < UINT8_MAX)
+            o->nums++;
+        o->num = s[i] == '-' || is_digit(s[i]) ? plain_index(s, i, end) : -1;
+    }
+}
+
+int hr_sio_check_placeholders(const char *s, size_t len, uint32_t attachments, int all_used)
+{
+    char open[JSON_MAX_DEPTH];
+    struct ph_obj obj[JSON_MAX_DEPTH];
+    uint8_t expect_key[JSON_MAX_DEPTH];
+    int key[JSON_MAX_DEPTH];
+    size_t depth = 0, i = 0;
+    uint64_t used = 0;
+
+    if (attachments > HR_SIO_MAX_ATTACHMENTS)
+        return HR_EINVAL;
+    /* s is valid JSON: walk its tokens, keeping per open object what its members say. */
+    for (;;) {
+        i = skip_ws(s, len, i);
+        if (i >= len)
+            break;
+        char c = s[i];
+        struct ph_obj *top = depth && open[depth - 1] == '{' ? &obj[depth - 1] : NULL;
+        if (c == ',' || c == ':') {
+            if (c == ',' && top)
+                expect_key[depth - 1] = 1;
+            i++;
+            continue;
+        }
+        if (c == ']' || c == '}') {
+            if (depth == 0)
+                return HR_EINVAL; /* not the valid JSON promised */
+            depth--;
+            i++;
+            if (c == ']')
+                continue;
+            struct ph_obj *o = &obj[depth];
+            if (o->ph > 1)
+                return HR_EINVAL;
+            if (o->ph == 0 || !o->ph_true)
+                continue; /* an ordinary object: the official parser leaves it alone */
+            if (o->members != 2 || o->nums != 1 || o->num < 0 || o->num >= (int64_t)attachments)
+                return HR_EINVAL;
+            if (all_used && (used >> o->num & 1))
+                return HR_EINVAL;
+            used |= (uint64_t)1 << o->num;
+            continue;
+        }
+        if (c == '"' && top && expect_key[depth - 1]) {
+            size_t end = scan_string(s, len, i);
+            if (end == BAD)
+                return HR_EINVAL; /* not the valid JSON promised */
+            expect_key[depth - 1] = 0;
+            key[depth - 1] = classify_key(s, i, end);
+            if (top->members < UINT32_MAX)
+                top->members++;
+            i = end;
+            continue;
+        }
+        /* a value: the parent object notes it under its key */
+        if (c == '[' || c == '{') {
+            if (top)
+                ph_value(top, key[depth - 1], s, i, i + 1);
+            if (depth == JSON_MAX_DEPTH)
+                return HR_EINVAL;
+            open[depth] = c;
+            expect_key[depth] = c == '{';
+            key[depth] = KEY_OTHER;
+            memset(&obj[depth], 0, sizeof(obj[depth]));
+            obj[depth].num = -1;
+            depth++;
+            i++;
+            continue;
+        }
+        size_t end;
+        if (c == '"')
+            end = scan_string(s, len, i);
+        else if (c == '-' || is_digit(c))
+            end = scan_number(s, len, i);
+        else if (c == 't')
+            end = scan_literal(s, len, i, "true");
+        else if (c == 'f')
+            end = scan_literal(s, len, i, "false");
+        else
+            end = scan_literal(s, len, i, "null");
+        if (end == BAD)
+            return HR_EINVAL;
+        if (top)
+            ph_value(top, key[depth - 1], s, i, end);
+        i = end;
+    }
+    if (depth != 0)
+        return HR_EINVAL;
+    /* every attachment named once: what socket.io-parser's encoder writes */
+    if (all_used && used != (attachments == 64 ? UINT64_MAX : ((uint64_t)1 << attachments) - 1))
+        return HR_EINVAL;
+    return 0;
+}
+
+/* -------------------------------------------------------------------------------------- */
 /* Packets */
+
+/* A C0 control character. A namespace is written raw into our packets, and 0x1E would split
+ * a polling payload there. */
+static int has_control(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((uint8_t)s[i] < 0x20)
+            return 1;
+    return 0;
+}
 
 static int is_binary_type(int type)
 {
@@ -422,7 +583,8 @@ int hr_sio_decode(const char *s, size_t len, struct hr_sio_packet *out)
         out->nsp_len = end - i;
         /* It is echoed back in our packets, so it must be text a client can decode. */
         if (hr_utf8_validate(HR_UTF8_ACCEPT, (const uint8_t *)out->nsp, out->nsp_len) !=
-            HR_UTF8_ACCEPT)
+                HR_UTF8_ACCEPT ||
+            has_control(out->nsp, out->nsp_len))
             return HR_EINVAL;
         i = comma ? end + 1 : len;
     }
@@ -456,12 +618,18 @@ int hr_sio_decode(const char *s, size_t len, struct hr_sio_packet *out)
     case HR_SIO_CONNECT: return kind == 0 || kind == '{' ? 0 : HR_EINVAL;
     case HR_SIO_DISCONNECT: return kind == 0 ? 0 : HR_EINVAL;
     case HR_SIO_CONNECT_ERROR: return kind == '{' || kind == '"' ? 0 : HR_EINVAL;
-    case HR_SIO_ACK:
-    case HR_SIO_BINARY_ACK: return kind == '[' ? 0 : HR_EINVAL;
-    default: /* EVENT, BINARY_EVENT */
+    case HR_SIO_ACK: return kind == '[' ? 0 : HR_EINVAL;
+    case HR_SIO_BINARY_ACK:
         if (kind != '[')
             return HR_EINVAL;
-        return split_event(out);
+        return hr_sio_check_placeholders(out->data, out->data_len, out->attachments, 1);
+    case HR_SIO_EVENT: return kind == '[' ? split_event(out) : HR_EINVAL;
+    default: /* BINARY_EVENT */
+        if (kind != '[' || split_event(out) < 0)
+            return HR_EINVAL;
+        /* placeholders a client's socket.io-parser would refuse: every receiver of the
+         * relayed packet would fail with "parse error" and reconnect */
+        return hr_sio_check_placeholders(out->data, out->data_len, out->attachments, 1);
     }
 }
 
@@ -480,7 +648,7 @@ struct hr_buf *hr_sio_encode(int type, const char *nsp, size_t nsp_len, int64_t 
         nsp_len = 0;
     /* A namespace must start with '/' to be recognised, and cannot hold the comma that ends
      * it: such a packet would decode as something else. */
-    if (nsp_len && (nsp[0] != '/' || memchr(nsp, ',', nsp_len)))
+    if (nsp_len && (nsp[0] != '/' || memchr(nsp, ',', nsp_len) || has_control(nsp, nsp_len)))
         return NULL;
     if (!data)
         data_len = 0;
@@ -571,6 +739,10 @@ int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, s
 
     if (!name)
         return HR_EINVAL;
+    /* socket.io-parser refuses an EVENT named so ("invalid payload") */
+    for (size_t k = 0; k < sizeof(reserved_events) / sizeof(reserved_events[0]); k++)
+        if (strcmp(name, reserved_events[k]) == 0)
+            return HR_EINVAL;
     if ((rc = hr_buf_append(b, "[", 1)) || (rc = hr_json_append_string(b, name, strlen(name))))
         goto fail;
     if (args_len && ((rc = hr_buf_append(b, ",", 1)) || (rc = hr_buf_append(b, args, args_len))))

@@ -20,7 +20,10 @@ enum hr_sio_type {
     HR_SIO_BINARY_ACK = 6,
 };
 
-#define HR_SIO_MAX_ATTACHMENTS 1000
+/* socket.io-parser's Decoder refuses more ("too many attachments", its default maxAttachments,
+ * which neither socket.io nor socket.io-client changes): a packet with more could not reach
+ * any official client, and the reference server closes a client that sends one. */
+#define HR_SIO_MAX_ATTACHMENTS 10
 
 struct hr_sio_packet {
     uint8_t type;
@@ -46,12 +49,27 @@ struct hr_sio_packet {
  * The payload must be one complete JSON value (hr_json_check) with only whitespace around.
  * Header rules: type '0'..'6'; "<n>-" only and always for the binary types, n decimal digits
  * in 1..HR_SIO_MAX_ATTACHMENTS; a namespace starts with '/' and ends at the first ',' (or at
- * the end of s), and must be valid UTF-8; an ack id is decimal digits in 0..INT64_MAX (any
- * type may carry one, as in the reference). A number event name is copied as its JSON text.
+ * the end of s), and must be valid UTF-8 without control characters (U+0000..U+001F: 0x1E
+ * separates the records of a polling payload); an ack id is decimal digits in 0..INT64_MAX
+ * (any type may carry one, as in the reference). A number event name is copied as its JSON
+ * text. BINARY_EVENT / BINARY_ACK: the placeholders must be exactly one per attachment
+ * (hr_sio_check_placeholders with all_used).
  * A string name is unescaped; it fails when longer than 255 bytes or when it holds U+0000 or
  * an unpaired surrogate escape. Returns 0 or HR_EINVAL. Pointers point into s, except nsp
  * when absent (a static "/"); args is not NUL-terminated. */
 int hr_sio_decode(const char *s, size_t len, struct hr_sio_packet *out);
+
+/* Check the binary placeholders of json, a valid JSON value (hr_json_check), against a packet
+ * of `attachments` attachments, as socket.io-parser's reconstructPacket will read them: it
+ * replaces every object whose "_placeholder" member is true by attachment "num", and fails
+ * the whole packet ("illegal attachments") when num is not a number in [0, attachments).
+ * Stricter than that, an object with a "_placeholder" member that is true must be exactly
+ * {"_placeholder":true,"num":N} (members in any order, keys compared unescaped) with N an
+ * integer written in plain digits, less than attachments; "_placeholder" may not appear twice
+ * in one object (JSON.parse would keep the last, other parsers the first). With all_used, each
+ * attachment must be named by exactly one placeholder, as socket.io-parser's encoder writes
+ * them. attachments <= HR_SIO_MAX_ATTACHMENTS. Returns 0 or HR_EINVAL. */
+int hr_sio_check_placeholders(const char *json, size_t len, uint32_t attachments, int all_used);
 
 /* Check that s is one complete JSON value (RFC 8259), returning its kind ('{', '[', '"', 'n'
  * for numbers, 't', 'f', 'z' for null) or 0 if invalid. Whitespace (space, tab, LF, CR) may
@@ -64,12 +82,14 @@ int hr_json_check(const char *s, size_t len);
  * the caller makes it a valid payload for the type). The namespace is written only when it
  * is not "/" (NULL or empty also mean "/"); attachments only for the binary types. ack_id < 0:
  * none. NULL on allocation failure, for a type outside 0..6, or for a namespace that does not
- * start with '/' or contains ',' (it could not be decoded back). */
+ * start with '/', contains ',' or a control character (it could not be decoded back, or
+ * framed in a polling payload). */
 struct hr_buf *hr_sio_encode(int type, const char *nsp, size_t nsp_len, int64_t ack_id,
                              uint32_t attachments, const char *data, size_t data_len);
 /* An EVENT payload from an event name and raw arguments: '["name",' args ']' — args is the
  * raw JSON text of the arguments without brackets (may be empty). Appended to *b. Returns 0,
- * HR_EINVAL (name NULL or not UTF-8), or hr_buf_append's error; on error *b is unchanged. */
+ * HR_EINVAL (name NULL, not UTF-8, or reserved: socket.io-parser refuses the packet), or
+ * hr_buf_append's error; on error *b is unchanged. */
 int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, size_t args_len);
 
 /* Append s as a JSON string (quotes and escapes, as JSON.stringify would: \" \\ \b \f \n \r

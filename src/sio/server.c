@@ -43,16 +43,28 @@ static int out_init(struct outgoing *o, int type, const herald_nsp *nsp, int64_t
                     const struct herald_bin *bins, size_t nbins)
 {
     memset(o, 0, sizeof(*o));
+    /* more than a client's socket.io-parser takes ("too many attachments") */
+    if (nbins > HR_SIO_MAX_ATTACHMENTS)
+        return HR_EINVAL;
     if (nbins)
         type = type == HR_SIO_EVENT ? HR_SIO_BINARY_EVENT : HR_SIO_BINARY_ACK;
     struct hr_buf *b = hr_sio_encode(type, nsp->name, strlen(nsp->name), ack_id, (uint32_t)nbins, NULL, 0);
     if (!b)
         return HR_ENOMEM;
+    uint32_t head = b->len;
     int rc = 0;
     if (event)
         rc = hr_sio_append_event(&b, event, raw, len);
     else if ((rc = hr_buf_append(&b, "[", 1)) == 0 && (rc = hr_buf_append(&b, raw, len)) == 0)
         rc = hr_buf_append(&b, "]", 1);
+    /* Never send what the receiver's parser must refuse: a placeholder naming an attachment
+     * that is not there fails the whole packet ("illegal attachments") and makes the client
+     * reconnect. What clients sent was checked as it came; this also holds for what the
+     * application built, and for recovery replays. Without attachments placeholders are
+     * plain objects to the receiver. */
+    if (rc == 0 && nbins &&
+        hr_sio_check_placeholders(b->data + head, b->len - head, (uint32_t)nbins, 0))
+        rc = HR_EINVAL;
     if (rc == 0)
         rc = hr_eio_msg_init(&o->text, 0, b->data, b->len);
     hr_buf_unref(b);

@@ -119,7 +119,6 @@ static const struct ok_case ok_cases[] = {
     {"4\"Unauthorized\"", 4, "/", -1, 0, "\"Unauthorized\"", NULL, NULL, 1},
     {"4{\"message\":\"Unauthorized\"}", 4, "/", -1, 0, "{\"message\":\"Unauthorized\"}", NULL, NULL,
      1},
-    {"51-[\"hello\"]", 5, "/", -1, 1, "[\"hello\"]", "hello", "", 1},
     /* number names as the reference takes them */
     {"2[1]", 2, "/", -1, 0, "[1]", "1", "", 1},
     {"2[-1.5e3,2]", 2, "/", -1, 0, "[-1.5e3,2]", "-1.5e3", "2", 1},
@@ -141,14 +140,66 @@ static const struct ok_case ok_cases[] = {
     {"2/a/[x],[\"x\"]", 2, "/a/[x]", -1, 0, "[\"x\"]", "x", "", 1},
     {"1/admin,5", 1, "/admin", 5, 0, NULL, NULL, NULL, 1}, /* ids are not type-checked */
     {"01", 0, "/", 1, 0, NULL, NULL, NULL, 1},
-    {"51000-[\"x\"]", 5, "/", -1, 1000, "[\"x\"]", "x", "", 1},
-    {"601-[]", 6, "/", -1, 1, "[]", NULL, NULL, 0},
     {"3[]", 3, "/", -1, 0, "[]", NULL, NULL, 1},
     {"0{}", 0, "/", -1, 0, "{}", NULL, NULL, 1},
     {"4\"\"", 4, "/", -1, 0, "\"\"", NULL, NULL, 1},
     {"2[\"Connect\"]", 2, "/", -1, 0, "[\"Connect\"]", "Connect", "", 1},
     {"2[\"connect \"]", 2, "/", -1, 0, "[\"connect \"]", "connect ", "", 1},
     {"2[\"\"]", 2, "/", -1, 0, "[\"\"]", "", "", 1},
+    /* placeholders: one per attachment, anywhere in the arguments, in any order */
+    {"601-[" PH0 "]", 6, "/", -1, 1, "[" PH0 "]", NULL, NULL, 0},
+    {"52-[\"x\"," PH1 "," PH0 "]", 5, "/", -1, 2, "[\"x\"," PH1 "," PH0 "]", "x", PH1 "," PH0, 1},
+    {"51-[\"x\",{\"a\":[1,{\"b\":" PH0 "}]}]", 5, "/", -1, 1, "[\"x\",{\"a\":[1,{\"b\":" PH0 "}]}]",
+     "x", "{\"a\":[1,{\"b\":" PH0 "}]}", 1},
+    {"51-[\"x\",{\"num\":0,\"_placeholder\":true}]", 5, "/", -1, 1,
+     "[\"x\",{\"num\":0,\"_placeholder\":true}]", "x", "{\"num\":0,\"_placeholder\":true}", 1},
+    {"51-[\"x\",{ \"_placeholder\" : true , \"num\" : 0 }]", 5, "/", -1, 1,
+     "[\"x\",{ \"_placeholder\" : true , \"num\" : 0 }]", "x",
+     "{ \"_placeholder\" : true , \"num\" : 0 }", 1},
+    /* keys as JSON.parse reads them: an escaped "_placeholder" is one */
+    {"51-[\"x\",{\"\\u005fplaceholder\":true,\"n\\u0075m\":0}]", 5, "/", -1, 1,
+     "[\"x\",{\"\\u005fplaceholder\":true,\"n\\u0075m\":0}]", "x",
+     "{\"\\u005fplaceholder\":true,\"n\\u0075m\":0}", 1},
+    /* "_placeholder" other than true: an ordinary object, num or not */
+    {"51-[\"x\"," PH0 ",{\"_placeholder\":false,\"num\":99}]", 5, "/", -1, 1,
+     "[\"x\"," PH0 ",{\"_placeholder\":false,\"num\":99}]", "x",
+     PH0 ",{\"_placeholder\":false,\"num\":99}", 1},
+    {"51-[\"x\"," PH0 ",{\"_placeholder\":\"true\",\"num\":-1,\"y\":1}]", 5, "/", -1, 1,
+     "[\"x\"," PH0 ",{\"_placeholder\":\"true\",\"num\":-1,\"y\":1}]", "x",
+     PH0 ",{\"_placeholder\":\"true\",\"num\":-1,\"y\":1}", 1},
+    /* "_placeholder" as text, or under another key */
+    {"51-[\"x\"," PH0 ",\"{\\\"_placeholder\\\":true,\\\"num\\\":9}\"]", 5, "/", -1, 1,
+     "[\"x\"," PH0 ",\"{\\\"_placeholder\\\":true,\\\"num\\\":9}\"]", "x",
+     PH0 ",\"{\\\"_placeholder\\\":true,\\\"num\\\":9}\"", 1},
+    {"51-[\"x\"," PH0 ",{\"_placeholderx\":true,\"num\":9}]", 5, "/", -1, 1,
+     "[\"x\"," PH0 ",{\"_placeholderx\":true,\"num\":9}]", "x",
+     PH0 ",{\"_placeholderx\":true,\"num\":9}", 1},
+    /* the most attachments socket.io-parser's Decoder takes */
+    {"510-[\"x\"," PH0 "," PH1
+     ",{\"_placeholder\":true,\"num\":2},{\"_placeholder\":true,\"num\":3},"
+     "{\"_placeholder\":true,\"num\":4},{\"_placeholder\":true,\"num\":5},{\"_placeholder\":true,"
+     "\"num\":6},"
+     "{\"_placeholder\":true,\"num\":7},{\"_placeholder\":true,\"num\":8},{\"_placeholder\":true,"
+     "\"num\":9}]",
+     5, "/", -1, 10,
+     "[\"x\"," PH0 "," PH1 ",{\"_placeholder\":true,\"num\":2},{\"_placeholder\":true,\"num\":3},"
+     "{\"_placeholder\":true,\"num\":4},{\"_placeholder\":true,\"num\":5},{\"_placeholder\":true,"
+     "\"num\":6},"
+     "{\"_placeholder\":true,\"num\":7},{\"_placeholder\":true,\"num\":8},{\"_placeholder\":true,"
+     "\"num\":9}]",
+     "x",
+     PH0 "," PH1 ",{\"_placeholder\":true,\"num\":2},{\"_placeholder\":true,\"num\":3},"
+         "{\"_placeholder\":true,\"num\":4},{\"_placeholder\":true,\"num\":5},{\"_placeholder\":"
+         "true,\"num\":6},"
+         "{\"_placeholder\":true,\"num\":7},{\"_placeholder\":true,\"num\":8},{\"_placeholder\":"
+         "true,\"num\":9}",
+     1},
+    /* without attachments a placeholder is a plain object to every parser: relayed as is */
+    {"2[\"message\",{\"_placeholder\":true,\"num\":99}]", 2, "/", -1, 0,
+     "[\"message\",{\"_placeholder\":true,\"num\":99}]", "message",
+     "{\"_placeholder\":true,\"num\":99}", 1},
+    {"3[{\"_placeholder\":true,\"num\":-1}]", 3, "/", -1, 0, "[{\"_placeholder\":true,\"num\":-1}]",
+     NULL, NULL, 1},
 };
 
 static void check_ok(size_t ci, const struct ok_case *c, const struct hr_sio_packet *p,
@@ -319,6 +370,8 @@ static const struct bad_case bad_cases[] = {
     {S("0{\"a\"}")},
     {S("2[\"x\",01]")},
     /* attachments: digits, 1..HR_SIO_MAX_ATTACHMENTS, then '-' */
+    {S("511-[\"x\"]")},
+    {S("51000-[\"x\"]")},
     {S("51001-[\"x\"]")},
     {S("599999999999999999999-[\"x\"]")},
     {S("5 1-[\"x\"]")},
@@ -333,6 +386,14 @@ static const struct bad_case bad_cases[] = {
     {S("2/ad\xffmin,[\"x\"]")},
     {S("0/\xc3")},
     {S("0/\xed\xa0\x80,")},
+    /* namespace with a control character: 0x1E would split the polling payload it is sent in */
+    {S("2/a\x1e"
+       "b,[\"x\"]")},
+    {S("0/\x01,")},
+    {S("0/a\x1f")},
+    {S("0/a\nb,{}")},
+    {S("4/a\x1e"
+       "4,\"x\"")},
     /* names that cannot be a C string of UTF-8, or are too long (checked below too) */
     {S("2[\"\\u0000\"]")},
     {S("2[\"a\\u0000b\"]")},
@@ -362,6 +423,148 @@ static void test_invalid_packets(void **state)
     }
     struct hr_sio_packet p;
     assert_int_equal(hr_sio_decode(NULL, 0, &p), HR_EINVAL);
+}
+
+/* Placeholders socket.io-parser's reconstructPacket refuses ("illegal attachments"), or that
+ * are not of the one shape its encoder writes: herald would relay them, and every official
+ * client receiving the packet would fail with "parse error" and reconnect. */
+#define PH(n) "{\"_placeholder\":true,\"num\":" #n "}"
+static const struct bad_case bad_placeholders[] = {
+    /* num out of range: the reported poison packet and its variants */
+    {S("51-[\"message\"," PH(99) "]")},
+    {S("51-[\"message\"," PH(-1) "]")},
+    {S("51-[\"message\"," PH(1) "]")},
+    {S("52-[\"message\"," PH0 "," PH(2) "]")},
+    {S("510-[\"x\"," PH(0) "," PH(1) "," PH(2) "," PH(3) "," PH(4) "," PH(5) "," PH(6) "," PH(
+        7) "," PH(8) "," PH(10) "]")},
+    {S("51-[\"message\"," PH(4294967296) "]")},
+    {S("51-[\"message\"," PH(99999999999999999999) "]")},
+    {S("51-/admin,7[\"message\"," PH(99) "]")},
+    {S("61-[" PH(99) "]")},
+    {S("61-15[" PH(1) "]")},
+    {S("62-[" PH0 ",[" PH(2) "]]")},
+    /* num not a plain integer */
+    {S("51-[\"x\"," PH("0") "]")},
+    {S("51-[\"x\"," PH(0.5) "]")},
+    {S("51-[\"x\"," PH(0.0) "]")},
+    {S("51-[\"x\"," PH(0e0) "]")},
+    {S("51-[\"x\"," PH(-0) "]")},
+    {S("51-[\"x\"," PH(null) "]")},
+    {S("51-[\"x\"," PH(true) "]")},
+    {S("51-[\"x\"," PH([0]) "]")},
+    {S("51-[\"x\"," PH({}) "]")},
+    {S("51-[\"x\",{\"_placeholder\":true,\"num\":" PH0 "}]")}, /* nested in num */
+    /* not exactly {"_placeholder":true,"num":N} */
+    {S("51-[\"x\",{\"_placeholder\":true}]")},
+    {S("51-[\"x\",{\"_placeholder\":true,\"num\":0,\"extra\":1}]")},
+    {S("51-[\"x\",{\"extra\":" PH0 ",\"_placeholder\":true,\"num\":0}]")},
+    {S("51-[\"x\",{\"_placeholder\":true,\"num\":0,\"num\":0}]")},
+    {S("51-[\"x\",{\"_placeholder\":true,\"num\":99,\"num\":0}]")},
+    {S("51-[\"x\",{\"_placeholder\":true,\"num\":0,\"num\":99}]")},
+    {S("51-[\"x\",{\"_placeholder\":true,\"_placeholder\":true,\"num\":0}]")},
+    /* "_placeholder" twice: JSON.parse keeps the last, so this is a placeholder for num 99 */
+    {S("51-[\"x\"," PH0 ",{\"_placeholder\":false,\"_placeholder\":true,\"num\":99}]")},
+    {S("51-[\"x\"," PH0 ",{\"_placeholder\":true,\"_placeholder\":false,\"num\":99}]")},
+    /* keys as JSON.parse reads them */
+    {S("51-[\"x\",{\"\\u005fplaceholder\":true,\"num\":99}]")},
+    {S("51-[\"x\",{"
+       "\"\\u005f\\u0070\\u006c\\u0061\\u0063\\u0065\\u0068\\u006f\\u006c\\u0064\\u0065\\u0072\":"
+       "true,"
+       "\"num\":99}]")},
+    {S("51-[\"x\",{\"_placeholder\":true,\"n\\u0075m\":99}]")},
+    {S("51-[\"x\",{\"_placeholder\":true,\"\\u006e\\u0075\\u006d\":-1}]")},
+    /* an attachment named by no placeholder, or by two */
+    {S("51-[\"hello\"]")},
+    {S("51-[\"x\",{\"_placeholder\":false,\"num\":0}]")},
+    {S("52-[\"x\"," PH0 "]")},
+    {S("52-[\"x\"," PH0 "," PH0 "]")},
+    {S("52-[\"x\"," PH1 "," PH1 "]")},
+    {S("601-[]")},
+    {S("62-[" PH1 "]")},
+    /* the event name is never a placeholder (nor an object at all) */
+    {S("51-[" PH0 "]")},
+};
+
+static void test_illegal_placeholders(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad_placeholders) / sizeof(bad_placeholders[0]); i++) {
+        struct hr_sio_packet p;
+        char *copy;
+        int rc = decode(bad_placeholders[i].in, bad_placeholders[i].len, &p, &copy);
+        if (rc != HR_EINVAL)
+            fail_msg("case %zu \"%.*s\": rc %d", i, (int)bad_placeholders[i].len,
+                     bad_placeholders[i].in, rc);
+        free(copy);
+        /* the same arguments with no attachments are plain objects: a valid EVENT or ACK,
+         * unless the text is refused for another reason (the name) */
+        const char *text = bad_placeholders[i].in;
+        const char *open = strchr(text, '[');
+        if (text[0] == '5' && open[1] != '{') {
+            char plain[512];
+            int n = snprintf(plain, sizeof plain, "2%s", open);
+            assert_true(n > 0 && (size_t)n < sizeof plain);
+            assert_int_equal(decode(plain, (size_t)n, &p, &copy), 0);
+            free(copy);
+        }
+    }
+}
+
+/* The check on its own, as herald's sender uses it (all_used off: an attachment no
+ * placeholder names is not a parse error), and on text that is not the valid JSON it
+ * expects: refused, never read out of bounds. */
+static void test_check_placeholders(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        uint32_t att;
+        int all_used, rc;
+    } cases[] = {
+        {"[\"x\"," PH0 "]", 1, 1, 0},
+        {"[\"x\"," PH0 "]", 1, 0, 0},
+        {"[\"x\"]", 1, 0, 0},
+        {"[\"x\"]", 1, 1, HR_EINVAL},
+        {"[\"x\"," PH0 "," PH0 "]", 2, 0, 0},
+        {"[\"x\"," PH0 "," PH0 "]", 2, 1, HR_EINVAL},
+        {"[\"x\"," PH(2) "]", 2, 0, HR_EINVAL},
+        {"[\"x\"," PH(-1) "]", 2, 0, HR_EINVAL},
+        {"[\"x\",{\"_placeholder\":true,\"num\":0,\"y\":0}]", 1, 0, HR_EINVAL},
+        {PH0, 1, 1, 0},
+        {"{\"a\":" PH0 ",\"b\":[[" PH1 "]]}", 2, 1, 0},
+        {"[\"_placeholder\",{\"x\":\"_placeholder\"}]", 1, 0, 0},
+        {"[]", 0, 1, 0},
+        {"[" PH0 "]", 0, 0, HR_EINVAL},
+        {"[" PH0 "]", HR_SIO_MAX_ATTACHMENTS + 1, 0, HR_EINVAL},
+        /* not JSON */
+        {"]", 1, 0, HR_EINVAL},
+        {"}", 1, 0, HR_EINVAL},
+        {"[", 1, 0, HR_EINVAL},
+        {"{\"_placeholder\":true,\"num\":0", 1, 0, HR_EINVAL},
+        {"[x]", 1, 0, HR_EINVAL},
+        {"[\"abc", 1, 0, HR_EINVAL},
+        {"[tru", 1, 0, HR_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = strlen(cases[i].json);
+        char *copy = malloc(len ? len : 1);
+        assert_non_null(copy);
+        memcpy(copy, cases[i].json, len);
+        int rc = hr_sio_check_placeholders(copy, len, cases[i].att, cases[i].all_used);
+        if (rc != cases[i].rc)
+            fail_msg("case %zu \"%s\": rc %d, want %d", i, cases[i].json, rc, cases[i].rc);
+        free(copy);
+    }
+    /* 128 levels of objects under a placeholder-free array: the walk's stack holds them */
+    char deep[1024];
+    size_t n = 0;
+    for (int d = 0; d < 127; d++)
+        n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"a\":");
+    n += (size_t)snprintf(deep + n, sizeof deep - n, PH0);
+    for (int d = 0; d < 127; d++)
+        deep[n++] = '}';
+    assert_int_equal(hr_json_check(deep, n), '{');
+    assert_int_equal(hr_sio_check_placeholders(deep, n, 1, 1), 0);
 }
 
 /* Every byte as the type: only '0'..'6' can start a packet. */
@@ -734,6 +937,12 @@ static void test_encode(void **state)
     assert_null(hr_sio_encode(-1, S("/"), -1, 0, NULL, 0));
     assert_null(hr_sio_encode(HR_SIO_EVENT, S("/a,b"), -1, 0, S("[\"x\"]")));
     assert_null(hr_sio_encode(HR_SIO_EVENT, S("admin"), -1, 0, S("[\"x\"]")));
+    /* a control character in the namespace (0x1E splits a polling payload) */
+    assert_null(hr_sio_encode(HR_SIO_EVENT,
+                              S("/a\x1e"
+                                "b"),
+                              -1, 0, S("[\"x\"]")));
+    assert_null(hr_sio_encode(HR_SIO_CONNECT, S("/a\n"), -1, 0, NULL, 0));
     assert_int_equal(hr_buf_live, live);
 }
 
@@ -819,6 +1028,14 @@ static void test_append_event(void **state)
     struct hr_buf *b = hr_buf_from("2", 1);
     assert_int_equal(hr_sio_append_event(&b, NULL, NULL, 0), HR_EINVAL);
     assert_int_equal(hr_sio_append_event(&b, "\xff", NULL, 0), HR_EINVAL);
+    /* reserved names: socket.io-parser refuses an EVENT named so */
+    static const char *reserved[] = {"connect",       "connect_error", "disconnect",
+                                     "disconnecting", "newListener",   "removeListener"};
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        assert_int_equal(hr_sio_append_event(&b, reserved[i], "1", 1), HR_EINVAL);
+    assert_int_equal(hr_sio_append_event(&b, "Connect", NULL, 0), 0);
+    expect_buf(b, "2[\"Connect\"]");
+    b = hr_buf_from("2", 1);
     expect_buf(b, "2");
     /* a shared buffer cannot grow: the append fails and changes nothing */
     b = hr_buf_from("2", 1);
@@ -833,12 +1050,19 @@ static void test_append_event(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_packets),   cmocka_unit_test(test_encode_round_trip),
-        cmocka_unit_test(test_invalid_packets), cmocka_unit_test(test_type_bytes),
-        cmocka_unit_test(test_event_names),     cmocka_unit_test(test_event_name_length),
-        cmocka_unit_test(test_json_table),      cmocka_unit_test(test_json_depth),
-        cmocka_unit_test(test_encode),          cmocka_unit_test(test_json_append_string),
+        cmocka_unit_test(test_valid_packets),
+        cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_invalid_packets),
+        cmocka_unit_test(test_type_bytes),
+        cmocka_unit_test(test_event_names),
+        cmocka_unit_test(test_event_name_length),
+        cmocka_unit_test(test_json_table),
+        cmocka_unit_test(test_json_depth),
+        cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_json_append_string),
         cmocka_unit_test(test_append_event),
+        cmocka_unit_test(test_illegal_placeholders),
+        cmocka_unit_test(test_check_placeholders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
