@@ -157,6 +157,34 @@ describe('history in the store, a bounded cache in memory', () => {
     }
   });
 
+  test('Socket.IO recovery (pid + offset) whose missed channel messages left the cache: all of them, in order', { timeout: 120000 }, async () => {
+    const h = await startHerald(['--history-cache', String(2 * MB)]);
+    const agent = makeAgent(8);
+    const socket = io(h.url, { forceNew: true, reconnection: false, timeout: 10000, transports: ['websocket'] });
+    const got = [];
+    socket.on('message', (v) => { if (v && v.ch === 'chat') got.push(v.i); });
+    try {
+      await eventually(() => socket.connected, 8000, 'connected');
+      await fill(h.url, 'chat', 1, 2048, agent, 'chat');
+      await eventually(() => got.length === 1, 5000, 'live message');
+      socket.io.engine.close(); // a drop, not a leave: the session is kept for recovery
+      await eventually(() => !socket.connected, 5000, 'dropped');
+      // missed: 200 chat messages, then 6 MB elsewhere push them out of the 2 MB cache
+      for (let i = 1; i <= 200; i++) await publish(h.url, 'chat', { ch: 'chat', i, pad: 'y'.repeat(2000) }, { agent });
+      for (let c = 0; c < 6; c++) await fill(h.url, `other${c}`, 32, 32 * 1024, agent);
+      socket.connect();
+      await eventually(() => socket.connected, 8000, 'reconnected');
+      assert.equal(socket.recovered, true, 'recovered');
+      await eventually(() => got.length >= 201, 20000, 'the 200 missed');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(got, Array.from({ length: 201 }, (_, i) => i), 'each once, in order');
+    } finally {
+      socket.close();
+      agent.destroy();
+      await h.stop();
+    }
+  });
+
   test('trimming is done in the store when the oldest messages are not cached; the metadata stays right across a restart', { timeout: 60000 }, async () => {
     const data = freshDataDir();
     const args = ['--data', data, '--history', '100', '--history-cache', String(1 * MB)];
