@@ -146,6 +146,8 @@ int hr_channel_name_valid(const char *name, size_t len);
 /* Set up the hub and load the store's history. Returns 0 or a negative error. */
 int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
                 const struct hr_hub_limits *limits);
+/* Close the store first: its last callbacks (commits, trims) still reach the hub's channels;
+ * store reads still under way are cancelled here and freed by the store's answer. */
 void hr_hub_free(struct hr_hub *hub);
 
 /* The epoch channel `name` has (or would have) in this hub (see HR_EPOCH_LEN). */
