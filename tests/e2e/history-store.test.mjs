@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { startHerald, freshDataDir, rssKb, sanitizerReport } from './lib/herald.mjs';
+import { startCanary } from './lib/hostile.mjs';
 import {
   makeAgent, request, JSON_TYPE, publish, info, pollAll, SseClient, eventually, assertExactRun,
 } from './lib/channels-util.mjs';
@@ -180,6 +181,26 @@ describe('history in the store, a bounded cache in memory', () => {
       assert.deepEqual(got, Array.from({ length: 201 }, (_, i) => i), 'each once, in order');
     } finally {
       socket.close();
+      agent.destroy();
+      await h.stop();
+    }
+  });
+
+  test('hostile: an anonymous publisher filling 60 channels with 1 MB each; the canary gets everything, RSS stays bounded, herald restarts small', { timeout: 180000 }, async () => {
+    const data = freshDataDir();
+    const args = ['--data', data, '--history-cache', String(CACHE)];
+    let h = await startHerald(args);
+    const agent = makeAgent(8);
+    try {
+      const canary = await startCanary(h, { rssLimitKb: 48 * 1024 * SAN });
+      for (let c = 0; c < 60; c++) await fill(h.url, `junk-${c}`, 32, 32 * 1024, agent);
+      const figures = await canary.check('60 MB of history published by one client');
+      console.log(`# canary: ${JSON.stringify(figures)}`);
+      assert.equal((await h.stop()).code, 0);
+      h = await startHerald(args);
+      assert.ok(rssKb(h.proc.pid) < 24 * 1024 * SAN, `RSS right after restarting over 60 MB of history: ${rssKb(h.proc.pid)} kB`);
+      assert.equal((await info(h.url, 'junk-59')).history, 32);
+    } finally {
       agent.destroy();
       await h.stop();
     }
