@@ -175,18 +175,28 @@ static int cache_is_history(const struct hr_hub *hub)
     return !hub->store || !hub->store->ops->read;
 }
 
-/* Over the global bound: the least recently used channels lose their oldest cached messages. */
-static void evict(struct hr_hub *hub)
+/* Over target: the least recently used channels lose their oldest cached messages. */
+static void evict_to(struct hr_hub *hub, size_t target)
 {
     if (hub->busy)
         return;
     int history = cache_is_history(hub);
-    while (hub->cache_bytes > hub->limits.cache_bytes && hub->lru_head) {
+    while (hub->cache_bytes > target && hub->lru_head) {
         struct hr_channel *ch = hub->lru_head;
         drop_oldest(ch, history);
         if (history && ch->hub->store && ch->hub->store->ops->trim)
             ch->hub->store->ops->trim(ch->hub->store, ch->name, ch->first_id);
     }
+}
+
+static void evict(struct hr_hub *hub)
+{
+    evict_to(hub, hub->limits.cache_bytes);
+}
+
+void hr_hub_cache_shrink(struct hr_hub *hub, size_t target)
+{
+    evict_to(hub, target);
 }
 
 static int over_limits(const struct hr_channel *ch, int64_t now)

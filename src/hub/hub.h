@@ -188,6 +188,11 @@ int hr_hub_cached(const struct hr_channel *ch, uint64_t since);
 /* The oldest id still kept (last_id + 1 when the history is empty). */
 uint64_t hr_hub_first_id(const struct hr_channel *ch);
 
+/* Evict cached messages (least recently used channel first) until the cache holds at most
+ * target bytes: for a global memory budget under pressure. With the memory store this trims
+ * history, as the --history-cache bound does. Not from inside a page or deliver callback. */
+void hr_hub_cache_shrink(struct hr_hub *hub, size_t target);
+
 /* Messages kept past a page (a Socket.IO replay that must send them all at once): copies
  * of the page's messages, sharing their payloads. */
 struct hr_hub_span {

@@ -750,8 +750,9 @@ static int prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct
     struct hr_sio_kept *from = NULL;
     if (offset && io->opts.recovery_window_ms && pid) {
         HASH_FIND_STR(io->saved, pid, sv);
-        for (from = sv && sv->nsp == nsp ? nsp->kept_head : NULL; from && strcmp(from->offset, offset); from = from->next)
-            ;
+        from = sv && sv->nsp == nsp ? nsp->kept_head : NULL;
+        while (from && strcmp(from->offset, offset) != 0)
+            from = from->next;
     }
     if (from && (need = calloc(sv->nrooms ? sv->nrooms : 1, sizeof(*need)))) {
         for (uint32_t i = 0; i < sv->nrooms; i++) {

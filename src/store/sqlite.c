@@ -868,7 +868,9 @@ struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err
     sqlite3_busy_timeout(ss->rdb, 5000);
     if (sqlite3_prepare_v3(ss->rdb, "SELECT min(id) FROM messages WHERE channel = ?", -1,
                            SQLITE_PREPARE_PERSISTENT, &ss->rfirst, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(ss->rdb, "SELECT id, time_ms, data FROM messages WHERE channel = ? AND id > ? ORDER BY id LIMIT ?",
+        sqlite3_prepare_v3(ss->rdb,
+                           "SELECT id, time_ms, data FROM messages WHERE channel = ? AND id > ?"
+                           " ORDER BY id LIMIT ?",
                            -1, SQLITE_PREPARE_PERSISTENT, &ss->rpage, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: prepare (reader): %s", ss->path, sqlite3_errmsg(ss->rdb));
         free_store(ss);

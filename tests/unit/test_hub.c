@@ -431,6 +431,13 @@ static void test_trim_by_the_store(void **state)
     assert_int_equal(hr_hub_first_id(ch), 4);
     assert_int_equal(ch->kept_bytes, 30 * 300);
     assert_true(ch->ring[ch->head].id >= 4);
+    /* a memory budget under pressure empties the cache; the history is the store's */
+    hr_hub_cache_shrink(hub, 0);
+    assert_int_equal(ch->cached, 0);
+    assert_null(ch->ring);
+    assert_int_equal(hub->cache_bytes, 0);
+    assert_int_equal(ch->kept, 30);
+    assert_int_equal(hr_hub_first_id(ch), 4);
 }
 
 int main(void)
