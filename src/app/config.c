@@ -32,6 +32,7 @@ enum {
     OPT_SSE_HEARTBEAT,
     OPT_HISTORY,
     OPT_HISTORY_BYTES,
+    OPT_HISTORY_CACHE,
     OPT_HISTORY_AGE,
     OPT_CHANNEL_POLICY,
 };
@@ -64,6 +65,7 @@ static const struct option options[] = {
     {"sse-heartbeat", required_argument, NULL, OPT_SSE_HEARTBEAT},
     {"history", required_argument, NULL, OPT_HISTORY},
     {"history-bytes", required_argument, NULL, OPT_HISTORY_BYTES},
+    {"history-cache", required_argument, NULL, OPT_HISTORY_CACHE},
     {"history-age", required_argument, NULL, OPT_HISTORY_AGE},
     {"channel-policy", required_argument, NULL, OPT_CHANNEL_POLICY},
     {"help", no_argument, NULL, 'h'},
@@ -104,6 +106,9 @@ void hr_config_usage(FILE *out)
             "  --history N             messages kept per channel (default 10000)\n"
             "  --history-bytes N       payload bytes kept per channel (default 16777216)\n"
             "  --history-age S         drop history older than this, 0 for no limit (default 0)\n"
+            "  --history-cache N       bytes of recent history cached in memory, all channels\n"
+            "                          together (default 67108864); older reads go to the store;\n"
+            "                          with --store memory this bounds all history kept\n"
             "  --channel-policy P=X    slow readers of channels matching glob P: disconnect\n"
             "                          (default), skip (gap notice) or coalesce (latest only);\n"
             "                          repeatable, first match wins: --channel-policy 'user:*=coalesce'\n"
@@ -161,7 +166,8 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
                               .cors_origin = "*", .max_payload = 1000000,
                               .recovery_window_ms = UINT32_MAX, .store = "sqlite",
                               .data_dir = "data", .lp_timeout_ms = 30000, .sse_heartbeat_ms = 15000,
-                              .history_messages = 10000, .history_bytes = 16u << 20, .limits = d};
+                              .history_messages = 10000, .history_bytes = 16u << 20,
+                              .history_cache = HR_HUB_CACHE_DEFAULT, .limits = d};
     struct hr_limits *l = &cfg->limits;
     int ch, body_set = 0;
     uint64_t v;
@@ -266,6 +272,10 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
         case OPT_HISTORY_BYTES:
             if (parse_u64(optarg, 1024, 1ull << 34, &v)) bad = "--history-bytes wants bytes from 1024";
             else cfg->history_bytes = v;
+            break;
+        case OPT_HISTORY_CACHE:
+            if (parse_u64(optarg, 1u << 20, 1ull << 40, &v)) bad = "--history-cache wants bytes from 1048576";
+            else cfg->history_cache = v;
             break;
         case OPT_CHANNEL_POLICY: {
             static char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1];

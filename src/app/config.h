@@ -24,6 +24,7 @@ struct hr_config {
     uint32_t lp_timeout_ms, sse_heartbeat_ms;
     uint32_t history_messages;
     uint64_t history_bytes, history_age_ms;
+    uint64_t history_cache;             /* --history-cache: all channels' cached messages */
     struct hr_policy_rule policies[HR_POLICY_RULES_MAX];
     uint32_t npolicies;
     int quiet;

@@ -46,8 +46,37 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- the cache's bytes: every change goes through this pair, so that a global memory
+ * budget can account for the cache in one place ---- */
+
+static void cache_charge(struct hr_hub *hub, size_t n)
+{
+    hub->cache_bytes += n;
+}
+
+static void cache_release(struct hr_hub *hub, size_t n)
+{
+    hub->cache_bytes -= n < hub->cache_bytes ? n : hub->cache_bytes;
+}
+
+static size_t buf_cost(const struct hr_buf *b)
+{
+    return b ? sizeof(*b) + b->cap : 0;
+}
+
+/* What a cached message holds: its payload and the encodings built so far. */
+static size_t msg_cost(const struct hr_hub_msg *m)
+{
+    size_t n = buf_cost(m->data);
+    for (int f = 0; f < HR_FMT_COUNT; f++)
+        n += buf_cost(m->enc[f]);
+    return n;
+}
+
 static void msg_release(struct hr_hub_msg *m)
 {
+    if (m->hub)
+        cache_release(m->hub, msg_cost(m));
     hr_buf_unref(m->data);
     for (int f = 0; f < HR_FMT_COUNT; f++)
         hr_buf_unref(m->enc[f]);
@@ -59,56 +88,189 @@ static struct hr_hub_msg *ring_at(struct hr_channel *ch, uint32_t i)
     return &ch->ring[(ch->head + i) % ch->cap];
 }
 
-/* Drop the oldest messages while the history is over a limit. */
-static void trim(struct hr_channel *ch, int64_t now)
+/* The oldest cached id (last_id + 1 when nothing is cached). */
+static uint64_t first_cached(const struct hr_channel *ch)
 {
-    const struct hr_hub_limits *l = &ch->hub->limits;
-    uint64_t before = hr_hub_first_id(ch);
-    while (ch->count > 0) {
-        struct hr_hub_msg *m = ring_at(ch, 0);
-        int over = ch->count > l->max_messages || ch->bytes > l->max_bytes ||
-                   (l->max_age_ms && now - m->time_ms > (int64_t)l->max_age_ms);
-        if (!over)
-            break;
-        ch->bytes -= m->data->len;
-        msg_release(m);
-        ch->head = (ch->head + 1) % ch->cap;
-        ch->count--;
-    }
-    uint64_t after = hr_hub_first_id(ch);
-    if (after != before && ch->hub->store && ch->hub->store->ops->trim)
-        ch->hub->store->ops->trim(ch->hub->store, ch->name, after);
+    return ch->cached ? ch->ring[ch->head].id : ch->last_id + 1;
 }
 
-/* Append a committed message to the history. */
-static int ring_push(struct hr_channel *ch, uint64_t id, int64_t time_ms, struct hr_buf *data)
+static void lru_unlink(struct hr_channel *ch)
 {
-    if (ch->count == ch->cap) {
-        uint32_t cap = ch->cap ? ch->cap * 2 : 16;
-        struct hr_hub_msg *r = calloc(cap, sizeof(*r));
+    struct hr_hub *hub = ch->hub;
+    if (ch->lru_prev)
+        ch->lru_prev->lru_next = ch->lru_next;
+    else if (hub->lru_head == ch)
+        hub->lru_head = ch->lru_next;
+    if (ch->lru_next)
+        ch->lru_next->lru_prev = ch->lru_prev;
+    else if (hub->lru_tail == ch)
+        hub->lru_tail = ch->lru_prev;
+    ch->lru_prev = ch->lru_next = NULL;
+}
+
+/* ch was used: it goes last in the eviction order. */
+static void lru_touch(struct hr_channel *ch)
+{
+    struct hr_hub *hub = ch->hub;
+    if (!ch->cached || hub->lru_tail == ch)
+        return;
+    lru_unlink(ch);
+    ch->lru_prev = hub->lru_tail;
+    if (hub->lru_tail)
+        hub->lru_tail->lru_next = ch;
+    else
+        hub->lru_head = ch;
+    hub->lru_tail = ch;
+}
+
+/* Resize the ring to cap slots (cap >= cached; 0 frees it). Slots are charged as they are
+ * allocated, so a ring that once held many messages does not stay large for free. */
+static int ring_resize(struct hr_channel *ch, uint32_t cap)
+{
+    struct hr_hub_msg *r = NULL;
+    if (cap) {
+        r = calloc(cap, sizeof(*r));
         if (!r)
             return HR_ENOMEM;
-        for (uint32_t i = 0; i < ch->count; i++)
+        for (uint32_t i = 0; i < ch->cached; i++)
             r[i] = *ring_at(ch, i);
-        free(ch->ring);
-        ch->ring = r;
-        ch->cap = cap;
-        ch->head = 0;
     }
-    struct hr_hub_msg *m = ring_at(ch, ch->count);
+    cache_release(ch->hub, (size_t)ch->cap * sizeof(*r));
+    cache_charge(ch->hub, (size_t)cap * sizeof(*r));
+    free(ch->ring);
+    ch->ring = r;
+    ch->cap = cap;
+    ch->head = 0;
+    return 0;
+}
+
+/* Drop the oldest cached message. When the cache is the history (the memory store), or the
+ * message is the oldest kept, the history loses it too. */
+static void drop_oldest(struct hr_channel *ch, int from_history)
+{
+    struct hr_hub_msg *m = ring_at(ch, 0);
+    if (from_history && m->id == ch->first_id) {
+        ch->kept--;
+        ch->kept_bytes -= m->data->len < ch->kept_bytes ? m->data->len : ch->kept_bytes;
+    }
+    msg_release(m);
+    ch->head = (ch->head + 1) % ch->cap;
+    ch->cached--;
+    if (from_history) {
+        ch->first_id = first_cached(ch);
+        ch->first_time = ch->cached ? ring_at(ch, 0)->time_ms : 0;
+        if (!ch->cached)
+            ch->kept = ch->kept_bytes = 0;
+    }
+    if (!ch->cached) {
+        lru_unlink(ch);
+        ring_resize(ch, 0);
+    } else if (ch->cap > 16 && ch->cached < ch->cap / 4) {
+        ring_resize(ch, ch->cap / 2); /* on failure it simply stays larger */
+    }
+}
+
+static int cache_is_history(const struct hr_hub *hub)
+{
+    return !hub->store || !hub->store->ops->read;
+}
+
+/* Over target: the least recently used channels lose their oldest cached messages. */
+static void evict_to(struct hr_hub *hub, size_t target)
+{
+    if (hub->busy)
+        return;
+    int history = cache_is_history(hub);
+    while (hub->cache_bytes > target && hub->lru_head) {
+        struct hr_channel *ch = hub->lru_head;
+        drop_oldest(ch, history);
+        if (history && ch->hub->store && ch->hub->store->ops->trim)
+            ch->hub->store->ops->trim(ch->hub->store, ch->name, ch->first_id);
+    }
+}
+
+static void evict(struct hr_hub *hub)
+{
+    evict_to(hub, hub->limits.cache_bytes);
+}
+
+void hr_hub_cache_shrink(struct hr_hub *hub, size_t target)
+{
+    evict_to(hub, target);
+}
+
+static int over_limits(const struct hr_channel *ch, int64_t now)
+{
+    const struct hr_hub_limits *l = &ch->hub->limits;
+    return ch->kept > 0 && (ch->kept > l->max_messages || ch->kept_bytes > l->max_bytes ||
+                            (l->max_age_ms && ch->first_time && now - ch->first_time > (int64_t)l->max_age_ms));
+}
+
+static void trim(struct hr_channel *ch, int64_t now);
+
+/* The store trimmed by limits: its metadata is the truth (it is ordered with the appends, so
+ * it counts exactly the ones acknowledged so far); the cache loses what the store dropped. */
+static void trimmed(void *ud, int status, const struct hr_store_meta *m)
+{
+    struct hr_channel *ch = ud;
+    ch->trimming = 0;
+    if (status < 0)
+        return;
+    ch->first_id = m->first_id > ch->last_id + 1 ? ch->last_id + 1 : m->first_id;
+    ch->kept = m->count;
+    ch->kept_bytes = m->bytes;
+    ch->first_time = m->first_time;
+    while (ch->cached && ring_at(ch, 0)->id < ch->first_id)
+        drop_oldest(ch, 0);
+    trim(ch, wall_ms());
+}
+
+/* Drop the oldest messages while the history is over a limit: at once from the cache when
+ * it holds them (the store is told which ids go), else by the store, which alone knows their
+ * sizes and times. */
+static void trim(struct hr_channel *ch, int64_t now)
+{
+    struct hr_store *st = ch->hub->store;
+    uint64_t before = ch->first_id;
+    while (over_limits(ch, now) && ch->cached && ring_at(ch, 0)->id == ch->first_id)
+        drop_oldest(ch, 1);
+    if (ch->first_id != before && st && st->ops->trim)
+        st->ops->trim(st, ch->name, ch->first_id);
+    if (over_limits(ch, now) && !ch->trimming && st && st->ops->trim_limits) {
+        const struct hr_hub_limits *l = &ch->hub->limits;
+        if (st->ops->trim_limits(st, ch->name, l->max_messages, l->max_bytes,
+                                 l->max_age_ms ? now - (int64_t)l->max_age_ms : 0, trimmed, ch) == 0)
+            ch->trimming = 1;
+    }
+}
+
+/* Append a committed message to the cache (and the history's metadata). */
+static int cache_push(struct hr_channel *ch, uint64_t id, int64_t time_ms, struct hr_buf *data)
+{
+    if (ch->cached == ch->cap && ring_resize(ch, ch->cap ? ch->cap * 2 : 1) < 0)
+        return HR_ENOMEM;
+    struct hr_hub_msg *m = ring_at(ch, ch->cached);
     memset(m, 0, sizeof(*m));
     m->id = id;
     m->time_ms = time_ms;
     m->data = hr_buf_ref(data);
-    ch->count++;
-    ch->bytes += data->len;
+    m->hub = ch->hub;
+    cache_charge(ch->hub, msg_cost(m));
+    ch->cached++;
+    lru_touch(ch);
+    if (!ch->kept) {
+        ch->first_id = id;
+        ch->first_time = time_ms;
+    }
+    ch->kept++;
+    ch->kept_bytes += data->len;
     ch->last_id = id;
     return 0;
 }
 
 uint64_t hr_hub_first_id(const struct hr_channel *ch)
 {
-    return ch->count ? ch->ring[ch->head].id : ch->last_id + 1;
+    return ch->kept ? ch->first_id : ch->last_id + 1;
 }
 
 void hr_hub_epoch(const struct hr_hub *hub, const char *name, size_t len, char out[HR_EPOCH_LEN + 1])
@@ -144,13 +306,14 @@ struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t l
     }
     if (!create)
         return ch;
-    ch = calloc(1, sizeof(*ch));
-    if (!ch || !(ch->name = strndup(name, len))) {
-        free(ch);
+    /* the name lives in the same allocation: one block per channel */
+    ch = calloc(1, sizeof(*ch) + len + 1);
+    if (!ch)
         return NULL;
-    }
+    memcpy(ch->name, name, len);
     ch->hub = hub;
     ch->next_id = 1;
+    ch->first_id = 1;
     hr_hub_epoch(hub, name, len, ch->epoch);
     ch->policy = HR_POLICY_DISCONNECT;
     for (uint32_t i = 0; i < hub->limits.nrules; i++)
@@ -162,15 +325,18 @@ struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t l
     return ch;
 }
 
-static void load_one(void *ud, const char *channel, uint64_t id, int64_t time_ms, const void *data,
-                     size_t len)
+static void load_meta(void *ud, const char *channel, const struct hr_store_meta *m)
 {
     struct hr_hub *hub = ud;
     struct hr_channel *ch = hr_hub_channel(hub, channel, strlen(channel), 1);
-    struct hr_buf *b = hr_buf_from(data, len);
-    if (ch && b && id > ch->last_id && ring_push(ch, id, time_ms, b) == 0)
-        ch->next_id = id + 1;
-    hr_buf_unref(b);
+    if (!ch)
+        return;
+    ch->last_id = m->last_id;
+    ch->next_id = m->last_id + 1;
+    ch->kept = m->count;
+    ch->kept_bytes = m->bytes;
+    ch->first_id = m->count ? m->first_id : m->last_id + 1;
+    ch->first_time = m->count ? m->first_time : 0;
 }
 
 int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
@@ -180,8 +346,11 @@ int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
     hub->loop = loop;
     hub->store = store;
     hub->limits = *limits;
-    if (store && store->ops->load) {
-        int rc = store->ops->load(store, load_one, hub);
+    if (!hub->limits.cache_bytes)
+        hub->limits.cache_bytes = HR_HUB_CACHE_DEFAULT;
+    /* only the metadata: the cache fills from publishes */
+    if (store && store->ops->meta) {
+        int rc = store->ops->meta(store, load_meta, hub);
         if (rc < 0)
             return rc;
         /* what was kept may be more than the limits allow now */
@@ -197,30 +366,219 @@ static void channel_free(struct hr_channel *ch)
 {
     while (ch->subs)
         hr_hub_unsubscribe(ch->subs);
-    for (uint32_t i = 0; i < ch->count; i++)
+    for (uint32_t i = 0; i < ch->cached; i++)
         msg_release(ring_at(ch, i));
-    free(ch->ring);
-    free(ch->name);
+    ch->cached = 0;
+    lru_unlink(ch);
+    ring_resize(ch, 0);
     free(ch);
 }
 
 void hr_hub_forget_unused(struct hr_channel *ch)
 {
     /* next_id > 1: a publish was taken (in flight, or its id is spent) */
-    if (!ch || ch->subs || ch->count || ch->last_id || ch->next_id != 1)
+    if (!ch || ch->subs || ch->kept || ch->cached || ch->last_id || ch->next_id != 1)
         return;
     HASH_DEL(ch->hub->channels, ch);
     channel_free(ch);
 }
 
+/* ---- reads ---- */
+
+/* A store read under way. It outlives a cancel (and the hub): the store's answer frees it. */
+struct hr_hub_read {
+    struct hr_hub_read *prev, *next;
+    struct hr_hub *hub;
+    struct hr_channel *ch;
+    uint64_t since;
+    uint32_t max;
+    hr_hub_page_cb cb;                  /* NULL once cancelled */
+    void *ud;
+};
+
+static void read_unlink(struct hr_hub_read *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (r->hub->reads == r)
+        r->hub->reads = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+void hr_hub_read_cancel(struct hr_hub_read *r)
+{
+    if (!r || !r->cb)
+        return;
+    read_unlink(r);
+    r->cb = NULL;
+}
+
 void hr_hub_free(struct hr_hub *hub)
 {
+    while (hub->reads)
+        hr_hub_read_cancel(hub->reads);
     struct hr_channel *ch, *tmp;
     HASH_ITER(hh, hub->channels, ch, tmp) {
         HASH_DEL(hub->channels, ch);
         channel_free(ch);
     }
 }
+
+int hr_hub_cached(const struct hr_channel *ch, uint64_t since)
+{
+    uint64_t fc = first_cached(ch);
+    /* up to date; the cache is the history; the cache holds what comes after since; or the
+     * cache holds all that is kept (a reader from before it is told of a gap) */
+    return since >= ch->last_id || cache_is_history(ch->hub) || since + 1 >= fc || fc <= hr_hub_first_id(ch);
+}
+
+static void page_done(struct hr_hub *hub)
+{
+    if (--hub->busy == 0)
+        evict(hub);
+}
+
+/* A page from the store: its rows become messages for the callback, then go. Rows the loop
+ * has not acknowledged yet (committed a moment ago) are left out: the reader gets them live. */
+static void store_page(void *ud, const struct hr_store_page *sp)
+{
+    struct hr_hub_read *r = ud;
+    if (!r->cb) {
+        free(r);
+        return;
+    }
+    read_unlink(r);
+    struct hr_channel *ch = r->ch;
+    struct hr_hub *hub = r->hub;
+    struct hr_hub_msg *msgs = sp->n ? calloc(sp->n, sizeof(*msgs)) : NULL;
+    struct hr_hub_msg **ptrs = sp->n ? calloc(sp->n, sizeof(*ptrs)) : NULL;
+    struct hr_hub_page pg = {.status = sp->status, .m = ptrs};
+    if (sp->n && (!msgs || !ptrs))
+        pg.status = HR_ENOMEM;
+    for (uint32_t i = 0; pg.status == 0 && i < sp->n && pg.n < r->max; i++) {
+        const struct hr_store_row *row = &sp->rows[i];
+        if (row->id <= r->since || row->id > ch->last_id)
+            continue;
+        struct hr_hub_msg *m = &msgs[pg.n];
+        m->id = row->id;
+        m->time_ms = row->time_ms;
+        if (!(m->data = hr_buf_from(row->data, row->len))) {
+            pg.status = HR_ENOMEM;
+            break;
+        }
+        ptrs[pg.n++] = m;
+    }
+    uint64_t first = sp->first ? sp->first : ch->last_id + 1;
+    if (first < hr_hub_first_id(ch))
+        first = hr_hub_first_id(ch);
+    /* nothing found after since though the loop knows of later messages: they are gone from
+     * the store (trimmed meanwhile), so the reader is sent on to what is cached */
+    if (pg.status == 0 && pg.n == 0 && r->since < ch->last_id && first <= r->since + 1)
+        first = first_cached(ch);
+    pg.first = first;
+    if (pg.status < 0)
+        pg.n = 0;
+    hr_hub_page_cb cb = r->cb;
+    void *cud = r->ud;
+    free(r);
+    hub->busy++;
+    cb(cud, ch, &pg);
+    for (uint32_t i = 0; i < sp->n && msgs; i++)
+        msg_release(&msgs[i]);
+    free(msgs);
+    free(ptrs);
+    page_done(hub);
+}
+
+int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page_cb cb, void *ud,
+                struct hr_hub_read **req)
+{
+    struct hr_hub *hub = ch->hub;
+    if (req)
+        *req = NULL;
+    if (max == 0 || max > HR_HUB_PAGE_MAX)
+        max = HR_HUB_PAGE_MAX;
+    if (!hr_hub_cached(ch, since)) {
+        struct hr_hub_read *r = calloc(1, sizeof(*r));
+        if (!r)
+            return HR_ENOMEM;
+        r->hub = hub;
+        r->ch = ch;
+        r->since = since;
+        r->max = max;
+        r->cb = cb;
+        r->ud = ud;
+        int rc = hub->store->ops->read(hub->store, ch->name, since, max, HR_HUB_PAGE_BYTES, store_page, r);
+        if (rc < 0) {
+            free(r);
+            return rc;
+        }
+        r->next = hub->reads;
+        if (hub->reads)
+            hub->reads->prev = r;
+        hub->reads = r;
+        if (req)
+            *req = r;
+        return 1;
+    }
+    /* from the cache: ids grow along the ring, so the first one after since is found by
+     * bisection (a reader catching up asks page after page) */
+    struct hr_hub_msg *ptrs[HR_HUB_PAGE_MAX];
+    struct hr_hub_page pg = {.first = hr_hub_first_id(ch), .m = ptrs};
+    uint32_t lo = 0, hi = ch->cached;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (ring_at(ch, mid)->id > since)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    for (uint32_t i = lo; i < ch->cached && pg.n < max; i++)
+        ptrs[pg.n++] = ring_at(ch, i);
+    if (pg.n)
+        lru_touch(ch);
+    hub->busy++;
+    cb(ud, ch, &pg);
+    page_done(hub);
+    return 0;
+}
+
+int hr_hub_span_add(struct hr_hub_span *sp, const struct hr_hub_page *pg)
+{
+    if (!sp->n && !sp->first)
+        sp->first = pg->first;
+    if (sp->n + pg->n > sp->cap) {
+        uint32_t cap = sp->cap ? sp->cap : 16;
+        while (cap < sp->n + pg->n)
+            cap *= 2;
+        struct hr_hub_msg *m = realloc(sp->m, cap * sizeof(*m));
+        if (!m)
+            return HR_ENOMEM;
+        sp->m = m;
+        sp->cap = cap;
+    }
+    for (uint32_t i = 0; i < pg->n; i++) {
+        struct hr_hub_msg *m = &sp->m[sp->n++];
+        memset(m, 0, sizeof(*m));
+        m->id = pg->m[i]->id;
+        m->time_ms = pg->m[i]->time_ms;
+        m->data = hr_buf_ref(pg->m[i]->data);
+        sp->bytes += m->data->len;
+    }
+    return 0;
+}
+
+void hr_hub_span_free(struct hr_hub_span *sp)
+{
+    for (uint32_t i = 0; i < sp->n; i++)
+        msg_release(&sp->m[i]);
+    free(sp->m);
+    memset(sp, 0, sizeof(*sp));
+}
+
+/* ---- publishing ---- */
 
 /* A publish between its append and its commit. */
 struct pending {
@@ -234,21 +592,25 @@ struct pending {
 
 static void fan_out(struct hr_channel *ch, struct hr_hub_msg *m)
 {
+    ch->hub->busy++;
     for (struct hr_sub *s = ch->subs, *next; s; s = next) {
         next = s->next;
         if (s->ops->deliver(s, ch, m) < 0)
             hr_hub_unsubscribe(s);
     }
+    ch->hub->busy--;
 }
 
 static void committed(void *ud, int status)
 {
     struct pending *p = ud;
     struct hr_channel *ch = p->ch;
-    if (status == 0 && ring_push(ch, p->id, p->time_ms, p->data) == 0) {
-        ch->hub->published++;
-        fan_out(ch, ring_at(ch, ch->count - 1));
+    struct hr_hub *hub = ch->hub;
+    if (status == 0 && cache_push(ch, p->id, p->time_ms, p->data) == 0) {
+        hub->published++;
+        fan_out(ch, ring_at(ch, ch->cached - 1));
         trim(ch, p->time_ms);
+        evict(hub);
         if (p->ack)
             p->ack(p->ud, 0, p->id);
     } else if (p->ack) {
@@ -280,26 +642,6 @@ int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, 
         free(p);
     }
     return rc;
-}
-
-int hr_hub_since(struct hr_channel *ch, uint64_t since, hr_hub_each_cb fn, void *ud)
-{
-    uint64_t first = hr_hub_first_id(ch);
-    int gap = since + 1 < first;
-    /* ids grow along the ring: find the first one after since by bisection (a reader
-     * catching up asks page after page) */
-    uint32_t lo = 0, hi = ch->count;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (ring_at(ch, mid)->id > since)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    for (uint32_t i = lo; i < ch->count; i++)
-        if (fn(ud, ring_at(ch, i)))
-            break;
-    return gap;
 }
 
 void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub)
@@ -353,7 +695,12 @@ void hr_hub_unsubscribe(struct hr_sub *sub)
 struct hr_buf *hr_hub_encoding(struct hr_hub_msg *m, int fmt,
                                struct hr_buf *(*make)(const struct hr_hub_msg *m, void *ud), void *ud)
 {
-    if (!m->enc[fmt])
+    if (!m->enc[fmt]) {
         m->enc[fmt] = make(m, ud);
+        /* charged now, evicted (if over the bound) once no page or fan-out is being handed
+         * out: at the next publish or read */
+        if (m->enc[fmt] && m->hub)
+            cache_charge(m->hub, buf_cost(m->enc[fmt]));
+    }
     return m->enc[fmt];
 }

@@ -6,7 +6,16 @@
  * publisher's acknowledgement comes at that moment too. History is bounded by count, bytes and
  * age; a reader whose cursor is older than what is kept is told (a gap), never skipped past
  * silently. Each message is encoded at most once per wire format (hr_hub_encoding) and the
- * encoding is shared by every subscriber using that format. */
+ * encoding is shared by every subscriber using that format.
+ *
+ * History lives in the store. In memory the hub keeps, per channel, a few words of metadata
+ * (last id, first kept id, count, bytes: enough to tell gaps exactly) and a cache of its newest
+ * messages: a contiguous tail of its history, so a reader at most that far behind is answered
+ * at once. All caches together hold at most limits.cache_bytes (--history-cache); over it the
+ * least recently used channel loses its oldest cached messages first. A read older than the
+ * cache goes to the store, off the loop, a page at a time (hr_hub_read). With the memory store
+ * the cache is the history: what the global bound evicts is gone (readers get a "trimmed"
+ * gap), exactly like a message over --history. */
 #ifndef HR_HUB_HUB_H
 #define HR_HUB_HUB_H
 
@@ -52,6 +61,7 @@ struct hr_hub_msg {
     int64_t time_ms;                    /* wall clock at publish */
     struct hr_buf *data;                /* the payload as published */
     struct hr_buf *enc[HR_FMT_COUNT];   /* encodings, built on first use */
+    struct hr_hub *hub;                 /* set while cached: its encodings are charged there */
 };
 
 struct hr_sub;
@@ -83,26 +93,39 @@ struct hr_hub_limits {
     uint32_t max_messages;              /* history per channel (count) */
     size_t max_bytes;                   /* history per channel (payload bytes) */
     uint64_t max_age_ms;                /* history per channel (age); 0 = no limit */
+    size_t cache_bytes;                 /* all channels' cached messages together */
     struct hr_policy_rule rules[HR_POLICY_RULES_MAX]; /* slow-consumer policy: first match */
     uint32_t nrules;
 };
 
-#define HR_HUB_LIMITS_DEFAULT {.max_messages = 10000, .max_bytes = 16u << 20, .max_age_ms = 0}
+#define HR_HUB_CACHE_DEFAULT (64u << 20)
+#define HR_HUB_LIMITS_DEFAULT                                                                      \
+    {.max_messages = 10000, .max_bytes = 16u << 20, .max_age_ms = 0, .cache_bytes = HR_HUB_CACHE_DEFAULT}
 
 struct hr_channel {
-    char *name;
     UT_hash_handle hh;
     struct hr_hub *hub;
-    char epoch[HR_EPOCH_LEN + 1];
+    /* the history (what the store keeps): exact, whatever is cached */
     uint64_t last_id;                   /* the last id committed (0: none yet) */
     uint64_t next_id;                   /* the id the next publish gets */
-    struct hr_hub_msg *ring;            /* history, oldest at head */
-    uint32_t cap, head, count;
-    size_t bytes;
+    uint64_t first_id;                  /* the oldest id kept; last_id + 1 when none */
+    uint64_t kept;                      /* messages kept */
+    uint64_t kept_bytes;                /* their payload bytes */
+    int64_t first_time;                 /* first_id's publish time, for --history-age */
+    /* the cache: the newest kept messages (ids first_cached()..last_id), oldest at head;
+     * no ring at all while nothing is cached */
+    struct hr_hub_msg *ring;
+    uint32_t cap, head, cached;
+    struct hr_channel *lru_prev, *lru_next; /* channels with something cached, oldest use first */
     struct hr_sub *subs;
     uint32_t nsubs[HR_FMT_COUNT];
     uint8_t policy;                     /* HR_POLICY_*, from the rules at creation */
+    uint8_t trimming;                   /* a trim by limits is running in the store */
+    char epoch[HR_EPOCH_LEN + 1];
+    char name[];                        /* NUL-terminated */
 };
+
+struct hr_hub_read;
 
 struct hr_hub {
     uv_loop_t *loop;
@@ -110,6 +133,10 @@ struct hr_hub {
     struct hr_hub_limits limits;
     struct hr_channel *channels;        /* by name */
     uint64_t published;                 /* since start, for stats */
+    size_t cache_bytes;                 /* charged by cached messages and rings */
+    struct hr_channel *lru_head, *lru_tail;
+    struct hr_hub_read *reads;          /* store reads under way */
+    uint32_t busy;                      /* pages or a fan-out being handed out: no eviction */
 };
 
 /* Channel names: 1..200 bytes of [A-Za-z0-9_.:@-], so "user:42" and "chat.room-1" work and
@@ -119,6 +146,8 @@ int hr_channel_name_valid(const char *name, size_t len);
 /* Set up the hub and load the store's history. Returns 0 or a negative error. */
 int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
                 const struct hr_hub_limits *limits);
+/* Close the store first: its last callbacks (commits, trims) still reach the hub's channels;
+ * store reads still under way are cancelled here and freed by the store's answer. */
 void hr_hub_free(struct hr_hub *hub);
 
 /* The epoch channel `name` has (or would have) in this hub (see HR_EPOCH_LEN). */
@@ -132,13 +161,48 @@ typedef void (*hr_hub_ack_cb)(void *ud, int status, uint64_t id);
 int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, size_t len,
                    hr_hub_ack_cb ack, void *ud);
 
-/* History after cursor `since`: fn for each kept message with id > since, in order, until fn
- * returns non-zero. Returns 1 when messages after since were trimmed away (a gap: the reader
- * missed some), else 0. */
-typedef int (*hr_hub_each_cb)(void *ud, struct hr_hub_msg *m);
-int hr_hub_since(struct hr_channel *ch, uint64_t since, hr_hub_each_cb fn, void *ud);
+/* One page of history: the kept messages after a cursor, ids increasing. The messages are
+ * borrowed for the callback only (hr_buf_ref what must outlive it). */
+struct hr_hub_page {
+    int status;                         /* 0, or the store's error (then n is 0) */
+    uint64_t first;                     /* the oldest id kept when read: since + 1 < first
+                                         * means the reader missed some (a gap) */
+    uint32_t n;
+    struct hr_hub_msg **m;
+};
+typedef void (*hr_hub_page_cb)(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg);
+
+#define HR_HUB_PAGE_MAX 1024            /* messages in one page */
+#define HR_HUB_PAGE_BYTES (256u << 10)  /* about the payload bytes of a page read from the store */
+
+/* Read a page of ch's history after since: at most max messages (up to HR_HUB_PAGE_MAX).
+ * When the cache holds what comes after since (or since is up to date), cb runs inside the
+ * call and it returns 0. Else the page is read from the store off the loop: it returns 1,
+ * sets *req (when req is not NULL) and cb runs later, unless hr_hub_read_cancel(*req) is
+ * called first. < 0: an error, cb is not called. */
+int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page_cb cb, void *ud,
+                struct hr_hub_read **req);
+void hr_hub_read_cancel(struct hr_hub_read *req);
+/* Whether hr_hub_read(ch, since, ...) would answer at once. */
+int hr_hub_cached(const struct hr_channel *ch, uint64_t since);
 /* The oldest id still kept (last_id + 1 when the history is empty). */
 uint64_t hr_hub_first_id(const struct hr_channel *ch);
+
+/* Evict cached messages (least recently used channel first) until the cache holds at most
+ * target bytes: for a global memory budget under pressure. With the memory store this trims
+ * history, as the --history-cache bound does. Not from inside a page or deliver callback. */
+void hr_hub_cache_shrink(struct hr_hub *hub, size_t target);
+
+/* Messages kept past a page (a Socket.IO replay that must send them all at once): copies
+ * of the page's messages, sharing their payloads. */
+struct hr_hub_span {
+    uint64_t first;
+    uint32_t n, cap;
+    size_t bytes;
+    struct hr_hub_msg *m;
+};
+int hr_hub_span_add(struct hr_hub_span *sp, const struct hr_hub_page *pg);
+void hr_hub_span_free(struct hr_hub_span *sp);
 
 void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub);
 void hr_hub_unsubscribe(struct hr_sub *sub);

@@ -13,11 +13,17 @@
 #include "../hub/push.h"
 #include "../hub/wire.h"
 
+/* An answer being made: a page of history is read (from the cache at once, or from the
+ * store later), then written. */
 struct poll_answer {
+    struct hr_conn *c;
+    struct hr_push *push;
     struct hr_channel *ch;
-    struct hr_slice items[1024];  /* at most max_batch (clamped to this) */
+    const char *gap;
+    struct hr_hub_read *req;
+    struct hr_slice items[HR_HUB_PAGE_MAX];  /* at most max_batch (clamped to this) */
     uint32_t n, max;
-    uint64_t next;
+    uint64_t since, next;
     int more;
 };
 
@@ -26,22 +32,52 @@ static struct hr_buf *make_json(const struct hr_hub_msg *m, void *ud)
     return hr_msg_json(m, ud);
 }
 
-static int collect(void *ud, struct hr_hub_msg *m)
+static void write_answer(struct poll_answer *a);
+
+static void collect_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
 {
     struct poll_answer *a = ud;
-    if (a->n == a->max) {
-        a->more = 1;
-        return 1;
+    int later = a->req != NULL;
+    a->req = NULL;
+    if (pg->status < 0) {
+        a->n = 0;
+        a->more = -1;
+    } else {
+        /* messages trimmed away after the cursor: said, and the answer goes on from there */
+        if (!a->gap && a->since + 1 < pg->first)
+            a->gap = "trimmed";
+        for (uint32_t i = 0; i < pg->n && a->n < a->max; i++) {
+            struct hr_buf *e = hr_hub_encoding(pg->m[i], HR_FMT_POLL, make_json, ch->epoch);
+            if (!e)
+                break;
+            a->items[a->n++] = (struct hr_slice){hr_buf_ref(e), 0, e->len};
+            a->next = pg->m[i]->id;
+        }
+        /* more after this batch (a page from the store may also stop short of it) */
+        a->more = a->next < ch->last_id;
     }
-    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_POLL, make_json, a->ch->epoch);
-    if (!e)
-        return 1;
-    a->items[a->n++] = (struct hr_slice){hr_buf_ref(e), 0, e->len};
-    a->next = m->id;
-    return 0;
+    if (later)
+        write_answer(a);
 }
 
-/* Write the answer: a head, the shared message encodings separated by commas, a tail. */
+static void answer_free(struct poll_answer *a)
+{
+    hr_hub_read_cancel(a->req);
+    for (uint32_t i = 0; i < a->n; i++)
+        hr_buf_unref(a->items[i].buf);
+    free(a);
+}
+
+/* A poll whose page is being read from the store, and the connection goes away. */
+static void answer_aborted(struct hr_conn *c, void *ud)
+{
+    struct poll_answer *a = ud;
+    struct hr_channel *ch = a->ch;
+    answer_free(a);
+    hr_hub_forget_unused(ch);
+}
+
+/* Answer: read a page after since; the answer is written when it is there. */
 static void answer(struct hr_conn *c, struct hr_push *push, struct hr_channel *ch, uint64_t since,
                    const char *gap)
 {
@@ -50,10 +86,38 @@ static void answer(struct hr_conn *c, struct hr_push *push, struct hr_channel *c
         hr_http_error(c, 503, NULL, "out of memory");
         return;
     }
+    a->c = c;
+    a->push = push;
     a->ch = ch;
-    a->max = push->max_batch < 1024 ? push->max_batch : 1024;
+    a->gap = gap;
+    a->since = since;
+    a->max = push->max_batch < HR_HUB_PAGE_MAX ? push->max_batch : HR_HUB_PAGE_MAX;
     a->next = since;
-    hr_hub_since(ch, since, collect, a);
+    int rc = hr_hub_read(ch, since, a->max, collect_page, a, &a->req);
+    if (rc < 0) {
+        answer_free(a);
+        hr_http_error(c, 503, NULL, "could not read the history");
+        return;
+    }
+    if (rc == 1) {
+        hr_http_on_abort(c, answer_aborted, a);
+        return;
+    }
+    write_answer(a);
+}
+
+/* Write the answer: a head, the shared message encodings separated by commas, a tail. */
+static void write_answer(struct poll_answer *a)
+{
+    struct hr_conn *c = a->c;
+    struct hr_channel *ch = a->ch;
+    const char *gap = a->gap;
+    hr_http_on_abort(c, NULL, NULL);
+    if (a->more < 0) {
+        answer_free(a);
+        hr_http_error(c, 503, NULL, "could not read the history");
+        return;
+    }
     char head[HR_CHANNEL_NAME_MAX + 200], tail[160];
     int hn = snprintf(head, sizeof head, "{\"channel\":\"%s\",\"epoch\":\"%s\",\"gap\":%s%s%s,\"messages\":[",
                       ch->name, ch->epoch, gap ? "\"" : "", gap ? gap : "null", gap ? "\"" : "");
@@ -88,9 +152,7 @@ static void answer(struct hr_conn *c, struct hr_push *push, struct hr_channel *c
     hr_buf_unref(hb);
     hr_buf_unref(tb);
     hr_buf_unref(comma);
-    for (uint32_t i = 0; i < a->n; i++)
-        hr_buf_unref(a->items[i].buf);
-    free(a);
+    answer_free(a);
 }
 
 /* Parse the channel and since; answer 400 on bad input. Returns the channel or NULL. */
@@ -135,6 +197,7 @@ void hr_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     struct hr_channel *ch = request(c, req, push, HR_PUSH_PREFIX_POLL, &since, &gap, &given);
     if (ch) {
         answer(c, push, ch, since, gap);
+        /* a channel with a read under way has history: it is not forgotten */
         hr_hub_forget_unused(ch);
     }
 }

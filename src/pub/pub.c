@@ -69,7 +69,7 @@ void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
                          "{\"channel\":\"%.*s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64 ",\"first_id\":%" PRIu64
                          ",\"history\":%u,\"subscribers\":{\"websocket\":%u,\"sse\":%u,\"longpoll\":%u,\"socketio\":%u}}\n",
                          (int)nlen, name, epoch, ch ? ch->last_id : 0, ch ? hr_hub_first_id(ch) : 1,
-                         ch ? ch->count : 0, ch ? ch->nsubs[HR_FMT_WS] : 0, ch ? ch->nsubs[HR_FMT_SSE] : 0,
+                         ch ? (unsigned)ch->kept : 0, ch ? ch->nsubs[HR_FMT_WS] : 0, ch ? ch->nsubs[HR_FMT_SSE] : 0,
                          ch ? ch->nsubs[HR_FMT_POLL] : 0, ch ? ch->nsubs[HR_FMT_SIO] : 0);
         if (n < 0 || (size_t)n >= sizeof body)
             n = 0;

@@ -71,6 +71,7 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
     parsed_history.max_messages = cfg.history_messages;
     parsed_history.max_bytes = cfg.history_bytes;
     parsed_history.max_age_ms = cfg.history_age_ms;
+    parsed_history.cache_bytes = cfg.history_cache;
     memcpy(parsed_history.rules, cfg.policies, sizeof cfg.policies);
     parsed_history.nrules = cfg.npolicies;
     parsed_lp_timeout_ms = cfg.lp_timeout_ms;

@@ -594,6 +594,7 @@ struct replay {
     uint64_t upto;                   /* the last id to send */
     uint64_t sent;                   /* the last id sent */
     int cut;                         /* stopped: the client's output holds enough */
+    int stop;                        /* past upto, or the socket's output failed */
 };
 
 static int replay_one(void *ud, struct hr_hub_msg *m)
@@ -624,6 +625,207 @@ static int replay_one(void *ud, struct hr_hub_msg *m)
     return rc < 0;
 }
 
+/* ---- history older than the cache: a replay is sent at once, among the other packets of the
+ * connect, so what it needs from the store is read first (off the loop) and the CONNECT is
+ * handled once it is there: nothing reaches the socket out of order meanwhile, since it does
+ * not exist yet. The read stops at about half the output cap, where the replay stops too. */
+
+struct hr_sio_need {
+    struct hr_channel *ch;
+    uint64_t since;
+    struct hr_hub_span span;
+};
+
+struct hr_sio_prefetch {
+    struct hr_sio_client *c;
+    char *nsp, *data;                /* the CONNECT's, copied */
+    size_t nsp_len, data_len;
+    int has_data;
+    struct hr_sio_need *need;
+    uint32_t n, i;                   /* needs; the one being read */
+    struct hr_hub_read *req;
+    int ready;                       /* read: the CONNECT is being handled */
+};
+
+static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p);
+
+static void prefetch_destroy(struct hr_sio_prefetch *pf)
+{
+    hr_hub_read_cancel(pf->req);
+    for (uint32_t i = 0; i < pf->n; i++)
+        hr_hub_span_free(&pf->need[i].span);
+    free(pf->need);
+    free(pf->nsp);
+    free(pf->data);
+    free(pf);
+}
+
+/* The client goes: a read under way is dropped; a CONNECT being handled (the client closed
+ * from inside it) lets prefetch_next free the prefetch once it returns. */
+static void prefetch_free(struct hr_sio_client *c)
+{
+    struct hr_sio_prefetch *pf = c->prefetch;
+    if (!pf)
+        return;
+    c->prefetch = NULL;
+    if (pf->ready)
+        pf->c = NULL;
+    else
+        prefetch_destroy(pf);
+}
+
+/* What was read of ch for the replay being sent (NULL: nothing). */
+static struct hr_hub_span *prefetched(herald_socket *s, struct hr_channel *ch)
+{
+    struct hr_sio_prefetch *pf = s->client ? s->client->prefetch : NULL;
+    for (uint32_t i = 0; pf && pf->ready && i < pf->n; i++)
+        if (pf->need[i].ch == ch)
+            return &pf->need[i].span;
+    return NULL;
+}
+
+static void prefetch_next(struct hr_sio_prefetch *pf);
+
+static void prefetch_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
+{
+    struct hr_sio_prefetch *pf = ud;
+    struct hr_sio_need *nd = &pf->need[pf->i];
+    pf->req = NULL;
+    size_t budget = pf->c->io->srv.limits.max_queued / 2;
+    uint64_t last = nd->span.n ? nd->span.m[nd->span.n - 1].id : nd->since;
+    if (pg->status < 0 || pg->n == 0 || hr_hub_span_add(&nd->span, pg) < 0 || nd->span.bytes >= budget ||
+        hr_hub_cached(ch, pg->m[pg->n - 1]->id) || pg->m[pg->n - 1]->id <= last)
+        pf->i++; /* enough for this channel (or nothing more can be read) */
+    prefetch_next(pf);
+}
+
+/* Read the next page, or handle the CONNECT once all are read. */
+static void prefetch_next(struct hr_sio_prefetch *pf)
+{
+    while (pf->i < pf->n) {
+        struct hr_sio_need *nd = &pf->need[pf->i];
+        uint64_t after = nd->span.n ? nd->span.m[nd->span.n - 1].id : nd->since;
+        if (hr_hub_cached(nd->ch, after)) {
+            pf->i++;
+            continue;
+        }
+        int rc = hr_hub_read(nd->ch, after, HR_HUB_PAGE_MAX, prefetch_page, pf, &pf->req);
+        if (rc == 1)
+            return; /* prefetch_page goes on */
+        if (rc < 0)
+            pf->i++;
+        /* rc == 0: answered at once, prefetch_page has moved on (it calls back in here, but
+         * only for a page read later: a page from the cache ends the channel's need) */
+        return;
+    }
+    struct hr_sio_client *c = pf->c;
+    struct hr_sio_packet p = {.type = HR_SIO_CONNECT, .ack_id = -1, .nsp = pf->nsp, .nsp_len = pf->nsp_len,
+                              .data = pf->has_data ? pf->data : NULL, .data_len = pf->data_len};
+    pf->ready = 1;
+    on_connect(c, &p);
+    if (pf->c)
+        pf->c->prefetch = NULL;
+    prefetch_destroy(pf);
+}
+
+static struct hr_channel *channel_of_cursor(herald_io *io, const struct hr_cursor *cur)
+{
+    struct hr_channel *ch, *tmp;
+    if (!cur->epoch[0])
+        return NULL;
+    HASH_ITER(hh, io->hub.channels, ch, tmp)
+        if (strcmp(ch->epoch, cur->epoch) == 0)
+            return ch;
+    return NULL;
+}
+
+static void need_add(struct hr_sio_need *need, uint32_t *n, struct hr_channel *ch, uint64_t since)
+{
+    if (ch && since < ch->last_id && !hr_hub_cached(ch, since))
+        need[(*n)++] = (struct hr_sio_need){.ch = ch, .since = since};
+}
+
+/* Whether the CONNECT p to nsp replays history that is not cached: then it is held (1) while
+ * that is read. Its auth is looked at as on_connect will: a recovery (pid and offset of a
+ * saved session) or a channel cursor. */
+static int prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct hr_sio_packet *p)
+{
+    herald_io *io = c->io;
+    if (c->prefetch || !p->data || !io->store || !io->store->ops->read)
+        return 0;
+    json_t *auth = json_loadb(p->data, p->data_len, 0, NULL);
+    const char *pid = json_string_value(json_object_get(auth, "pid"));
+    const char *offset = json_string_value(json_object_get(auth, "offset"));
+    struct hr_sio_need *need = NULL;
+    uint32_t n = 0;
+    struct hr_sio_saved *sv = NULL;
+    struct hr_sio_kept *from = NULL;
+    if (offset && io->opts.recovery_window_ms && pid) {
+        HASH_FIND_STR(io->saved, pid, sv);
+        from = sv && sv->nsp == nsp ? nsp->kept_head : NULL;
+        while (from && strcmp(from->offset, offset) != 0)
+            from = from->next;
+    }
+    if (from && (need = calloc(sv->nrooms ? sv->nrooms : 1, sizeof(*need)))) {
+        for (uint32_t i = 0; i < sv->nrooms; i++) {
+            uint64_t since = sv->chan_last[i];
+            for (struct hr_sio_kept *k = from->next; k; k = k->next)
+                if (k->chan_id && strcmp(k->room, sv->rooms[i]) == 0) {
+                    if (k->chan_id - 1 < since)
+                        since = k->chan_id - 1;
+                    break;
+                }
+            need_add(need, &n, hr_hub_channel(&io->hub, sv->rooms[i], strlen(sv->rooms[i]), 0), since);
+        }
+    } else if (offset && (need = calloc(1, sizeof(*need)))) {
+        struct hr_cursor cur;
+        if (hr_cursor_parse(offset, strlen(offset), &cur) == 0)
+            need_add(need, &n, channel_of_cursor(io, &cur), cur.id);
+    }
+    json_decref(auth);
+    struct hr_sio_prefetch *pf = n ? calloc(1, sizeof(*pf)) : NULL;
+    if (pf) {
+        pf->nsp = malloc(p->nsp_len + 1);
+        pf->data = malloc(p->data_len + 1);
+    }
+    if (!pf || !pf->nsp || !pf->data) {
+        if (pf) {
+            free(pf->nsp);
+            free(pf->data);
+            free(pf);
+        }
+        free(need);
+        return 0;
+    }
+    memcpy(pf->nsp, p->nsp, p->nsp_len);
+    pf->nsp_len = p->nsp_len;
+    memcpy(pf->data, p->data, p->data_len);
+    pf->data_len = p->data_len;
+    pf->has_data = 1;
+    pf->c = c;
+    pf->need = need;
+    pf->n = n;
+    c->prefetch = pf;
+    prefetch_next(pf);
+    return 1;
+}
+
+/* A page of the cache, in a replay. */
+static void replay_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
+{
+    struct replay *rp = ud;
+    for (uint32_t i = 0; i < pg->n; i++) {
+        if (pg->m[i]->id <= rp->sent)
+            continue;
+        if (replay_one(rp, pg->m[i])) {
+            rp->stop = 1;
+            return;
+        }
+    }
+    if (!pg->n)
+        rp->stop = 1;
+}
+
 /* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
  * them are gone, unless told one was given); cur then names the last one sent. */
 static void replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur, uint64_t upto,
@@ -637,8 +839,22 @@ static void replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cu
                          gap, (unsigned long long)hr_hub_first_id(ch));
         emit_raw(s, "herald:gap", g, (size_t)n, NULL, 0);
     }
-    struct replay rp = {s, ch, upto, since, 0};
-    hr_hub_since(ch, since, replay_one, &rp);
+    struct replay rp = {s, ch, upto, since, 0, 0};
+    /* what was read from the store first, then the cache; what is neither was not read in
+     * time (the read stopped at the output's budget): a "replay limit" notice says so */
+    struct hr_hub_span *sp = prefetched(s, ch);
+    for (uint32_t i = 0; sp && i < sp->n && !rp.stop; i++)
+        if (sp->m[i].id > rp.sent && replay_one(&rp, &sp->m[i]))
+            rp.stop = 1;
+    while (!rp.stop && !rp.cut && rp.sent < upto && rp.sent < ch->last_id) {
+        if (!hr_hub_cached(ch, rp.sent)) {
+            rp.cut = 1;
+            break;
+        }
+        uint64_t before = rp.sent;
+        if (hr_hub_read(ch, rp.sent, HR_HUB_PAGE_MAX, replay_page, &rp, NULL) != 0 || rp.sent == before)
+            break;
+    }
     *cur = (struct hr_cursor){.id = rp.sent};
     if (rp.cut) {
         /* said, never silent: what was not sent can be read from the channel's history */
@@ -920,6 +1136,8 @@ static void on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         send_packet(c, HR_SIO_CONNECT_ERROR, name, "{\"message\":\"Invalid namespace\"}");
         return;
     }
+    if (prefetch_start(c, nsp, p))
+        return; /* handled again once the history it replays is read */
     herald_socket *s = calloc(1, sizeof(*s));
     if (!s)
         return;
@@ -1316,6 +1534,7 @@ static void client_close(struct hr_eio_session *es, const char *reason, void *ud
     es->user = NULL;
     c->eio = NULL;
     wait_remove(c);
+    prefetch_free(c);
     while (c->sockets)
         socket_gone(c->sockets, reason);
     partial_clear(&c->partial);

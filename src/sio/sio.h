@@ -137,6 +137,8 @@ struct hr_sio_client {
     struct hr_sio_client *wait_prev, *wait_next;
     uint64_t opened;
     uint8_t waiting;
+    /* a CONNECT held while history older than the cache is read for its replay */
+    struct hr_sio_prefetch *prefetch;
 };
 
 struct herald_io {

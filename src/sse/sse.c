@@ -18,6 +18,7 @@ struct sse_stream {
     struct hr_push *push;
     struct hr_channel *ch;
     uint64_t replay_after;  /* while resuming: the last id sent from history */
+    struct hr_hub_read *req; /* a page being read from the store */
 };
 
 /* "id: E:N\ndata: <line>\n...\n" - the value's lines each become a data: line (a JSON value
@@ -132,6 +133,7 @@ static const struct hr_sub_ops sse_ops = {.deliver = deliver};
 static void aborted(struct hr_conn *c, void *ud)
 {
     struct sse_stream *st = ud;
+    hr_hub_read_cancel(st->req);
     hr_hub_unsubscribe(&st->sub);
     hr_hub_forget_unused(st->ch);
     free(st);
@@ -147,19 +149,43 @@ static void send_gap(struct sse_stream *st, const char *reason, uint64_t first)
 /* ---- resuming: history is sent a page at a time, as the reader's output drains, then the
  * stream goes live; so a long replay holds at most about --max-queued of memory. */
 
-static int replay_one(void *ud, struct hr_hub_msg *m)
+static void replay_drained(struct hr_conn *c, void *ud);
+static void pump(struct sse_stream *st);
+
+/* A page of history: sent until the output is full (the rest is read again later). A page
+ * from the store arrives later: the replay goes on from here. */
+static void replay_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
 {
     struct sse_stream *st = ud;
-    st->replay_after = m->id;
-    return send_msg(st, m) < 0 || hr_conn_full(st->c);
+    int later = st->req != NULL;
+    st->req = NULL;
+    if (hr_conn_closing(st->c))
+        return;
+    if (pg->status < 0) {
+        hr_warn("sse %s: history read failed: %s", ch->name, hr_strerror(pg->status));
+        hr_conn_end(st->c, st->c->srv->limits.close_timeout_ms);
+        return;
+    }
+    /* history may have been trimmed while this reader was catching up */
+    if (st->replay_after + 1 < pg->first) {
+        send_gap(st, "trimmed", pg->first);
+        st->replay_after = pg->first - 1;
+    }
+    for (uint32_t i = 0; i < pg->n && !hr_conn_closing(st->c); i++) {
+        if (pg->m[i]->id <= st->replay_after)
+            continue;
+        st->replay_after = pg->m[i]->id;
+        if (send_msg(st, pg->m[i]) < 0 || hr_conn_full(st->c))
+            break;
+    }
+    if (later)
+        pump(st);
 }
-
-static void replay_drained(struct hr_conn *c, void *ud);
 
 static void pump(struct sse_stream *st)
 {
     struct hr_channel *ch = st->ch;
-    while (!hr_conn_closing(st->c)) {
+    while (!hr_conn_closing(st->c) && !st->req) {
         if (st->replay_after >= ch->last_id) {
             hr_http_on_drain(st->c, NULL, NULL);
             hr_hub_subscribe(ch, &st->sub);
@@ -169,14 +195,18 @@ static void pump(struct sse_stream *st)
             hr_http_on_drain(st->c, replay_drained, st);
             return;
         }
-        /* history may have been trimmed while this reader was catching up */
-        uint64_t first = hr_hub_first_id(ch);
-        if (st->replay_after + 1 < first) {
-            send_gap(st, "trimmed", first);
-            st->replay_after = first - 1;
-            continue;
+        uint64_t before = st->replay_after;
+        int rc = hr_hub_read(ch, st->replay_after, HR_HUB_PAGE_MAX, replay_page, st, &st->req);
+        if (rc < 0) {
+            hr_warn("sse %s: history read failed: %s", ch->name, hr_strerror(rc));
+            hr_conn_end(st->c, st->c->srv->limits.close_timeout_ms);
+            return;
         }
-        hr_hub_since(ch, st->replay_after, replay_one, st);
+        if (rc == 0 && st->replay_after == before && !hr_conn_full(st->c) && !hr_conn_closing(st->c)) {
+            /* nothing more to read though last_id is ahead: go live (cannot happen while
+             * ids are dense; guards the loop) */
+            st->replay_after = ch->last_id;
+        }
     }
 }
 

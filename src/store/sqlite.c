@@ -1,10 +1,16 @@
 /* sqlite.c - the SQLite store: DIR/herald.db in WAL mode, written by one thread that commits
  * every append queued since its last commit in one transaction (group commit), and hands the
- * finished batch back to the loop thread, which acknowledges the appends in order.
+ * finished batch back to the loop thread, which acknowledges the appends in order. A second
+ * thread reads history pages through a connection of its own (WAL lets it read beside the
+ * writer); its answers come back through the same list.
+ *
+ * A table `channels` holds each channel's last id, message count and payload bytes, kept by
+ * triggers on `messages`, so start-up reads one row per channel instead of every message.
  *
  * Threads: the loop thread owns the store and every request (allocates and frees them); the
- * writer thread only borrows requests between taking them off `queue` and putting them on
- * `done`, both under `lock`, and is the only user of `db` once it runs. */
+ * writer and reader threads only borrow requests between taking them off `queue` / `rqueue`
+ * and putting them on `done`, all under `lock`; the writer is the only user of `db` and the
+ * reader of `rdb` once they run. */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,7 +30,7 @@
 extern unsigned long hr_store_sqlite_commits;
 unsigned long hr_store_sqlite_commits;
 
-enum { REQ_APPEND, REQ_TRIM };
+enum { REQ_APPEND, REQ_TRIM, REQ_TRIM_LIMITS, REQ_READ };
 
 /* One queued write. channel and data live in the same allocation, after the struct. */
 struct req {
@@ -33,8 +39,17 @@ struct req {
     int status; /* set by the writer */
     hr_store_done_cb done;
     void *ud;
-    int64_t id; /* the id, or keep_from for a trim */
+    int64_t id; /* the id, keep_from for a trim, since for a read */
     int64_t time_ms;
+    /* trim by limits: the limits in, the metadata after out */
+    uint64_t max_count, max_bytes;
+    hr_store_trimmed_cb trimmed;
+    struct hr_store_meta meta;
+    /* read: the page out (rows and their bytes are allocated by the reader) */
+    uint32_t max;
+    hr_store_read_cb read_done;
+    struct hr_store_page page;
+    unsigned char *page_data;
     const char *channel;
     size_t len;
     unsigned char data[];
@@ -48,15 +63,19 @@ struct sqlite_store {
     struct hr_store base;
     char *path;
     sqlite3 *db;
-    sqlite3_stmt *insert, *trim;
+    sqlite3_stmt *insert, *trim, *chan_get, *oldest;
     int64_t max_len; /* SQLite's limit on one blob */
+    sqlite3 *rdb;    /* the reader's */
+    sqlite3_stmt *rfirst, *rpage;
 
-    uv_thread_t writer;
+    uv_thread_t writer, reader;
+    int reader_started;
     uv_mutex_t lock;
-    uv_cond_t wake;
+    uv_cond_t wake, rwake;
     /* under lock */
-    struct req_list queue; /* loop -> writer */
-    struct req_list done;  /* writer -> loop */
+    struct req_list queue;  /* loop -> writer */
+    struct req_list rqueue; /* loop -> reader */
+    struct req_list done;   /* writer, reader -> loop */
     int stop;
 
     /* loop thread only */
@@ -101,10 +120,74 @@ static int exec_simple(sqlite3 *db, const char *sql)
     return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+/* A failed statement of request r: 0 when only the statement was undone (r fails, the
+ * transaction goes on), HR_EIO when SQLite rolled the whole transaction back. */
+static int req_failed(struct sqlite_store *ss, struct req *r, int rc, int *logged, const char *what)
+{
+    if (!*logged) {
+        log_db_error(ss, what);
+        *logged = 1;
+    }
+    if (sqlite3_get_autocommit(ss->db))
+        return HR_EIO;
+    r->status = (rc & 0xff) == SQLITE_CONSTRAINT ? HR_EINVAL : HR_EIO;
+    return 0;
+}
+
+/* Trim by limits: walk the channel's oldest messages, dropping while it is over a limit (only
+ * the rows that go are read, and of those only the length), then delete them at once. The
+ * channel's metadata after the trim goes back to the loop with the request. */
+static int run_trim_limits(struct sqlite_store *ss, struct req *r, int *logged)
+{
+    uint64_t last = 0, count = 0, bytes = 0, keep_from = 0;
+    sqlite3_stmt *s = ss->chan_get;
+    sqlite3_bind_text(s, 1, r->channel, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        last = (uint64_t)sqlite3_column_int64(s, 0);
+        count = (uint64_t)sqlite3_column_int64(s, 1);
+        bytes = (uint64_t)sqlite3_column_int64(s, 2);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return req_failed(ss, r, rc, logged, "trim");
+    r->meta = (struct hr_store_meta){.first_id = last + 1, .last_id = last, .count = count, .bytes = bytes};
+    s = ss->oldest;
+    sqlite3_bind_text(s, 1, r->channel, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t id = (uint64_t)sqlite3_column_int64(s, 0);
+        int64_t t = sqlite3_column_int64(s, 1);
+        uint64_t len = (uint64_t)sqlite3_column_int64(s, 2);
+        if (!(count > r->max_count || bytes > r->max_bytes || (r->time_ms && t < r->time_ms))) {
+            r->meta.first_id = id;
+            r->meta.first_time = t;
+            break;
+        }
+        count--;
+        bytes -= len < bytes ? len : bytes;
+        keep_from = id + 1;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return req_failed(ss, r, rc, logged, "trim");
+    r->meta.count = count;
+    r->meta.bytes = bytes;
+    if (!keep_from)
+        return 0;
+    s = ss->trim;
+    sqlite3_bind_text(s, 1, r->channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (int64_t)keep_from);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : req_failed(ss, r, rc, logged, "trim");
+}
+
 /* Run one request inside the open transaction. Returns 0, the request's own failure (the
  * transaction goes on), or HR_EIO when SQLite rolled the whole transaction back. */
 static int run_req(struct sqlite_store *ss, struct req *r, int *logged)
 {
+    if (r->kind == REQ_TRIM_LIMITS)
+        return run_trim_limits(ss, r, logged);
     sqlite3_stmt *s = r->kind == REQ_APPEND ? ss->insert : ss->trim;
     sqlite3_bind_text(s, 1, r->channel, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, r->id);
@@ -117,15 +200,8 @@ static int run_req(struct sqlite_store *ss, struct req *r, int *logged)
     sqlite3_reset(s);
     if (rc == SQLITE_DONE)
         return 0;
-    if (!*logged) {
-        log_db_error(ss, r->kind == REQ_APPEND ? "append" : "trim");
-        *logged = 1;
-    }
-    if (sqlite3_get_autocommit(ss->db))
-        return HR_EIO;
     /* only this statement was undone; a duplicate id is the caller's mistake */
-    r->status = (rc & 0xff) == SQLITE_CONSTRAINT ? HR_EINVAL : HR_EIO;
-    return 0;
+    return req_failed(ss, r, rc, logged, r->kind == REQ_APPEND ? "append" : "trim");
 }
 
 /* One transaction for the whole batch: one fsync however many appends it holds. At most one
@@ -184,6 +260,99 @@ static void writer_main(void *arg)
     }
 }
 
+/* Read one page in one read transaction, so that `first` and the rows agree. */
+static void run_read(struct sqlite_store *ss, struct req *r)
+{
+    struct hr_store_page *pg = &r->page;
+    size_t cap = 0, used = 0;
+    uint32_t rcap = 0;
+    int rc = exec_simple(ss->rdb, "BEGIN");
+    if (rc != SQLITE_OK)
+        goto fail;
+    sqlite3_stmt *s = ss->rfirst;
+    sqlite3_bind_text(s, 1, r->channel, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    pg->first = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        goto fail;
+    s = ss->rpage;
+    sqlite3_bind_text(s, 1, r->channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, r->id);
+    sqlite3_bind_int64(s, 3, r->max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(s, 2);
+        const void *data = sqlite3_column_blob(s, 2);
+        if (pg->n == rcap) {
+            rcap = rcap ? rcap * 2 : 16;
+            struct hr_store_row *rows = realloc(pg->rows, rcap * sizeof(*rows));
+            if (!rows)
+                break;
+            pg->rows = rows;
+        }
+        if (used + len > cap) {
+            size_t ncap = cap ? cap * 2 : 4096;
+            while (ncap < used + len)
+                ncap *= 2;
+            unsigned char *d = realloc(r->page_data, ncap);
+            if (!d)
+                break;
+            r->page_data = d;
+            cap = ncap;
+        }
+        if (len)
+            memcpy(r->page_data + used, data, len);
+        /* data is an offset until the page is complete (the buffer may move) */
+        pg->rows[pg->n++] = (struct hr_store_row){(uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                                                  (const void *)(uintptr_t)used, len};
+        used += len;
+        if (used >= r->max_bytes)
+            break;
+    }
+    sqlite3_reset(s);
+    exec_simple(ss->rdb, "COMMIT");
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        goto fail;
+    for (uint32_t i = 0; i < pg->n; i++)
+        pg->rows[i].data = r->page_data + (uintptr_t)pg->rows[i].data;
+    return;
+fail:
+    if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        hr_error("store %s: read: %s", ss->path, sqlite3_errmsg(ss->rdb));
+    if (!sqlite3_get_autocommit(ss->rdb))
+        exec_simple(ss->rdb, "ROLLBACK");
+    pg->n = 0;
+    /* no row at all: nothing is kept, which is an answer, not an error */
+    pg->status = rc == SQLITE_DONE ? 0 : HR_EIO;
+}
+
+static void reader_main(void *arg)
+{
+    struct sqlite_store *ss = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        uv_mutex_lock(&ss->lock);
+        while (!ss->rqueue.head && !ss->stop)
+            uv_cond_wait(&ss->rwake, &ss->lock);
+        struct req *r = ss->rqueue.head;
+        if (r) {
+            ss->rqueue.head = r->next;
+            if (!ss->rqueue.head)
+                ss->rqueue.tail = NULL;
+        }
+        uv_mutex_unlock(&ss->lock);
+        if (!r)
+            break; /* stop, and every read asked before it is answered */
+        run_read(ss, r);
+        uv_mutex_lock(&ss->lock);
+        list_push(&ss->done, r);
+        uv_mutex_unlock(&ss->lock);
+        uv_async_send(&ss->async);
+    }
+}
+
 /* ---- loop thread ---- */
 
 /* Acknowledge every finished request in append order. Requests are popped one at a time
@@ -200,6 +369,21 @@ static void deliver(struct sqlite_store *ss)
         if (!ss->ready.head)
             ss->ready.tail = NULL;
         ss->outstanding--;
+        if (r->kind == REQ_READ) {
+            if (!r->page.status && r->status)
+                r->page.status = r->status;
+            r->read_done(r->ud, &r->page);
+            free(r->page.rows);
+            free(r->page_data);
+            free(r);
+            continue;
+        }
+        if (r->kind == REQ_TRIM_LIMITS) {
+            if (r->trimmed)
+                r->trimmed(r->ud, r->status, &r->meta);
+            free(r);
+            continue;
+        }
         hr_store_done_cb done = r->kind == REQ_APPEND ? r->done : NULL;
         void *ud = r->ud;
         int status = r->status;
@@ -227,6 +411,18 @@ static int enqueue(struct sqlite_store *ss, struct req *r)
     if (!ss->queue.head)
         uv_cond_signal(&ss->wake);
     list_push(&ss->queue, r);
+    uv_mutex_unlock(&ss->lock);
+    return 0;
+}
+
+static int enqueue_read(struct sqlite_store *ss, struct req *r)
+{
+    if (ss->outstanding++ == 0)
+        uv_ref((uv_handle_t *)&ss->async);
+    uv_mutex_lock(&ss->lock);
+    if (!ss->rqueue.head)
+        uv_cond_signal(&ss->rwake);
+    list_push(&ss->rqueue, r);
     uv_mutex_unlock(&ss->lock);
     return 0;
 }
@@ -283,6 +479,88 @@ static int sq_trim(struct hr_store *st, const char *channel, uint64_t keep_from)
     return enqueue(ss, r);
 }
 
+static int sq_trim_limits(struct hr_store *st, const char *channel, uint64_t max_count, uint64_t max_bytes,
+                          int64_t min_time, hr_store_trimmed_cb done, void *ud)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)st;
+    if (ss->closing)
+        return HR_ECLOSED;
+    struct req *r = req_new(channel, 0);
+    if (!r)
+        return HR_ENOMEM;
+    r->kind = REQ_TRIM_LIMITS;
+    r->max_count = max_count;
+    r->max_bytes = max_bytes;
+    r->time_ms = min_time;
+    r->trimmed = done;
+    r->ud = ud;
+    return enqueue(ss, r);
+}
+
+static int sq_read(struct hr_store *st, const char *channel, uint64_t since, uint32_t max, size_t max_bytes,
+                   hr_store_read_cb done, void *ud)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)st;
+    if (ss->closing)
+        return HR_ECLOSED;
+    if (since > INT64_MAX)
+        return HR_EINVAL;
+    struct req *r = req_new(channel, 0);
+    if (!r)
+        return HR_ENOMEM;
+    r->kind = REQ_READ;
+    r->id = (int64_t)since;
+    r->max = max ? max : 1;
+    r->max_bytes = max_bytes;
+    r->read_done = done;
+    r->ud = ud;
+    return enqueue_read(ss, r);
+}
+
+/* Each channel's row of `channels`, with its oldest kept message (one index lookup each). */
+static int sq_meta(struct hr_store *st, hr_store_meta_cb each, void *ud)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)st;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_open_v2(ss->path, &db, SQLITE_OPEN_READONLY, NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT c.name, c.last_id, c.count, c.bytes, m.id, m.time_ms FROM channels c"
+                            " LEFT JOIN messages m ON m.channel = c.name AND m.id ="
+                            " (SELECT min(id) FROM messages WHERE channel = c.name)",
+                            -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *channel = (const char *)sqlite3_column_text(s, 0);
+        struct hr_store_meta m = {
+            .last_id = (uint64_t)sqlite3_column_int64(s, 1),
+            .count = (uint64_t)sqlite3_column_int64(s, 2),
+            .bytes = (uint64_t)sqlite3_column_int64(s, 3),
+        };
+        if (sqlite3_column_type(s, 4) == SQLITE_NULL) {
+            m.first_id = m.last_id + 1;
+            m.count = m.bytes = 0;
+        } else {
+            m.first_id = (uint64_t)sqlite3_column_int64(s, 4);
+            m.first_time = sqlite3_column_int64(s, 5);
+        }
+        each(ud, channel ? channel : "", &m);
+    }
+    if (rc != SQLITE_DONE)
+        goto fail;
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return 0;
+fail:
+    hr_error("store %s: load: %s", ss->path, db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return HR_EIO;
+}
+
 /* load() reads through a connection of its own, so it is safe whatever the writer is doing;
  * it sees what is committed. */
 static int sq_load(struct hr_store *st, hr_store_each_cb each, void *ud)
@@ -316,10 +594,23 @@ fail:
     return HR_EIO;
 }
 
-static void free_store(struct sqlite_store *ss)
+static void close_dbs(struct sqlite_store *ss)
 {
     sqlite3_finalize(ss->insert);
     sqlite3_finalize(ss->trim);
+    sqlite3_finalize(ss->chan_get);
+    sqlite3_finalize(ss->oldest);
+    sqlite3_finalize(ss->rfirst);
+    sqlite3_finalize(ss->rpage);
+    ss->insert = ss->trim = ss->chan_get = ss->oldest = ss->rfirst = ss->rpage = NULL;
+    if (ss->rdb && sqlite3_close(ss->rdb) != SQLITE_OK)
+        hr_error("store %s: close: %s", ss->path, sqlite3_errmsg(ss->rdb));
+    ss->rdb = NULL;
+}
+
+static void free_store(struct sqlite_store *ss)
+{
+    close_dbs(ss);
     sqlite3_close(ss->db);
     free(ss->path);
     free(ss);
@@ -337,13 +628,24 @@ static void stop_writer(struct sqlite_store *ss)
     uv_mutex_lock(&ss->lock);
     ss->stop = 1;
     uv_cond_signal(&ss->wake);
+    uv_cond_signal(&ss->rwake);
     uv_mutex_unlock(&ss->lock);
     uv_thread_join(&ss->writer);
+    if (ss->reader_started)
+        uv_thread_join(&ss->reader);
+    ss->reader_started = 0;
+    /* reads still queued are answered, as failed: the store is going away */
+    uv_mutex_lock(&ss->lock);
+    for (struct req *r = ss->rqueue.head; r; r = r->next)
+        r->status = HR_ECLOSED;
+    list_splice(&ss->done, &ss->rqueue);
+    uv_mutex_unlock(&ss->lock);
 }
 
 static void destroy_sync(struct sqlite_store *ss)
 {
     uv_cond_destroy(&ss->wake);
+    uv_cond_destroy(&ss->rwake);
     uv_mutex_destroy(&ss->lock);
 }
 
@@ -362,11 +664,9 @@ static void sq_close(struct hr_store *st)
     stop_writer(ss);
     deliver(ss);
     destroy_sync(ss);
-    sqlite3_finalize(ss->insert);
-    sqlite3_finalize(ss->trim);
+    close_dbs(ss);
     if (sqlite3_close(ss->db) != SQLITE_OK)
         hr_error("store %s: close: %s", ss->path, sqlite3_errmsg(ss->db));
-    ss->insert = ss->trim = NULL;
     ss->db = NULL;
     uv_close((uv_handle_t *)&ss->async, free_cb);
 }
@@ -374,6 +674,9 @@ static void sq_close(struct hr_store *st)
 static const struct hr_store_ops sqlite_ops = {
     .name = "sqlite",
     .load = sq_load,
+    .meta = sq_meta,
+    .read = sq_read,
+    .trim_limits = sq_trim_limits,
     .append = sq_append,
     .trim = sq_trim,
     .close = sq_close,
@@ -438,6 +741,30 @@ static int open_schema(struct sqlite_store *ss, const char **what, char *why, si
                             "CREATE TABLE IF NOT EXISTS messages(channel TEXT NOT NULL,"
                             " id INTEGER NOT NULL, time_ms INTEGER NOT NULL, data BLOB NOT NULL,"
                             " PRIMARY KEY(channel, id)) WITHOUT ROWID;") != SQLITE_OK)
+        goto fail;
+    /* Per-channel metadata, kept by triggers so that every write (appends, trims, and a
+     * DELETE typed in the sqlite3 shell) keeps it right. A file from before it existed gets
+     * it filled once from the messages. */
+    if (sqlite3_prepare_v2(ss->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'channels'", -1,
+                           &s, NULL) != SQLITE_OK)
+        goto fail;
+    int had_channels = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    s = NULL;
+    if (exec_simple(ss->db,
+                    "CREATE TABLE IF NOT EXISTS channels(name TEXT PRIMARY KEY, last_id INTEGER NOT NULL,"
+                    " count INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID;"
+                    "CREATE TRIGGER IF NOT EXISTS messages_insert AFTER INSERT ON messages BEGIN"
+                    " INSERT OR IGNORE INTO channels(name, last_id, count, bytes) VALUES(NEW.channel, 0, 0, 0);"
+                    " UPDATE channels SET last_id = max(last_id, NEW.id), count = count + 1,"
+                    " bytes = bytes + length(NEW.data) WHERE name = NEW.channel; END;"
+                    "CREATE TRIGGER IF NOT EXISTS messages_delete AFTER DELETE ON messages BEGIN"
+                    " UPDATE channels SET count = count - 1, bytes = bytes - length(OLD.data)"
+                    " WHERE name = OLD.channel; END;") != SQLITE_OK)
+        goto fail;
+    if (!had_channels && exec_simple(ss->db, "INSERT INTO channels(name, last_id, count, bytes)"
+                                             " SELECT channel, max(id), count(*), sum(length(data))"
+                                             " FROM messages GROUP BY channel") != SQLITE_OK)
         goto fail;
     if (sqlite3_prepare_v2(ss->db, "INSERT OR IGNORE INTO meta(key, value) VALUES('epoch', ?)", -1,
                            &s, NULL) != SQLITE_OK)
@@ -525,8 +852,30 @@ struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err
                            "INSERT INTO messages(channel, id, time_ms, data) VALUES(?, ?, ?, ?)",
                            -1, SQLITE_PREPARE_PERSISTENT, &ss->insert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(ss->db, "DELETE FROM messages WHERE channel = ? AND id < ?", -1,
-                           SQLITE_PREPARE_PERSISTENT, &ss->trim, NULL) != SQLITE_OK)
+                           SQLITE_PREPARE_PERSISTENT, &ss->trim, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(ss->db, "SELECT last_id, count, bytes FROM channels WHERE name = ?", -1,
+                           SQLITE_PREPARE_PERSISTENT, &ss->chan_get, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(ss->db, "SELECT id, time_ms, length(data) FROM messages WHERE channel = ? ORDER BY id",
+                           -1, SQLITE_PREPARE_PERSISTENT, &ss->oldest, NULL) != SQLITE_OK)
         goto fail;
+    /* the reader's connection: reads only, beside the writer (WAL) */
+    what = "open (reader)";
+    if (sqlite3_open_v2(ss->path, &ss->rdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s: %s", ss->path, what, ss->rdb ? sqlite3_errmsg(ss->rdb) : "out of memory");
+        free_store(ss);
+        return NULL;
+    }
+    sqlite3_busy_timeout(ss->rdb, 5000);
+    if (sqlite3_prepare_v3(ss->rdb, "SELECT min(id) FROM messages WHERE channel = ?", -1,
+                           SQLITE_PREPARE_PERSISTENT, &ss->rfirst, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(ss->rdb,
+                           "SELECT id, time_ms, data FROM messages WHERE channel = ? AND id > ?"
+                           " ORDER BY id LIMIT ?",
+                           -1, SQLITE_PREPARE_PERSISTENT, &ss->rpage, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: prepare (reader): %s", ss->path, sqlite3_errmsg(ss->rdb));
+        free_store(ss);
+        return NULL;
+    }
     ss->max_len = sqlite3_limit(ss->db, SQLITE_LIMIT_LENGTH, -1);
 
     /* The thread starts before the async handle exists so that every failure below can be
@@ -539,10 +888,21 @@ struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err
         uv_mutex_destroy(&ss->lock);
         goto fail;
     }
+    if (uv_cond_init(&ss->rwake) < 0) {
+        uv_cond_destroy(&ss->wake);
+        uv_mutex_destroy(&ss->lock);
+        goto fail;
+    }
     if (uv_thread_create(&ss->writer, writer_main, ss) < 0) {
         destroy_sync(ss);
         goto fail;
     }
+    if (uv_thread_create(&ss->reader, reader_main, ss) < 0) {
+        stop_writer(ss);
+        destroy_sync(ss);
+        goto fail;
+    }
+    ss->reader_started = 1;
     what = "cannot create the async handle";
     if (uv_async_init(loop, &ss->async, async_cb) < 0) {
         stop_writer(ss);

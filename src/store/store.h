@@ -1,6 +1,7 @@
 /* store.h - durable history behind the hub: an append-only log of (channel, id, time, data)
- * that survives restarts. The hub keeps each channel's recent history in memory and serves
- * every read from there; a store only persists appends and loads them back at start.
+ * that survives restarts. The hub keeps each channel's metadata and a bounded cache of its
+ * newest messages in memory; older messages are read back from the store a page at a time,
+ * off the event loop, and at start the hub loads only the metadata.
  *
  * Appends are asynchronous: the store commits them off the event loop (a writer thread that
  * groups every append queued since its last commit into one transaction) and calls done on
@@ -21,10 +22,52 @@ typedef void (*hr_store_done_cb)(void *ud, int status);
 typedef void (*hr_store_each_cb)(void *ud, const char *channel, uint64_t id, int64_t time_ms,
                                  const void *data, size_t len);
 
+/* What a store keeps of one channel. A channel whose messages were all trimmed keeps its
+ * last_id (count 0, first_id = last_id + 1), so ids are never given out twice. */
+struct hr_store_meta {
+    uint64_t first_id;      /* the oldest id kept */
+    uint64_t last_id;       /* the newest id ever stored */
+    uint64_t count;         /* messages kept */
+    uint64_t bytes;         /* their payload bytes */
+    int64_t first_time;     /* first_id's publish time (ms), 0 when none is kept */
+};
+typedef void (*hr_store_meta_cb)(void *ud, const char *channel, const struct hr_store_meta *m);
+
+/* One page of a channel's history, read off the loop. Rows point into the page, which the
+ * store frees once the callback returns. */
+struct hr_store_row {
+    uint64_t id;
+    int64_t time_ms;
+    const void *data;
+    size_t len;
+};
+struct hr_store_page {
+    int status;             /* 0, or a negative HR_E* error (then n is 0) */
+    uint64_t first;         /* the oldest id kept when the page was read (consistent with it) */
+    uint32_t n;
+    struct hr_store_row *rows;
+};
+typedef void (*hr_store_read_cb)(void *ud, const struct hr_store_page *page);
+/* A trim by limits is done: the channel's metadata as it now is (status 0), else an error. */
+typedef void (*hr_store_trimmed_cb)(void *ud, int status, const struct hr_store_meta *m);
+
 struct hr_store_ops {
     const char *name;
-    /* Load every kept message (at start, before serving). */
+    /* Load every kept message (tools and tests; herald itself loads only the metadata). */
     int (*load)(struct hr_store *st, hr_store_each_cb each, void *ud);
+    /* Each channel's metadata (at start, before serving; synchronous). NULL: none kept. */
+    int (*meta)(struct hr_store *st, hr_store_meta_cb each, void *ud);
+    /* Read the messages of channel with ids > since, ids increasing, at most max of them
+     * and about max_bytes (at least one when any is kept); done runs later on the loop
+     * thread, never inside this call. What it sees is committed, perhaps not yet
+     * acknowledged. NULL for a store whose history is all in memory. */
+    int (*read)(struct hr_store *st, const char *channel, uint64_t since, uint32_t max,
+                size_t max_bytes, hr_store_read_cb done, void *ud);
+    /* Drop a channel's oldest messages while it keeps more than max_count messages, more
+     * than max_bytes payload bytes, or messages older than min_time (ms; 0: no age limit);
+     * async, ordered with the appends: done gets the metadata after the trim. */
+    int (*trim_limits)(struct hr_store *st, const char *channel, uint64_t max_count,
+                       uint64_t max_bytes, int64_t min_time, hr_store_trimmed_cb done, void *ud);
     /* Queue an append; data is copied. done may run later, never inside this call. */
     int (*append)(struct hr_store *st, const char *channel, uint64_t id, int64_t time_ms,
                   const void *data, size_t len, hr_store_done_cb done, void *ud);

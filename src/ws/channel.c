@@ -21,6 +21,7 @@ struct ws_sub {
     struct hr_channel *ch;
     uint64_t replay_after;  /* while resuming: the last id sent from history */
     uint8_t replaying;
+    struct hr_hub_read *req; /* a page being read from the store */
     uint32_t pending;       /* publishes awaiting their commit */
     uint8_t closed;
 };
@@ -100,17 +101,41 @@ static void send_gap(struct ws_sub *w, const char *reason, uint64_t first)
  * socket goes live; so a long replay holds at most about --max-queued of memory and is not
  * mistaken for a slow consumer. */
 
-static int replay_one(void *ud, struct hr_hub_msg *m)
+static void pump(struct ws_sub *w);
+
+/* A page of history: sent until the output is full (the rest is read again later). A page
+ * from the store arrives later: the replay goes on from here. */
+static void replay_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
 {
     struct ws_sub *w = ud;
-    w->replay_after = m->id;
-    return send_msg(w, m) < 0 || hr_conn_full(w->ws->conn);
+    int later = w->req != NULL;
+    w->req = NULL;
+    if (w->closed || w->ws->state != HR_WS_OPEN)
+        return;
+    if (pg->status < 0) {
+        hr_ws_close(w->ws, 1011, "history read failed");
+        return;
+    }
+    /* history may have been trimmed while this reader was catching up */
+    if (w->replay_after + 1 < pg->first) {
+        send_gap(w, "trimmed", pg->first);
+        w->replay_after = pg->first - 1;
+    }
+    for (uint32_t i = 0; i < pg->n && w->ws->state == HR_WS_OPEN; i++) {
+        if (pg->m[i]->id <= w->replay_after)
+            continue;
+        w->replay_after = pg->m[i]->id;
+        if (send_msg(w, pg->m[i]) < 0 || hr_conn_full(w->ws->conn))
+            break;
+    }
+    if (later)
+        pump(w);
 }
 
 static void pump(struct ws_sub *w)
 {
     struct hr_channel *ch = w->ch;
-    while (!w->closed && w->ws->state == HR_WS_OPEN) {
+    while (!w->closed && !w->req && w->ws->state == HR_WS_OPEN) {
         if (w->replay_after >= ch->last_id) {
             w->replaying = 0;
             hr_hub_subscribe(ch, &w->sub);
@@ -118,13 +143,14 @@ static void pump(struct ws_sub *w)
         }
         if (hr_conn_full(w->ws->conn))
             return; /* on_drain goes on */
-        uint64_t first = hr_hub_first_id(ch);
-        if (w->replay_after + 1 < first) {
-            send_gap(w, "trimmed", first);
-            w->replay_after = first - 1;
-            continue;
+        uint64_t before = w->replay_after;
+        int rc = hr_hub_read(ch, w->replay_after, HR_HUB_PAGE_MAX, replay_page, w, &w->req);
+        if (rc < 0) {
+            hr_ws_close(w->ws, 1011, "history read failed");
+            return;
         }
-        hr_hub_since(ch, w->replay_after, replay_one, w);
+        if (rc == 0 && w->replay_after == before && !hr_conn_full(w->ws->conn))
+            w->replay_after = ch->last_id; /* nothing more to read: live (guards the loop) */
     }
 }
 
@@ -133,7 +159,7 @@ static void on_drain(struct hr_ws *ws)
     struct ws_sub *w = ws->user;
     if (!w || w->closed)
         return;
-    if (w->replaying)
+    if (w->replaying && !w->req)
         pump(w);
     else if (w->sub.lagging && w->sub.ch)
         catch_up(w, w->sub.ch, w->sub.ch->last_id + 1);
@@ -193,6 +219,8 @@ fail:
 static void on_close(struct hr_ws *ws, uint16_t code)
 {
     struct ws_sub *w = ws->user;
+    hr_hub_read_cancel(w->req);
+    w->req = NULL;
     hr_hub_unsubscribe(&w->sub);
     hr_hub_forget_unused(w->ch);
     w->closed = 1;

@@ -131,7 +131,7 @@ static void test_visible_only_after_commit(void **state)
     assert_int_equal(hr_hub_publish(hub, ch, "two", 3, on_ack, NULL), 0);
     assert_int_equal(nacked, 0);
     assert_int_equal(r.n, 0);
-    assert_int_equal(ch->count, 0);
+    assert_int_equal(ch->kept, 0);
     assert_int_equal(ch->last_id, 0);
     commit_all(0);
     assert_int_equal(nacked, 2);
@@ -155,7 +155,7 @@ static void test_failed_commit_is_not_acked(void **state)
     commit_all(HR_EIO);
     assert_int_equal(nacked, 0);
     assert_int_equal(ack_status, HR_EIO);
-    assert_int_equal(ch->count, 0);
+    assert_int_equal(ch->kept, 0);
     assert_int_equal(hr_hub_publish(hub, ch, "z", 1, on_ack, NULL), 0);
     commit_all(0);
     assert_int_equal(nacked, 1);
@@ -165,13 +165,22 @@ static void test_failed_commit_is_not_acked(void **state)
 struct collect {
     uint64_t ids[64];
     int n, stop_after;
+    uint64_t first;
 };
 
-static int collect(void *ud, struct hr_hub_msg *m)
+static void collect_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
 {
     struct collect *c = ud;
-    c->ids[c->n++] = m->id;
-    return c->stop_after && c->n >= c->stop_after;
+    for (uint32_t i = 0; i < pg->n && !(c->stop_after && c->n >= c->stop_after); i++)
+        c->ids[c->n++] = pg->m[i]->id;
+    c->first = pg->first;
+}
+
+/* A read answered from the cache: 1 when messages after since are gone (a gap). */
+static int since(struct hr_channel *ch, uint64_t after, struct collect *c)
+{
+    assert_int_equal(hr_hub_read(ch, after, 64, collect_page, c, NULL), 0);
+    return after + 1 < c->first;
 }
 
 /* History keeps the newest max_messages; a cursor older than that is a gap. */
@@ -183,25 +192,25 @@ static void test_history_and_gaps(void **state)
         assert_int_equal(hr_hub_publish(hub, ch, "m", 1, NULL, NULL), 0);
         commit_all(0);
     }
-    assert_int_equal(ch->count, 5);
+    assert_int_equal(ch->kept, 5);
     assert_int_equal(hr_hub_first_id(ch), 4);
     assert_true(ntrims > 0);
     assert_int_equal(last_trim_from, 4);
     struct collect c = {0};
-    assert_int_equal(hr_hub_since(ch, 3, collect, &c), 0); /* nothing missed */
+    assert_int_equal(since(ch, 3, &c), 0); /* nothing missed */
     assert_int_equal(c.n, 5);
     assert_int_equal(c.ids[0], 4);
     assert_int_equal(c.ids[4], 8);
     c = (struct collect){0};
-    assert_int_equal(hr_hub_since(ch, 2, collect, &c), 1); /* id 3 is gone: a gap */
+    assert_int_equal(since(ch, 2, &c), 1); /* id 3 is gone: a gap */
     assert_int_equal(c.n, 5);
     c = (struct collect){0};
-    assert_int_equal(hr_hub_since(ch, 0, collect, &c), 1);
+    assert_int_equal(since(ch, 0, &c), 1);
     c = (struct collect){0};
-    assert_int_equal(hr_hub_since(ch, 8, collect, &c), 0); /* up to date */
+    assert_int_equal(since(ch, 8, &c), 0); /* up to date */
     assert_int_equal(c.n, 0);
     c = (struct collect){.stop_after = 2};
-    hr_hub_since(ch, 5, collect, &c);
+    since(ch, 5, &c);
     assert_int_equal(c.n, 2);
     assert_int_equal(c.ids[1], 7);
 }
@@ -216,8 +225,8 @@ static void test_bytes_bound(void **state)
         assert_int_equal(hr_hub_publish(hub, ch, big, sizeof big, NULL, NULL), 0);
         commit_all(0);
     }
-    assert_true(ch->bytes <= hub->limits.max_bytes);
-    assert_int_equal(ch->count, 2);
+    assert_true(ch->kept_bytes <= hub->limits.max_bytes);
+    assert_int_equal(ch->kept, 2);
 }
 
 /* A subscriber that reports itself gone is removed; the others still get the message. */
@@ -264,6 +273,173 @@ static void test_encoding_built_once(void **state)
     assert_int_equal(makes, 2);
 }
 
+/* ---- the bounded cache ---- */
+
+static int setup_small_cache(void **state)
+{
+    static struct hr_hub hub;
+    struct hr_hub_limits l = {.max_messages = 1000, .max_bytes = 1 << 20, .cache_bytes = 4096};
+    nqueued = ntrims = nacked = fail_next = 0;
+    assert_int_equal(hr_hub_init(&hub, NULL, &fake, &l), 0);
+    *state = &hub;
+    return 0;
+}
+
+static void publish_n(struct hr_hub *hub, struct hr_channel *ch, int n, size_t len)
+{
+    char buf[512];
+    memset(buf, 'p', sizeof buf);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(hr_hub_publish(hub, ch, buf, len, NULL, NULL), 0);
+        commit_all(0);
+        assert_true(hub->cache_bytes <= hub->limits.cache_bytes);
+    }
+}
+
+/* A store without reads (the memory store): the cache is the history, so the global bound
+ * trims it, least recently used channel first, and the store is told. */
+static void test_cache_bound_is_history_without_reads(void **state)
+{
+    struct hr_hub *hub = *state;
+    struct hr_channel *a = hr_hub_channel(hub, "a", 1, 1), *b = hr_hub_channel(hub, "b", 1, 1);
+    publish_n(hub, a, 10, 100);
+    assert_int_equal(a->kept, 10);
+    assert_int_equal(hr_hub_first_id(a), 1);
+    publish_n(hub, b, 10, 100);
+    /* b was used last: a lost its oldest first */
+    assert_int_equal(b->kept, 10);
+    assert_true(a->kept > 0 && a->kept < 10);
+    assert_int_equal(hr_hub_first_id(a), 11 - a->kept);
+    assert_int_equal(last_trim_from, hr_hub_first_id(a));
+    struct collect c = {0};
+    assert_int_equal(since(a, 0, &c), 1); /* a gap, said */
+    assert_int_equal(c.ids[0], hr_hub_first_id(a));
+    /* a read makes a channel recently used: b goes next */
+    c = (struct collect){0};
+    since(a, 0, &c);
+    uint64_t akept = a->kept;
+    publish_n(hub, hr_hub_channel(hub, "c", 1, 1), 3, 100);
+    assert_true(b->kept < 10);
+    assert_int_equal(a->kept, akept);
+    /* an emptied channel holds no ring */
+    publish_n(hub, hr_hub_channel(hub, "c", 1, 1), 20, 200);
+    assert_int_equal(a->kept, 0);
+    assert_null(a->ring);
+    assert_int_equal(a->cap, 0);
+    assert_int_equal(hr_hub_first_id(a), 11);
+}
+
+/* ---- a store with reads: what the cache drops is read back a page at a time ---- */
+static hr_store_read_cb read_done;
+static void *read_ud;
+static uint64_t read_since;
+static int nreads, ntrim_limits;
+static hr_store_trimmed_cb trim_done;
+static void *trim_ud;
+
+static int fake_read(struct hr_store *st, const char *channel, uint64_t since, uint32_t max, size_t max_bytes,
+                     hr_store_read_cb done, void *ud)
+{
+    nreads++;
+    read_done = done;
+    read_ud = ud;
+    read_since = since;
+    return 0;
+}
+
+static int fake_trim_limits(struct hr_store *st, const char *channel, uint64_t max_count, uint64_t max_bytes,
+                            int64_t min_time, hr_store_trimmed_cb done, void *ud)
+{
+    ntrim_limits++;
+    trim_done = done;
+    trim_ud = ud;
+    return 0;
+}
+
+static const struct hr_store_ops reading_ops = {
+    .name = "reading", .append = fake_append, .trim = fake_trim, .read = fake_read, .trim_limits = fake_trim_limits};
+static struct hr_store reading = {.ops = &reading_ops};
+
+static int setup_reading(void **state)
+{
+    static struct hr_hub hub;
+    struct hr_hub_limits l = {.max_messages = 30, .max_bytes = 1 << 20, .cache_bytes = 4096};
+    nqueued = ntrims = nacked = fail_next = nreads = ntrim_limits = 0;
+    assert_int_equal(hr_hub_init(&hub, NULL, &reading, &l), 0);
+    *state = &hub;
+    return 0;
+}
+
+static void test_reads_older_than_the_cache_go_to_the_store(void **state)
+{
+    struct hr_hub *hub = *state;
+    struct hr_channel *ch = hr_hub_channel(hub, "r", 1, 1);
+    publish_n(hub, ch, 20, 300);
+    /* evicted from the cache, still in the history */
+    assert_int_equal(ch->kept, 20);
+    assert_int_equal(hr_hub_first_id(ch), 1);
+    assert_true(ch->cached < 20);
+    uint64_t fc = ch->ring[ch->head].id;
+    assert_true(hr_hub_cached(ch, fc - 1));
+    assert_false(hr_hub_cached(ch, 0));
+    /* from the cache: at once */
+    struct collect c = {0};
+    assert_int_equal(hr_hub_read(ch, fc - 1, 64, collect_page, &c, NULL), 0);
+    assert_int_equal(c.ids[0], fc);
+    /* older: later, from the store; the page leaves out what it must not show */
+    c = (struct collect){0};
+    struct hr_hub_read *req;
+    assert_int_equal(hr_hub_read(ch, 2, 64, collect_page, &c, &req), 1);
+    assert_non_null(req);
+    assert_int_equal(nreads, 1);
+    assert_int_equal(read_since, 2);
+    assert_int_equal(c.n, 0);
+    struct hr_store_row rows[4] = {{3, 0, "x", 1}, {4, 0, "y", 1}, {21, 0, "z", 1}, {2, 0, "w", 1}};
+    struct hr_store_page pg = {.first = 1, .n = 4, .rows = rows};
+    read_done(read_ud, &pg);
+    assert_int_equal(c.n, 2); /* 21 is not acknowledged yet, 2 is not after since */
+    assert_int_equal(c.ids[0], 3);
+    assert_int_equal(c.ids[1], 4);
+    assert_int_equal(c.first, 1);
+    /* cancelled: the answer is dropped */
+    c = (struct collect){0};
+    assert_int_equal(hr_hub_read(ch, 0, 64, collect_page, &c, &req), 1);
+    hr_hub_read_cancel(req);
+    read_done(read_ud, &pg);
+    assert_int_equal(c.n, 0);
+    /* a read under way when the hub goes: freed by the store's answer */
+    assert_int_equal(hr_hub_read(ch, 0, 64, collect_page, &c, &req), 1);
+    hr_hub_free(hub);
+    read_done(read_ud, &pg);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(hr_hub_init(hub, NULL, &reading, &hub->limits), 0);
+}
+
+/* Over --history with the oldest not cached: the store trims, and its metadata is applied. */
+static void test_trim_by_the_store(void **state)
+{
+    struct hr_hub *hub = *state;
+    struct hr_channel *ch = hr_hub_channel(hub, "t", 1, 1);
+    publish_n(hub, ch, 31, 300);
+    assert_int_equal(ntrim_limits, 1);
+    assert_int_equal(ch->kept, 31);
+    publish_n(hub, ch, 2, 300); /* one trim at a time */
+    assert_int_equal(ntrim_limits, 1);
+    struct hr_store_meta m = {.first_id = 4, .last_id = 33, .count = 30, .bytes = 30 * 300, .first_time = 1};
+    trim_done(trim_ud, 0, &m);
+    assert_int_equal(ch->kept, 30);
+    assert_int_equal(hr_hub_first_id(ch), 4);
+    assert_int_equal(ch->kept_bytes, 30 * 300);
+    assert_true(ch->ring[ch->head].id >= 4);
+    /* a memory budget under pressure empties the cache; the history is the store's */
+    hr_hub_cache_shrink(hub, 0);
+    assert_int_equal(ch->cached, 0);
+    assert_null(ch->ring);
+    assert_int_equal(hub->cache_bytes, 0);
+    assert_int_equal(ch->kept, 30);
+    assert_int_equal(hr_hub_first_id(ch), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +450,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bytes_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_subscriber_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encoding_built_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_bound_is_history_without_reads, setup_small_cache, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_older_than_the_cache_go_to_the_store, setup_reading, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_by_the_store, setup_reading, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -663,6 +663,180 @@ static void test_sqlite_crash(void **state)
     remove_dir(dir);
 }
 
+/* ---- metadata, pages and trims by limits ---- */
+
+static struct {
+    char channel[32];
+    struct hr_store_meta m;
+} metas[8];
+static int nmetas;
+
+static void meta_each(void *ud, const char *channel, const struct hr_store_meta *m)
+{
+    assert_true(nmetas < 8);
+    snprintf(metas[nmetas].channel, sizeof metas[nmetas].channel, "%s", channel);
+    metas[nmetas].m = *m;
+    nmetas++;
+}
+
+static const struct hr_store_meta *meta_of(const char *channel)
+{
+    for (int i = 0; i < nmetas; i++)
+        if (strcmp(metas[i].channel, channel) == 0)
+            return &metas[i].m;
+    return NULL;
+}
+
+static struct {
+    int n, status, in_call;
+    uint64_t first, ids[64];
+    size_t lens[64];
+} page;
+static int in_read;
+
+static void page_cb(void *ud, const struct hr_store_page *pg)
+{
+    assert_false(in_read); /* never inside the call */
+    page.n = (int)pg->n;
+    page.status = pg->status;
+    page.first = pg->first;
+    for (uint32_t i = 0; i < pg->n && i < 64; i++) {
+        page.ids[i] = pg->rows[i].id;
+        page.lens[i] = pg->rows[i].len;
+        for (size_t k = 0; k < pg->rows[i].len; k++)
+            assert_int_equal(((const unsigned char *)pg->rows[i].data)[k], (unsigned char)(pg->rows[i].id + k));
+    }
+    (*(int *)ud)++;
+}
+
+static void read_page(uv_loop_t *loop, struct hr_store *st, const char *channel, uint64_t since, uint32_t max,
+                      size_t max_bytes)
+{
+    int got = 0;
+    memset(&page, 0, sizeof page);
+    in_read = 1;
+    assert_int_equal(st->ops->read(st, channel, since, max, max_bytes, page_cb, &got), 0);
+    in_read = 0;
+    while (!got)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+static struct hr_store_meta trimmed_meta;
+static int trimmed_status, ntrimmed;
+
+static void trimmed_cb(void *ud, int status, const struct hr_store_meta *m)
+{
+    trimmed_status = status;
+    trimmed_meta = *m;
+    ntrimmed++;
+}
+
+static void test_sqlite_meta_read_trim_limits(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_dir(dir, sizeof dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct hr_store *st = open_sqlite(&loop, dir);
+    unsigned char data[100];
+    for (uint64_t id = 1; id <= 40; id++) {
+        for (size_t k = 0; k < sizeof data; k++)
+            data[k] = (unsigned char)(id + k);
+        assert_int_equal(st->ops->append(st, "p", id, 1000 + (int64_t)id, data, (size_t)id, NULL, NULL), 0);
+    }
+    assert_int_equal(st->ops->append(st, "gone", 7, 1, "x", 1, NULL, NULL), 0);
+    assert_int_equal(st->ops->trim(st, "gone", 100), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    /* pages: after since, ids increasing, at most max and about max_bytes (at least one) */
+    read_page(&loop, st, "p", 0, 10, 1 << 20);
+    assert_int_equal(page.status, 0);
+    assert_int_equal(page.first, 1);
+    assert_int_equal(page.n, 10);
+    assert_int_equal(page.ids[0], 1);
+    assert_int_equal(page.ids[9], 10);
+    assert_int_equal(page.lens[9], 10);
+    read_page(&loop, st, "p", 30, 64, 25);
+    assert_int_equal(page.n, 1);
+    assert_int_equal(page.ids[0], 31);
+    read_page(&loop, st, "p", 35, 64, 1 << 20);
+    assert_int_equal(page.n, 5);
+    read_page(&loop, st, "p", 40, 64, 1 << 20);
+    assert_int_equal(page.n, 0);
+    read_page(&loop, st, "nothing", 0, 64, 1 << 20);
+    assert_int_equal(page.status, 0);
+    assert_int_equal(page.n, 0);
+    assert_int_equal(page.first, 0);
+
+    /* trim by limits: count, bytes and age, oldest first, with the metadata after */
+    assert_int_equal(st->ops->trim_limits(st, "p", 30, 1 << 20, 0, trimmed_cb, NULL), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(trimmed_status, 0);
+    assert_int_equal(trimmed_meta.first_id, 11);
+    assert_int_equal(trimmed_meta.last_id, 40);
+    assert_int_equal(trimmed_meta.count, 30);
+    assert_int_equal(trimmed_meta.bytes, (11 + 40) * 30 / 2);
+    assert_int_equal(trimmed_meta.first_time, 1011);
+    /* ids 11..40 hold 765 bytes: keep at most 400 -> the newest whose sum fits (26..40: 495 > 400,
+     * 28..40: 442, 29..40: 414, 30..40: 385) */
+    assert_int_equal(st->ops->trim_limits(st, "p", 1000, 400, 0, trimmed_cb, NULL), 0);
+    assert_int_equal(st->ops->trim_limits(st, "p", 1000, 1 << 20, 1035, trimmed_cb, NULL), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(ntrimmed, 3);
+    assert_int_equal(trimmed_meta.first_id, 35);
+    assert_int_equal(trimmed_meta.count, 6);
+    read_page(&loop, st, "p", 0, 64, 1 << 20);
+    assert_int_equal(page.first, 35);
+    assert_int_equal(page.ids[0], 35);
+    close_store(&loop, st);
+
+    /* the metadata survives a restart, a channel with nothing kept keeps its last id */
+    st = open_sqlite(&loop, dir);
+    nmetas = 0;
+    assert_int_equal(st->ops->meta(st, meta_each, NULL), 0);
+    assert_int_equal(nmetas, 2);
+    const struct hr_store_meta *m = meta_of("p");
+    assert_non_null(m);
+    assert_int_equal(m->first_id, 35);
+    assert_int_equal(m->last_id, 40);
+    assert_int_equal(m->count, 6);
+    assert_int_equal(m->bytes, 35 + 36 + 37 + 38 + 39 + 40);
+    assert_int_equal(m->first_time, 1035);
+    m = meta_of("gone");
+    assert_non_null(m);
+    assert_int_equal(m->last_id, 7);
+    assert_int_equal(m->count, 0);
+    assert_int_equal(m->first_id, 8);
+    close_store(&loop, st);
+
+    /* a file from before the metadata table gets it filled from its messages */
+    char path[512];
+    snprintf(path, sizeof path, "%s/herald.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER messages_insert; DROP TRIGGER messages_delete; DROP TABLE channels;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    st = open_sqlite(&loop, dir);
+    nmetas = 0;
+    assert_int_equal(st->ops->meta(st, meta_each, NULL), 0);
+    assert_int_equal(nmetas, 1);
+    m = meta_of("p");
+    assert_non_null(m);
+    assert_int_equal(m->count, 6);
+    assert_int_equal(m->first_id, 35);
+    assert_int_equal(m->last_id, 40);
+    /* reads queued at close are answered (as failed) */
+    int got = 0;
+    assert_int_equal(st->ops->read(st, "p", 0, 64, 1 << 20, page_cb, &got), 0);
+    close_store(&loop, st);
+    assert_int_equal(got, 1);
+    finish_loop(&loop);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +847,7 @@ int main(void)
         cmocka_unit_test_setup(test_sqlite_epoch, setup),
         cmocka_unit_test_setup(test_sqlite_no_dir, setup),
         cmocka_unit_test_setup(test_sqlite_trim, setup),
+        cmocka_unit_test_setup(test_sqlite_meta_read_trim_limits, setup),
         cmocka_unit_test_setup(test_sqlite_close_commits_queue, setup),
         cmocka_unit_test_setup(test_sqlite_failed_commit, setup),
         cmocka_unit_test_setup(test_sqlite_crash, setup),

@@ -131,7 +131,9 @@ export async function pollAll(base, route, ch, since, { agent, epoch } = {}) {
     const j = checkPollAnswer(res, ch, epoch, `${route} since=${cur}`);
     answers++;
     assert.ok(j.messages.length <= 1000, `at most 1000 messages per answer, got ${j.messages.length}`);
-    if (j.more) assert.equal(j.messages.length, 1000, 'more=true only on a full answer');
+    // more=true on a full answer, or on one read from the store that stopped at its page's
+    // bytes (never on an empty one: the chain always moves on)
+    if (j.more) assert.ok(j.messages.length > 0, 'more=true only on an answer with messages');
     if (j.gap !== null) gaps.push({ gap: j.gap, at: answers });
     messages.push(...j.messages);
     cur = j.next;
