@@ -2,16 +2,24 @@
 # Install what herald needs on Debian 12, skipping what is already there.
 #   scripts/setup.sh build   compilers and libraries to build and run herald, and the browser
 #                            libraries of its pages (npm, served from public/vendor/)
-#   scripts/setup.sh test    also the test tools (cmocka, clang for fuzzing, valgrind, node
+#   scripts/setup.sh test    also the test tools (cmocka, clang for fuzzing, valgrind, the sqlite3
+#                            shell that writes the damaged databases of the tests, node
 #                            and the npm packages of the end-to-end tests)
 #   scripts/setup.sh bench   also the peers the benchmarks run beside herald: nginx with
 #                            Debian's nchan module (bench/run-fanout.sh)
+#   scripts/setup.sh --list MODE   print the Debian packages MODE installs, one a line, and
+#                            install nothing (scripts/check-deps.sh reads the lists from here)
 set -euo pipefail
+list=0
+if [ "${1:-}" = --list ]; then
+    list=1
+    shift
+fi
 mode=${1:-build}
 cd "$(dirname "$0")/.."
 
-build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev uthash-dev)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev valgrind curl chromium fonts-wqy-microhei)
+build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev uthash-dev libc6-dev)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev valgrind curl chromium fonts-wqy-microhei sqlite3)
 # bench/run-fanout.sh starts its own nginx (a config in a temp dir, loopback, a free port); the
 # system nginx service the package sets up is not used
 bench_pkgs=(nginx libnginx-mod-nchan)
@@ -21,6 +29,10 @@ want=("${build_pkgs[@]}")
 case "$mode" in
     bench) want+=("${bench_pkgs[@]}") ;;
 esac
+if [ "$list" = 1 ]; then
+    printf '%s\n' "${want[@]}"
+    exit 0
+fi
 command -v node >/dev/null 2>&1 || want+=(nodejs)
 command -v npm >/dev/null 2>&1 || want+=(npm)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test herald has: unit and end-to-end tests on a -Werror build, the same again under
-# AddressSanitizer + UBSan, then each libFuzzer target for FUZZ_SECONDS (default 60).
+# Every test herald has: the check that every system header comes from a package setup.sh
+# installs (scripts/check-deps.sh), unit and end-to-end tests on a -Werror build, the same
+# again under AddressSanitizer + UBSan, then each libFuzzer target for FUZZ_SECONDS (default 60).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test || exit 1
@@ -34,6 +35,30 @@ build() {
     cmake -S . -B "$dir" -DHERALD_WERROR=ON -DHERALD_TESTS=ON -DHERALD_E2E=ON "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
     cmake --build "$dir" -j"$jobs" >"$log" 2>&1 || { cat "$log"; return 1; }
 }
+
+# first, so that a header found only because its package happened to be on this machine fails
+# here rather than on a fresh Debian 12
+echo "== every system header comes from a package scripts/setup.sh installs"
+if scripts/check-deps.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+# and the check does catch a missing package: setup.sh without uthash-dev must fail on uthash.h
+echo "== check-deps.sh names uthash.h and uthash-dev when setup.sh lacks uthash-dev"
+sed 's/ uthash-dev\b//g' scripts/setup.sh >"$log.setup"
+if grep -q uthash-dev "$log.setup"; then
+    echo "test: could not take uthash-dev out of a copy of scripts/setup.sh"
+    failed=$((failed + 1))
+elif SETUP_SH=$log.setup scripts/check-deps.sh >"$log" 2>&1; then
+    cat "$log"
+    echo "test: check-deps.sh passed although setup.sh no longer installs uthash-dev"
+    failed=$((failed + 1))
+elif grep -q 'uthash\.h .*uthash-dev, which scripts/setup.sh does not install' "$log"; then
+    grep uthash "$log"
+    passed=$((passed + 1))
+else
+    cat "$log"
+    echo "test: check-deps.sh failed without naming uthash.h and uthash-dev"
+    failed=$((failed + 1))
+fi
+rm -f "$log.setup"
 
 echo "== build (gcc, -Werror) + unit and end-to-end tests"
 if build build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then run_ctest build; else failed=$((failed + 1)); fi

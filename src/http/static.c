@@ -105,6 +105,20 @@ int hr_static_resolve(const char *target, char *out, size_t outsz)
     return 0;
 }
 
+int hr_static_hidden(const char *rel)
+{
+    /* a segment "." never gets here (resolve refuses it); any other that starts with a dot
+     * names a dotfile or lies inside a dot directory */
+    for (const char *seg = rel;;) {
+        if (seg[0] == '.' && seg[1] != '/' && seg[1] != '\0')
+            return 1;
+        const char *slash = strchr(seg, '/');
+        if (!slash)
+            return 0;
+        seg = slash + 1;
+    }
+}
+
 static int under_root(const struct hr_static *st, const char *real)
 {
     return strncmp(real, st->root, st->root_len) == 0 &&
@@ -341,6 +355,13 @@ void hr_static_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     if (status) {
         free(r);
         hr_http_error(c, status, NULL, status == 414 ? "path too long" : "bad path");
+        return;
+    }
+    /* dotfiles (.env, .git/, .htpasswd) are often secrets copied along with the site: answer
+     * as if they did not exist, as express.static does by default (dotfiles: 'ignore') */
+    if (hr_static_hidden(r->rel)) {
+        free(r);
+        hr_http_error(c, 404, NULL, "not found");
         return;
     }
     r->c = c;

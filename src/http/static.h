@@ -23,6 +23,10 @@ void hr_static_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
  * answer (400) for NUL bytes, bad escapes, "." or ".." segments. Pure. */
 int hr_static_resolve(const char *target, char *out, size_t outsz);
 
+/* Whether a relative path from hr_static_resolve names a dotfile or passes through a dot
+ * directory: a segment that starts with '.' (".env", ".git/config", ".well-known/x"). Pure. */
+int hr_static_hidden(const char *rel);
+
 /* The Content-Type for a file name, by extension. */
 const char *hr_mime_type(const char *path);
 

@@ -188,14 +188,21 @@ int herald_run(herald_io *io)
 {
     int rc = 0;
     signal(SIGPIPE, SIG_IGN);
-    if (io->opts.public_dir) {
+    int serve_static = io->opts.public_dir != NULL;
+    if (serve_static) {
         int err = hr_static_init(&io->st, io->opts.public_dir);
-        if (err < 0) {
+        if (err == -ENOENT) {
+            /* an app that needs no pages (channels, Socket.IO from other origins) runs without
+             * the directory; every other path then answers 404 */
+            hr_warn("--public %s: %s; serving no static files", io->opts.public_dir, strerror(-err));
+            serve_static = 0;
+        } else if (err < 0) {
             fprintf(stderr, "herald: --public %s: %s\n", io->opts.public_dir, strerror(-err));
             rc = 2;
             goto out;
+        } else {
+            hr_router_fallback(&io->router, HR_M(HTTP_GET), hr_static_handler, &io->st);
         }
-        hr_router_fallback(&io->router, HR_M(HTTP_GET), hr_static_handler, &io->st);
     }
     io->srv.on_accept = hr_http_accept;
     io->srv.app = &io->router;
@@ -219,7 +226,10 @@ int herald_run(herald_io *io)
            io->opts.host, v6 ? "]" : "", hr_server_port(&io->srv));
     if (hr_sio_app_name)
         printf("app %s, ", hr_sio_app_name);
-    printf("static files from %s)\n", io->opts.public_dir ? io->st.root : "nowhere");
+    if (serve_static)
+        printf("static files from %s)\n", io->st.root);
+    else
+        printf("no static files)\n");
     fflush(stdout);
     io->running = 1;
     uv_run(io->loop, UV_RUN_DEFAULT);

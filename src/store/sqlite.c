@@ -379,8 +379,55 @@ static const struct hr_store_ops sqlite_ops = {
     .close = sq_close,
 };
 
-/* Read the epoch kept in the file, creating it (and the schema) with a new file. */
-static int open_schema(struct sqlite_store *ss, const char **what)
+/* Check, before anything is written, that the file is a SQLite database whose herald tables
+ * (if it has them yet) have herald's columns: a file that is not (garbage, a truncated copy,
+ * another program's database) is refused untouched, with SQLite's own error in why. */
+static int check_file(struct sqlite_store *ss, const char **what, char *why, size_t whylen)
+{
+    static const struct {
+        const char *table, *probe, *what;
+    } tables[] = {
+        {"meta", "SELECT key, value FROM meta LIMIT 0", "not a herald database: table meta"},
+        {"messages", "SELECT channel, id, time_ms, data FROM messages LIMIT 0",
+         "not a herald database: table messages"},
+    };
+    sqlite3_stmt *s = NULL;
+    int has[2] = {0, 0}, rc;
+    /* the first read of the file: "file is not a database", "database disk image is
+     * malformed" come from here */
+    *what = "read";
+    if (sqlite3_prepare_v2(ss->db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &s,
+                           NULL) != SQLITE_OK)
+        goto fail;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        for (size_t i = 0; name && i < 2; i++)
+            has[i] |= strcmp(name, tables[i].table) == 0;
+    }
+    if (rc != SQLITE_DONE)
+        goto fail;
+    sqlite3_finalize(s);
+    s = NULL;
+    for (size_t i = 0; i < 2; i++) {
+        if (!has[i])
+            continue;
+        *what = tables[i].what;
+        if (sqlite3_prepare_v2(ss->db, tables[i].probe, -1, &s, NULL) != SQLITE_OK)
+            goto fail;
+        sqlite3_finalize(s);
+        s = NULL;
+    }
+    return 0;
+fail:
+    snprintf(why, whylen, "%s", sqlite3_errmsg(ss->db));
+    sqlite3_finalize(s);
+    return HR_EIO;
+}
+
+/* Read the epoch kept in the file, creating it (and the schema) with a new file. On failure
+ * why holds SQLite's message for the call that failed (the ROLLBACK after it would replace
+ * the handle's message with "not an error"). */
+static int open_schema(struct sqlite_store *ss, const char **what, char *why, size_t whylen)
 {
     sqlite3_stmt *s = NULL;
     char fresh[21];
@@ -406,7 +453,8 @@ static int open_schema(struct sqlite_store *ss, const char **what)
     const char *epoch = (const char *)sqlite3_column_text(s, 0);
     if (!epoch || strlen(epoch) >= sizeof ss->base.epoch) {
         *what = "bad epoch in meta";
-        goto fail;
+        snprintf(why, whylen, "%s", epoch ? "too long" : "NULL");
+        goto fail_rollback;
     }
     strcpy(ss->base.epoch, epoch);
     sqlite3_finalize(s);
@@ -415,6 +463,8 @@ static int open_schema(struct sqlite_store *ss, const char **what)
         goto fail;
     return 0;
 fail:
+    snprintf(why, whylen, "%s", sqlite3_errmsg(ss->db));
+fail_rollback:
     sqlite3_finalize(s);
     if (!sqlite3_get_autocommit(ss->db))
         exec_simple(ss->db, "ROLLBACK");
@@ -425,6 +475,7 @@ struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err
 {
     const char *what = "out of memory";
     int sqlerr = 1; /* whether sqlite3_errmsg explains the failure */
+    char why[256] = ""; /* SQLite's message, taken when the call failed */
     sqlite3_stmt *s = NULL;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
@@ -450,6 +501,9 @@ struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err
     /* Another process holding the file (a backup, the sqlite3 shell) delays a commit rather
      * than failing it. */
     sqlite3_busy_timeout(ss->db, 5000);
+    /* switching to WAL rewrites the header: nothing is written before the file is known */
+    if (check_file(ss, &what, why, sizeof why) < 0)
+        goto fail;
     what = "journal_mode=WAL";
     if (sqlite3_prepare_v2(ss->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW || !sqlite3_column_text(s, 0) ||
@@ -464,7 +518,7 @@ struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err
     what = "synchronous=FULL";
     if (exec_simple(ss->db, "PRAGMA synchronous=FULL") != SQLITE_OK)
         goto fail;
-    if (open_schema(ss, &what) < 0)
+    if (open_schema(ss, &what, why, sizeof why) < 0)
         goto fail;
     what = "prepare";
     if (sqlite3_prepare_v3(ss->db,
@@ -508,7 +562,7 @@ fail_nomem:
 fail:
     if (sqlerr)
         snprintf(err, errlen, "%s: %s: %s", ss->path, what,
-                 ss->db ? sqlite3_errmsg(ss->db) : "out of memory");
+                 why[0] ? why : ss->db ? sqlite3_errmsg(ss->db) : "out of memory");
     else
         snprintf(err, errlen, "%s: %s", ss->path, what);
     free_store(ss);

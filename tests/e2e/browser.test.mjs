@@ -11,22 +11,22 @@
 // Needs the Debian package chromium (/usr/bin/chromium); the file is skipped without it.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, cpSync, copyFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, cpSync, copyFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { startHerald, repoRoot } from './lib/herald.mjs';
 import { stopServer, sleep } from './lib/sio-util.mjs';
+import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const outDir = path.join(repoRoot, 'test-output');
 const T = { timeout: 45000 };
 const WAIT = 15000;
 
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (Debian package chromium): browser tests skipped`;
+const skip = skipWithoutChromium;
 
 describe('seed chat page in headless Chromium', { skip }, () => {
   let srv, browser, tmp;
@@ -59,20 +59,13 @@ describe('seed chat page in headless Chromium', { skip }, () => {
   const shot = (page, name) => page.screenshot({ path: path.join(outDir, `browser-${name}.png`) });
 
   before(async () => {
-    const { chromium } = await import('playwright-core');
     tmp = mkdtempSync(path.join(os.tmpdir(), 'herald-browser-'));
     cpSync(path.join(here, 'fixtures/seed-chat'), tmp, { recursive: true });
     const clientDir = path.dirname(require.resolve('socket.io-client/package.json'));
     copyFileSync(path.join(clientDir, 'dist/socket.io.min.js'), path.join(tmp, 'socket.io.min.js'));
     mkdirSync(outDir, { recursive: true });
     srv = await startHerald(['--public', tmp]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     alice = await openUser('alice', 'polling');
     bob = await openUser('bob', 'websocket');
   });

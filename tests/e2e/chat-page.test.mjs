@@ -26,8 +26,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { startHerald, repoRoot, freshDataDir, sanitizerReport } from './lib/herald.mjs';
+import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const outDir = path.join(repoRoot, 'test-output');
 const SLOW = process.env.HERALD_SANITIZE === '1';
 const WAIT = SLOW ? 30000 : 20000; // one wait for something a user would see
@@ -37,7 +37,7 @@ const LABEL = { socketio: 'Socket.IO', websocket: 'WebSocket', sse: 'SSE + POST'
 const RADIO = { socketio: 'Socket.IO', websocket: 'WebSocket', sse: 'SSE', longpoll: 'Long polling', poll: 'Short polling' };
 const tag = Math.random().toString(36).slice(2, 7); // keeps this run's texts apart from any other
 
-const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is missing (Debian package chromium): chat page tests skipped` : false;
+const skip = skipWithoutChromium;
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -151,14 +151,7 @@ describe('the chat page in headless Chromium', { skip }, () => {
     dataDir = freshDataDir();
     base = `http://127.0.0.1:${port}`;
     await start();
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
 
   afterEach(() => {

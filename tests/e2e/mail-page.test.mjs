@@ -21,8 +21,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { startHerald, repoRoot, freshDataDir } from './lib/herald.mjs';
 import { stopServer } from './lib/sio-util.mjs';
+import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const outDir = path.join(repoRoot, 'test-output');
 const T = { timeout: 90000 };
 const WAIT = 20000;          // connecting (generous: CI also runs this under ASan)
@@ -31,7 +31,7 @@ const POLL_MS = 2000 + 5000; // short polling asks every 2 s
 const QUIET_MS = 1500;       // how long a publish that must not show is watched for (+ a poll round)
 
 const TRANSPORTS = ['sse', 'websocket', 'longpoll', 'poll', 'socketio'];
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (Debian package chromium): browser tests skipped`;
+const skip = skipWithoutChromium;
 
 // Split a shell command made of plain words and '...' strings (what the page shows).
 function shellWords(cmd) {
@@ -77,16 +77,9 @@ describe('mail page: the unread badge over every transport', { skip }, () => {
   const contexts = [];
 
   before(async () => {
-    const { chromium } = await import('playwright-core');
     mkdirSync(outDir, { recursive: true });
     srv = await startHerald();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -8,8 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { startHerald, heraldBin, rawConnect, waitFor, wsConnect, waitClose, frame, sleep } from './lib/herald.mjs';
-import { parseSeq, exchange, isClosed, canConnect, within } from './lib/http-util.mjs';
+import { io } from 'socket.io-client';
+import { startHerald, heraldBin, rawConnect, waitFor, wsConnect, waitClose, frame, sleep, sanitizerReport } from './lib/herald.mjs';
+import { parseSeq, exchange, isClosed, canConnect, within, assertJsonError } from './lib/http-util.mjs';
+import { publish, pollReq, checkPollAnswer } from './lib/channels-util.mjs';
 
 const INDEX = '<!doctype html><p>process tests</p>\n';
 let pub;
@@ -74,7 +76,6 @@ describe('command line', () => {
     ['--max-body', '-5'],
     ['--header-timeout', '0'],
     ['--idle-timeout', 'abc'],
-    ['--public', '/nonexistent'],
     ['--public', '/etc/passwd'],
     ['stray-argument'],
   ];
@@ -92,6 +93,66 @@ describe('command line', () => {
       assert.equal(r.stdout, '', 'nothing on stdout');
     });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// An app that needs no pages (channels, Socket.IO clients on other origins) must not need a
+// public/ directory: herald warns once and serves no static files.
+describe('a --public directory that does not exist', () => {
+  let h, missing;
+  before(async () => {
+    missing = path.join(pub, 'no-such-dir');
+    h = await startHerald(['--public', missing]);
+  });
+  after(async () => { if (h) await h.stop(); });
+
+  test('one warning line naming the directory, and herald runs', async () => {
+    // stderr and stdout are separate pipes: the warning may arrive after the listening line
+    const about = () => h.output().split('\n').filter((l) => l.includes(missing));
+    for (const t0 = Date.now(); about().length === 0 && Date.now() - t0 < 5000;) await sleep(20);
+    const lines = about();
+    assert.equal(lines.length, 1, `one line about ${missing}, got:\n${h.output()}`);
+    assert.match(lines[0], /warn/i);
+    assert.match(lines[0], /no such file or directory/i);
+    assert.match(h.output(), /listening on .*no static files/);
+    assert.equal(h.proc.exitCode, null);
+  });
+
+  test('static paths answer 404 JSON', async () => {
+    for (const p of ['/', '/index.html', '/app.js', '/vendor/socket.io.min.js']) {
+      const { responses } = await exchange(h.port, get(p));
+      assertJsonError(responses[0], 404, p);
+    }
+  });
+
+  test('the Engine.IO handshake and a Socket.IO client work', async () => {
+    const res = await fetch(`${h.url}/socket.io/?EIO=4&transport=polling`);
+    assert.equal(res.status, 200);
+    const body = await res.text();
+    assert.match(body, /^0\{"sid":"[^"]+"/, body);
+    const socket = io(h.url, { transports: ['websocket'], reconnection: false, timeout: 5000 });
+    try {
+      await new Promise((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('connect_error', reject);
+      });
+      assert.ok(socket.connected);
+    } finally { socket.close(); }
+  });
+
+  test('channels: publish, then read it back', async () => {
+    const { cursor } = await publish(h.url, 'nopublic', { n: 1 });
+    const j = checkPollAnswer(await pollReq(h.url, 'poll', 'nopublic', undefined), 'nopublic', null, 'poll');
+    assert.deepEqual(j.messages.map((m) => m.data), [{ n: 1 }]);
+    assert.equal(j.next, cursor);
+  });
+
+  test('SIGTERM stops it cleanly', async () => {
+    const { code } = await h.stop();
+    assert.equal(code, 0);
+    assert.equal(sanitizerReport(h), null);
+    h = null;
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

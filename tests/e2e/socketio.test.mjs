@@ -324,6 +324,65 @@ describe('no loss across the upgrade', { timeout: 30000 }, () => {
   });
 });
 
+describe('polls during the upgrade (raw Engine.IO)', { timeout: 20000 }, () => {
+  // socket.io-client sends the upgrade packet "5" only once its last poll has completed. A page
+  // whose script was blocked (the tutorial's alert()) can send one more poll after the probe was
+  // answered; held, it would stall the upgrade for good. Every poll from 3probe on is answered
+  // with a noop, as the reference server does.
+  const base = () => `${srv.url}/socket.io/?EIO=4&transport=polling`;
+  async function openSession() {
+    const hs = await httpRequest(base());
+    assert.equal(hs.status, 200);
+    const sid = JSON.parse(hs.body.slice(1)).sid;
+    assert.equal((await httpRequest(`${base()}&sid=${sid}`, { method: 'POST', body: '40' })).status, 200);
+    const first = await httpRequest(`${base()}&sid=${sid}`);
+    assert.match(first.body, /^40\{"sid":/, `CONNECT answered: ${first.body}`);
+    return sid;
+  }
+  async function probe(sid) {
+    const ws = createWebSocket(`${srv.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket&sid=${sid}`, { track: rawSockets });
+    await waitFor(ws, 'open');
+    ws.send('2probe');
+    const { data } = await waitFor(ws, 'message');
+    assert.equal(data, '3probe');
+    return ws;
+  }
+
+  test('a poll held when 3probe is sent is released with a noop, and so is one sent after it', async () => {
+    const sid = await openSession();
+    const held = httpRequest(`${base()}&sid=${sid}`);
+    await sleep(100); // the poll reaches the server and is held (nothing is queued)
+    const ws = await probe(sid);
+    const released = await held;
+    assert.equal(released.status, 200);
+    assert.equal(released.body, '6', 'the held poll gets a noop');
+    const t0 = Date.now();
+    const late = await httpRequest(`${base()}&sid=${sid}`, { timeoutMs: 3000 });
+    assert.equal(late.status, 200);
+    assert.equal(late.body, '6', 'a poll sent after 3probe is answered with a noop');
+    assert.ok(Date.now() - t0 < 1000, `answered in ${Date.now() - t0} ms`);
+    // the upgrade completes and the session works over the WebSocket
+    ws.send('5');
+    const text = tag('after-upgrade');
+    ws.send(`42["message",${JSON.stringify(text)}]`);
+    for (;;) {
+      const { data } = await waitFor(ws, 'message');
+      if (data === '2') { ws.send('3'); continue; }
+      assert.ok(data.startsWith('42["message",' + JSON.stringify(text)), `the broadcast over the WebSocket: ${data}`);
+      break;
+    }
+  });
+
+  test('a poll sent after 3probe with none held is answered with a noop', async () => {
+    const sid = await openSession();
+    const ws = await probe(sid);
+    const late = await httpRequest(`${base()}&sid=${sid}`, { timeoutMs: 3000 });
+    assert.equal(late.status, 200);
+    assert.equal(late.body, '6');
+    ws.send('5');
+  });
+});
+
 describe('reconnect', { timeout: 30000 }, () => {
   test('after the transport drops (engine.close()), the client reconnects and messages flow', async () => {
     const c = client(srv.url, { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 });

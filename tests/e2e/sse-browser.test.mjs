@@ -16,17 +16,17 @@
 // EventSource is same-origin. Needs /usr/bin/chromium; the file is skipped without it.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startHerald, freshDataDir } from './lib/herald.mjs';
 import { stopServer } from './lib/sio-util.mjs';
+import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const T = { timeout: 120000 };
 const WAIT = 20000; // generous: CI also runs this under ASan
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (Debian package chromium): browser tests skipped`;
+const skip = skipWithoutChromium;
 
 // A port that was free a moment ago (herald must come back on the same one).
 function freePort() {
@@ -54,18 +54,11 @@ describe('Chromium\'s EventSource against /sse/{channel}', { skip }, () => {
   const servers = [];
 
   before(async () => {
-    const { chromium } = await import('playwright-core');
     pub = mkdtempSync(path.join(os.tmpdir(), 'herald-sse-page-'));
     writeFileSync(path.join(pub, 'index.html'),
       '<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">' +
       '<title>sse</title></head><body></body></html>\n');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -34,7 +34,17 @@ const files = {
   'fixed.txt': 'fixed mtime\n',
   'sub/index.html': SUB_INDEX,
   'sub/page.html': '<p>page</p>\n',
+  // dotfiles: never served (express.static's default, dotfiles: 'ignore')
+  '.env': 'DB_PASSWORD=hunter2\n',
+  '.git/config': '[remote "origin"]\n\turl = git@example.com:secret.git\n',
+  '.git/HEAD': 'ref: refs/heads/main\n',
+  'sub/.htpasswd': 'admin:$apr1$secret\n',
+  '.private/index.html': '<p>private index</p>\n',
+  '.private/notes.txt': 'private notes\n',
+  '.well-known/security.txt': 'Contact: mailto:security@example.com\n',
 };
+const DOTFILES = ['.env', '.git/config', '.git/HEAD', 'sub/.htpasswd', '.private/index.html', '.private/notes.txt',
+  '.well-known/security.txt'];
 
 let pub, outside, big, bigSha, h;
 
@@ -144,7 +154,8 @@ describe('serving files', () => {
 
   test('a directory without a trailing slash -> 301 with Location adding the slash', async () => {
     const r = await GET('/sub');
-    assert.equal(r.status, 301);
+    assertJsonError(r, 301, 'GET /sub'); // with its reason phrase: "301 Moved Permanently"
+    assert.equal(r.reason, 'Moved Permanently');
     assert.equal(r.headers.location, '/sub/');
     const q = await GET('/sub?a=1');
     assert.equal(q.status, 301);
@@ -162,6 +173,45 @@ describe('serving files', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+describe('dotfiles', () => {
+  const leaks = (r) => DOTFILES.some((f) => r.body.length > 0 && r.body.toString().includes(files[f].trim()));
+  const missing = async () => GET('/no-such-file');
+
+  test('every dotfile, and every file in a dot directory, answers 404 like a missing file', async () => {
+    const miss = await missing();
+    for (const f of DOTFILES) {
+      const r = await GET('/' + f);
+      assertJsonError(r, 404, '/' + f);
+      assert.ok(!leaks(r), `/${f} leaked its content`);
+      assert.equal(r.body.toString(), miss.body.toString(), `/${f}: the same answer as a missing file`);
+    }
+  });
+
+  test('percent-encoded dots are decoded before the check', async () => {
+    for (const p of ['/%2eenv', '/%2Eenv', '/%2egit/config', '/.git%2fconfig', '/sub/%2ehtpasswd', '/sub%2f.htpasswd',
+      '/%2e%77ell-known/security.txt']) {
+      const r = await GET(p);
+      assertJsonError(r, 404, p);
+      assert.ok(!leaks(r), `${p} leaked`);
+    }
+  });
+
+  test('a dot directory: its index, its slash form and the bare name all 404 (no redirect)', async () => {
+    for (const p of ['/.private/', '/.private', '/.git', '/.git/', '/.private/?x=1']) assertJsonError(await GET(p), 404, p);
+  });
+
+  test('HEAD of a dotfile -> 404 too', async () => {
+    const { responses } = await exchange(h.port, head('/.env'), { methods: ['HEAD'] });
+    assert.equal(responses[0].status, 404);
+  });
+
+  test('names that only contain dots elsewhere are still served', async () => {
+    const r = await GET('/style.css?v=.env');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), files['style.css']);
+  });
+});
+
 describe('validators, conditional requests, HEAD', () => {
   let etag, lastModified;
   before(async () => {

@@ -192,6 +192,47 @@ static void test_resolve_never_absolute(void **state)
     }
 }
 
+/* Dotfiles are refused the way express.static's default (dotfiles: 'ignore') refuses them:
+ * any segment of the decoded path that starts with '.', whatever follows. */
+static void test_hidden(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *target;
+        int hidden;
+    } t[] = {
+        {"/.env", 1},
+        {"/.git/config", 1},
+        {"/.git/", 1},
+        {"/a/.htpasswd", 1},
+        {"/a/.b/c.txt", 1},
+        {"/.well-known/acme-challenge/x", 1},
+        {"/%2eenv", 1},
+        {"/%2Egit/HEAD", 1},
+        {"/a%2f.env", 1},
+        {"/...", 1},
+        {"/..a", 1},
+        {"/.a.", 1},
+        {"/", 0},
+        {"/index.html", 0},
+        {"/a.b/c.d", 0},
+        {"/a..", 0},
+        {"/a/b./c", 0},
+        {"/dir/", 0},
+        {"/a//b", 0},
+        {"/a?x=/.env", 0},
+        {"/a#/.env", 0},
+    };
+    char out[BIG];
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        if (hr_static_resolve(t[i].target, out, sizeof out) != 0)
+            fail_msg("resolve(\"%s\") failed", t[i].target);
+        if (hr_static_hidden(out) != t[i].hidden)
+            fail_msg("hidden(\"%s\" from \"%s\") = %d, want %d", out, t[i].target,
+                     hr_static_hidden(out), t[i].hidden);
+    }
+}
+
 static void test_mime_type(void **state)
 {
     (void)state;
@@ -250,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_resolve_results_are_safe),
         cmocka_unit_test(test_resolve_never_absolute),
+        cmocka_unit_test(test_hidden),
         cmocka_unit_test(test_mime_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
 // process.test.mjs): raw request/response exchanges, response parsing that knows which
 // requests were HEAD, and the JSON error shape every error answer must have.
 import assert from 'node:assert/strict';
+import { STATUS_CODES } from 'node:http';
 import net from 'node:net';
 import { rawConnect, waitFor } from './herald.mjs';
 
@@ -67,10 +68,17 @@ export async function more(c, data, { methods = [], count, ms = 5000 } = {}) {
   return parseSeq(c.data, methods).responses;
 }
 
-// Every error answer: the status, Content-Type application/json and a body {"error": "..."}.
+// The registered reason phrase of a status: node's table, with the names RFC 9110 §15 gave
+// 413 and 422 (node keeps the older "Payload Too Large" and "Unprocessable Entity").
+const RFC9110_RENAMED = { 413: 'Content Too Large', 422: 'Unprocessable Content' };
+export const reasonPhrase = (status) => RFC9110_RENAMED[status] ?? STATUS_CODES[status];
+
+// Every error answer: the status with its reason phrase, Content-Type application/json and a
+// body {"error": "..."}.
 export function assertJsonError(r, status, what = '') {
   assert.ok(r, `${what}: no response`);
   assert.equal(r.status, status, `${what}: status ${r.status}, expected ${status}; head:\n${r.rawHead}\nbody: ${r.body}`);
+  assert.equal(r.reason, reasonPhrase(status), `${what}: the status line's reason phrase`);
   assert.match(r.headers['content-type'] || '', /^application\/json(\s*;.*)?$/i, `${what}: Content-Type of a ${status}`);
   let j;
   try { j = JSON.parse(r.body.toString('utf8')); } catch (e) {
