@@ -78,7 +78,7 @@ int hr_budget_over(void);
 void hr_budget_on_over(void (*fn)(void *ud), void *ud);
 
 /* A queue that was soft-shed and not freed within this time is dropped (ms). */
-#define HR_BUDGET_GRACE_MS 1000
+#define HR_BUDGET_GRACE_MS 100
 /* Queues smaller than this are never shed: a reader that keeps up has a little in flight. */
 #define HR_BUDGET_SHED_MIN (64 * 1024)
 
