@@ -168,7 +168,9 @@ void herald_ack_drop(herald_ack *ack);
 /* Channels and the rooms of the main namespace are one space: publishing to channel "chat"
  * stores the value in the channel's history, gives it an id, and delivers it to the SSE,
  * polling and WebSocket subscribers of /…/chat and, as the event "message", to the sockets in
- * room "chat". cb (may be NULL) gets the id once the message is committed. */
+ * room "chat". cb (may be NULL) gets the id once the message is committed. Returns 0, or a
+ * negative error (nothing stored, cb not called): -3 invalid channel name or JSON, -8 over
+ * the memory budget (--max-memory; try again later). */
 typedef void (*herald_publish_cb)(int status, uint64_t id, void *ud);
 int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb, void *ud);
 /* The same with the value as JSON text (relayed as is; it must be one valid JSON value). */

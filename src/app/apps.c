@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/error.h"
 #include "../core/log.h"
 #include "../hub/hub.h"
 #include "../sio/sio.h"
@@ -108,10 +109,22 @@ static void chat_message(herald_socket *s, const herald_args *a, herald_ack *ack
     const char *raw = herald_args_raw(a, &len);
     struct herald_bin bins[MAX_BINS];
     size_t n = bins_of(a, bins, MAX_BINS);
-    if (n == 0 && herald_args_count(a) == 1 &&
-        herald_publish_raw(herald_socket_io(s), CHAT_CHANNEL, raw, len, chat_published, NULL) == 0) {
-        chat_published_seq++;
-        return;
+    if (n == 0 && herald_args_count(a) == 1) {
+        int rc = herald_publish_raw(herald_socket_io(s), CHAT_CHANNEL, raw, len, chat_published, NULL);
+        if (rc == 0) {
+            chat_published_seq++;
+            return;
+        }
+        if (rc == HR_EBUSY) {
+            /* over the memory budget: neither stored nor relayed; the sender is told (and its
+             * ack, if it asked for one, says so) */
+            json_t *why = json_pack("{s:s,s:i}", "error", "over the memory budget: try again later", "retry_after", 1);
+            if (ack)
+                herald_ack_send(ack, json_pack("[O]", why));
+            herald_emit(s, "herald:error", json_pack("[O]", why));
+            json_decref(why);
+            return;
+        }
     }
     /* several arguments or binary ones are not a channel message: relay them as they are */
     relay(herald_socket_nsp(s), raw, len, bins, n);

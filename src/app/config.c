@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/budget.h"
+
 enum {
     OPT_MAX_HEAD = 256,
     OPT_MAX_BODY,
@@ -35,6 +37,7 @@ enum {
     OPT_HISTORY_CACHE,
     OPT_HISTORY_AGE,
     OPT_CHANNEL_POLICY,
+    OPT_MAX_MEMORY,
 };
 
 static const struct option options[] = {
@@ -51,6 +54,7 @@ static const struct option options[] = {
     {"close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT},
     {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
     {"app", required_argument, NULL, OPT_APP},
     {"path", required_argument, NULL, OPT_PATH},
     {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
@@ -127,12 +131,18 @@ void hr_config_usage(FILE *out)
             "                          a peer over it is paused (replies); a reader of\n"
             "                          broadcasts follows its channel's --channel-policy\n"
             "  --max-connections N     connections at once (default %" PRIu32 ")\n"
+            "  --max-memory N          memory budget for queued output, message assembly,\n"
+            "                          request bodies, history cache and publishes in flight;\n"
+            "                          over it the largest output queues are shed (their\n"
+            "                          slow-consumer policy) and publishes get 503; 0 for\n"
+            "                          no limit (default: half of RAM or of the cgroup's\n"
+            "                          memory limit, here %" PRIu64 ")\n"
             "\n"
             "  --help                  this text\n"
             "  --version               the version\n",
             d.max_head, d.max_body, d.header_timeout_ms / 1000.0, d.body_timeout_ms / 1000.0,
             d.idle_timeout_ms / 1000.0, d.ws_max_message, d.close_timeout_ms / 1000.0,
-            d.max_queued, d.max_connections);
+            d.max_queued, d.max_connections, hr_budget_default());
 }
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -214,6 +224,12 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
         case OPT_MAX_CONNECTIONS:
             if (parse_u64(optarg, 1, 10000000, &v)) bad = "--max-connections wants a number from 1 to 10000000";
             else l->max_connections = (uint32_t)v;
+            break;
+        case OPT_MAX_MEMORY:
+            if (parse_u64(optarg, 0, UINT64_MAX - 1, &v) || (v > 0 && v < (1u << 20)))
+                bad = "--max-memory wants bytes: 0 (no limit) or at least 1048576";
+            else
+                l->max_memory = v;
             break;
         case OPT_APP:
             if (strcmp(optarg, "chat") && strcmp(optarg, "conformance-eio") && strcmp(optarg, "conformance-sio"))

@@ -12,6 +12,7 @@ const char *hr_strerror(int err)
     case HR_ECLOSED: return "connection closed";
     case HR_EIO: return "i/o error";
     case HR_ENOTFOUND: return "not found";
+    case HR_EBUSY: return "over the memory budget";
     default: return "unknown error";
     }
 }

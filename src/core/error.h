@@ -11,6 +11,7 @@ enum {
     HR_ECLOSED = -5,   /* the connection is closing or closed */
     HR_EIO = -6,       /* a system call failed */
     HR_ENOTFOUND = -7, /* no such route, file or object */
+    HR_EBUSY = -8,     /* over the memory budget: try again later */
 };
 
 const char *hr_strerror(int err);

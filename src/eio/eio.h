@@ -60,6 +60,7 @@ struct hr_eio_session {
     struct hr_slice *queue;        /* polling: packets waiting for the next GET */
     uint32_t queue_len, queue_cap;
     size_t queue_bytes;
+    struct hr_budget_queue bq;     /* the polling queue, charged to the memory budget */
     uv_timer_t heartbeat;          /* next ping, or the pong deadline */
     uint64_t deadline;             /* loop time (ms) the heartbeat timer is due at */
     uint8_t transport;

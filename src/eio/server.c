@@ -1,10 +1,12 @@
 /* server.c - Engine.IO v4 server: sessions, the polling and WebSocket transports, the upgrade
  * (2probe / 3probe / 5, the held GET released with a noop), the heartbeat, CORS, and the
  * reference server's error answers {"code":N,"message":"..."}. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/budget.h"
 #include "../core/error.h"
 #include "../core/id.h"
 #include "../core/log.h"
@@ -19,6 +21,7 @@ static const char *const err_text[] = {"Transport unknown", "Session ID unknown"
 #define NO_STORE "Cache-Control: no-store\r\n"
 
 static void session_close(struct hr_eio_session *s, const char *reason, int by_client);
+static void queue_shed(struct hr_budget_queue *q, int hard);
 static void flush(struct hr_eio_session *s);
 
 /* ---- messages ---------------------------------------------------------------------------- */
@@ -135,6 +138,7 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
         return NULL;
     s->eio = eio;
     s->transport = (uint8_t)transport;
+    s->bq.shed = queue_shed;
     for (struct hr_eio_session *other = s; other;) {
         hr_random_id(s->sid);
         HASH_FIND_STR(eio->sessions, s->sid, other);
@@ -164,6 +168,16 @@ static void queue_clear(struct hr_eio_session *s)
         hr_buf_unref(s->queue[i].buf);
     s->queue_len = 0;
     s->queue_bytes = 0;
+    hr_budget_queue_forget(&s->bq);
+}
+
+/* Over the memory budget, this polling queue is among the largest: Engine.IO's slow-consumer
+ * close, as when it passes --max-queued (the client reconnects and recovers). */
+static void queue_shed(struct hr_budget_queue *q, int hard)
+{
+    struct hr_eio_session *s = (struct hr_eio_session *)((char *)q - offsetof(struct hr_eio_session, bq));
+    hr_warn("eio %s: %zu bytes queued while over the memory budget; closing", s->sid, s->queue_bytes);
+    session_close(s, "transport error", 0);
 }
 
 static int queue_push(struct hr_eio_session *s, const struct hr_slice *rec)
@@ -178,6 +192,7 @@ static int queue_push(struct hr_eio_session *s, const struct hr_slice *rec)
     }
     s->queue[s->queue_len++] = (struct hr_slice){hr_buf_ref(rec->buf), rec->off, rec->len};
     s->queue_bytes += rec->len;
+    hr_budget_queue_charge(&s->bq, rec->len);
     return 0;
 }
 

@@ -60,6 +60,9 @@ void hr_http_finish(struct hr_conn *c);
 /* A streaming response asks to be called when the output queue has drained below half the
  * max_queued limit (after a write found it full: hr_conn_full()). */
 void hr_http_on_drain(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud), void *ud);
+/* A streaming response (an event stream) applies its slow-consumer policy when the memory
+ * budget sheds its connection (struct hr_proto on_shed); without one the connection closes. */
+void hr_http_on_shed(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud), void *ud);
 /* Body parts as slices of shared buffers (up to 8 at once). */
 int hr_http_sendv(struct hr_conn *c, const struct hr_slice *s, unsigned n);
 /* A handler that holds a request open (a long-poll) is told when the client goes away or the

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/budget.h"
 #include "../core/error.h"
 #include "../core/log.h"
 #include "http.h"
@@ -21,6 +22,9 @@ struct hr_http_conn {
     void *drain_ud;
     void (*on_abort)(struct hr_conn *c, void *ud); /* the holder of a pending response */
     void *abort_ud;
+    void (*on_shed)(struct hr_conn *c, void *ud);  /* a stream's slow-consumer policy */
+    void *shed_ud;
+    size_t body_charged;    /* the request body's buffer, charged to the memory budget */
     const struct hr_proto *switch_proto; /* set by hr_http_switch */
     void *switch_pdata;
     struct hr_buf *head;    /* hr_http_begin's head, sent with the first body bytes */
@@ -242,10 +246,22 @@ void hr_http_error(struct hr_conn *c, int status, const char *extra, const char 
     free(s);
 }
 
+/* Keep the budget's HR_MEM_BODY charge equal to the request body buffer's size. */
+static void body_sync(struct hr_http_conn *h)
+{
+    size_t cap = h->parser.req.body ? h->parser.req.body_cap : 0;
+    if (cap > h->body_charged)
+        hr_budget_charge(HR_MEM_BODY, cap - h->body_charged);
+    else
+        hr_budget_release(HR_MEM_BODY, h->body_charged - cap);
+    h->body_charged = cap;
+}
+
 static void http_free_state(struct hr_http_conn *h)
 {
     hr_buf_unref(h->head);
     hr_http_parser_free(&h->parser);
+    body_sync(h);
     free(h);
 }
 
@@ -258,11 +274,13 @@ void hr_http_finish(struct hr_conn *c)
     h->responding = 0;
     h->on_drain = NULL;
     h->on_abort = NULL;
+    h->on_shed = NULL;
     if (h->close_after) {
         hr_conn_end(c, c->srv->limits.close_timeout_ms);
         return;
     }
     hr_http_parser_next(&h->parser);
+    body_sync(h);
     h->sent_continue = 0;
     hr_conn_set_timeout(c, c->srv->limits.idle_timeout_ms);
     if (!(c->flags & HR_CONN_IN_READ))
@@ -333,6 +351,7 @@ static ssize_t http_read(struct hr_conn *c, char *data, size_t len)
         hr_conn_set_timeout(c, c->srv->limits.header_timeout_ms);
     size_t used;
     int r = hr_http_parse(&h->parser, data, len, &used);
+    body_sync(h);
     if (r == HR_AGAIN) {
         if (hr_http_parser_head_done(&h->parser)) {
             if (!h->sent_continue) {
@@ -384,6 +403,28 @@ void hr_http_on_abort(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud)
         h->on_abort = fn;
         h->abort_ud = ud;
     }
+}
+
+void hr_http_on_shed(struct hr_conn *c, void (*fn)(struct hr_conn *c, void *ud), void *ud)
+{
+    struct hr_http_conn *h = H(c);
+    if (h) {
+        h->on_shed = fn;
+        h->shed_ud = ud;
+    }
+}
+
+/* Over the memory budget with one of the largest queues: a stream applies its policy; any
+ * other answer (a file, a poll's batch) is dropped. */
+static void http_shed(struct hr_conn *c)
+{
+    struct hr_http_conn *h = c->pdata;
+    if (h->responding && h->on_shed) {
+        h->on_shed(c, h->shed_ud);
+        return;
+    }
+    hr_warn("http: %zu bytes queued while over the memory budget; connection dropped", hr_conn_queued(c));
+    hr_conn_close(c);
 }
 
 static void http_drain(struct hr_conn *c)
@@ -447,6 +488,7 @@ static const struct hr_proto http_proto = {
     .on_drain = http_drain,
     .on_shutdown = http_shutdown,
     .on_free = http_free,
+    .on_shed = http_shed,
 };
 
 void hr_http_accept(struct hr_conn *c)

@@ -8,6 +8,7 @@
 
 #include <openssl/sha.h>
 
+#include "../core/budget.h"
 #include "../core/error.h"
 #include "../core/log.h"
 
@@ -616,6 +617,7 @@ static void committed(void *ud, int status)
     } else if (p->ack) {
         p->ack(p->ud, status ? status : HR_ENOMEM, 0);
     }
+    hr_budget_release(HR_MEM_PUBLISH, p->data->len);
     hr_buf_unref(p->data);
     free(p);
 }
@@ -633,11 +635,14 @@ int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, 
     p->time_ms = wall_ms();
     p->ack = ack;
     p->ud = ud;
+    /* the copy waiting for its commit counts in the memory budget (core/budget.h) */
+    hr_budget_charge(HR_MEM_PUBLISH, len);
     int rc = hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, len, committed, p);
     if (rc < 0) {
         /* nothing was stored: the id stays unused, which readers see as no gap since no one
          * could have seen it */
         ch->next_id--;
+        hr_budget_release(HR_MEM_PUBLISH, len);
         hr_buf_unref(p->data);
         free(p);
     }

@@ -2,6 +2,7 @@
  * backpressure, graceful end (flush, shutdown, linger), deferred free. */
 #include "conn.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,12 +16,14 @@
 
 struct hr_write_req {
     uv_write_t req;
+    uint32_t charged;               /* bytes charged to the memory budget for this write */
     uint8_t n;
     struct hr_buf *bufs[HR_MAX_SLICES];
 };
 
 static void close_cb(uv_handle_t *h);
 static void start_reading(struct hr_conn *c);
+static void conn_shed(struct hr_budget_queue *q, int hard);
 
 struct hr_conn *hr_conn_new(struct hr_server *srv)
 {
@@ -28,7 +31,33 @@ struct hr_conn *hr_conn_new(struct hr_server *srv)
     if (!c)
         return NULL;
     c->srv = srv;
+    c->bq.shed = conn_shed;
     return c;
+}
+
+int hr_conn_over(const struct hr_conn *c)
+{
+    return hr_conn_queued(c) > c->srv->limits.max_queued || c->bq.state != HR_BQ_OK;
+}
+
+/* The memory budget picked this connection's queue (budget.h): soft, its protocol applies the
+ * slow-consumer policy (it is "full" until its output drains to half of what it is now); hard,
+ * the policy did not free it in time: close without flushing. */
+static void conn_shed(struct hr_budget_queue *q, int hard)
+{
+    struct hr_conn *c = (struct hr_conn *)((char *)q - offsetof(struct hr_conn, bq));
+    if (c->flags & HR_CONN_CLOSING)
+        return;
+    /* an ending connection only flushes what it holds: nothing to apply a policy to */
+    if (hard || (c->flags & HR_CONN_ENDING) || !c->proto || !c->proto->on_shed) {
+        hr_warn("%s connection: %zu bytes queued while over the memory budget; dropped",
+                c->proto ? c->proto->name : "?", q->bytes);
+        q->state = HR_BQ_DROPPED;
+        hr_conn_close(c);
+        return;
+    }
+    c->flags |= HR_CONN_FULL;
+    c->proto->on_shed(c);
 }
 
 void hr_conn_set_timeout(struct hr_conn *c, uint64_t ms)
@@ -219,6 +248,8 @@ static void write_cb(uv_write_t *req, int status)
     struct hr_conn *c = (struct hr_conn *)req->handle;
     for (unsigned i = 0; i < w->n; i++)
         hr_buf_unref(w->bufs[i]);
+    int was_shed = c->bq.state == HR_BQ_SHED;
+    hr_budget_queue_release(&c->bq, w->charged);
     free(w);
     if (c->flags & HR_CONN_CLOSING)
         return;
@@ -232,7 +263,9 @@ static void write_cb(uv_write_t *req, int status)
             start_shutdown(c);
         return;
     }
-    if ((c->flags & HR_CONN_FULL) && q <= c->srv->limits.max_queued / 2) {
+    /* drained: below half the cap, or (shed by the budget) below half of what it was */
+    size_t cap = c->srv->limits.max_queued;
+    if ((c->flags & HR_CONN_FULL) && c->bq.state == HR_BQ_OK && (q <= cap / 2 || (was_shed && q <= cap))) {
         c->flags &= ~HR_CONN_FULL;
         if (c->proto->on_drain)
             c->proto->on_drain(c);
@@ -282,6 +315,9 @@ int hr_conn_writev(struct hr_conn *c, const struct hr_slice *s, unsigned n)
         w->bufs[w->n++] = hr_buf_ref(s[i].buf);
         done = 0;
     }
+    size_t left = 0;
+    for (unsigned i = 0; i < k; i++)
+        left += bufs[i].len;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, k, write_cb) < 0) {
         for (unsigned i = 0; i < w->n; i++)
             hr_buf_unref(w->bufs[i]);
@@ -289,6 +325,9 @@ int hr_conn_writev(struct hr_conn *c, const struct hr_slice *s, unsigned n)
         hr_conn_close(c);
         return HR_ECLOSED;
     }
+    /* what the kernel did not take is ours to hold until write_cb: charge it */
+    w->charged = (uint32_t)left;
+    hr_budget_queue_charge(&c->bq, left);
     if (hr_conn_queued(c) > c->srv->limits.max_queued)
         c->flags |= HR_CONN_FULL;
     return 0;
@@ -305,6 +344,7 @@ void hr_conn_close(struct hr_conn *c)
 
 static void conn_free(struct hr_conn *c)
 {
+    hr_budget_queue_forget(&c->bq);
     free(c->pending);
     free(c);
 }

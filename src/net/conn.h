@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "../core/budget.h"
 #include "../core/buf.h"
 
 struct hr_server;
@@ -26,6 +27,10 @@ struct hr_proto {
     void (*on_drain)(struct hr_conn *c);    /* output queue fell below the low watermark */
     void (*on_shutdown)(struct hr_conn *c); /* the server is stopping; default: close */
     void (*on_free)(struct hr_conn *c);     /* free protocol state (always called once) */
+    /* The memory budget is over and this connection's output queue is among the largest:
+     * apply the slow-consumer policy now (disconnect with a notice, or hold messages back;
+     * hr_conn_over() is true until the queue drains to half). Default: close. */
+    void (*on_shed)(struct hr_conn *c);
 };
 
 enum {
@@ -50,6 +55,7 @@ struct hr_conn {
     uint64_t deadline;                 /* loop time in ms; 0 = none */
     uint16_t holds;                    /* async operations that still point at this conn */
     uint16_t flags;
+    struct hr_budget_queue bq;         /* queued output, charged to the memory budget */
 };
 
 /* Bytes written to the kernel (or attempted) but not yet accepted by it. */
@@ -90,8 +96,13 @@ static inline void hr_conn_hold(struct hr_conn *c) { c->holds++; }
  * freed: do not touch it after a 0). */
 int hr_conn_release(struct hr_conn *c);
 
-/* Output went over max_queued and has not drained below half of it yet. */
+/* Output went over max_queued and has not drained below half of it yet (or the memory budget
+ * shed this connection and its output has not drained to half of what it was). */
 static inline int hr_conn_full(const struct hr_conn *c) { return (c->flags & HR_CONN_FULL) != 0; }
+
+/* A reader of broadcasts is a slow consumer: its output is over max_queued, or the memory
+ * budget shed it (see struct hr_proto on_shed) and its output has not drained yet. */
+int hr_conn_over(const struct hr_conn *c);
 
 static inline int hr_conn_closing(const struct hr_conn *c)
 {

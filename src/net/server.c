@@ -4,11 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/budget.h"
 #include "../core/error.h"
 #include "../core/log.h"
 
 static void sweep_cb(uv_timer_t *t);
 static void ready_cb(uv_idle_t *idle);
+static void budget_over(void *ud);
+
+/* While over the memory budget, a shed pass runs this often (the first one on the next loop
+ * turn): soon enough that queues cannot grow far past it, rarely enough that a soft-shed
+ * queue gets its grace before the next pass would drop it. */
+#define SHED_INTERVAL_MS 50
 
 int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limits *limits)
 {
@@ -24,7 +31,28 @@ int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limit
     srv->sweep.data = srv;
     uv_idle_init(loop, &srv->ready_idle);
     srv->ready_idle.data = srv;
+    uv_timer_init(loop, &srv->shed);
+    srv->shed.data = srv;
+    hr_budget_set_max(limits->max_memory == HR_MEMORY_AUTO ? hr_budget_default() : limits->max_memory);
+    srv->limits.max_memory = hr_budget_max();
+    hr_budget_on_over(budget_over, srv);
     return 0;
+}
+
+static void shed_cb(uv_timer_t *t)
+{
+    hr_budget_shed(uv_now(t->loop));
+    if (!hr_budget_over())
+        uv_timer_stop(t);
+}
+
+/* A charge took the total over the budget. Not shed here: the charge may come from inside a
+ * fan-out, where closing another subscriber would change the list being walked. */
+static void budget_over(void *ud)
+{
+    struct hr_server *srv = ud;
+    if (!srv->stopping && !uv_is_active((uv_handle_t *)&srv->shed))
+        uv_timer_start(&srv->shed, shed_cb, 0, SHED_INTERVAL_MS);
 }
 
 /* The sweep runs often enough for the shortest timeout to be honoured within ~25%. */
@@ -144,6 +172,9 @@ static void finish_stop(struct hr_server *srv)
 {
     uv_timer_stop(&srv->sweep);
     uv_close((uv_handle_t *)&srv->sweep, NULL);
+    uv_timer_stop(&srv->shed);
+    uv_close((uv_handle_t *)&srv->shed, NULL);
+    hr_budget_on_over(NULL, NULL);
     uv_idle_stop(&srv->ready_idle);
     uv_close((uv_handle_t *)&srv->ready_idle, NULL);
     if (srv->on_stopped)

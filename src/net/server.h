@@ -19,7 +19,11 @@ struct hr_limits {
     uint64_t close_timeout_ms;   /* wait for the peer to finish closing */
     uint64_t max_queued;         /* output bytes queued per connection (backpressure cap) */
     uint32_t max_connections;    /* accepted at once; further ones are closed at accept */
+    uint64_t max_memory;         /* the memory budget (core/budget.h); 0 = unlimited,
+                                  * HR_MEMORY_AUTO = hr_budget_default() */
 };
+
+#define HR_MEMORY_AUTO UINT64_MAX
 
 #define HR_LIMITS_DEFAULT { \
     .max_head = 16 * 1024, \
@@ -31,6 +35,7 @@ struct hr_limits {
     .close_timeout_ms = 5000, \
     .max_queued = 4 * 1024 * 1024, \
     .max_connections = 100000, \
+    .max_memory = HR_MEMORY_AUTO, \
 }
 
 #define HR_SCRATCH_SIZE (64 * 1024)
@@ -39,6 +44,7 @@ struct hr_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t sweep;
+    uv_timer_t shed;                 /* memory budget passes, running only while over it */
     uv_idle_t ready_idle;            /* runs input left pending by paused connections */
     struct hr_limits limits;
     struct hr_conn *conns;           /* doubly linked list of live connections */

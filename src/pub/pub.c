@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../core/budget.h"
 #include "../core/error.h"
 #include "../hub/push.h"
 #include "../hub/wire.h"
@@ -81,6 +82,14 @@ void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     struct hr_buf *value = hr_msg_value(req->body ? req->body : "", req->body_len, is_json_type(req), &err);
     if (!value) {
         hr_http_error(c, 400, NULL, err);
+        return;
+    }
+    if (!hr_budget_admit(value->len)) {
+        /* refused rather than acknowledged unstored; memory frees as readers drain or are shed */
+        hr_budget_refused(value->len);
+        hr_buf_unref(value);
+        hr_http_error(c, 503, "Retry-After: 1\r\nAccess-Control-Allow-Origin: *\r\n",
+                      "over the memory budget: try again later");
         return;
     }
     struct hr_channel *ch = hr_hub_channel(push->hub, name, nlen, 1);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/budget.h"
 #include "../core/error.h"
 #include "../core/id.h"
 #include "../core/log.h"
@@ -539,9 +540,15 @@ static void publish_done(void *ud, int status, uint64_t id)
 int herald_publish_raw(herald_io *io, const char *channel, const char *json, size_t len,
                        herald_publish_cb cb, void *ud)
 {
-    struct hr_channel *ch = hr_hub_channel(&io->hub, channel, strlen(channel), 1);
-    if (!ch || !hr_json_check(json, len))
+    if (!hr_channel_name_valid(channel, strlen(channel)) || !hr_json_check(json, len))
         return HR_EINVAL;
+    if (!hr_budget_admit(len)) {
+        hr_budget_refused(len);
+        return HR_EBUSY; /* over the memory budget: nothing is stored, nothing acknowledged */
+    }
+    struct hr_channel *ch = hr_hub_channel(&io->hub, channel, strlen(channel), 1);
+    if (!ch)
+        return HR_ENOMEM;
     struct publish_req *p = malloc(sizeof(*p));
     if (!p)
         return HR_ENOMEM;

@@ -98,18 +98,24 @@ static void drained(struct hr_conn *c, void *ud)
         catch_up(st, st->sub.ch, st->sub.ch->last_id + 1);
 }
 
+/* Policy "disconnect": its EventSource reconnects with Last-Event-ID and resumes from history. */
+static void disconnect_slow(struct sse_stream *st, struct hr_channel *ch)
+{
+    hr_warn("sse %s: slow consumer, %zu bytes queued; disconnecting", ch->name, hr_conn_queued(st->c));
+    send_text(st, "event: close\ndata: {\"reason\":\"slow consumer\"}\n\n", 47);
+    hr_conn_end(st->c, st->c->srv->limits.close_timeout_ms);
+}
+
 static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
 {
     struct sse_stream *st = (struct sse_stream *)sub;
     if (hr_conn_closing(st->c))
         return HR_ECLOSED;
-    /* a reader that does not keep up is never buffered for without bound (hub.h) */
-    if (hr_conn_queued(st->c) > st->c->srv->limits.max_queued) {
+    /* a reader that does not keep up is never buffered for without bound (hub.h); nor is one
+     * the memory budget picked among the largest queues (shed) */
+    if (hr_conn_over(st->c)) {
         if (ch->policy == HR_POLICY_DISCONNECT) {
-            /* its EventSource reconnects with Last-Event-ID and resumes from history */
-            hr_warn("sse %s: slow consumer, %zu bytes queued; disconnecting", ch->name, hr_conn_queued(st->c));
-            send_text(st, "event: close\ndata: {\"reason\":\"slow consumer\"}\n\n", 47);
-            hr_conn_end(st->c, st->c->srv->limits.close_timeout_ms);
+            disconnect_slow(st, ch);
             return HR_ECLOSED;
         }
         if (!sub->lagging) {
@@ -129,6 +135,15 @@ static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg 
 }
 
 static const struct hr_sub_ops sse_ops = {.deliver = deliver};
+
+/* The memory budget picked this stream among the largest queues: its channel's policy now.
+ * Skip and coalesce need nothing more: hr_conn_over() holds messages back until it drains. */
+static void shed(struct hr_conn *c, void *ud)
+{
+    struct sse_stream *st = ud;
+    if (st->ch->policy == HR_POLICY_DISCONNECT)
+        disconnect_slow(st, st->ch);
+}
 
 static void aborted(struct hr_conn *c, void *ud)
 {
@@ -275,6 +290,7 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
         hr_buf_unref(hb);
     }
     hr_http_on_abort(c, aborted, st);
+    hr_http_on_shed(c, shed, st);
     st->replay_after = ch->last_id; /* no cursor: live from the next message */
     if (resume) {
         const char *gap = hr_cursor_start(&cursor, ch, &st->replay_after);
@@ -295,7 +311,7 @@ void hr_sse_heartbeat(struct hr_push *p)
             if (s->fmt != HR_FMT_SSE)
                 continue;
             struct sse_stream *st = (struct sse_stream *)s;
-            if (!hr_conn_closing(st->c) && hr_conn_queued(st->c) <= st->c->srv->limits.max_queued)
+            if (!hr_conn_closing(st->c) && !hr_conn_over(st->c))
                 hr_http_send(st->c, p->ping, 0, p->ping->len);
         }
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/budget.h"
 #include "../core/error.h"
 #include "../hub/push.h"
 #include "../hub/wire.h"
@@ -75,8 +76,7 @@ static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg 
         return HR_ECLOSED;
     /* over the limit: disconnect is hr_ws_send_frame's 1008 "slow consumer"; skip and
      * coalesce hold the message back until the output drains */
-    if (ch->policy != HR_POLICY_DISCONNECT &&
-        hr_conn_queued(w->ws->conn) > w->ws->conn->srv->limits.max_queued) {
+    if (ch->policy != HR_POLICY_DISCONNECT && hr_conn_over(w->ws->conn)) {
         if (!sub->lagging) {
             sub->lagging = 1;
             sub->lag_from = m->id;
@@ -167,6 +167,15 @@ static void on_drain(struct hr_ws *ws)
 
 static const struct hr_sub_ops ws_sub_ops = {.deliver = deliver};
 
+/* The memory budget picked this socket among the largest queues: its channel's policy now.
+ * Skip and coalesce need nothing more: hr_conn_over() holds messages back until it drains. */
+static void on_shed(struct hr_ws *ws)
+{
+    struct ws_sub *w = ws->user;
+    if (!w || w->closed || w->ch->policy == HR_POLICY_DISCONNECT)
+        hr_ws_close(ws, HR_WS_CLOSE_POLICY, "slow consumer");
+}
+
 static void release(struct ws_sub *w)
 {
     if (w->closed && w->pending == 0)
@@ -204,6 +213,14 @@ static void on_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
     struct hr_buf *value = hr_msg_value((const char *)data, len, 1, &err);
     if (!value)
         goto fail;
+    if (!hr_budget_admit(value->len)) {
+        /* never acknowledged unstored: refused, the socket stays open (README "Memory") */
+        hr_budget_refused(value->len);
+        hr_buf_unref(value);
+        static const char busy[] = "{\"error\":\"over the memory budget: try again later\",\"retry_after\":1}";
+        hr_ws_send(ws, HR_WS_OP_TEXT, busy, sizeof busy - 1);
+        return;
+    }
     w->pending++;
     if (hr_hub_publish(w->push->hub, w->ch, value->data, value->len, published, w) < 0) {
         w->pending--;
@@ -229,6 +246,7 @@ static void on_close(struct hr_ws *ws, uint16_t code)
 
 static const struct hr_ws_handler channel_ws = {
     .on_drain = on_drain,
+    .on_shed = on_shed,
     .on_message = on_message,
     .on_close = on_close,
 };

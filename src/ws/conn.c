@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/budget.h"
 #include "../core/error.h"
 #include "../core/log.h"
 #include "handshake.h"
@@ -112,11 +113,28 @@ static void deliver(struct hr_ws *ws, int opcode, const uint8_t *data, size_t le
         ws->h->on_message(ws, opcode, data, len);
 }
 
+/* The assembly buffer is charged to the memory budget (HR_MEM_WS_MESSAGE) by its capacity:
+ * here, where it grows, and in msg_free, where it goes. */
 static int msg_append(struct hr_ws *ws, const uint8_t *data, size_t len)
 {
     if (!ws->msg && !(ws->msg = hr_buf_new(len > 1024 ? len : 1024)))
         return HR_ENOMEM;
-    return hr_buf_append(&ws->msg, data, len);
+    int rc = hr_buf_append(&ws->msg, data, len);
+    if (ws->msg->cap > ws->msg_charged) {
+        hr_budget_charge(HR_MEM_WS_MESSAGE, ws->msg->cap - ws->msg_charged);
+        ws->msg_charged = ws->msg->cap;
+    }
+    return rc;
+}
+
+/* Take the assembled message (the caller unrefs it) and release its charge. */
+static struct hr_buf *msg_take(struct hr_ws *ws)
+{
+    struct hr_buf *m = ws->msg;
+    ws->msg = NULL;
+    hr_budget_release(HR_MEM_WS_MESSAGE, ws->msg_charged);
+    ws->msg_charged = 0;
+    return m;
 }
 
 static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
@@ -158,8 +176,7 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
                 have_direct = 0;
                 deliver(ws, ev.opcode, direct, direct_len);
             } else if (ws->msg) {
-                struct hr_buf *m = ws->msg;
-                ws->msg = NULL;
+                struct hr_buf *m = msg_take(ws);
                 deliver(ws, ev.opcode, (const uint8_t *)m->data, m->len);
                 hr_buf_unref(m);
             } else {
@@ -236,12 +253,24 @@ static void ws_shutdown(struct hr_conn *c)
         hr_conn_close(c);
 }
 
+/* Over the memory budget, this socket's output is among the largest (struct hr_proto). */
+static void ws_shed(struct hr_conn *c)
+{
+    struct hr_ws *ws = c->pdata;
+    if (ws->state != HR_WS_OPEN)
+        hr_conn_close(c); /* closing already: its output is only the close frame's way out */
+    else if (ws->h->on_shed)
+        ws->h->on_shed(ws);
+    else
+        hr_ws_close(ws, HR_WS_CLOSE_POLICY, "slow consumer");
+}
+
 static void ws_free(struct hr_conn *c)
 {
     struct hr_ws *ws = c->pdata;
     if (ws->h->on_close)
         ws->h->on_close(ws, ws->close_code);
-    hr_buf_unref(ws->msg);
+    hr_buf_unref(msg_take(ws));
     free(ws);
     c->pdata = NULL;
 }
@@ -254,6 +283,7 @@ static const struct hr_proto ws_proto = {
     .on_drain = ws_drain,
     .on_shutdown = ws_shutdown,
     .on_free = ws_free,
+    .on_shed = ws_shed,
 };
 
 /* Whether token appears in a comma-separated list. */

@@ -24,6 +24,9 @@ struct hr_ws_handler {
     void (*on_drain)(struct hr_ws *ws);
     /* A complete message; data is valid only during the call (text is valid UTF-8). */
     void (*on_message)(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len);
+    /* Optional: the memory budget is over and our output to this peer is among the largest
+     * queues: apply the slow-consumer policy now. Default: close with 1008 "slow consumer". */
+    void (*on_shed)(struct hr_ws *ws);
     /* The connection is gone; code is the close code received, or 1006 if none. Free user data. */
     void (*on_close)(struct hr_ws *ws, uint16_t code);
 };
@@ -36,6 +39,7 @@ struct hr_ws {
     void *ud;                    /* the handler's (from hr_ws_upgrade) */
     void *user;                  /* free for the application, per socket */
     struct hr_buf *msg;          /* the message being assembled, only while one spans reads */
+    size_t msg_charged;          /* msg's capacity, charged to the memory budget */
     struct hr_ws_parser parser;
     uint8_t state;
     uint8_t paused;              /* reading paused because our output is full */
