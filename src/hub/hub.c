@@ -53,11 +53,14 @@ static int64_t wall_ms(void)
 static void cache_charge(struct hr_hub *hub, size_t n)
 {
     hub->cache_bytes += n;
+    hr_budget_charge(HR_MEM_HISTORY, n);
 }
 
 static void cache_release(struct hr_hub *hub, size_t n)
 {
-    hub->cache_bytes -= n < hub->cache_bytes ? n : hub->cache_bytes;
+    n = n < hub->cache_bytes ? n : hub->cache_bytes;
+    hub->cache_bytes -= n;
+    hr_budget_release(HR_MEM_HISTORY, n);
 }
 
 static size_t buf_cost(const struct hr_buf *b)
@@ -190,9 +193,16 @@ static void evict_to(struct hr_hub *hub, size_t target)
     }
 }
 
+/* The cache keeps within --history-cache, and within half of the memory budget: the budget
+ * counts the cache against publishes and never sheds it, so a cache allowed to fill the whole
+ * budget would refuse every publish for good. */
 static void evict(struct hr_hub *hub)
 {
-    evict_to(hub, hub->limits.cache_bytes);
+    size_t target = hub->limits.cache_bytes;
+    uint64_t budget = hr_budget_max();
+    if (budget && target > budget / 2)
+        target = (size_t)(budget / 2);
+    evict_to(hub, target);
 }
 
 void hr_hub_cache_shrink(struct hr_hub *hub, size_t target)

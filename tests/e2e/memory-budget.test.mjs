@@ -202,6 +202,29 @@ describe('memory budget: publishes it cannot hold are refused', () => {
   });
 });
 
+describe('memory budget: the history cache', () => {
+  test('history beyond half the budget leaves the cache, so publishes keep being accepted', T, async () => {
+    // the cache is counted in the budget and never shed: left at --history-cache (64 MiB) it
+    // would fill an 8 MiB budget and every publish after it would be refused
+    const h = await startHerald(['--max-memory', String(8 * MiB), '--quiet']);
+    try {
+      const agent = makeAgent(4);
+      const body = JSON.stringify('y'.repeat(256 * 1024));
+      for (let i = 0; i < 60; i++) { // 15 MiB of history over 6 channels
+        const r = await request(h.url, 'POST', `/pub/cache${i % 6}`, { body, headers: JSON_TYPE, agent });
+        assert.equal(r.status, 200, `publish ${i}: ${r.status} ${r.text}`);
+      }
+      // every message is still readable: the store has what the cache let go
+      const all = await pollAll(h.url, 'poll', 'cache0', undefined, { agent });
+      assert.equal(all.messages.length, 10);
+      agent.destroy();
+      assertAlive(h);
+    } finally {
+      await stopChecked(h);
+    }
+  });
+});
+
 describe('memory budget: --max-memory', () => {
   for (const bad of ['-1', 'lots', '1000', '1.5']) {
     test(`--max-memory ${bad}: exit 2 and one line naming the flag`, () => {
