@@ -31,7 +31,7 @@ int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limit
 static uint64_t sweep_interval(const struct hr_limits *l)
 {
     uint64_t m = l->header_timeout_ms;
-    uint64_t t[] = {l->body_timeout_ms, l->idle_timeout_ms, l->close_timeout_ms};
+    uint64_t t[] = {l->body_timeout_ms, l->idle_timeout_ms, l->close_timeout_ms, l->ws_message_timeout_ms};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i] && t[i] < m)
             m = t[i];

@@ -16,9 +16,11 @@ struct hr_limits {
     uint64_t body_timeout_ms;    /* a request body must arrive within this */
     uint64_t idle_timeout_ms;    /* keep-alive connection with no request */
     uint64_t ws_max_message;     /* one WebSocket message, bytes (1009 over it) */
+    uint64_t ws_message_timeout_ms; /* a begun WebSocket message must be complete by then (1008) */
     uint64_t close_timeout_ms;   /* wait for the peer to finish closing */
     uint64_t max_queued;         /* output bytes queued per connection (backpressure cap) */
     uint32_t max_connections;    /* accepted at once; further ones are closed at accept */
+    uint32_t max_connections_per_ip; /* from one client address at once; 0: no limit */
 };
 
 #define HR_LIMITS_DEFAULT { \
@@ -28,9 +30,11 @@ struct hr_limits {
     .body_timeout_ms = 30000, \
     .idle_timeout_ms = 30000, \
     .ws_max_message = 16 * 1024 * 1024, \
+    .ws_message_timeout_ms = 30000, \
     .close_timeout_ms = 5000, \
     .max_queued = 4 * 1024 * 1024, \
     .max_connections = 100000, \
+    .max_connections_per_ip = 256, \
 }
 
 #define HR_SCRATCH_SIZE (64 * 1024)
