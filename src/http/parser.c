@@ -169,8 +169,8 @@ static int on_url_complete(llhttp_t *lp)
     return end_field(P(lp));
 }
 
-/* RFC 9110 §5.1: a field name is a token. llhttp as Debian builds it (not in strict mode)
- * lets spaces and empty names through; "Name : value" is a known smuggling vector. */
+/* RFC 9110 §5.1: a field name is a token. llhttp's loose mode lets spaces and empty names
+ * through ("Name : value" is a known smuggling vector); checked here whatever the mode. */
 static int is_tchar(unsigned char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
