@@ -17,9 +17,11 @@ enum {
     OPT_BODY_TIMEOUT,
     OPT_IDLE_TIMEOUT,
     OPT_WS_MAX_MESSAGE,
+    OPT_WS_MESSAGE_TIMEOUT,
     OPT_CLOSE_TIMEOUT,
     OPT_MAX_QUEUED,
     OPT_MAX_CONNECTIONS,
+    OPT_MAX_CONNECTIONS_PER_IP,
     OPT_APP,
     OPT_PATH,
     OPT_PING_INTERVAL,
@@ -51,10 +53,12 @@ static const struct option options[] = {
     {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"ws-max-message", required_argument, NULL, OPT_WS_MAX_MESSAGE},
+    {"ws-message-timeout", required_argument, NULL, OPT_WS_MESSAGE_TIMEOUT},
     {"close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT},
     {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+    {"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_IP},
     {"app", required_argument, NULL, OPT_APP},
     {"path", required_argument, NULL, OPT_PATH},
     {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
@@ -126,11 +130,18 @@ void hr_config_usage(FILE *out)
             "  --body-timeout S        time to send a request body (default %g)\n"
             "  --idle-timeout S        keep-alive connection without a request (default %g)\n"
             "  --ws-max-message N      one WebSocket message (default %" PRIu64 "; over: close 1009)\n"
+            "                          (/ws/{channel}: --max-body; Socket.IO: --max-payload)\n"
+            "  --ws-message-timeout S  a begun WebSocket message must be complete by then\n"
+            "                          (default %g; then close 1008)\n"
             "  --close-timeout S       wait for a peer to finish closing (default %g)\n"
             "  --max-queued N          output queued per connection (default %" PRIu64 ");\n"
             "                          a peer over it is paused (replies); a reader of\n"
             "                          broadcasts follows its channel's --channel-policy\n"
-            "  --max-connections N     connections at once (default %" PRIu32 ")\n"
+            "  --max-connections N     connections at once (default %" PRIu32 ", lowered to fit\n"
+            "                          the open-file limit); further ones are closed at accept\n"
+            "  --max-connections-per-ip N  connections at once from one client address\n"
+            "                          (default %" PRIu32 ", 0 for no limit); behind a reverse proxy\n"
+            "                          or a large NAT clients share an address: raise it\n"
             "  --max-memory N          memory budget for queued output, message assembly,\n"
             "                          request bodies, history cache and publishes in flight;\n"
             "                          over it the largest output queues are shed (their\n"
@@ -141,8 +152,8 @@ void hr_config_usage(FILE *out)
             "  --help                  this text\n"
             "  --version               the version\n",
             d.max_head, d.max_body, d.header_timeout_ms / 1000.0, d.body_timeout_ms / 1000.0,
-            d.idle_timeout_ms / 1000.0, d.ws_max_message, d.close_timeout_ms / 1000.0,
-            d.max_queued, d.max_connections, hr_budget_default());
+            d.idle_timeout_ms / 1000.0, d.ws_max_message, d.ws_message_timeout_ms / 1000.0,
+            d.close_timeout_ms / 1000.0, d.max_queued, d.max_connections, d.max_connections_per_ip, hr_budget_default());
 }
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -217,6 +228,9 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
             if (parse_u64(optarg, 125, 1ull << 31, &v)) bad = "--ws-max-message wants bytes from 125 to 2 GiB";
             else l->ws_max_message = v;
             break;
+        case OPT_WS_MESSAGE_TIMEOUT:
+            if (parse_seconds(optarg, &l->ws_message_timeout_ms)) bad = "--ws-message-timeout wants seconds > 0";
+            break;
         case OPT_MAX_QUEUED:
             if (parse_u64(optarg, 1024, 1ull << 32, &v)) bad = "--max-queued wants bytes from 1024 to 4 GiB";
             else l->max_queued = v;
@@ -230,6 +244,10 @@ int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, siz
                 bad = "--max-memory wants bytes: 0 (no limit) or at least 1048576";
             else
                 l->max_memory = v;
+            break;
+        case OPT_MAX_CONNECTIONS_PER_IP:
+            if (parse_u64(optarg, 0, 10000000, &v)) bad = "--max-connections-per-ip wants a number up to 10000000 (0: no limit)";
+            else l->max_connections_per_ip = (uint32_t)v;
             break;
         case OPT_APP:
             if (strcmp(optarg, "chat") && strcmp(optarg, "conformance-eio") && strcmp(optarg, "conformance-sio"))

@@ -14,6 +14,10 @@
 
 enum { F_NONE, F_URL, F_NAME, F_NAME_DONE, F_VALUE };
 
+/* States of the head's line check (scan_head): before the request line, inside a line,
+ * after its CR, at the start of a field line, after the empty line's CR, done. */
+enum { S_FIRST, S_FIRST_CR, S_LINE, S_CR, S_BOL, S_END_CR, S_DONE };
+
 static int fail(struct hr_http_parser *p, int status, const char *why)
 {
     p->status = (uint16_t)status;
@@ -165,8 +169,8 @@ static int on_url_complete(llhttp_t *lp)
     return end_field(P(lp));
 }
 
-/* RFC 9110 §5.1: a field name is a token. llhttp as Debian builds it (not in strict mode)
- * lets spaces and empty names through; "Name : value" is a known smuggling vector. */
+/* RFC 9110 §5.1: a field name is a token. llhttp's loose mode lets spaces and empty names
+ * through ("Name : value" is a known smuggling vector); checked here whatever the mode. */
 static int is_tchar(unsigned char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -247,6 +251,9 @@ static int on_headers_complete(llhttp_t *lp)
             return fail(p, 400, "request target must be a path or an absolute URL");
         r->path_off = (uint32_t)(skip + alen);
     }
+    /* RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty */
+    if ((lp->flags & F_TRANSFER_ENCODING) && llhttp_get_http_minor(lp) == 0)
+        return fail(p, 400, "Transfer-Encoding in an HTTP/1.0 request");
     /* RFC 9112 §6.1: a transfer coding we do not implement (only chunked) is 501 */
     if ((lp->flags & F_TRANSFER_ENCODING) && !te_only_chunked(r))
         return fail(p, 501, "transfer coding not implemented");
@@ -354,12 +361,52 @@ void hr_http_parser_next(struct hr_http_parser *p)
     p->started = p->complete = p->head_done = 0;
     p->head_seen = 0;
     p->in_field = F_NONE;
+    p->scan = S_FIRST;
+}
+
+/* RFC 9112 §2.2 and §5.2: every line of the head ends in CRLF, and a line starting with
+ * whitespace (obs-fold) is refused. llhttp 8, even strict, takes a bare LF after the request
+ * line or as the empty line, and folds continuation lines into the value: a proxy in front
+ * that reads them otherwise sees other requests than herald does (smuggling). Returns 0 or
+ * the failure (sets the 400). Stops at the end of the head; empty lines before the request
+ * line are allowed (§2.2). */
+static int scan_head(struct hr_http_parser *p, const char *data, size_t len)
+{
+    uint8_t st = p->scan;
+    for (size_t i = 0; i < len && st != S_DONE; i++) {
+        char ch = data[i];
+        switch (st) {
+        case S_FIRST:
+        case S_LINE:
+        case S_BOL:
+            if (ch == '\n')
+                return fail(p, 400, "bare LF in the request head");
+            if (ch == '\r')
+                st = st == S_FIRST ? S_FIRST_CR : st == S_BOL ? S_END_CR : S_CR;
+            else if (st == S_BOL && (ch == ' ' || ch == '\t'))
+                return fail(p, 400, "obsolete line folding in a header field");
+            else
+                st = S_LINE;
+            break;
+        case S_FIRST_CR:
+        case S_CR:
+        case S_END_CR:
+            if (ch != '\n')
+                return fail(p, 400, "CR without LF in the request head");
+            st = st == S_FIRST_CR ? S_FIRST : st == S_CR ? S_BOL : S_DONE;
+            break;
+        }
+    }
+    p->scan = st;
+    return 0;
 }
 
 int hr_http_parse(struct hr_http_parser *p, const char *data, size_t len, size_t *consumed)
 {
     *consumed = 0;
     if (p->status)
+        return HR_HTTP_ERROR;
+    if (p->scan != S_DONE && scan_head(p, data, len))
         return HR_HTTP_ERROR;
     p->chunk = data;
     llhttp_errno_t e = llhttp_execute(&p->llhttp, data, len);

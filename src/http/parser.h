@@ -56,6 +56,7 @@ struct hr_http_parser {
     uint8_t started;     /* the current request has started */
     uint8_t head_done;   /* its head is complete (body may follow) */
     uint8_t complete;    /* it is complete */
+    uint8_t scan;        /* line-ending check of the head (parser.c, scan_head) */
     uint16_t head_fields; /* header fields in the head; trailer fields come after them */
     const char *chunk;   /* start of the input being parsed, to count raw head bytes */
     const char *error;   /* with HR_HTTP_ERROR: a short text */

@@ -50,6 +50,7 @@ struct hr_conn {
     void *pdata;                       /* protocol state, owned by proto */
     struct hr_conn *prev, *next;       /* the server's connection list */
     struct hr_conn *ready_next;        /* the server's list of input to process */
+    struct hr_ip_count *ip;            /* its client address's count (server.c), or NULL */
     char *pending;                     /* unconsumed input: a partial frame or request */
     uint32_t pending_len, pending_cap;
     uint64_t deadline;                 /* loop time in ms; 0 = none */

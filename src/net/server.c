@@ -3,10 +3,21 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <uthash.h>
 
 #include "../core/budget.h"
 #include "../core/error.h"
 #include "../core/log.h"
+
+/* Connections from one client address. IPv6 clients are counted per /64, the block one
+ * subscriber is usually given (any of its 2^64 addresses costs them nothing); an
+ * IPv4-mapped IPv6 address counts as its IPv4 address. */
+struct hr_ip_count {
+    uint8_t key[9]; /* 4: IPv4 address + 5 zero bytes; 6: the /64 prefix */
+    uint32_t n;
+    UT_hash_handle hh;
+};
 
 static void sweep_cb(uv_timer_t *t);
 static void ready_cb(uv_idle_t *idle);
@@ -17,11 +28,45 @@ static void budget_over(void *ud);
  * queue gets its grace before the next pass would drop it. */
 #define SHED_INTERVAL_MS 50
 
+uint32_t hr_server_fit_connections(uint32_t max_connections, uint64_t nofile)
+{
+    if (nofile == 0)
+        return max_connections;
+    uint64_t reserve = HR_FD_RESERVE_FIXED + nofile / HR_FD_RESERVE_DIV;
+    uint64_t fit = nofile > reserve + 1 ? nofile - reserve : 1;
+    return fit < max_connections ? (uint32_t)fit : max_connections;
+}
+
+/* Every connection is a file descriptor: use all the process may have, and accept no more
+ * connections than fit beside the reserve, so the store and static files can still open
+ * theirs and refusing a new connection (accept, then close) never fails for want of one. */
+static void fit_fd_limit(struct hr_limits *l)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur != rl.rlim_max) {
+        struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return;
+    uint32_t fit = hr_server_fit_connections(l->max_connections, (uint64_t)rl.rlim_cur);
+    if (fit < l->max_connections) {
+        hr_warn("--max-connections %u lowered to %u: the open-file limit is %llu (raise it with "
+                "ulimit -n or LimitNOFILE=)",
+                l->max_connections, fit, (unsigned long long)rl.rlim_cur);
+        l->max_connections = fit;
+    }
+}
+
 int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limits *limits)
 {
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->limits = *limits;
+    fit_fd_limit(&srv->limits);
     srv->scratch = malloc(HR_SCRATCH_SIZE);
     if (!srv->scratch)
         return HR_ENOMEM;
@@ -59,7 +104,7 @@ static void budget_over(void *ud)
 static uint64_t sweep_interval(const struct hr_limits *l)
 {
     uint64_t m = l->header_timeout_ms;
-    uint64_t t[] = {l->body_timeout_ms, l->idle_timeout_ms, l->close_timeout_ms};
+    uint64_t t[] = {l->body_timeout_ms, l->idle_timeout_ms, l->close_timeout_ms, l->ws_message_timeout_ms};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i] && t[i] < m)
             m = t[i];
@@ -67,11 +112,97 @@ static uint64_t sweep_interval(const struct hr_limits *l)
     return m < 20 ? 20 : m > 1000 ? 1000 : m;
 }
 
+/* One line a second at most, however many connections are refused (a flood must not turn
+ * into a flood of log lines); the sweep flushes the count of a burst that stopped. */
+static void log_refusals(struct hr_server *srv)
+{
+    uint32_t total = srv->refused_max + srv->refused_ip + srv->accept_errors;
+    uint64_t now = uv_now(srv->loop);
+    if (total == 0 || now - srv->refused_log_ms < 1000)
+        return;
+    if (srv->refused_max)
+        hr_warn("refused %u connection%s: %u open, the limit (--max-connections)", srv->refused_max,
+                srv->refused_max == 1 ? "" : "s", srv->limits.max_connections);
+    if (srv->refused_ip)
+        hr_warn("refused %u connection%s: over --max-connections-per-ip %u", srv->refused_ip,
+                srv->refused_ip == 1 ? "" : "s", srv->limits.max_connections_per_ip);
+    if (srv->accept_errors)
+        hr_warn("accept failed %u time%s: %s%s", srv->accept_errors, srv->accept_errors == 1 ? "" : "s",
+                uv_strerror(srv->last_accept_error),
+                srv->last_accept_error == UV_EMFILE || srv->last_accept_error == UV_ENFILE
+                    ? " (out of file descriptors: new connections are closed, open ones go on)"
+                    : "");
+    srv->refused_max = srv->refused_ip = srv->accept_errors = 0;
+    srv->refused_log_ms = now;
+}
+
+/* The count key of a peer address, or 0 when it has none we can count. */
+static int ip_key(uv_tcp_t *tcp, uint8_t key[9])
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    memset(key, 0, 9);
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 1;
+    }
+    if (ss.ss_family != AF_INET6)
+        return 0;
+    const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a, mapped, 12) == 0) {
+        key[0] = 4;
+        memcpy(key + 1, a + 12, 4);
+    } else {
+        key[0] = 6;
+        memcpy(key + 1, a, 8);
+    }
+    return 1;
+}
+
+/* Count c against its address; 0 if over the per-address limit (or out of memory). */
+static int ip_take(struct hr_server *srv, struct hr_conn *c)
+{
+    uint8_t key[9];
+    struct hr_ip_count *e;
+    if (srv->limits.max_connections_per_ip == 0 || !ip_key(&c->tcp, key))
+        return 1;
+    HASH_FIND(hh, srv->per_ip, key, sizeof key, e);
+    if (!e) {
+        if (!(e = calloc(1, sizeof(*e))))
+            return 0;
+        memcpy(e->key, key, sizeof key);
+        HASH_ADD(hh, srv->per_ip, key, sizeof e->key, e);
+    }
+    if (e->n >= srv->limits.max_connections_per_ip)
+        return 0;
+    e->n++;
+    c->ip = e;
+    return 1;
+}
+
+static void ip_release(struct hr_server *srv, struct hr_conn *c)
+{
+    struct hr_ip_count *e = c->ip;
+    c->ip = NULL;
+    if (e && --e->n == 0) {
+        HASH_DEL(srv->per_ip, e);
+        free(e);
+    }
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct hr_server *srv = listener->data;
     if (status < 0) {
-        hr_warn("accept: %s", uv_strerror(status));
+        /* libuv already closed the connection it could not take (its spare-fd trick for
+         * EMFILE); established connections are untouched */
+        srv->accept_errors++;
+        srv->last_accept_error = status;
+        log_refusals(srv);
         return;
     }
     struct hr_conn *c = hr_conn_new(srv);
@@ -82,7 +213,16 @@ static void on_connection(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
-    if (srv->stopping || srv->nconns >= srv->limits.max_connections) {
+    /* Refuse by closing at once: the fd is given back within this loop turn, and every
+     * connection already open goes on as before. */
+    if (srv->stopping || srv->nconns >= srv->limits.max_connections || !ip_take(srv, c)) {
+        if (!srv->stopping) {
+            if (srv->nconns >= srv->limits.max_connections)
+                srv->refused_max++;
+            else
+                srv->refused_ip++;
+            log_refusals(srv);
+        }
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
@@ -132,6 +272,7 @@ static void sweep_cb(uv_timer_t *t)
 {
     struct hr_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
+    log_refusals(srv);
     for (struct hr_conn *c = srv->conns; c; c = c->next) {
         if (!c->deadline || now < c->deadline || (c->flags & HR_CONN_CLOSING))
             continue;
@@ -190,6 +331,7 @@ void hr_server_conn_gone(struct hr_server *srv, struct hr_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    ip_release(srv, c);
     if (c->flags & HR_CONN_READY) {
         struct hr_conn **pp = &srv->ready;
         while (*pp && *pp != c)
@@ -226,6 +368,11 @@ void hr_server_stop(struct hr_server *srv)
 
 void hr_server_free(struct hr_server *srv)
 {
+    struct hr_ip_count *e, *tmp;
+    HASH_ITER(hh, srv->per_ip, e, tmp) {
+        HASH_DEL(srv->per_ip, e);
+        free(e);
+    }
     free(srv->scratch);
     srv->scratch = NULL;
 }

@@ -16,11 +16,13 @@ struct hr_limits {
     uint64_t body_timeout_ms;    /* a request body must arrive within this */
     uint64_t idle_timeout_ms;    /* keep-alive connection with no request */
     uint64_t ws_max_message;     /* one WebSocket message, bytes (1009 over it) */
+    uint64_t ws_message_timeout_ms; /* a begun WebSocket message must be complete by then (1008) */
     uint64_t close_timeout_ms;   /* wait for the peer to finish closing */
     uint64_t max_queued;         /* output bytes queued per connection (backpressure cap) */
     uint32_t max_connections;    /* accepted at once; further ones are closed at accept */
     uint64_t max_memory;         /* the memory budget (core/budget.h); 0 = unlimited,
                                   * HR_MEMORY_AUTO = hr_budget_default() */
+    uint32_t max_connections_per_ip; /* from one client address at once; 0: no limit */
 };
 
 #define HR_MEMORY_AUTO UINT64_MAX
@@ -32,13 +34,25 @@ struct hr_limits {
     .body_timeout_ms = 30000, \
     .idle_timeout_ms = 30000, \
     .ws_max_message = 16 * 1024 * 1024, \
+    .ws_message_timeout_ms = 30000, \
     .close_timeout_ms = 5000, \
     .max_queued = 4 * 1024 * 1024, \
     .max_connections = 100000, \
     .max_memory = HR_MEMORY_AUTO, \
+    .max_connections_per_ip = 256, \
 }
 
 #define HR_SCRATCH_SIZE (64 * 1024)
+
+/* File descriptors kept out of --max-connections: the listener, the loop's own (epoll,
+ * signal pipe, async handles, libuv's spare fd for EMFILE), stdio, the store (SQLite's
+ * database, journal/WAL and shared-memory files, temporary files) and the thread pool's
+ * file operations: a fixed 64, plus 1/32 of the limit for static files open while they
+ * are sent (one per connection receiving a file, a fraction of all connections). */
+#define HR_FD_RESERVE_FIXED 64
+#define HR_FD_RESERVE_DIV 32
+
+struct hr_ip_count;
 
 struct hr_server {
     uv_loop_t *loop;
@@ -50,6 +64,11 @@ struct hr_server {
     struct hr_conn *conns;           /* doubly linked list of live connections */
     struct hr_conn *ready;           /* connections with pending input to process */
     uint32_t nconns;
+    struct hr_ip_count *per_ip;      /* connections per client address (uthash) */
+    /* refusals since the last log line (at most one line a second) */
+    uint64_t refused_log_ms;
+    uint32_t refused_max, refused_ip, accept_errors;
+    int last_accept_error;
     uint8_t stopping;
     uint8_t scratch_busy;
     char *scratch;                   /* HR_SCRATCH_SIZE bytes shared by every read */
@@ -59,7 +78,11 @@ struct hr_server {
     void (*on_stopped)(struct hr_server *srv);  /* every connection is gone after a stop */
 };
 
+/* Also raises the soft open-file limit to the hard one and lowers max_connections (with a
+ * warning) to what that limit can hold beside HR_FD_RESERVE. */
 int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limits *limits);
+/* The max_connections that an open-file limit of nofile can hold; nofile 0: no limit. */
+uint32_t hr_server_fit_connections(uint32_t max_connections, uint64_t nofile);
 /* Bind and listen; host may be an IPv4 or IPv6 literal. Returns 0 or a negative uv error. */
 int hr_server_listen(struct hr_server *srv, const char *host, int port);
 /* The port actually bound (for --port 0). */

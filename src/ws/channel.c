@@ -245,6 +245,7 @@ static void on_close(struct hr_ws *ws, uint16_t code)
 }
 
 static const struct hr_ws_handler channel_ws = {
+    .max_message_is_body = 1, /* a message is a publish: --max-body, refused at its header */
     .on_drain = on_drain,
     .on_shed = on_shed,
     .on_message = on_message,

@@ -113,8 +113,11 @@ static void deliver(struct hr_ws *ws, int opcode, const uint8_t *data, size_t le
         ws->h->on_message(ws, opcode, data, len);
 }
 
-/* The assembly buffer is charged to the memory budget (HR_MEM_WS_MESSAGE) by its capacity:
- * here, where it grows, and in msg_free, where it goes. */
+/* Message assembly memory: a message that spans reads is copied into ws->msg, which grows
+ * as its bytes arrive (never to the length a frame header declares: the codec has already
+ * refused any declared length over the limit, and a peer may stall after declaring). These
+ * two functions are the only places that memory is taken and given back, and the memory budget
+ * (HR_MEM_WS_MESSAGE) is charged here by the buffer's capacity. */
 static int msg_append(struct hr_ws *ws, const uint8_t *data, size_t len)
 {
     if (!ws->msg && !(ws->msg = hr_buf_new(len > 1024 ? len : 1024)))
@@ -135,6 +138,27 @@ static struct hr_buf *msg_take(struct hr_ws *ws)
     hr_budget_release(HR_MEM_WS_MESSAGE, ws->msg_charged);
     ws->msg_charged = 0;
     return m;
+}
+
+/* A message that began must complete within --ws-message-timeout: the connection's one
+ * deadline (checked by the server's sweep timer, no timer per socket) is armed while a
+ * message is unfinished at the end of a read, and disarmed when it completes. An open
+ * WebSocket has no other deadline; closing ones use it for the close handshake. */
+static void msg_deadline(struct hr_ws *ws)
+{
+    if (ws->state != HR_WS_OPEN || ws->assembling || !ws->parser.msg_opcode)
+        return;
+    ws->assembling = 1;
+    hr_conn_set_timeout(ws->conn, ws->conn->srv->limits.ws_message_timeout_ms);
+}
+
+static void msg_done(struct hr_ws *ws)
+{
+    if (!ws->assembling)
+        return;
+    ws->assembling = 0;
+    if (ws->state == HR_WS_OPEN)
+        hr_conn_set_timeout(ws->conn, 0);
 }
 
 static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
@@ -172,6 +196,7 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
             }
             break;
         case HR_WS_EV_MESSAGE_END:
+            msg_done(ws); /* before delivering: a handler that closes sets its own deadline */
             if (have_direct) {
                 have_direct = 0;
                 deliver(ws, ev.opcode, direct, direct_len);
@@ -217,6 +242,7 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
 out:
     if (have_direct && msg_append(ws, direct, direct_len) < 0)
         goto nomem;
+    msg_deadline(ws);
     return (ssize_t)(len - left);
 nomem:
     fail(ws, HR_WS_CLOSE_INTERNAL, "out of memory");
@@ -230,6 +256,15 @@ static void ws_eof(struct hr_conn *c)
 
 static void ws_timeout(struct hr_conn *c)
 {
+    struct hr_ws *ws = c->pdata;
+    /* An open socket's deadline is a message's: 1008 (policy violation, RFC 6455 §7.4.1)
+     * rather than 1002, since the frames themselves were well formed. */
+    if (ws->state == HR_WS_OPEN && ws->assembling) {
+        ws->assembling = 0;
+        hr_buf_unref(msg_take(ws));
+        fail(ws, HR_WS_CLOSE_POLICY, "message not completed in time");
+        return;
+    }
     hr_conn_close(c); /* the peer did not finish the close handshake */
 }
 
@@ -329,7 +364,10 @@ struct hr_ws *hr_ws_accept(struct hr_conn *c, struct hr_http_request *req,
     ws->h = h;
     ws->ud = ud;
     ws->close_code = HR_WS_CLOSE_ABNORMAL;
-    hr_ws_parser_init(&ws->parser, h->max_message ? h->max_message : c->srv->limits.ws_max_message);
+    uint64_t max = h->max_message ? h->max_message : c->srv->limits.ws_max_message;
+    if (h->max_message_is_body && c->srv->limits.max_body < max)
+        max = c->srv->limits.max_body ? c->srv->limits.max_body : 1; /* 0 would mean no limit */
+    hr_ws_parser_init(&ws->parser, max);
 
     char head[512];
     int n = snprintf(head, sizeof head,

@@ -13,6 +13,9 @@ struct hr_ws;
 
 struct hr_ws_handler {
     uint64_t max_message; /* one message's limit for these sockets; 0: --ws-max-message */
+    /* Messages are request bodies (a publish): limit them to --max-body as well, so a
+     * declared frame over it is refused at its header, before any payload is buffered. */
+    uint8_t max_message_is_body;
     /* Optional: pick one of the subprotocols the client offered in Sec-WebSocket-Protocol
      * (offered: the comma-separated list as sent). Copy the chosen token into out (NUL-
      * terminated, < outsz) and return 1, or return 0 for none. A token that was not offered
@@ -43,6 +46,7 @@ struct hr_ws {
     struct hr_ws_parser parser;
     uint8_t state;
     uint8_t paused;              /* reading paused because our output is full */
+    uint8_t assembling;          /* a message began and is not complete: its deadline runs */
     uint16_t close_code;         /* received from the peer; 1006 until then */
 };
 

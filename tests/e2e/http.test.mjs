@@ -344,12 +344,33 @@ describe('limits and malformed requests (default limits)', () => {
     ['two different Content-Lengths', 'POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!'],
     ['Content-Length in exponent form', 'POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1e3\r\n\r\n'],
     ['invalid chunk size', 'POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n'],
+    // request smuggling: each of these is read otherwise by some proxy in front (strict HTTP)
+    ['two other bytes instead of the CRLF after chunk data (was published as "abc")',
+      'POST /pub/smuggle HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n"abc"XX0\r\n\r\n'],
+    ['bare LF after chunk data', 'POST /pub/smuggle HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n"abc"\n0\r\n\r\n'],
+    ['obsolete line folding', 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Folded: a\r\n b\r\n\r\n'],
+    ['obsolete line folding with a tab', 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Folded: a\r\n\tTransfer-Encoding: chunked\r\n\r\n'],
+    ['bare LF after the request line', 'GET / HTTP/1.1\nHost: 127.0.0.1\r\n\r\n'],
+    ['bare LF as the final empty line', 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\n'],
+    ['bare LF ending a header line', 'GET / HTTP/1.1\r\nHost: 127.0.0.1\nX: y\r\n\r\n'],
+    ['Transfer-Encoding in HTTP/1.0', 'POST /pub/smuggle HTTP/1.0\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n"abc"\r\n0\r\n\r\n'],
+    ['Transfer-Encoding with chunked not last', 'POST /pub/smuggle HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n'],
+    ['NUL in a header value', 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: a\x00b\r\n\r\n'],
+    ['control byte in a header value', 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: a\x1bb\r\n\r\n'],
+    ['chunk size with a sign', 'POST /pub/smuggle HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\n"abc"\r\n0\r\n\r\n'],
+    ['chunk size in 0x form', 'POST /pub/smuggle HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n"abc"\r\n0\r\n\r\n'],
   ];
   for (const [name, data] of malformed) {
     test(`malformed request (${name}) -> 400 JSON, then close`, async () => {
       await expectErrorThenClose(h.port, data, 400, name);
     });
   }
+
+  test('nothing from the smuggling cases was published', async () => {
+    const r = await fetch(`${h.url}/poll/smuggle?since=0`);
+    const body = await r.text();
+    assert.doesNotMatch(body, /abc/, `published: ${body}`);
+  });
 
   test('a malformed request after a good one on the same socket: 200, then 400 and close', async () => {
     const { responses, closed } = await exchange(h.port, get('/') + 'BROKEN STUFF\r\n\r\n', { count: 2, expectClose: true });

@@ -512,6 +512,54 @@ static void test_fail_fast(void **state)
     assert_int_equal(ev.close_code, 1009);
 }
 
+/* The limit is applied to the length a header declares, before the masking key or any payload
+ * arrives: a 64-bit declaration, and a continuation whose declaration takes the message's
+ * running total past the limit (control frames in between do not count). */
+static void test_declared_length_limits(void **state)
+{
+    (void)state;
+    uint8_t in[64];
+    struct hr_ws_parser p;
+    struct hr_ws_event ev;
+    size_t used;
+
+    /* 16,000,000 declared in a 64-bit length, limit 1 MiB: refused with the 10 length bytes */
+    in[0] = 0x82;
+    in[1] = 0x80 | 127;
+    for (int i = 0; i < 8; i++)
+        in[2 + i] = (uint8_t)((uint64_t)16000000 >> (56 - 8 * i));
+    hr_ws_parser_init(&p, 1 << 20);
+    assert_int_equal(hr_ws_parse(&p, in, 9, &used, &ev), HR_WS_NEED_MORE); /* length incomplete */
+    assert_int_equal(hr_ws_parse(&p, in, 10, &used, &ev), HR_WS_ERROR);
+    assert_int_equal(ev.close_code, 1009);
+
+    /* 6 + (ping) + 4 = 10 bytes fit a limit of 10; the continuation header declaring 5
+     * instead fails at its length byte, with no key and no payload */
+    size_t n = mkframe(in, 0x01, "abcdef", 6);
+    n += mkframe(in + n, 0x89, "pi", 2);
+    size_t cont = n;
+    n += mkframe(in + n, 0x80, "ghij", 4);
+    struct log lg = {0};
+    run(&lg, in, n, 0, 10);
+    assert_int_equal(lg.n, 2);
+    assert_int_equal(lg.e[0].type, E_PING);
+    assert_int_equal(lg.e[1].type, E_MSG);
+    assert_int_equal(lg.e[1].len, 10);
+    assert_memory_equal(lg.e[1].data, "abcdefghij", 10);
+    log_free(&lg);
+
+    hr_ws_parser_init(&p, 10);
+    in[cont + 1] = 0x80 | 5; /* continuation now declares 5: total 11 */
+    size_t off = 0;
+    int t;
+    do {
+        t = hr_ws_parse(&p, in + off, cont + 2 - off, &used, &ev);
+        off += used;
+    } while (t != HR_WS_ERROR && t != HR_WS_NEED_MORE);
+    assert_int_equal(t, HR_WS_ERROR);
+    assert_int_equal(ev.close_code, 1009);
+}
+
 static void test_sticky_failure(void **state)
 {
     (void)state;
@@ -1108,6 +1156,7 @@ int main(void)
         cmocka_unit_test(test_rfc_binary_64k),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_fail_fast),
+        cmocka_unit_test(test_declared_length_limits),
         cmocka_unit_test(test_sticky_failure),
         cmocka_unit_test(test_need_more_keeps_partial_header),
         cmocka_unit_test(test_empty_messages),
