@@ -326,7 +326,7 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     /* At shutdown the client is not told that the session ended on purpose: an Engine.IO close
      * packet means "closed deliberately", and python-socketio then never reconnects (its
      * engineio client disconnects for good on "1"). Like the reference server, a WebSocket
-     * gets only its close frame; unlike it, a held poll is released with a noop rather than a
+     * gets only its close frame (whatever the reason); unlike it, a held poll is released with a noop rather than a
      * close packet, for the same reason: the client's next request fails (connection refused,
      * or "Session ID unknown" from the restarted server), which every client takes for a lost
      * connection, and it reconnects. */
@@ -344,13 +344,8 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
         struct hr_ws *ws = s->ws;
         s->ws = NULL;
         ws->user = NULL;
-        if (!by_client && !shutdown && strcmp(reason, "parse error") != 0) {
-            struct hr_eio_msg m;
-            if (ctl_msg(&m, HR_EIO_CLOSE, NULL) == 0) {
-                hr_ws_send_frame(ws, m.frame);
-                hr_eio_msg_release(&m);
-            }
-        }
+        /* never a close packet over WebSocket, as the reference server: python-socketio
+         * would take it for a deliberate close and not reconnect after a ping timeout either */
         hr_ws_close(ws, shutdown ? HR_WS_CLOSE_GOING_AWAY : HR_WS_CLOSE_NORMAL, "");
     }
     if (s->probe) {

@@ -66,7 +66,6 @@ int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limit
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->limits = *limits;
-    fit_fd_limit(&srv->limits);
     srv->scratch = malloc(HR_SCRATCH_SIZE);
     if (!srv->scratch)
         return HR_ENOMEM;
@@ -240,6 +239,7 @@ int hr_server_listen(struct hr_server *srv, const char *host, int port)
 {
     struct sockaddr_storage addr;
     int rc;
+    fit_fd_limit(&srv->limits);
     if (strchr(host, ':'))
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
     else

@@ -241,6 +241,7 @@ out:
         uv_close((uv_handle_t *)&io->srv.listener, NULL);
         uv_close((uv_handle_t *)&io->srv.sweep, NULL);
         uv_close((uv_handle_t *)&io->srv.ready_idle, NULL);
+        uv_close((uv_handle_t *)&io->srv.shed, NULL);
         uv_close((uv_handle_t *)&io->ack_timer, NULL);
         uv_close((uv_handle_t *)&io->connect_timer, NULL);
         hr_push_close(&io->push);

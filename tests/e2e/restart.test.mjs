@@ -72,6 +72,7 @@ function pyClient(url, transport) {
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (d) => { c.err += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  c.signal = (sig) => proc.kill(sig);
   c.close = async () => {
     proc.stdin.end();
     const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
@@ -123,4 +124,19 @@ test('after SIGTERM and a restart on the same port, JS and Python clients (WebSo
   for (const c of clients)
     assert.equal(c.messages.filter((m) => m && m.message === text).length, 1, `${c.name} got the message once:\n${report()}`);
   assert.doesNotMatch(before + h.output(), /ERROR: \w+Sanitizer|runtime error:/);
+});
+
+test('after a ping timeout over WebSocket, python-socketio comes back by itself (no close packet over WebSocket)', { timeout: 60000 }, async () => {
+  // The reference server never sends the close packet "1" over WebSocket: python-socketio takes
+  // it for a deliberate close. A client frozen past the ping deadline finds, when it wakes, the
+  // WebSocket closed, and must reconnect like after any lost connection.
+  const h = await startHerald(['--ping-interval', '300', '--ping-timeout', '200']);
+  cleanups.push(() => h.stop());
+  const c = pyClient(h.url, 'websocket');
+  await until(() => c.connects === 1 && c.messages.some(isWelcome), 15000, () => `connected:\n  ${c.describe()}`);
+  c.signal('SIGSTOP');
+  await new Promise((r) => setTimeout(r, 1500)); // past ping interval + timeout: herald closes the session
+  c.signal('SIGCONT');
+  await until(() => c.connects >= 2, RECONNECT_MS, () => `reconnected after the ping timeout:\n  ${c.describe()}`);
+  assert.equal(h.proc.exitCode, null);
 });
