@@ -232,13 +232,19 @@ static void commit_batch(struct sqlite_store *ss, struct req *batch)
     }
 }
 
-static void writer_main(void *arg)
+/* The store's threads take no signals: they are the loop thread's business (libuv's signal
+ * handles). */
+static void block_signals(void)
 {
-    struct sqlite_store *ss = arg;
-    /* Signals are the loop thread's business (libuv's signal handles). */
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+static void writer_main(void *arg)
+{
+    struct sqlite_store *ss = arg;
+    block_signals();
 
     for (;;) {
         uv_mutex_lock(&ss->lock);
@@ -329,9 +335,7 @@ fail:
 static void reader_main(void *arg)
 {
     struct sqlite_store *ss = arg;
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    block_signals();
     for (;;) {
         uv_mutex_lock(&ss->lock);
         while (!ss->rqueue.head && !ss->stop)
