@@ -406,29 +406,29 @@ static void async_cb(uv_async_t *h)
     deliver(h->data);
 }
 
-static int enqueue(struct sqlite_store *ss, struct req *r)
+/* Hand r to a worker thread (the writer's queue or the reader's); its result comes back on
+ * the loop through the async handle, which keeps the loop alive while any is outstanding. */
+static int enqueue_on(struct sqlite_store *ss, struct req_list *q, uv_cond_t *wake, struct req *r)
 {
     if (ss->outstanding++ == 0)
         uv_ref((uv_handle_t *)&ss->async);
     uv_mutex_lock(&ss->lock);
-    /* the writer only waits on an empty queue */
-    if (!ss->queue.head)
-        uv_cond_signal(&ss->wake);
-    list_push(&ss->queue, r);
+    /* a worker only waits on an empty queue */
+    if (!q->head)
+        uv_cond_signal(wake);
+    list_push(q, r);
     uv_mutex_unlock(&ss->lock);
     return 0;
 }
 
+static int enqueue(struct sqlite_store *ss, struct req *r)
+{
+    return enqueue_on(ss, &ss->queue, &ss->wake, r);
+}
+
 static int enqueue_read(struct sqlite_store *ss, struct req *r)
 {
-    if (ss->outstanding++ == 0)
-        uv_ref((uv_handle_t *)&ss->async);
-    uv_mutex_lock(&ss->lock);
-    if (!ss->rqueue.head)
-        uv_cond_signal(&ss->rwake);
-    list_push(&ss->rqueue, r);
-    uv_mutex_unlock(&ss->lock);
-    return 0;
+    return enqueue_on(ss, &ss->rqueue, &ss->rwake, r);
 }
 
 static struct req *req_new(const char *channel, size_t len)
