@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hub/wire.h"
+#include "chan/wire.h"
 #include "sio/packet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/error.h"
-#include "../core/log.h"
-#include "../hub/hub.h"
-#include "../sio/sio.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "hub/hub.h"
+#include "sio/sio.h"
 
 /* The attachments of received arguments, to relay them as they came. */
 static size_t bins_of(const herald_args *a, struct herald_bin *out, size_t max)

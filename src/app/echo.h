@@ -2,7 +2,7 @@
 #ifndef HR_APP_ECHO_H
 #define HR_APP_ECHO_H
 
-#include "../http/http.h"
+#include "http/http.h"
 
 void hr_echo_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 

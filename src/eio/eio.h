@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <uthash.h>
 
-#include "../http/http.h"
-#include "../ws/ws.h"
+#include "http/http.h"
+#include "ws/ws.h"
 #include "packet.h"
 
 struct hr_eio;

@@ -11,7 +11,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "../core/error.h"
+#include "core/error.h"
 
 static const char b64_alphabet[64] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/budget.h"
-#include "../core/error.h"
-#include "../core/id.h"
-#include "../core/log.h"
+#include "core/budget.h"
+#include "core/error.h"
+#include "core/id.h"
+#include "core/log.h"
 #include "eio.h"
 
 /* The reference server's errors (engine.io Server.errors). */

@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#include "../net/conn.h"
-#include "../net/server.h"
+#include "net/conn.h"
+#include "net/server.h"
 #include "parser.h"
 
 /* A handler answers the request with hr_http_respond / hr_http_error, or starts a response it

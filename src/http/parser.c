@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../core/error.h"
+#include "core/error.h"
 
 #define P(lp) ((struct hr_http_parser *)((char *)(lp) - offsetof(struct hr_http_parser, llhttp)))
 

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../core/budget.h"
-#include "../core/error.h"
-#include "../core/log.h"
+#include "core/budget.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "http.h"
 
 struct hr_http_conn {

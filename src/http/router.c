@@ -1,7 +1,7 @@
 /* router.c - exact and prefix routes by method, with the methods a path allows (for 405). */
 #include <string.h>
 
-#include "../core/error.h"
+#include "core/error.h"
 #include "http.h"
 
 void hr_router_init(struct hr_router *r)

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/error.h"
+#include "core/error.h"
 
 #define CHUNK (64 * 1024)
 

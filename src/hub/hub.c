@@ -8,9 +8,9 @@
 
 #include <openssl/sha.h>
 
-#include "../core/budget.h"
-#include "../core/error.h"
-#include "../core/log.h"
+#include "core/budget.h"
+#include "core/error.h"
+#include "core/log.h"
 
 int hr_channel_name_valid(const char *name, size_t len)
 {

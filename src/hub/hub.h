@@ -24,8 +24,8 @@
 #include <uthash.h>
 #include <uv.h>
 
-#include "../core/buf.h"
-#include "../store/store.h"
+#include "core/buf.h"
+#include "store/store.h"
 
 #define HR_CHANNEL_NAME_MAX 200
 /* A channel's epoch: 12 hex digits of SHA-256(store epoch, channel name). It changes whenever

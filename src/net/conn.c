@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/error.h"
-#include "../core/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "server.h"
 
 #define HR_CONN_CLOSED (1 << 7)     /* close_cb ran; memory waits for the last hold */

@@ -9,8 +9,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "../core/budget.h"
-#include "../core/buf.h"
+#include "core/budget.h"
+#include "core/buf.h"
 
 struct hr_server;
 struct hr_conn;

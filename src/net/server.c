@@ -6,9 +6,9 @@
 #include <sys/resource.h>
 #include <uthash.h>
 
-#include "../core/budget.h"
-#include "../core/error.h"
-#include "../core/log.h"
+#include "core/budget.h"
+#include "core/error.h"
+#include "core/log.h"
 
 /* Connections from one client address. IPv6 clients are counted per /64, the block one
  * subscriber is usually given (any of its 2^64 addresses costs them nothing); an

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../app/config.h"
-#include "../app/echo.h"
-#include "../core/log.h"
+#include "server/config.h"
+#include "app/echo.h"
+#include "core/log.h"
 #include "sio.h"
 
 

@@ -11,20 +11,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../core/error.h"
-#include "../ws/codec.h"
-
-/* Deeper documents are rejected. V8's JSON.parse allows far more, but no Socket.IO
- * application nests event arguments 128 levels deep. */
-#define JSON_MAX_DEPTH 128
-#define BAD SIZE_MAX
+#include "core/error.h"
+#include "core/json.h"
+#include "core/text.h"
+#include "core/utf8.h"
 
 /* Event names a client may not use (socket.io-parser RESERVED_EVENTS): they would reach the
  * server's own listeners. */
-static const char *const reserved_events[] = {
-    "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
-};
-
 static int is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -34,211 +27,9 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static size_t skip_ws(const char *s, size_t len, size_t i)
-{
-    while (i < len && is_ws(s[i]))
-        i++;
-    return i;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* -------------------------------------------------------------------------------------- */
-/* RFC 8259 tokens. Each scanner takes the index of the token's first byte and returns the
- * index just past it, or BAD. */
-
-/* §7: a string. Raw bytes must be valid UTF-8 (§8.1) and not control characters; escapes are
- * the eight short forms and \uXXXX. A lone surrogate escape is allowed, as the grammar (and
- * JSON.parse) allow it. */
-static size_t scan_string(const char *s, size_t len, size_t i)
-{
-    i++; /* the opening quote */
-    for (;;) {
-        size_t run = i;
-        while (i < len && s[i] != '"' && s[i] != '\\' && (uint8_t)s[i] >= 0x20)
-            i++;
-        /* '"' and '\\' are ASCII and never inside a multi-byte sequence, so each run between
-         * them must be complete UTF-8 on its own. */
-        if (i > run &&
-            hr_utf8_validate(HR_UTF8_ACCEPT, (const uint8_t *)s + run, i - run) != HR_UTF8_ACCEPT)
-            return BAD;
-        if (i >= len || (uint8_t)s[i] < 0x20)
-            return BAD;
-        if (s[i] == '"')
-            return i + 1;
-        if (i + 1 >= len)
-            return BAD;
-        switch (s[i + 1]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't': i += 2; break;
-        case 'u':
-            if (len - i < 6)
-                return BAD;
-            for (int k = 2; k < 6; k++)
-                if (hex_value(s[i + k]) < 0)
-                    return BAD;
-            i += 6;
-            break;
-        default: return BAD;
-        }
-    }
-}
-
-/* §6: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
-static size_t scan_number(const char *s, size_t len, size_t i)
-{
-    if (i < len && s[i] == '-')
-        i++;
-    if (i >= len || !is_digit(s[i]))
-        return BAD;
-    if (s[i] == '0') {
-        i++;
-    } else {
-        while (i < len && is_digit(s[i]))
-            i++;
-    }
-    if (i < len && s[i] == '.') {
-        i++;
-        if (i >= len || !is_digit(s[i]))
-            return BAD;
-        while (i < len && is_digit(s[i]))
-            i++;
-    }
-    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < len && (s[i] == '+' || s[i] == '-'))
-            i++;
-        if (i >= len || !is_digit(s[i]))
-            return BAD;
-        while (i < len && is_digit(s[i]))
-            i++;
-    }
-    return i;
-}
-
-static size_t scan_literal(const char *s, size_t len, size_t i, const char *word)
-{
-    size_t n = strlen(word);
-    if (len - i < n || memcmp(s + i, word, n) != 0)
-        return BAD;
-    return i + n;
-}
-
-/* An object member's key and colon, from the first byte after '{' or ',' (whitespace
- * allowed); returns the index after the ':'. */
-static size_t scan_key(const char *s, size_t len, size_t i)
-{
-    i = skip_ws(s, len, i);
-    if (i >= len || s[i] != '"')
-        return BAD;
-    i = scan_string(s, len, i);
-    if (i == BAD)
-        return BAD;
-    i = skip_ws(s, len, i);
-    if (i >= len || s[i] != ':')
-        return BAD;
-    return i + 1;
-}
-
-/* §2-§5: one value starting at s[i] (no leading whitespace), returning the index after it.
- * Containers are tracked on a small explicit stack instead of by recursion. */
-static size_t scan_value(const char *s, size_t len, size_t i)
-{
-    char stack[JSON_MAX_DEPTH];
-    size_t depth = 0;
-
-    for (;;) {
-        /* A value is expected at i. */
-        i = skip_ws(s, len, i);
-        if (i >= len)
-            return BAD;
-        char c = s[i];
-        if (c == '[' || c == '{') {
-            if (depth == JSON_MAX_DEPTH)
-                return BAD;
-            stack[depth++] = c;
-            i = skip_ws(s, len, i + 1);
-            if (i < len && s[i] == (c == '[' ? ']' : '}')) {
-                depth--;
-                i++;
-            } else {
-                if (c == '{' && (i = scan_key(s, len, i)) == BAD)
-                    return BAD;
-                continue;
-            }
-        } else if (c == '"') {
-            i = scan_string(s, len, i);
-        } else if (c == '-' || is_digit(c)) {
-            i = scan_number(s, len, i);
-        } else if (c == 't') {
-            i = scan_literal(s, len, i, "true");
-        } else if (c == 'f') {
-            i = scan_literal(s, len, i, "false");
-        } else if (c == 'n') {
-            i = scan_literal(s, len, i, "null");
-        } else {
-            return BAD;
-        }
-        if (i == BAD)
-            return BAD;
-
-        /* A value ended at i: close containers until one wants another element. */
-        for (;;) {
-            if (depth == 0)
-                return i;
-            i = skip_ws(s, len, i);
-            if (i >= len)
-                return BAD;
-            char open = stack[depth - 1];
-            if (s[i] == ',') {
-                i++;
-                if (open == '{' && (i = scan_key(s, len, i)) == BAD)
-                    return BAD;
-                break;
-            }
-            if (s[i] != (open == '[' ? ']' : '}'))
-                return BAD;
-            depth--;
-            i++;
-        }
-    }
-}
-
-int hr_json_check(const char *s, size_t len)
-{
-    if (!s)
-        return 0;
-    size_t i = skip_ws(s, len, 0);
-    if (i >= len)
-        return 0;
-    size_t end = scan_value(s, len, i);
-    if (end == BAD || skip_ws(s, len, end) != len)
-        return 0;
-    switch (s[i]) {
-    case '{':
-    case '[':
-    case '"':
-    case 't':
-    case 'f': return s[i];
-    case 'n': return 'z';
-    default: return 'n'; /* '-' or a digit */
-    }
-}
+static const char *const reserved_events[] = {
+    "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
+};
 
 /* -------------------------------------------------------------------------------------- */
 /* Event names */
@@ -271,7 +62,7 @@ static uint32_t hex4(const char *s)
 {
     uint32_t v = 0;
     for (int k = 0; k < 4; k++)
-        v = v << 4 | (uint32_t)hex_value(s[k]);
+        v = v << 4 | (uint32_t)hr_hex_value(s[k]);
     return v;
 }
 
@@ -335,18 +126,18 @@ static int split_event(struct hr_sio_packet *p)
 {
     const char *s = p->data;
     size_t len = p->data_len;
-    size_t i = skip_ws(s, len, skip_ws(s, len, 0) + 1); /* past '[' */
+    size_t i = hr_json_skip_ws(s, len, hr_json_skip_ws(s, len, 0) + 1); /* past '[' */
     size_t end;
 
     if (s[i] == '"') {
-        end = scan_string(s, len, i);
+        end = hr_json_scan_string(s, len, i);
         if (unescape_name(s, i, end, p->name, sizeof(p->name)) < 0)
             return HR_EINVAL;
         for (size_t k = 0; k < sizeof(reserved_events) / sizeof(reserved_events[0]); k++)
             if (strcmp(p->name, reserved_events[k]) == 0)
                 return HR_EINVAL;
     } else if (s[i] == '-' || is_digit(s[i])) {
-        end = scan_number(s, len, i);
+        end = hr_json_scan_number(s, len, i);
         if (end - i >= sizeof(p->name))
             return HR_EINVAL;
         memcpy(p->name, s + i, end - i);
@@ -362,9 +153,9 @@ static int split_event(struct hr_sio_packet *p)
     while (is_ws(s[close - 1]))
         close--;
     close--;
-    i = skip_ws(s, len, end);
+    i = hr_json_skip_ws(s, len, end);
     if (s[i] == ',') {
-        i = skip_ws(s, len, i + 1);
+        i = hr_json_skip_ws(s, len, i + 1);
         while (close > i && is_ws(s[close - 1]))
             close--;
     } else {
@@ -434,10 +225,10 @@ static void ph_value(struct ph_obj *o, int key, const char *s, size_t i, size_t 
 
 int hr_sio_check_placeholders(const char *s, size_t len, uint32_t attachments, int all_used)
 {
-    char open[JSON_MAX_DEPTH];
-    struct ph_obj obj[JSON_MAX_DEPTH];
-    uint8_t expect_key[JSON_MAX_DEPTH];
-    int key[JSON_MAX_DEPTH];
+    char open[HR_JSON_MAX_DEPTH];
+    struct ph_obj obj[HR_JSON_MAX_DEPTH];
+    uint8_t expect_key[HR_JSON_MAX_DEPTH];
+    int key[HR_JSON_MAX_DEPTH];
     size_t depth = 0, i = 0;
     uint64_t used = 0;
 
@@ -445,7 +236,7 @@ int hr_sio_check_placeholders(const char *s, size_t len, uint32_t attachments, i
         return HR_EINVAL;
     /* s is valid JSON: walk its tokens, keeping per open object what its members say. */
     for (;;) {
-        i = skip_ws(s, len, i);
+        i = hr_json_skip_ws(s, len, i);
         if (i >= len)
             break;
         char c = s[i];
@@ -476,8 +267,8 @@ int hr_sio_check_placeholders(const char *s, size_t len, uint32_t attachments, i
             continue;
         }
         if (c == '"' && top && expect_key[depth - 1]) {
-            size_t end = scan_string(s, len, i);
-            if (end == BAD)
+            size_t end = hr_json_scan_string(s, len, i);
+            if (end == HR_JSON_BAD)
                 return HR_EINVAL; /* not the valid JSON promised */
             expect_key[depth - 1] = 0;
             key[depth - 1] = classify_key(s, i, end);
@@ -490,7 +281,7 @@ int hr_sio_check_placeholders(const char *s, size_t len, uint32_t attachments, i
         if (c == '[' || c == '{') {
             if (top)
                 ph_value(top, key[depth - 1], s, i, i + 1);
-            if (depth == JSON_MAX_DEPTH)
+            if (depth == HR_JSON_MAX_DEPTH)
                 return HR_EINVAL;
             open[depth] = c;
             expect_key[depth] = c == '{';
@@ -503,16 +294,16 @@ int hr_sio_check_placeholders(const char *s, size_t len, uint32_t attachments, i
         }
         size_t end;
         if (c == '"')
-            end = scan_string(s, len, i);
+            end = hr_json_scan_string(s, len, i);
         else if (c == '-' || is_digit(c))
-            end = scan_number(s, len, i);
+            end = hr_json_scan_number(s, len, i);
         else if (c == 't')
-            end = scan_literal(s, len, i, "true");
+            end = hr_json_scan_literal(s, len, i, "true");
         else if (c == 'f')
-            end = scan_literal(s, len, i, "false");
+            end = hr_json_scan_literal(s, len, i, "false");
         else
-            end = scan_literal(s, len, i, "null");
-        if (end == BAD)
+            end = hr_json_scan_literal(s, len, i, "null");
+        if (end == HR_JSON_BAD)
             return HR_EINVAL;
         if (top)
             ph_value(top, key[depth - 1], s, i, end);
@@ -683,54 +474,6 @@ struct hr_buf *hr_sio_encode(int type, const char *nsp, size_t nsp_len, int64_t 
     return b;
 }
 
-int hr_json_append_string(struct hr_buf **b, const char *s, size_t len)
-{
-    static const char hexdig[] = "0123456789abcdef";
-    uint32_t old = (*b)->len;
-    int rc;
-
-    /* Raw bytes are copied through, so they must already be UTF-8, or the output would not
-     * be JSON text (JSON.stringify cannot meet this case: JS strings are UTF-16). */
-    if (len && hr_utf8_validate(HR_UTF8_ACCEPT, (const uint8_t *)s, len) != HR_UTF8_ACCEPT)
-        return HR_EINVAL;
-    if ((rc = hr_buf_append(b, "\"", 1)))
-        goto fail;
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = (uint8_t)s[i];
-        char esc[6];
-        size_t n = 2;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        esc[0] = '\\';
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hexdig[c >> 4];
-            esc[5] = hexdig[c & 15];
-            n = 6;
-            break;
-        }
-        if ((i > run && (rc = hr_buf_append(b, s + run, i - run))) ||
-            (rc = hr_buf_append(b, esc, n)))
-            goto fail;
-        run = i + 1;
-    }
-    if ((len > run && (rc = hr_buf_append(b, s + run, len - run))) ||
-        (rc = hr_buf_append(b, "\"", 1)))
-        goto fail;
-    return 0;
-fail:
-    (*b)->len = old;
-    return rc;
-}
 
 int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, size_t args_len)
 {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../core/buf.h"
+#include "core/buf.h"
 
 enum hr_sio_type {
     HR_SIO_CONNECT = 0,
@@ -71,13 +71,6 @@ int hr_sio_decode(const char *s, size_t len, struct hr_sio_packet *out);
  * them. attachments <= HR_SIO_MAX_ATTACHMENTS. Returns 0 or HR_EINVAL. */
 int hr_sio_check_placeholders(const char *json, size_t len, uint32_t attachments, int all_used);
 
-/* Check that s is one complete JSON value (RFC 8259), returning its kind ('{', '[', '"', 'n'
- * for numbers, 't', 'f', 'z' for null) or 0 if invalid. Whitespace (space, tab, LF, CR) may
- * surround it; nothing else may follow. Strings must be UTF-8 without raw control characters;
- * escaped lone surrogates are accepted (the grammar and JSON.parse accept them). Nesting
- * deeper than 128 arrays/objects is rejected; the check uses no recursion. */
-int hr_json_check(const char *s, size_t len);
-
 /* Encode "<type>[<attachments>-][<nsp>,][<ack id>]" followed by data (raw JSON, may be NULL;
  * the caller makes it a valid payload for the type). The namespace is written only when it
  * is not "/" (NULL or empty also mean "/"); attachments only for the binary types. ack_id < 0:
@@ -92,9 +85,5 @@ struct hr_buf *hr_sio_encode(int type, const char *nsp, size_t nsp_len, int64_t 
  * hr_buf_append's error; on error *b is unchanged. */
 int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, size_t args_len);
 
-/* Append s as a JSON string (quotes and escapes, as JSON.stringify would: \" \\ \b \f \n \r
- * \t, other bytes below 0x20 as \u00XX, everything else raw) to *b. s must be valid UTF-8
- * (HR_EINVAL otherwise). Returns 0 or an error; on error *b is unchanged. */
-int hr_json_append_string(struct hr_buf **b, const char *s, size_t len);
 
 #endif

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/budget.h"
-#include "../core/error.h"
-#include "../core/id.h"
-#include "../core/log.h"
-#include "json.h"
+#include "core/budget.h"
+#include "core/error.h"
+#include "core/id.h"
+#include "core/log.h"
+#include "core/json.h"
 #include "sio.h"
 
 static void wait_remove(struct hr_sio_client *c);

@@ -6,12 +6,12 @@
 #include <herald.h>
 #include <uthash.h>
 
-#include "../eio/eio.h"
-#include "../http/static.h"
-#include "../hub/hub.h"
-#include "../hub/push.h"
-#include "../hub/wire.h"
-#include "../net/server.h"
+#include "eio/eio.h"
+#include "http/static.h"
+#include "hub/hub.h"
+#include "chan/push.h"
+#include "chan/wire.h"
+#include "net/server.h"
 #include "packet.h"
 
 struct hr_sio_client;

@@ -3,8 +3,8 @@
  * turn and in append order, exactly like a store that writes to disk. */
 #include <stdlib.h>
 
-#include "../core/error.h"
-#include "../core/id.h"
+#include "core/error.h"
+#include "core/id.h"
 #include "store.h"
 
 /* One acknowledgement waiting for the next loop turn. */

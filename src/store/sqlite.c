@@ -20,9 +20,9 @@
 
 #include <sqlite3.h>
 
-#include "../core/error.h"
-#include "../core/id.h"
-#include "../core/log.h"
+#include "core/error.h"
+#include "core/id.h"
+#include "core/log.h"
 #include "store.h"
 
 /* Successful COMMITs by every SQLite store in the process: lets a test see that appends are

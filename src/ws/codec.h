@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/utf8.h"
+
 enum hr_ws_opcode {
     HR_WS_OP_CONT = 0x0,
     HR_WS_OP_TEXT = 0x1,
@@ -90,13 +92,6 @@ void hr_ws_parser_init(struct hr_ws_parser *p, uint64_t max_message);
  * (possibly 0 with NEED_MORE) and returns an hr_ws_event_type. At most one event per call. */
 int hr_ws_parse(struct hr_ws_parser *p, uint8_t *buf, size_t len, size_t *consumed,
                 struct hr_ws_event *ev);
-
-/* Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
- * state starts at HR_UTF8_ACCEPT; returns the new state, HR_UTF8_REJECT at the first bad
- * byte (sticky). A complete text is valid iff the final state is HR_UTF8_ACCEPT. */
-#define HR_UTF8_ACCEPT 0u
-#define HR_UTF8_REJECT 1u
-uint32_t hr_utf8_validate(uint32_t state, const uint8_t *s, size_t len);
 
 /* Whether a close code received from a peer is allowed on the wire (RFC 6455 §7.4). */
 int hr_ws_close_code_valid(unsigned code);

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/budget.h"
-#include "../core/error.h"
-#include "../core/log.h"
+#include "core/budget.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "handshake.h"
 #include "ws.h"
 

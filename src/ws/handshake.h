@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "../http/parser.h"
+#include "http/parser.h"
 
 struct hr_ws_handshake {
     int status;          /* 0 when valid; else the HTTP status to answer (400, 405, 426) */

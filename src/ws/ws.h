@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../http/http.h"
+#include "http/http.h"
 #include "codec.h"
 
 struct hr_ws;

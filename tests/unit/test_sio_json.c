@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sio/json.h"
+#include "core/json.h"
 
 static void test_numbers_like_javascript(void **state)
 {

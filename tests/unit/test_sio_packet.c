@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "sio/packet.h"
 
 #define S(lit) lit, sizeof(lit) - 1

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/budget.h"
-#include "../core/error.h"
-#include "../hub/push.h"
-#include "../hub/wire.h"
-#include "../sio/packet.h"
-#include "ws.h"
+#include "core/budget.h"
+#include "core/error.h"
+#include "push.h"
+#include "wire.h"
+#include "core/json.h"
+#include "ws/ws.h"
 
 struct ws_sub {
     struct hr_sub sub;      /* first */

@@ -4,8 +4,8 @@
 
 #include <stdio.h>
 
-#include "../hub/hub.h"
-#include "../net/server.h"
+#include "hub/hub.h"
+#include "net/server.h"
 
 struct hr_config {
     const char *host;

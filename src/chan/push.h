@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "../http/http.h"
-#include "hub.h"
+#include "http/http.h"
+#include "hub/hub.h"
 
 struct hr_push {
     struct hr_hub *hub;

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "../core/error.h"
+#include "core/error.h"
 
 static void heartbeat_cb(uv_timer_t *t)
 {

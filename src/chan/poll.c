@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/error.h"
-#include "../hub/push.h"
-#include "../hub/wire.h"
+#include "core/error.h"
+#include "push.h"
+#include "wire.h"
 
 /* An answer being made: a page of history is read (from the cache at once, or from the
  * store later), then written. */

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/error.h"
-#include "../sio/packet.h"
-#include "../ws/codec.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/utf8.h"
 
 int hr_cursor_parse(const char *s, size_t len, struct hr_cursor *out)
 {

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/error.h"
-#include "../core/log.h"
-#include "../hub/push.h"
-#include "../hub/wire.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "push.h"
+#include "wire.h"
 
 struct sse_stream {
     struct hr_sub sub;      /* first: the hub hands it back */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/budget.h"
+#include "core/budget.h"
 
 enum {
     OPT_MAX_HEAD = 256,

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../core/budget.h"
-#include "../core/error.h"
-#include "../hub/push.h"
-#include "../hub/wire.h"
+#include "core/budget.h"
+#include "core/error.h"
+#include "push.h"
+#include "wire.h"
 
 struct pub_req {
     struct hr_conn *c;

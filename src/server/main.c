@@ -1,6 +1,6 @@
 /* main.c - the herald binary: the default app (the tutorial's chat server) or another --app,
  * with static files, /echo, and Socket.IO; stops cleanly on SIGINT or SIGTERM. */
-#include "apps.h"
+#include "app/apps.h"
 
 int main(int argc, char **argv)
 {

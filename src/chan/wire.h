@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hub.h"
+#include "hub/hub.h"
 
 #define HR_CURSOR_EPOCH_MAX 64
 
