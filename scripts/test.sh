@@ -60,6 +60,33 @@ else
 fi
 rm -f "$log.setup"
 
+echo "== the include graph follows the layers (no upward include, no folder cycle)"
+if scripts/check-layers.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+echo "== check-layers.sh refuses an upward include (hub including sio)"
+tree=$(mktemp -d)
+cp -r src include "$tree"/
+sed -i '0,/^#include "/s//#include "sio\/sio.h"\n#include "/' "$tree/src/hub/hub.c"
+if scripts/check-layers.sh "$tree" >"$log" 2>&1; then
+    cat "$log"
+    echo "test: check-layers.sh passed a tree where hub/hub.c includes sio/sio.h"
+    failed=$((failed + 1))
+elif grep -q 'hub includes sio/sio.h: an upward arrow' "$log" && grep -q 'cycle' "$log"; then
+    grep -E 'upward|cycle' "$log" | head -3
+    passed=$((passed + 1))
+else
+    cat "$log"
+    echo "test: check-layers.sh failed without naming the upward include and the cycle"
+    failed=$((failed + 1))
+fi
+rm -rf "$tree"
+
+echo "== clang-format: every C file as .clang-format says"
+if clang-format --dry-run -Werror src/*/*.[ch] include/*.h tests/unit/*.c fuzz/*.c bench/*.[ch] examples/*.c; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+
 echo "== build (gcc, -Werror) + unit and end-to-end tests"
 if build build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then run_ctest build; else failed=$((failed + 1)); fi
 
