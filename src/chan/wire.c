@@ -140,6 +140,8 @@ struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char *
         *err = "out of memory";
         return NULL;
     }
+    /* escapes may have doubled it: kept in the history, it costs only what it holds */
+    hr_buf_shrink(&b, b->len);
     return b;
 }
 

@@ -236,6 +236,7 @@ static void test_text_body_reencoded_once(void **state)
     assert_int_equal(hr_buf_live, live0 + 1); /* the body went, its encoding came */
     assert_int_equal(value->len, 12);
     assert_memory_equal(value->data, "\"say \\\"hi\\\"\"", 12);
+    assert_int_equal(value->cap, value->len); /* what the history keeps costs what it holds */
     hr_buf_unref(value);
 
     /* no body at all is the empty string */
