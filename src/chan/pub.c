@@ -78,8 +78,10 @@ void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
                         body, (size_t)n);
         return;
     }
+    /* the body's own buffer: JSON is published as is, referenced by the hub and the store
+     * until its commit, never copied */
     const char *err = NULL;
-    struct hr_buf *value = hr_msg_value(req->body ? req->body : "", req->body_len, is_json_type(req), &err);
+    struct hr_buf *value = hr_msg_value_buf(hr_http_body_take(c), is_json_type(req), &err);
     if (!value) {
         hr_http_error(c, 400, NULL, err);
         return;
@@ -104,7 +106,7 @@ void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     r->push = push;
     r->ch = ch;
     hr_conn_hold(c);
-    int rc = hr_hub_publish(push->hub, ch, value->data, value->len, published, r);
+    int rc = hr_hub_publish_buf(push->hub, ch, value, published, r);
     hr_buf_unref(value);
     if (rc < 0) {
         hr_conn_release(c);

@@ -108,6 +108,11 @@ struct hr_buf *hr_msg_json(const struct hr_hub_msg *m, const char *epoch)
     return b;
 }
 
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char **err)
 {
     if (json) {
@@ -116,10 +121,9 @@ struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char *
             return NULL;
         }
         /* stored without surrounding whitespace so it embeds cleanly */
-        while (len && (body[0] == ' ' || body[0] == '\t' || body[0] == '\r' || body[0] == '\n'))
+        while (len && is_ws(body[0]))
             body++, len--;
-        while (len && (body[len - 1] == ' ' || body[len - 1] == '\t' || body[len - 1] == '\r' ||
-                       body[len - 1] == '\n'))
+        while (len && is_ws(body[len - 1]))
             len--;
         struct hr_buf *b = hr_buf_from(body, len);
         if (!b)
@@ -136,5 +140,41 @@ struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char *
         *err = "out of memory";
         return NULL;
     }
+    /* escapes may have doubled it: kept in the history, it costs only what it holds */
+    hr_buf_shrink(&b, b->len);
     return b;
+}
+
+struct hr_buf *hr_msg_value_buf(struct hr_buf *body, int json, const char **err)
+{
+    if (!json || !body) {
+        /* text becomes a JSON string: the one re-encoding a publish gets */
+        struct hr_buf *v = hr_msg_value(body ? body->data : "", body ? body->len : 0, json, err);
+        hr_buf_unref(body);
+        return v;
+    }
+    if (!hr_json_check(body->data, body->len)) {
+        hr_buf_unref(body);
+        *err = "body is not valid JSON";
+        return NULL;
+    }
+    size_t lead = 0, len = body->len;
+    while (lead < len && is_ws(body->data[lead]))
+        lead++;
+    while (len > lead && is_ws(body->data[len - 1]))
+        len--;
+    if (lead == 0 && len == body->len)
+        return body;
+    if (body->refs != 1) {
+        /* others see these bytes as they are: the value gets its own */
+        struct hr_buf *v = hr_buf_from(body->data + lead, len - lead);
+        hr_buf_unref(body);
+        if (!v)
+            *err = "out of memory";
+        return v;
+    }
+    if (lead)
+        memmove(body->data, body->data + lead, len - lead);
+    body->len = (uint32_t)(len - lead);
+    return body;
 }

@@ -42,5 +42,10 @@ struct hr_buf *hr_msg_json(const struct hr_hub_msg *m, const char *epoch);
 /* A publish body as the JSON value stored: JSON as is when json is set (it must be valid),
  * else the text as a JSON string (it must be UTF-8). NULL with *err set when refused. */
 struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char **err);
+/* The same for a body already in a buffer, taking the caller's reference to it (NULL: an
+ * empty body). Valid JSON comes back as that very buffer, not copied (surrounding whitespace
+ * is cut in place when the buffer is not shared); text is re-encoded as a JSON string into a
+ * new buffer. NULL with *err set when refused (body is released either way). */
+struct hr_buf *hr_msg_value_buf(struct hr_buf *body, int json, const char **err);
 
 #endif

@@ -61,6 +61,41 @@ static int reserve(struct hr_buf **bp, size_t extra)
     return 0;
 }
 
+int hr_buf_reserve(struct hr_buf **bp, size_t cap)
+{
+    struct hr_buf *b = *bp;
+    if (!b) {
+        *bp = hr_buf_new(cap);
+        return *bp ? 0 : HR_ENOMEM;
+    }
+    if (cap <= b->cap)
+        return 0;
+    if (b->refs != 1 || cap > UINT32_MAX - sizeof(*b))
+        return HR_ETOOBIG;
+    struct hr_buf *nb = realloc(b, sizeof(*b) + cap);
+    if (!nb)
+        return HR_ENOMEM;
+    nb->cap = (uint32_t)cap;
+    *bp = nb;
+    return 0;
+}
+
+void hr_buf_shrink(struct hr_buf **bp, size_t cap)
+{
+    struct hr_buf *b = *bp;
+    if (!b || b->refs != 1)
+        return;
+    if (cap < b->len)
+        cap = b->len;
+    if (cap >= b->cap)
+        return;
+    struct hr_buf *nb = realloc(b, sizeof(*b) + cap);
+    if (nb) {
+        nb->cap = (uint32_t)cap;
+        *bp = nb;
+    }
+}
+
 int hr_buf_append(struct hr_buf **bp, const void *data, size_t len)
 {
     int rc = reserve(bp, len);

@@ -22,6 +22,12 @@ void hr_buf_unref(struct hr_buf *b);
 /* Append; grows only while refs == 1. Returns 0 or HR_ENOMEM / HR_ETOOBIG. */
 int hr_buf_append(struct hr_buf **bp, const void *data, size_t len);
 int hr_buf_printf(struct hr_buf **bp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Capacity at least cap (exactly cap when it grows), for a writer that knows how much is
+ * coming; *bp may be NULL (a new buffer). Only while refs == 1. 0 or HR_ENOMEM / HR_ETOOBIG. */
+int hr_buf_reserve(struct hr_buf **bp, size_t cap);
+/* Give back the capacity above max(cap, len), only while refs == 1: a buffer about to be kept
+ * (a message in the history) costs what it holds. A shrinking realloc: the bytes stay put. */
+void hr_buf_shrink(struct hr_buf **bp, size_t cap);
 
 /* Count of live buffers, for tests and leak checks. */
 extern long hr_buf_live;

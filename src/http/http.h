@@ -49,6 +49,10 @@ void hr_http_respond(struct hr_conn *c, int status, const char *ctype, const cha
                      const void *body, size_t len);
 /* An error answer with a JSON body {"error": message}. */
 void hr_http_error(struct hr_conn *c, int status, const char *extra, const char *message);
+/* The current request's body, handed over (the caller unrefs it): a handler that keeps it (a
+ * publish) references the bytes instead of copying them, and they stop counting as a body
+ * being received (HR_MEM_BODY). NULL when the request has no body. */
+struct hr_buf *hr_http_body_take(struct hr_conn *c);
 /* A response sent in parts: the head now, then hr_http_send, then hr_http_finish. For HEAD
  * requests the body parts are dropped. */
 int hr_http_begin(struct hr_conn *c, int status, const char *ctype, const char *extra,

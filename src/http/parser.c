@@ -269,6 +269,7 @@ static int on_headers_complete(llhttp_t *lp)
         fail(p, 413, "request body too large");
         return -1;
     }
+    p->body_expect = (lp->flags & F_CONTENT_LENGTH) ? lp->content_length : 0;
     return 0;
 }
 
@@ -278,18 +279,23 @@ static int on_body(llhttp_t *lp, const char *at, size_t len)
     struct hr_http_request *r = &p->req;
     if (r->body_len + len > p->max_body)
         return fail(p, 413, "request body too large");
-    if (r->body_len + len + 1 > r->body_cap) {
+    size_t need = r->body_len + len + 1;
+    if (need > r->body_cap) {
         size_t cap = r->body_cap ? r->body_cap : 1024;
-        while (cap < r->body_len + len + 1)
+        while (cap < need)
             cap *= 2;
-        char *b = realloc(r->body, cap);
-        if (!b)
+        /* the buffer may become a message kept in the history: no more than the declared
+         * length, but grown only as bytes come (a claimed length alone reserves nothing) */
+        if (p->body_expect && need <= p->body_expect + 1 && cap > p->body_expect + 1)
+            cap = p->body_expect + 1;
+        if (hr_buf_reserve(&r->body_buf, cap) < 0)
             return fail(p, 503, "out of memory");
-        r->body = b;
-        r->body_cap = cap;
+        r->body = r->body_buf->data;
+        r->body_cap = r->body_buf->cap;
     }
     memcpy(r->body + r->body_len, at, len);
     r->body_len += len;
+    r->body_buf->len = (uint32_t)r->body_len;
     r->body[r->body_len] = '\0';
     return 0;
 }
@@ -330,9 +336,21 @@ void hr_http_parser_init(struct hr_http_parser *p, uint32_t max_head, uint64_t m
 void hr_http_request_reset(struct hr_http_request *r)
 {
     free(r->head);
-    free(r->body);
+    hr_buf_unref(r->body_buf);
     free(r->headers);
     memset(r, 0, sizeof(*r));
+}
+
+struct hr_buf *hr_http_request_take_body(struct hr_http_request *r)
+{
+    struct hr_buf *b = r->body_buf;
+    r->body_buf = NULL;
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+    /* a chunked body grew by doubling: what is kept costs what it holds (and its NUL) */
+    if (b)
+        hr_buf_shrink(&b, (size_t)b->len + 1);
+    return b;
 }
 
 void hr_http_parser_free(struct hr_http_parser *p)
@@ -360,6 +378,7 @@ void hr_http_parser_next(struct hr_http_parser *p)
     hr_http_request_reset(&p->req);
     p->started = p->complete = p->head_done = 0;
     p->head_seen = 0;
+    p->body_expect = 0;
     p->in_field = F_NONE;
     p->scan = S_FIRST;
 }

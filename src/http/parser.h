@@ -4,13 +4,15 @@
  * The request head (target and header fields) is copied into one buffer owned by the
  * request, bounded by max_head; the body into another, bounded by max_body. Both are freed
  * by hr_http_request_reset() once the request is answered, so an idle keep-alive
- * connection holds neither. */
+ * connection holds neither. The body is a refcounted hr_buf that a handler may take
+ * (hr_http_request_take_body): a published body goes on to the hub and the store as is. */
 #ifndef HR_HTTP_PARSER_H
 #define HR_HTTP_PARSER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "llhttp.h"
 
 #define HR_HTTP_MAX_HEADERS 64
@@ -33,7 +35,8 @@ struct hr_http_request {
     uint16_t headers_cap;
     struct hr_http_header *headers; /* grown as fields come, up to HR_HTTP_MAX_HEADERS: a
                                      * connection holding a stream keeps only what it used */
-    char *body;
+    struct hr_buf *body_buf;         /* the body's bytes (NUL-terminated), NULL when none */
+    char *body;                      /* body_buf->data, or NULL */
     size_t body_len, body_cap;
 };
 
@@ -50,6 +53,7 @@ struct hr_http_parser {
     struct hr_http_request req;
     uint32_t max_head;   /* bytes of request line + header fields */
     uint64_t max_body;
+    uint64_t body_expect; /* the Content-Length of the current request, 0 when none */
     uint32_t head_seen;  /* raw head bytes of the current request so far */
     uint16_t status;     /* with HR_HTTP_ERROR */
     uint8_t in_field;    /* last head callback: 0 none, 1 url, 2 field name, 3 value */
@@ -79,6 +83,9 @@ int hr_http_parser_busy(const struct hr_http_parser *p);
 int hr_http_parser_head_done(const struct hr_http_parser *p);
 
 void hr_http_request_reset(struct hr_http_request *r);
+/* The body's buffer, handed over (refs 1, no spare capacity; the request keeps no body), or
+ * NULL when there is none. */
+struct hr_buf *hr_http_request_take_body(struct hr_http_request *r);
 
 /* Access to the parsed request. */
 static inline const char *hr_http_target(const struct hr_http_request *r) { return r->head; }

@@ -257,6 +257,16 @@ static void body_sync(struct hr_http_conn *h)
     h->body_charged = cap;
 }
 
+struct hr_buf *hr_http_body_take(struct hr_conn *c)
+{
+    struct hr_http_conn *h = H(c);
+    if (!h)
+        return NULL;
+    struct hr_buf *b = hr_http_request_take_body(&h->parser.req);
+    body_sync(h);
+    return b;
+}
+
 static void http_free_state(struct hr_http_conn *h)
 {
     hr_buf_unref(h->head);

@@ -632,30 +632,41 @@ static void committed(void *ud, int status)
     free(p);
 }
 
-int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, size_t len,
-                   hr_hub_ack_cb ack, void *ud)
+int hr_hub_publish_buf(struct hr_hub *hub, struct hr_channel *ch, struct hr_buf *data,
+                       hr_hub_ack_cb ack, void *ud)
 {
     struct pending *p = calloc(1, sizeof(*p));
-    if (!p || !(p->data = hr_buf_from(data, len))) {
-        free(p);
+    if (!p)
         return HR_ENOMEM;
-    }
+    p->data = hr_buf_ref(data);
     p->ch = ch;
     p->id = ch->next_id++;
     p->time_ms = wall_ms();
     p->ack = ack;
     p->ud = ud;
-    /* the copy waiting for its commit counts in the memory budget (core/budget.h) */
-    hr_budget_charge(HR_MEM_PUBLISH, len);
-    int rc = hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, len, committed, p);
+    /* the payload waiting for its commit counts in the memory budget (core/budget.h), once:
+     * the store's reference to the same buffer is not charged again */
+    hr_budget_charge(HR_MEM_PUBLISH, data->len);
+    int rc = hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, committed, p);
     if (rc < 0) {
         /* nothing was stored: the id stays unused, which readers see as no gap since no one
          * could have seen it */
         ch->next_id--;
-        hr_budget_release(HR_MEM_PUBLISH, len);
+        hr_budget_release(HR_MEM_PUBLISH, data->len);
         hr_buf_unref(p->data);
         free(p);
     }
+    return rc;
+}
+
+int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, size_t len,
+                   hr_hub_ack_cb ack, void *ud)
+{
+    struct hr_buf *b = hr_buf_from(data, len);
+    if (!b)
+        return HR_ENOMEM;
+    int rc = hr_hub_publish_buf(hub, ch, b, ack, ud);
+    hr_buf_unref(b);
     return rc;
 }
 

@@ -160,6 +160,11 @@ struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t l
 typedef void (*hr_hub_ack_cb)(void *ud, int status, uint64_t id);
 int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, size_t len,
                    hr_hub_ack_cb ack, void *ud);
+/* The same for a payload already in a buffer: the hub takes a reference of its own (the
+ * caller keeps and unrefs its own), the store another until the commit, and the message in
+ * the history is that very buffer - no copy. It must not change afterwards. */
+int hr_hub_publish_buf(struct hr_hub *hub, struct hr_channel *ch, struct hr_buf *data,
+                       hr_hub_ack_cb ack, void *ud);
 
 /* One page of history: the kept messages after a cursor, ids increasing. The messages are
  * borrowed for the callback only (hr_buf_ref what must outlive it). */

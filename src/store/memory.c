@@ -58,11 +58,12 @@ static void idle_cb(uv_idle_t *h)
 }
 
 static int mem_append(struct hr_store *st, const char *channel, uint64_t id, int64_t time_ms,
-                      const void *data, size_t len, hr_store_done_cb done, void *ud)
+                      struct hr_buf *data, hr_store_done_cb done, void *ud)
 {
     struct memory_store *ms = (struct memory_store *)st;
     if (ms->closing)
         return HR_ECLOSED;
+    /* data is not referenced: the hub's history is the only copy there is */
     if (!done)
         return 0; /* nothing to keep and nobody to tell */
     struct pending *p = malloc(sizeof(*p));

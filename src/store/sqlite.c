@@ -32,7 +32,9 @@ unsigned long hr_store_sqlite_commits;
 
 enum { REQ_APPEND, REQ_TRIM, REQ_TRIM_LIMITS, REQ_READ };
 
-/* One queued write. channel and data live in the same allocation, after the struct. */
+/* One queued write. channel lives in the same allocation, after the struct; an append's
+ * payload is the publisher's buffer, referenced (not copied) until the request is freed on
+ * the loop thread, so the threads never touch its reference count. */
 struct req {
     struct req *next;
     int kind;
@@ -50,9 +52,9 @@ struct req {
     hr_store_read_cb read_done;
     struct hr_store_page page;
     unsigned char *page_data;
+    struct hr_buf *buf; /* append: the payload */
     const char *channel;
-    size_t len;
-    unsigned char data[];
+    char chan[];
 };
 
 struct req_list {
@@ -193,11 +195,14 @@ static int run_req(struct sqlite_store *ss, struct req *r, int *logged)
     sqlite3_bind_int64(s, 2, r->id);
     if (r->kind == REQ_APPEND) {
         sqlite3_bind_int64(s, 3, r->time_ms);
-        /* a non-NULL pointer even for 0 bytes: NULL would bind SQL NULL, not an empty blob */
-        sqlite3_bind_blob64(s, 4, r->data, r->len, SQLITE_STATIC);
+        /* static: the request holds the buffer until after the commit; data is never NULL,
+         * even for 0 bytes (NULL would bind SQL NULL, not an empty blob) */
+        sqlite3_bind_blob64(s, 4, r->buf->data, r->buf->len, SQLITE_STATIC);
     }
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
+    if (r->kind == REQ_APPEND)
+        sqlite3_clear_bindings(s); /* the statement outlives the buffer */
     if (rc == SQLITE_DONE)
         return 0;
     /* only this statement was undone; a duplicate id is the caller's mistake */
@@ -391,6 +396,7 @@ static void deliver(struct sqlite_store *ss)
         hr_store_done_cb done = r->kind == REQ_APPEND ? r->done : NULL;
         void *ud = r->ud;
         int status = r->status;
+        hr_buf_unref(r->buf);
         free(r);
         if (done)
             done(ud, status);
@@ -431,21 +437,20 @@ static int enqueue_read(struct sqlite_store *ss, struct req *r)
     return enqueue_on(ss, &ss->rqueue, &ss->rwake, r);
 }
 
-static struct req *req_new(const char *channel, size_t len)
+static struct req *req_new(const char *channel)
 {
     size_t clen = strlen(channel) + 1;
-    struct req *r = malloc(sizeof(*r) + len + clen);
+    struct req *r = malloc(sizeof(*r) + clen);
     if (!r)
         return NULL;
     memset(r, 0, sizeof(*r));
-    r->len = len;
-    r->channel = (const char *)r->data + len;
-    memcpy(r->data + len, channel, clen);
+    memcpy(r->chan, channel, clen);
+    r->channel = r->chan;
     return r;
 }
 
 static int sq_append(struct hr_store *st, const char *channel, uint64_t id, int64_t time_ms,
-                     const void *data, size_t len, hr_store_done_cb done, void *ud)
+                     struct hr_buf *data, hr_store_done_cb done, void *ud)
 {
     struct sqlite_store *ss = (struct sqlite_store *)st;
     if (ss->closing)
@@ -453,9 +458,9 @@ static int sq_append(struct hr_store *st, const char *channel, uint64_t id, int6
     /* ids are SQLite INTEGERs, which are signed */
     if (id > INT64_MAX)
         return HR_EINVAL;
-    if (len > (uint64_t)ss->max_len)
+    if (data->len > (uint64_t)ss->max_len)
         return HR_ETOOBIG;
-    struct req *r = req_new(channel, len);
+    struct req *r = req_new(channel);
     if (!r)
         return HR_ENOMEM;
     r->kind = REQ_APPEND;
@@ -463,8 +468,7 @@ static int sq_append(struct hr_store *st, const char *channel, uint64_t id, int6
     r->time_ms = time_ms;
     r->done = done;
     r->ud = ud;
-    if (len)
-        memcpy(r->data, data, len);
+    r->buf = hr_buf_ref(data);
     return enqueue(ss, r);
 }
 
@@ -475,7 +479,7 @@ static int sq_trim(struct hr_store *st, const char *channel, uint64_t keep_from)
         return HR_ECLOSED;
     if (keep_from > INT64_MAX)
         return HR_EINVAL;
-    struct req *r = req_new(channel, 0);
+    struct req *r = req_new(channel);
     if (!r)
         return HR_ENOMEM;
     r->kind = REQ_TRIM;
@@ -489,7 +493,7 @@ static int sq_trim_limits(struct hr_store *st, const char *channel, uint64_t max
     struct sqlite_store *ss = (struct sqlite_store *)st;
     if (ss->closing)
         return HR_ECLOSED;
-    struct req *r = req_new(channel, 0);
+    struct req *r = req_new(channel);
     if (!r)
         return HR_ENOMEM;
     r->kind = REQ_TRIM_LIMITS;
@@ -509,7 +513,7 @@ static int sq_read(struct hr_store *st, const char *channel, uint64_t since, uin
         return HR_ECLOSED;
     if (since > INT64_MAX)
         return HR_EINVAL;
-    struct req *r = req_new(channel, 0);
+    struct req *r = req_new(channel);
     if (!r)
         return HR_ENOMEM;
     r->kind = REQ_READ;

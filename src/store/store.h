@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/buf.h"
+
 struct hr_store;
 
 /* Called on the loop thread when an append is committed (status 0) or failed (< 0). */
@@ -68,9 +70,11 @@ struct hr_store_ops {
      * async, ordered with the appends: done gets the metadata after the trim. */
     int (*trim_limits)(struct hr_store *st, const char *channel, uint64_t max_count,
                        uint64_t max_bytes, int64_t min_time, hr_store_trimmed_cb done, void *ud);
-    /* Queue an append; data is copied. done may run later, never inside this call. */
+    /* Queue an append of data's bytes. The store keeps a reference to data (not a copy)
+     * until the append is committed or failed, and drops it on the loop thread; the bytes
+     * must not change meanwhile. done may run later, never inside this call. */
     int (*append)(struct hr_store *st, const char *channel, uint64_t id, int64_t time_ms,
-                  const void *data, size_t len, hr_store_done_cb done, void *ud);
+                  struct hr_buf *data, hr_store_done_cb done, void *ud);
     /* Forget a channel's messages with ids below keep_from (history trimming); async. */
     int (*trim)(struct hr_store *st, const char *channel, uint64_t keep_from);
     /* Commit what is queued, stop the writer and free everything (blocks until done; call

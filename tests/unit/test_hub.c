@@ -24,7 +24,7 @@ static int nqueued, ntrims, fail_next;
 static uint64_t last_trim_from;
 
 static int fake_append(struct hr_store *st, const char *channel, uint64_t id, int64_t t,
-                       const void *data, size_t len, hr_store_done_cb done, void *ud)
+                       struct hr_buf *data, hr_store_done_cb done, void *ud)
 {
     if (fail_next) {
         fail_next = 0;
