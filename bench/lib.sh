@@ -52,7 +52,8 @@ trap 'exit 130' INT TERM
 start_server() {
   local name=$1
   shift
-  "$@" >"$TMP/$name.log" 2>&1 </dev/null &
+  : >"$TMP/$name.log" # exists before the server's shell opens it: the polling sed reads it at once
+  "$@" >>"$TMP/$name.log" 2>&1 </dev/null &
   SERVER_PID=$!
   STARTED+=("$SERVER_PID")
   local i
