@@ -170,7 +170,7 @@ static struct hr_channel *request(struct hr_conn *c, struct hr_http_request *req
     long l = hr_http_query(req, "since", buf, sizeof buf);
     struct hr_cursor cur = {0};
     *given = l >= 0;
-    if (l == -2 || (l >= 0 && hr_cursor_parse(buf, (size_t)l, &cur) < 0)) {
+    if (l == HR_ETOOBIG || (l >= 0 && hr_cursor_parse(buf, (size_t)l, &cur) < 0)) {
         hr_http_error(c, 400, NULL, "invalid cursor in since");
         return NULL;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/budget.h"
+#include "core/array.h"
 #include "core/error.h"
 #include "core/id.h"
 #include "core/log.h"
@@ -182,15 +183,10 @@ static void queue_shed(struct hr_budget_queue *q, int hard)
 
 static int queue_push(struct hr_eio_session *s, const struct hr_slice *rec)
 {
-    if (s->queue_len == s->queue_cap) {
-        uint32_t cap = s->queue_cap ? s->queue_cap * 2 : 8;
-        struct hr_slice *q = realloc(s->queue, cap * sizeof(*q));
-        if (!q)
-            return HR_ENOMEM;
-        s->queue = q;
-        s->queue_cap = cap;
-    }
-    s->queue[s->queue_len++] = (struct hr_slice){hr_buf_ref(rec->buf), rec->off, rec->len};
+    struct hr_slice *q = HR_ARRAY_PUSH(s->queue, s->queue_len, s->queue_cap, 8);
+    if (!q)
+        return HR_ENOMEM;
+    *q = (struct hr_slice){hr_buf_ref(rec->buf), rec->off, rec->len};
     s->queue_bytes += rec->len;
     hr_budget_queue_charge(&s->bq, rec->len);
     return 0;
@@ -627,7 +623,7 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
         return;
     }
     long sl = hr_http_query(req, "sid", sid, sizeof sid);
-    if (sl == -2) {
+    if (sl == HR_ETOOBIG) {
         eio_error(eio, c, req, ERR_SID);
         return;
     }

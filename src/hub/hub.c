@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include "core/budget.h"
+#include "core/array.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -32,7 +33,7 @@ int hr_policy_parse(const char *name)
     for (int i = 0; i < 3; i++)
         if (strcmp(name, policy_names[i]) == 0)
             return i;
-    return -1;
+    return HR_EINVAL;
 }
 
 const char *hr_policy_name(int policy)
@@ -560,16 +561,8 @@ int hr_hub_span_add(struct hr_hub_span *sp, const struct hr_hub_page *pg)
 {
     if (!sp->n && !sp->first)
         sp->first = pg->first;
-    if (sp->n + pg->n > sp->cap) {
-        uint32_t cap = sp->cap ? sp->cap : 16;
-        while (cap < sp->n + pg->n)
-            cap *= 2;
-        struct hr_hub_msg *m = realloc(sp->m, cap * sizeof(*m));
-        if (!m)
-            return HR_ENOMEM;
-        sp->m = m;
-        sp->cap = cap;
-    }
+    if (HR_ARRAY_RESERVE(sp->m, sp->cap, (size_t)sp->n + pg->n, 16) < 0)
+        return HR_ENOMEM;
     for (uint32_t i = 0; i < pg->n; i++) {
         struct hr_hub_msg *m = &sp->m[sp->n++];
         memset(m, 0, sizeof(*m));

@@ -245,13 +245,13 @@ int hr_server_listen(struct hr_server *srv, const char *host, int port)
     else
         rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
     if (rc < 0)
-        return rc;
+        return hr_error_from_uv(rc);
     rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
     if (rc < 0)
-        return rc;
+        return hr_error_from_uv(rc);
     rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
     if (rc < 0)
-        return rc;
+        return hr_error_from_uv(rc);
     uint64_t iv = sweep_interval(&srv->limits);
     uv_timer_start(&srv->sweep, sweep_cb, iv, iv);
     return 0;
@@ -261,8 +261,9 @@ int hr_server_port(struct hr_server *srv)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
+    int rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+    if (rc < 0)
+        return hr_error_from_uv(rc);
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);

@@ -1031,22 +1031,22 @@ static void test_query(void **state)
     static const struct {
         const char *target, *name;
         size_t outsz; /* 0: 64 */
-        long len;     /* -1: absent, -2: too long */
+        long len;     /* or HR_ENOTFOUND: absent, HR_ETOOBIG: too long */
         const char *value;
     } t[] = {
         {"/?a=1&b=2", "b", 0, 1, "2"},
         {"/?a=1&b=2", "a", 0, 1, "1"},
-        {"/?a=1&b=2", "c", 0, -1, NULL},
-        {"/", "a", 0, -1, NULL},
-        {"/a=1", "a", 0, -1, NULL},
-        {"/?", "a", 0, -1, NULL},
+        {"/?a=1&b=2", "c", 0, HR_ENOTFOUND, NULL},
+        {"/", "a", 0, HR_ENOTFOUND, NULL},
+        {"/a=1", "a", 0, HR_ENOTFOUND, NULL},
+        {"/?", "a", 0, HR_ENOTFOUND, NULL},
         {"/?a", "a", 0, 0, ""},
         {"/?a=", "a", 0, 0, ""},
         {"/?a=&b=x", "a", 0, 0, ""},
         {"/?a=1&a=2", "a", 0, 1, "1"},
         {"/?aa=1&a=2", "a", 0, 1, "2"},
         {"/?ba=1&a=2", "a", 0, 1, "2"},
-        {"/?A=1", "a", 0, -1, NULL},
+        {"/?A=1", "a", 0, HR_ENOTFOUND, NULL},
         {"/?&&a=1&", "a", 0, 1, "1"},
         {"/?a=x+y%20z", "a", 0, 5, "x y z"},
         {"/?a=%41%42%43", "a", 0, 3, "ABC"},
@@ -1056,14 +1056,14 @@ static void test_query(void **state)
         {"/?a=%zz", "a", 0, 3, "%zz"},
         {"/?a=%", "a", 0, 1, "%"},
         {"/?a=1=2", "a", 0, 3, "1=2"},
-        {"/?a=1#b=2", "b", 0, -1, NULL},
+        {"/?a=1#b=2", "b", 0, HR_ENOTFOUND, NULL},
         {"/?a=1#frag", "a", 0, 1, "1"},
         {"/p?EIO=4&transport=polling&t=N8hyd6w", "transport", 0, 7, "polling"},
         {"/p?EIO=4&transport=polling", "EIO", 0, 1, "4"},
         {"http://h/p?sid=abc", "sid", 0, 3, "abc"},
-        {"http://h?x=1/p?y=2", "x", 0, -1, NULL}, /* rejected before: no path */
+        {"http://h?x=1/p?y=2", "x", 0, HR_ENOTFOUND, NULL}, /* rejected before: no path */
         {"/?a=abc", "a", 4, 3, "abc"},
-        {"/?a=abc", "a", 3, -2, NULL}, /* too long: not the same as absent */
+        {"/?a=abc", "a", 3, HR_ETOOBIG, NULL}, /* too long: not the same as absent */
         {"/?a=%41%42%43", "a", 4, 3, "ABC"},
         {"/?a=", "a", 1, 0, ""},
     };
@@ -1074,7 +1074,7 @@ static void test_query(void **state)
         snprintf(raw, sizeof raw, "GET %s HTTP/1.1\r\n\r\n", t[i].target);
         int rc = parse_whole(&p, raw, strlen(raw), &used);
         if (rc != HR_HTTP_REQUEST) {
-            assert_int_equal(t[i].len, -1);
+            assert_int_equal(t[i].len, HR_ENOTFOUND);
             hr_http_parser_free(&p);
             continue;
         }
