@@ -22,7 +22,7 @@ static const char *const err_text[] = {"Transport unknown", "Session ID unknown"
 #define NO_STORE "Cache-Control: no-store\r\n"
 
 static void session_close(struct hr_eio_session *s, const char *reason, int by_client);
-static void queue_shed(struct hr_budget_queue *q, int hard);
+static void queue_shed_cb(struct hr_budget_queue *q, int hard);
 static void flush(struct hr_eio_session *s);
 
 /* ---- messages ---------------------------------------------------------------------------- */
@@ -139,7 +139,7 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
         return NULL;
     s->eio = eio;
     s->transport = (uint8_t)transport;
-    s->bq.shed = queue_shed;
+    s->bq.shed = queue_shed_cb;
     for (struct hr_eio_session *other = s; other;) {
         hr_random_id(s->sid);
         HASH_FIND_STR(eio->sessions, s->sid, other);
@@ -174,7 +174,7 @@ static void queue_clear(struct hr_eio_session *s)
 
 /* Over the memory budget, this polling queue is among the largest: Engine.IO's slow-consumer
  * close, as when it passes --max-queued (the client reconnects and recovers). */
-static void queue_shed(struct hr_budget_queue *q, int hard)
+static void queue_shed_cb(struct hr_budget_queue *q, int hard)
 {
     struct hr_eio_session *s = (struct hr_eio_session *)((char *)q - offsetof(struct hr_eio_session, bq));
     hr_warn("eio %s: %zu bytes queued while over the memory budget; closing", s->sid, s->queue_bytes);
@@ -492,7 +492,7 @@ static void ws_closed(struct hr_ws *ws, uint16_t code)
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-static void get_aborted(struct hr_conn *c, void *ud)
+static void get_aborted_cb(struct hr_conn *c, void *ud)
 {
     struct hr_eio_session *s = ud;
     if (s->get != c)
@@ -512,7 +512,7 @@ static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct
         return;
     }
     s->get = c;
-    hr_http_on_abort(c, get_aborted, s);
+    hr_http_on_abort(c, get_aborted_cb, s);
     /* Once the probe is answered, every poll is answered with a noop at once: the client
      * sends the upgrade packet only after its last poll has completed, so holding one here
      * (a poll already under way when 3probe arrived, e.g. while an alert() blocked the page)

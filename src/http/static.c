@@ -117,7 +117,7 @@ static int inside_root(const struct hr_static *st, const char *path)
 }
 
 /* Thread pool: open the file and check that what was opened lies inside the root. */
-static void resolve_work(uv_work_t *w)
+static void resolve_work_cb(uv_work_t *w)
 {
     struct static_req *r = w->data;
     char full[PATH_MAX], real[PATH_MAX], proc[64];
@@ -264,7 +264,7 @@ static void read_next(struct static_req *r)
     }
 }
 
-static void resolve_done(uv_work_t *w, int status)
+static void resolve_done_cb(uv_work_t *w, int status)
 {
     struct static_req *r = w->data;
     struct hr_conn *c = r->c;
@@ -345,7 +345,7 @@ void hr_static_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     r->fd = -1;
     r->work.data = r;
     hr_conn_hold(c);
-    if (uv_queue_work(c->srv->loop, &r->work, resolve_work, resolve_done) < 0) {
+    if (uv_queue_work(c->srv->loop, &r->work, resolve_work_cb, resolve_done_cb) < 0) {
         hr_conn_release(c);
         free(r);
         hr_http_error(c, 503, NULL, "busy");

@@ -222,7 +222,7 @@ static void trim(struct hr_channel *ch, int64_t now);
 
 /* The store trimmed by limits: its metadata is the truth (it is ordered with the appends, so
  * it counts exactly the ones acknowledged so far); the cache loses what the store dropped. */
-static void trimmed(void *ud, int status, const struct hr_store_meta *m)
+static void trimmed_cb(void *ud, int status, const struct hr_store_meta *m)
 {
     struct hr_channel *ch = ud;
     ch->trimming = 0;
@@ -251,7 +251,7 @@ static void trim(struct hr_channel *ch, int64_t now)
     if (over_limits(ch, now) && !ch->trimming && st && st->ops->trim_limits) {
         const struct hr_hub_limits *l = &ch->hub->limits;
         if (st->ops->trim_limits(st, ch->name, l->max_messages, l->max_bytes,
-                                 l->max_age_ms ? now - (int64_t)l->max_age_ms : 0, trimmed, ch) == 0)
+                                 l->max_age_ms ? now - (int64_t)l->max_age_ms : 0, trimmed_cb, ch) == 0)
             ch->trimming = 1;
     }
 }
@@ -337,7 +337,7 @@ struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t l
     return ch;
 }
 
-static void load_meta(void *ud, const char *channel, const struct hr_store_meta *m)
+static void load_meta_cb(void *ud, const char *channel, const struct hr_store_meta *m)
 {
     struct hr_hub *hub = ud;
     struct hr_channel *ch = hr_hub_channel(hub, channel, strlen(channel), 1);
@@ -362,7 +362,7 @@ int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
         hub->limits.cache_bytes = HR_HUB_CACHE_DEFAULT;
     /* only the metadata: the cache fills from publishes */
     if (store && store->ops->meta) {
-        int rc = store->ops->meta(store, load_meta, hub);
+        int rc = store->ops->meta(store, load_meta_cb, hub);
         if (rc < 0)
             return rc;
         /* what was kept may be more than the limits allow now */
@@ -454,7 +454,7 @@ static void page_done(struct hr_hub *hub)
 
 /* A page from the store: its rows become messages for the callback, then go. Rows the loop
  * has not acknowledged yet (committed a moment ago) are left out: the reader gets them live. */
-static void store_page(void *ud, const struct hr_store_page *sp)
+static void store_page_cb(void *ud, const struct hr_store_page *sp)
 {
     struct hr_hub_read *r = ud;
     if (!r->cb) {
@@ -522,7 +522,7 @@ int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page
         r->max = max;
         r->cb = cb;
         r->ud = ud;
-        int rc = hub->store->ops->read(hub->store, ch->name, since, max, HR_HUB_PAGE_BYTES, store_page, r);
+        int rc = hub->store->ops->read(hub->store, ch->name, since, max, HR_HUB_PAGE_BYTES, store_page_cb, r);
         if (rc < 0) {
             free(r);
             return rc;
@@ -605,7 +605,7 @@ static void fan_out(struct hr_channel *ch, struct hr_hub_msg *m)
     ch->hub->busy--;
 }
 
-static void committed(void *ud, int status)
+static void committed_cb(void *ud, int status)
 {
     struct pending *p = ud;
     struct hr_channel *ch = p->ch;
@@ -640,7 +640,7 @@ int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, 
     p->ud = ud;
     /* the copy waiting for its commit counts in the memory budget (core/budget.h) */
     hr_budget_charge(HR_MEM_PUBLISH, len);
-    int rc = hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, len, committed, p);
+    int rc = hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, len, committed_cb, p);
     if (rc < 0) {
         /* nothing was stored: the id stays unused, which readers see as no gap since no one
          * could have seen it */
