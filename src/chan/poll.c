@@ -167,7 +167,7 @@ static struct hr_channel *request(struct hr_conn *c, struct hr_http_request *req
         return NULL;
     }
     char buf[1024];
-    long l = hr_http_query(req, "since", buf, sizeof buf);
+    long l = hr_http_query_get(req, "since", buf, sizeof buf);
     struct hr_cursor cur = {0};
     *given = l >= 0;
     if (l == HR_ETOOBIG || (l >= 0 && hr_cursor_parse(buf, (size_t)l, &cur) < 0)) {
