@@ -16,6 +16,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "eio/packet.h"
 #include "sio/packet.h"
 

@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "http/parser.h"
+#include "http/static.h"
 
 #define MAX_HEAD 1024
 #define MAX_BODY 4096
@@ -61,6 +62,16 @@ static void check_request(const struct hr_http_parser *p, struct digest *d)
     const char *target = hr_http_target(r);
     CHECK(target == r->head);
     CHECK(target[r->target_len] == '\0');
+    /* the target's query and path as the handlers read them (core/text.c's decoder) */
+    char q[16 + 1];
+    q[16] = '#';
+    long ql = hr_http_query_get(r, "a", q, 16);
+    CHECK(q[16] == '#');
+    CHECK(ql == HR_ENOTFOUND || ql == HR_ETOOBIG || (ql >= 0 && ql < 16 && q[ql] == '\0'));
+    char rel[64];
+    int st = hr_static_resolve(hr_http_path(r), rel, sizeof rel);
+    CHECK(st == 0 || st == 400 || st == 414);
+    CHECK(st != 0 || (memchr(rel, '\0', sizeof rel) && !strstr(rel, "/../") && rel[0] != '/'));
     CHECK(r->path_off <= r->target_len);
     const char *path = hr_http_path(r);
     CHECK(strlen(path) == r->target_len - r->path_off);

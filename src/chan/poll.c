@@ -27,14 +27,14 @@ struct poll_answer {
     int more;
 };
 
-static struct hr_buf *make_json(const struct hr_hub_msg *m, void *ud)
+static struct hr_buf *make_json_cb(const struct hr_hub_msg *m, void *ud)
 {
     return hr_msg_json(m, ud);
 }
 
 static void write_answer(struct poll_answer *a);
 
-static void collect_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
+static void collect_page_cb(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
 {
     struct poll_answer *a = ud;
     int later = a->req != NULL;
@@ -47,7 +47,7 @@ static void collect_page(void *ud, struct hr_channel *ch, const struct hr_hub_pa
         if (!a->gap && a->since + 1 < pg->first)
             a->gap = "trimmed";
         for (uint32_t i = 0; i < pg->n && a->n < a->max; i++) {
-            struct hr_buf *e = hr_hub_encoding(pg->m[i], HR_FMT_POLL, make_json, ch->epoch);
+            struct hr_buf *e = hr_hub_encoding(pg->m[i], HR_FMT_POLL, make_json_cb, ch->epoch);
             if (!e)
                 break;
             a->items[a->n++] = (struct hr_slice){hr_buf_ref(e), 0, e->len};
@@ -69,7 +69,7 @@ static void answer_free(struct poll_answer *a)
 }
 
 /* A poll whose page is being read from the store, and the connection goes away. */
-static void answer_aborted(struct hr_conn *c, void *ud)
+static void answer_aborted_cb(struct hr_conn *c, void *ud)
 {
     struct poll_answer *a = ud;
     struct hr_channel *ch = a->ch;
@@ -93,14 +93,14 @@ static void answer(struct hr_conn *c, struct hr_push *push, struct hr_channel *c
     a->since = since;
     a->max = push->max_batch < HR_HUB_PAGE_MAX ? push->max_batch : HR_HUB_PAGE_MAX;
     a->next = since;
-    int rc = hr_hub_read(ch, since, a->max, collect_page, a, &a->req);
+    int rc = hr_hub_read(ch, since, a->max, collect_page_cb, a, &a->req);
     if (rc < 0) {
         answer_free(a);
         hr_http_error(c, 503, NULL, "could not read the history");
         return;
     }
     if (rc == 1) {
-        hr_http_on_abort(c, answer_aborted, a);
+        hr_http_on_abort(c, answer_aborted_cb, a);
         return;
     }
     write_answer(a);
@@ -167,10 +167,10 @@ static struct hr_channel *request(struct hr_conn *c, struct hr_http_request *req
         return NULL;
     }
     char buf[1024];
-    long l = hr_http_query(req, "since", buf, sizeof buf);
+    long l = hr_http_query_get(req, "since", buf, sizeof buf);
     struct hr_cursor cur = {0};
     *given = l >= 0;
-    if (l == -2 || (l >= 0 && hr_cursor_parse(buf, (size_t)l, &cur) < 0)) {
+    if (l == HR_ETOOBIG || (l >= 0 && hr_cursor_parse(buf, (size_t)l, &cur) < 0)) {
         hr_http_error(c, 400, NULL, "invalid cursor in since");
         return NULL;
     }
@@ -239,7 +239,7 @@ static int lp_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_m
 
 static const struct hr_sub_ops lp_ops = {.deliver = lp_deliver};
 
-static void lp_timeout(uv_timer_t *t)
+static void lp_timeout_cb(uv_timer_t *t)
 {
     struct lp_wait *w = t->data;
     struct hr_channel *ch = w->sub.ch;
@@ -252,7 +252,7 @@ static void lp_timeout(uv_timer_t *t)
     hr_hub_forget_unused(ch);
 }
 
-static void lp_aborted(struct hr_conn *c, void *ud)
+static void lp_aborted_cb(struct hr_conn *c, void *ud)
 {
     struct lp_wait *w = ud;
     struct hr_channel *ch = w->sub.ch;
@@ -286,7 +286,7 @@ void hr_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     w->since = since;
     uv_timer_init(c->srv->loop, &w->timer);
     w->timer.data = w;
-    uv_timer_start(&w->timer, lp_timeout, push->lp_timeout_ms, 0);
+    uv_timer_start(&w->timer, lp_timeout_cb, push->lp_timeout_ms, 0);
     hr_hub_subscribe(ch, &w->sub);
-    hr_http_on_abort(c, lp_aborted, w);
+    hr_http_on_abort(c, lp_aborted_cb, w);
 }

@@ -18,7 +18,7 @@ struct pub_req {
     struct hr_channel *ch;
 };
 
-static void published(void *ud, int status, uint64_t id)
+static void published_cb(void *ud, int status, uint64_t id)
 {
     struct pub_req *r = ud;
     struct hr_conn *c = r->c;
@@ -106,7 +106,7 @@ void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     r->push = push;
     r->ch = ch;
     hr_conn_hold(c);
-    int rc = hr_hub_publish_buf(push->hub, ch, value, published, r);
+    int rc = hr_hub_publish_buf(push->hub, ch, value, published_cb, r);
     hr_buf_unref(value);
     if (rc < 0) {
         hr_conn_release(c);

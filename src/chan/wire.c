@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/text.h"
 #include "core/utf8.h"
 
 int hr_cursor_parse(const char *s, size_t len, struct hr_cursor *out)
@@ -62,32 +63,17 @@ const char *hr_cursor_start(const struct hr_cursor *c, const struct hr_channel *
     return c->id + 1 < hr_hub_first_id(ch) ? "trimmed" : NULL;
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 const char *hr_channel_from_path(const char *path, const char *prefix, char out[HR_CHANNEL_NAME_MAX + 1],
                                  size_t *len)
 {
     size_t plen = strlen(prefix);
     if (strncmp(path, prefix, plen) != 0)
         return NULL;
-    const char *p = path + plen, *end = p + strcspn(p, "?#");
-    size_t n = 0;
-    while (p < end) {
-        if (n == HR_CHANNEL_NAME_MAX)
-            return NULL;
-        if (*p == '%') {
-            if (end - p < 3 || hexval(p[1]) < 0 || hexval(p[2]) < 0)
-                return NULL;
-            out[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
-            p += 3;
-        } else {
-            out[n++] = *p++;
-        }
-    }
-    out[n] = 0;
+    const char *p = path + plen;
+    long dl = hr_percent_decode(p, strcspn(p, "?#"), out, HR_CHANNEL_NAME_MAX + 1, HR_PCT_STRICT);
+    if (dl < 0)
+        return NULL;
+    size_t n = (size_t)dl;
     if (!hr_channel_name_valid(out, n))
         return NULL;
     *len = n;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/budget.h"
+#include "core/array.h"
 #include "core/error.h"
 #include "core/id.h"
 #include "core/log.h"
@@ -21,7 +22,7 @@ static const char *const err_text[] = {"Transport unknown", "Session ID unknown"
 #define NO_STORE "Cache-Control: no-store\r\n"
 
 static void session_close(struct hr_eio_session *s, const char *reason, int by_client);
-static void queue_shed(struct hr_budget_queue *q, int hard);
+static void queue_shed_cb(struct hr_budget_queue *q, int hard);
 static void flush(struct hr_eio_session *s);
 
 /* ---- messages ---------------------------------------------------------------------------- */
@@ -138,7 +139,7 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
         return NULL;
     s->eio = eio;
     s->transport = (uint8_t)transport;
-    s->bq.shed = queue_shed;
+    s->bq.shed = queue_shed_cb;
     for (struct hr_eio_session *other = s; other;) {
         hr_random_id(s->sid);
         HASH_FIND_STR(eio->sessions, s->sid, other);
@@ -173,7 +174,7 @@ static void queue_clear(struct hr_eio_session *s)
 
 /* Over the memory budget, this polling queue is among the largest: Engine.IO's slow-consumer
  * close, as when it passes --max-queued (the client reconnects and recovers). */
-static void queue_shed(struct hr_budget_queue *q, int hard)
+static void queue_shed_cb(struct hr_budget_queue *q, int hard)
 {
     struct hr_eio_session *s = (struct hr_eio_session *)((char *)q - offsetof(struct hr_eio_session, bq));
     hr_warn("eio %s: %zu bytes queued while over the memory budget; closing", s->sid, s->queue_bytes);
@@ -182,15 +183,10 @@ static void queue_shed(struct hr_budget_queue *q, int hard)
 
 static int queue_push(struct hr_eio_session *s, const struct hr_slice *rec)
 {
-    if (s->queue_len == s->queue_cap) {
-        uint32_t cap = s->queue_cap ? s->queue_cap * 2 : 8;
-        struct hr_slice *q = realloc(s->queue, cap * sizeof(*q));
-        if (!q)
-            return HR_ENOMEM;
-        s->queue = q;
-        s->queue_cap = cap;
-    }
-    s->queue[s->queue_len++] = (struct hr_slice){hr_buf_ref(rec->buf), rec->off, rec->len};
+    struct hr_slice *q = HR_ARRAY_PUSH(s->queue, s->queue_len, s->queue_cap, 8);
+    if (!q)
+        return HR_ENOMEM;
+    *q = (struct hr_slice){hr_buf_ref(rec->buf), rec->off, rec->len};
     s->queue_bytes += rec->len;
     hr_budget_queue_charge(&s->bq, rec->len);
     return 0;
@@ -496,7 +492,7 @@ static void ws_closed(struct hr_ws *ws, uint16_t code)
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-static void get_aborted(struct hr_conn *c, void *ud)
+static void get_aborted_cb(struct hr_conn *c, void *ud)
 {
     struct hr_eio_session *s = ud;
     if (s->get != c)
@@ -516,7 +512,7 @@ static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct
         return;
     }
     s->get = c;
-    hr_http_on_abort(c, get_aborted, s);
+    hr_http_on_abort(c, get_aborted_cb, s);
     /* Once the probe is answered, every poll is answered with a noop at once: the client
      * sends the upgrade packet only after its last poll has completed, so holding one here
      * (a poll already under way when 3probe arrived, e.g. while an alert() blocked the page)
@@ -620,14 +616,14 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
         hr_http_respond(c, 204, NULL, hdr, NULL, 0);
         return;
     }
-    long tl = hr_http_query(req, "transport", transport, sizeof transport);
+    long tl = hr_http_query_get(req, "transport", transport, sizeof transport);
     int is_ws = tl > 0 && strcmp(transport, "websocket") == 0;
     if (tl < 0 || (!is_ws && strcmp(transport, "polling") != 0)) {
         eio_error(eio, c, req, ERR_TRANSPORT);
         return;
     }
-    long sl = hr_http_query(req, "sid", sid, sizeof sid);
-    if (sl == -2) {
+    long sl = hr_http_query_get(req, "sid", sid, sizeof sid);
+    if (sl == HR_ETOOBIG) {
         eio_error(eio, c, req, ERR_SID);
         return;
     }
@@ -675,7 +671,7 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
         eio_error(eio, c, req, ERR_METHOD);
         return;
     }
-    if (hr_http_query(req, "EIO", v, sizeof v) != 1 || v[0] != '4') {
+    if (hr_http_query_get(req, "EIO", v, sizeof v) != 1 || v[0] != '4') {
         eio_error(eio, c, req, ERR_VERSION);
         return;
     }

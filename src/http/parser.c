@@ -5,7 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/array.h"
 #include "core/error.h"
+#include "core/text.h"
 
 #define P(lp) ((struct hr_http_parser *)((char *)(lp) - offsetof(struct hr_http_parser, llhttp)))
 
@@ -130,19 +132,10 @@ static int on_header_field(llhttp_t *lp, const char *at, size_t len)
     if (p->in_field != F_NAME) {
         if (r->nheaders >= HR_HTTP_MAX_HEADERS)
             return fail(p, 431, "too many header fields");
-        if (r->nheaders == r->headers_cap) {
-            uint16_t cap = r->headers_cap ? (uint16_t)(r->headers_cap * 2) : 16;
-            struct hr_http_header *t = realloc(r->headers, cap * sizeof(*t));
-            if (!t)
-                return fail(p, 431, "out of memory for header fields");
-            r->headers = t;
-            r->headers_cap = cap;
-        }
-        r->headers[r->nheaders].name_off = r->head_len;
-        r->headers[r->nheaders].name_len = 0;
-        r->headers[r->nheaders].value_off = 0;
-        r->headers[r->nheaders].value_len = 0;
-        r->nheaders++;
+        struct hr_http_header *h = HR_ARRAY_PUSH(r->headers, r->nheaders, r->headers_cap, 16);
+        if (!h)
+            return fail(p, 431, "out of memory for header fields");
+        *h = (struct hr_http_header){.name_off = r->head_len};
         p->in_field = F_NAME;
     }
     r->headers[r->nheaders - 1].name_len += (uint32_t)len;
@@ -500,43 +493,27 @@ const char *hr_http_method_str(const struct hr_http_request *r)
     return llhttp_method_name((llhttp_method_t)r->method);
 }
 
-static int hexdigit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
-        return (ch | 0x20) - 'a' + 10;
-    return -1;
-}
-
-long hr_http_query(const struct hr_http_request *r, const char *name, char *out, size_t outsz)
+long hr_http_query_get(const struct hr_http_request *r, const char *name, char *out, size_t outsz)
 {
     const char *q = strchr(hr_http_path(r), '?');
     size_t nlen = strlen(name);
     if (!q)
-        return -1;
+        return HR_ENOTFOUND;
     for (const char *p = q + 1; *p && *p != '#';) {
         const char *end = p + strcspn(p, "&#");
         const char *eq = memchr(p, '=', (size_t)(end - p));
         const char *kend = eq ? eq : end;
         if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
-            size_t n = 0;
-            for (const char *v = eq ? eq + 1 : end; v < end; v++) {
-                char ch = *v;
-                if (ch == '+') {
-                    ch = ' ';
-                } else if (ch == '%' && v + 2 < end && hexdigit(v[1]) >= 0 && hexdigit(v[2]) >= 0) {
-                    ch = (char)(hexdigit(v[1]) * 16 + hexdigit(v[2]));
-                    v += 2;
-                }
-                if (n + 1 >= outsz)
-                    return -2;
-                out[n++] = ch;
-            }
-            out[n] = '\0';
-            return (long)n;
+            const char *v = eq ? eq + 1 : end;
+            return hr_percent_decode(v, (size_t)(end - v), out, outsz, HR_PCT_PLUS);
         }
         p = *end == '&' ? end + 1 : end;
     }
-    return -1;
+    return HR_ENOTFOUND;
+}
+
+long hr_http_query(const struct hr_http_request *r, const char *name, char *out, size_t outsz)
+{
+    long n = hr_http_query_get(r, name, out, outsz);
+    return n >= 0 ? n : n == HR_ETOOBIG ? -2 : -1;
 }

@@ -32,7 +32,7 @@ struct hr_http_request {
     uint8_t http_major, http_minor;
     uint8_t keep_alive;  /* the connection may be reused after this request */
     uint8_t upgrade;     /* the request asks for a protocol upgrade */
-    uint16_t headers_cap;
+    uint32_t headers_cap;
     struct hr_http_header *headers; /* grown as fields come, up to HR_HTTP_MAX_HEADERS: a
                                      * connection holding a stream keeps only what it used */
     struct hr_buf *body_buf;         /* the body's bytes (NUL-terminated), NULL when none */
@@ -101,8 +101,11 @@ const char *hr_http_method_str(const struct hr_http_request *r);
  * whitespace, empty elements skipped. *pos advances; returns 0 at the end. */
 int hr_list_next(const char **pos, const char *end, const char **tok, size_t *len);
 /* Query parameter name of the target, percent-decoded ('+' is a space) into out with a NUL.
- * Returns its length, -1 when absent, or -2 when longer than outsz - 1 (not to be mistaken
- * for absent). */
+ * Returns its length, HR_ENOTFOUND when absent, or HR_ETOOBIG when longer than outsz - 1
+ * (not to be mistaken for absent). */
+long hr_http_query_get(const struct hr_http_request *r, const char *name, char *out, size_t outsz);
+/* hr_http_query_get with the former results: -1 when absent, -2 when too long. Kept only for
+ * callers not yet moved to hr_http_query_get (chan/sse.c, chan/ws.c); to be removed. */
 long hr_http_query(const struct hr_http_request *r, const char *name, char *out, size_t outsz);
 
 #endif

@@ -381,7 +381,7 @@ static ssize_t http_read(struct hr_conn *c, char *data, size_t len)
     }
     if (r == HR_HTTP_ERROR) {
         reject(c, h, h->parser.status, h->parser.error);
-        return -1;
+        return HR_ECLOSED;
     }
     /* a complete request: no timeout while it is answered */
     hr_conn_set_timeout(c, 0);
@@ -393,7 +393,7 @@ static ssize_t http_read(struct hr_conn *c, char *data, size_t len)
         return (ssize_t)used;
     }
     if (hr_conn_closing(c))
-        return -1;
+        return HR_ECLOSED;
     return (ssize_t)used;
 }
 

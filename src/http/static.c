@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/text.h"
 
 #define CHUNK (64 * 1024)
 
@@ -45,41 +46,16 @@ int hr_static_init(struct hr_static *st, const char *dir)
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 int hr_static_resolve(const char *target, char *out, size_t outsz)
 {
-    size_t n = 0;
-    const char *p = target;
-    if (*p != '/')
+    if (*target != '/')
         return 400;
     /* decode into out, without the leading slash */
-    p++;
-    for (; *p && *p != '?' && *p != '#'; p++) {
-        char ch = *p;
-        if (ch == '%') {
-            int hi = hexval(p[1]), lo = hi >= 0 ? hexval(p[2]) : -1;
-            if (hi < 0 || lo < 0)
-                return 400;
-            ch = (char)(hi * 16 + lo);
-            p += 2;
-            if (ch == '\0')
-                return 400;
-        }
-        if (n + 1 >= outsz)
-            return 414;
-        out[n++] = ch;
-    }
-    out[n] = '\0';
+    const char *p = target + 1;
+    long dl = hr_percent_decode(p, strcspn(p, "?#"), out, outsz, HR_PCT_STRICT | HR_PCT_NO_NUL);
+    if (dl < 0)
+        return dl == HR_ETOOBIG ? 414 : 400;
+    size_t n = (size_t)dl;
     /* a relative path: no empty first segment ("//x", "/%2fx") */
     if (out[0] == '/')
         return 400;
@@ -141,7 +117,7 @@ static int inside_root(const struct hr_static *st, const char *path)
 }
 
 /* Thread pool: open the file and check that what was opened lies inside the root. */
-static void resolve_work(uv_work_t *w)
+static void resolve_work_cb(uv_work_t *w)
 {
     struct static_req *r = w->data;
     char full[PATH_MAX], real[PATH_MAX], proc[64];
@@ -288,7 +264,7 @@ static void read_next(struct static_req *r)
     }
 }
 
-static void resolve_done(uv_work_t *w, int status)
+static void resolve_done_cb(uv_work_t *w, int status)
 {
     struct static_req *r = w->data;
     struct hr_conn *c = r->c;
@@ -369,7 +345,7 @@ void hr_static_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
     r->fd = -1;
     r->work.data = r;
     hr_conn_hold(c);
-    if (uv_queue_work(c->srv->loop, &r->work, resolve_work, resolve_done) < 0) {
+    if (uv_queue_work(c->srv->loop, &r->work, resolve_work_cb, resolve_done_cb) < 0) {
         hr_conn_release(c);
         free(r);
         hr_http_error(c, 503, NULL, "busy");

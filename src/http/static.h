@@ -13,7 +13,8 @@ struct hr_static {
     size_t root_len;
 };
 
-/* Returns 0, or a negative errno when the directory cannot be used. */
+/* Returns 0, or a negative errno (an HR code: -ENOENT is HR_ENOTFOUND) when the directory
+ * cannot be used. */
 int hr_static_init(struct hr_static *st, const char *dir);
 /* The route handler (GET, HEAD); ud is the struct hr_static. */
 void hr_static_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include "core/budget.h"
+#include "core/array.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -32,7 +33,7 @@ int hr_policy_parse(const char *name)
     for (int i = 0; i < 3; i++)
         if (strcmp(name, policy_names[i]) == 0)
             return i;
-    return -1;
+    return HR_EINVAL;
 }
 
 const char *hr_policy_name(int policy)
@@ -221,7 +222,7 @@ static void trim(struct hr_channel *ch, int64_t now);
 
 /* The store trimmed by limits: its metadata is the truth (it is ordered with the appends, so
  * it counts exactly the ones acknowledged so far); the cache loses what the store dropped. */
-static void trimmed(void *ud, int status, const struct hr_store_meta *m)
+static void trimmed_cb(void *ud, int status, const struct hr_store_meta *m)
 {
     struct hr_channel *ch = ud;
     ch->trimming = 0;
@@ -250,7 +251,7 @@ static void trim(struct hr_channel *ch, int64_t now)
     if (over_limits(ch, now) && !ch->trimming && st && st->ops->trim_limits) {
         const struct hr_hub_limits *l = &ch->hub->limits;
         if (st->ops->trim_limits(st, ch->name, l->max_messages, l->max_bytes,
-                                 l->max_age_ms ? now - (int64_t)l->max_age_ms : 0, trimmed, ch) == 0)
+                                 l->max_age_ms ? now - (int64_t)l->max_age_ms : 0, trimmed_cb, ch) == 0)
             ch->trimming = 1;
     }
 }
@@ -336,7 +337,7 @@ struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t l
     return ch;
 }
 
-static void load_meta(void *ud, const char *channel, const struct hr_store_meta *m)
+static void load_meta_cb(void *ud, const char *channel, const struct hr_store_meta *m)
 {
     struct hr_hub *hub = ud;
     struct hr_channel *ch = hr_hub_channel(hub, channel, strlen(channel), 1);
@@ -361,7 +362,7 @@ int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
         hub->limits.cache_bytes = HR_HUB_CACHE_DEFAULT;
     /* only the metadata: the cache fills from publishes */
     if (store && store->ops->meta) {
-        int rc = store->ops->meta(store, load_meta, hub);
+        int rc = store->ops->meta(store, load_meta_cb, hub);
         if (rc < 0)
             return rc;
         /* what was kept may be more than the limits allow now */
@@ -453,7 +454,7 @@ static void page_done(struct hr_hub *hub)
 
 /* A page from the store: its rows become messages for the callback, then go. Rows the loop
  * has not acknowledged yet (committed a moment ago) are left out: the reader gets them live. */
-static void store_page(void *ud, const struct hr_store_page *sp)
+static void store_page_cb(void *ud, const struct hr_store_page *sp)
 {
     struct hr_hub_read *r = ud;
     if (!r->cb) {
@@ -521,7 +522,7 @@ int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page
         r->max = max;
         r->cb = cb;
         r->ud = ud;
-        int rc = hub->store->ops->read(hub->store, ch->name, since, max, HR_HUB_PAGE_BYTES, store_page, r);
+        int rc = hub->store->ops->read(hub->store, ch->name, since, max, HR_HUB_PAGE_BYTES, store_page_cb, r);
         if (rc < 0) {
             free(r);
             return rc;
@@ -560,16 +561,8 @@ int hr_hub_span_add(struct hr_hub_span *sp, const struct hr_hub_page *pg)
 {
     if (!sp->n && !sp->first)
         sp->first = pg->first;
-    if (sp->n + pg->n > sp->cap) {
-        uint32_t cap = sp->cap ? sp->cap : 16;
-        while (cap < sp->n + pg->n)
-            cap *= 2;
-        struct hr_hub_msg *m = realloc(sp->m, cap * sizeof(*m));
-        if (!m)
-            return HR_ENOMEM;
-        sp->m = m;
-        sp->cap = cap;
-    }
+    if (HR_ARRAY_RESERVE(sp->m, sp->cap, (size_t)sp->n + pg->n, 16) < 0)
+        return HR_ENOMEM;
     for (uint32_t i = 0; i < pg->n; i++) {
         struct hr_hub_msg *m = &sp->m[sp->n++];
         memset(m, 0, sizeof(*m));
@@ -612,7 +605,7 @@ static void fan_out(struct hr_channel *ch, struct hr_hub_msg *m)
     ch->hub->busy--;
 }
 
-static void committed(void *ud, int status)
+static void committed_cb(void *ud, int status)
 {
     struct pending *p = ud;
     struct hr_channel *ch = p->ch;
@@ -647,7 +640,7 @@ int hr_hub_publish_buf(struct hr_hub *hub, struct hr_channel *ch, struct hr_buf 
     /* the payload waiting for its commit counts in the memory budget (core/budget.h), once:
      * the store's reference to the same buffer is not charged again */
     hr_budget_charge(HR_MEM_PUBLISH, data->len);
-    int rc = hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, committed, p);
+    int rc = hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, committed_cb, p);
     if (rc < 0) {
         /* nothing was stored: the id stays unused, which readers see as no gap since no one
          * could have seen it */

@@ -50,7 +50,7 @@ struct hr_policy_rule {
     const char *pattern;                /* fnmatch(3) glob over the channel name: "user:*" */
     uint8_t policy;
 };
-int hr_policy_parse(const char *name);  /* HR_POLICY_* or -1 */
+int hr_policy_parse(const char *name);  /* HR_POLICY_* or HR_EINVAL */
 const char *hr_policy_name(int policy);
 
 /* The wire formats a message may be encoded in; each transport names its own. */

@@ -23,7 +23,7 @@ struct hr_write_req {
 
 static void close_cb(uv_handle_t *h);
 static void start_reading(struct hr_conn *c);
-static void conn_shed(struct hr_budget_queue *q, int hard);
+static void conn_shed_cb(struct hr_budget_queue *q, int hard);
 
 struct hr_conn *hr_conn_new(struct hr_server *srv)
 {
@@ -31,7 +31,7 @@ struct hr_conn *hr_conn_new(struct hr_server *srv)
     if (!c)
         return NULL;
     c->srv = srv;
-    c->bq.shed = conn_shed;
+    c->bq.shed = conn_shed_cb;
     return c;
 }
 
@@ -43,7 +43,7 @@ int hr_conn_over(const struct hr_conn *c)
 /* The memory budget picked this connection's queue (budget.h): soft, its protocol applies the
  * slow-consumer policy (it is "full" until its output drains to half of what it is now); hard,
  * the policy did not free it in time: close without flushing. */
-static void conn_shed(struct hr_budget_queue *q, int hard)
+static void conn_shed_cb(struct hr_budget_queue *q, int hard)
 {
     struct hr_conn *c = (struct hr_conn *)((char *)q - offsetof(struct hr_conn, bq));
     if (c->flags & HR_CONN_CLOSING)

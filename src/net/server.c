@@ -21,7 +21,7 @@ struct hr_ip_count {
 
 static void sweep_cb(uv_timer_t *t);
 static void ready_cb(uv_idle_t *idle);
-static void budget_over(void *ud);
+static void budget_over_cb(void *ud);
 
 /* While over the memory budget, a shed pass runs this often (the first one on the next loop
  * turn): soon enough that queues cannot grow far past it, rarely enough that a soft-shed
@@ -79,7 +79,7 @@ int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limit
     srv->shed.data = srv;
     hr_budget_set_max(limits->max_memory == HR_MEMORY_AUTO ? hr_budget_default() : limits->max_memory);
     srv->limits.max_memory = hr_budget_max();
-    hr_budget_on_over(budget_over, srv);
+    hr_budget_on_over(budget_over_cb, srv);
     return 0;
 }
 
@@ -92,7 +92,7 @@ static void shed_cb(uv_timer_t *t)
 
 /* A charge took the total over the budget. Not shed here: the charge may come from inside a
  * fan-out, where closing another subscriber would change the list being walked. */
-static void budget_over(void *ud)
+static void budget_over_cb(void *ud)
 {
     struct hr_server *srv = ud;
     if (!srv->stopping && !uv_is_active((uv_handle_t *)&srv->shed))
@@ -193,7 +193,7 @@ static void ip_release(struct hr_server *srv, struct hr_conn *c)
     }
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+static void connection_cb(uv_stream_t *listener, int status)
 {
     struct hr_server *srv = listener->data;
     if (status < 0) {
@@ -245,13 +245,13 @@ int hr_server_listen(struct hr_server *srv, const char *host, int port)
     else
         rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
     if (rc < 0)
-        return rc;
+        return hr_error_from_uv(rc);
     rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
     if (rc < 0)
-        return rc;
-    rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+        return hr_error_from_uv(rc);
+    rc = uv_listen((uv_stream_t *)&srv->listener, 1024, connection_cb);
     if (rc < 0)
-        return rc;
+        return hr_error_from_uv(rc);
     uint64_t iv = sweep_interval(&srv->limits);
     uv_timer_start(&srv->sweep, sweep_cb, iv, iv);
     return 0;
@@ -261,8 +261,9 @@ int hr_server_port(struct hr_server *srv)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
+    int rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+    if (rc < 0)
+        return hr_error_from_uv(rc);
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);

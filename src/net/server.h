@@ -83,9 +83,10 @@ struct hr_server {
 int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limits *limits);
 /* The max_connections that an open-file limit of nofile can hold; nofile 0: no limit. */
 uint32_t hr_server_fit_connections(uint32_t max_connections, uint64_t nofile);
-/* Bind and listen; host may be an IPv4 or IPv6 literal. Returns 0 or a negative uv error. */
+/* Bind and listen; host may be an IPv4 or IPv6 literal. Returns 0 or an HR code (the
+ * system's -errno, e.g. -EADDRINUSE: uv_strerror() names it too). */
 int hr_server_listen(struct hr_server *srv, const char *host, int port);
-/* The port actually bound (for --port 0). */
+/* The port actually bound (for --port 0), or an HR code. */
 int hr_server_port(struct hr_server *srv);
 /* Stop accepting, ask every connection to finish (protocol on_shutdown), close the server's
  * handles once the last connection is gone. */

@@ -20,6 +20,7 @@
 
 #include <sqlite3.h>
 
+#include "core/array.h"
 #include "core/error.h"
 #include "core/id.h"
 #include "core/log.h"
@@ -294,13 +295,8 @@ static void run_read(struct sqlite_store *ss, struct req *r)
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(s, 2);
         const void *data = sqlite3_column_blob(s, 2);
-        if (pg->n == rcap) {
-            rcap = rcap ? rcap * 2 : 16;
-            struct hr_store_row *rows = realloc(pg->rows, rcap * sizeof(*rows));
-            if (!rows)
-                break;
-            pg->rows = rows;
-        }
+        if (HR_ARRAY_RESERVE(pg->rows, rcap, (size_t)pg->n + 1, 16) < 0)
+            break;
         if (used + len > cap) {
             size_t ncap = cap ? cap * 2 : 4096;
             while (ncap < used + len)

@@ -232,11 +232,11 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
             ws->state = HR_WS_CLOSED;
             /* the server closes the TCP connection first (§7.1.1) */
             hr_conn_end(c, c->srv->limits.close_timeout_ms);
-            return -1;
+            return HR_ECLOSED;
         case HR_WS_ERROR:
         default:
             fail(ws, ev.close_code, ev.reason);
-            return -1;
+            return HR_ECLOSED;
         }
     }
 out:
@@ -246,7 +246,7 @@ out:
     return (ssize_t)(len - left);
 nomem:
     fail(ws, HR_WS_CLOSE_INTERNAL, "out of memory");
-    return -1;
+    return HR_ECLOSED;
 }
 
 static void ws_eof(struct hr_conn *c)
