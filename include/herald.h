@@ -34,6 +34,7 @@ typedef struct herald_nsp herald_nsp;      /* a namespace, "/" by default */
 typedef struct herald_socket herald_socket; /* one client in one namespace */
 typedef struct herald_args herald_args;    /* the arguments of a received event or ack */
 typedef struct herald_ack herald_ack;      /* a reply the client is waiting for */
+struct herald_config;                      /* every other flag (limits, channels), opaque */
 
 struct herald_options {
     const char *host;             /* "0.0.0.0" */
@@ -49,14 +50,20 @@ struct herald_options {
     const char *store;            /* channel history: "sqlite" (default, durable) or "memory" */
     const char *data_dir;         /* where the sqlite store keeps herald.db ("data", created) */
     int quiet;                    /* log errors only */
+    struct herald_config *config; /* the flags not above, from herald_options_parse; NULL: the
+                                   * defaults. herald_new takes it over (herald_run frees it). */
 };
 
-/* Defaults as above. */
+/* Defaults as above (herald --help lists them). */
 void herald_options_init(struct herald_options *o);
-/* herald's command-line flags (herald --help) into o and into the server's limits. Returns 0 to
- * go on, 1 when --help or --version was printed, -1 after printing a one-line error. */
+/* herald's command-line flags (herald --help) into o: the fields above a flag names, and the
+ * rest (limits, channel settings) into o->config. Fields no flag names keep their values.
+ * Returns 0 to go on, 1 when --help or --version was printed, -1 after printing a one-line
+ * error. */
 int herald_options_parse(struct herald_options *o, int argc, char **argv);
 
+/* A server with the options o (o->config is the server's from now on, even on failure).
+ * NULL when it could not be made (a line on stderr says why). */
 herald_io *herald_new(const struct herald_options *o);
 /* Listen and serve until SIGINT or SIGTERM, then close every client and free io.
  * Returns the process exit status (0, or 1 when it could not listen). */

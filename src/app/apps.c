@@ -15,8 +15,8 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "eio/eio.h"
 #include "hub/hub.h"
-#include "sio/sio.h"
 
 /* The attachments of received arguments, to relay them as they came. */
 static size_t bins_of(const herald_args *a, struct herald_bin *out, size_t max)
@@ -50,33 +50,43 @@ struct relay {
     struct herald_bin bins[MAX_BINS]; /* copies */
 };
 
-static uint64_t chat_published_seq, chat_delivered_seq;
-static struct relay *relay_head, *relay_tail;
+/* The chat app's state, one per server. */
+struct chat {
+    uint64_t published, delivered;   /* channel publishes made, and committed */
+    struct relay *head, *tail;       /* relays waiting for those publishes */
+};
 
-static void relay_flush(void)
+static void relay_free(struct relay *r)
 {
-    while (relay_head && relay_head->after <= chat_delivered_seq) {
-        struct relay *r = relay_head;
-        relay_head = r->next;
-        if (!relay_head)
-            relay_tail = NULL;
+    for (size_t i = 0; i < r->n; i++)
+        free((void *)r->bins[i].data);
+    free(r->raw);
+    free(r);
+}
+
+static void relay_flush(struct chat *chat)
+{
+    while (chat->head && chat->head->after <= chat->delivered) {
+        struct relay *r = chat->head;
+        chat->head = r->next;
+        if (!chat->head)
+            chat->tail = NULL;
         herald_broadcast_raw(r->nsp, NULL, NULL, "message", r->raw, r->len, r->bins, r->n);
-        for (size_t i = 0; i < r->n; i++)
-            free((void *)r->bins[i].data);
-        free(r->raw);
-        free(r);
+        relay_free(r);
     }
 }
 
-static void chat_published(int status, uint64_t id, void *ud)
+static void chat_published_cb(int status, uint64_t id, void *ud)
 {
-    chat_delivered_seq++;
-    relay_flush();
+    struct chat *chat = ud;
+    chat->delivered++;
+    relay_flush(chat);
 }
 
-static void relay(herald_nsp *nsp, const char *raw, size_t len, const struct herald_bin *bins, size_t n)
+static void relay(struct chat *chat, herald_nsp *nsp, const char *raw, size_t len, const struct herald_bin *bins,
+                  size_t n)
 {
-    if (chat_delivered_seq == chat_published_seq) {
+    if (chat->delivered == chat->published) {
         herald_broadcast_raw(nsp, NULL, NULL, "message", raw, len, bins, n);
         return;
     }
@@ -88,7 +98,7 @@ static void relay(herald_nsp *nsp, const char *raw, size_t len, const struct her
     memcpy(r->raw, raw, len);
     r->len = len;
     r->nsp = nsp;
-    r->after = chat_published_seq;
+    r->after = chat->published;
     for (; r->n < n; r->n++) {
         void *copy = malloc(bins[r->n].len ? bins[r->n].len : 1);
         if (!copy)
@@ -96,23 +106,24 @@ static void relay(herald_nsp *nsp, const char *raw, size_t len, const struct her
         memcpy(copy, bins[r->n].data, bins[r->n].len);
         r->bins[r->n] = (struct herald_bin){copy, bins[r->n].len};
     }
-    if (relay_tail)
-        relay_tail->next = r;
+    if (chat->tail)
+        chat->tail->next = r;
     else
-        relay_head = r;
-    relay_tail = r;
+        chat->head = r;
+    chat->tail = r;
 }
 
 static void chat_message(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
 {
+    struct chat *chat = ud;
     size_t len;
     const char *raw = herald_args_raw(a, &len);
     struct herald_bin bins[MAX_BINS];
     size_t n = bins_of(a, bins, MAX_BINS);
     if (n == 0 && herald_args_count(a) == 1) {
-        int rc = herald_publish_raw(herald_socket_io(s), CHAT_CHANNEL, raw, len, chat_published, NULL);
+        int rc = herald_publish_raw(herald_socket_io(s), CHAT_CHANNEL, raw, len, chat_published_cb, chat);
         if (rc == 0) {
-            chat_published_seq++;
+            chat->published++;
             return;
         }
         if (rc == HR_EBUSY) {
@@ -127,7 +138,7 @@ static void chat_message(herald_socket *s, const herald_args *a, herald_ack *ack
         }
     }
     /* several arguments or binary ones are not a channel message: relay them as they are */
-    relay(herald_socket_nsp(s), raw, len, bins, n);
+    relay(chat, herald_socket_nsp(s), raw, len, bins, n);
 }
 
 static void chat_disconnect(herald_socket *s, const char *reason, void *ud)
@@ -147,7 +158,7 @@ static void chat_connection(herald_socket *s, void *ud)
     int n = user ? snprintf(room, sizeof room, "user:%s", user) : -1;
     if (n > 0 && (size_t)n < sizeof room && hr_channel_name_valid(room, (size_t)n))
         herald_join(s, room);
-    herald_on(s, "message", chat_message, NULL);
+    herald_on(s, "message", chat_message, ud);
     herald_on_disconnect(s, chat_disconnect, NULL);
 }
 
@@ -195,37 +206,58 @@ static void eio_echo(struct hr_eio_session *s, int binary, const uint8_t *data, 
 
 static const struct hr_eio_handler eio_app = {.on_open = eio_open, .on_message = eio_echo};
 
-herald_io *hr_app_create(const char *name, int argc, char **argv, int *status)
+static int chat_start(herald_io *io, void **state)
 {
-    struct herald_options o;
-    herald_options_init(&o);
-    int rc = herald_options_parse(&o, argc, argv);
-    if (rc != 0) {
-        *status = rc > 0 ? 0 : 2;
-        return NULL;
+    struct chat *chat = calloc(1, sizeof(*chat));
+    if (!chat)
+        return HR_ENOMEM;
+    herald_on_connection(herald_of(io, "/"), chat_connection, chat);
+    *state = chat;
+    return 0;
+}
+
+static void chat_stop(void *state)
+{
+    struct chat *chat = state;
+    while (chat->head) {
+        struct relay *r = chat->head;
+        chat->head = r->next;
+        relay_free(r);
     }
-    if (!hr_sio_app_name)
-        hr_sio_app_name = name;
-    name = hr_sio_app_name;
-    if (strncmp(name, "conformance-", 12) == 0) {
-        /* the suites' timings, unless flags say otherwise (parsed again over these) */
-        o.ping_interval_ms = 300;
-        o.ping_timeout_ms = 200;
-        o.recovery_window_ms = 0; /* the suites expect a CONNECT answer with "sid" only */
-        if (strcmp(name, "conformance-eio") == 0)
-            o.path = "/engine.io/";
-        herald_options_parse(&o, argc, argv);
-    }
-    herald_io *io = strcmp(name, "conformance-eio") == 0 ? hr_sio_new_eio(&o, &eio_app) : herald_new(&o);
-    if (!io) {
-        *status = 1;
-        return NULL;
-    }
-    if (strcmp(name, "chat") == 0) {
-        herald_on_connection(herald_of(io, "/"), chat_connection, NULL);
-    } else if (strcmp(name, "conformance-sio") == 0) {
-        herald_on_connection(herald_of(io, "/"), sio_connection, NULL);
-        herald_on_connection(herald_of(io, "/custom"), sio_connection, NULL);
-    }
-    return io;
+    free(chat);
+}
+
+static int sio_start(herald_io *io, void **state)
+{
+    herald_on_connection(herald_of(io, "/"), sio_connection, NULL);
+    herald_on_connection(herald_of(io, "/custom"), sio_connection, NULL);
+    return 0;
+}
+
+/* The suites' timings: a ping every 300 ms, and a CONNECT answer with "sid" only. */
+static void conformance_defaults(struct herald_options *o)
+{
+    o->ping_interval_ms = 300;
+    o->ping_timeout_ms = 200;
+    o->recovery_window_ms = 0;
+}
+
+static void eio_defaults(struct herald_options *o)
+{
+    conformance_defaults(o);
+    o->path = "/engine.io/";
+}
+
+static const struct hr_app apps[] = {
+    {.name = "chat", .start = chat_start, .stop = chat_stop},
+    {.name = "conformance-eio", .defaults = eio_defaults, .eio = &eio_app},
+    {.name = "conformance-sio", .defaults = conformance_defaults, .start = sio_start},
+};
+
+const struct hr_app *hr_app_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof apps / sizeof apps[0]; i++)
+        if (strcmp(apps[i].name, name) == 0)
+            return &apps[i];
+    return NULL;
 }

@@ -1,12 +1,26 @@
-/* apps.h - the applications the herald binary can serve (--app). */
+/* apps.h - the applications the herald binary can serve (--app), written on the public API. */
 #ifndef HR_APP_APPS_H
 #define HR_APP_APPS_H
 
 #include <herald.h>
 
-/* Create the server for app name ("chat", "conformance-eio", "conformance-sio") from argv:
- * the app's defaults first, then the flags. Returns NULL with *status set (0 after --help or
- * --version, 2 after a bad flag, 1 when the server could not be created). */
-herald_io *hr_app_create(const char *name, int argc, char **argv, int *status);
+struct hr_eio_handler;
+
+struct hr_app {
+    const char *name;
+    /* The app's defaults, set before the flags are read (so flags still win); NULL: herald's. */
+    void (*defaults)(struct herald_options *o);
+    /* An app on Engine.IO alone (the Engine.IO suite's echo) gives its handler; the server
+     * then runs it in place of Socket.IO. NULL: a Socket.IO app. */
+    const struct hr_eio_handler *eio;
+    /* Give the server's namespaces their handlers; *state is passed to stop. Returns 0 or
+     * HR_ENOMEM. NULL: nothing to do. */
+    int (*start)(herald_io *io, void **state);
+    /* After herald_run returned: free what start made. */
+    void (*stop)(void *state);
+};
+
+/* The app called name, or NULL. */
+const struct hr_app *hr_app_find(const char *name);
 
 #endif

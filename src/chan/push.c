@@ -14,9 +14,9 @@ int hr_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
 {
     p->hub = hub;
     if (!p->lp_timeout_ms)
-        p->lp_timeout_ms = 30000;
+        p->lp_timeout_ms = HR_PUSH_LP_TIMEOUT_DEFAULT_MS;
     if (!p->sse_heartbeat_ms)
-        p->sse_heartbeat_ms = 15000;
+        p->sse_heartbeat_ms = HR_PUSH_SSE_HEARTBEAT_DEFAULT_MS;
     if (!p->sse_retry_ms)
         p->sse_retry_ms = 2000;
     if (!p->max_batch)

@@ -11,13 +11,17 @@
 
 struct hr_push {
     struct hr_hub *hub;
-    uint32_t lp_timeout_ms;       /* a held long-poll answers empty after this (30000) */
-    uint32_t sse_heartbeat_ms;    /* SSE comment lines keep proxies from closing (15000) */
+    uint32_t lp_timeout_ms;       /* a held long-poll answers empty after this (0: default) */
+    uint32_t sse_heartbeat_ms;    /* SSE comment lines keep proxies from closing (0: default) */
     uint32_t sse_retry_ms;        /* sent as "retry:" to EventSource (2000) */
     uint32_t max_batch;           /* messages in one poll answer (1000) */
     uv_timer_t heartbeat;
     struct hr_buf *ping;          /* the shared heartbeat line */
 };
+
+/* The defaults of --lp-timeout and --sse-heartbeat (src/server/config.c), for library users. */
+#define HR_PUSH_LP_TIMEOUT_DEFAULT_MS 30000
+#define HR_PUSH_SSE_HEARTBEAT_DEFAULT_MS 15000
 
 #define HR_PUSH_PREFIX_SSE "/sse/"
 #define HR_PUSH_PREFIX_LP "/lp/"

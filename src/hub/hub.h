@@ -98,6 +98,8 @@ struct hr_hub_limits {
     uint32_t nrules;
 };
 
+/* herald's defaults (the table in src/server/config.c; tests/unit/test_server_options.c keeps
+ * them equal). */
 #define HR_HUB_CACHE_DEFAULT (64u << 20)
 #define HR_HUB_LIMITS_DEFAULT                                                                      \
     {.max_messages = 10000, .max_bytes = 16u << 20, .max_age_ms = 0, .cache_bytes = HR_HUB_CACHE_DEFAULT}

@@ -1,6 +1,6 @@
 /* server.h - the listener, the list of connections, the per-loop scratch read buffer and the
  * sweep timer that enforces every connection's deadline (uSockets style: one timer, not one
- * per connection). Limits live here, in one place, with their defaults. */
+ * per connection). The limits it enforces are set by the caller (src/server/ from the flags). */
 #ifndef HR_NET_SERVER_H
 #define HR_NET_SERVER_H
 
@@ -27,6 +27,8 @@ struct hr_limits {
 
 #define HR_MEMORY_AUTO UINT64_MAX
 
+/* herald's defaults (the table in src/server/config.c; tests/unit/test_server_options.c keeps
+ * them equal), for library users and tests. */
 #define HR_LIMITS_DEFAULT { \
     .max_head = 16 * 1024, \
     .max_body = 1024 * 1024, \

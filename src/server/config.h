@@ -1,39 +1,78 @@
-/* config.h - command-line options: every limit in one place, with its default. */
-#ifndef HR_APP_CONFIG_H
-#define HR_APP_CONFIG_H
+/* config.h - herald's configuration: one table of options drives the defaults, the
+ * command-line flags and --help. */
+#ifndef HR_SERVER_CONFIG_H
+#define HR_SERVER_CONFIG_H
 
+#include <herald.h>
 #include <stdio.h>
 
 #include "hub/hub.h"
 #include "net/server.h"
 
-struct hr_config {
-    const char *host;
-    int port;
-    const char *public_dir;
-    const char *app;              /* chat (default), conformance-eio, conformance-sio */
-    int app_set;                  /* --app was given */
-    const char *path;             /* Engine.IO / Socket.IO path; NULL: the app's */
-    const char *cors_origin;      /* "*", a comma-separated list, or NULL for none */
-    uint32_t ping_interval_ms, ping_timeout_ms;  /* 0: the app's */
-    uint32_t max_payload;
-    uint32_t recovery_window_ms;  /* UINT32_MAX: not given */
-    uint32_t connect_timeout_ms;  /* 0: not given */
-    const char *store;            /* memory | sqlite */
-    const char *data_dir;
+/* Everything the command line can set; struct herald_options is its public part. Opaque in
+ * include/herald.h (herald_options_parse fills one for herald_new). */
+struct herald_config {
+    struct herald_options io;     /* host, port, Socket.IO, store (its config is NULL) */
+    const char *app;              /* chat, conformance-eio, conformance-sio */
+    struct hr_limits limits;      /* the network's */
+    struct hr_hub_limits history; /* the hub's: history, cache, slow-consumer policies */
     uint32_t lp_timeout_ms, sse_heartbeat_ms;
-    uint32_t history_messages;
-    uint64_t history_bytes, history_age_ms;
-    uint64_t history_cache;             /* --history-cache: all channels' cached messages */
-    struct hr_policy_rule policies[HR_POLICY_RULES_MAX];
-    uint32_t npolicies;
-    int quiet;
-    struct hr_limits limits;
+    uint64_t given;               /* bit i: hr_config_table[i] was on the command line */
+    char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1]; /* history.rules point here */
 };
 
-/* Parse argv. Returns 0 to run, 1 when --help or --version was printed (exit 0), -1 on a
- * bad flag with a one-line message in err (exit 2). */
-int hr_config_parse(struct hr_config *cfg, int argc, char **argv, char *err, size_t errlen);
+enum hr_opt_type {
+    HR_OPT_STR,     /* const char *, the argument itself */
+    HR_OPT_FLAG,    /* int set to 1, no value */
+    HR_OPT_INT,     /* int */
+    HR_OPT_U32,     /* uint32_t */
+    HR_OPT_U64,     /* uint64_t */
+    HR_OPT_SIZE,    /* size_t */
+    HR_OPT_MS_U32,  /* uint32_t milliseconds, given in seconds (decimals allowed) */
+    HR_OPT_MS_U64,  /* uint64_t milliseconds, given in seconds */
+    HR_OPT_POLICY,  /* --channel-policy PATTERN=POLICY into history.rules, repeatable */
+    HR_OPT_HELP,
+    HR_OPT_VERSION,
+};
+
+enum {
+    HR_OPT_ZERO_OK = 1,   /* 0 (seconds: "0") is allowed besides [min, max] */
+    HR_OPT_NONE_NULL = 2, /* strings: "none" sets NULL */
+};
+
+/* One option: its flag, where it goes, its default, what it accepts, and its --help. */
+struct hr_opt {
+    const char *name;         /* the flag without "--" */
+    char short_name;          /* -p for --port, or 0 */
+    const char *arg;          /* the value's name in --help ("N", "DIR"); NULL: takes none */
+    enum hr_opt_type type;
+    size_t offset;            /* of the field in struct herald_config */
+    uint64_t def;             /* numbers (times in milliseconds) */
+    const char *def_str;      /* strings */
+    uint64_t min, max;        /* numbers: the range accepted (seconds types: fixed) */
+    unsigned flags;           /* HR_OPT_ZERO_OK, HR_OPT_NONE_NULL */
+    int (*valid)(const char *v);  /* strings: accepted? NULL: anything */
+    uint64_t (*shown)(void);  /* --help shows this computed default instead of def */
+    const char *want;         /* a bad value's error, before ", not 'VALUE'" */
+    const char *section;      /* --help: a blank line, then this heading (may be ""), first */
+    const char *help;         /* --help text, lines split by \n; {} stands for the default */
+};
+
+extern const struct hr_opt hr_config_table[];
+extern const size_t hr_config_table_len;
+
+/* The defaults of the table (every field; io.config NULL). */
+void hr_config_init(struct herald_config *cfg);
+/* Parse argv over what cfg holds (so a caller's defaults stand unless a flag is given).
+ * Returns 0 to run, 1 when --help or --version was printed (exit 0), HR_EINVAL on a bad flag
+ * with a one-line message in err (exit 2). */
+int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err, size_t errlen);
 void hr_config_usage(FILE *out);
+/* The default of an entry as --help shows it ("" when it has none). */
+void hr_config_default_str(const struct hr_opt *o, char *out, size_t outlen);
+/* Whether the flag called name was given. */
+int hr_config_given(const struct herald_config *cfg, const char *name);
+/* *dst = *src, with the policy patterns pointing into dst. */
+void hr_config_copy(struct herald_config *dst, const struct herald_config *src);
 
 #endif

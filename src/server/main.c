@@ -1,10 +1,39 @@
-/* main.c - the herald binary: the default app (the tutorial's chat server) or another --app,
- * with static files, /echo, and Socket.IO; stops cleanly on SIGINT or SIGTERM. */
+/* main.c - the herald binary: reads the flags, picks the app (--app, the tutorial's chat
+ * server by default), makes the server and runs it until SIGINT or SIGTERM. */
+#include <stdio.h>
+
 #include "app/apps.h"
+#include "config.h"
+#include "io.h"
 
 int main(int argc, char **argv)
 {
-    int status = 0;
-    herald_io *io = hr_app_create("chat", argc, argv, &status);
-    return io ? herald_run(io) : status;
+    struct herald_config cfg;
+    char err[256];
+    hr_config_init(&cfg);
+    int rc = hr_config_parse(&cfg, argc, argv, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "herald: %s\n", err);
+        return rc < 0 ? 2 : 0;
+    }
+    const struct hr_app *app = hr_app_find(cfg.app); /* the table accepts known apps only */
+    if (app->defaults) {
+        /* the app's defaults, then the flags again over them */
+        hr_config_init(&cfg);
+        app->defaults(&cfg.io);
+        hr_config_parse(&cfg, argc, argv, err, sizeof err);
+    }
+    herald_io *io = hr_io_new(&cfg, app->eio, app->name);
+    if (!io)
+        return 1;
+    void *state = NULL;
+    if (app->start && app->start(io, &state) < 0) {
+        fprintf(stderr, "herald: %s: out of memory\n", app->name);
+        return 1;
+    }
+    rc = herald_run(io);
+    if (app->stop)
+        app->stop(state);
+    return rc;
 }

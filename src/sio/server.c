@@ -546,7 +546,7 @@ int herald_publish_raw(herald_io *io, const char *channel, const char *json, siz
         hr_budget_refused(len);
         return HR_EBUSY; /* over the memory budget: nothing is stored, nothing acknowledged */
     }
-    struct hr_channel *ch = hr_hub_channel(&io->hub, channel, strlen(channel), 1);
+    struct hr_channel *ch = hr_hub_channel(io->hub, channel, strlen(channel), 1);
     if (!ch)
         return HR_ENOMEM;
     struct publish_req *p = malloc(sizeof(*p));
@@ -554,7 +554,7 @@ int herald_publish_raw(herald_io *io, const char *channel, const char *json, siz
         return HR_ENOMEM;
     p->cb = cb;
     p->ud = ud;
-    int rc = hr_hub_publish(&io->hub, ch, json, len, publish_done, p);
+    int rc = hr_hub_publish(io->hub, ch, json, len, publish_done, p);
     if (rc < 0)
         free(p);
     return rc;
@@ -614,7 +614,7 @@ static int replay_one(void *ud, struct hr_hub_msg *m)
      * it stops, so that the session is not closed as a slow consumer and reconnects to the
      * same replay again and again */
     if (s->client && s->client->eio &&
-        hr_eio_queued(s->client->eio) > s->nsp->io->srv.limits.max_queued / 2) {
+        hr_eio_queued(s->client->eio) > s->nsp->io->max_queued / 2) {
         rp->cut = 1;
         return 1;
     }
@@ -698,7 +698,7 @@ static void prefetch_page(void *ud, struct hr_channel *ch, const struct hr_hub_p
     struct hr_sio_prefetch *pf = ud;
     struct hr_sio_need *nd = &pf->need[pf->i];
     pf->req = NULL;
-    size_t budget = pf->c->io->srv.limits.max_queued / 2;
+    size_t budget = pf->c->io->max_queued / 2;
     uint64_t last = nd->span.n ? nd->span.m[nd->span.n - 1].id : nd->since;
     if (pg->status < 0 || pg->n == 0 || hr_hub_span_add(&nd->span, pg) < 0 || nd->span.bytes >= budget ||
         hr_hub_cached(ch, pg->m[pg->n - 1]->id) || pg->m[pg->n - 1]->id <= last)
@@ -740,7 +740,7 @@ static struct hr_channel *channel_of_cursor(herald_io *io, const struct hr_curso
     struct hr_channel *ch, *tmp;
     if (!cur->epoch[0])
         return NULL;
-    HASH_ITER(hh, io->hub.channels, ch, tmp)
+    HASH_ITER(hh, io->hub->channels, ch, tmp)
         if (strcmp(ch->epoch, cur->epoch) == 0)
             return ch;
     return NULL;
@@ -782,7 +782,7 @@ static int prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct
                         since = k->chan_id - 1;
                     break;
                 }
-            need_add(need, &n, hr_hub_channel(&io->hub, sv->rooms[i], strlen(sv->rooms[i]), 0), since);
+            need_add(need, &n, hr_hub_channel(io->hub, sv->rooms[i], strlen(sv->rooms[i]), 0), since);
         }
     } else if (offset && (need = calloc(1, sizeof(*need)))) {
         struct hr_cursor cur;
@@ -902,8 +902,8 @@ int herald_join(herald_socket *s, const char *room)
         r->nsp = nsp;
         HASH_ADD_KEYPTR(hh, nsp->rooms, r->name, strlen(r->name), r);
         /* a socket's own room is not a channel */
-        if (strcmp(nsp->name, "/") == 0 && strcmp(room, s->id) != 0 && nsp->io->hub.loop) {
-            struct hr_channel *ch = hr_hub_channel(&nsp->io->hub, room, strlen(room), 1);
+        if (strcmp(nsp->name, "/") == 0 && strcmp(room, s->id) != 0 && nsp->io->hub) {
+            struct hr_channel *ch = hr_hub_channel(nsp->io->hub, room, strlen(room), 1);
             if (ch) {
                 r->sub.ops = &room_sub_ops;
                 r->sub.fmt = HR_FMT_SIO;

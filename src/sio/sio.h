@@ -7,11 +7,8 @@
 #include <uthash.h>
 
 #include "eio/eio.h"
-#include "http/static.h"
 #include "hub/hub.h"
-#include "chan/push.h"
 #include "chan/wire.h"
-#include "net/server.h"
 #include "packet.h"
 
 struct hr_sio_client;
@@ -141,41 +138,37 @@ struct hr_sio_client {
     struct hr_sio_prefetch *prefetch;
 };
 
+/* The Socket.IO server (what include/herald.h calls io). The composition root (src/server/)
+ * makes it with hr_sio_init and gives it the channels; it owns its namespaces and timers. */
 struct herald_io {
     struct herald_options opts;
     uv_loop_t *loop;
-    struct hr_server srv;
-    struct hr_router router;
-    struct hr_static st;
-    struct hr_eio eio;
+    struct hr_hub *hub;              /* channels: rooms of "/" named like channels */
+    struct hr_store *store;          /* their history, for replays older than the cache */
+    uint64_t max_queued;             /* --max-queued: a socket's output cap */
     herald_nsp *nsps;
     int (*allow)(const char *name, void *ud);
     void (*setup)(herald_nsp *nsp, void *ud);
     void *allow_ud;
-    uv_signal_t sigint, sigterm;
     uv_timer_t ack_timer;            /* expires server-to-client acks with a timeout */
     uv_timer_t connect_timer;        /* closes clients that join no namespace in time */
     struct hr_sio_client *wait_head, *wait_tail;
-    struct hr_store *store;          /* channel history */
-    struct hr_hub hub;               /* channels */
-    struct hr_push push;             /* SSE, polls, publish API */
     struct hr_sio_saved *saved;      /* disconnected sockets that may come back, by pid */
     uint64_t next_offset;
-    int running;
-    /* an Engine.IO-only application (the conformance app) instead of Socket.IO */
-    const struct hr_eio_handler *eio_app;
 };
 
-/* Internal: the limits parsed by herald_options_parse, used by herald_new. */
-extern struct hr_limits hr_sio_limits;
-extern const char *hr_sio_app_name;
-
+/* Engine.IO's handler for Socket.IO; its ud is the herald_io. */
 extern const struct hr_eio_handler hr_sio_eio_handler;
+
+/* Set up io on loop with the options (copied; o->config is not used), the hub and store of
+ * the channels, and the connections' output cap. */
+void hr_sio_init(herald_io *io, const struct herald_options *o, uv_loop_t *loop, struct hr_hub *hub,
+                 struct hr_store *store, uint64_t max_queued);
+/* The server stops: close io's timers (the loop then finishes closing them). */
+void hr_sio_close(herald_io *io);
 /* Expire server-to-client acks whose timeout passed (the io's ack timer). */
 void hr_sio_expire_acks(herald_io *io);
+/* After the loop ran: free the namespaces, their sockets and what recovery kept. */
 void hr_sio_free_namespaces(herald_io *io);
-
-/* herald_new with an Engine.IO-level application instead of Socket.IO (tests, conformance). */
-herald_io *hr_sio_new_eio(const struct herald_options *o, const struct hr_eio_handler *h);
 
 #endif

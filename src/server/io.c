@@ -1,0 +1,234 @@
+/* io.c - herald_io, the server a program gets from include/herald.h: the composition root
+ * that wires every layer on one libuv loop, its options, and its lifecycle (signals, stop). */
+#include "io.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "app/echo.h"
+#include "core/log.h"
+
+static struct hr_io *root_of(herald_io *io)
+{
+    return (struct hr_io *)((char *)io - offsetof(struct hr_io, sio));
+}
+
+void herald_options_init(struct herald_options *o)
+{
+    struct herald_config cfg;
+    hr_config_init(&cfg);
+    *o = cfg.io;
+}
+
+int herald_options_parse(struct herald_options *o, int argc, char **argv)
+{
+    struct herald_config *cfg = o->config;
+    if (!cfg) {
+        cfg = malloc(sizeof(*cfg));
+        if (!cfg) {
+            fprintf(stderr, "herald: out of memory\n");
+            return -1;
+        }
+        hr_config_init(cfg);
+    }
+    cfg->io = *o; /* flags go over what the program set */
+    cfg->io.config = NULL;
+    char err[256];
+    int rc = hr_config_parse(cfg, argc, argv, err, sizeof err);
+    if (rc != 0) {
+        /* the program exits: nothing to keep */
+        if (rc < 0)
+            fprintf(stderr, "herald: %s\n", err);
+        free(cfg);
+        o->config = NULL;
+        return rc < 0 ? -1 : 1;
+    }
+    *o = cfg->io;
+    o->config = cfg;
+    return 0;
+}
+
+herald_io *hr_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app, const char *app_name)
+{
+    struct hr_io *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    hr_config_copy(&r->cfg, cfg);
+    r->cfg.io.config = NULL;
+    const struct herald_options *o = &r->cfg.io;
+    r->app_name = app_name;
+    r->loop = uv_default_loop();
+    if (o->quiet)
+        hr_log_level = HR_LOG_ERROR;
+    if (hr_server_init(&r->srv, r->loop, &r->cfg.limits) < 0) {
+        free(r);
+        return NULL;
+    }
+    hr_router_init(&r->router);
+    struct hr_eio_opts eo = HR_EIO_OPTS_DEFAULT;
+    eo.path = o->path;
+    eo.ping_interval_ms = o->ping_interval_ms;
+    eo.ping_timeout_ms = o->ping_timeout_ms;
+    eo.max_payload = o->max_payload;
+    eo.cors_origin = o->cors_origin;
+    if (hr_eio_init(&r->eio, &r->srv, &eo, eio_app ? eio_app : &hr_sio_eio_handler, &r->sio) < 0) {
+        hr_server_free(&r->srv);
+        free(r);
+        return NULL;
+    }
+    hr_eio_route(&r->eio, &r->router);
+    /* channels: history in the store, the hub, and the push transports */
+    char err[256] = "";
+    if (!o->store || strcmp(o->store, "sqlite") == 0) {
+        const char *dir = o->data_dir ? o->data_dir : "data";
+        /* the data directory is created on first use, for the owner only */
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            snprintf(err, sizeof err, "--data %s: %s", dir, strerror(errno));
+        else
+            r->store = hr_store_sqlite_new(r->loop, dir, err, sizeof err);
+    } else {
+        r->store = hr_store_memory_new(r->loop);
+    }
+    if (!r->store || hr_hub_init(&r->hub, r->loop, r->store, &r->cfg.history) < 0) {
+        fprintf(stderr, "herald: channel store: %s\n", err[0] ? err : "could not load");
+        if (r->store) {
+            r->store->ops->close(r->store);
+            uv_run(r->loop, UV_RUN_NOWAIT); /* the store's handle finishes closing */
+        }
+        hr_eio_free(&r->eio);
+        hr_server_free(&r->srv);
+        free(r);
+        return NULL;
+    }
+    r->push.lp_timeout_ms = r->cfg.lp_timeout_ms;
+    r->push.sse_heartbeat_ms = r->cfg.sse_heartbeat_ms;
+    hr_push_init(&r->push, &r->hub, r->loop);
+    hr_push_route(&r->push, &r->router);
+    hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_echo_handler, NULL);
+    hr_sio_init(&r->sio, o, r->loop, &r->hub, r->store, r->cfg.limits.max_queued);
+    return &r->sio;
+}
+
+herald_io *herald_new(const struct herald_options *o)
+{
+    struct herald_config defaults, *cfg = o->config;
+    if (!cfg) {
+        hr_config_init(&defaults);
+        cfg = &defaults;
+    }
+    cfg->io = *o; /* the program may have changed fields after parsing */
+    cfg->io.config = NULL;
+    herald_io *io = hr_io_new(cfg, NULL, hr_config_given(cfg, "app") ? cfg->app : NULL);
+    free(o->config);
+    return io;
+}
+
+static void on_stopped(struct hr_server *srv)
+{
+    struct hr_io *r = srv->app_data;
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    hr_sio_close(&r->sio);
+    hr_push_close(&r->push);
+}
+
+void herald_stop(herald_io *io)
+{
+    struct hr_io *r = root_of(io);
+    if (r->srv.stopping) {
+        /* asked twice: do not wait for peers to finish closing */
+        for (struct hr_conn *c = r->srv.conns; c; c = c->next)
+            hr_conn_close(c);
+        return;
+    }
+    hr_eio_shutdown(&r->eio);
+    hr_server_stop(&r->srv);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct hr_io *r = sig->data;
+    if (!r->srv.stopping)
+        hr_info("%s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    herald_stop(&r->sio);
+}
+
+int herald_run(herald_io *io)
+{
+    struct hr_io *r = root_of(io);
+    const struct herald_options *o = &r->cfg.io;
+    int rc = 0;
+    signal(SIGPIPE, SIG_IGN);
+    int serve_static = o->public_dir != NULL;
+    if (serve_static) {
+        int err = hr_static_init(&r->st, o->public_dir);
+        if (err == -ENOENT) {
+            /* an app that needs no pages (channels, Socket.IO from other origins) runs without
+             * the directory; every other path then answers 404 */
+            hr_warn("--public %s: %s; serving no static files", o->public_dir, strerror(-err));
+            serve_static = 0;
+        } else if (err < 0) {
+            fprintf(stderr, "herald: --public %s: %s\n", o->public_dir, strerror(-err));
+            rc = 2;
+            goto out;
+        } else {
+            hr_router_fallback(&r->router, HR_M(HTTP_GET), hr_static_handler, &r->st);
+        }
+    }
+    r->srv.on_accept = hr_http_accept;
+    r->srv.app = &r->router;
+    r->srv.app_data = r;
+    r->srv.on_stopped = on_stopped;
+    int err = hr_server_listen(&r->srv, o->host, o->port);
+    if (err < 0) {
+        fprintf(stderr, "herald: cannot listen on %s port %d: %s\n", o->host, o->port, uv_strerror(err));
+        rc = 1;
+        goto out;
+    }
+    uv_signal_init(r->loop, &r->sigint);
+    uv_signal_init(r->loop, &r->sigterm);
+    r->sigint.data = r->sigterm.data = r;
+    uv_signal_start(&r->sigint, on_signal, SIGINT);
+    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+
+    int v6 = strchr(o->host, ':') != NULL;
+    printf("herald %s listening on http://%s%s%s:%d (", HERALD_VERSION, v6 ? "[" : "", o->host, v6 ? "]" : "",
+           hr_server_port(&r->srv));
+    if (r->app_name)
+        printf("app %s, ", r->app_name);
+    if (serve_static)
+        printf("static files from %s)\n", r->st.root);
+    else
+        printf("no static files)\n");
+    fflush(stdout);
+    r->running = 1;
+    uv_run(r->loop, UV_RUN_DEFAULT);
+    hr_info("stopped");
+out:
+    if (!r->running) {
+        /* never ran: close what init opened so the loop can be closed */
+        uv_close((uv_handle_t *)&r->srv.listener, NULL);
+        uv_close((uv_handle_t *)&r->srv.sweep, NULL);
+        uv_close((uv_handle_t *)&r->srv.ready_idle, NULL);
+        uv_close((uv_handle_t *)&r->srv.shed, NULL);
+        hr_sio_close(&r->sio);
+        hr_push_close(&r->push);
+        uv_run(r->loop, UV_RUN_DEFAULT);
+    }
+    /* the store first: its last commits call back into the hub */
+    r->store->ops->close(r->store);
+    uv_run(r->loop, UV_RUN_DEFAULT); /* the store's handles finish closing */
+    hr_hub_free(&r->hub);
+    hr_eio_free(&r->eio);
+    hr_sio_free_namespaces(&r->sio);
+    if (uv_loop_close(r->loop) != 0)
+        hr_warn("loop closed with live handles");
+    hr_server_free(&r->srv);
+    free(r);
+    return rc;
+}

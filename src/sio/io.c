@@ -1,0 +1,27 @@
+/* io.c - the Socket.IO server's setup and teardown: what it is given (the loop, the channels'
+ * hub and store, the output cap) and the timers it owns. The composition root (src/server/)
+ * calls these; herald_new and herald_run live there. */
+#include "sio.h"
+
+void hr_sio_init(herald_io *io, const struct herald_options *o, uv_loop_t *loop, struct hr_hub *hub,
+                 struct hr_store *store, uint64_t max_queued)
+{
+    io->opts = *o;
+    io->opts.config = NULL; /* the root's; Socket.IO reads the fields above it only */
+    io->loop = loop;
+    io->hub = hub;
+    io->store = store;
+    io->max_queued = max_queued;
+    uv_timer_init(loop, &io->ack_timer);
+    io->ack_timer.data = io;
+    uv_timer_init(loop, &io->connect_timer);
+    io->connect_timer.data = io;
+}
+
+void hr_sio_close(herald_io *io)
+{
+    uv_timer_stop(&io->ack_timer);
+    uv_close((uv_handle_t *)&io->ack_timer, NULL);
+    uv_timer_stop(&io->connect_timer);
+    uv_close((uv_handle_t *)&io->connect_timer, NULL);
+}
