@@ -261,3 +261,8 @@ const struct hr_app *hr_app_find(const char *name)
             return &apps[i];
     return NULL;
 }
+
+int hr_app_known(const char *name)
+{
+    return hr_app_find(name) != NULL;
+}

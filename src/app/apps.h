@@ -22,5 +22,7 @@ struct hr_app {
 
 /* The app called name, or NULL. */
 const struct hr_app *hr_app_find(const char *name);
+/* Whether name is one of the apps (what --app accepts). */
+int hr_app_known(const char *name);
 
 #endif

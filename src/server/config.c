@@ -10,24 +10,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/apps.h"
 #include "core/budget.h"
 #include "core/error.h"
 
 #define F(field) offsetof(struct herald_config, field)
 #define SECONDS_MAX (86400ull * 365)
 
-static int valid_app(const char *v)
+static int valid_app(const struct herald_config *cfg, const char *v)
 {
-    return hr_app_find(v) != NULL;
+    return !cfg->app_known || cfg->app_known(v);
 }
 
-static int valid_store(const char *v)
+static int valid_store(const struct herald_config *cfg, const char *v)
 {
     return strcmp(v, "memory") == 0 || strcmp(v, "sqlite") == 0;
 }
 
-static int valid_path(const char *v)
+static int valid_path(const struct herald_config *cfg, const char *v)
 {
     return v[0] == '/' && strlen(v) <= 200 && !strchr(v, '?');
 }
@@ -300,7 +299,7 @@ static int set_value(struct herald_config *cfg, const struct hr_opt *o, const ch
     uint64_t v;
     switch (o->type) {
     case HR_OPT_STR:
-        if (o->valid && !o->valid(arg))
+        if (o->valid && !o->valid(cfg, arg))
             return HR_EINVAL;
         *(const char **)field(cfg, o) = (o->flags & HR_OPT_NONE_NULL) && strcmp(arg, "none") == 0 ? NULL : arg;
         return 0;

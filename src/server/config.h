@@ -18,6 +18,7 @@ struct herald_config {
     struct hr_hub_limits history; /* the hub's: history, cache, slow-consumer policies */
     uint32_t lp_timeout_ms, sse_heartbeat_ms;
     uint64_t given;               /* bit i: hr_config_table[i] was on the command line */
+    int (*app_known)(const char *name); /* --app accepts these (set by the binary); NULL: any */
     char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1]; /* history.rules point here */
 };
 
@@ -51,7 +52,7 @@ struct hr_opt {
     const char *def_str;      /* strings */
     uint64_t min, max;        /* numbers: the range accepted (seconds types: fixed) */
     unsigned flags;           /* HR_OPT_ZERO_OK, HR_OPT_NONE_NULL */
-    int (*valid)(const char *v);  /* strings: accepted? NULL: anything */
+    int (*valid)(const struct herald_config *cfg, const char *v); /* strings: accepted? NULL: anything */
     uint64_t (*shown)(void);  /* --help shows this computed default instead of def */
     const char *want;         /* a bad value's error, before ", not 'VALUE'" */
     const char *section;      /* --help: a blank line, then this heading (may be ""), first */

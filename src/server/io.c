@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "app/echo.h"
+#include "ws/echo.h"
 #include "core/log.h"
 
 static struct hr_io *root_of(herald_io *io)

@@ -11,6 +11,7 @@ int main(int argc, char **argv)
     struct herald_config cfg;
     char err[256];
     hr_config_init(&cfg);
+    cfg.app_known = hr_app_known;
     int rc = hr_config_parse(&cfg, argc, argv, err, sizeof err);
     if (rc != 0) {
         if (rc < 0)
@@ -21,6 +22,7 @@ int main(int argc, char **argv)
     if (app->defaults) {
         /* the app's defaults, then the flags again over them */
         hr_config_init(&cfg);
+        cfg.app_known = hr_app_known;
         app->defaults(&cfg.io);
         hr_config_parse(&cfg, argc, argv, err, sizeof err);
     }

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "ws/ws.h"
+#include "ws.h"
 
 static void echo_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {

@@ -1,6 +1,6 @@
 /* echo.h - /echo: a WebSocket endpoint that sends every message back with its opcode. */
-#ifndef HR_APP_ECHO_H
-#define HR_APP_ECHO_H
+#ifndef HR_WS_ECHO_H
+#define HR_WS_ECHO_H
 
 #include "http/http.h"
 
