@@ -65,7 +65,7 @@ static void check_request(const struct hr_http_parser *p, struct digest *d)
     /* the target's query and path as the handlers read them (core/text.c's decoder) */
     char q[16 + 1];
     q[16] = '#';
-    long ql = hr_http_query_get(r, "a", q, 16);
+    long ql = hr_http_query(r, "a", q, 16);
     CHECK(q[16] == '#');
     CHECK(ql == HR_ENOTFOUND || ql == HR_ETOOBIG || (ql >= 0 && ql < 16 && q[ql] == '\0'));
     char rel[64];

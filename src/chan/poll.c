@@ -159,30 +159,15 @@ static void write_answer(struct poll_answer *a)
 static struct hr_channel *request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *push,
                                   const char *prefix, uint64_t *since, const char **gap, int *given)
 {
-    size_t nlen;
-    char nbuf[HR_CHANNEL_NAME_MAX + 1];
-    const char *name = hr_channel_from_path(hr_http_path(req), prefix, nbuf, &nlen);
-    if (!name) {
-        hr_http_error(c, 400, NULL, "invalid channel name");
+    struct hr_chan_request r;
+    if (hr_chan_open_request(c, req, push, prefix, HR_CHAN_CURSOR_SINCE, 0, &r) < 0)
         return NULL;
-    }
-    char buf[1024];
-    long l = hr_http_query_get(req, "since", buf, sizeof buf);
-    struct hr_cursor cur = {0};
-    *given = l >= 0;
-    if (l == HR_ETOOBIG || (l >= 0 && hr_cursor_parse(buf, (size_t)l, &cur) < 0)) {
-        hr_http_error(c, 400, NULL, "invalid cursor in since");
-        return NULL;
-    }
-    struct hr_channel *ch = hr_hub_channel(push->hub, name, nlen, 1);
-    if (!ch) {
-        hr_http_error(c, 503, NULL, "out of memory");
-        return NULL;
-    }
+    struct hr_channel *ch = r.ch;
+    *given = r.has_cursor;
     *since = 0;
     *gap = NULL;
     if (*given)
-        *gap = hr_cursor_start(&cur, ch, since);
+        *gap = hr_cursor_start(&r.cursor, ch, since);
     else if (hr_hub_first_id(ch) > 1)
         *gap = "trimmed"; /* from the start, but the start is gone */
     return ch;

@@ -54,13 +54,11 @@ static int is_json_type(const struct hr_http_request *req)
 void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
-    size_t nlen;
-    char nbuf[HR_CHANNEL_NAME_MAX + 1];
-    const char *name = hr_channel_from_path(hr_http_path(req), HR_PUSH_PREFIX_PUB, nbuf, &nlen);
-    if (!name) {
-        hr_http_error(c, 400, NULL, "invalid channel name");
+    struct hr_chan_request cr;
+    if (hr_chan_request_name(c, req, HR_PUSH_PREFIX_PUB, &cr) < 0)
         return;
-    }
+    const char *name = cr.name;
+    size_t nlen = cr.len;
     if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
         struct hr_channel *ch = hr_hub_channel(push->hub, name, nlen, 0);
         char epoch[HR_EPOCH_LEN + 1];

@@ -1,6 +1,7 @@
 /* push.c - the channel transports' shared context and routes. */
 #include "push.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -27,6 +28,74 @@ int hr_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
     uv_timer_init(loop, &p->heartbeat);
     p->heartbeat.data = p;
     uv_timer_start(&p->heartbeat, heartbeat_cb, p->sse_heartbeat_ms, p->sse_heartbeat_ms);
+    return 0;
+}
+
+int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const char *prefix,
+                         struct hr_chan_request *r)
+{
+    if (!hr_channel_from_path(hr_http_path(req), prefix, r->name, &r->len)) {
+        hr_http_error(c, 400, NULL, "invalid channel name");
+        return HR_EINVAL;
+    }
+    return 0;
+}
+
+/* The reader's cursor; r->has_cursor says whether one was given. */
+static int request_cursor(struct hr_http_request *req, int from, struct hr_chan_request *r)
+{
+    char buf[1024];
+    const char *cur = NULL;
+    size_t clen = 0;
+    long l = HR_ENOTFOUND;
+    r->has_cursor = 0;
+    if (from == HR_CHAN_CURSOR_NONE)
+        return 0;
+    if (from == HR_CHAN_CURSOR_LAST_EVENT_ID) {
+        /* EventSource sends Last-Event-ID when it reconnects; a first visit may pass
+         * lastEventId; either, empty, means none */
+        cur = hr_http_header_get(req, "Last-Event-ID", &clen);
+        if (!cur && (l = hr_http_query(req, "lastEventId", buf, sizeof buf)) >= 0) {
+            cur = buf;
+            clen = (size_t)l;
+        }
+        if (l == HR_ETOOBIG)
+            return HR_EINVAL;
+        if (!cur || clen == 0)
+            return 0;
+    } else {
+        l = hr_http_query(req, "since", buf, sizeof buf);
+        if (l == HR_ETOOBIG)
+            return HR_EINVAL;
+        if (l < 0)
+            return 0;
+        cur = buf;
+        clen = (size_t)l;
+    }
+    r->has_cursor = 1;
+    return hr_cursor_parse(cur, clen, &r->cursor);
+}
+
+int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p, const char *prefix,
+                         int cursor, size_t state_size, struct hr_chan_request *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (hr_chan_request_name(c, req, prefix, r) < 0)
+        return HR_EINVAL;
+    if (request_cursor(req, cursor, r) < 0) {
+        hr_http_error(c, 400, NULL,
+                      cursor == HR_CHAN_CURSOR_SINCE ? "invalid cursor in since"
+                                                     : "invalid cursor in Last-Event-ID or lastEventId");
+        return HR_EINVAL;
+    }
+    r->ch = hr_hub_channel(p->hub, r->name, r->len, 1);
+    r->state = r->ch && state_size ? calloc(1, state_size) : NULL;
+    if (!r->ch || (state_size && !r->state)) {
+        hr_hub_forget_unused(r->ch);
+        r->ch = NULL;
+        hr_http_error(c, 503, NULL, "out of memory");
+        return HR_ENOMEM;
+    }
     return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include "http/http.h"
 #include "hub/hub.h"
+#include "wire.h"
 
 struct hr_push {
     struct hr_hub *hub;
@@ -28,6 +29,29 @@ struct hr_push {
 #define HR_PUSH_PREFIX_POLL "/poll/"
 #define HR_PUSH_PREFIX_PUB "/pub/"
 #define HR_PUSH_PREFIX_WS "/ws/"
+
+/* The preamble of a channel request: the channel name in the path, the reader's cursor, the
+ * channel (created) and the handler's state. */
+enum {
+    HR_CHAN_CURSOR_NONE,          /* no cursor */
+    HR_CHAN_CURSOR_SINCE,         /* ?since= (polls, WebSocket) */
+    HR_CHAN_CURSOR_LAST_EVENT_ID, /* Last-Event-ID, else ?lastEventId= (SSE); empty: none */
+};
+struct hr_chan_request {
+    char name[HR_CHANNEL_NAME_MAX + 1];
+    size_t len;
+    int has_cursor;
+    struct hr_cursor cursor;
+    struct hr_channel *ch;
+    void *state;                  /* state_size zeroed bytes (NULL when 0), the caller's */
+};
+/* Fill r->name from the path after prefix; answer 400 and return HR_EINVAL when invalid. */
+int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const char *prefix,
+                         struct hr_chan_request *r);
+/* Name, cursor (from where `cursor` says), channel, state: 0, or an error once the request
+ * was answered (400 for a bad name or cursor, 503 when out of memory). */
+int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p, const char *prefix,
+                         int cursor, size_t state_size, struct hr_chan_request *r);
 
 int hr_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop);
 /* Add the routes: GET /sse/{ch}, GET /lp/{ch}, GET /poll/{ch}, GET+POST /pub/{ch},

@@ -616,13 +616,13 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
         hr_http_respond(c, 204, NULL, hdr, NULL, 0);
         return;
     }
-    long tl = hr_http_query_get(req, "transport", transport, sizeof transport);
+    long tl = hr_http_query(req, "transport", transport, sizeof transport);
     int is_ws = tl > 0 && strcmp(transport, "websocket") == 0;
     if (tl < 0 || (!is_ws && strcmp(transport, "polling") != 0)) {
         eio_error(eio, c, req, ERR_TRANSPORT);
         return;
     }
-    long sl = hr_http_query_get(req, "sid", sid, sizeof sid);
+    long sl = hr_http_query(req, "sid", sid, sizeof sid);
     if (sl == HR_ETOOBIG) {
         eio_error(eio, c, req, ERR_SID);
         return;
@@ -671,7 +671,7 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
         eio_error(eio, c, req, ERR_METHOD);
         return;
     }
-    if (hr_http_query_get(req, "EIO", v, sizeof v) != 1 || v[0] != '4') {
+    if (hr_http_query(req, "EIO", v, sizeof v) != 1 || v[0] != '4') {
         eio_error(eio, c, req, ERR_VERSION);
         return;
     }

@@ -493,7 +493,7 @@ const char *hr_http_method_str(const struct hr_http_request *r)
     return llhttp_method_name((llhttp_method_t)r->method);
 }
 
-long hr_http_query_get(const struct hr_http_request *r, const char *name, char *out, size_t outsz)
+long hr_http_query(const struct hr_http_request *r, const char *name, char *out, size_t outsz)
 {
     const char *q = strchr(hr_http_path(r), '?');
     size_t nlen = strlen(name);
@@ -512,8 +512,3 @@ long hr_http_query_get(const struct hr_http_request *r, const char *name, char *
     return HR_ENOTFOUND;
 }
 
-long hr_http_query(const struct hr_http_request *r, const char *name, char *out, size_t outsz)
-{
-    long n = hr_http_query_get(r, name, out, outsz);
-    return n >= 0 ? n : n == HR_ETOOBIG ? -2 : -1;
-}

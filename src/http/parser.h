@@ -103,9 +103,6 @@ int hr_list_next(const char **pos, const char *end, const char **tok, size_t *le
 /* Query parameter name of the target, percent-decoded ('+' is a space) into out with a NUL.
  * Returns its length, HR_ENOTFOUND when absent, or HR_ETOOBIG when longer than outsz - 1
  * (not to be mistaken for absent). */
-long hr_http_query_get(const struct hr_http_request *r, const char *name, char *out, size_t outsz);
-/* hr_http_query_get with the former results: -1 when absent, -2 when too long. Kept only for
- * callers not yet moved to hr_http_query_get (chan/sse.c, chan/ws.c); to be removed. */
 long hr_http_query(const struct hr_http_request *r, const char *name, char *out, size_t outsz);
 
 #endif
