@@ -99,6 +99,16 @@ static int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+struct hr_buf *hr_msg_json_copy(const char *body, size_t len)
+{
+    /* stored without surrounding whitespace so it embeds cleanly */
+    while (len && is_ws(body[0]))
+        body++, len--;
+    while (len && is_ws(body[len - 1]))
+        len--;
+    return hr_buf_from(body, len);
+}
+
 struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char **err)
 {
     if (json) {
@@ -106,12 +116,7 @@ struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char *
             *err = "body is not valid JSON";
             return NULL;
         }
-        /* stored without surrounding whitespace so it embeds cleanly */
-        while (len && is_ws(body[0]))
-            body++, len--;
-        while (len && is_ws(body[len - 1]))
-            len--;
-        struct hr_buf *b = hr_buf_from(body, len);
+        struct hr_buf *b = hr_msg_json_copy(body, len);
         if (!b)
             *err = "out of memory";
         return b;

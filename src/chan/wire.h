@@ -42,6 +42,9 @@ struct hr_buf *hr_msg_json(const struct hr_hub_msg *m, const char *epoch);
 /* A publish body as the JSON value stored: JSON as is when json is set (it must be valid),
  * else the text as a JSON string (it must be UTF-8). NULL with *err set when refused. */
 struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char **err);
+/* A JSON value already checked (hr_json_check), without the whitespace around it, in a buffer
+ * of its own (NULL: out of memory). */
+struct hr_buf *hr_msg_json_copy(const char *body, size_t len);
 /* The same for a body already in a buffer, taking the caller's reference to it (NULL: an
  * empty body). Valid JSON comes back as that very buffer, not copied (surrounding whitespace
  * is cut in place when the buffer is not shared); text is re-encoded as a JSON string into a

@@ -122,7 +122,7 @@ static void release(struct ws_sub *w)
         free(w);
 }
 
-static void published(void *ud, int status, uint64_t id)
+static void published_cb(void *ud, int status, uint64_t id)
 {
     struct ws_sub *w = ud;
     w->pending--;
@@ -149,8 +149,9 @@ static void on_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         hr_ws_send(ws, HR_WS_OP_TEXT, too_big, sizeof too_big - 1);
         return;
     }
-    const char *err;
-    struct hr_buf *value = hr_msg_value((const char *)data, len, 1, &err);
+    /* the frame's bytes sit in the shared read buffer: this is the one copy; the hub and
+     * the store keep this very buffer */
+    struct hr_buf *value = hr_msg_json_copy((const char *)data, len);
     if (!value)
         goto fail;
     if (!hr_budget_admit(value->len)) {
@@ -162,7 +163,7 @@ static void on_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         return;
     }
     w->pending++;
-    if (hr_hub_publish(w->push->hub, w->ch, value->data, value->len, published, w) < 0) {
+    if (hr_hub_publish_buf(w->push->hub, w->ch, value, published_cb, w) < 0) {
         w->pending--;
         goto fail;
     }
