@@ -1,0 +1,274 @@
+/* client.c - a Socket.IO client (one per Engine.IO session) and its sockets: their lifecycle,
+ * and the packets that come from it (events, acks, binary attachments). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "internal.h"
+#include "recovery.h"
+
+/* ---- sockets ------------------------------------------------------------------------------ */
+
+const char *herald_id(const herald_socket *s) { return s->id; }
+herald_nsp *herald_socket_nsp(herald_socket *s) { return s->nsp; }
+const json_t *herald_auth(const herald_socket *s) { return s->auth; }
+void herald_set_data(herald_socket *s, void *data) { s->data = data; }
+void *herald_data(const herald_socket *s) { return s->data; }
+int herald_recovered(const herald_socket *s) { return s->recovered; }
+
+void herald_on(herald_socket *s, const char *event, herald_event_cb cb, void *ud)
+{
+    if (s->nhandlers == s->cap_handlers) {
+        uint32_t cap = s->cap_handlers ? s->cap_handlers * 2 : 4;
+        struct hr_sio_handler *h = realloc(s->handlers, cap * sizeof(*h));
+        if (!h)
+            return;
+        s->handlers = h;
+        s->cap_handlers = cap;
+    }
+    char *name = strdup(event);
+    if (name)
+        s->handlers[s->nhandlers++] = (struct hr_sio_handler){name, cb, ud};
+}
+
+void herald_on_any(herald_socket *s, herald_any_cb cb, void *ud)
+{
+    s->any_cb = cb;
+    s->any_ud = ud;
+}
+
+void herald_on_disconnect(herald_socket *s, herald_disconnect_cb cb, void *ud)
+{
+    s->disconnect_cb = cb;
+    s->disconnect_ud = ud;
+}
+
+/* Remove the socket from its namespace and client and free it, telling the application. */
+void hr_sio_socket_gone(herald_socket *s, const char *reason)
+{
+    if (s->connected) {
+        hr_sio_save_session(s, reason);
+        s->connected = 0;
+        if (s->disconnect_cb)
+            s->disconnect_cb(s, reason, s->disconnect_ud);
+        HASH_DEL(s->nsp->sockets, s);
+    }
+    while (s->nrooms)
+        herald_leave(s, s->rooms[s->nrooms - 1]);
+    for (uint32_t i = 0; i < s->nacks; i++)
+        if (s->acks[i].cb)
+            s->acks[i].cb(s, NULL, s->acks[i].ud);
+    herald_socket **pp = &s->client->sockets;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next_in_client;
+    if (*pp)
+        *pp = s->next_in_client;
+    for (uint32_t i = 0; i < s->nhandlers; i++)
+        free(s->handlers[i].event);
+    free(s->handlers);
+    free(s->rooms);
+    free(s->acks);
+    json_decref(s->auth);
+    free(s->resume);
+    free(s);
+}
+
+void herald_disconnect(herald_socket *s, int close)
+{
+    struct hr_sio_client *c = s->client;
+    if (s->connected)
+        hr_sio_send_packet(c, HR_SIO_DISCONNECT, s->nsp->name, NULL);
+    hr_sio_socket_gone(s, "server namespace disconnect");
+    if (close && c->eio)
+        hr_eio_close(c->eio, "forced close");
+}
+
+herald_socket *hr_sio_client_socket(struct hr_sio_client *c, const char *nsp, size_t len)
+{
+    for (herald_socket *s = c->sockets; s; s = s->next_in_client)
+        if (strlen(s->nsp->name) == len && memcmp(s->nsp->name, nsp, len) == 0)
+            return s;
+    return NULL;
+}
+
+herald_io *herald_socket_io(herald_socket *s)
+{
+    return s->nsp->io;
+}
+
+/* ---- packets from a client ---------------------------------------------------------------- */
+
+static void dispatch_event(herald_socket *s, const struct hr_sio_packet *p, herald_args *args)
+{
+    herald_ack ack = {s, (uint64_t)p->ack_id, 0, 0};
+    herald_ack *ackp = p->ack_id >= 0 ? &ack : NULL;
+    int handled = 0;
+    for (uint32_t i = 0; i < s->nhandlers && s->connected; i++) {
+        if (strcmp(s->handlers[i].event, p->name) == 0) {
+            s->handlers[i].cb(s, args, ackp, s->handlers[i].ud);
+            handled = 1;
+            break;
+        }
+    }
+    if (!handled && s->any_cb && s->connected)
+        s->any_cb(s, p->name, args, ackp, s->any_ud);
+}
+
+static void dispatch_ack(herald_socket *s, const struct hr_sio_packet *p, herald_args *args)
+{
+    for (uint32_t i = 0; i < s->nacks; i++) {
+        if (s->acks[i].id != (uint64_t)p->ack_id)
+            continue;
+        struct hr_sio_pending_ack a = s->acks[i];
+        s->acks[i] = s->acks[--s->nacks];
+        if (a.cb)
+            a.cb(s, args, a.ud);
+        return;
+    }
+}
+
+/* A complete packet (attachments collected). Returns 0 or HR_EINVAL (close the client). */
+static int on_packet(struct hr_sio_client *c, const struct hr_sio_packet *p, struct hr_buf **bins,
+                     size_t nbins)
+{
+    switch (p->type) {
+    case HR_SIO_CONNECT:
+        hr_sio_on_connect(c, p);
+        return 0;
+    case HR_SIO_DISCONNECT: {
+        herald_socket *s = hr_sio_client_socket(c, p->nsp, p->nsp_len);
+        if (s)
+            hr_sio_socket_gone(s, "client namespace disconnect");
+        return 0;
+    }
+    case HR_SIO_EVENT:
+    case HR_SIO_BINARY_EVENT:
+    case HR_SIO_ACK:
+    case HR_SIO_BINARY_ACK: {
+        herald_socket *s = hr_sio_client_socket(c, p->nsp, p->nsp_len);
+        if (!s || !s->connected)
+            return 0; /* not connected to that namespace: dropped, as the reference does */
+        const char *raw = p->args;
+        size_t raw_len = p->args_len;
+        if (p->type == HR_SIO_ACK || p->type == HR_SIO_BINARY_ACK) {
+            /* an ACK's payload is the array of arguments: take what is inside the brackets */
+            const char *open = memchr(p->data, '[', p->data_len);
+            const char *close = p->data + p->data_len;
+            while (close > open && close[-1] != ']')
+                close--;
+            raw = open + 1;
+            raw_len = (size_t)(close - 1 - raw);
+        }
+        herald_args args = {raw, raw_len, NULL, bins, nbins};
+        if (p->type == HR_SIO_EVENT || p->type == HR_SIO_BINARY_EVENT)
+            dispatch_event(s, p, &args);
+        else
+            dispatch_ack(s, p, &args);
+        json_decref(args.parsed);
+        return 0;
+    }
+    default:
+        return HR_EINVAL; /* CONNECT_ERROR never comes from a client */
+    }
+}
+
+static void partial_clear(struct hr_sio_partial *pp)
+{
+    for (uint32_t i = 0; i < pp->got; i++)
+        hr_buf_unref(pp->bins[i]);
+    free(pp->bins);
+    free(pp->text);
+    memset(pp, 0, sizeof(*pp));
+}
+
+static void client_message(struct hr_eio_session *es, int binary, const uint8_t *data, size_t len, void *ud)
+{
+    struct hr_sio_client *c = es->user;
+    if (!c)
+        return;
+    struct hr_sio_partial *pp = &c->partial;
+    if (binary) {
+        if (!pp->text) {
+            hr_eio_close(es, "parse error"); /* an attachment nobody announced */
+            return;
+        }
+        pp->bytes += len;
+        if (pp->bytes > (size_t)c->io->opts.max_payload * HR_SIO_ATTACHMENTS_FACTOR) {
+            hr_eio_close(es, "parse error"); /* many attachments must not add up without bound */
+            return;
+        }
+        struct hr_buf *b = hr_buf_from(data, len);
+        if (!b) {
+            hr_eio_close(es, "transport error");
+            return;
+        }
+        pp->bins[pp->got++] = b;
+        if (pp->got < pp->expected)
+            return;
+        struct hr_sio_packet p;
+        int rc = hr_sio_decode(pp->text, pp->text_len, &p);
+        if (rc == 0)
+            rc = on_packet(c, &p, pp->bins, pp->got);
+        partial_clear(pp);
+        if (rc < 0)
+            hr_eio_close(es, "parse error");
+        return;
+    }
+    if (pp->text) {
+        hr_eio_close(es, "parse error"); /* text while attachments were due */
+        return;
+    }
+    struct hr_sio_packet p;
+    if (hr_sio_decode((const char *)data, len, &p) < 0) {
+        hr_eio_close(es, "parse error");
+        return;
+    }
+    if ((p.type == HR_SIO_BINARY_EVENT || p.type == HR_SIO_BINARY_ACK) && p.attachments > 0) {
+        pp->text = malloc(len);
+        pp->bins = calloc(p.attachments, sizeof(*pp->bins));
+        if (!pp->text || !pp->bins) {
+            partial_clear(pp);
+            hr_eio_close(es, "transport error");
+            return;
+        }
+        memcpy(pp->text, data, len);
+        pp->text_len = len;
+        pp->expected = p.attachments;
+        return;
+    }
+    if (on_packet(c, &p, NULL, 0) < 0)
+        hr_eio_close(es, "parse error");
+}
+
+static int client_open(struct hr_eio_session *es, const struct hr_http_request *req, void *ud)
+{
+    struct hr_sio_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return HR_ENOMEM;
+    c->eio = es;
+    c->io = ud;
+    es->user = c;
+    hr_sio_wait_add(c);
+    return 0;
+}
+
+static void client_close(struct hr_eio_session *es, const char *reason, void *ud)
+{
+    struct hr_sio_client *c = es->user;
+    if (!c)
+        return;
+    es->user = NULL;
+    c->eio = NULL;
+    hr_sio_wait_remove(c);
+    hr_sio_prefetch_free(c);
+    while (c->sockets)
+        hr_sio_socket_gone(c->sockets, reason);
+    partial_clear(&c->partial);
+    free(c);
+}
+
+const struct hr_eio_handler hr_sio_eio_handler = {
+    .on_open = client_open,
+    .on_message = client_message,
+    .on_close = client_close,
+};

@@ -1,0 +1,408 @@
+/* emit.c - outgoing Socket.IO packets (docs/socket.io-protocol/v5-current.md): events to a
+ * socket, broadcasts encoded once per wire format, acks both ways, and the arguments the
+ * application reads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "internal.h"
+#include "recovery.h"
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+/* Encode "<type>[<n>-][<nsp>,][<id>]" + payload into one Engine.IO message and the binary
+ * attachments into their own, then hand them to each target's session. */
+struct outgoing {
+    struct hr_eio_msg text;
+    struct hr_eio_msg *bins;
+    size_t nbins;
+};
+
+static int out_init(struct outgoing *o, int type, const herald_nsp *nsp, int64_t ack_id,
+                    const char *event, const char *raw, size_t len,
+                    const struct herald_bin *bins, size_t nbins)
+{
+    memset(o, 0, sizeof(*o));
+    /* more than a client's socket.io-parser takes ("too many attachments") */
+    if (nbins > HR_SIO_MAX_ATTACHMENTS)
+        return HR_EINVAL;
+    if (nbins)
+        type = type == HR_SIO_EVENT ? HR_SIO_BINARY_EVENT : HR_SIO_BINARY_ACK;
+    struct hr_buf *b = hr_sio_encode(type, nsp->name, strlen(nsp->name), ack_id, (uint32_t)nbins, NULL, 0);
+    if (!b)
+        return HR_ENOMEM;
+    uint32_t head = b->len;
+    int rc = 0;
+    if (event)
+        rc = hr_sio_append_event(&b, event, raw, len);
+    else if ((rc = hr_buf_append(&b, "[", 1)) == 0 && (rc = hr_buf_append(&b, raw, len)) == 0)
+        rc = hr_buf_append(&b, "]", 1);
+    /* Never send what the receiver's parser must refuse: a placeholder naming an attachment
+     * that is not there fails the whole packet ("illegal attachments") and makes the client
+     * reconnect. What clients sent was checked as it came; this also holds for what the
+     * application built, and for recovery replays. Without attachments placeholders are
+     * plain objects to the receiver. */
+    if (rc == 0 && nbins &&
+        hr_sio_check_placeholders(b->data + head, b->len - head, (uint32_t)nbins, 0))
+        rc = HR_EINVAL;
+    if (rc == 0)
+        rc = hr_eio_msg_init(&o->text, 0, b->data, b->len);
+    hr_buf_unref(b);
+    if (rc)
+        return rc;
+    if (nbins) {
+        o->bins = calloc(nbins, sizeof(*o->bins));
+        if (!o->bins)
+            return HR_ENOMEM;
+        for (size_t i = 0; i < nbins; i++, o->nbins++)
+            if ((rc = hr_eio_msg_init(&o->bins[i], 1, bins[i].data, bins[i].len)))
+                return rc;
+    }
+    return 0;
+}
+
+static void out_release(struct outgoing *o)
+{
+    if (o->text.frame)
+        hr_eio_msg_release(&o->text);
+    for (size_t i = 0; i < o->nbins; i++)
+        hr_eio_msg_release(&o->bins[i]);
+    free(o->bins);
+}
+
+static int out_send(const struct outgoing *o, herald_socket *s)
+{
+    if (!s->connected || !s->client->eio)
+        return HR_ECLOSED;
+    int rc = hr_eio_send(s->client->eio, &o->text);
+    for (size_t i = 0; i < o->nbins && rc == 0; i++)
+        rc = hr_eio_send(s->client->eio, &o->bins[i]);
+    return rc;
+}
+
+/* Plain control packets to one client: CONNECT answers, CONNECT_ERROR. */
+void hr_sio_send_packet(struct hr_sio_client *c, int type, const char *nsp, const char *data)
+{
+    if (!c->eio)
+        return;
+    struct hr_buf *b = hr_sio_encode(type, nsp, strlen(nsp), -1, 0, data, data ? strlen(data) : 0);
+    struct hr_eio_msg m;
+    if (b && hr_eio_msg_init(&m, 0, b->data, b->len) == 0) {
+        hr_eio_send(c->eio, &m);
+        hr_eio_msg_release(&m);
+    }
+    hr_buf_unref(b);
+}
+
+/* json array -> raw argument text without brackets, as JSON.stringify would write it. */
+char *hr_sio_args_text(json_t *args, size_t *len)
+{
+    struct hr_buf *b = hr_buf_new(256);
+    if (!b)
+        return NULL;
+    int rc = 0;
+    if (json_is_array(args)) {
+        for (size_t i = 0; i < json_array_size(args) && rc == 0; i++)
+            if (!(i && (rc = hr_buf_append(&b, ",", 1))))
+                rc = hr_json_dump(json_array_get(args, i), &b);
+    } else if (args) {
+        rc = hr_json_dump(args, &b);
+    }
+    char *s = rc == 0 ? malloc((size_t)b->len + 1) : NULL;
+    if (s) {
+        memcpy(s, b->data, b->len);
+        s[b->len] = '\0';
+        *len = b->len;
+    }
+    hr_buf_unref(b);
+    return s;
+}
+
+int hr_sio_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+                    const struct herald_bin *bins, size_t nbins)
+{
+    struct outgoing o;
+    int rc = out_init(&o, HR_SIO_EVENT, s->nsp, -1, event, raw, len, bins, nbins);
+    if (rc == 0)
+        rc = out_send(&o, s);
+    out_release(&o);
+    return rc;
+}
+
+int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+                    const struct herald_bin *bins, size_t nbins)
+{
+    /* with recovery on, an emit to one socket is kept like a broadcast to its own room, with
+     * an offset (Socket.IO does the same), so a socket that drops gets it back; that holds
+     * too for what is emitted to it while it is going away (its pid was saved) */
+    if (s->nsp->io->opts.recovery_window_ms && s->pid[0]) {
+        struct hr_sio_kept *k = hr_sio_keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins, NULL, 0);
+        if (k) {
+            raw = k->raw;
+            len = k->raw_len;
+        }
+    }
+    return hr_sio_emit_raw(s, event, raw, len, bins, nbins);
+}
+
+int herald_emit(herald_socket *s, const char *event, json_t *args)
+{
+    size_t len;
+    char *raw = hr_sio_args_text(args, &len);
+    json_decref(args);
+    if (!raw)
+        return HR_ENOMEM;
+    int rc = herald_emit_raw(s, event, raw, len, NULL, 0);
+    free(raw);
+    return rc;
+}
+
+int herald_send(herald_socket *s, json_t *value)
+{
+    return herald_emit(s, "message", json_pack("[o]", value));
+}
+
+/* A broadcast; a channel's message has its cursor as offset and its id as chan_id. */
+size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
+                        const char *event, const char *raw, size_t len,
+                        const struct herald_bin *bins, size_t nbins, const char *offset,
+                        uint64_t chan_id)
+{
+    struct outgoing o;
+    size_t n = 0;
+    char *with_offset = NULL;
+    /* with recovery on, a broadcast carries its offset as a last argument (as Socket.IO's
+     * session-aware adapter does) and is kept for sockets that come back */
+    if (nsp->io->opts.recovery_window_ms) {
+        struct hr_sio_kept *k = hr_sio_keep(nsp, room, except, event, raw, len, bins, nbins, offset, chan_id);
+        if (k) {
+            raw = k->raw;
+            len = k->raw_len;
+        } else if (chan_id && (with_offset = malloc(len + strlen(offset) + 4))) {
+            memcpy(with_offset, raw, len);
+            int m = snprintf(with_offset + len, strlen(offset) + 4, "%s\"%s\"", len ? "," : "", offset);
+            raw = with_offset;
+            len += (size_t)m;
+        }
+    }
+    if (out_init(&o, HR_SIO_EVENT, nsp, -1, event, raw, len, bins, nbins) == 0) {
+        if (room) {
+            struct hr_sio_room *r;
+            HASH_FIND_STR(nsp->rooms, room, r);
+            struct hr_sio_member *m, *tmp;
+            if (r)
+                HASH_ITER(hh, r->members, m, tmp)
+                    if (m->s != except && out_send(&o, m->s) == 0)
+                        n++;
+        } else {
+            herald_socket *s, *tmp;
+            HASH_ITER(hh, nsp->sockets, s, tmp)
+                if (s != except && out_send(&o, s) == 0)
+                    n++;
+        }
+    }
+    out_release(&o);
+    free(with_offset);
+    return n;
+}
+
+size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *except,
+                            const char *event, const char *raw, size_t len,
+                            const struct herald_bin *bins, size_t nbins)
+{
+    return hr_sio_broadcast(nsp, room, except, event, raw, len, bins, nbins, NULL, 0);
+}
+
+size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
+                        const char *event, json_t *args)
+{
+    size_t len;
+    char *raw = hr_sio_args_text(args, &len);
+    json_decref(args);
+    if (!raw)
+        return 0;
+    size_t n = herald_broadcast_raw(nsp, room, except, event, raw, len, NULL, 0);
+    free(raw);
+    return n;
+}
+
+static void ack_timer_cb(uv_timer_t *t)
+{
+    hr_sio_expire_acks(t->data);
+}
+
+int herald_emit_ack_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+                        const struct herald_bin *bins, size_t nbins, uint32_t timeout_ms,
+                        herald_reply_cb cb, void *ud)
+{
+    if (!s->connected)
+        return HR_ECLOSED;
+    if (s->nacks == s->cap_acks) {
+        uint32_t cap = s->cap_acks ? s->cap_acks * 2 : 4;
+        struct hr_sio_pending_ack *a = realloc(s->acks, cap * sizeof(*a));
+        if (!a)
+            return HR_ENOMEM;
+        s->acks = a;
+        s->cap_acks = cap;
+    }
+    uint64_t id = s->next_ack_id++;
+    struct outgoing o;
+    int rc = out_init(&o, HR_SIO_EVENT, s->nsp, (int64_t)id, event, raw, len, bins, nbins);
+    if (rc == 0)
+        rc = out_send(&o, s);
+    out_release(&o);
+    if (rc)
+        return rc;
+    uint64_t deadline = timeout_ms ? uv_now(s->nsp->io->loop) + timeout_ms : 0;
+    s->acks[s->nacks++] = (struct hr_sio_pending_ack){id, cb, ud, deadline};
+    if (deadline && !uv_is_active((uv_handle_t *)&s->nsp->io->ack_timer))
+        uv_timer_start(&s->nsp->io->ack_timer, ack_timer_cb, 100, 100);
+    return 0;
+}
+
+int herald_emit_ack(herald_socket *s, const char *event, json_t *args, uint32_t timeout_ms,
+                    herald_reply_cb cb, void *ud)
+{
+    size_t len;
+    char *raw = hr_sio_args_text(args, &len);
+    json_decref(args);
+    if (!raw)
+        return HR_ENOMEM;
+    int rc = herald_emit_ack_raw(s, event, raw, len, NULL, 0, timeout_ms, cb, ud);
+    free(raw);
+    return rc;
+}
+
+static int ack_reply(herald_ack *ack, const char *raw, size_t len, const struct herald_bin *bins,
+                     size_t nbins)
+{
+    if (ack->done)
+        return HR_EINVAL;
+    ack->done = 1;
+    herald_socket *s = ack->s;
+    int rc = HR_ECLOSED;
+    if (s && s->connected) {
+        struct outgoing o;
+        rc = out_init(&o, HR_SIO_ACK, s->nsp, (int64_t)ack->id, NULL, raw, len, bins, nbins);
+        if (rc == 0)
+            rc = out_send(&o, s);
+        out_release(&o);
+    }
+    if (ack->kept)
+        free(ack);
+    return rc;
+}
+
+int herald_ack_send_raw(herald_ack *ack, const char *raw, size_t len,
+                        const struct herald_bin *bins, size_t nbins)
+{
+    return ack_reply(ack, raw, len, bins, nbins);
+}
+
+int herald_ack_send(herald_ack *ack, json_t *args)
+{
+    size_t len;
+    char *raw = hr_sio_args_text(args, &len);
+    json_decref(args);
+    if (!raw)
+        return HR_ENOMEM;
+    int rc = ack_reply(ack, raw, len, NULL, 0);
+    free(raw);
+    return rc;
+}
+
+herald_ack *herald_ack_keep(herald_ack *ack)
+{
+    herald_ack *k = malloc(sizeof(*k));
+    if (!k)
+        return NULL;
+    *k = *ack;
+    k->kept = 1;
+    ack->done = 1; /* the stack copy is spent; the kept one answers */
+    return k;
+}
+
+void herald_ack_drop(herald_ack *ack)
+{
+    if (ack->kept)
+        free(ack);
+    else
+        ack->done = 1;
+}
+
+/* ---- arguments ---------------------------------------------------------------------------- */
+
+const char *herald_args_raw(const herald_args *a, size_t *len)
+{
+    if (len)
+        *len = a->raw_len;
+    return a->raw;
+}
+
+json_t *herald_arg(const herald_args *a, size_t i)
+{
+    return json_array_get(herald_args_json(a), i);
+}
+
+json_t *herald_args_json(const herald_args *a)
+{
+    herald_args *m = (herald_args *)a;
+    if (!m->parsed) {
+        /* the raw text was validated; wrap it back into its array */
+        char *t = malloc(a->raw_len + 3);
+        if (!t)
+            return NULL;
+        t[0] = '[';
+        memcpy(t + 1, a->raw, a->raw_len);
+        t[a->raw_len + 1] = ']';
+        t[a->raw_len + 2] = '\0';
+        m->parsed = json_loadb(t, a->raw_len + 2, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        free(t);
+    }
+    return m->parsed;
+}
+
+size_t herald_args_count(const herald_args *a)
+{
+    const json_t *j = herald_args_json(a);
+    return j ? json_array_size(j) : 0;
+}
+
+size_t herald_args_binaries(const herald_args *a) { return a->nbins; }
+
+const uint8_t *herald_args_binary(const herald_args *a, size_t i, size_t *len)
+{
+    if (i >= a->nbins)
+        return NULL;
+    if (len)
+        *len = a->bins[i]->len;
+    return (const uint8_t *)a->bins[i]->data;
+}
+
+/* Server-to-client acks with a timeout: one timer for all, checked every 100 ms. */
+void hr_sio_expire_acks(herald_io *io)
+{
+    uint64_t now = uv_now(io->loop);
+    int pending = 0;
+    herald_nsp *nsp, *ntmp;
+    HASH_ITER(hh, io->nsps, nsp, ntmp) {
+        herald_socket *s, *stmp;
+        HASH_ITER(hh, nsp->sockets, s, stmp) {
+            for (uint32_t i = 0; i < s->nacks;) {
+                if (s->acks[i].deadline && now >= s->acks[i].deadline) {
+                    struct hr_sio_pending_ack a = s->acks[i];
+                    s->acks[i] = s->acks[--s->nacks];
+                    if (a.cb)
+                        a.cb(s, NULL, a.ud);
+                    continue;
+                }
+                pending |= s->acks[i].deadline != 0;
+                i++;
+            }
+        }
+    }
+    if (!pending)
+        uv_timer_stop(&io->ack_timer);
+}

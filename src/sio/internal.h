@@ -1,0 +1,61 @@
+/* internal.h - what the Socket.IO server's files (emit, rooms, connect, client) share; not
+ * part of the public API. */
+#ifndef HR_SIO_INTERNAL_H
+#define HR_SIO_INTERNAL_H
+
+#include "sio.h"
+
+struct herald_args {
+    const char *raw;
+    size_t raw_len;
+    json_t *parsed;          /* lazily */
+    struct hr_buf **bins;
+    size_t nbins;
+};
+
+struct herald_ack {
+    herald_socket *s;        /* NULL once the socket is gone */
+    uint64_t id;
+    uint8_t kept;
+    uint8_t done;
+};
+
+/* emit.c */
+/* Plain control packets to one client: CONNECT answers, CONNECT_ERROR. */
+void hr_sio_send_packet(struct hr_sio_client *c, int type, const char *nsp, const char *data);
+/* json array -> raw argument text without brackets (malloc'd, *len its length). */
+char *hr_sio_args_text(json_t *args, size_t *len);
+/* An event to one socket, as it is (not kept for recovery). */
+int hr_sio_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
+                    const struct herald_bin *bins, size_t nbins);
+/* A broadcast; a channel's message has its cursor as offset and its id as chan_id. */
+size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
+                        const char *event, const char *raw, size_t len,
+                        const struct herald_bin *bins, size_t nbins, const char *offset,
+                        uint64_t chan_id);
+
+/* rooms.c */
+/* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
+ * them are gone, unless told one was given); cur then names the last one sent. */
+void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur, uint64_t upto,
+                           int gap_told);
+/* Whether the CONNECT p to nsp replays history that is not cached: then it is held (1) while
+ * that is read, and handled again (hr_sio_on_connect) once it is. */
+int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct hr_sio_packet *p);
+/* The client goes: drop its prefetch. */
+void hr_sio_prefetch_free(struct hr_sio_client *c);
+
+/* connect.c */
+void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p);
+/* The connect timeout's list of clients in no namespace yet: a new client enters it, one
+ * that joins a namespace (or goes) leaves it. */
+void hr_sio_wait_add(struct hr_sio_client *c);
+void hr_sio_wait_remove(struct hr_sio_client *c);
+
+/* client.c */
+/* Remove the socket from its namespace and client and free it, telling the application. */
+void hr_sio_socket_gone(herald_socket *s, const char *reason);
+/* The client's socket in namespace nsp (len bytes), or NULL. */
+herald_socket *hr_sio_client_socket(struct hr_sio_client *c, const char *nsp, size_t len);
+
+#endif

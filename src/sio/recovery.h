@@ -1,0 +1,41 @@
+/* recovery.h - connection state recovery (Socket.IO 4.6+): with a recovery window, every
+ * packet sent carries an offset and is kept for the window; a socket that drops is saved; one
+ * that comes back with its pid and the last offset it got has its id and rooms again, then
+ * what it missed. Kept packets live in their namespace, saved sessions in the io. */
+#ifndef HR_SIO_RECOVERY_H
+#define HR_SIO_RECOVERY_H
+
+#include "sio.h"
+
+/* Append the broadcast's offset to its arguments and keep it for returning sockets (room
+ * NULL: everyone; except: a socket that does not get it). Returns the entry (its raw text is
+ * what to send), or NULL to send the packet as it was. A channel's message (chan_id, its
+ * cursor as offset) is only marked: returns NULL. */
+struct hr_sio_kept *hr_sio_keep(herald_nsp *nsp, const char *room, herald_socket *except,
+                                const char *event, const char *raw, size_t len,
+                                const struct herald_bin *bins, size_t nbins, const char *offset,
+                                uint64_t chan_id);
+void hr_sio_kept_free(struct hr_sio_kept *k);
+
+/* A socket goes for reason: one that dropped (not one that left on purpose) is saved, so it
+ * may come back within the window. */
+void hr_sio_save_session(herald_socket *s, const char *reason);
+void hr_sio_saved_free(herald_io *io, struct hr_sio_saved *sv);
+
+/* The session pid saved from nsp, if a socket connecting with auth {pid, offset} recovers it:
+ * saved within the window, and offset still kept (*from: that packet; what follows it is what
+ * the socket missed). NULL: not a recovery (any argument may be NULL). */
+struct hr_sio_saved *hr_sio_recovery_find(herald_io *io, herald_nsp *nsp, const char *pid,
+                                          const char *offset, struct hr_sio_kept **from);
+/* Whether the kept packet k is one the socket of sv missed: sent to everyone or to one of its
+ * rooms, and not sent by it (except). A channel's marker is not: the channel replays it. */
+int hr_sio_recovery_missed(const struct hr_sio_saved *sv, const struct hr_sio_kept *k);
+/* Where the replay of room i of sv (a channel room) starts: after the id before the first of
+ * its messages kept after from, or else after the channel's last id when the socket dropped. */
+uint64_t hr_sio_recovery_since(const struct hr_sio_saved *sv, uint32_t i, const struct hr_sio_kept *from);
+/* Send s, recovered from sv, what it missed after from, in order: kept packets, and each
+ * channel room's messages where they were sent among them (the ones sent while nobody was in
+ * the room first). */
+void hr_sio_recovery_replay(herald_socket *s, const struct hr_sio_saved *sv, const struct hr_sio_kept *from);
+
+#endif

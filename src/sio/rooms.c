@@ -1,0 +1,478 @@
+/* rooms.c - rooms of a namespace, and the bridge to channels: a room of "/" named like a
+ * channel receives its messages, replays what a socket missed, and publishes to it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/budget.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "internal.h"
+
+/* ---- channels ----------------------------------------------------------------------------- */
+
+struct publish_req {
+    herald_publish_cb cb;
+    void *ud;
+};
+
+static void publish_done(void *ud, int status, uint64_t id)
+{
+    struct publish_req *p = ud;
+    if (p->cb)
+        p->cb(status, id, p->ud);
+    free(p);
+}
+
+int herald_publish_raw(herald_io *io, const char *channel, const char *json, size_t len,
+                       herald_publish_cb cb, void *ud)
+{
+    if (!hr_channel_name_valid(channel, strlen(channel)) || !hr_json_check(json, len))
+        return HR_EINVAL;
+    if (!hr_budget_admit(len)) {
+        hr_budget_refused(len);
+        return HR_EBUSY; /* over the memory budget: nothing is stored, nothing acknowledged */
+    }
+    struct hr_channel *ch = hr_hub_channel(io->hub, channel, strlen(channel), 1);
+    if (!ch)
+        return HR_ENOMEM;
+    struct publish_req *p = malloc(sizeof(*p));
+    if (!p)
+        return HR_ENOMEM;
+    p->cb = cb;
+    p->ud = ud;
+    int rc = hr_hub_publish(io->hub, ch, json, len, publish_done, p);
+    if (rc < 0)
+        free(p);
+    return rc;
+}
+
+int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb, void *ud)
+{
+    size_t len;
+    char *raw = hr_sio_args_text(value, &len);
+    json_decref(value);
+    if (!raw)
+        return HR_ENOMEM;
+    int rc = herald_publish_raw(io, channel, raw, len, cb, ud);
+    free(raw);
+    return rc;
+}
+
+static int in_room(const herald_socket *s, const char *room)
+{
+    for (uint32_t i = 0; i < s->nrooms; i++)
+        if (strcmp(s->rooms[i], room) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- rooms -------------------------------------------------------------------------------- */
+
+/* Rooms and channels are one space: a room of the main namespace whose name is a channel
+ * name receives that channel's messages as "message" events (see README, "Channels"); with
+ * recovery on, a message's offset is its channel cursor, the one every transport resumes
+ * from. */
+static int room_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
+{
+    struct hr_sio_room *r = (struct hr_sio_room *)sub;
+    char cursor[HR_EPOCH_LEN + 24];
+    snprintf(cursor, sizeof cursor, "%s:%llu", ch->epoch, (unsigned long long)m->id);
+    hr_sio_broadcast(r->nsp, r->name, NULL, "message", m->data->data, m->data->len, NULL, 0, cursor, m->id);
+    return 0;
+}
+
+/* A socket that connected with a channel cursor as auth.offset (a client coming from another
+ * transport, or back after a restart) gets what it missed of each channel room it joins
+ * while connecting: a "herald:gap" event first if some of it is gone, then the messages. */
+struct replay {
+    herald_socket *s;
+    struct hr_channel *ch;
+    uint64_t upto;                   /* the last id to send */
+    uint64_t sent;                   /* the last id sent */
+    int cut;                         /* stopped: the client's output holds enough */
+    int stop;                        /* past upto, or the socket's output failed */
+};
+
+static int replay_one(void *ud, struct hr_hub_msg *m)
+{
+    struct replay *rp = ud;
+    herald_socket *s = rp->s;
+    if (m->id > rp->upto)
+        return 1;
+    /* a replay is sent at once (Engine.IO has no drain to wait on): past half the output cap
+     * it stops, so that the session is not closed as a slow consumer and reconnects to the
+     * same replay again and again */
+    if (s->client && s->client->eio &&
+        hr_eio_queued(s->client->eio) > s->nsp->io->max_queued / 2) {
+        rp->cut = 1;
+        return 1;
+    }
+    rp->sent = m->id;
+    if (!s->nsp->io->opts.recovery_window_ms)
+        return hr_sio_emit_raw(s, "message", m->data->data, m->data->len, NULL, 0) < 0;
+    char *raw = malloc(m->data->len + HR_EPOCH_LEN + 32);
+    if (!raw)
+        return 1;
+    memcpy(raw, m->data->data, m->data->len);
+    int n = snprintf(raw + m->data->len, HR_EPOCH_LEN + 32, ",\"%s:%llu\"", rp->ch->epoch,
+                     (unsigned long long)m->id);
+    int rc = hr_sio_emit_raw(s, "message", raw, m->data->len + (size_t)n, NULL, 0);
+    free(raw);
+    return rc < 0;
+}
+
+/* ---- history older than the cache: a replay is sent at once, among the other packets of the
+ * connect, so what it needs from the store is read first (off the loop) and the CONNECT is
+ * handled once it is there: nothing reaches the socket out of order meanwhile, since it does
+ * not exist yet. The read stops at about half the output cap, where the replay stops too. */
+
+struct hr_sio_need {
+    struct hr_channel *ch;
+    uint64_t since;
+    struct hr_hub_span span;
+};
+
+struct hr_sio_prefetch {
+    struct hr_sio_client *c;
+    char *nsp, *data;                /* the CONNECT's, copied */
+    size_t nsp_len, data_len;
+    int has_data;
+    struct hr_sio_need *need;
+    uint32_t n, i;                   /* needs; the one being read */
+    struct hr_hub_read *req;
+    int ready;                       /* read: the CONNECT is being handled */
+};
+
+static void prefetch_destroy(struct hr_sio_prefetch *pf)
+{
+    hr_hub_read_cancel(pf->req);
+    for (uint32_t i = 0; i < pf->n; i++)
+        hr_hub_span_free(&pf->need[i].span);
+    free(pf->need);
+    free(pf->nsp);
+    free(pf->data);
+    free(pf);
+}
+
+/* The client goes: a read under way is dropped; a CONNECT being handled (the client closed
+ * from inside it) lets prefetch_next free the prefetch once it returns. */
+void hr_sio_prefetch_free(struct hr_sio_client *c)
+{
+    struct hr_sio_prefetch *pf = c->prefetch;
+    if (!pf)
+        return;
+    c->prefetch = NULL;
+    if (pf->ready)
+        pf->c = NULL;
+    else
+        prefetch_destroy(pf);
+}
+
+/* What was read of ch for the replay being sent (NULL: nothing). */
+static struct hr_hub_span *prefetched(herald_socket *s, struct hr_channel *ch)
+{
+    struct hr_sio_prefetch *pf = s->client ? s->client->prefetch : NULL;
+    for (uint32_t i = 0; pf && pf->ready && i < pf->n; i++)
+        if (pf->need[i].ch == ch)
+            return &pf->need[i].span;
+    return NULL;
+}
+
+static void prefetch_next(struct hr_sio_prefetch *pf);
+
+static void prefetch_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
+{
+    struct hr_sio_prefetch *pf = ud;
+    struct hr_sio_need *nd = &pf->need[pf->i];
+    pf->req = NULL;
+    size_t budget = pf->c->io->max_queued / 2;
+    uint64_t last = nd->span.n ? nd->span.m[nd->span.n - 1].id : nd->since;
+    if (pg->status < 0 || pg->n == 0 || hr_hub_span_add(&nd->span, pg) < 0 || nd->span.bytes >= budget ||
+        hr_hub_cached(ch, pg->m[pg->n - 1]->id) || pg->m[pg->n - 1]->id <= last)
+        pf->i++; /* enough for this channel (or nothing more can be read) */
+    prefetch_next(pf);
+}
+
+/* Read the next page, or handle the CONNECT once all are read. */
+static void prefetch_next(struct hr_sio_prefetch *pf)
+{
+    while (pf->i < pf->n) {
+        struct hr_sio_need *nd = &pf->need[pf->i];
+        uint64_t after = nd->span.n ? nd->span.m[nd->span.n - 1].id : nd->since;
+        if (hr_hub_cached(nd->ch, after)) {
+            pf->i++;
+            continue;
+        }
+        int rc = hr_hub_read(nd->ch, after, HR_HUB_PAGE_MAX, prefetch_page, pf, &pf->req);
+        if (rc == 1)
+            return; /* prefetch_page goes on */
+        if (rc < 0)
+            pf->i++;
+        /* rc == 0: answered at once, prefetch_page has moved on (it calls back in here, but
+         * only for a page read later: a page from the cache ends the channel's need) */
+        return;
+    }
+    struct hr_sio_client *c = pf->c;
+    struct hr_sio_packet p = {.type = HR_SIO_CONNECT, .ack_id = -1, .nsp = pf->nsp, .nsp_len = pf->nsp_len,
+                              .data = pf->has_data ? pf->data : NULL, .data_len = pf->data_len};
+    pf->ready = 1;
+    hr_sio_on_connect(c, &p);
+    if (pf->c)
+        pf->c->prefetch = NULL;
+    prefetch_destroy(pf);
+}
+
+static struct hr_channel *channel_of_cursor(herald_io *io, const struct hr_cursor *cur)
+{
+    struct hr_channel *ch, *tmp;
+    if (!cur->epoch[0])
+        return NULL;
+    HASH_ITER(hh, io->hub->channels, ch, tmp)
+        if (strcmp(ch->epoch, cur->epoch) == 0)
+            return ch;
+    return NULL;
+}
+
+static void need_add(struct hr_sio_need *need, uint32_t *n, struct hr_channel *ch, uint64_t since)
+{
+    if (ch && since < ch->last_id && !hr_hub_cached(ch, since))
+        need[(*n)++] = (struct hr_sio_need){.ch = ch, .since = since};
+}
+
+/* Whether the CONNECT p to nsp replays history that is not cached: then it is held (1) while
+ * that is read. Its auth is looked at as on_connect will: a recovery (pid and offset of a
+ * saved session) or a channel cursor. */
+int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct hr_sio_packet *p)
+{
+    herald_io *io = c->io;
+    if (c->prefetch || !p->data || !io->store || !io->store->ops->read)
+        return 0;
+    json_t *auth = json_loadb(p->data, p->data_len, 0, NULL);
+    const char *pid = json_string_value(json_object_get(auth, "pid"));
+    const char *offset = json_string_value(json_object_get(auth, "offset"));
+    struct hr_sio_need *need = NULL;
+    uint32_t n = 0;
+    struct hr_sio_saved *sv = NULL;
+    struct hr_sio_kept *from = NULL;
+    if (offset && io->opts.recovery_window_ms && pid) {
+        HASH_FIND_STR(io->saved, pid, sv);
+        from = sv && sv->nsp == nsp ? nsp->kept_head : NULL;
+        while (from && strcmp(from->offset, offset) != 0)
+            from = from->next;
+    }
+    if (from && (need = calloc(sv->nrooms ? sv->nrooms : 1, sizeof(*need)))) {
+        for (uint32_t i = 0; i < sv->nrooms; i++) {
+            uint64_t since = sv->chan_last[i];
+            for (struct hr_sio_kept *k = from->next; k; k = k->next)
+                if (k->chan_id && strcmp(k->room, sv->rooms[i]) == 0) {
+                    if (k->chan_id - 1 < since)
+                        since = k->chan_id - 1;
+                    break;
+                }
+            need_add(need, &n, hr_hub_channel(io->hub, sv->rooms[i], strlen(sv->rooms[i]), 0), since);
+        }
+    } else if (offset && (need = calloc(1, sizeof(*need)))) {
+        struct hr_cursor cur;
+        if (hr_cursor_parse(offset, strlen(offset), &cur) == 0)
+            need_add(need, &n, channel_of_cursor(io, &cur), cur.id);
+    }
+    json_decref(auth);
+    struct hr_sio_prefetch *pf = n ? calloc(1, sizeof(*pf)) : NULL;
+    if (pf) {
+        pf->nsp = malloc(p->nsp_len + 1);
+        pf->data = malloc(p->data_len + 1);
+    }
+    if (!pf || !pf->nsp || !pf->data) {
+        if (pf) {
+            free(pf->nsp);
+            free(pf->data);
+            free(pf);
+        }
+        free(need);
+        return 0;
+    }
+    memcpy(pf->nsp, p->nsp, p->nsp_len);
+    pf->nsp_len = p->nsp_len;
+    memcpy(pf->data, p->data, p->data_len);
+    pf->data_len = p->data_len;
+    pf->has_data = 1;
+    pf->c = c;
+    pf->need = need;
+    pf->n = n;
+    c->prefetch = pf;
+    prefetch_next(pf);
+    return 1;
+}
+
+/* A page of the cache, in a replay. */
+static void replay_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
+{
+    struct replay *rp = ud;
+    for (uint32_t i = 0; i < pg->n; i++) {
+        if (pg->m[i]->id <= rp->sent)
+            continue;
+        if (replay_one(rp, pg->m[i])) {
+            rp->stop = 1;
+            return;
+        }
+    }
+    if (!pg->n)
+        rp->stop = 1;
+}
+
+/* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
+ * them are gone, unless told one was given); cur then names the last one sent. */
+void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur, uint64_t upto,
+                           int gap_told)
+{
+    uint64_t since;
+    const char *gap = hr_cursor_start(cur, ch, &since);
+    if (gap && !gap_told) {
+        char g[HR_CHANNEL_NAME_MAX + 96];
+        int n = snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu}", ch->name,
+                         gap, (unsigned long long)hr_hub_first_id(ch));
+        hr_sio_emit_raw(s, "herald:gap", g, (size_t)n, NULL, 0);
+    }
+    struct replay rp = {s, ch, upto, since, 0, 0};
+    /* what was read from the store first, then the cache; what is neither was not read in
+     * time (the read stopped at the output's budget): a "replay limit" notice says so */
+    struct hr_hub_span *sp = prefetched(s, ch);
+    for (uint32_t i = 0; sp && i < sp->n && !rp.stop; i++)
+        if (sp->m[i].id > rp.sent && replay_one(&rp, &sp->m[i]))
+            rp.stop = 1;
+    while (!rp.stop && !rp.cut && rp.sent < upto && rp.sent < ch->last_id) {
+        if (!hr_hub_cached(ch, rp.sent)) {
+            rp.cut = 1;
+            break;
+        }
+        uint64_t before = rp.sent;
+        if (hr_hub_read(ch, rp.sent, HR_HUB_PAGE_MAX, replay_page, &rp, NULL) != 0 || rp.sent == before)
+            break;
+    }
+    *cur = (struct hr_cursor){.id = rp.sent};
+    if (rp.cut) {
+        /* said, never silent: what was not sent can be read from the channel's history */
+        char g[HR_CHANNEL_NAME_MAX + 160];
+        int n = snprintf(g, sizeof g,
+                         "{\"channel\":\"%s\",\"reason\":\"replay limit\",\"first\":%llu,\"missed\":[%llu,%llu]}",
+                         ch->name, (unsigned long long)ch->last_id + 1, (unsigned long long)rp.sent + 1,
+                         (unsigned long long)ch->last_id);
+        hr_sio_emit_raw(s, "herald:gap", g, (size_t)n, NULL, 0);
+        *cur = (struct hr_cursor){.id = ch->last_id};
+    }
+}
+
+static const struct hr_sub_ops room_sub_ops = {.deliver = room_deliver};
+
+static void room_free(struct hr_sio_room *r)
+{
+    struct hr_channel *ch = r->sub.ch;
+    hr_hub_unsubscribe(&r->sub);
+    hr_hub_forget_unused(ch);
+    free(r->name);
+    free(r);
+}
+
+int herald_join(herald_socket *s, const char *room)
+{
+    if (in_room(s, room))
+        return 0;
+    herald_nsp *nsp = s->nsp;
+    struct hr_sio_room *r;
+    HASH_FIND_STR(nsp->rooms, room, r);
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r || !(r->name = strdup(room))) {
+            free(r);
+            return HR_ENOMEM;
+        }
+        r->nsp = nsp;
+        HASH_ADD_KEYPTR(hh, nsp->rooms, r->name, strlen(r->name), r);
+        /* a socket's own room is not a channel */
+        if (strcmp(nsp->name, "/") == 0 && strcmp(room, s->id) != 0 && nsp->io->hub) {
+            struct hr_channel *ch = hr_hub_channel(nsp->io->hub, room, strlen(room), 1);
+            if (ch) {
+                r->sub.ops = &room_sub_ops;
+                r->sub.fmt = HR_FMT_SIO;
+                hr_hub_subscribe(ch, &r->sub);
+            }
+        }
+    }
+    struct hr_sio_member *m = calloc(1, sizeof(*m));
+    if (s->nrooms == s->cap_rooms) {
+        uint32_t cap = s->cap_rooms ? s->cap_rooms * 2 : 2;
+        char **rooms = realloc(s->rooms, cap * sizeof(*rooms));
+        if (rooms) {
+            s->rooms = rooms;
+            s->cap_rooms = cap;
+        }
+    }
+    char *name = strdup(room);
+    if (!m || !name || s->nrooms == s->cap_rooms) {
+        free(m);
+        free(name);
+        return HR_ENOMEM;
+    }
+    m->s = s;
+    HASH_ADD_PTR(r->members, s, m);
+    r->count++;
+    s->rooms[s->nrooms++] = name;
+    if (r->sub.ch) {
+        hr_hub_readers(&r->sub, r->count);
+        if (s->resume && s->resume->epoch[0] && hr_cursor_of(s->resume, r->sub.ch)) {
+            struct hr_cursor cur = *s->resume;
+            hr_sio_replay_channel(s, r->sub.ch, &cur, UINT64_MAX, 0);
+        }
+    }
+    return 0;
+}
+
+int herald_leave(herald_socket *s, const char *room)
+{
+    for (uint32_t i = 0; i < s->nrooms; i++) {
+        if (strcmp(s->rooms[i], room) != 0)
+            continue;
+        struct hr_sio_room *r;
+        HASH_FIND_STR(s->nsp->rooms, room, r);
+        if (r) {
+            struct hr_sio_member *m;
+            HASH_FIND_PTR(r->members, &s, m);
+            if (m) {
+                HASH_DEL(r->members, m);
+                free(m);
+                r->count--;
+                if (r->sub.ch && r->count)
+                    hr_hub_readers(&r->sub, r->count);
+            }
+            if (r->count == 0) {
+                HASH_DEL(s->nsp->rooms, r);
+                room_free(r);
+            }
+        }
+        free(s->rooms[i]);
+        s->rooms[i] = s->rooms[--s->nrooms];
+        return 0;
+    }
+    return HR_ENOTFOUND;
+}
+
+int herald_in(const herald_socket *s, const char *room)
+{
+    return in_room(s, room);
+}
+
+size_t herald_rooms(const herald_socket *s, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->nrooms && n < max; i++)
+        out[n++] = s->rooms[i];
+    return n;
+}
+
+size_t herald_room_size(herald_nsp *nsp, const char *room)
+{
+    struct hr_sio_room *r;
+    HASH_FIND_STR(nsp->rooms, room, r);
+    return r ? r->count : 0;
+}
