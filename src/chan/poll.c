@@ -3,7 +3,9 @@
  * until a message comes or the long-poll timeout passes, then answers empty). Both answer
  *   {"channel":..,"epoch":..,"gap":null|"trimmed"|"epoch"|"unknown","messages":[...],
  *    "next":"<cursor to send next time>","more":bool}
- * with messages in the JSON form of hub/wire.h, each encoding built once and shared. */
+ * with messages in the JSON form of chan/wire.h, each encoding built once and shared. Each
+ * answer is a short-lived subscriber stream (poll.h): the history, gaps and going live are
+ * chan/stream.c's. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
