@@ -3,141 +3,231 @@
  * until a message comes or the long-poll timeout passes, then answers empty). Both answer
  *   {"channel":..,"epoch":..,"gap":null|"trimmed"|"epoch"|"unknown","messages":[...],
  *    "next":"<cursor to send next time>","more":bool}
- * with messages in the JSON form of hub/wire.h, each encoding built once and shared. */
+ * with messages in the JSON form of chan/wire.h, each encoding built once and shared. Each
+ * answer is a short-lived subscriber stream (poll.h): the history, gaps and going live are
+ * chan/stream.c's. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "core/error.h"
+#include "poll.h"
 #include "push.h"
 #include "wire.h"
 
-/* An answer being made: a page of history is read (from the cache at once, or from the
- * store later), then written. */
-struct poll_answer {
-    struct hr_conn *c;
-    struct hr_push *push;
-    struct hr_channel *ch;
-    const char *gap;
-    struct hr_hub_read *req;
-    struct hr_slice items[HR_HUB_PAGE_MAX];  /* at most max_batch (clamped to this) */
-    uint32_t n, max;
-    uint64_t since, next;
-    int more;
-};
+/* ---- the answer as a stream: its ops write into the batch ---------------------------------- */
+
+static struct hr_poll *poll_of(const struct hr_chan_stream *st)
+{
+    return (struct hr_poll *)st;
+}
+
+static void free_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* The poll leaves its channel now (it may be inside one of its ops: freed by the loop). */
+static void end(struct hr_poll *p)
+{
+    for (uint32_t i = 0; i < p->n; i++)
+        hr_buf_unref(p->items[i].buf);
+    HR_ARRAY_FREE(p->items, p->n, p->cap);
+    hr_chan_stream_stop(&p->st);
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, free_cb);
+}
+
+static void finish(struct hr_poll *p, int status)
+{
+    if (p->done)
+        return;
+    p->done = 1;
+    /* nothing sent: the reader's position (past a gap, the first kept id - 1) */
+    if (!p->n)
+        p->next = p->st.replay_after;
+    p->more = p->next < p->st.ch->last_id;
+    p->answer_cb(p, status);
+    end(p);
+}
 
 static struct hr_buf *make_json_cb(const struct hr_hub_msg *m, void *ud)
 {
     return hr_msg_json(m, ud);
 }
 
-static void write_answer(struct poll_answer *a);
-
-static void collect_page_cb(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
+static struct hr_buf *encode(struct hr_chan_stream *st, struct hr_hub_msg *m)
 {
-    struct poll_answer *a = ud;
-    int later = a->req != NULL;
-    a->req = NULL;
-    if (pg->status < 0) {
-        a->n = 0;
-        a->more = -1;
-    } else {
-        /* messages trimmed away after the cursor: said, and the answer goes on from there */
-        if (!a->gap && a->since + 1 < pg->first)
-            a->gap = "trimmed";
-        for (uint32_t i = 0; i < pg->n && a->n < a->max; i++) {
-            struct hr_buf *e = hr_hub_encoding(pg->m[i], HR_FMT_POLL, make_json_cb, ch->epoch);
-            if (!e)
-                break;
-            a->items[a->n++] = (struct hr_slice){hr_buf_ref(e), 0, e->len};
-            a->next = pg->m[i]->id;
-        }
-        /* more after this batch (a page from the store may also stop short of it) */
-        a->more = a->next < ch->last_id;
+    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_POLL, make_json_cb, st->ch->epoch);
+    if (!e)
+        poll_of(st)->oom = 1;
+    return e;
+}
+
+static int add(struct hr_chan_stream *st, struct hr_buf *enc, uint64_t id)
+{
+    struct hr_poll *p = poll_of(st);
+    struct hr_slice *sl = HR_ARRAY_PUSH(p->items, p->n, p->cap, 16);
+    if (!sl) {
+        finish(p, 0); /* what it has, as when an encoding cannot be made */
+        return HR_ENOMEM;
     }
-    if (later)
-        write_answer(a);
+    *sl = (struct hr_slice){hr_buf_ref(enc), 0, enc->len};
+    p->next = id;
+    /* a held long poll is answered by the message that comes (one: each commit is fanned out
+     * before the next enters the history) */
+    if (p->waiting)
+        finish(p, 0);
+    return 0;
 }
 
-static void answer_free(struct poll_answer *a)
+/* An answer has one gap, the first found (at its start, or a trim met while reading). */
+static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first, uint64_t missed_from,
+                      uint64_t missed_to)
 {
-    hr_hub_read_cancel(a->req);
-    for (uint32_t i = 0; i < a->n; i++)
-        hr_buf_unref(a->items[i].buf);
-    free(a);
+    struct hr_poll *p = poll_of(st);
+    if (!p->gap)
+        p->gap = reason;
 }
 
-/* A poll whose page is being read from the store, and the connection goes away. */
-static void answer_aborted_cb(struct hr_conn *c, void *ud)
+/* Not reached: a poll's output is never over (it answers at max messages). */
+static void close_slow(struct hr_chan_stream *st)
 {
-    struct poll_answer *a = ud;
-    struct hr_channel *ch = a->ch;
-    answer_free(a);
-    hr_hub_forget_unused(ch);
+    finish(poll_of(st), 0);
 }
 
-/* Answer: read a page after since; the answer is written when it is there. */
-static void answer(struct hr_conn *c, struct hr_push *push, struct hr_channel *ch, uint64_t since,
-                   const char *gap)
+static void close_error(struct hr_chan_stream *st, int status, const char *what)
 {
-    struct poll_answer *a = calloc(1, sizeof(*a));
-    if (!a) {
-        hr_http_error(c, 503, NULL, "out of memory");
+    struct hr_poll *p = poll_of(st);
+    /* a message that cannot be encoded ends the batch; it is in the next answer */
+    finish(p, p->oom ? 0 : status);
+}
+
+static int closing(const struct hr_chan_stream *st)
+{
+    return poll_of(st)->done;
+}
+
+static int full(const struct hr_chan_stream *st)
+{
+    const struct hr_poll *p = poll_of(st);
+    return p->n >= p->max;
+}
+
+static int over(const struct hr_chan_stream *st)
+{
+    return 0;
+}
+
+/* One page per answer: more=true sends the reader back for the next. */
+static void page_done(struct hr_chan_stream *st)
+{
+    finish(poll_of(st), 0);
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+    finish(t->data, 0);
+}
+
+/* Up to date: a short poll answers; so does a long poll with a gap to tell; else it waits. */
+static void caught_up(struct hr_chan_stream *st)
+{
+    struct hr_poll *p = poll_of(st);
+    if (!p->timeout_ms || p->gap || p->n) {
+        finish(p, 0);
         return;
     }
-    a->c = c;
-    a->push = push;
-    a->ch = ch;
-    a->gap = gap;
-    a->since = since;
-    a->max = push->max_batch < HR_HUB_PAGE_MAX ? push->max_batch : HR_HUB_PAGE_MAX;
-    a->next = since;
-    int rc = hr_hub_read(ch, since, a->max, collect_page_cb, a, &a->req);
-    if (rc < 0) {
-        answer_free(a);
-        hr_http_error(c, 503, NULL, "could not read the history");
-        return;
-    }
-    if (rc == 1) {
-        hr_http_on_abort(c, answer_aborted_cb, a);
-        return;
-    }
-    write_answer(a);
+    p->waiting = 1;
+    uv_timer_start(&p->timer, timeout_cb, p->timeout_ms, 0);
 }
+
+static const struct hr_chan_stream_ops poll_ops = {
+    .fmt = HR_FMT_POLL,
+    .encode = encode,
+    .write = add,
+    .write_gap = write_gap,
+    .close_slow = close_slow,
+    .close_error = close_error,
+    .closing = closing,
+    .full = full,
+    .over = over,
+    .page_done = page_done,
+    .caught_up = caught_up,
+};
+
+struct hr_poll *hr_poll_new(uv_loop_t *loop, struct hr_channel *ch, uint32_t max, uint32_t timeout_ms,
+                            hr_poll_answer_cb cb, void *ud)
+{
+    struct hr_poll *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    hr_chan_stream_init(&p->st, &poll_ops, ch);
+    uv_timer_init(loop, &p->timer);
+    p->timer.data = p;
+    p->answer_cb = cb;
+    p->ud = ud;
+    p->max = max < HR_HUB_PAGE_MAX ? max : HR_HUB_PAGE_MAX;
+    p->timeout_ms = timeout_ms;
+    return p;
+}
+
+void hr_poll_start(struct hr_poll *p, const struct hr_cursor *cur)
+{
+    /* no cursor: from the start of the history (a gap "trimmed" when the start is gone) */
+    static const struct hr_cursor start = {0};
+    hr_chan_stream_start(&p->st, cur ? cur : &start);
+}
+
+void hr_poll_cancel(struct hr_poll *p)
+{
+    if (p->done)
+        return;
+    p->done = 1;
+    end(p);
+}
+
+int hr_poll_frame(const struct hr_poll *p, struct hr_buf **head, struct hr_buf **tail)
+{
+    const struct hr_channel *ch = p->st.ch;
+    const char *gap = p->gap;
+    char h[HR_CHANNEL_NAME_MAX + 200], t[160];
+    int hn = snprintf(h, sizeof h, "{\"channel\":\"%s\",\"epoch\":\"%s\",\"gap\":%s%s%s,\"messages\":[",
+                      ch->name, ch->epoch, gap ? "\"" : "", gap ? gap : "null", gap ? "\"" : "");
+    int tn = snprintf(t, sizeof t, "],\"next\":\"%s:%" PRIu64 "\",\"more\":%s}\n", ch->epoch, p->next,
+                      p->more ? "true" : "false");
+    *head = hr_buf_from(h, (size_t)hn);
+    *tail = hr_buf_from(t, (size_t)tn);
+    if (*head && *tail)
+        return 0;
+    hr_buf_unref(*head);
+    hr_buf_unref(*tail);
+    *head = *tail = NULL;
+    return HR_ENOMEM;
+}
+
+/* ---- HTTP: GET /poll/{ch} and GET /lp/{ch} ------------------------------------------------ */
 
 /* Write the answer: a head, the shared message encodings separated by commas, a tail. */
-static void write_answer(struct poll_answer *a)
+static void write_answer(struct hr_conn *c, const struct hr_poll *p)
 {
-    struct hr_conn *c = a->c;
-    struct hr_channel *ch = a->ch;
-    const char *gap = a->gap;
-    hr_http_on_abort(c, NULL, NULL);
-    if (a->more < 0) {
-        answer_free(a);
-        hr_http_error(c, 503, NULL, "could not read the history");
-        return;
-    }
-    char head[HR_CHANNEL_NAME_MAX + 200], tail[160];
-    int hn = snprintf(head, sizeof head, "{\"channel\":\"%s\",\"epoch\":\"%s\",\"gap\":%s%s%s,\"messages\":[",
-                      ch->name, ch->epoch, gap ? "\"" : "", gap ? gap : "null", gap ? "\"" : "");
-    int tn = snprintf(tail, sizeof tail, "],\"next\":\"%s:%" PRIu64 "\",\"more\":%s}\n", ch->epoch,
-                      a->next, a->more ? "true" : "false");
-    uint64_t total = (uint64_t)hn + (uint64_t)tn + (a->n ? a->n - 1 : 0);
-    for (uint32_t i = 0; i < a->n; i++)
-        total += a->items[i].len;
-    struct hr_buf *hb = hr_buf_from(head, (size_t)hn), *tb = hr_buf_from(tail, (size_t)tn),
-                  *comma = hr_buf_from(",", 1);
+    struct hr_buf *hb = NULL, *tb = NULL, *comma = hr_buf_from(",", 1);
+    hr_poll_frame(p, &hb, &tb);
+    uint64_t total = (hb ? hb->len : 0) + (tb ? tb->len : 0) + (p->n ? p->n - 1 : 0);
+    for (uint32_t i = 0; i < p->n; i++)
+        total += p->items[i].len;
     if (hb && tb && comma &&
         hr_http_begin(c, 200, "application/json", "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n",
                       total) == 0) {
         struct hr_slice batch[8];
         unsigned k = 0;
         batch[k++] = (struct hr_slice){hb, 0, hb->len};
-        for (uint32_t i = 0; i < a->n; i++) {
+        for (uint32_t i = 0; i < p->n; i++) {
             if (i)
                 batch[k++] = (struct hr_slice){comma, 0, 1};
-            batch[k++] = a->items[i];
+            batch[k++] = p->items[i];
             if (k >= 7) {
                 hr_http_sendv(c, batch, k);
                 k = 0;
@@ -152,126 +242,49 @@ static void write_answer(struct poll_answer *a)
     hr_buf_unref(hb);
     hr_buf_unref(tb);
     hr_buf_unref(comma);
-    answer_free(a);
 }
 
-/* Parse the channel and since; answer 400 on bad input. Returns the channel or NULL. */
-static struct hr_channel *request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *push,
-                                  const char *prefix, uint64_t *since, const char **gap, int *given)
+static void answered_cb(struct hr_poll *p, int status)
+{
+    struct hr_conn *c = p->ud;
+    hr_http_on_abort(c, NULL, NULL);
+    if (hr_conn_closing(c))
+        return;
+    if (status < 0)
+        hr_http_error(c, 503, NULL, "could not read the history");
+    else
+        write_answer(c, p);
+}
+
+/* The client went away before its answer (a long poll waiting, a page read from the store). */
+static void aborted_cb(struct hr_conn *c, void *ud)
+{
+    hr_poll_cancel(ud);
+}
+
+static void handle(struct hr_conn *c, struct hr_http_request *req, struct hr_push *push, const char *prefix,
+                   uint32_t timeout_ms)
 {
     struct hr_chan_request r;
     if (hr_chan_open_request(c, req, push, prefix, HR_CHAN_CURSOR_SINCE, 0, &r) < 0)
-        return NULL;
-    struct hr_channel *ch = r.ch;
-    *given = r.has_cursor;
-    *since = 0;
-    *gap = NULL;
-    if (*given)
-        *gap = hr_cursor_start(&r.cursor, ch, since);
-    else if (hr_hub_first_id(ch) > 1)
-        *gap = "trimmed"; /* from the start, but the start is gone */
-    return ch;
+        return;
+    struct hr_poll *p = hr_poll_new(c->srv->loop, r.ch, push->max_batch, timeout_ms, answered_cb, c);
+    if (!p) {
+        hr_http_error(c, 503, NULL, "out of memory");
+        hr_hub_forget_unused(r.ch);
+        return;
+    }
+    hr_http_on_abort(c, aborted_cb, p);
+    hr_poll_start(p, r.has_cursor ? &r.cursor : NULL);
 }
 
 void hr_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
-    struct hr_push *push = ud;
-    uint64_t since;
-    const char *gap;
-    int given;
-    struct hr_channel *ch = request(c, req, push, HR_PUSH_PREFIX_POLL, &since, &gap, &given);
-    if (ch) {
-        answer(c, push, ch, since, gap);
-        /* a channel with a read under way has history: it is not forgotten */
-        hr_hub_forget_unused(ch);
-    }
-}
-
-/* ---- long polling ------------------------------------------------------------------------ */
-
-struct lp_wait {
-    struct hr_sub sub;      /* first */
-    struct hr_conn *c;
-    struct hr_push *push;
-    uint64_t since;
-    uv_timer_t timer;
-};
-
-static void wait_free_cb(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void wait_end(struct lp_wait *w)
-{
-    hr_hub_unsubscribe(&w->sub);
-    hr_http_on_abort(w->c, NULL, NULL);
-    uv_timer_stop(&w->timer);
-    uv_close((uv_handle_t *)&w->timer, wait_free_cb);
-}
-
-static int lp_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
-{
-    struct lp_wait *w = (struct lp_wait *)sub;
-    struct hr_conn *c = w->c;
-    struct hr_push *push = w->push;
-    uint64_t since = w->since;
-    wait_end(w);
-    if (!hr_conn_closing(c))
-        answer(c, push, ch, since, NULL);
-    return 0; /* already unsubscribed */
-}
-
-static const struct hr_sub_ops lp_ops = {.deliver = lp_deliver};
-
-static void lp_timeout_cb(uv_timer_t *t)
-{
-    struct lp_wait *w = t->data;
-    struct hr_channel *ch = w->sub.ch;
-    struct hr_conn *c = w->c;
-    struct hr_push *push = w->push;
-    uint64_t since = w->since;
-    wait_end(w);
-    if (ch && !hr_conn_closing(c))
-        answer(c, push, ch, since, NULL);
-    hr_hub_forget_unused(ch);
-}
-
-static void lp_aborted_cb(struct hr_conn *c, void *ud)
-{
-    struct lp_wait *w = ud;
-    struct hr_channel *ch = w->sub.ch;
-    wait_end(w);
-    hr_hub_forget_unused(ch);
+    handle(c, req, ud, HR_PUSH_PREFIX_POLL, 0);
 }
 
 void hr_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
-    uint64_t since;
-    const char *gap;
-    int given;
-    struct hr_channel *ch = request(c, req, push, HR_PUSH_PREFIX_LP, &since, &gap, &given);
-    if (!ch)
-        return;
-    if (gap || ch->last_id > since) {
-        answer(c, push, ch, since, gap);
-        return;
-    }
-    struct lp_wait *w = calloc(1, sizeof(*w));
-    if (!w) {
-        hr_http_error(c, 503, NULL, "out of memory");
-        hr_hub_forget_unused(ch);
-        return;
-    }
-    w->sub.ops = &lp_ops;
-    w->sub.fmt = HR_FMT_POLL;
-    w->c = c;
-    w->push = push;
-    w->since = since;
-    uv_timer_init(c->srv->loop, &w->timer);
-    w->timer.data = w;
-    uv_timer_start(&w->timer, lp_timeout_cb, push->lp_timeout_ms, 0);
-    hr_hub_subscribe(ch, &w->sub);
-    hr_http_on_abort(c, lp_aborted_cb, w);
+    handle(c, req, push, HR_PUSH_PREFIX_LP, push->lp_timeout_ms);
 }

@@ -107,6 +107,8 @@ static void replay_page(void *ud, struct hr_channel *ch, const struct hr_hub_pag
         if (send_msg(s, pg->m[i]) < 0 || s->ops->full(s))
             break;
     }
+    if (s->ops->page_done && !s->ops->closing(s))
+        s->ops->page_done(s);
     if (later)
         pump(s);
 }
@@ -116,6 +118,11 @@ static void pump(struct hr_chan_stream *s)
     struct hr_channel *ch = s->ch;
     while (!s->ops->closing(s) && !s->req) {
         if (s->replay_after >= ch->last_id) {
+            if (s->ops->caught_up) {
+                s->ops->caught_up(s);
+                if (s->ops->closing(s))
+                    return;
+            }
             s->replaying = 0;
             hr_hub_subscribe(ch, &s->sub);
             return;
@@ -144,6 +151,8 @@ void hr_chan_stream_start(struct hr_chan_stream *s, const struct hr_cursor *cur)
         const char *gap = hr_cursor_start(cur, ch, &s->replay_after);
         if (gap) {
             s->ops->write_gap(s, gap, hr_hub_first_id(ch), 0, 0);
+            if (s->ops->closing(s))
+                return;
             s->replay_after = hr_hub_first_id(ch) - 1;
         }
     }

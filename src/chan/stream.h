@@ -7,7 +7,9 @@
  * Life of a stream: hr_chan_stream_init, then hr_chan_stream_start (a gap notice first when
  * the cursor cannot be resumed exactly, then history a page at a time, then live). The
  * transport calls hr_chan_stream_drained when its output drains, hr_chan_stream_shed when the
- * memory budget picks it, and hr_chan_stream_stop when it goes away (then frees it). */
+ * memory budget picks it, and hr_chan_stream_stop when it goes away (then frees it). An op
+ * may itself stop the stream when closing() answers true from then on: no op is called after
+ * it (the transport frees it later, outside the op). */
 #ifndef HR_CHAN_STREAM_H
 #define HR_CHAN_STREAM_H
 
@@ -42,6 +44,11 @@ struct hr_chan_stream_ops {
     int (*closing)(const struct hr_chan_stream *s);
     int (*full)(const struct hr_chan_stream *s);
     int (*over)(const struct hr_chan_stream *s);
+    /* Optional, for a reader answered once (a poll): a page of history was handed to write,
+     * and the replay reached the last id (called before going live: the stream stays out of
+     * the channel when closing() answers true afterwards). */
+    void (*page_done)(struct hr_chan_stream *s);
+    void (*caught_up)(struct hr_chan_stream *s);
 };
 
 struct hr_chan_stream {
