@@ -184,12 +184,14 @@ static int stream_closing(const struct hr_chan_stream *st)
 
 static int stream_full(const struct hr_chan_stream *st)
 {
-    return hr_eio_full(session_of(st));
+    struct hr_eio_session *es = session_of(st);
+    return !es || hr_eio_full(es);
 }
 
 static int stream_over(const struct hr_chan_stream *st)
 {
-    return hr_eio_over(session_of(st));
+    struct hr_eio_session *es = session_of(st);
+    return !es || hr_eio_over(es);
 }
 
 static const struct hr_chan_stream_ops room_stream_ops = {
