@@ -35,6 +35,9 @@ struct hr_eio_handler {
      * "ping timeout", "parse error", "forced close", "transport error", "server shutting down").
      * s->user must be released here. */
     void (*on_close)(struct hr_eio_session *s, const char *reason, void *ud);
+    /* Optional: the session's output drained (the WebSocket's fell below its low watermark,
+     * or a poll took the queue): what was held back for a slow reader may go on. */
+    void (*on_drain)(struct hr_eio_session *s, void *ud);
 };
 
 enum { HR_EIO_POLLING = 0, HR_EIO_WEBSOCKET = 1 };
@@ -48,6 +51,11 @@ struct hr_eio_msg {
 /* Build a message (binary: raw bytes; text: UTF-8). Release with hr_eio_msg_release. */
 int hr_eio_msg_init(struct hr_eio_msg *m, int binary, const void *data, size_t len);
 void hr_eio_msg_release(struct hr_eio_msg *m);
+/* A text message built in place, so its payload is copied once: the frame for a payload of
+ * len bytes with its header and type written; the caller writes the len bytes at *payload. */
+struct hr_buf *hr_eio_text_frame(size_t len, char **payload);
+/* The message of such a frame; m takes the caller's reference (hr_eio_msg_release). */
+void hr_eio_msg_of_frame(struct hr_eio_msg *m, struct hr_buf *frame);
 
 struct hr_eio_session {
     char sid[24];
@@ -67,6 +75,7 @@ struct hr_eio_session {
     uint8_t upgrading;             /* probe answered; waiting for the upgrade packet (polls
                                     * are answered with a noop meanwhile) */
     uint8_t awaiting_pong;
+    uint8_t slow;                  /* closing as a slow consumer (hr_eio_close_slow) */
     uint8_t closed;
 };
 
@@ -93,6 +102,23 @@ void hr_eio_free(struct hr_eio *eio);
 int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m);
 /* Bytes waiting to reach the client (the polling queue, or the WebSocket's output). */
 size_t hr_eio_queued(const struct hr_eio_session *s);
+
+/* A text message frame (hr_eio_text_frame) shared by many sessions: each takes a reference
+ * (a slice of it while polling), nothing is copied. hr_eio_send_frame applies Engine.IO's
+ * slow-consumer cap as hr_eio_send does, except that the close comes after the current loop
+ * turn (hr_eio_close_slow), so a caller inside a fan-out never sees the session freed;
+ * hr_eio_queue_frame queues whatever the output holds (the caller bounds it: hr_eio_over). */
+int hr_eio_send_frame(struct hr_eio_session *s, struct hr_buf *frame);
+int hr_eio_queue_frame(struct hr_eio_session *s, struct hr_buf *frame);
+/* The output is over --max-queued (or the memory budget picked it): a slow reader. */
+int hr_eio_over(const struct hr_eio_session *s);
+/* The output holds enough for now (a replay waits for on_drain). */
+int hr_eio_full(const struct hr_eio_session *s);
+/* The session is closed or closing: nothing more reaches the client. */
+int hr_eio_closing(const struct hr_eio_session *s);
+/* Close a slow consumer as hr_eio_send would (WebSocket: 1008 "slow consumer"; polling:
+ * "transport error"), never inside the call: the session stays valid until the loop turns. */
+void hr_eio_close_slow(struct hr_eio_session *s);
 /* Close a session from the server side (sends a close packet first). */
 void hr_eio_close(struct hr_eio_session *s, const char *reason);
 

@@ -24,6 +24,7 @@ static const char *const err_text[] = {"Transport unknown", "Session ID unknown"
 static void session_close(struct hr_eio_session *s, const char *reason, int by_client);
 static void queue_shed_cb(struct hr_budget_queue *q, int hard);
 static void flush(struct hr_eio_session *s);
+static void close_slow_now(struct hr_eio_session *s);
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
@@ -45,15 +46,42 @@ int hr_eio_msg_init(struct hr_eio_msg *m, int binary, const void *data, size_t l
         return 0;
     }
     /* text: the frame's payload "4<data>" is also the polling record */
-    m->frame = hr_buf_new(len + 11);
-    if (!m->frame)
+    char *payload;
+    struct hr_buf *f = hr_eio_text_frame(len, &payload);
+    if (!f)
         return HR_ENOMEM;
-    uint32_t h = (uint32_t)hr_ws_frame_header((uint8_t *)m->frame->data, 1, HR_WS_OP_TEXT, len + 1);
-    m->frame->data[h] = '0' + HR_EIO_MESSAGE;
-    memcpy(m->frame->data + h + 1, data, len);
-    m->frame->len = h + 1 + (uint32_t)len;
-    m->record = (struct hr_slice){m->frame, h, (uint32_t)len + 1};
+    memcpy(payload, data, len);
+    hr_eio_msg_of_frame(m, f);
     return 0;
+}
+
+struct hr_buf *hr_eio_text_frame(size_t len, char **payload)
+{
+    if (len > UINT32_MAX - 16)
+        return NULL;
+    struct hr_buf *f = hr_buf_new(len + 11);
+    if (!f)
+        return NULL;
+    uint32_t h = (uint32_t)hr_ws_frame_header((uint8_t *)f->data, 1, HR_WS_OP_TEXT, len + 1);
+    f->data[h] = '0' + HR_EIO_MESSAGE;
+    f->len = h + 1 + (uint32_t)len;
+    *payload = f->data + h + 1;
+    return f;
+}
+
+/* Where a frame's payload starts: a server's frames are unmasked, so the header is 2, 4 or 10
+ * bytes (hr_ws_frame_header), told by its length byte. */
+static uint32_t frame_head(const struct hr_buf *f)
+{
+    uint8_t l = (uint8_t)f->data[1] & 0x7f;
+    return l < 126 ? 2 : l == 126 ? 4 : 10;
+}
+
+void hr_eio_msg_of_frame(struct hr_eio_msg *m, struct hr_buf *frame)
+{
+    uint32_t h = frame_head(frame);
+    m->frame = frame;
+    m->record = (struct hr_slice){frame, h, frame->len - h};
 }
 
 void hr_eio_msg_release(struct hr_eio_msg *m)
@@ -270,8 +298,7 @@ int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
         return hr_ws_send_frame(s->ws, m->frame);
     /* polling (or upgrading): queue the record for the next GET, within the output cap */
     if (s->queue_bytes + m->record.len > s->eio->srv->limits.max_queued) {
-        hr_warn("eio %s: slow consumer, %zu bytes queued; closing", s->sid, s->queue_bytes);
-        session_close(s, "transport error", 0);
+        close_slow_now(s);
         return HR_ECLOSED;
     }
     int rc = queue_push(s, &m->record);
@@ -280,11 +307,81 @@ int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
     return rc;
 }
 
+/* Over --max-queued while polling: Engine.IO's slow-consumer close. */
+static void close_slow_now(struct hr_eio_session *s)
+{
+    hr_warn("eio %s: slow consumer, %zu bytes queued; closing", s->sid, s->queue_bytes);
+    session_close(s, "transport error", 0);
+}
+
+void hr_eio_close_slow(struct hr_eio_session *s)
+{
+    if (s->closed || s->slow)
+        return;
+    s->slow = 1;
+    if (s->transport == HR_EIO_WEBSOCKET && s->ws) {
+        hr_ws_close(s->ws, HR_WS_CLOSE_POLICY, "slow consumer"); /* its close comes later */
+        return;
+    }
+    /* the heartbeat timer, due now, closes it (heartbeat_cb): after the caller's loop turn */
+    uv_timer_start(&s->heartbeat, heartbeat_cb, 0, 0);
+}
+
+int hr_eio_closing(const struct hr_eio_session *s)
+{
+    return s->closed || s->slow || (s->transport == HR_EIO_WEBSOCKET && s->ws && s->ws->state != HR_WS_OPEN);
+}
+
+int hr_eio_over(const struct hr_eio_session *s)
+{
+    if (s->transport == HR_EIO_WEBSOCKET && s->ws)
+        return hr_conn_over(s->ws->conn);
+    return s->queue_bytes > s->eio->srv->limits.max_queued || s->bq.state != HR_BQ_OK;
+}
+
+int hr_eio_full(const struct hr_eio_session *s)
+{
+    if (s->transport == HR_EIO_WEBSOCKET && s->ws)
+        return hr_conn_full(s->ws->conn);
+    return s->queue_bytes > s->eio->srv->limits.max_queued / 2 || s->bq.state != HR_BQ_OK;
+}
+
+int hr_eio_queue_frame(struct hr_eio_session *s, struct hr_buf *frame)
+{
+    if (hr_eio_closing(s))
+        return HR_ECLOSED;
+    if (s->transport == HR_EIO_WEBSOCKET && s->ws)
+        return hr_ws_queue_frame(s->ws, frame);
+    uint32_t h = frame_head(frame);
+    struct hr_slice rec = {frame, h, frame->len - h};
+    int rc = queue_push(s, &rec);
+    if (rc == 0)
+        flush(s);
+    return rc;
+}
+
+int hr_eio_send_frame(struct hr_eio_session *s, struct hr_buf *frame)
+{
+    if (hr_eio_closing(s))
+        return HR_ECLOSED;
+    size_t len = frame->len - frame_head(frame);
+    if (s->transport == HR_EIO_WEBSOCKET && s->ws ? hr_conn_queued(s->ws->conn) > s->eio->srv->limits.max_queued
+                                                  : s->queue_bytes + len > s->eio->srv->limits.max_queued) {
+        hr_eio_close_slow(s);
+        return HR_ECLOSED;
+    }
+    return hr_eio_queue_frame(s, frame);
+}
+
 static void heartbeat_cb(uv_timer_t *t)
 {
     struct hr_eio_session *s = t->data;
     if (s->closed)
         return;
+    if (s->slow) {
+        close_slow_now(s);
+        return;
+    }
     if (s->awaiting_pong) {
         session_close(s, "ping timeout", 0);
         return;
@@ -297,8 +394,8 @@ static void heartbeat_cb(uv_timer_t *t)
 
 static void on_pong(struct hr_eio_session *s)
 {
-    if (!s->awaiting_pong)
-        return;
+    if (!s->awaiting_pong || s->slow)
+        return; /* a slow consumer's close is due on the heartbeat timer */
     s->awaiting_pong = 0;
     heartbeat_at(s, uv_now(s->eio->srv->loop) + s->eio->opts.ping_interval_ms);
 }
@@ -472,6 +569,13 @@ static void ws_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         session_close(s, "parse error", 0);
 }
 
+static void ws_drained(struct hr_ws *ws)
+{
+    struct hr_eio_session *s = ws->user;
+    if (s && ws == s->ws && !s->closed && s->eio->h->on_drain)
+        s->eio->h->on_drain(s, s->eio->ud);
+}
+
 static void ws_closed(struct hr_ws *ws, uint16_t code)
 {
     struct hr_eio_session *s = ws->user;
@@ -521,7 +625,11 @@ static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct
         answer_get_ctl(s, HR_EIO_NOOP);
         return;
     }
+    int had = s->queue_len != 0;
     flush(s);
+    /* the client took what waited: what was held back for it may go on */
+    if (had && !s->closed && s->queue_len == 0 && s->eio->h->on_drain)
+        s->eio->h->on_drain(s, s->eio->ud);
 }
 
 static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struct hr_conn *c,
@@ -557,6 +665,7 @@ static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struc
 }
 
 static const struct hr_ws_handler eio_ws = {
+    .on_drain = ws_drained,
     .on_message = ws_message,
     .on_close = ws_closed,
 };

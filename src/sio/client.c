@@ -271,4 +271,5 @@ const struct hr_eio_handler hr_sio_eio_handler = {
     .on_open = client_open,
     .on_message = client_message,
     .on_close = client_close,
+    .on_drain = hr_sio_client_drained,
 };

@@ -30,25 +30,46 @@ static int out_init(struct outgoing *o, int type, const herald_nsp *nsp, int64_t
         return HR_EINVAL;
     if (nbins)
         type = type == HR_SIO_EVENT ? HR_SIO_BINARY_EVENT : HR_SIO_BINARY_ACK;
+    /* the head and the event's name first (a few bytes), then the Engine.IO frame itself, the
+     * arguments copied straight into it: one copy, one buffer every target shares */
     struct hr_buf *b = hr_sio_encode(type, nsp->name, strlen(nsp->name), ack_id, (uint32_t)nbins, NULL, 0);
     if (!b)
         return HR_ENOMEM;
     uint32_t head = b->len;
     int rc = 0;
-    if (event)
-        rc = hr_sio_append_event(&b, event, raw, len);
-    else if ((rc = hr_buf_append(&b, "[", 1)) == 0 && (rc = hr_buf_append(&b, raw, len)) == 0)
-        rc = hr_buf_append(&b, "]", 1);
-    /* Never send what the receiver's parser must refuse: a placeholder naming an attachment
-     * that is not there fails the whole packet ("illegal attachments") and makes the client
-     * reconnect. What clients sent was checked as it came; this also holds for what the
-     * application built, and for recovery replays. Without attachments placeholders are
-     * plain objects to the receiver. */
-    if (rc == 0 && nbins &&
-        hr_sio_check_placeholders(b->data + head, b->len - head, (uint32_t)nbins, 0))
-        rc = HR_EINVAL;
-    if (rc == 0)
-        rc = hr_eio_msg_init(&o->text, 0, b->data, b->len);
+    if (event) {
+        /* '["<event>"]', checked and escaped; its bracket closes after the arguments */
+        if ((rc = hr_sio_append_event(&b, event, NULL, 0)) == 0)
+            b->len--;
+    } else {
+        rc = hr_buf_append(&b, "[", 1);
+    }
+    int comma = event && len;
+    size_t total = b->len + (size_t)comma + len + 1;
+    char *p;
+    struct hr_buf *f = rc == 0 ? hr_eio_text_frame(total, &p) : NULL;
+    if (rc == 0 && !f)
+        rc = HR_ENOMEM;
+    if (rc == 0) {
+        size_t at = b->len;
+        memcpy(p, b->data, at);
+        if (comma)
+            p[at++] = ',';
+        if (len)
+            memcpy(p + at, raw, len);
+        p[at + len] = ']';
+        /* Never send what the receiver's parser must refuse: a placeholder naming an
+         * attachment that is not there fails the whole packet ("illegal attachments") and
+         * makes the client reconnect. What clients sent was checked as it came; this also
+         * holds for what the application built, and for recovery replays. Without
+         * attachments placeholders are plain objects to the receiver. */
+        if (nbins && hr_sio_check_placeholders(p + head, total - head, (uint32_t)nbins, 0)) {
+            hr_buf_unref(f);
+            rc = HR_EINVAL;
+        } else {
+            hr_eio_msg_of_frame(&o->text, f);
+        }
+    }
     hr_buf_unref(b);
     if (rc)
         return rc;
@@ -79,6 +100,18 @@ static int out_send(const struct outgoing *o, herald_socket *s)
     int rc = hr_eio_send(s->client->eio, &o->text);
     for (size_t i = 0; i < o->nbins && rc == 0; i++)
         rc = hr_eio_send(s->client->eio, &o->bins[i]);
+    return rc;
+}
+
+/* An event to one socket queued whatever its output holds (a notice; the caller bounds it),
+ * and never closing the session inside the call. */
+int hr_sio_emit_queued(herald_socket *s, const char *event, const char *raw, size_t len)
+{
+    struct outgoing o;
+    int rc = out_init(&o, HR_SIO_EVENT, s->nsp, -1, event, raw, len, NULL, 0);
+    if (rc == 0)
+        rc = s->connected && s->client->eio ? hr_eio_queue_frame(s->client->eio, o.text.frame) : HR_ECLOSED;
+    out_release(&o);
     return rc;
 }
 
@@ -164,27 +197,20 @@ int herald_send(herald_socket *s, json_t *value)
     return herald_emit(s, "message", json_pack("[o]", value));
 }
 
-/* A broadcast; a channel's message has its cursor as offset and its id as chan_id. */
+/* A broadcast, encoded once: every target's queue shares the one frame. */
 size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
                         const char *event, const char *raw, size_t len,
-                        const struct herald_bin *bins, size_t nbins, const char *offset,
-                        uint64_t chan_id)
+                        const struct herald_bin *bins, size_t nbins)
 {
     struct outgoing o;
     size_t n = 0;
-    char *with_offset = NULL;
     /* with recovery on, a broadcast carries its offset as a last argument (as Socket.IO's
      * session-aware adapter does) and is kept for sockets that come back */
     if (nsp->io->opts.recovery_window_ms) {
-        struct hr_sio_kept *k = hr_sio_keep(nsp, room, except, event, raw, len, bins, nbins, offset, chan_id);
+        struct hr_sio_kept *k = hr_sio_keep(nsp, room, except, event, raw, len, bins, nbins, NULL, 0);
         if (k) {
             raw = k->raw;
             len = k->raw_len;
-        } else if (chan_id && (with_offset = malloc(len + strlen(offset) + 4))) {
-            memcpy(with_offset, raw, len);
-            int m = snprintf(with_offset + len, strlen(offset) + 4, "%s\"%s\"", len ? "," : "", offset);
-            raw = with_offset;
-            len += (size_t)m;
         }
     }
     if (out_init(&o, HR_SIO_EVENT, nsp, -1, event, raw, len, bins, nbins) == 0) {
@@ -204,7 +230,6 @@ size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except
         }
     }
     out_release(&o);
-    free(with_offset);
     return n;
 }
 
@@ -212,7 +237,7 @@ size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *ex
                             const char *event, const char *raw, size_t len,
                             const struct herald_bin *bins, size_t nbins)
 {
-    return hr_sio_broadcast(nsp, room, except, event, raw, len, bins, nbins, NULL, 0);
+    return hr_sio_broadcast(nsp, room, except, event, raw, len, bins, nbins);
 }
 
 size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,

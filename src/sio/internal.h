@@ -28,11 +28,15 @@ char *hr_sio_args_text(json_t *args, size_t *len);
 /* An event to one socket, as it is (not kept for recovery). */
 int hr_sio_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
                     const struct herald_bin *bins, size_t nbins);
-/* A broadcast; a channel's message has its cursor as offset and its id as chan_id. */
+/* An event to one socket queued whatever its output holds (a notice; the caller bounds it),
+ * never closing the session inside the call (a stream's notice, from inside a fan-out). */
+int hr_sio_emit_queued(herald_socket *s, const char *event, const char *raw, size_t len);
+/* A broadcast (kept for recovery when it is on), encoded once for every target. A channel's
+ * messages do not come this way: each member of a channel room reads the channel through
+ * its stream (rooms.c). */
 size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
                         const char *event, const char *raw, size_t len,
-                        const struct herald_bin *bins, size_t nbins, const char *offset,
-                        uint64_t chan_id);
+                        const struct herald_bin *bins, size_t nbins);
 
 /* rooms.c */
 /* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
@@ -44,6 +48,9 @@ void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cu
 int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct hr_sio_packet *p);
 /* The client goes: drop its prefetch. */
 void hr_sio_prefetch_free(struct hr_sio_client *c);
+/* Engine.IO's on_drain: the client's output drained, its channel streams go on (a lagging
+ * reader under skip or coalesce catches up). */
+void hr_sio_client_drained(struct hr_eio_session *es, void *ud);
 
 /* connect.c */
 void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p);

@@ -1,5 +1,6 @@
 /* rooms.c - rooms of a namespace, and the bridge to channels: a room of "/" named like a
  * channel receives its messages, replays what a socket missed, and publishes to it. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "internal.h"
+#include "recovery.h"
 
 /* ---- channels ----------------------------------------------------------------------------- */
 
@@ -72,22 +74,174 @@ static int in_room(const herald_socket *s, const char *room)
 /* Rooms and channels are one space: a room of the main namespace whose name is a channel
  * name receives that channel's messages as "message" events (see README, "Channels"); with
  * recovery on, a message's offset is its channel cursor, the one every transport resumes
- * from. */
+ * from. Each socket of such a room reads the channel through a subscriber stream of its own
+ * (chan/stream.h), so the channel's slow-consumer policy holds per socket, as for SSE and
+ * WebSocket readers; the message is encoded once, and that Engine.IO frame is shared by every
+ * socket's queue. The room's own subscriber only marks, for recovery, where each message
+ * fell among the other packets kept. */
 static int room_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
 {
     struct hr_sio_room *r = (struct hr_sio_room *)sub;
-    char cursor[HR_EPOCH_LEN + 24];
-    snprintf(cursor, sizeof cursor, "%s:%llu", ch->epoch, (unsigned long long)m->id);
-    hr_sio_broadcast(r->nsp, r->name, NULL, "message", m->data->data, m->data->len, NULL, 0, cursor, m->id);
+    if (r->nsp->io->opts.recovery_window_ms) {
+        char cursor[HR_EPOCH_LEN + 24];
+        snprintf(cursor, sizeof cursor, "%s:%llu", ch->epoch, (unsigned long long)m->id);
+        hr_sio_keep(r->nsp, r->name, NULL, "message", NULL, 0, NULL, 0, cursor, m->id);
+    }
     return 0;
+}
+
+/* ---- a socket's stream of a channel room ---- */
+
+static struct hr_sio_member *member_of(const struct hr_chan_stream *st)
+{
+    return (struct hr_sio_member *)((char *)st - offsetof(struct hr_sio_member, st));
+}
+
+static struct hr_eio_session *session_of(const struct hr_chan_stream *st)
+{
+    herald_socket *s = member_of(st)->s;
+    return s->client ? s->client->eio : NULL;
+}
+
+/* 42["message",<data>,"<cursor>"] (the cursor as the recovery offset while recovery is on;
+ * byte for byte what an emit of it would be) as one Engine.IO text frame: the payload is
+ * copied once, here, and shared by every socket (and every replay) reading the channel. */
+static struct hr_buf *make_packet(const struct hr_hub_msg *m, void *ud)
+{
+    struct hr_chan_stream *st = ud;
+    static const char head[] = "2[\"message\",";
+    char off[HR_EPOCH_LEN + 32];
+    int n = 0;
+    if (member_of(st)->s->nsp->io->opts.recovery_window_ms)
+        n = snprintf(off, sizeof off, ",\"%s:%llu\"", st->ch->epoch, (unsigned long long)m->id);
+    size_t len = sizeof head - 1 + m->data->len + (size_t)n + 1;
+    char *p;
+    struct hr_buf *f = hr_eio_text_frame(len, &p);
+    if (!f)
+        return NULL;
+    memcpy(p, head, sizeof head - 1);
+    p += sizeof head - 1;
+    memcpy(p, m->data->data, m->data->len);
+    p += m->data->len;
+    memcpy(p, off, (size_t)n);
+    p[n] = ']';
+    return f;
+}
+
+static struct hr_buf *stream_encode(struct hr_chan_stream *st, struct hr_hub_msg *m)
+{
+    return hr_hub_encoding(m, HR_FMT_SIO, make_packet, st);
+}
+
+static int stream_write(struct hr_chan_stream *st, struct hr_buf *enc, uint64_t id)
+{
+    herald_socket *s = member_of(st)->s;
+    struct hr_eio_session *es = session_of(st);
+    if (!es)
+        return HR_ECLOSED;
+    if (!s->connected)
+        return 0; /* joined before its CONNECT was answered (middleware): as for a broadcast */
+    /* "disconnect": Engine.IO's cap, as for any packet; skip and coalesce looked at over()
+     * first, so the output stays within about --max-queued and a message */
+    return st->ch->policy == HR_POLICY_DISCONNECT ? hr_eio_send_frame(es, enc) : hr_eio_queue_frame(es, enc);
+}
+
+/* "herald:gap" {"channel","reason","first"[,"missed":[a,b]]}: history after the socket's
+ * cursor is gone, a replay was cut (reason "replay limit"), or the skip policy dropped
+ * messages while the socket was behind ("slow"). */
+static void stream_write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first, uint64_t missed_from,
+                             uint64_t missed_to)
+{
+    char g[HR_CHANNEL_NAME_MAX + 160];
+    int n = missed_from ? snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu,\"missed\":[%llu,%llu]}",
+                                   st->ch->name, reason, (unsigned long long)first,
+                                   (unsigned long long)missed_from, (unsigned long long)missed_to)
+                        : snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu}", st->ch->name,
+                                   reason, (unsigned long long)first);
+    hr_sio_emit_queued(member_of(st)->s, "herald:gap", g, (size_t)n);
+}
+
+/* Too slow under "disconnect" (or out of memory): the Engine.IO session closes as Engine.IO
+ * closes a slow consumer, after this loop turn (the hub is handing out a message); the
+ * client reconnects and resumes (recovery, or auth.offset). */
+static void stream_close_slow(struct hr_chan_stream *st)
+{
+    struct hr_eio_session *es = session_of(st);
+    if (es)
+        hr_eio_close_slow(es);
+}
+
+static void stream_close_error(struct hr_chan_stream *st, int status, const char *what)
+{
+    stream_close_slow(st);
+}
+
+static int stream_closing(const struct hr_chan_stream *st)
+{
+    struct hr_eio_session *es = session_of(st);
+    return !es || hr_eio_closing(es);
+}
+
+static int stream_full(const struct hr_chan_stream *st)
+{
+    struct hr_eio_session *es = session_of(st);
+    return !es || hr_eio_full(es);
+}
+
+static int stream_over(const struct hr_chan_stream *st)
+{
+    struct hr_eio_session *es = session_of(st);
+    return !es || hr_eio_over(es);
+}
+
+static const struct hr_chan_stream_ops room_stream_ops = {
+    .fmt = HR_FMT_SIO,
+    .encode = stream_encode,
+    .write = stream_write,
+    .write_gap = stream_write_gap,
+    .close_slow = stream_close_slow,
+    .close_error = stream_close_error,
+    .closing = stream_closing,
+    .full = stream_full,
+    .over = stream_over,
+};
+
+/* s's stream of channel ch (NULL: s is not in that room). */
+static struct hr_chan_stream *stream_of(herald_socket *s, const struct hr_channel *ch)
+{
+    struct hr_sio_room *r;
+    struct hr_sio_member *m = NULL;
+    HASH_FIND_STR(s->nsp->rooms, ch->name, r);
+    if (r)
+        HASH_FIND_PTR(r->members, &s, m);
+    return m && m->chan ? m->st : NULL;
+}
+
+void hr_sio_client_drained(struct hr_eio_session *es, void *ud)
+{
+    struct hr_sio_client *c = es->user;
+    for (herald_socket *s = c ? c->sockets : NULL; s; s = s->next_in_client) {
+        for (uint32_t i = 0; i < s->nrooms; i++) {
+            struct hr_sio_room *r;
+            struct hr_sio_member *m = NULL;
+            HASH_FIND_STR(s->nsp->rooms, s->rooms[i], r);
+            if (r)
+                HASH_FIND_PTR(r->members, &s, m);
+            if (m && m->chan)
+                hr_chan_stream_drained(m->st);
+        }
+    }
 }
 
 /* A socket that connected with a channel cursor as auth.offset (a client coming from another
  * transport, or back after a restart) gets what it missed of each channel room it joins
- * while connecting: a "herald:gap" event first if some of it is gone, then the messages. */
+ * while connecting: a "herald:gap" event first if some of it is gone, then the messages.
+ * The replay is sent at once, among the packets of the CONNECT, in order with them (the
+ * recovery's kept packets) - not paged as the output drains - but as the stream's packets:
+ * the same shared encoding, the same writes and notices. */
 struct replay {
     herald_socket *s;
-    struct hr_channel *ch;
+    struct hr_chan_stream *st;
     uint64_t upto;                   /* the last id to send */
     uint64_t sent;                   /* the last id sent */
     int cut;                         /* stopped: the client's output holds enough */
@@ -98,28 +252,18 @@ static int replay_one(void *ud, struct hr_hub_msg *m)
 {
     struct replay *rp = ud;
     herald_socket *s = rp->s;
-    if (m->id > rp->upto)
+    if (m->id > rp->upto || !s->connected)
         return 1;
-    /* a replay is sent at once (Engine.IO has no drain to wait on): past half the output cap
-     * it stops, so that the session is not closed as a slow consumer and reconnects to the
-     * same replay again and again */
+    /* a replay is sent at once: past half the output cap it stops, so that the session is
+     * not closed as a slow consumer and reconnects to the same replay again and again */
     if (s->client && s->client->eio &&
         hr_eio_queued(s->client->eio) > s->nsp->io->max_queued / 2) {
         rp->cut = 1;
         return 1;
     }
     rp->sent = m->id;
-    if (!s->nsp->io->opts.recovery_window_ms)
-        return hr_sio_emit_raw(s, "message", m->data->data, m->data->len, NULL, 0) < 0;
-    char *raw = malloc(m->data->len + HR_EPOCH_LEN + 32);
-    if (!raw)
-        return 1;
-    memcpy(raw, m->data->data, m->data->len);
-    int n = snprintf(raw + m->data->len, HR_EPOCH_LEN + 32, ",\"%s:%llu\"", rp->ch->epoch,
-                     (unsigned long long)m->id);
-    int rc = hr_sio_emit_raw(s, "message", raw, m->data->len + (size_t)n, NULL, 0);
-    free(raw);
-    return rc < 0;
+    struct hr_buf *enc = stream_encode(rp->st, m);
+    return !enc || stream_write(rp->st, enc, m->id) < 0;
 }
 
 /* ---- history older than the cache: a replay is sent at once, among the other packets of the
@@ -326,15 +470,14 @@ static void replay_page(void *ud, struct hr_channel *ch, const struct hr_hub_pag
 void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur, uint64_t upto,
                            int gap_told)
 {
+    struct hr_chan_stream *st = stream_of(s, ch);
+    if (!st)
+        return;
     uint64_t since;
     const char *gap = hr_cursor_start(cur, ch, &since);
-    if (gap && !gap_told) {
-        char g[HR_CHANNEL_NAME_MAX + 96];
-        int n = snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu}", ch->name,
-                         gap, (unsigned long long)hr_hub_first_id(ch));
-        hr_sio_emit_raw(s, "herald:gap", g, (size_t)n, NULL, 0);
-    }
-    struct replay rp = {s, ch, upto, since, 0, 0};
+    if (gap && !gap_told)
+        stream_write_gap(st, gap, hr_hub_first_id(ch), 0, 0);
+    struct replay rp = {s, st, upto, since, 0, 0};
     /* what was read from the store first, then the cache; what is neither was not read in
      * time (the read stopped at the output's budget): a "replay limit" notice says so */
     struct hr_hub_span *sp = prefetched(s, ch);
@@ -353,12 +496,7 @@ void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cu
     *cur = (struct hr_cursor){.id = rp.sent};
     if (rp.cut) {
         /* said, never silent: what was not sent can be read from the channel's history */
-        char g[HR_CHANNEL_NAME_MAX + 160];
-        int n = snprintf(g, sizeof g,
-                         "{\"channel\":\"%s\",\"reason\":\"replay limit\",\"first\":%llu,\"missed\":[%llu,%llu]}",
-                         ch->name, (unsigned long long)ch->last_id + 1, (unsigned long long)rp.sent + 1,
-                         (unsigned long long)ch->last_id);
-        hr_sio_emit_raw(s, "herald:gap", g, (size_t)n, NULL, 0);
+        stream_write_gap(st, "replay limit", ch->last_id + 1, rp.sent + 1, ch->last_id);
         *cur = (struct hr_cursor){.id = ch->last_id};
     }
 }
@@ -396,10 +534,12 @@ int herald_join(herald_socket *s, const char *room)
                 r->sub.ops = &room_sub_ops;
                 r->sub.fmt = HR_FMT_SIO;
                 hr_hub_subscribe(ch, &r->sub);
+                hr_hub_readers(&r->sub, 0); /* its sockets' streams are the readers */
             }
         }
     }
-    struct hr_sio_member *m = calloc(1, sizeof(*m));
+    struct hr_channel *ch = r->sub.ch;
+    struct hr_sio_member *m = calloc(1, sizeof(*m) + (ch ? sizeof(struct hr_chan_stream) : 0));
     if (s->nrooms == s->cap_rooms) {
         uint32_t cap = s->cap_rooms ? s->cap_rooms * 2 : 2;
         char **rooms = realloc(s->rooms, cap * sizeof(*rooms));
@@ -418,12 +558,14 @@ int herald_join(herald_socket *s, const char *room)
     HASH_ADD_PTR(r->members, s, m);
     r->count++;
     s->rooms[s->nrooms++] = name;
-    if (r->sub.ch) {
-        hr_hub_readers(&r->sub, r->count);
-        if (s->resume && s->resume->epoch[0] && hr_cursor_of(s->resume, r->sub.ch)) {
+    if (ch) {
+        m->chan = 1;
+        hr_chan_stream_init(m->st, &room_stream_ops, ch);
+        if (s->resume && s->resume->epoch[0] && hr_cursor_of(s->resume, ch)) {
             struct hr_cursor cur = *s->resume;
-            hr_sio_replay_channel(s, r->sub.ch, &cur, UINT64_MAX, 0);
+            hr_sio_replay_channel(s, ch, &cur, UINT64_MAX, 0);
         }
+        hr_chan_stream_start(m->st, NULL); /* live from the next message */
     }
     return 0;
 }
@@ -440,10 +582,10 @@ int herald_leave(herald_socket *s, const char *room)
             HASH_FIND_PTR(r->members, &s, m);
             if (m) {
                 HASH_DEL(r->members, m);
+                if (m->chan)
+                    hr_chan_stream_stop(m->st);
                 free(m);
                 r->count--;
-                if (r->sub.ch && r->count)
-                    hr_hub_readers(&r->sub, r->count);
             }
             if (r->count == 0) {
                 HASH_DEL(s->nsp->rooms, r);

@@ -8,6 +8,7 @@
 
 #include "eio/eio.h"
 #include "hub/hub.h"
+#include "chan/stream.h"
 #include "chan/wire.h"
 #include "packet.h"
 
@@ -35,10 +36,17 @@ struct hr_sio_pending_ack {
 struct hr_sio_member {               /* a socket in a room */
     herald_socket *s;
     UT_hash_handle hh;
+    uint8_t chan;                    /* st is there */
+    /* in a channel room only: the socket's reader of the channel (the hub's messages, its
+     * slow-consumer policy), allocated with the member */
+    struct hr_chan_stream st[];
 };
 
 struct hr_sio_room {
-    struct hr_sub sub;               /* rooms of "/" named like channels are channels */
+    /* rooms of "/" named like channels are channels: this marks where each of the channel's
+     * messages fell among the packets kept for recovery; each member reads the channel
+     * through its own stream */
+    struct hr_sub sub;
     herald_nsp *nsp;
     char *name;
     struct hr_sio_member *members;   /* by socket pointer */
