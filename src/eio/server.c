@@ -419,7 +419,7 @@ static void complete_upgrade(struct hr_eio_session *s)
         const uint8_t *d = (const uint8_t *)r->buf->data + r->off;
         if (r->len > 0 && d[0] == 'b') {
             uint8_t *bin = malloc(r->len);
-            long n = bin ? hr_base64_decode((const char *)d + 1, r->len - 1, bin) : -1;
+            long n = bin ? hr_base64_decode((const char *)d + 1, r->len - 1, bin) : HR_ENOMEM;
             if (n >= 0)
                 hr_ws_send(s->ws, HR_WS_OP_BINARY, bin, (size_t)n);
             free(bin);

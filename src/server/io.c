@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "ws/echo.h"
+#include "core/error.h"
 #include "core/log.h"
 
 static struct hr_io *root_of(herald_io *io)
@@ -167,7 +168,7 @@ int herald_run(herald_io *io)
     int serve_static = o->public_dir != NULL;
     if (serve_static) {
         int err = hr_static_init(&r->st, o->public_dir);
-        if (err == -ENOENT) {
+        if (err == HR_ENOTFOUND) {
             /* an app that needs no pages (channels, Socket.IO from other origins) runs without
              * the directory; every other path then answers 404 */
             hr_warn("--public %s: %s; serving no static files", o->public_dir, strerror(-err));
