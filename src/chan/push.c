@@ -101,7 +101,7 @@ int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct 
 
 /* CORS preflight: a page on another origin may publish JSON (POST with a Content-Type) and
  * read with headers of its own; the channel routes answer every origin (no credentials). */
-static void preflight(struct hr_conn *c, struct hr_http_request *req, void *ud)
+static void preflight_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     int pub = strncmp(hr_http_path(req), HR_PUSH_PREFIX_PUB, strlen(HR_PUSH_PREFIX_PUB)) == 0;
     hr_http_respond(c, 204, NULL,
@@ -118,7 +118,7 @@ int hr_push_route(struct hr_push *p, struct hr_router *r)
     static const char *const prefixes[] = {HR_PUSH_PREFIX_SSE, HR_PUSH_PREFIX_LP, HR_PUSH_PREFIX_POLL,
                                            HR_PUSH_PREFIX_PUB, HR_PUSH_PREFIX_WS};
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
-        rc |= hr_router_add(r, HR_M(HTTP_OPTIONS), prefixes[i], 1, preflight, p);
+        rc |= hr_router_add(r, HR_M(HTTP_OPTIONS), prefixes[i], 1, preflight_cb, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_SSE, 1, hr_sse_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_LP, 1, hr_lp_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_POLL, 1, hr_poll_handler, p);

@@ -430,7 +430,7 @@ static void complete_upgrade(struct hr_eio_session *s)
     queue_clear(s);
 }
 
-static void ws_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
+static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {
     struct hr_eio_session *s = ws->user;
     if (!s || s->closed || timed_out(s))
@@ -472,7 +472,7 @@ static void ws_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         session_close(s, "parse error", 0);
 }
 
-static void ws_closed(struct hr_ws *ws, uint16_t code)
+static void ws_close_cb(struct hr_ws *ws, uint16_t code)
 {
     struct hr_eio_session *s = ws->user;
     if (!s)
@@ -557,8 +557,8 @@ static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struc
 }
 
 static const struct hr_ws_handler eio_ws = {
-    .on_message = ws_message,
-    .on_close = ws_closed,
+    .on_message = ws_message_cb,
+    .on_close = ws_close_cb,
 };
 
 static void handshake(struct hr_eio *eio, struct hr_conn *c, struct hr_http_request *req, int ws)
@@ -599,7 +599,7 @@ static void handshake(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
         session_close(s, "forced close", 0);
 }
 
-static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
+static void request_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_eio *eio = ud;
     char transport[16], sid[32], v[8];
@@ -698,7 +698,7 @@ int hr_eio_init(struct hr_eio *eio, struct hr_server *srv, const struct hr_eio_o
 
 int hr_eio_route(struct hr_eio *eio, struct hr_router *router)
 {
-    return hr_router_add(router, ~0ull, eio->opts.path, 0, handle, eio);
+    return hr_router_add(router, ~0ull, eio->opts.path, 0, request_cb, eio);
 }
 
 void hr_eio_shutdown(struct hr_eio *eio)

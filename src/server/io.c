@@ -129,7 +129,7 @@ herald_io *herald_new(const struct herald_options *o)
     return io;
 }
 
-static void on_stopped(struct hr_server *srv)
+static void stopped_cb(struct hr_server *srv)
 {
     struct hr_io *r = srv->app_data;
     uv_close((uv_handle_t *)&r->sigint, NULL);
@@ -151,7 +151,7 @@ void herald_stop(herald_io *io)
     hr_server_stop(&r->srv);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void signal_cb(uv_signal_t *sig, int signum)
 {
     struct hr_io *r = sig->data;
     if (!r->srv.stopping)
@@ -184,7 +184,7 @@ int herald_run(herald_io *io)
     r->srv.on_accept = hr_http_accept;
     r->srv.app = &r->router;
     r->srv.app_data = r;
-    r->srv.on_stopped = on_stopped;
+    r->srv.on_stopped = stopped_cb;
     int err = hr_server_listen(&r->srv, o->host, o->port);
     if (err < 0) {
         fprintf(stderr, "herald: cannot listen on %s port %d: %s\n", o->host, o->port, uv_strerror(err));
@@ -194,8 +194,8 @@ int herald_run(herald_io *io)
     uv_signal_init(r->loop, &r->sigint);
     uv_signal_init(r->loop, &r->sigterm);
     r->sigint.data = r->sigterm.data = r;
-    uv_signal_start(&r->sigint, on_signal, SIGINT);
-    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&r->sigint, signal_cb, SIGINT);
+    uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
 
     int v6 = strchr(o->host, ':') != NULL;
     printf("herald %s listening on http://%s%s%s:%d (", HERALD_VERSION, v6 ? "[" : "", o->host, v6 ? "]" : "",

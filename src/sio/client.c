@@ -181,7 +181,7 @@ static void partial_clear(struct hr_sio_partial *pp)
     memset(pp, 0, sizeof(*pp));
 }
 
-static void client_message(struct hr_eio_session *es, int binary, const uint8_t *data, size_t len, void *ud)
+static void client_message_cb(struct hr_eio_session *es, int binary, const uint8_t *data, size_t len, void *ud)
 {
     struct hr_sio_client *c = es->user;
     if (!c)
@@ -240,7 +240,7 @@ static void client_message(struct hr_eio_session *es, int binary, const uint8_t 
         hr_eio_close(es, "parse error");
 }
 
-static int client_open(struct hr_eio_session *es, const struct hr_http_request *req, void *ud)
+static int client_open_cb(struct hr_eio_session *es, const struct hr_http_request *req, void *ud)
 {
     struct hr_sio_client *c = calloc(1, sizeof(*c));
     if (!c)
@@ -252,7 +252,7 @@ static int client_open(struct hr_eio_session *es, const struct hr_http_request *
     return 0;
 }
 
-static void client_close(struct hr_eio_session *es, const char *reason, void *ud)
+static void client_close_cb(struct hr_eio_session *es, const char *reason, void *ud)
 {
     struct hr_sio_client *c = es->user;
     if (!c)
@@ -268,7 +268,7 @@ static void client_close(struct hr_eio_session *es, const char *reason, void *ud
 }
 
 const struct hr_eio_handler hr_sio_eio_handler = {
-    .on_open = client_open,
-    .on_message = client_message,
-    .on_close = client_close,
+    .on_open = client_open_cb,
+    .on_message = client_message_cb,
+    .on_close = client_close_cb,
 };
