@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "core/error.h"
 #include "internal.h"
 #include "recovery.h"
@@ -18,14 +19,8 @@ int herald_recovered(const herald_socket *s) { return s->recovered; }
 
 void herald_on(herald_socket *s, const char *event, herald_event_cb cb, void *ud)
 {
-    if (s->nhandlers == s->cap_handlers) {
-        uint32_t cap = s->cap_handlers ? s->cap_handlers * 2 : 4;
-        struct hr_sio_handler *h = realloc(s->handlers, cap * sizeof(*h));
-        if (!h)
-            return;
-        s->handlers = h;
-        s->cap_handlers = cap;
-    }
+    if (HR_ARRAY_RESERVE(s->handlers, s->cap_handlers, (size_t)s->nhandlers + 1, 4) < 0)
+        return;
     char *name = strdup(event);
     if (name)
         s->handlers[s->nhandlers++] = (struct hr_sio_handler){name, cb, ud};
