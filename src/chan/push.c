@@ -11,7 +11,7 @@ static void heartbeat_cb(uv_timer_t *t)
     hr_sse_heartbeat(t->data);
 }
 
-int hr_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
+int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
 {
     p->hub = hub;
     if (!p->lp_timeout_ms)
@@ -112,7 +112,7 @@ static void preflight_cb(struct hr_conn *c, struct hr_http_request *req, void *u
                     NULL, 0);
 }
 
-int hr_push_route(struct hr_push *p, struct hr_router *r)
+int hr_chan_push_route(struct hr_push *p, struct hr_router *r)
 {
     int rc = 0;
     static const char *const prefixes[] = {HR_PUSH_PREFIX_SSE, HR_PUSH_PREFIX_LP, HR_PUSH_PREFIX_POLL,
@@ -122,12 +122,12 @@ int hr_push_route(struct hr_push *p, struct hr_router *r)
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_SSE, 1, hr_sse_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_LP, 1, hr_lp_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_POLL, 1, hr_poll_handler, p);
-    rc |= hr_router_add(r, HR_M(HTTP_GET) | HR_M(HTTP_POST), HR_PUSH_PREFIX_PUB, 1, hr_pub_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET) | HR_M(HTTP_POST), HR_PUSH_PREFIX_PUB, 1, hr_chan_pub_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_WS, 1, hr_ws_channel_handler, p);
     return rc ? HR_ETOOBIG : 0;
 }
 
-void hr_push_close(struct hr_push *p)
+void hr_chan_push_close(struct hr_push *p)
 {
     uv_timer_stop(&p->heartbeat);
     if (!uv_is_closing((uv_handle_t *)&p->heartbeat))

@@ -54,7 +54,7 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
     return 0;
 }
 
-herald_io *hr_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app, const char *app_name)
+herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app, const char *app_name)
 {
     struct hr_io *r = calloc(1, sizeof(*r));
     if (!r)
@@ -108,8 +108,8 @@ herald_io *hr_io_new(const struct herald_config *cfg, const struct hr_eio_handle
     }
     r->push.lp_timeout_ms = r->cfg.lp_timeout_ms;
     r->push.sse_heartbeat_ms = r->cfg.sse_heartbeat_ms;
-    hr_push_init(&r->push, &r->hub, r->loop);
-    hr_push_route(&r->push, &r->router);
+    hr_chan_push_init(&r->push, &r->hub, r->loop);
+    hr_chan_push_route(&r->push, &r->router);
     hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_echo_handler, NULL);
     hr_sio_init(&r->sio, o, r->loop, &r->hub, r->store, r->cfg.limits.max_queued);
     return &r->sio;
@@ -124,7 +124,7 @@ herald_io *herald_new(const struct herald_options *o)
     }
     cfg->io = *o; /* the program may have changed fields after parsing */
     cfg->io.config = NULL;
-    herald_io *io = hr_io_new(cfg, NULL, hr_config_given(cfg, "app") ? cfg->app : NULL);
+    herald_io *io = hr_server_io_new(cfg, NULL, hr_config_given(cfg, "app") ? cfg->app : NULL);
     free(o->config);
     return io;
 }
@@ -135,7 +135,7 @@ static void stopped_cb(struct hr_server *srv)
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     hr_sio_close(&r->sio);
-    hr_push_close(&r->push);
+    hr_chan_push_close(&r->push);
 }
 
 void herald_stop(herald_io *io)
@@ -218,7 +218,7 @@ out:
         uv_close((uv_handle_t *)&r->srv.ready_idle, NULL);
         uv_close((uv_handle_t *)&r->srv.shed, NULL);
         hr_sio_close(&r->sio);
-        hr_push_close(&r->push);
+        hr_chan_push_close(&r->push);
         uv_run(r->loop, UV_RUN_DEFAULT);
     }
     /* the store first: its last commits call back into the hub */
