@@ -13,7 +13,13 @@
  * Values are jansson json_t (https://jansson.readthedocs.io). Arguments arrive both as raw JSON
  * text (herald_args_raw: relay them byte for byte) and parsed (herald_args_json). Functions that
  * take a json_t *args array take a reference to it ("steal"), so json_pack(...) can be passed
- * directly. Everything runs on one thread, inside herald_run(). */
+ * directly. Everything runs on one thread, inside herald_run().
+ *
+ * Errors: a function below that returns int and does not say otherwise returns 0, or a negative
+ * errno value (<errno.h>) when it fails: -EINVAL (an argument no client could decode, or a
+ * reserved event name), -ENOMEM, -EPIPE (the socket is disconnected), -EBUSY (over the memory
+ * budget, --max-memory), -ENOENT (herald_leave: not in that room). herald_options_parse and
+ * herald_run return what they say. */
 #ifndef HERALD_H
 #define HERALD_H
 
@@ -66,7 +72,8 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv);
  * NULL when it could not be made (a line on stderr says why). */
 herald_io *herald_new(const struct herald_options *o);
 /* Listen and serve until SIGINT or SIGTERM, then close every client and free io.
- * Returns the process exit status (0, or 1 when it could not listen). */
+ * Returns the process exit status (0, 1 when it could not listen, 2 when the --public
+ * directory exists but cannot be served). */
 int herald_run(herald_io *io);
 /* Stop serving (as a signal does): herald_run returns once every client is gone. */
 void herald_stop(herald_io *io);
@@ -128,7 +135,7 @@ const uint8_t *herald_args_binary(const herald_args *a, size_t i, size_t *len);
 
 /* Binary data inside args: an object {"_placeholder":true,"num":N} stands for bins[N]. At
  * most 10 bins (what socket.io-parser's Decoder takes), and every placeholder must name one
- * of them; otherwise nothing is sent (HR_EINVAL, or 0 sockets reached), since no official
+ * of them; otherwise nothing is sent (-EINVAL, or 0 sockets reached), since no official
  * client could decode the packet. Reserved event names (connect, connect_error, disconnect,
  * disconnecting, newListener, removeListener) are refused the same way. */
 struct herald_bin {
@@ -175,9 +182,10 @@ void herald_ack_drop(herald_ack *ack);
 /* Channels and the rooms of the main namespace are one space: publishing to channel "chat"
  * stores the value in the channel's history, gives it an id, and delivers it to the SSE,
  * polling and WebSocket subscribers of /…/chat and, as the event "message", to the sockets in
- * room "chat". cb (may be NULL) gets the id once the message is committed. Returns 0, or a
- * negative error (nothing stored, cb not called): -3 invalid channel name or JSON, -8 over
- * the memory budget (--max-memory; try again later). */
+ * room "chat". cb (may be NULL) gets status 0 and the id once the message is committed, or a
+ * negative errno value and id 0 when it could not be stored. Returns 0, or a
+ * negative errno value (nothing stored, cb not called): -EINVAL invalid channel name or JSON,
+ * -EBUSY over the memory budget (--max-memory; try again later), -ENOMEM. */
 typedef void (*herald_publish_cb)(int status, uint64_t id, void *ud);
 int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb, void *ud);
 /* The same with the value as JSON text (relayed as is; it must be one valid JSON value). */

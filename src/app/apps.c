@@ -113,7 +113,7 @@ static void relay(struct chat *chat, herald_nsp *nsp, const char *raw, size_t le
     chat->tail = r;
 }
 
-static void chat_message(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
+static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
 {
     struct chat *chat = ud;
     size_t len;
@@ -141,12 +141,12 @@ static void chat_message(herald_socket *s, const herald_args *a, herald_ack *ack
     relay(chat, herald_socket_nsp(s), raw, len, bins, n);
 }
 
-static void chat_disconnect(herald_socket *s, const char *reason, void *ud)
+static void chat_disconnect_cb(herald_socket *s, const char *reason, void *ud)
 {
     hr_info("user disconnected: %s (%s)", herald_id(s), reason);
 }
 
-static void chat_connection(herald_socket *s, void *ud)
+static void chat_connection_cb(herald_socket *s, void *ud)
 {
     hr_info("user connected: %s", herald_id(s));
     herald_send(s, json_pack("{s:s,s:s}", "type", "init", "message", "欢迎连接"));
@@ -158,13 +158,13 @@ static void chat_connection(herald_socket *s, void *ud)
     int n = user ? snprintf(room, sizeof room, "user:%s", user) : -1;
     if (n > 0 && (size_t)n < sizeof room && hr_channel_name_valid(room, (size_t)n))
         herald_join(s, room);
-    herald_on(s, "message", chat_message, ud);
-    herald_on_disconnect(s, chat_disconnect, NULL);
+    herald_on(s, "message", chat_message_cb, ud);
+    herald_on_disconnect(s, chat_disconnect_cb, NULL);
 }
 
 /* ---- conformance-sio ---------------------------------------------------------------------- */
 
-static void sio_message(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
+static void sio_message_cb(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
 {
     size_t len;
     const char *raw = herald_args_raw(a, &len);
@@ -172,7 +172,7 @@ static void sio_message(herald_socket *s, const herald_args *a, herald_ack *ack,
     herald_emit_raw(s, "message-back", raw, len, bins, bins_of(a, bins, MAX_BINS));
 }
 
-static void sio_message_ack(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
+static void sio_message_ack_cb(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
 {
     size_t len;
     const char *raw = herald_args_raw(a, &len);
@@ -181,21 +181,21 @@ static void sio_message_ack(herald_socket *s, const herald_args *a, herald_ack *
         herald_ack_send_raw(ack, raw, len, bins, bins_of(a, bins, MAX_BINS));
 }
 
-static void sio_connection(herald_socket *s, void *ud)
+static void sio_connection_cb(herald_socket *s, void *ud)
 {
     herald_emit(s, "auth", json_pack("[O]", herald_auth(s)));
-    herald_on(s, "message", sio_message, NULL);
-    herald_on(s, "message-with-ack", sio_message_ack, NULL);
+    herald_on(s, "message", sio_message_cb, NULL);
+    herald_on(s, "message-with-ack", sio_message_ack_cb, NULL);
 }
 
 /* ---- conformance-eio ---------------------------------------------------------------------- */
 
-static int eio_open(struct hr_eio_session *s, const struct hr_http_request *req, void *ud)
+static int eio_open_cb(struct hr_eio_session *s, const struct hr_http_request *req, void *ud)
 {
     return 0;
 }
 
-static void eio_echo(struct hr_eio_session *s, int binary, const uint8_t *data, size_t len, void *ud)
+static void eio_echo_cb(struct hr_eio_session *s, int binary, const uint8_t *data, size_t len, void *ud)
 {
     struct hr_eio_msg m;
     if (hr_eio_msg_init(&m, binary, data, len) == 0) {
@@ -204,14 +204,14 @@ static void eio_echo(struct hr_eio_session *s, int binary, const uint8_t *data, 
     }
 }
 
-static const struct hr_eio_handler eio_app = {.on_open = eio_open, .on_message = eio_echo};
+static const struct hr_eio_handler eio_app = {.on_open = eio_open_cb, .on_message = eio_echo_cb};
 
 static int chat_start(herald_io *io, void **state)
 {
     struct chat *chat = calloc(1, sizeof(*chat));
     if (!chat)
         return HR_ENOMEM;
-    herald_on_connection(herald_of(io, "/"), chat_connection, chat);
+    herald_on_connection(herald_of(io, "/"), chat_connection_cb, chat);
     *state = chat;
     return 0;
 }
@@ -229,8 +229,8 @@ static void chat_stop(void *state)
 
 static int sio_start(herald_io *io, void **state)
 {
-    herald_on_connection(herald_of(io, "/"), sio_connection, NULL);
-    herald_on_connection(herald_of(io, "/custom"), sio_connection, NULL);
+    herald_on_connection(herald_of(io, "/"), sio_connection_cb, NULL);
+    herald_on_connection(herald_of(io, "/custom"), sio_connection_cb, NULL);
     return 0;
 }
 

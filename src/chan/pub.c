@@ -51,7 +51,7 @@ static int is_json_type(const struct hr_http_request *req)
            (base > 5 && strncasecmp(ct + base - 5, "+json", 5) == 0);
 }
 
-void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
+void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
     struct hr_chan_request cr;

@@ -11,7 +11,7 @@ static void heartbeat_cb(uv_timer_t *t)
     hr_sse_heartbeat(t->data);
 }
 
-int hr_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
+int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
 {
     p->hub = hub;
     if (!p->lp_timeout_ms)
@@ -101,7 +101,7 @@ int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct 
 
 /* CORS preflight: a page on another origin may publish JSON (POST with a Content-Type) and
  * read with headers of its own; the channel routes answer every origin (no credentials). */
-static void preflight(struct hr_conn *c, struct hr_http_request *req, void *ud)
+static void preflight_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     int pub = strncmp(hr_http_path(req), HR_PUSH_PREFIX_PUB, strlen(HR_PUSH_PREFIX_PUB)) == 0;
     hr_http_respond(c, 204, NULL,
@@ -112,22 +112,22 @@ static void preflight(struct hr_conn *c, struct hr_http_request *req, void *ud)
                     NULL, 0);
 }
 
-int hr_push_route(struct hr_push *p, struct hr_router *r)
+int hr_chan_push_route(struct hr_push *p, struct hr_router *r)
 {
     int rc = 0;
     static const char *const prefixes[] = {HR_PUSH_PREFIX_SSE, HR_PUSH_PREFIX_LP, HR_PUSH_PREFIX_POLL,
                                            HR_PUSH_PREFIX_PUB, HR_PUSH_PREFIX_WS};
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
-        rc |= hr_router_add(r, HR_M(HTTP_OPTIONS), prefixes[i], 1, preflight, p);
+        rc |= hr_router_add(r, HR_M(HTTP_OPTIONS), prefixes[i], 1, preflight_cb, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_SSE, 1, hr_sse_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_LP, 1, hr_lp_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_POLL, 1, hr_poll_handler, p);
-    rc |= hr_router_add(r, HR_M(HTTP_GET) | HR_M(HTTP_POST), HR_PUSH_PREFIX_PUB, 1, hr_pub_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET) | HR_M(HTTP_POST), HR_PUSH_PREFIX_PUB, 1, hr_chan_pub_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_WS, 1, hr_ws_channel_handler, p);
     return rc ? HR_ETOOBIG : 0;
 }
 
-void hr_push_close(struct hr_push *p)
+void hr_chan_push_close(struct hr_push *p)
 {
     uv_timer_stop(&p->heartbeat);
     if (!uv_is_closing((uv_handle_t *)&p->heartbeat))

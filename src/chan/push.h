@@ -1,7 +1,7 @@
 /* push.h - the context the channel transports share (SSE, long and short polling, the
  * publish API, WebSocket channels): the hub and their settings. */
-#ifndef HR_HUB_PUSH_H
-#define HR_HUB_PUSH_H
+#ifndef HR_CHAN_PUSH_H
+#define HR_CHAN_PUSH_H
 
 #include <stdint.h>
 #include <uv.h>
@@ -53,18 +53,18 @@ int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const c
 int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p, const char *prefix,
                          int cursor, size_t state_size, struct hr_chan_request *r);
 
-int hr_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop);
+int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop);
 /* Add the routes: GET /sse/{ch}, GET /lp/{ch}, GET /poll/{ch}, GET+POST /pub/{ch},
  * GET /ws/{ch} (WebSocket). */
-int hr_push_route(struct hr_push *p, struct hr_router *router);
-void hr_push_close(struct hr_push *p);
+int hr_chan_push_route(struct hr_push *p, struct hr_router *router);
+void hr_chan_push_close(struct hr_push *p);
 
 /* Handlers, one module each. */
 void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 void hr_sse_heartbeat(struct hr_push *p);
 void hr_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);   /* short */
 void hr_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);     /* long */
-void hr_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
+void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 void hr_ws_channel_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 
 #endif

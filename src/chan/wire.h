@@ -6,8 +6,8 @@
  * Last-Event-ID, the polls' since, the WebSocket's since, and the offset of Socket.IO's
  * connection state recovery for rooms that are channels; so a client can switch transports
  * and go on where it was. */
-#ifndef HR_HUB_WIRE_H
-#define HR_HUB_WIRE_H
+#ifndef HR_CHAN_WIRE_H
+#define HR_CHAN_WIRE_H
 
 #include <stddef.h>
 #include <stdint.h>

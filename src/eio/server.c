@@ -516,7 +516,7 @@ static void complete_upgrade(struct hr_eio_session *s)
         const uint8_t *d = (const uint8_t *)r->buf->data + r->off;
         if (r->len > 0 && d[0] == 'b') {
             uint8_t *bin = malloc(r->len);
-            long n = bin ? hr_base64_decode((const char *)d + 1, r->len - 1, bin) : -1;
+            long n = bin ? hr_base64_decode((const char *)d + 1, r->len - 1, bin) : HR_ENOMEM;
             if (n >= 0)
                 hr_ws_send(s->ws, HR_WS_OP_BINARY, bin, (size_t)n);
             free(bin);
@@ -527,7 +527,7 @@ static void complete_upgrade(struct hr_eio_session *s)
     queue_clear(s);
 }
 
-static void ws_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
+static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {
     struct hr_eio_session *s = ws->user;
     if (!s || s->closed || timed_out(s))
@@ -569,14 +569,14 @@ static void ws_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         session_close(s, "parse error", 0);
 }
 
-static void ws_drained(struct hr_ws *ws)
+static void ws_drain_cb(struct hr_ws *ws)
 {
     struct hr_eio_session *s = ws->user;
     if (s && ws == s->ws && !s->closed && s->eio->h->on_drain)
         s->eio->h->on_drain(s, s->eio->ud);
 }
 
-static void ws_closed(struct hr_ws *ws, uint16_t code)
+static void ws_close_cb(struct hr_ws *ws, uint16_t code)
 {
     struct hr_eio_session *s = ws->user;
     if (!s)
@@ -665,9 +665,9 @@ static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struc
 }
 
 static const struct hr_ws_handler eio_ws = {
-    .on_drain = ws_drained,
-    .on_message = ws_message,
-    .on_close = ws_closed,
+    .on_drain = ws_drain_cb,
+    .on_message = ws_message_cb,
+    .on_close = ws_close_cb,
 };
 
 static void handshake(struct hr_eio *eio, struct hr_conn *c, struct hr_http_request *req, int ws)
@@ -708,7 +708,7 @@ static void handshake(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
         session_close(s, "forced close", 0);
 }
 
-static void handle(struct hr_conn *c, struct hr_http_request *req, void *ud)
+static void request_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_eio *eio = ud;
     char transport[16], sid[32], v[8];
@@ -807,7 +807,7 @@ int hr_eio_init(struct hr_eio *eio, struct hr_server *srv, const struct hr_eio_o
 
 int hr_eio_route(struct hr_eio *eio, struct hr_router *router)
 {
-    return hr_router_add(router, ~0ull, eio->opts.path, 0, handle, eio);
+    return hr_router_add(router, ~0ull, eio->opts.path, 0, request_cb, eio);
 }
 
 void hr_eio_shutdown(struct hr_eio *eio)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "ws/echo.h"
+#include "core/error.h"
 #include "core/log.h"
 
 static struct hr_io *root_of(herald_io *io)
@@ -53,7 +54,7 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
     return 0;
 }
 
-herald_io *hr_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app, const char *app_name)
+herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app, const char *app_name)
 {
     struct hr_io *r = calloc(1, sizeof(*r));
     if (!r)
@@ -107,8 +108,8 @@ herald_io *hr_io_new(const struct herald_config *cfg, const struct hr_eio_handle
     }
     r->push.lp_timeout_ms = r->cfg.lp_timeout_ms;
     r->push.sse_heartbeat_ms = r->cfg.sse_heartbeat_ms;
-    hr_push_init(&r->push, &r->hub, r->loop);
-    hr_push_route(&r->push, &r->router);
+    hr_chan_push_init(&r->push, &r->hub, r->loop);
+    hr_chan_push_route(&r->push, &r->router);
     hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_echo_handler, NULL);
     hr_sio_init(&r->sio, o, r->loop, &r->hub, r->store, r->cfg.limits.max_queued);
     return &r->sio;
@@ -123,18 +124,18 @@ herald_io *herald_new(const struct herald_options *o)
     }
     cfg->io = *o; /* the program may have changed fields after parsing */
     cfg->io.config = NULL;
-    herald_io *io = hr_io_new(cfg, NULL, hr_config_given(cfg, "app") ? cfg->app : NULL);
+    herald_io *io = hr_server_io_new(cfg, NULL, hr_config_given(cfg, "app") ? cfg->app : NULL);
     free(o->config);
     return io;
 }
 
-static void on_stopped(struct hr_server *srv)
+static void stopped_cb(struct hr_server *srv)
 {
     struct hr_io *r = srv->app_data;
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     hr_sio_close(&r->sio);
-    hr_push_close(&r->push);
+    hr_chan_push_close(&r->push);
 }
 
 void herald_stop(herald_io *io)
@@ -150,7 +151,7 @@ void herald_stop(herald_io *io)
     hr_server_stop(&r->srv);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void signal_cb(uv_signal_t *sig, int signum)
 {
     struct hr_io *r = sig->data;
     if (!r->srv.stopping)
@@ -167,7 +168,7 @@ int herald_run(herald_io *io)
     int serve_static = o->public_dir != NULL;
     if (serve_static) {
         int err = hr_static_init(&r->st, o->public_dir);
-        if (err == -ENOENT) {
+        if (err == HR_ENOTFOUND) {
             /* an app that needs no pages (channels, Socket.IO from other origins) runs without
              * the directory; every other path then answers 404 */
             hr_warn("--public %s: %s; serving no static files", o->public_dir, strerror(-err));
@@ -183,7 +184,7 @@ int herald_run(herald_io *io)
     r->srv.on_accept = hr_http_accept;
     r->srv.app = &r->router;
     r->srv.app_data = r;
-    r->srv.on_stopped = on_stopped;
+    r->srv.on_stopped = stopped_cb;
     int err = hr_server_listen(&r->srv, o->host, o->port);
     if (err < 0) {
         fprintf(stderr, "herald: cannot listen on %s port %d: %s\n", o->host, o->port, uv_strerror(err));
@@ -193,8 +194,8 @@ int herald_run(herald_io *io)
     uv_signal_init(r->loop, &r->sigint);
     uv_signal_init(r->loop, &r->sigterm);
     r->sigint.data = r->sigterm.data = r;
-    uv_signal_start(&r->sigint, on_signal, SIGINT);
-    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&r->sigint, signal_cb, SIGINT);
+    uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
 
     int v6 = strchr(o->host, ':') != NULL;
     printf("herald %s listening on http://%s%s%s:%d (", HERALD_VERSION, v6 ? "[" : "", o->host, v6 ? "]" : "",
@@ -217,7 +218,7 @@ out:
         uv_close((uv_handle_t *)&r->srv.ready_idle, NULL);
         uv_close((uv_handle_t *)&r->srv.shed, NULL);
         hr_sio_close(&r->sio);
-        hr_push_close(&r->push);
+        hr_chan_push_close(&r->push);
         uv_run(r->loop, UV_RUN_DEFAULT);
     }
     /* the store first: its last commits call back into the hub */

@@ -31,6 +31,6 @@ struct hr_io {
 /* A server from cfg (copied). eio_app: an application on Engine.IO alone, run in place of
  * Socket.IO (NULL: Socket.IO). app_name: named in the banner (NULL: none). NULL when it could
  * not be made, after a line on stderr. herald_run runs and frees it. */
-herald_io *hr_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app, const char *app_name);
+herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app, const char *app_name);
 
 #endif

@@ -26,7 +26,7 @@ int main(int argc, char **argv)
         app->defaults(&cfg.io);
         hr_config_parse(&cfg, argc, argv, err, sizeof err);
     }
-    herald_io *io = hr_io_new(&cfg, app->eio, app->name);
+    herald_io *io = hr_server_io_new(&cfg, app->eio, app->name);
     if (!io)
         return 1;
     void *state = NULL;

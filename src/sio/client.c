@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "core/error.h"
 #include "internal.h"
 #include "recovery.h"
@@ -18,14 +19,8 @@ int herald_recovered(const herald_socket *s) { return s->recovered; }
 
 void herald_on(herald_socket *s, const char *event, herald_event_cb cb, void *ud)
 {
-    if (s->nhandlers == s->cap_handlers) {
-        uint32_t cap = s->cap_handlers ? s->cap_handlers * 2 : 4;
-        struct hr_sio_handler *h = realloc(s->handlers, cap * sizeof(*h));
-        if (!h)
-            return;
-        s->handlers = h;
-        s->cap_handlers = cap;
-    }
+    if (HR_ARRAY_RESERVE(s->handlers, s->cap_handlers, (size_t)s->nhandlers + 1, 4) < 0)
+        return;
     char *name = strdup(event);
     if (name)
         s->handlers[s->nhandlers++] = (struct hr_sio_handler){name, cb, ud};
@@ -181,7 +176,7 @@ static void partial_clear(struct hr_sio_partial *pp)
     memset(pp, 0, sizeof(*pp));
 }
 
-static void client_message(struct hr_eio_session *es, int binary, const uint8_t *data, size_t len, void *ud)
+static void client_message_cb(struct hr_eio_session *es, int binary, const uint8_t *data, size_t len, void *ud)
 {
     struct hr_sio_client *c = es->user;
     if (!c)
@@ -240,7 +235,7 @@ static void client_message(struct hr_eio_session *es, int binary, const uint8_t 
         hr_eio_close(es, "parse error");
 }
 
-static int client_open(struct hr_eio_session *es, const struct hr_http_request *req, void *ud)
+static int client_open_cb(struct hr_eio_session *es, const struct hr_http_request *req, void *ud)
 {
     struct hr_sio_client *c = calloc(1, sizeof(*c));
     if (!c)
@@ -252,7 +247,7 @@ static int client_open(struct hr_eio_session *es, const struct hr_http_request *
     return 0;
 }
 
-static void client_close(struct hr_eio_session *es, const char *reason, void *ud)
+static void client_close_cb(struct hr_eio_session *es, const char *reason, void *ud)
 {
     struct hr_sio_client *c = es->user;
     if (!c)
@@ -268,8 +263,8 @@ static void client_close(struct hr_eio_session *es, const char *reason, void *ud
 }
 
 const struct hr_eio_handler hr_sio_eio_handler = {
-    .on_open = client_open,
-    .on_message = client_message,
-    .on_close = client_close,
-    .on_drain = hr_sio_client_drained,
+    .on_open = client_open_cb,
+    .on_message = client_message_cb,
+    .on_close = client_close_cb,
+    .on_drain = hr_sio_client_drain_cb,
 };

@@ -50,7 +50,7 @@ int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct
 void hr_sio_prefetch_free(struct hr_sio_client *c);
 /* Engine.IO's on_drain: the client's output drained, its channel streams go on (a lagging
  * reader under skip or coalesce catches up). */
-void hr_sio_client_drained(struct hr_eio_session *es, void *ud);
+void hr_sio_client_drain_cb(struct hr_eio_session *es, void *ud);
 
 /* connect.c */
 void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p);

@@ -67,8 +67,8 @@ static uint32_t hex4(const char *s)
 }
 
 /* Unescape the string token s[i..end) (quotes included, already validated) into out, a
- * NUL-terminated C string of at most cap - 1 bytes. Fails (-1) when it does not fit, or
- * holds U+0000 or a lone surrogate: neither can be a C string of valid UTF-8. */
+ * NUL-terminated C string of at most cap - 1 bytes. Fails (HR_EINVAL) when it does not fit,
+ * or holds U+0000 or a lone surrogate: neither can be a C string of valid UTF-8. */
 static int unescape_name(const char *s, size_t i, size_t end, char *out, size_t cap)
 {
     size_t o = 0;
@@ -95,22 +95,22 @@ static int unescape_name(const char *s, size_t i, size_t end, char *out, size_t 
             uint32_t cp = hex4(s + i + 2);
             i += 6;
             if (cp >= 0xDC00 && cp <= 0xDFFF)
-                return -1;
+                return HR_EINVAL;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 if (end - i < 6 || s[i] != '\\' || s[i + 1] != 'u')
-                    return -1;
+                    return HR_EINVAL;
                 uint32_t lo = hex4(s + i + 2);
                 if (lo < 0xDC00 || lo > 0xDFFF)
-                    return -1;
+                    return HR_EINVAL;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 i += 6;
             }
             if (cp == 0)
-                return -1;
+                return HR_EINVAL;
             n = put_utf8(tmp, cp);
         }
         if (cap - 1 - o < n)
-            return -1;
+            return HR_EINVAL;
         memcpy(out + o, tmp, n);
         o += n;
     }

@@ -217,7 +217,7 @@ static struct hr_chan_stream *stream_of(herald_socket *s, const struct hr_channe
     return m && m->chan ? m->st : NULL;
 }
 
-void hr_sio_client_drained(struct hr_eio_session *es, void *ud)
+void hr_sio_client_drain_cb(struct hr_eio_session *es, void *ud)
 {
     struct hr_sio_client *c = es->user;
     for (herald_socket *s = c ? c->sockets : NULL; s; s = s->next_in_client) {
