@@ -278,12 +278,12 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, struct hr_pus
     hr_poll_start(p, r.has_cursor ? &r.cursor : NULL);
 }
 
-void hr_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
+void hr_chan_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     handle(c, req, ud, HR_PUSH_PREFIX_POLL, 0);
 }
 
-void hr_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
+void hr_chan_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
     handle(c, req, push, HR_PUSH_PREFIX_LP, push->lp_timeout_ms);

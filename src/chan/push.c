@@ -8,7 +8,7 @@
 
 static void heartbeat_cb(uv_timer_t *t)
 {
-    hr_sse_heartbeat(t->data);
+    hr_chan_sse_heartbeat(t->data);
 }
 
 int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
@@ -119,11 +119,11 @@ int hr_chan_push_route(struct hr_push *p, struct hr_router *r)
                                            HR_PUSH_PREFIX_PUB, HR_PUSH_PREFIX_WS};
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
         rc |= hr_router_add(r, HR_M(HTTP_OPTIONS), prefixes[i], 1, preflight_cb, p);
-    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_SSE, 1, hr_sse_handler, p);
-    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_LP, 1, hr_lp_handler, p);
-    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_POLL, 1, hr_poll_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_SSE, 1, hr_chan_sse_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_LP, 1, hr_chan_lp_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_POLL, 1, hr_chan_poll_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET) | HR_M(HTTP_POST), HR_PUSH_PREFIX_PUB, 1, hr_chan_pub_handler, p);
-    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_WS, 1, hr_ws_channel_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_WS, 1, hr_chan_ws_handler, p);
     return rc ? HR_ETOOBIG : 0;
 }
 

@@ -60,11 +60,11 @@ int hr_chan_push_route(struct hr_push *p, struct hr_router *router);
 void hr_chan_push_close(struct hr_push *p);
 
 /* Handlers, one module each. */
-void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
-void hr_sse_heartbeat(struct hr_push *p);
-void hr_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);   /* short */
-void hr_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);     /* long */
+void hr_chan_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
+void hr_chan_sse_heartbeat(struct hr_push *p);
+void hr_chan_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);   /* short */
+void hr_chan_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);     /* long */
 void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
-void hr_ws_channel_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
+void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 
 #endif

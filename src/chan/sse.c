@@ -125,24 +125,24 @@ static const struct hr_chan_stream_ops sse_ops = {
     .over = over,
 };
 
-static void drained(struct hr_conn *c, void *ud)
+static void drained_cb(struct hr_conn *c, void *ud)
 {
     hr_chan_stream_drained(ud);
 }
 
-static void shed(struct hr_conn *c, void *ud)
+static void shed_cb(struct hr_conn *c, void *ud)
 {
     hr_chan_stream_shed(ud);
 }
 
-static void aborted(struct hr_conn *c, void *ud)
+static void aborted_cb(struct hr_conn *c, void *ud)
 {
     struct sse_stream *s = ud;
     hr_chan_stream_stop(&s->st);
     free(s);
 }
 
-void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
+void hr_chan_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
     struct hr_chan_request r;
@@ -168,9 +168,9 @@ void hr_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
         hr_http_send(c, hb, 0, hb->len);
         hr_buf_unref(hb);
     }
-    hr_http_on_abort(c, aborted, s);
-    hr_http_on_shed(c, shed, s);
-    hr_http_on_drain(c, drained, s);
+    hr_http_on_abort(c, aborted_cb, s);
+    hr_http_on_shed(c, shed_cb, s);
+    hr_http_on_drain(c, drained_cb, s);
     hr_chan_stream_start(&s->st, r.has_cursor ? &r.cursor : NULL);
 }
 
@@ -182,7 +182,7 @@ static void heartbeat_one(struct hr_chan_stream *st, void *ud)
 }
 
 /* Every SSE stream of every channel gets the same comment line. */
-void hr_sse_heartbeat(struct hr_push *p)
+void hr_chan_sse_heartbeat(struct hr_push *p)
 {
     hr_chan_stream_each(p->hub, &sse_ops, heartbeat_one, p->ping);
 }

@@ -99,7 +99,7 @@ static const struct hr_chan_stream_ops ws_stream_ops = {
     .over = over,
 };
 
-static void on_drain(struct hr_ws *ws)
+static void drain_cb(struct hr_ws *ws)
 {
     struct ws_sub *w = ws->user;
     if (w && !w->closed)
@@ -107,7 +107,7 @@ static void on_drain(struct hr_ws *ws)
 }
 
 /* The memory budget picked this socket among the largest queues: its channel's policy now. */
-static void on_shed(struct hr_ws *ws)
+static void shed_cb(struct hr_ws *ws)
 {
     struct ws_sub *w = ws->user;
     if (!w || w->closed)
@@ -136,7 +136,7 @@ static void published_cb(void *ud, int status, uint64_t id)
     release(w);
 }
 
-static void on_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
+static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {
     struct ws_sub *w = ws->user;
     static const char not_json[] = "{\"error\":\"a message must be one JSON value (text frame)\"}";
@@ -174,7 +174,7 @@ fail:
     hr_ws_send(ws, HR_WS_OP_TEXT, "{\"error\":\"could not store the message\"}", 39);
 }
 
-static void on_close(struct hr_ws *ws, uint16_t code)
+static void close_cb(struct hr_ws *ws, uint16_t code)
 {
     struct ws_sub *w = ws->user;
     hr_chan_stream_stop(&w->st);
@@ -184,13 +184,13 @@ static void on_close(struct hr_ws *ws, uint16_t code)
 
 static const struct hr_ws_handler channel_ws = {
     .max_message_is_body = 1, /* a message is a publish: --max-body, refused at its header */
-    .on_drain = on_drain,
-    .on_shed = on_shed,
-    .on_message = on_message,
-    .on_close = on_close,
+    .on_drain = drain_cb,
+    .on_shed = shed_cb,
+    .on_message = message_cb,
+    .on_close = close_cb,
 };
 
-void hr_ws_channel_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
+void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
     struct hr_chan_request r;

@@ -110,7 +110,7 @@ herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio
     r->push.sse_heartbeat_ms = r->cfg.sse_heartbeat_ms;
     hr_chan_push_init(&r->push, &r->hub, r->loop);
     hr_chan_push_route(&r->push, &r->router);
-    hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_echo_handler, NULL);
+    hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_ws_echo_handler, NULL);
     hr_sio_init(&r->sio, o, r->loop, &r->hub, r->store, r->cfg.limits.max_queued);
     return &r->sio;
 }

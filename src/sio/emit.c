@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "internal.h"
@@ -264,14 +265,8 @@ int herald_emit_ack_raw(herald_socket *s, const char *event, const char *raw, si
 {
     if (!s->connected)
         return HR_ECLOSED;
-    if (s->nacks == s->cap_acks) {
-        uint32_t cap = s->cap_acks ? s->cap_acks * 2 : 4;
-        struct hr_sio_pending_ack *a = realloc(s->acks, cap * sizeof(*a));
-        if (!a)
-            return HR_ENOMEM;
-        s->acks = a;
-        s->cap_acks = cap;
-    }
+    if (HR_ARRAY_RESERVE(s->acks, s->cap_acks, (size_t)s->nacks + 1, 4) < 0)
+        return HR_ENOMEM;
     uint64_t id = s->next_ack_id++;
     struct outgoing o;
     int rc = out_init(&o, HR_SIO_EVENT, s->nsp, (int64_t)id, event, raw, len, bins, nbins);

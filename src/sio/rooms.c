@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "core/budget.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -540,16 +541,9 @@ int herald_join(herald_socket *s, const char *room)
     }
     struct hr_channel *ch = r->sub.ch;
     struct hr_sio_member *m = calloc(1, sizeof(*m) + (ch ? sizeof(struct hr_chan_stream) : 0));
-    if (s->nrooms == s->cap_rooms) {
-        uint32_t cap = s->cap_rooms ? s->cap_rooms * 2 : 2;
-        char **rooms = realloc(s->rooms, cap * sizeof(*rooms));
-        if (rooms) {
-            s->rooms = rooms;
-            s->cap_rooms = cap;
-        }
-    }
+    int grown = HR_ARRAY_RESERVE(s->rooms, s->cap_rooms, (size_t)s->nrooms + 1, 2);
     char *name = strdup(room);
-    if (!m || !name || s->nrooms == s->cap_rooms) {
+    if (!m || !name || grown < 0) {
         free(m);
         free(name);
         return HR_ENOMEM;

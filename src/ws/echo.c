@@ -6,14 +6,14 @@
 
 #include "ws.h"
 
-static void echo_message(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
+static void echo_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {
     hr_ws_send(ws, opcode, data, len);
 }
 
 /* Echo accepts the first subprotocol a client offers, so clients that insist on one can
  * be tested against it too. */
-static int echo_subprotocol(const struct hr_http_request *req, const char *offered, char *out,
+static int echo_subprotocol_cb(const struct hr_http_request *req, const char *offered, char *out,
                             size_t outsz, void *ud)
 {
     size_t n = strcspn(offered, ", \t");
@@ -25,11 +25,11 @@ static int echo_subprotocol(const struct hr_http_request *req, const char *offer
 }
 
 static const struct hr_ws_handler echo = {
-    .subprotocol = echo_subprotocol,
-    .on_message = echo_message,
+    .subprotocol = echo_subprotocol_cb,
+    .on_message = echo_message_cb,
 };
 
-void hr_echo_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
+void hr_ws_echo_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     hr_ws_upgrade(c, req, &echo, ud);
 }

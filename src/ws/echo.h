@@ -4,6 +4,6 @@
 
 #include "http/http.h"
 
-void hr_echo_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
+void hr_ws_echo_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 
 #endif
