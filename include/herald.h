@@ -191,6 +191,12 @@ int herald_publish(herald_io *io, const char *channel, json_t *value, herald_pub
 /* The same with the value as JSON text (relayed as is; it must be one valid JSON value). */
 int herald_publish_raw(herald_io *io, const char *channel, const char *json, size_t len,
                        herald_publish_cb cb, void *ud);
+/* The same with an event's only argument, as received (relaying a client's message to a
+ * channel, as the chat room does): its text was checked when the packet was decoded, so it is
+ * neither parsed nor checked again. -EINVAL when a does not hold exactly one argument and no
+ * binary attachment. */
+int herald_publish_arg(herald_io *io, const char *channel, const herald_args *a, herald_publish_cb cb,
+                       void *ud);
 herald_io *herald_socket_io(herald_socket *s);
 
 /* ---- rooms -------------------------------------------------------------------------------- */

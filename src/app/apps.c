@@ -121,7 +121,7 @@ static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *
     struct herald_bin bins[MAX_BINS];
     size_t n = bins_of(a, bins, MAX_BINS);
     if (n == 0 && herald_args_count(a) == 1) {
-        int rc = herald_publish_raw(herald_socket_io(s), CHAT_CHANNEL, raw, len, chat_published_cb, chat);
+        int rc = herald_publish_arg(herald_socket_io(s), CHAT_CHANNEL, a, chat_published_cb, chat);
         if (rc == 0) {
             chat->published++;
             return;

@@ -384,10 +384,36 @@ json_t *herald_args_json(const herald_args *a)
     return m->parsed;
 }
 
+/* The arguments were checked when the packet was decoded: counting them needs only the commas
+ * outside strings and containers, no parse (the chat room asks for every message). */
 size_t herald_args_count(const herald_args *a)
 {
-    const json_t *j = herald_args_json(a);
-    return j ? json_array_size(j) : 0;
+    if (a->parsed)
+        return json_array_size(a->parsed);
+    size_t n = 0, depth = 0;
+    int any = 0;
+    for (size_t i = 0; i < a->raw_len; i++) {
+        char c = a->raw[i];
+        switch (c) {
+        case '"':
+            for (i++; i < a->raw_len && a->raw[i] != '"'; i++)
+                if (a->raw[i] == '\\')
+                    i++;
+            any = 1;
+            break;
+        case '[':
+        case '{': depth++, any = 1; break;
+        case ']':
+        case '}': depth--; break;
+        case ',': n += depth == 0; break;
+        case ' ':
+        case '\t':
+        case '\n':
+        case '\r': break;
+        default: any = 1; break;
+        }
+    }
+    return any ? n + 1 : 0;
 }
 
 size_t herald_args_binaries(const herald_args *a) { return a->nbins; }

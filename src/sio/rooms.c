@@ -27,10 +27,11 @@ static void publish_done(void *ud, int status, uint64_t id)
     free(p);
 }
 
-int herald_publish_raw(herald_io *io, const char *channel, const char *json, size_t len,
-                       herald_publish_cb cb, void *ud)
+/* json is one valid JSON value (checked by the caller). */
+static int publish(herald_io *io, const char *channel, const char *json, size_t len, herald_publish_cb cb,
+                   void *ud)
 {
-    if (!hr_channel_name_valid(channel, strlen(channel)) || !hr_json_check(json, len))
+    if (!hr_channel_name_valid(channel, strlen(channel)))
         return HR_EINVAL;
     if (!hr_budget_admit(len)) {
         hr_budget_refused(len);
@@ -48,6 +49,23 @@ int herald_publish_raw(herald_io *io, const char *channel, const char *json, siz
     if (rc < 0)
         free(p);
     return rc;
+}
+
+int herald_publish_raw(herald_io *io, const char *channel, const char *json, size_t len,
+                       herald_publish_cb cb, void *ud)
+{
+    if (!hr_json_check(json, len))
+        return HR_EINVAL;
+    return publish(io, channel, json, len, cb, ud);
+}
+
+int herald_publish_arg(herald_io *io, const char *channel, const herald_args *a, herald_publish_cb cb,
+                       void *ud)
+{
+    /* the packet decoder proved the arguments valid JSON: one argument is one JSON value */
+    if (a->nbins || herald_args_count(a) != 1)
+        return HR_EINVAL;
+    return publish(io, channel, a->raw, a->raw_len, cb, ud);
 }
 
 int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb, void *ud)
