@@ -35,11 +35,12 @@ void signals_close(void);
 /* uv_alloc_cb handing out one shared buffer: every read is consumed before its callback returns. */
 void read_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
-/* A write request with its bytes; req.data is what wreq_send was given. The write callback frees it. */
+/* A write request with its bytes; req.data is what wreq_send was given. The write callback frees
+ * it. */
 struct wreq {
-  uv_write_t req;
-  uv_buf_t buf;
-  char data[];
+    uv_write_t req;
+    uv_buf_t buf;
+    char data[];
 };
 
 struct wreq *wreq_new(size_t len);
@@ -64,8 +65,10 @@ const char *json_uint(const char *s, const char *end, const char *key, uint64_t 
 /* ---------- WebSocket client (RFC 6455) ---------- */
 
 /* The opening handshake (§4.1) for PATH on HOST:PORT with a fresh random Sec-WebSocket-Key, into
- * out; the Sec-WebSocket-Accept the server must answer into accept. Returns the request's length. */
-int ws_upgrade_request(char *out, size_t outsz, const char *path, const char *host, int port, char accept[32]);
+ * out; the Sec-WebSocket-Accept the server must answer into accept. Returns the request's length.
+ */
+int ws_upgrade_request(char *out, size_t outsz, const char *path, const char *host, int port,
+                       char accept[32]);
 
 /* Bytes of a masked client frame (§5.2) carrying len payload bytes. */
 size_t ws_frame_len(size_t len);
@@ -83,27 +86,28 @@ size_t ws_put_frame(uint8_t *out, int opcode, const void *payload, size_t len);
 /* Incremental parser of server frames (unmasked). Data payloads are handed on as they arrive,
  * control payloads (at most 125 bytes) are kept in ctl. */
 struct ws_parser {
-  uint8_t hdr[14];
-  uint8_t hdr_len, hdr_need, in_payload;
-  uint8_t opcode, fin;   /* the frame being read */
-  uint8_t msg_opcode;    /* 0x1 or 0x2: the data message being read (continuations keep it) */
-  uint64_t remaining;    /* payload bytes still to come in this frame */
-  uint8_t ctl[125];
-  uint8_t ctl_len;
+    uint8_t hdr[14];
+    uint8_t hdr_len, hdr_need, in_payload;
+    uint8_t opcode, fin; /* the frame being read */
+    uint8_t msg_opcode;  /* 0x1 or 0x2: the data message being read (continuations keep it) */
+    uint64_t remaining;  /* payload bytes still to come in this frame */
+    uint8_t ctl[125];
+    uint8_t ctl_len;
 };
 
 struct ws_handler {
-  uint64_t max_frame;                                   /* a longer frame is an error; 0: no limit */
-  void (*message_start)(void *ctx);                     /* the first frame of a data message began */
-  void (*data)(void *ctx, const uint8_t *d, size_t n);  /* payload bytes of a data frame */
-  int (*frame_end)(void *ctx, struct ws_parser *p);     /* a whole frame is in: p->opcode, p->fin,
-                                                           p->ctl; < 0 stops the parser */
-  void (*error)(void *ctx, const char *what);           /* a protocol error; the parser stops */
+    uint64_t max_frame;               /* a longer frame is an error; 0: no limit */
+    void (*message_start)(void *ctx); /* the first frame of a data message began */
+    void (*data)(void *ctx, const uint8_t *d, size_t n); /* payload bytes of a data frame */
+    int (*frame_end)(void *ctx, struct ws_parser *p);    /* a whole frame is in: p->opcode, p->fin,
+                                                            p->ctl; < 0 stops the parser */
+    void (*error)(void *ctx, const char *what);          /* a protocol error; the parser stops */
 };
 
 /* Feeds d[0..n) to the parser; returns -1 once the connection must stop reading (a protocol
  * error or frame_end < 0), else 0. */
-int ws_parse(struct ws_parser *p, const uint8_t *d, size_t n, const struct ws_handler *h, void *ctx);
+int ws_parse(struct ws_parser *p, const uint8_t *d, size_t n, const struct ws_handler *h,
+             void *ctx);
 
 /* ---------- figures ---------- */
 
@@ -111,8 +115,8 @@ int ws_parse(struct ws_parser *p, const uint8_t *d, size_t n, const struct ws_ha
 #define HIST_SUB 16
 #define HIST_BUCKETS (64 * HIST_SUB)
 struct hist {
-  uint64_t bucket[HIST_BUCKETS];
-  uint64_t count, max;
+    uint64_t bucket[HIST_BUCKETS];
+    uint64_t count, max;
 };
 
 void hist_add(struct hist *h, uint64_t ns);

@@ -92,12 +92,14 @@ static void to_room(herald_socket *s, const herald_args *a, herald_ack *ack, voi
 {
     const char *room = arg_str(a, 0);
     if (room)
-        herald_broadcast(herald_socket_nsp(s), room, NULL, "room-message", json_pack("[O?]", herald_arg(a, 1)));
+        herald_broadcast(herald_socket_nsp(s), room, NULL, "room-message",
+                         json_pack("[O?]", herald_arg(a, 1)));
 }
 
 static void broadcast(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
 {
-    herald_broadcast(herald_socket_nsp(s), NULL, s, "broadcast", json_pack("[O?]", herald_arg(a, 0)));
+    herald_broadcast(herald_socket_nsp(s), NULL, s, "broadcast",
+                     json_pack("[O?]", herald_arg(a, 0)));
 }
 
 static void to_all(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)

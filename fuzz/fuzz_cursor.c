@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int n = c.epoch[0] ? snprintf(again, sizeof again, "%s:%" PRIu64, c.epoch, c.id)
                            : snprintf(again, sizeof again, "%" PRIu64, c.id);
         struct hr_cursor d;
-        if (hr_cursor_parse(again, (size_t)n, &d) != 0 || d.id != c.id || strcmp(d.epoch, c.epoch) != 0)
+        if (hr_cursor_parse(again, (size_t)n, &d) != 0 || d.id != c.id ||
+            strcmp(d.epoch, c.epoch) != 0)
             abort();
     }
     for (int json = 0; json <= 1; json++) {
@@ -44,9 +45,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         long m = hr_percent_decode(s, size, lax, sizeof lax, flags & HR_PCT_PLUS);
         if (out[64] != '#' || (m < 0 && m != HR_ETOOBIG))
             abort();
-        if (n >= 0 && ((size_t)n > size || out[n] != '\0' || m != n || memcmp(out, lax, (size_t)n) != 0))
+        if (n >= 0 &&
+            ((size_t)n > size || out[n] != '\0' || m != n || memcmp(out, lax, (size_t)n) != 0))
             abort();
-        if (n < 0 && n != HR_ETOOBIG && (n != HR_EINVAL || !(flags & (HR_PCT_STRICT | HR_PCT_NO_NUL))))
+        if (n < 0 && n != HR_ETOOBIG &&
+            (n != HR_EINVAL || !(flags & (HR_PCT_STRICT | HR_PCT_NO_NUL))))
             abort();
     }
     char *path = malloc(size + 2), name[HR_CHANNEL_NAME_MAX + 1];
@@ -56,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(path + 1, s, size);
     path[size + 1] = '\0';
     size_t nlen = 0;
-    if (hr_channel_from_path(path, "/", name, &nlen) && (!hr_channel_name_valid(name, nlen) || name[nlen]))
+    if (hr_channel_from_path(path, "/", name, &nlen) &&
+        (!hr_channel_name_valid(name, nlen) || name[nlen]))
         abort();
     free(path);
     return 0;

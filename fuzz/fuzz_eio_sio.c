@@ -325,7 +325,8 @@ static void check_json(const uint8_t *data, size_t size)
         /* valid JSON that jansson declines: lone surrogates, numbers out of range, and
          * "\u0000" inside an object key (JSON_ALLOW_NUL covers string values only) */
         CHECK(strstr(err.text, "invalid Unicode") || strstr(err.text, "too big") ||
-              strstr(err.text, "real number overflow") || strstr(err.text, "NUL byte in object key"));
+              strstr(err.text, "real number overflow") ||
+              strstr(err.text, "NUL byte in object key"));
     }
     free(s);
 }

@@ -25,10 +25,10 @@
 #define MAX_HEAD 1024
 #define MAX_BODY 4096
 
-#define CHECK(c)                                                                              \
-    do {                                                                                      \
-        if (!(c))                                                                             \
-            __builtin_trap();                                                                 \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_trap();                                                                      \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -148,8 +148,8 @@ static void run(const uint8_t *in, size_t n, const size_t *cuts, int ncuts, stru
                 break;
             }
             if (rc == HR_HTTP_ERROR) {
-                CHECK(p.status == 400 || p.status == 413 || p.status == 431 ||
-                      p.status == 501 || p.status == 505);
+                CHECK(p.status == 400 || p.status == 413 || p.status == 431 || p.status == 501 ||
+                      p.status == 505);
                 CHECK(p.error != NULL);
                 /* sticky */
                 CHECK(hr_http_parse(&p, buf + off, len - off, &used) == HR_HTTP_ERROR);

@@ -35,22 +35,22 @@ extern "C" {
 #define HERALD_VERSION_MINOR 2
 #define HERALD_VERSION_PATCH 0
 
-typedef struct herald_io herald_io;        /* the server */
-typedef struct herald_nsp herald_nsp;      /* a namespace, "/" by default */
+typedef struct herald_io herald_io;         /* the server */
+typedef struct herald_nsp herald_nsp;       /* a namespace, "/" by default */
 typedef struct herald_socket herald_socket; /* one client in one namespace */
-typedef struct herald_args herald_args;    /* the arguments of a received event or ack */
-typedef struct herald_ack herald_ack;      /* a reply the client is waiting for */
-struct herald_config;                      /* every other flag (limits, channels), opaque */
+typedef struct herald_args herald_args;     /* the arguments of a received event or ack */
+typedef struct herald_ack herald_ack;       /* a reply the client is waiting for */
+struct herald_config;                       /* every other flag (limits, channels), opaque */
 
 struct herald_options {
-    const char *host;             /* "0.0.0.0" */
-    int port;                     /* 3000; 0 picks a free port */
-    const char *public_dir;       /* static files served at /, NULL for none ("public") */
-    const char *path;             /* "/socket.io/" */
-    const char *cors_origin;      /* "*" (any), or a comma-separated list of origins; NULL: no CORS */
-    uint32_t ping_interval_ms;    /* 25000 */
-    uint32_t ping_timeout_ms;     /* 20000 */
-    uint32_t max_payload;         /* 1000000 bytes: one polling POST or WebSocket message */
+    const char *host;          /* "0.0.0.0" */
+    int port;                  /* 3000; 0 picks a free port */
+    const char *public_dir;    /* static files served at /, NULL for none ("public") */
+    const char *path;          /* "/socket.io/" */
+    const char *cors_origin;   /* "*" (any), or a comma-separated list of origins; NULL: no CORS */
+    uint32_t ping_interval_ms; /* 25000 */
+    uint32_t ping_timeout_ms;  /* 20000 */
+    uint32_t max_payload;      /* 1000000 bytes: one polling POST or WebSocket message */
     uint32_t recovery_window_ms;  /* connection state recovery (0: off); 120000 */
     uint32_t connect_timeout_ms;  /* a client that joins no namespace by then is closed; 45000 */
     const char *store;            /* channel history: "sqlite" (default, durable) or "memory" */
@@ -111,7 +111,8 @@ int herald_recovered(const herald_socket *s);
 
 /* Event handlers. ack is NULL when the client asked for no reply. args and ack are valid
  * during the call; to reply later, keep ack with herald_ack_keep. */
-typedef void (*herald_event_cb)(herald_socket *s, const herald_args *args, herald_ack *ack, void *ud);
+typedef void (*herald_event_cb)(herald_socket *s, const herald_args *args, herald_ack *ack,
+                                void *ud);
 void herald_on(herald_socket *s, const char *event, herald_event_cb cb, void *ud);
 /* Any event without its own handler; event names the event. */
 typedef void (*herald_any_cb)(herald_socket *s, const char *event, const herald_args *args,
@@ -125,7 +126,7 @@ void herald_on_disconnect(herald_socket *s, herald_disconnect_cb cb, void *ud);
 /* Arguments: raw JSON text of the arguments without the brackets ("1,\"2\",{}"), the parsed
  * array (owned by herald, valid during the call), and binary attachments by index. */
 const char *herald_args_raw(const herald_args *a, size_t *len);
-json_t *herald_args_json(const herald_args *a);   /* borrowed: json_incref to keep it */
+json_t *herald_args_json(const herald_args *a);     /* borrowed: json_incref to keep it */
 json_t *herald_arg(const herald_args *a, size_t i); /* borrowed; NULL past the end */
 size_t herald_args_count(const herald_args *a);
 size_t herald_args_binaries(const herald_args *a);
@@ -154,8 +155,8 @@ int herald_send(herald_socket *s, json_t *value);
 /* Broadcast in a namespace: to room (NULL: everyone), except one socket (NULL: none) and
  * except the members of except_room (NULL: none). Encoded once per wire format. Returns the
  * number of sockets reached. */
-size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
-                        const char *event, json_t *args);
+size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except, const char *event,
+                        json_t *args);
 size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *except,
                             const char *event, const char *raw, size_t len,
                             const struct herald_bin *bins, size_t nbins);
@@ -171,8 +172,8 @@ int herald_emit_ack_raw(herald_socket *s, const char *event, const char *raw, si
 
 /* Reply to an event's ack (args stolen). Each ack is answered at most once. */
 int herald_ack_send(herald_ack *ack, json_t *args);
-int herald_ack_send_raw(herald_ack *ack, const char *raw, size_t len,
-                        const struct herald_bin *bins, size_t nbins);
+int herald_ack_send_raw(herald_ack *ack, const char *raw, size_t len, const struct herald_bin *bins,
+                        size_t nbins);
 /* Keep an ack past its callback; it must then be answered (or dropped) exactly once. */
 herald_ack *herald_ack_keep(herald_ack *ack);
 void herald_ack_drop(herald_ack *ack);
@@ -187,7 +188,8 @@ void herald_ack_drop(herald_ack *ack);
  * negative errno value (nothing stored, cb not called): -EINVAL invalid channel name or JSON,
  * -EBUSY over the memory budget (--max-memory; try again later), -ENOMEM. */
 typedef void (*herald_publish_cb)(int status, uint64_t id, void *ud);
-int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb, void *ud);
+int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb,
+                   void *ud);
 /* The same with the value as JSON text (relayed as is; it must be one valid JSON value). */
 int herald_publish_raw(herald_io *io, const char *channel, const char *json, size_t len,
                        herald_publish_cb cb, void *ud);
@@ -195,8 +197,8 @@ int herald_publish_raw(herald_io *io, const char *channel, const char *json, siz
  * channel, as the chat room does): its text was checked when the packet was decoded, so it is
  * neither parsed nor checked again. -EINVAL when a does not hold exactly one argument and no
  * binary attachment. */
-int herald_publish_arg(herald_io *io, const char *channel, const herald_args *a, herald_publish_cb cb,
-                       void *ud);
+int herald_publish_arg(herald_io *io, const char *channel, const herald_args *a,
+                       herald_publish_cb cb, void *ud);
 herald_io *herald_socket_io(herald_socket *s);
 
 /* ---- rooms -------------------------------------------------------------------------------- */

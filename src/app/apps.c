@@ -43,7 +43,7 @@ static size_t bins_of(const herald_args *a, struct herald_bin *out, size_t max)
  * several arguments) that came after it waits for it. */
 struct relay {
     struct relay *next;
-    uint64_t after;              /* channel publishes to deliver first */
+    uint64_t after; /* channel publishes to deliver first */
     herald_nsp *nsp;
     char *raw;
     size_t len, n;
@@ -52,8 +52,8 @@ struct relay {
 
 /* The chat app's state, one per server. */
 struct chat {
-    uint64_t published, delivered;   /* channel publishes made, and committed */
-    struct relay *head, *tail;       /* relays waiting for those publishes */
+    uint64_t published, delivered; /* channel publishes made, and committed */
+    struct relay *head, *tail;     /* relays waiting for those publishes */
 };
 
 static void relay_free(struct relay *r)
@@ -83,8 +83,8 @@ static void chat_published_cb(int status, uint64_t id, void *ud)
     relay_flush(chat);
 }
 
-static void relay(struct chat *chat, herald_nsp *nsp, const char *raw, size_t len, const struct herald_bin *bins,
-                  size_t n)
+static void relay(struct chat *chat, herald_nsp *nsp, const char *raw, size_t len,
+                  const struct herald_bin *bins, size_t n)
 {
     if (chat->delivered == chat->published) {
         herald_broadcast_raw(nsp, NULL, NULL, "message", raw, len, bins, n);
@@ -129,7 +129,8 @@ static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *
         if (rc == HR_EBUSY) {
             /* over the memory budget: neither stored nor relayed; the sender is told (and its
              * ack, if it asked for one, says so) */
-            json_t *why = json_pack("{s:s,s:i}", "error", "over the memory budget: try again later", "retry_after", 1);
+            json_t *why = json_pack("{s:s,s:i}", "error", "over the memory budget: try again later",
+                                    "retry_after", 1);
             if (ack)
                 herald_ack_send(ack, json_pack("[O]", why));
             herald_emit(s, "herald:error", json_pack("[O]", why));
@@ -195,7 +196,8 @@ static int eio_open_cb(struct hr_eio_session *s, const struct hr_http_request *r
     return 0;
 }
 
-static void eio_echo_cb(struct hr_eio_session *s, int binary, const uint8_t *data, size_t len, void *ud)
+static void eio_echo_cb(struct hr_eio_session *s, int binary, const uint8_t *data, size_t len,
+                        void *ud)
 {
     struct hr_eio_msg m;
     if (hr_eio_msg_init(&m, binary, data, len) == 0) {

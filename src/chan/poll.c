@@ -84,8 +84,8 @@ static int add(struct hr_chan_stream *st, struct hr_buf *enc, uint64_t id)
 }
 
 /* An answer has one gap, the first found (at its start, or a trim met while reading). */
-static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first, uint64_t missed_from,
-                      uint64_t missed_to)
+static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first,
+                      uint64_t missed_from, uint64_t missed_to)
 {
     struct hr_poll *p = poll_of(st);
     if (!p->gap)
@@ -158,8 +158,8 @@ static const struct hr_chan_stream_ops poll_ops = {
     .caught_up = caught_up,
 };
 
-struct hr_poll *hr_poll_new(uv_loop_t *loop, struct hr_channel *ch, uint32_t max, uint32_t timeout_ms,
-                            hr_poll_answer_cb cb, void *ud)
+struct hr_poll *hr_poll_new(uv_loop_t *loop, struct hr_channel *ch, uint32_t max,
+                            uint32_t timeout_ms, hr_poll_answer_cb cb, void *ud)
 {
     struct hr_poll *p = calloc(1, sizeof(*p));
     if (!p)
@@ -194,10 +194,11 @@ int hr_poll_frame(const struct hr_poll *p, struct hr_buf **head, struct hr_buf *
     const struct hr_channel *ch = p->st.ch;
     const char *gap = p->gap;
     char h[HR_CHANNEL_NAME_MAX + 200], t[160];
-    int hn = snprintf(h, sizeof h, "{\"channel\":\"%s\",\"epoch\":\"%s\",\"gap\":%s%s%s,\"messages\":[",
-                      ch->name, ch->epoch, gap ? "\"" : "", gap ? gap : "null", gap ? "\"" : "");
-    int tn = snprintf(t, sizeof t, "],\"next\":\"%s:%" PRIu64 "\",\"more\":%s}\n", ch->epoch, p->next,
-                      p->more ? "true" : "false");
+    int hn =
+        snprintf(h, sizeof h, "{\"channel\":\"%s\",\"epoch\":\"%s\",\"gap\":%s%s%s,\"messages\":[",
+                 ch->name, ch->epoch, gap ? "\"" : "", gap ? gap : "null", gap ? "\"" : "");
+    int tn = snprintf(t, sizeof t, "],\"next\":\"%s:%" PRIu64 "\",\"more\":%s}\n", ch->epoch,
+                      p->next, p->more ? "true" : "false");
     *head = hr_buf_from(h, (size_t)hn);
     *tail = hr_buf_from(t, (size_t)tn);
     if (*head && *tail)
@@ -219,7 +220,8 @@ static void write_answer(struct hr_conn *c, const struct hr_poll *p)
     for (uint32_t i = 0; i < p->n; i++)
         total += p->items[i].len;
     if (hb && tb && comma &&
-        hr_http_begin(c, 200, "application/json", "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n",
+        hr_http_begin(c, 200, "application/json",
+                      "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n",
                       total) == 0) {
         struct hr_slice batch[8];
         unsigned k = 0;
@@ -262,13 +264,14 @@ static void aborted_cb(struct hr_conn *c, void *ud)
     hr_poll_cancel(ud);
 }
 
-static void handle(struct hr_conn *c, struct hr_http_request *req, struct hr_push *push, const char *prefix,
-                   uint32_t timeout_ms)
+static void handle(struct hr_conn *c, struct hr_http_request *req, struct hr_push *push,
+                   const char *prefix, uint32_t timeout_ms)
 {
     struct hr_chan_request r;
     if (hr_chan_open_request(c, req, push, prefix, HR_CHAN_CURSOR_SINCE, 0, &r) < 0)
         return;
-    struct hr_poll *p = hr_poll_new(c->srv->loop, r.ch, push->max_batch, timeout_ms, answered_cb, c);
+    struct hr_poll *p =
+        hr_poll_new(c->srv->loop, r.ch, push->max_batch, timeout_ms, answered_cb, c);
     if (!p) {
         hr_http_error(c, 503, NULL, "out of memory");
         hr_hub_forget_unused(r.ch);

@@ -21,24 +21,24 @@ struct hr_poll;
 typedef void (*hr_poll_answer_cb)(struct hr_poll *p, int status);
 
 struct hr_poll {
-    struct hr_chan_stream st;   /* first */
-    uv_timer_t timer;           /* a long poll's timeout; closing it frees the poll */
+    struct hr_chan_stream st; /* first */
+    uv_timer_t timer;         /* a long poll's timeout; closing it frees the poll */
     hr_poll_answer_cb answer_cb;
-    void *ud;                   /* the caller's */
-    const char *gap;            /* "trimmed", "epoch", "unknown" or NULL */
-    struct hr_slice *items;     /* the messages' shared HR_FMT_POLL encodings, referenced */
+    void *ud;               /* the caller's */
+    const char *gap;        /* "trimmed", "epoch", "unknown" or NULL */
+    struct hr_slice *items; /* the messages' shared HR_FMT_POLL encodings, referenced */
     uint32_t n, cap, max;
-    uint64_t next;              /* the id the reader sends back as its cursor */
-    uint32_t timeout_ms;        /* 0: a short poll */
-    uint8_t more;               /* the history goes on after next */
-    uint8_t waiting;            /* a long poll in the channel, for the next message */
+    uint64_t next;       /* the id the reader sends back as its cursor */
+    uint32_t timeout_ms; /* 0: a short poll */
+    uint8_t more;        /* the history goes on after next */
+    uint8_t waiting;     /* a long poll in the channel, for the next message */
     uint8_t oom, done;
 };
 
 /* A poll of ch answering at most max messages (up to HR_HUB_PAGE_MAX); timeout_ms 0 for a
  * short poll, else a long poll held at most that long. NULL when out of memory. */
-struct hr_poll *hr_poll_new(uv_loop_t *loop, struct hr_channel *ch, uint32_t max, uint32_t timeout_ms,
-                            hr_poll_answer_cb cb, void *ud);
+struct hr_poll *hr_poll_new(uv_loop_t *loop, struct hr_channel *ch, uint32_t max,
+                            uint32_t timeout_ms, hr_poll_answer_cb cb, void *ud);
 /* Read after cur, from the start of the history when cur is NULL. */
 void hr_poll_start(struct hr_poll *p, const struct hr_cursor *cur);
 /* The request went away: no answer; the poll leaves its channel and is freed later. */

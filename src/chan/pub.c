@@ -27,12 +27,15 @@ static void published_cb(void *ud, int status, uint64_t id)
             hr_http_error(c, 503, NULL, "could not store the message");
         } else {
             char body[HR_CHANNEL_NAME_MAX + 160];
-            int n = snprintf(body, sizeof body, "{\"channel\":\"%s\",\"id\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\"}\n",
-                             r->ch->name, id, r->ch->epoch, id);
+            int n =
+                snprintf(body, sizeof body,
+                         "{\"channel\":\"%s\",\"id\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\"}\n",
+                         r->ch->name, id, r->ch->epoch, id);
             if (n < 0 || (size_t)n >= sizeof body)
                 hr_http_error(c, 500, NULL, "answer too long");
             else
-                hr_http_respond(c, 200, "application/json", "Access-Control-Allow-Origin: *\r\n", body, (size_t)n);
+                hr_http_respond(c, 200, "application/json", "Access-Control-Allow-Origin: *\r\n",
+                                body, (size_t)n);
         }
     }
     free(r);
@@ -64,16 +67,20 @@ void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *u
         char epoch[HR_EPOCH_LEN + 1];
         hr_hub_epoch(push->hub, name, nlen, epoch);
         char body[HR_CHANNEL_NAME_MAX + 400];
-        int n = snprintf(body, sizeof body,
-                         "{\"channel\":\"%.*s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64 ",\"first_id\":%" PRIu64
-                         ",\"history\":%u,\"subscribers\":{\"websocket\":%u,\"sse\":%u,\"longpoll\":%u,\"socketio\":%u}}\n",
-                         (int)nlen, name, epoch, ch ? ch->last_id : 0, ch ? hr_hub_first_id(ch) : 1,
-                         ch ? (unsigned)ch->kept : 0, ch ? ch->nsubs[HR_FMT_WS] : 0, ch ? ch->nsubs[HR_FMT_SSE] : 0,
-                         ch ? ch->nsubs[HR_FMT_POLL] : 0, ch ? ch->nsubs[HR_FMT_SIO] : 0);
+        int n =
+            snprintf(body, sizeof body,
+                     "{\"channel\":\"%.*s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64
+                     ",\"first_id\":%" PRIu64 ",\"history\":%u,\"subscribers\":{\"websocket\":%u,"
+                     "\"sse\":%u,\"longpoll\":%u,\"socketio\":%u}}\n",
+                     (int)nlen, name, epoch, ch ? ch->last_id : 0, ch ? hr_hub_first_id(ch) : 1,
+                     ch ? (unsigned)ch->kept : 0, ch ? ch->nsubs[HR_FMT_WS] : 0,
+                     ch ? ch->nsubs[HR_FMT_SSE] : 0, ch ? ch->nsubs[HR_FMT_POLL] : 0,
+                     ch ? ch->nsubs[HR_FMT_SIO] : 0);
         if (n < 0 || (size_t)n >= sizeof body)
             n = 0;
-        hr_http_respond(c, 200, "application/json", "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n",
-                        body, (size_t)n);
+        hr_http_respond(c, 200, "application/json",
+                        "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n", body,
+                        (size_t)n);
         return;
     }
     /* the body's own buffer: JSON is published as is, referenced by the hub and the store

@@ -76,16 +76,18 @@ static int request_cursor(struct hr_http_request *req, int from, struct hr_chan_
     return hr_cursor_parse(cur, clen, &r->cursor);
 }
 
-int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p, const char *prefix,
-                         int cursor, size_t state_size, struct hr_chan_request *r)
+int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p,
+                         const char *prefix, int cursor, size_t state_size,
+                         struct hr_chan_request *r)
 {
     memset(r, 0, sizeof(*r));
     if (hr_chan_request_name(c, req, prefix, r) < 0)
         return HR_EINVAL;
     if (request_cursor(req, cursor, r) < 0) {
         hr_http_error(c, 400, NULL,
-                      cursor == HR_CHAN_CURSOR_SINCE ? "invalid cursor in since"
-                                                     : "invalid cursor in Last-Event-ID or lastEventId");
+                      cursor == HR_CHAN_CURSOR_SINCE
+                          ? "invalid cursor in since"
+                          : "invalid cursor in Last-Event-ID or lastEventId");
         return HR_EINVAL;
     }
     r->ch = hr_hub_channel(p->hub, r->name, r->len, 1);
@@ -104,25 +106,28 @@ int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct 
 static void preflight_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     int pub = strncmp(hr_http_path(req), HR_PUSH_PREFIX_PUB, strlen(HR_PUSH_PREFIX_PUB)) == 0;
-    hr_http_respond(c, 204, NULL,
-                    pub ? "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, POST\r\n"
-                          "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 86400\r\n"
-                        : "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD\r\n"
-                          "Access-Control-Allow-Headers: Last-Event-ID\r\nAccess-Control-Max-Age: 86400\r\n",
-                    NULL, 0);
+    hr_http_respond(
+        c, 204, NULL,
+        pub ? "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, POST\r\n"
+              "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 86400\r\n"
+            : "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD\r\n"
+              "Access-Control-Allow-Headers: Last-Event-ID\r\nAccess-Control-Max-Age: 86400\r\n",
+        NULL, 0);
 }
 
 int hr_chan_push_route(struct hr_push *p, struct hr_router *r)
 {
     int rc = 0;
-    static const char *const prefixes[] = {HR_PUSH_PREFIX_SSE, HR_PUSH_PREFIX_LP, HR_PUSH_PREFIX_POLL,
-                                           HR_PUSH_PREFIX_PUB, HR_PUSH_PREFIX_WS};
+    static const char *const prefixes[] = {HR_PUSH_PREFIX_SSE, HR_PUSH_PREFIX_LP,
+                                           HR_PUSH_PREFIX_POLL, HR_PUSH_PREFIX_PUB,
+                                           HR_PUSH_PREFIX_WS};
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
         rc |= hr_router_add(r, HR_M(HTTP_OPTIONS), prefixes[i], 1, preflight_cb, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_SSE, 1, hr_chan_sse_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_LP, 1, hr_chan_lp_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_POLL, 1, hr_chan_poll_handler, p);
-    rc |= hr_router_add(r, HR_M(HTTP_GET) | HR_M(HTTP_POST), HR_PUSH_PREFIX_PUB, 1, hr_chan_pub_handler, p);
+    rc |= hr_router_add(r, HR_M(HTTP_GET) | HR_M(HTTP_POST), HR_PUSH_PREFIX_PUB, 1,
+                        hr_chan_pub_handler, p);
     rc |= hr_router_add(r, HR_M(HTTP_GET), HR_PUSH_PREFIX_WS, 1, hr_chan_ws_handler, p);
     return rc ? HR_ETOOBIG : 0;
 }

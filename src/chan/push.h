@@ -12,12 +12,12 @@
 
 struct hr_push {
     struct hr_hub *hub;
-    uint32_t lp_timeout_ms;       /* a held long-poll answers empty after this (0: default) */
-    uint32_t sse_heartbeat_ms;    /* SSE comment lines keep proxies from closing (0: default) */
-    uint32_t sse_retry_ms;        /* sent as "retry:" to EventSource (2000) */
-    uint32_t max_batch;           /* messages in one poll answer (1000) */
+    uint32_t lp_timeout_ms;    /* a held long-poll answers empty after this (0: default) */
+    uint32_t sse_heartbeat_ms; /* SSE comment lines keep proxies from closing (0: default) */
+    uint32_t sse_retry_ms;     /* sent as "retry:" to EventSource (2000) */
+    uint32_t max_batch;        /* messages in one poll answer (1000) */
     uv_timer_t heartbeat;
-    struct hr_buf *ping;          /* the shared heartbeat line */
+    struct hr_buf *ping; /* the shared heartbeat line */
 };
 
 /* The defaults of --lp-timeout and --sse-heartbeat (src/server/config.c), for library users. */
@@ -43,15 +43,16 @@ struct hr_chan_request {
     int has_cursor;
     struct hr_cursor cursor;
     struct hr_channel *ch;
-    void *state;                  /* state_size zeroed bytes (NULL when 0), the caller's */
+    void *state; /* state_size zeroed bytes (NULL when 0), the caller's */
 };
 /* Fill r->name from the path after prefix; answer 400 and return HR_EINVAL when invalid. */
 int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const char *prefix,
                          struct hr_chan_request *r);
 /* Name, cursor (from where `cursor` says), channel, state: 0, or an error once the request
  * was answered (400 for a bad name or cursor, 503 when out of memory). */
-int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p, const char *prefix,
-                         int cursor, size_t state_size, struct hr_chan_request *r);
+int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p,
+                         const char *prefix, int cursor, size_t state_size,
+                         struct hr_chan_request *r);
 
 int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop);
 /* Add the routes: GET /sse/{ch}, GET /lp/{ch}, GET /poll/{ch}, GET+POST /pub/{ch},
@@ -62,8 +63,8 @@ void hr_chan_push_close(struct hr_push *p);
 /* Handlers, one module each. */
 void hr_chan_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 void hr_chan_sse_heartbeat(struct hr_push *p);
-void hr_chan_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);   /* short */
-void hr_chan_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);     /* long */
+void hr_chan_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud); /* short */
+void hr_chan_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);   /* long */
 void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 

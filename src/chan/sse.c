@@ -69,16 +69,18 @@ static void send_text(struct sse_stream *st, const char *text, int n)
     }
 }
 
-static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first, uint64_t missed_from,
-                      uint64_t missed_to)
+static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first,
+                      uint64_t missed_from, uint64_t missed_to)
 {
     char ev[160];
-    int n = missed_from ? snprintf(ev, sizeof ev,
-                                   "event: gap\ndata: {\"reason\":\"%s\",\"first\":%" PRIu64 ",\"missed\":[%" PRIu64
-                                   ",%" PRIu64 "]}\n\n",
-                                   reason, first, missed_from, missed_to)
-                        : snprintf(ev, sizeof ev, "event: gap\ndata: {\"reason\":\"%s\",\"first\":%" PRIu64 "}\n\n",
-                                   reason, first);
+    int n = missed_from
+                ? snprintf(ev, sizeof ev,
+                           "event: gap\ndata: {\"reason\":\"%s\",\"first\":%" PRIu64
+                           ",\"missed\":[%" PRIu64 ",%" PRIu64 "]}\n\n",
+                           reason, first, missed_from, missed_to)
+                : snprintf(ev, sizeof ev,
+                           "event: gap\ndata: {\"reason\":\"%s\",\"first\":%" PRIu64 "}\n\n",
+                           reason, first);
     send_text(sse_of(st), ev, n);
 }
 
@@ -86,7 +88,8 @@ static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t fi
 static void close_slow(struct hr_chan_stream *st)
 {
     struct sse_stream *s = sse_of(st);
-    hr_warn("sse %s: slow consumer, %zu bytes queued; disconnecting", st->ch->name, hr_conn_queued(s->c));
+    hr_warn("sse %s: slow consumer, %zu bytes queued; disconnecting", st->ch->name,
+            hr_conn_queued(s->c));
     send_text(s, "event: close\ndata: {\"reason\":\"slow consumer\"}\n\n", 47);
     hr_conn_end(s->c, s->c->srv->limits.close_timeout_ms);
 }
@@ -146,8 +149,8 @@ void hr_chan_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *u
 {
     struct hr_push *push = ud;
     struct hr_chan_request r;
-    if (hr_chan_open_request(c, req, push, HR_PUSH_PREFIX_SSE, HR_CHAN_CURSOR_LAST_EVENT_ID, sizeof(struct sse_stream),
-                             &r) < 0)
+    if (hr_chan_open_request(c, req, push, HR_PUSH_PREFIX_SSE, HR_CHAN_CURSOR_LAST_EVENT_ID,
+                             sizeof(struct sse_stream), &r) < 0)
         return;
     struct hr_channel *ch = r.ch;
     struct sse_stream *s = r.state;

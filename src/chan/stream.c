@@ -27,9 +27,11 @@ static int send_msg(struct hr_chan_stream *s, struct hr_hub_msg *m)
     return send_enc(s, enc, m->id);
 }
 
-void hr_chan_stream_init(struct hr_chan_stream *s, const struct hr_chan_stream_ops *ops, struct hr_channel *ch)
+void hr_chan_stream_init(struct hr_chan_stream *s, const struct hr_chan_stream_ops *ops,
+                         struct hr_channel *ch)
 {
-    *s = (struct hr_chan_stream){.sub = {.ops = &stream_sub_ops, .fmt = ops->fmt}, .ops = ops, .ch = ch};
+    *s = (struct hr_chan_stream){
+        .sub = {.ops = &stream_sub_ops, .fmt = ops->fmt}, .ops = ops, .ch = ch};
 }
 
 /* A lagging reader caught up (its output drained, or a message found it below the limit):
@@ -192,7 +194,8 @@ void hr_chan_stream_each(struct hr_hub *hub, const struct hr_chan_stream_ops *op
                          void (*fn)(struct hr_chan_stream *s, void *ud), void *ud)
 {
     struct hr_channel *ch, *tmp;
-    HASH_ITER(hh, hub->channels, ch, tmp) {
+    HASH_ITER(hh, hub->channels, ch, tmp)
+    {
         for (struct hr_sub *sub = ch->subs; sub; sub = sub->next) {
             struct hr_chan_stream *s = (struct hr_chan_stream *)sub;
             if (sub->ops == &stream_sub_ops && s->ops == ops)

@@ -31,8 +31,8 @@ struct hr_chan_stream_ops {
      * is gone, or the cursor is not this channel's) or "slow" (skip policy: ids missed_from
      * to missed_to were dropped); first is the next id it will get. missed_from is 0 when
      * no range is given (every reason but "slow"). */
-    void (*write_gap)(struct hr_chan_stream *s, const char *reason, uint64_t first, uint64_t missed_from,
-                      uint64_t missed_to);
+    void (*write_gap)(struct hr_chan_stream *s, const char *reason, uint64_t first,
+                      uint64_t missed_from, uint64_t missed_to);
     /* Policy "disconnect": tell the reader it is too slow and close; it resumes from its
      * cursor when it comes back. */
     void (*close_slow)(struct hr_chan_stream *s);
@@ -52,16 +52,17 @@ struct hr_chan_stream_ops {
 };
 
 struct hr_chan_stream {
-    struct hr_sub sub;                  /* first: the hub hands it back */
+    struct hr_sub sub; /* first: the hub hands it back */
     const struct hr_chan_stream_ops *ops;
-    struct hr_channel *ch;              /* while the stream lives (sub.ch only while live) */
-    uint64_t replay_after;              /* while replaying: the last id sent from history */
-    struct hr_hub_read *req;            /* a page being read from the store */
-    uint8_t replaying;                  /* not yet live */
+    struct hr_channel *ch;   /* while the stream lives (sub.ch only while live) */
+    uint64_t replay_after;   /* while replaying: the last id sent from history */
+    struct hr_hub_read *req; /* a page being read from the store */
+    uint8_t replaying;       /* not yet live */
 };
 
 /* Set up s for ch (nothing is sent yet). */
-void hr_chan_stream_init(struct hr_chan_stream *s, const struct hr_chan_stream_ops *ops, struct hr_channel *ch);
+void hr_chan_stream_init(struct hr_chan_stream *s, const struct hr_chan_stream_ops *ops,
+                         struct hr_channel *ch);
 /* Begin: after cur (a gap notice first when hr_cursor_start finds one), or live from the next
  * message when cur is NULL. The ops may be called from inside. */
 void hr_chan_stream_start(struct hr_chan_stream *s, const struct hr_cursor *cur);

@@ -63,8 +63,8 @@ const char *hr_cursor_start(const struct hr_cursor *c, const struct hr_channel *
     return c->id + 1 < hr_hub_first_id(ch) ? "trimmed" : NULL;
 }
 
-const char *hr_channel_from_path(const char *path, const char *prefix, char out[HR_CHANNEL_NAME_MAX + 1],
-                                 size_t *len)
+const char *hr_channel_from_path(const char *path, const char *prefix,
+                                 char out[HR_CHANNEL_NAME_MAX + 1], size_t *len)
 {
     size_t plen = strlen(prefix);
     if (strncmp(path, prefix, plen) != 0)
@@ -85,8 +85,9 @@ struct hr_buf *hr_msg_json(const struct hr_hub_msg *m, const char *epoch)
     struct hr_buf *b = hr_buf_new(m->data->len + 96);
     if (!b)
         return NULL;
-    if (hr_buf_printf(&b, "{\"id\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\",\"time\":%" PRId64 ",\"data\":",
-                      m->id, epoch, m->id, m->time_ms) < 0 ||
+    if (hr_buf_printf(
+            &b, "{\"id\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\",\"time\":%" PRId64 ",\"data\":",
+            m->id, epoch, m->id, m->time_ms) < 0 ||
         hr_buf_append(&b, m->data->data, m->data->len) < 0 || hr_buf_append(&b, "}", 1) < 0) {
         hr_buf_unref(b);
         return NULL;

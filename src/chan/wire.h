@@ -17,8 +17,8 @@
 #define HR_CURSOR_EPOCH_MAX 64
 
 struct hr_cursor {
-    uint64_t id;                            /* deliver what comes after this id */
-    char epoch[HR_CURSOR_EPOCH_MAX + 1];    /* "" for a bare id */
+    uint64_t id;                         /* deliver what comes after this id */
+    char epoch[HR_CURSOR_EPOCH_MAX + 1]; /* "" for a bare id */
 };
 
 /* Parse a cursor (any channel's). Returns 0 or HR_EINVAL. */
@@ -28,12 +28,13 @@ int hr_cursor_of(const struct hr_cursor *c, const struct hr_channel *ch);
 
 /* Where a reader with cursor c starts: sets *since; returns a gap reason ("trimmed",
  * "epoch", "unknown") or NULL when nothing was missed. */
-const char *hr_cursor_start(const struct hr_cursor *c, const struct hr_channel *ch, uint64_t *since);
+const char *hr_cursor_start(const struct hr_cursor *c, const struct hr_channel *ch,
+                            uint64_t *since);
 
 /* The channel name after prefix in a request path ("/sse/chat?x" -> "chat", "/sse/user%3Aa"
  * -> "user:a"), percent-decoded into out; its length in *len. NULL when missing or invalid. */
-const char *hr_channel_from_path(const char *path, const char *prefix, char out[HR_CHANNEL_NAME_MAX + 1],
-                                 size_t *len);
+const char *hr_channel_from_path(const char *path, const char *prefix,
+                                 char out[HR_CHANNEL_NAME_MAX + 1], size_t *len);
 
 /* {"id":N,"cursor":"E:N","time":T,"data":<json>} - the form of a message in poll answers and
  * WebSocket frames; epoch is its channel's. */

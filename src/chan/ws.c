@@ -10,17 +10,17 @@
 
 #include "core/budget.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "push.h"
 #include "stream.h"
-#include "core/json.h"
 #include "ws/ws.h"
 
 struct ws_sub {
     struct hr_chan_stream st; /* first */
     struct hr_ws *ws;
     struct hr_push *push;
-    struct hr_channel *ch;    /* for acks: the stream forgets it when it stops */
-    uint32_t pending;         /* publishes awaiting their commit */
+    struct hr_channel *ch; /* for acks: the stream forgets it when it stops */
+    uint32_t pending;      /* publishes awaiting their commit */
     uint8_t closed;
 };
 
@@ -51,13 +51,16 @@ static int write_frame(struct hr_chan_stream *st, struct hr_buf *f, uint64_t id)
     return hr_ws_queue_frame(ws_of(st)->ws, f);
 }
 
-static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first, uint64_t missed_from,
-                      uint64_t missed_to)
+static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first,
+                      uint64_t missed_from, uint64_t missed_to)
 {
     char g[128];
-    int n = missed_from ? snprintf(g, sizeof g, "{\"gap\":\"%s\",\"first\":%" PRIu64 ",\"missed\":[%" PRIu64 ",%" PRIu64 "]}",
-                                   reason, first, missed_from, missed_to)
-                        : snprintf(g, sizeof g, "{\"gap\":\"%s\",\"first\":%" PRIu64 "}", reason, first);
+    int n = missed_from
+                ? snprintf(g, sizeof g,
+                           "{\"gap\":\"%s\",\"first\":%" PRIu64 ",\"missed\":[%" PRIu64 ",%" PRIu64
+                           "]}",
+                           reason, first, missed_from, missed_to)
+                : snprintf(g, sizeof g, "{\"gap\":\"%s\",\"first\":%" PRIu64 "}", reason, first);
     hr_ws_send(ws_of(st)->ws, HR_WS_OP_TEXT, g, (size_t)n);
 }
 
@@ -128,9 +131,11 @@ static void published_cb(void *ud, int status, uint64_t id)
     w->pending--;
     if (!w->closed) {
         char reply[160];
-        int n = status < 0 ? snprintf(reply, sizeof reply, "{\"error\":\"could not store the message\"}")
-                           : snprintf(reply, sizeof reply, "{\"ack\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\"}",
-                                      id, w->ch->epoch, id);
+        int n = status < 0
+                    ? snprintf(reply, sizeof reply, "{\"error\":\"could not store the message\"}")
+                    : snprintf(reply, sizeof reply,
+                               "{\"ack\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\"}", id,
+                               w->ch->epoch, id);
         hr_ws_send(w->ws, HR_WS_OP_TEXT, reply, (size_t)n);
     }
     release(w);
@@ -158,7 +163,8 @@ static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         /* never acknowledged unstored: refused, the socket stays open (README "Memory") */
         hr_budget_refused(value->len);
         hr_buf_unref(value);
-        static const char busy[] = "{\"error\":\"over the memory budget: try again later\",\"retry_after\":1}";
+        static const char busy[] =
+            "{\"error\":\"over the memory budget: try again later\",\"retry_after\":1}";
         hr_ws_send(ws, HR_WS_OP_TEXT, busy, sizeof busy - 1);
         return;
     }
@@ -194,7 +200,8 @@ void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud
 {
     struct hr_push *push = ud;
     struct hr_chan_request r;
-    if (hr_chan_open_request(c, req, push, HR_PUSH_PREFIX_WS, HR_CHAN_CURSOR_SINCE, sizeof(struct ws_sub), &r) < 0)
+    if (hr_chan_open_request(c, req, push, HR_PUSH_PREFIX_WS, HR_CHAN_CURSOR_SINCE,
+                             sizeof(struct ws_sub), &r) < 0)
         return;
     struct ws_sub *w = r.state;
     struct hr_ws *ws = hr_ws_accept(c, req, &channel_ws, push);

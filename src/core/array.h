@@ -14,7 +14,8 @@
 int hr_array_reserve_(void *items, uint32_t *cap, size_t need, size_t elem_size, uint32_t min);
 
 /* Room for need elements in a (a T * lvalue) with capacity cap (a uint32_t lvalue). */
-#define HR_ARRAY_RESERVE(a, cap, need, min) hr_array_reserve_(&(a), &(cap), (need), sizeof(*(a)), (min))
+#define HR_ARRAY_RESERVE(a, cap, need, min)                                                        \
+    hr_array_reserve_(&(a), &(cap), (need), sizeof(*(a)), (min))
 
 /* The next free element of a (count n, capacity cap; n is incremented), or NULL when out of
  * memory. The element is not initialised. */

@@ -20,11 +20,26 @@ static struct {
     struct hr_budget_stats stats;
 } B;
 
-void hr_budget_set_max(uint64_t max) { B.max = max; }
-uint64_t hr_budget_max(void) { return B.max; }
-size_t hr_budget_used(int cat) { return cat >= 0 && cat < HR_MEM_COUNT ? B.used[cat] : 0; }
-size_t hr_budget_total(void) { return B.total; }
-int hr_budget_over(void) { return B.max && B.total > B.max; }
+void hr_budget_set_max(uint64_t max)
+{
+    B.max = max;
+}
+uint64_t hr_budget_max(void)
+{
+    return B.max;
+}
+size_t hr_budget_used(int cat)
+{
+    return cat >= 0 && cat < HR_MEM_COUNT ? B.used[cat] : 0;
+}
+size_t hr_budget_total(void)
+{
+    return B.total;
+}
+int hr_budget_over(void)
+{
+    return B.max && B.total > B.max;
+}
 
 void hr_budget_on_over(void (*fn)(void *ud), void *ud)
 {
@@ -135,19 +150,24 @@ void hr_budget_refused(size_t n)
     /* one line per 100 refusals at most: a flood of refused publishes must not flood the log */
     if (B.stats.refused - last_logged >= 100 || last_logged == 0) {
         last_logged = B.stats.refused;
-        hr_warn("memory budget: publish of %zu bytes refused (%zu of %llu bytes in use: queued %zu, "
-                "messages %zu, history %zu, bodies %zu, publishes %zu; %llu refused so far)",
-                n, B.total, (unsigned long long)B.max, B.used[HR_MEM_QUEUED], B.used[HR_MEM_WS_MESSAGE],
-                B.used[HR_MEM_HISTORY], B.used[HR_MEM_BODY], B.used[HR_MEM_PUBLISH],
-                (unsigned long long)B.stats.refused);
+        hr_warn(
+            "memory budget: publish of %zu bytes refused (%zu of %llu bytes in use: queued %zu, "
+            "messages %zu, history %zu, bodies %zu, publishes %zu; %llu refused so far)",
+            n, B.total, (unsigned long long)B.max, B.used[HR_MEM_QUEUED], B.used[HR_MEM_WS_MESSAGE],
+            B.used[HR_MEM_HISTORY], B.used[HR_MEM_BODY], B.used[HR_MEM_PUBLISH],
+            (unsigned long long)B.stats.refused);
     }
 }
 
-void hr_budget_stats(struct hr_budget_stats *out) { *out = B.stats; }
+void hr_budget_stats(struct hr_budget_stats *out)
+{
+    *out = B.stats;
+}
 
 static int by_size_desc(const void *a, const void *b)
 {
-    size_t x = (*(struct hr_budget_queue *const *)a)->bytes, y = (*(struct hr_budget_queue *const *)b)->bytes;
+    size_t x = (*(struct hr_budget_queue *const *)a)->bytes,
+           y = (*(struct hr_budget_queue *const *)b)->bytes;
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
@@ -167,7 +187,8 @@ size_t hr_budget_shed(uint64_t now)
         return 0;
     size_t n = 0, relief = 0;
     for (struct hr_budget_queue *q = B.queues; q; q = q->next) {
-        if (q->state == HR_BQ_DROPPED || (q->state == HR_BQ_SHED && now - q->shed_at < HR_BUDGET_GRACE_MS))
+        if (q->state == HR_BQ_DROPPED ||
+            (q->state == HR_BQ_SHED && now - q->shed_at < HR_BUDGET_GRACE_MS))
             relief += q->bytes;
         else if (q->bytes >= HR_BUDGET_SHED_MIN)
             v[n++] = q;
@@ -196,9 +217,10 @@ size_t hr_budget_shed(uint64_t now)
             need = b >= need ? 0 : need - b;
         }
         if (acted)
-            hr_warn("memory budget: %zu of %llu bytes in use (%zu queued); %zu largest output queues "
-                    "handed to their slow-consumer policy",
-                    B.total, (unsigned long long)B.max, B.used[HR_MEM_QUEUED], acted);
+            hr_warn(
+                "memory budget: %zu of %llu bytes in use (%zu queued); %zu largest output queues "
+                "handed to their slow-consumer policy",
+                B.total, (unsigned long long)B.max, B.used[HR_MEM_QUEUED], acted);
     }
     free(v);
     return acted;

@@ -21,11 +21,11 @@
 #include <stdint.h>
 
 enum hr_mem_cat {
-    HR_MEM_QUEUED,      /* output queued for peers beyond what the kernel took */
-    HR_MEM_WS_MESSAGE,  /* WebSocket messages being assembled from fragments / partial reads */
-    HR_MEM_HISTORY,     /* the in-memory history cache (charged by its owner) */
-    HR_MEM_BODY,        /* HTTP request bodies being received */
-    HR_MEM_PUBLISH,     /* published messages waiting for their commit */
+    HR_MEM_QUEUED,     /* output queued for peers beyond what the kernel took */
+    HR_MEM_WS_MESSAGE, /* WebSocket messages being assembled from fragments / partial reads */
+    HR_MEM_HISTORY,    /* the in-memory history cache (charged by its owner) */
+    HR_MEM_BODY,       /* HTTP request bodies being received */
+    HR_MEM_PUBLISH,    /* published messages waiting for their commit */
     HR_MEM_COUNT
 };
 
@@ -90,9 +90,9 @@ size_t hr_budget_shed(uint64_t now);
 
 /* Counters for logs and tests. */
 struct hr_budget_stats {
-    uint64_t shed_soft, shed_hard;   /* queues handed to their policy / dropped */
-    uint64_t refused;                /* publishes refused by hr_budget_admit */
-    size_t peak;                     /* highest total seen */
+    uint64_t shed_soft, shed_hard; /* queues handed to their policy / dropped */
+    uint64_t refused;              /* publishes refused by hr_budget_admit */
+    size_t peak;                   /* highest total seen */
 };
 void hr_budget_stats(struct hr_budget_stats *out);
 /* Count a refused publish (for the stats and a rate-limited log line). */

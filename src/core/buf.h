@@ -8,7 +8,7 @@
 
 struct hr_buf {
     uint32_t refs;
-    uint32_t len;   /* bytes used in data */
+    uint32_t len; /* bytes used in data */
     uint32_t cap;
     char data[];
 };
@@ -17,7 +17,11 @@ struct hr_buf {
 struct hr_buf *hr_buf_new(size_t cap);
 /* A new buffer holding a copy of len bytes. */
 struct hr_buf *hr_buf_from(const void *data, size_t len);
-static inline struct hr_buf *hr_buf_ref(struct hr_buf *b) { b->refs++; return b; }
+static inline struct hr_buf *hr_buf_ref(struct hr_buf *b)
+{
+    b->refs++;
+    return b;
+}
 void hr_buf_unref(struct hr_buf *b);
 /* Append; grows only while refs == 1. Returns 0 or HR_ENOMEM / HR_ETOOBIG. */
 int hr_buf_append(struct hr_buf **bp, const void *data, size_t len);

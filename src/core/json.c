@@ -19,7 +19,6 @@
 #define JSON_MAX_DEPTH HR_JSON_MAX_DEPTH
 #define BAD HR_JSON_BAD
 
-
 static int is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -224,7 +223,6 @@ int hr_json_check(const char *s, size_t len)
     }
 }
 
-
 int hr_json_append_string(struct hr_buf **b, const char *s, size_t len)
 {
     static const char hexdig[] = "0123456789abcdef";
@@ -348,7 +346,8 @@ static int dump(const json_t *v, struct hr_buf **b, int depth)
         int first = 1;
         if ((rc = hr_buf_append(b, "{", 1)))
             return rc;
-        json_object_foreach((json_t *)v, key, val) {
+        json_object_foreach((json_t *)v, key, val)
+        {
             if ((!first && (rc = hr_buf_append(b, ",", 1))) ||
                 (rc = hr_json_append_string(b, key, strlen(key))) ||
                 (rc = hr_buf_append(b, ":", 1)) || (rc = dump(val, b, depth + 1)))
@@ -361,11 +360,11 @@ static int dump(const json_t *v, struct hr_buf **b, int depth)
         if ((rc = hr_buf_append(b, "[", 1)))
             return rc;
         for (size_t i = 0; i < json_array_size(v); i++)
-            if ((i && (rc = hr_buf_append(b, ",", 1))) || (rc = dump(json_array_get(v, i), b, depth + 1)))
+            if ((i && (rc = hr_buf_append(b, ",", 1))) ||
+                (rc = dump(json_array_get(v, i), b, depth + 1)))
                 return rc;
         return hr_buf_append(b, "]", 1);
-    case JSON_STRING:
-        return hr_json_append_string(b, json_string_value(v), json_string_length(v));
+    case JSON_STRING: return hr_json_append_string(b, json_string_value(v), json_string_length(v));
     case JSON_INTEGER: {
         int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return hr_buf_append(b, num, (size_t)n);
@@ -374,12 +373,9 @@ static int dump(const json_t *v, struct hr_buf **b, int depth)
         int n = hr_json_number(json_real_value(v), num);
         return hr_buf_append(b, num, (size_t)n);
     }
-    case JSON_TRUE:
-        return hr_buf_append(b, "true", 4);
-    case JSON_FALSE:
-        return hr_buf_append(b, "false", 5);
-    default:
-        return hr_buf_append(b, "null", 4);
+    case JSON_TRUE: return hr_buf_append(b, "true", 4);
+    case JSON_FALSE: return hr_buf_append(b, "false", 5);
+    default: return hr_buf_append(b, "null", 4);
     }
 }
 

@@ -8,29 +8,33 @@
 #include <uthash.h>
 
 #include "http/http.h"
-#include "ws/ws.h"
 #include "packet.h"
+#include "ws/ws.h"
 
 struct hr_eio;
 struct hr_eio_session;
 
 struct hr_eio_opts {
-    const char *path;           /* "/socket.io/" or "/engine.io/" */
-    uint32_t ping_interval_ms;  /* 25000 */
-    uint32_t ping_timeout_ms;   /* 20000 */
-    uint32_t max_payload;       /* 1000000: a POST body, or one WebSocket message */
-    const char *cors_origin;    /* "*", or a comma-separated list of allowed origins; NULL: no CORS */
-    uint8_t allow_upgrades;     /* offer "websocket" to polling sessions */
+    const char *path;          /* "/socket.io/" or "/engine.io/" */
+    uint32_t ping_interval_ms; /* 25000 */
+    uint32_t ping_timeout_ms;  /* 20000 */
+    uint32_t max_payload;      /* 1000000: a POST body, or one WebSocket message */
+    const char *cors_origin; /* "*", or a comma-separated list of allowed origins; NULL: no CORS */
+    uint8_t allow_upgrades;  /* offer "websocket" to polling sessions */
 };
 
-#define HR_EIO_OPTS_DEFAULT { .path = "/engine.io/", .ping_interval_ms = 25000, \
-    .ping_timeout_ms = 20000, .max_payload = 1000000, .cors_origin = "*", .allow_upgrades = 1 }
+#define HR_EIO_OPTS_DEFAULT                                                                        \
+    {                                                                                              \
+        .path = "/engine.io/", .ping_interval_ms = 25000, .ping_timeout_ms = 20000,                \
+        .max_payload = 1000000, .cors_origin = "*", .allow_upgrades = 1                            \
+    }
 
 struct hr_eio_handler {
     /* A new session; return 0 to keep it. */
     int (*on_open)(struct hr_eio_session *s, const struct hr_http_request *req, void *ud);
     /* A message packet (text is not NUL-terminated; valid during the call). */
-    void (*on_message)(struct hr_eio_session *s, int binary, const uint8_t *data, size_t len, void *ud);
+    void (*on_message)(struct hr_eio_session *s, int binary, const uint8_t *data, size_t len,
+                       void *ud);
     /* The session is gone (reason as the reference server names it: "transport close",
      * "ping timeout", "parse error", "forced close", "transport error", "server shutting down").
      * s->user must be released here. */
@@ -61,21 +65,21 @@ struct hr_eio_session {
     char sid[24];
     UT_hash_handle hh;
     struct hr_eio *eio;
-    void *user;                    /* the layer above's (a Socket.IO client) */
-    struct hr_ws *ws;              /* the WebSocket transport, once it is the transport */
-    struct hr_ws *probe;           /* a WebSocket being upgraded to */
-    struct hr_conn *get;           /* a held polling GET */
-    struct hr_slice *queue;        /* polling: packets waiting for the next GET */
+    void *user;             /* the layer above's (a Socket.IO client) */
+    struct hr_ws *ws;       /* the WebSocket transport, once it is the transport */
+    struct hr_ws *probe;    /* a WebSocket being upgraded to */
+    struct hr_conn *get;    /* a held polling GET */
+    struct hr_slice *queue; /* polling: packets waiting for the next GET */
     uint32_t queue_len, queue_cap;
     size_t queue_bytes;
-    struct hr_budget_queue bq;     /* the polling queue, charged to the memory budget */
-    uv_timer_t heartbeat;          /* next ping, or the pong deadline */
-    uint64_t deadline;             /* loop time (ms) the heartbeat timer is due at */
+    struct hr_budget_queue bq; /* the polling queue, charged to the memory budget */
+    uv_timer_t heartbeat;      /* next ping, or the pong deadline */
+    uint64_t deadline;         /* loop time (ms) the heartbeat timer is due at */
     uint8_t transport;
-    uint8_t upgrading;             /* probe answered; waiting for the upgrade packet (polls
-                                    * are answered with a noop meanwhile) */
+    uint8_t upgrading; /* probe answered; waiting for the upgrade packet (polls
+                        * are answered with a noop meanwhile) */
     uint8_t awaiting_pong;
-    uint8_t slow;                  /* closing as a slow consumer (hr_eio_close_slow) */
+    uint8_t slow; /* closing as a slow consumer (hr_eio_close_slow) */
     uint8_t closed;
 };
 
@@ -84,9 +88,9 @@ struct hr_eio {
     struct hr_eio_opts opts;
     const struct hr_eio_handler *h;
     void *ud;
-    struct hr_eio_session *sessions;   /* by sid */
-    struct hr_buf *sep;                /* the record separator, shared by every poll answer */
-    struct hr_ws_handler ws_handler;   /* its max_message is opts.max_payload */
+    struct hr_eio_session *sessions; /* by sid */
+    struct hr_buf *sep;              /* the record separator, shared by every poll answer */
+    struct hr_ws_handler ws_handler; /* its max_message is opts.max_payload */
     uint32_t count;
 };
 

@@ -25,9 +25,9 @@ enum hr_eio_type {
 #define HR_EIO_SEPARATOR 0x1E
 
 struct hr_eio_packet {
-    uint8_t type;        /* enum hr_eio_type */
-    uint8_t binary;      /* a binary message: data is raw bytes */
-    uint8_t *data;       /* payload after the type character (or the raw bytes); not NUL-terminated */
+    uint8_t type;   /* enum hr_eio_type */
+    uint8_t binary; /* a binary message: data is raw bytes */
+    uint8_t *data;  /* payload after the type character (or the raw bytes); not NUL-terminated */
     size_t len;
 };
 

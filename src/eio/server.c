@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/budget.h"
 #include "core/array.h"
+#include "core/budget.h"
 #include "core/error.h"
 #include "core/id.h"
 #include "core/log.h"
@@ -15,9 +15,9 @@
 
 /* The reference server's errors (engine.io Server.errors). */
 enum { ERR_TRANSPORT = 0, ERR_SID = 1, ERR_METHOD = 2, ERR_BAD = 3, ERR_VERSION = 5 };
-static const char *const err_text[] = {"Transport unknown", "Session ID unknown",
-                                       "Bad handshake method", "Bad request", "Forbidden",
-                                       "Unsupported protocol version"};
+static const char *const err_text[] = {
+    "Transport unknown", "Session ID unknown", "Bad handshake method",
+    "Bad request",       "Forbidden",          "Unsupported protocol version"};
 
 #define NO_STORE "Cache-Control: no-store\r\n"
 
@@ -39,7 +39,8 @@ int hr_eio_msg_init(struct hr_eio_msg *m, int binary, const void *data, size_t l
             hr_buf_unref(rec);
             return HR_ENOMEM;
         }
-        m->frame->len = (uint32_t)hr_ws_frame_header((uint8_t *)m->frame->data, 1, HR_WS_OP_BINARY, len);
+        m->frame->len =
+            (uint32_t)hr_ws_frame_header((uint8_t *)m->frame->data, 1, HR_WS_OP_BINARY, len);
         memcpy(m->frame->data + m->frame->len, data, len);
         m->frame->len += (uint32_t)len;
         m->record = (struct hr_slice){rec, 0, rec->len};
@@ -132,7 +133,8 @@ static void cors_headers(const struct hr_eio *eio, const struct hr_http_request 
         if (n == olen && strncmp(tok, origin, n) == 0) {
             snprintf(out, outsz,
                      "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
-                     "Vary: Origin\r\n", origin);
+                     "Vary: Origin\r\n",
+                     origin);
             return;
         }
     }
@@ -183,12 +185,12 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
 
 static int open_payload(struct hr_eio *eio, struct hr_eio_session *s, char *out, size_t outsz)
 {
-    return snprintf(out, outsz,
-                    "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
-                    "\"maxPayload\":%u}",
-                    s->sid,
-                    s->transport == HR_EIO_POLLING && eio->opts.allow_upgrades ? "\"websocket\"" : "",
-                    eio->opts.ping_interval_ms, eio->opts.ping_timeout_ms, eio->opts.max_payload);
+    return snprintf(
+        out, outsz,
+        "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
+        "\"maxPayload\":%u}",
+        s->sid, s->transport == HR_EIO_POLLING && eio->opts.allow_upgrades ? "\"websocket\"" : "",
+        eio->opts.ping_interval_ms, eio->opts.ping_timeout_ms, eio->opts.max_payload);
 }
 
 static void queue_clear(struct hr_eio_session *s)
@@ -204,8 +206,10 @@ static void queue_clear(struct hr_eio_session *s)
  * close, as when it passes --max-queued (the client reconnects and recovers). */
 static void queue_shed_cb(struct hr_budget_queue *q, int hard)
 {
-    struct hr_eio_session *s = (struct hr_eio_session *)((char *)q - offsetof(struct hr_eio_session, bq));
-    hr_warn("eio %s: %zu bytes queued while over the memory budget; closing", s->sid, s->queue_bytes);
+    struct hr_eio_session *s =
+        (struct hr_eio_session *)((char *)q - offsetof(struct hr_eio_session, bq));
+    hr_warn("eio %s: %zu bytes queued while over the memory budget; closing", s->sid,
+            s->queue_bytes);
     session_close(s, "transport error", 0);
 }
 
@@ -329,7 +333,8 @@ void hr_eio_close_slow(struct hr_eio_session *s)
 
 int hr_eio_closing(const struct hr_eio_session *s)
 {
-    return s->closed || s->slow || (s->transport == HR_EIO_WEBSOCKET && s->ws && s->ws->state != HR_WS_OPEN);
+    return s->closed || s->slow ||
+           (s->transport == HR_EIO_WEBSOCKET && s->ws && s->ws->state != HR_WS_OPEN);
 }
 
 int hr_eio_over(const struct hr_eio_session *s)
@@ -365,8 +370,9 @@ int hr_eio_send_frame(struct hr_eio_session *s, struct hr_buf *frame)
     if (hr_eio_closing(s))
         return HR_ECLOSED;
     size_t len = frame->len - frame_head(frame);
-    if (s->transport == HR_EIO_WEBSOCKET && s->ws ? hr_conn_queued(s->ws->conn) > s->eio->srv->limits.max_queued
-                                                  : s->queue_bytes + len > s->eio->srv->limits.max_queued) {
+    if (s->transport == HR_EIO_WEBSOCKET && s->ws
+            ? hr_conn_queued(s->ws->conn) > s->eio->srv->limits.max_queued
+            : s->queue_bytes + len > s->eio->srv->limits.max_queued) {
         hr_eio_close_slow(s);
         return HR_ECLOSED;
     }
@@ -419,10 +425,10 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     /* At shutdown the client is not told that the session ended on purpose: an Engine.IO close
      * packet means "closed deliberately", and python-socketio then never reconnects (its
      * engineio client disconnects for good on "1"). Like the reference server, a WebSocket
-     * gets only its close frame (whatever the reason); unlike it, a held poll is released with a noop rather than a
-     * close packet, for the same reason: the client's next request fails (connection refused,
-     * or "Session ID unknown" from the restarted server), which every client takes for a lost
-     * connection, and it reconnects. */
+     * gets only its close frame (whatever the reason); unlike it, a held poll is released with a
+     * noop rather than a close packet, for the same reason: the client's next request fails
+     * (connection refused, or "Session ID unknown" from the restarted server), which every client
+     * takes for a lost connection, and it reconnects. */
     int shutdown = strcmp(reason, "server shutting down") == 0;
     if (s->get && !hr_conn_closing(s->get)) {
         /* a client's close packet releases the poll with a noop; ours with a close packet */
@@ -482,21 +488,15 @@ static int timed_out(struct hr_eio_session *s)
 static int on_packet(struct hr_eio_session *s, const struct hr_eio_packet *p)
 {
     switch (p->type) {
-    case HR_EIO_PONG:
-        on_pong(s);
-        return 0;
+    case HR_EIO_PONG: on_pong(s); return 0;
     case HR_EIO_MESSAGE:
         if (s->eio->h->on_message)
             s->eio->h->on_message(s, p->binary, p->data, p->len, s->eio->ud);
         return 0;
-    case HR_EIO_CLOSE:
-        session_close(s, "transport close", 1);
-        return 0;
+    case HR_EIO_CLOSE: session_close(s, "transport close", 1); return 0;
     case HR_EIO_PING:
-    case HR_EIO_NOOP:
-        return 0;
-    default:
-        return HR_EINVAL; /* open and upgrade never come from a client here */
+    case HR_EIO_NOOP: return 0;
+    default: return HR_EINVAL; /* open and upgrade never come from a client here */
     }
 }
 
@@ -645,7 +645,8 @@ static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struc
     size_t pos = 0;
     struct hr_eio_packet p;
     int rc;
-    while (!s->closed && (rc = hr_eio_payload_next((uint8_t *)req->body, req->body_len, &pos, &p)) > 0) {
+    while (!s->closed &&
+           (rc = hr_eio_payload_next((uint8_t *)req->body, req->body_len, &pos, &p)) > 0) {
         if (on_packet(s, &p) < 0) {
             rc = HR_EINVAL;
             break;
@@ -720,8 +721,8 @@ static void request_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
         snprintf(hdr, sizeof hdr,
                  "%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n%s%.*s%s"
                  "Access-Control-Max-Age: 86400\r\n",
-                 cors, rh ? "Access-Control-Allow-Headers: " : "", rh ? (int)(rlen > 256 ? 256 : rlen) : 0,
-                 rh ? rh : "", rh ? "\r\n" : "");
+                 cors, rh ? "Access-Control-Allow-Headers: " : "",
+                 rh ? (int)(rlen > 256 ? 256 : rlen) : 0, rh ? rh : "", rh ? "\r\n" : "");
         hr_http_respond(c, 204, NULL, hdr, NULL, 0);
         return;
     }
@@ -814,7 +815,7 @@ void hr_eio_shutdown(struct hr_eio *eio)
 {
     struct hr_eio_session *s, *tmp;
     HASH_ITER(hh, eio->sessions, s, tmp)
-        session_close(s, "server shutting down", 0);
+    session_close(s, "server shutting down", 0);
 }
 
 void hr_eio_free(struct hr_eio *eio)

@@ -18,8 +18,8 @@ typedef void (*hr_http_handler)(struct hr_conn *c, struct hr_http_request *req, 
 #define HR_ROUTES_MAX 32
 
 struct hr_route {
-    const char *path;   /* exact path, or a prefix when prefix is set */
-    uint64_t methods;   /* HR_M bits; GET implies HEAD */
+    const char *path; /* exact path, or a prefix when prefix is set */
+    uint64_t methods; /* HR_M bits; GET implies HEAD */
     uint8_t prefix;
     hr_http_handler fn;
     void *ud;
@@ -37,8 +37,8 @@ int hr_router_add(struct hr_router *r, uint64_t methods, const char *path, int p
 void hr_router_fallback(struct hr_router *r, uint64_t methods, hr_http_handler fn, void *ud);
 /* The route for method + path, or NULL with *allowed the methods that path accepts (0 when
  * no route has the path). */
-const struct hr_route *hr_router_match(const struct hr_router *r, unsigned method,
-                                       const char *path, size_t path_len, uint64_t *allowed);
+const struct hr_route *hr_router_match(const struct hr_router *r, unsigned method, const char *path,
+                                       size_t path_len, uint64_t *allowed);
 
 /* The server's on_accept: new connections speak HTTP and route through srv->app, which must
  * point to a struct hr_router. */

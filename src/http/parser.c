@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/text.h"
 
-#define P(lp) ((struct hr_http_parser *)((char *)(lp) - offsetof(struct hr_http_parser, llhttp)))
+#define P(lp) ((struct hr_http_parser *)((char *)(lp)-offsetof(struct hr_http_parser, llhttp)))
 
 /* Bytes that may follow the last field of a head: " HTTP/1.1\r\n" and the empty line. */
 #define HEAD_TAIL 13
@@ -238,7 +238,9 @@ static int on_headers_complete(llhttp_t *lp)
          * authority ends at '/', '?' or '#' (RFC 3986 §3.2) and its host is not empty
          * (RFC 9110 §4.2.1). */
         const char *t = r->head;
-        size_t skip = strncasecmp(t, "http://", 7) == 0 ? 7 : strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+        size_t skip = strncasecmp(t, "http://", 7) == 0    ? 7
+                      : strncasecmp(t, "https://", 8) == 0 ? 8
+                                                           : 0;
         size_t alen = skip ? strcspn(t + skip, "/?#") : 0;
         if (!skip || alen == 0 || t[skip + alen] != '/')
             return fail(p, 400, "request target must be a path or an absolute URL");
@@ -256,8 +258,8 @@ static int on_headers_complete(llhttp_t *lp)
     r->keep_alive = (uint8_t)llhttp_should_keep_alive(lp);
     r->upgrade = llhttp_get_upgrade(lp);
     p->head_done = 1;
-    p->head_seen = 0;              /* from here on, trailer bytes */
-    p->head_fields = r->nheaders;  /* trailer fields after these are dropped */
+    p->head_seen = 0;             /* from here on, trailer bytes */
+    p->head_fields = r->nheaders; /* trailer fields after these are dropped */
     if ((lp->flags & F_CONTENT_LENGTH) && lp->content_length > p->max_body) {
         fail(p, 413, "request body too large");
         return -1;
@@ -471,7 +473,6 @@ const char *hr_http_header_get(const struct hr_http_request *r, const char *name
     return NULL;
 }
 
-
 int hr_http_header_has_token(const struct hr_http_request *r, const char *name, const char *token)
 {
     size_t nlen = strlen(name), tlen = strlen(token);
@@ -511,4 +512,3 @@ long hr_http_query(const struct hr_http_request *r, const char *name, char *out,
     }
     return HR_ENOTFOUND;
 }
-

@@ -18,25 +18,25 @@
 #define HR_HTTP_MAX_HEADERS 64
 
 struct hr_http_header {
-    uint32_t name_off, name_len;   /* offsets into hr_http_request.head */
+    uint32_t name_off, name_len; /* offsets into hr_http_request.head */
     uint32_t value_off, value_len;
 };
 
 struct hr_http_request {
-    char *head;          /* target, then header names and values, each NUL-terminated */
+    char *head; /* target, then header names and values, each NUL-terminated */
     uint32_t head_len, head_cap;
     uint32_t target_len; /* the request target starts at head[0] */
     uint32_t path_off;   /* where its path starts (after scheme and authority in absolute-form) */
     uint16_t nheaders;
-    uint8_t method;      /* llhttp_method_t */
+    uint8_t method; /* llhttp_method_t */
     uint8_t http_major, http_minor;
-    uint8_t keep_alive;  /* the connection may be reused after this request */
-    uint8_t upgrade;     /* the request asks for a protocol upgrade */
+    uint8_t keep_alive; /* the connection may be reused after this request */
+    uint8_t upgrade;    /* the request asks for a protocol upgrade */
     uint32_t headers_cap;
     struct hr_http_header *headers; /* grown as fields come, up to HR_HTTP_MAX_HEADERS: a
                                      * connection holding a stream keeps only what it used */
-    struct hr_buf *body_buf;         /* the body's bytes (NUL-terminated), NULL when none */
-    char *body;                      /* body_buf->data, or NULL */
+    struct hr_buf *body_buf;        /* the body's bytes (NUL-terminated), NULL when none */
+    char *body;                     /* body_buf->data, or NULL */
     size_t body_len, body_cap;
 };
 
@@ -51,19 +51,19 @@ enum {
 struct hr_http_parser {
     llhttp_t llhttp;
     struct hr_http_request req;
-    uint32_t max_head;   /* bytes of request line + header fields */
+    uint32_t max_head; /* bytes of request line + header fields */
     uint64_t max_body;
     uint64_t body_expect; /* the Content-Length of the current request, 0 when none */
-    uint32_t head_seen;  /* raw head bytes of the current request so far */
-    uint16_t status;     /* with HR_HTTP_ERROR */
-    uint8_t in_field;    /* last head callback: 0 none, 1 url, 2 field name, 3 value */
-    uint8_t started;     /* the current request has started */
-    uint8_t head_done;   /* its head is complete (body may follow) */
-    uint8_t complete;    /* it is complete */
-    uint8_t scan;        /* line-ending check of the head (parser.c, scan_head) */
+    uint32_t head_seen;   /* raw head bytes of the current request so far */
+    uint16_t status;      /* with HR_HTTP_ERROR */
+    uint8_t in_field;     /* last head callback: 0 none, 1 url, 2 field name, 3 value */
+    uint8_t started;      /* the current request has started */
+    uint8_t head_done;    /* its head is complete (body may follow) */
+    uint8_t complete;     /* it is complete */
+    uint8_t scan;         /* line-ending check of the head (parser.c, scan_head) */
     uint16_t head_fields; /* header fields in the head; trailer fields come after them */
-    const char *chunk;   /* start of the input being parsed, to count raw head bytes */
-    const char *error;   /* with HR_HTTP_ERROR: a short text */
+    const char *chunk;    /* start of the input being parsed, to count raw head bytes */
+    const char *error;    /* with HR_HTTP_ERROR: a short text */
 };
 
 void hr_http_parser_init(struct hr_http_parser *p, uint32_t max_head, uint64_t max_body);
@@ -88,9 +88,15 @@ void hr_http_request_reset(struct hr_http_request *r);
 struct hr_buf *hr_http_request_take_body(struct hr_http_request *r);
 
 /* Access to the parsed request. */
-static inline const char *hr_http_target(const struct hr_http_request *r) { return r->head; }
+static inline const char *hr_http_target(const struct hr_http_request *r)
+{
+    return r->head;
+}
 /* The path (with query) of the target: "/a?b" for "/a?b" and for "http://host/a?b". */
-static inline const char *hr_http_path(const struct hr_http_request *r) { return r->head + r->path_off; }
+static inline const char *hr_http_path(const struct hr_http_request *r)
+{
+    return r->head + r->path_off;
+}
 /* First header with this name (case-insensitive), NUL-terminated value, or NULL. */
 const char *hr_http_header_get(const struct hr_http_request *r, const char *name, size_t *len);
 /* Whether a comma-separated header field list contains token (case-insensitive), searching

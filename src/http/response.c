@@ -14,20 +14,20 @@
 
 struct hr_http_conn {
     struct hr_http_parser parser;
-    uint8_t responding;     /* a handler is answering the current request */
-    uint8_t head_only;      /* HEAD: send no body */
-    uint8_t close_after;    /* close once the response is out */
-    uint8_t sent_continue;  /* 100 Continue was sent for this request */
+    uint8_t responding;                            /* a handler is answering the current request */
+    uint8_t head_only;                             /* HEAD: send no body */
+    uint8_t close_after;                           /* close once the response is out */
+    uint8_t sent_continue;                         /* 100 Continue was sent for this request */
     void (*on_drain)(struct hr_conn *c, void *ud); /* a streaming response's writer */
     void *drain_ud;
     void (*on_abort)(struct hr_conn *c, void *ud); /* the holder of a pending response */
     void *abort_ud;
-    void (*on_shed)(struct hr_conn *c, void *ud);  /* a stream's slow-consumer policy */
+    void (*on_shed)(struct hr_conn *c, void *ud); /* a stream's slow-consumer policy */
     void *shed_ud;
-    size_t body_charged;    /* the request body's buffer, charged to the memory budget */
+    size_t body_charged; /* the request body's buffer, charged to the memory budget */
     const struct hr_proto *switch_proto; /* set by hr_http_switch */
     void *switch_pdata;
-    struct hr_buf *head;    /* hr_http_begin's head, sent with the first body bytes */
+    struct hr_buf *head; /* hr_http_begin's head, sent with the first body bytes */
 };
 
 /* The reason phrases of the IANA status code registry (RFC 9110 §15, RFC 6585 for 428, 429,
@@ -146,13 +146,13 @@ static struct hr_buf *make_head(struct hr_conn *c, struct hr_http_conn *h, int s
         h->close_after = 1;
     else if (status != 304 && status != 204)
         snprintf(clen, sizeof clen, "Content-Length: %" PRIu64 "\r\n", length);
-    const char *conn_hdr = h->close_after ? "Connection: close\r\n"
-                           : req->http_minor == 0 ? "Connection: keep-alive\r\n" : "";
-    int rc = hr_buf_printf(&b,
-                           "HTTP/1.1 %d %s\r\nServer: herald\r\nDate: %s\r\n%s%s%s%s%s%s\r\n",
-                           status, hr_http_reason(status), http_date(),
-                           ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
-                           clen, conn_hdr, extra ? extra : "");
+    const char *conn_hdr = h->close_after         ? "Connection: close\r\n"
+                           : req->http_minor == 0 ? "Connection: keep-alive\r\n"
+                                                  : "";
+    int rc =
+        hr_buf_printf(&b, "HTTP/1.1 %d %s\r\nServer: herald\r\nDate: %s\r\n%s%s%s%s%s%s\r\n",
+                      status, hr_http_reason(status), http_date(), ctype ? "Content-Type: " : "",
+                      ctype ? ctype : "", ctype ? "\r\n" : "", clen, conn_hdr, extra ? extra : "");
     if (rc) {
         hr_buf_unref(b);
         return NULL;
@@ -433,7 +433,8 @@ static void http_shed(struct hr_conn *c)
         h->on_shed(c, h->shed_ud);
         return;
     }
-    hr_warn("http: %zu bytes queued while over the memory budget; connection dropped", hr_conn_queued(c));
+    hr_warn("http: %zu bytes queued while over the memory budget; connection dropped",
+            hr_conn_queued(c));
     hr_conn_close(c);
 }
 

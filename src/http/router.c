@@ -14,7 +14,7 @@ int hr_router_add(struct hr_router *r, uint64_t methods, const char *path, int p
 {
     if (r->n >= HR_ROUTES_MAX)
         return HR_ETOOBIG;
-    r->routes[r->n++] = (struct hr_route){path, methods, (uint8_t)!!prefix, fn, ud};
+    r->routes[r->n++] = (struct hr_route){path, methods, (uint8_t) !!prefix, fn, ud};
     return 0;
 }
 
@@ -28,8 +28,8 @@ static uint64_t with_head(uint64_t m)
     return (m & HR_M(HTTP_GET)) ? m | HR_M(HTTP_HEAD) : m;
 }
 
-const struct hr_route *hr_router_match(const struct hr_router *r, unsigned method,
-                                       const char *path, size_t path_len, uint64_t *allowed)
+const struct hr_route *hr_router_match(const struct hr_router *r, unsigned method, const char *path,
+                                       size_t path_len, uint64_t *allowed)
 {
     *allowed = 0;
     for (unsigned i = 0; i < r->n; i++) {

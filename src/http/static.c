@@ -26,7 +26,7 @@ struct static_req {
     const struct hr_static *st;
     struct hr_buf *chunk;
     int fd;
-    int status;          /* from the worker: 0 ok, else the HTTP status */
+    int status; /* from the worker: 0 ok, else the HTTP status */
     int head_only;
     uint64_t off, size;
     struct stat sb;
@@ -290,9 +290,11 @@ static void resolve_done_cb(uv_work_t *w, int status)
     }
     char etag[64], lm[40], extra[256];
     snprintf(etag, sizeof etag, "\"%" PRIx64 "-%" PRIx64 "\"",
-             (uint64_t)r->sb.st_mtim.tv_sec * 1000000000u + (uint64_t)r->sb.st_mtim.tv_nsec, r->size);
+             (uint64_t)r->sb.st_mtim.tv_sec * 1000000000u + (uint64_t)r->sb.st_mtim.tv_nsec,
+             r->size);
     http_date(r->sb.st_mtime, lm, sizeof lm);
-    snprintf(extra, sizeof extra, "ETag: %s\r\nLast-Modified: %s\r\nCache-Control: no-cache\r\n", etag, lm);
+    snprintf(extra, sizeof extra, "ETag: %s\r\nLast-Modified: %s\r\nCache-Control: no-cache\r\n",
+             etag, lm);
 
     const char *inm = hr_http_header_get(req, "If-None-Match", NULL);
     const char *ims = hr_http_header_get(req, "If-Modified-Since", NULL);

@@ -8,8 +8,8 @@
 
 #include <openssl/sha.h>
 
-#include "core/budget.h"
 #include "core/array.h"
+#include "core/budget.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -214,8 +214,9 @@ void hr_hub_cache_shrink(struct hr_hub *hub, size_t target)
 static int over_limits(const struct hr_channel *ch, int64_t now)
 {
     const struct hr_hub_limits *l = &ch->hub->limits;
-    return ch->kept > 0 && (ch->kept > l->max_messages || ch->kept_bytes > l->max_bytes ||
-                            (l->max_age_ms && ch->first_time && now - ch->first_time > (int64_t)l->max_age_ms));
+    return ch->kept > 0 &&
+           (ch->kept > l->max_messages || ch->kept_bytes > l->max_bytes ||
+            (l->max_age_ms && ch->first_time && now - ch->first_time > (int64_t)l->max_age_ms));
 }
 
 static void trim(struct hr_channel *ch, int64_t now);
@@ -251,7 +252,8 @@ static void trim(struct hr_channel *ch, int64_t now)
     if (over_limits(ch, now) && !ch->trimming && st && st->ops->trim_limits) {
         const struct hr_hub_limits *l = &ch->hub->limits;
         if (st->ops->trim_limits(st, ch->name, l->max_messages, l->max_bytes,
-                                 l->max_age_ms ? now - (int64_t)l->max_age_ms : 0, trimmed_cb, ch) == 0)
+                                 l->max_age_ms ? now - (int64_t)l->max_age_ms : 0, trimmed_cb,
+                                 ch) == 0)
             ch->trimming = 1;
     }
 }
@@ -285,7 +287,8 @@ uint64_t hr_hub_first_id(const struct hr_channel *ch)
     return ch->kept ? ch->first_id : ch->last_id + 1;
 }
 
-void hr_hub_epoch(const struct hr_hub *hub, const char *name, size_t len, char out[HR_EPOCH_LEN + 1])
+void hr_hub_epoch(const struct hr_hub *hub, const char *name, size_t len,
+                  char out[HR_EPOCH_LEN + 1])
 {
     const char *se = hub->store ? hub->store->epoch : "";
     size_t slen = strnlen(se, sizeof hub->store->epoch);
@@ -369,7 +372,7 @@ int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
         struct hr_channel *ch, *tmp;
         int64_t now = wall_ms();
         HASH_ITER(hh, hub->channels, ch, tmp)
-            trim(ch, now);
+        trim(ch, now);
     }
     return 0;
 }
@@ -404,7 +407,7 @@ struct hr_hub_read {
     struct hr_channel *ch;
     uint64_t since;
     uint32_t max;
-    hr_hub_page_cb cb;                  /* NULL once cancelled */
+    hr_hub_page_cb cb; /* NULL once cancelled */
     void *ud;
 };
 
@@ -432,7 +435,8 @@ void hr_hub_free(struct hr_hub *hub)
     while (hub->reads)
         hr_hub_read_cancel(hub->reads);
     struct hr_channel *ch, *tmp;
-    HASH_ITER(hh, hub->channels, ch, tmp) {
+    HASH_ITER(hh, hub->channels, ch, tmp)
+    {
         HASH_DEL(hub->channels, ch);
         channel_free(ch);
     }
@@ -443,7 +447,8 @@ int hr_hub_cached(const struct hr_channel *ch, uint64_t since)
     uint64_t fc = first_cached(ch);
     /* up to date; the cache is the history; the cache holds what comes after since; or the
      * cache holds all that is kept (a reader from before it is told of a gap) */
-    return since >= ch->last_id || cache_is_history(ch->hub) || since + 1 >= fc || fc <= hr_hub_first_id(ch);
+    return since >= ch->last_id || cache_is_history(ch->hub) || since + 1 >= fc ||
+           fc <= hr_hub_first_id(ch);
 }
 
 static void page_done(struct hr_hub *hub)
@@ -522,7 +527,8 @@ int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page
         r->max = max;
         r->cb = cb;
         r->ud = ud;
-        int rc = hub->store->ops->read(hub->store, ch->name, since, max, HR_HUB_PAGE_BYTES, store_page_cb, r);
+        int rc = hub->store->ops->read(hub->store, ch->name, since, max, HR_HUB_PAGE_BYTES,
+                                       store_page_cb, r);
         if (rc < 0) {
             free(r);
             return rc;
@@ -640,7 +646,8 @@ int hr_hub_publish_buf(struct hr_hub *hub, struct hr_channel *ch, struct hr_buf 
     /* the payload waiting for its commit counts in the memory budget (core/budget.h), once:
      * the store's reference to the same buffer is not charged again */
     hr_budget_charge(HR_MEM_PUBLISH, data->len);
-    int rc = hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, committed_cb, p);
+    int rc =
+        hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, committed_cb, p);
     if (rc < 0) {
         /* nothing was stored: the id stays unused, which readers see as no gap since no one
          * could have seen it */
@@ -712,7 +719,8 @@ void hr_hub_unsubscribe(struct hr_sub *sub)
 }
 
 struct hr_buf *hr_hub_encoding(struct hr_hub_msg *m, int fmt,
-                               struct hr_buf *(*make)(const struct hr_hub_msg *m, void *ud), void *ud)
+                               struct hr_buf *(*make)(const struct hr_hub_msg *m, void *ud),
+                               void *ud)
 {
     if (!m->enc[fmt]) {
         m->enc[fmt] = make(m, ud);

@@ -47,10 +47,10 @@
 enum { HR_POLICY_DISCONNECT, HR_POLICY_SKIP, HR_POLICY_COALESCE };
 #define HR_POLICY_RULES_MAX 16
 struct hr_policy_rule {
-    const char *pattern;                /* fnmatch(3) glob over the channel name: "user:*" */
+    const char *pattern; /* fnmatch(3) glob over the channel name: "user:*" */
     uint8_t policy;
 };
-int hr_policy_parse(const char *name);  /* HR_POLICY_* or HR_EINVAL */
+int hr_policy_parse(const char *name); /* HR_POLICY_* or HR_EINVAL */
 const char *hr_policy_name(int policy);
 
 /* The wire formats a message may be encoded in; each transport names its own. */
@@ -58,10 +58,10 @@ enum { HR_FMT_WS, HR_FMT_SSE, HR_FMT_POLL, HR_FMT_SIO, HR_FMT_COUNT };
 
 struct hr_hub_msg {
     uint64_t id;
-    int64_t time_ms;                    /* wall clock at publish */
-    struct hr_buf *data;                /* the payload as published */
-    struct hr_buf *enc[HR_FMT_COUNT];   /* encodings, built on first use */
-    struct hr_hub *hub;                 /* set while cached: its encodings are charged there */
+    int64_t time_ms;                  /* wall clock at publish */
+    struct hr_buf *data;              /* the payload as published */
+    struct hr_buf *enc[HR_FMT_COUNT]; /* encodings, built on first use */
+    struct hr_hub *hub;               /* set while cached: its encodings are charged there */
 };
 
 struct hr_sub;
@@ -78,22 +78,22 @@ struct hr_sub {
     const struct hr_sub_ops *ops;
     struct hr_channel *ch;
     struct hr_sub *prev, *next;
-    uint8_t fmt;                        /* HR_FMT_*, for the per-transport counts */
-    uint32_t readers;                   /* readers it stands for (a Socket.IO room: its
-                                         * sockets), counted in nsubs; 1 when subscribed */
-    uint8_t lagging;                    /* skip / coalesce: messages were held back */
-    uint64_t lag_from;                  /* the first id held back */
-    uint64_t last;                      /* the last id it was sent */
-    struct hr_buf *owed;                /* coalesce: the newest held back, encoded (history
-                                         * may drop it before the reader catches up) */
+    uint8_t fmt;         /* HR_FMT_*, for the per-transport counts */
+    uint32_t readers;    /* readers it stands for (a Socket.IO room: its
+                          * sockets), counted in nsubs; 1 when subscribed */
+    uint8_t lagging;     /* skip / coalesce: messages were held back */
+    uint64_t lag_from;   /* the first id held back */
+    uint64_t last;       /* the last id it was sent */
+    struct hr_buf *owed; /* coalesce: the newest held back, encoded (history
+                          * may drop it before the reader catches up) */
     uint64_t owed_id;
 };
 
 struct hr_hub_limits {
-    uint32_t max_messages;              /* history per channel (count) */
-    size_t max_bytes;                   /* history per channel (payload bytes) */
-    uint64_t max_age_ms;                /* history per channel (age); 0 = no limit */
-    size_t cache_bytes;                 /* all channels' cached messages together */
+    uint32_t max_messages;                            /* history per channel (count) */
+    size_t max_bytes;                                 /* history per channel (payload bytes) */
+    uint64_t max_age_ms;                              /* history per channel (age); 0 = no limit */
+    size_t cache_bytes;                               /* all channels' cached messages together */
     struct hr_policy_rule rules[HR_POLICY_RULES_MAX]; /* slow-consumer policy: first match */
     uint32_t nrules;
 };
@@ -102,18 +102,21 @@ struct hr_hub_limits {
  * them equal). */
 #define HR_HUB_CACHE_DEFAULT (64u << 20)
 #define HR_HUB_LIMITS_DEFAULT                                                                      \
-    {.max_messages = 10000, .max_bytes = 16u << 20, .max_age_ms = 0, .cache_bytes = HR_HUB_CACHE_DEFAULT}
+    {                                                                                              \
+        .max_messages = 10000, .max_bytes = 16u << 20, .max_age_ms = 0,                            \
+        .cache_bytes = HR_HUB_CACHE_DEFAULT                                                        \
+    }
 
 struct hr_channel {
     UT_hash_handle hh;
     struct hr_hub *hub;
     /* the history (what the store keeps): exact, whatever is cached */
-    uint64_t last_id;                   /* the last id committed (0: none yet) */
-    uint64_t next_id;                   /* the id the next publish gets */
-    uint64_t first_id;                  /* the oldest id kept; last_id + 1 when none */
-    uint64_t kept;                      /* messages kept */
-    uint64_t kept_bytes;                /* their payload bytes */
-    int64_t first_time;                 /* first_id's publish time, for --history-age */
+    uint64_t last_id;    /* the last id committed (0: none yet) */
+    uint64_t next_id;    /* the id the next publish gets */
+    uint64_t first_id;   /* the oldest id kept; last_id + 1 when none */
+    uint64_t kept;       /* messages kept */
+    uint64_t kept_bytes; /* their payload bytes */
+    int64_t first_time;  /* first_id's publish time, for --history-age */
     /* the cache: the newest kept messages (ids first_cached()..last_id), oldest at head;
      * no ring at all while nothing is cached */
     struct hr_hub_msg *ring;
@@ -121,10 +124,10 @@ struct hr_channel {
     struct hr_channel *lru_prev, *lru_next; /* channels with something cached, oldest use first */
     struct hr_sub *subs;
     uint32_t nsubs[HR_FMT_COUNT];
-    uint8_t policy;                     /* HR_POLICY_*, from the rules at creation */
-    uint8_t trimming;                   /* a trim by limits is running in the store */
+    uint8_t policy;   /* HR_POLICY_*, from the rules at creation */
+    uint8_t trimming; /* a trim by limits is running in the store */
     char epoch[HR_EPOCH_LEN + 1];
-    char name[];                        /* NUL-terminated */
+    char name[]; /* NUL-terminated */
 };
 
 struct hr_hub_read;
@@ -133,12 +136,12 @@ struct hr_hub {
     uv_loop_t *loop;
     struct hr_store *store;
     struct hr_hub_limits limits;
-    struct hr_channel *channels;        /* by name */
-    uint64_t published;                 /* since start, for stats */
-    size_t cache_bytes;                 /* charged by cached messages and rings */
+    struct hr_channel *channels; /* by name */
+    uint64_t published;          /* since start, for stats */
+    size_t cache_bytes;          /* charged by cached messages and rings */
     struct hr_channel *lru_head, *lru_tail;
-    struct hr_hub_read *reads;          /* store reads under way */
-    uint32_t busy;                      /* pages or a fan-out being handed out: no eviction */
+    struct hr_hub_read *reads; /* store reads under way */
+    uint32_t busy;             /* pages or a fan-out being handed out: no eviction */
 };
 
 /* Channel names: 1..200 bytes of [A-Za-z0-9_.:@-], so "user:42" and "chat.room-1" work and
@@ -153,7 +156,8 @@ int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
 void hr_hub_free(struct hr_hub *hub);
 
 /* The epoch channel `name` has (or would have) in this hub (see HR_EPOCH_LEN). */
-void hr_hub_epoch(const struct hr_hub *hub, const char *name, size_t len, char out[HR_EPOCH_LEN + 1]);
+void hr_hub_epoch(const struct hr_hub *hub, const char *name, size_t len,
+                  char out[HR_EPOCH_LEN + 1]);
 
 /* The channel called name, created when create is set (NULL if invalid or absent). */
 struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t len, int create);
@@ -171,16 +175,16 @@ int hr_hub_publish_buf(struct hr_hub *hub, struct hr_channel *ch, struct hr_buf 
 /* One page of history: the kept messages after a cursor, ids increasing. The messages are
  * borrowed for the callback only (hr_buf_ref what must outlive it). */
 struct hr_hub_page {
-    int status;                         /* 0, or the store's error (then n is 0) */
-    uint64_t first;                     /* the oldest id kept when read: since + 1 < first
-                                         * means the reader missed some (a gap) */
+    int status;     /* 0, or the store's error (then n is 0) */
+    uint64_t first; /* the oldest id kept when read: since + 1 < first
+                     * means the reader missed some (a gap) */
     uint32_t n;
     struct hr_hub_msg **m;
 };
 typedef void (*hr_hub_page_cb)(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg);
 
-#define HR_HUB_PAGE_MAX 1024            /* messages in one page */
-#define HR_HUB_PAGE_BYTES (256u << 10)  /* about the payload bytes of a page read from the store */
+#define HR_HUB_PAGE_MAX 1024           /* messages in one page */
+#define HR_HUB_PAGE_BYTES (256u << 10) /* about the payload bytes of a page read from the store */
 
 /* Read a page of ch's history after since: at most max messages (up to HR_HUB_PAGE_MAX).
  * When the cache holds what comes after since (or since is up to date), cb runs inside the
@@ -225,6 +229,7 @@ void hr_hub_readers(struct hr_sub *sub, uint32_t n);
 /* An encoding of m for fmt, built once by make(m, ud) and then shared; NULL on failure. The
  * returned buffer is borrowed (hr_buf_ref it to keep it past the call). */
 struct hr_buf *hr_hub_encoding(struct hr_hub_msg *m, int fmt,
-                               struct hr_buf *(*make)(const struct hr_hub_msg *m, void *ud), void *ud);
+                               struct hr_buf *(*make)(const struct hr_hub_msg *m, void *ud),
+                               void *ud);
 
 #endif

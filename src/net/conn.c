@@ -10,13 +10,13 @@
 #include "core/log.h"
 #include "server.h"
 
-#define HR_CONN_CLOSED (1 << 7)     /* close_cb ran; memory waits for the last hold */
-#define HR_CONN_SHUTDOWN (1 << 8)   /* uv_shutdown started */
+#define HR_CONN_CLOSED (1 << 7)   /* close_cb ran; memory waits for the last hold */
+#define HR_CONN_SHUTDOWN (1 << 8) /* uv_shutdown started */
 #define HR_MAX_SLICES 8
 
 struct hr_write_req {
     uv_write_t req;
-    uint32_t charged;               /* bytes charged to the memory budget for this write */
+    uint32_t charged; /* bytes charged to the memory budget for this write */
     uint8_t n;
     struct hr_buf *bufs[HR_MAX_SLICES];
 };
@@ -116,7 +116,8 @@ static void run_input(struct hr_conn *c, char *data, size_t len, int from_pendin
     }
     /* A protocol that stops consuming (one request at a time) must not make us buffer
      * without bound: stop reading until it resumes. */
-    if (c->pending_len > c->srv->limits.max_head + HR_SCRATCH_SIZE && (c->flags & HR_CONN_READING)) {
+    if (c->pending_len > c->srv->limits.max_head + HR_SCRATCH_SIZE &&
+        (c->flags & HR_CONN_READING)) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->flags &= ~HR_CONN_READING;
     }
@@ -124,7 +125,8 @@ static void run_input(struct hr_conn *c, char *data, size_t len, int from_pendin
 
 void hr_conn_process_pending(struct hr_conn *c)
 {
-    if (c->pending_len && !(c->flags & (HR_CONN_PAUSED | HR_CONN_CLOSING | HR_CONN_ENDING | HR_CONN_IN_READ)))
+    if (c->pending_len &&
+        !(c->flags & (HR_CONN_PAUSED | HR_CONN_CLOSING | HR_CONN_ENDING | HR_CONN_IN_READ)))
         run_input(c, c->pending, c->pending_len, 1);
     if (!(c->flags & (HR_CONN_PAUSED | HR_CONN_CLOSING)))
         start_reading(c);
@@ -265,7 +267,8 @@ static void write_cb(uv_write_t *req, int status)
     }
     /* drained: below half the cap, or (shed by the budget) below half of what it was */
     size_t cap = c->srv->limits.max_queued;
-    if ((c->flags & HR_CONN_FULL) && c->bq.state == HR_BQ_OK && (q <= cap / 2 || (was_shed && q <= cap))) {
+    if ((c->flags & HR_CONN_FULL) && c->bq.state == HR_BQ_OK &&
+        (q <= cap / 2 || (was_shed && q <= cap))) {
         c->flags &= ~HR_CONN_FULL;
         if (c->proto->on_drain)
             c->proto->on_drain(c);

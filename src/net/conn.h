@@ -34,33 +34,36 @@ struct hr_proto {
 };
 
 enum {
-    HR_CONN_READING = 1 << 0,  /* uv_read_start is active */
-    HR_CONN_PAUSED = 1 << 1,   /* protocol asked not to read (hr_conn_pause) */
-    HR_CONN_ENDING = 1 << 2,   /* flushing output, then shutdown and linger */
-    HR_CONN_CLOSING = 1 << 3,  /* uv_close called */
-    HR_CONN_READY = 1 << 4,    /* on the server's list of connections with input to process */
-    HR_CONN_FULL = 1 << 5,     /* output queue went over the high watermark */
-    HR_CONN_IN_READ = 1 << 6,  /* inside on_read (re-entrancy guard) */
+    HR_CONN_READING = 1 << 0, /* uv_read_start is active */
+    HR_CONN_PAUSED = 1 << 1,  /* protocol asked not to read (hr_conn_pause) */
+    HR_CONN_ENDING = 1 << 2,  /* flushing output, then shutdown and linger */
+    HR_CONN_CLOSING = 1 << 3, /* uv_close called */
+    HR_CONN_READY = 1 << 4,   /* on the server's list of connections with input to process */
+    HR_CONN_FULL = 1 << 5,    /* output queue went over the high watermark */
+    HR_CONN_IN_READ = 1 << 6, /* inside on_read (re-entrancy guard) */
 };
 
 struct hr_conn {
-    uv_tcp_t tcp;                      /* must stay first: handle <-> conn */
+    uv_tcp_t tcp; /* must stay first: handle <-> conn */
     struct hr_server *srv;
     const struct hr_proto *proto;
-    void *pdata;                       /* protocol state, owned by proto */
-    struct hr_conn *prev, *next;       /* the server's connection list */
-    struct hr_conn *ready_next;        /* the server's list of input to process */
-    struct hr_ip_count *ip;            /* its client address's count (server.c), or NULL */
-    char *pending;                     /* unconsumed input: a partial frame or request */
+    void *pdata;                 /* protocol state, owned by proto */
+    struct hr_conn *prev, *next; /* the server's connection list */
+    struct hr_conn *ready_next;  /* the server's list of input to process */
+    struct hr_ip_count *ip;      /* its client address's count (server.c), or NULL */
+    char *pending;               /* unconsumed input: a partial frame or request */
     uint32_t pending_len, pending_cap;
-    uint64_t deadline;                 /* loop time in ms; 0 = none */
-    uint16_t holds;                    /* async operations that still point at this conn */
+    uint64_t deadline; /* loop time in ms; 0 = none */
+    uint16_t holds;    /* async operations that still point at this conn */
     uint16_t flags;
-    struct hr_budget_queue bq;         /* queued output, charged to the memory budget */
+    struct hr_budget_queue bq; /* queued output, charged to the memory budget */
 };
 
 /* Bytes written to the kernel (or attempted) but not yet accepted by it. */
-static inline size_t hr_conn_queued(const struct hr_conn *c) { return c->tcp.write_queue_size; }
+static inline size_t hr_conn_queued(const struct hr_conn *c)
+{
+    return c->tcp.write_queue_size;
+}
 
 /* Write slices of shared buffers, in order. Tries a direct write first; what the kernel does
  * not take is queued with a reference on each buffer. The caller keeps its own references.
@@ -92,14 +95,20 @@ void hr_conn_resume(struct hr_conn *c);
 void hr_conn_set_timeout(struct hr_conn *c, uint64_t ms);
 
 /* Keep the connection's memory alive across an asynchronous operation (a file read). */
-static inline void hr_conn_hold(struct hr_conn *c) { c->holds++; }
+static inline void hr_conn_hold(struct hr_conn *c)
+{
+    c->holds++;
+}
 /* Returns 1 if the connection is still usable, 0 if it closed meanwhile (and may now be
  * freed: do not touch it after a 0). */
 int hr_conn_release(struct hr_conn *c);
 
 /* Output went over max_queued and has not drained below half of it yet (or the memory budget
  * shed this connection and its output has not drained to half of what it was). */
-static inline int hr_conn_full(const struct hr_conn *c) { return (c->flags & HR_CONN_FULL) != 0; }
+static inline int hr_conn_full(const struct hr_conn *c)
+{
+    return (c->flags & HR_CONN_FULL) != 0;
+}
 
 /* A reader of broadcasts is a slow consumer: its output is over max_queued, or the memory
  * budget shed it (see struct hr_proto on_shed) and its output has not drained yet. */

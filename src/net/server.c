@@ -77,7 +77,8 @@ int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limit
     srv->ready_idle.data = srv;
     uv_timer_init(loop, &srv->shed);
     srv->shed.data = srv;
-    hr_budget_set_max(limits->max_memory == HR_MEMORY_AUTO ? hr_budget_default() : limits->max_memory);
+    hr_budget_set_max(limits->max_memory == HR_MEMORY_AUTO ? hr_budget_default()
+                                                           : limits->max_memory);
     srv->limits.max_memory = hr_budget_max();
     hr_budget_on_over(budget_over_cb, srv);
     return 0;
@@ -103,7 +104,8 @@ static void budget_over_cb(void *ud)
 static uint64_t sweep_interval(const struct hr_limits *l)
 {
     uint64_t m = l->header_timeout_ms;
-    uint64_t t[] = {l->body_timeout_ms, l->idle_timeout_ms, l->close_timeout_ms, l->ws_message_timeout_ms};
+    uint64_t t[] = {l->body_timeout_ms, l->idle_timeout_ms, l->close_timeout_ms,
+                    l->ws_message_timeout_ms};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i] && t[i] < m)
             m = t[i];
@@ -126,8 +128,8 @@ static void log_refusals(struct hr_server *srv)
         hr_warn("refused %u connection%s: over --max-connections-per-ip %u", srv->refused_ip,
                 srv->refused_ip == 1 ? "" : "s", srv->limits.max_connections_per_ip);
     if (srv->accept_errors)
-        hr_warn("accept failed %u time%s: %s%s", srv->accept_errors, srv->accept_errors == 1 ? "" : "s",
-                uv_strerror(srv->last_accept_error),
+        hr_warn("accept failed %u time%s: %s%s", srv->accept_errors,
+                srv->accept_errors == 1 ? "" : "s", uv_strerror(srv->last_accept_error),
                 srv->last_accept_error == UV_EMFILE || srv->last_accept_error == UV_ENFILE
                     ? " (out of file descriptors: new connections are closed, open ones go on)"
                     : "");
@@ -370,7 +372,8 @@ void hr_server_stop(struct hr_server *srv)
 void hr_server_free(struct hr_server *srv)
 {
     struct hr_ip_count *e, *tmp;
-    HASH_ITER(hh, srv->per_ip, e, tmp) {
+    HASH_ITER(hh, srv->per_ip, e, tmp)
+    {
         HASH_DEL(srv->per_ip, e);
         free(e);
     }

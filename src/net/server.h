@@ -10,18 +10,18 @@
 #include "conn.h"
 
 struct hr_limits {
-    uint32_t max_head;           /* request line + headers, bytes (431 over it) */
-    uint64_t max_body;           /* request body, bytes (413 over it) */
-    uint64_t header_timeout_ms;  /* a request head must arrive within this (slowloris) */
-    uint64_t body_timeout_ms;    /* a request body must arrive within this */
-    uint64_t idle_timeout_ms;    /* keep-alive connection with no request */
-    uint64_t ws_max_message;     /* one WebSocket message, bytes (1009 over it) */
-    uint64_t ws_message_timeout_ms; /* a begun WebSocket message must be complete by then (1008) */
-    uint64_t close_timeout_ms;   /* wait for the peer to finish closing */
-    uint64_t max_queued;         /* output bytes queued per connection (backpressure cap) */
-    uint32_t max_connections;    /* accepted at once; further ones are closed at accept */
-    uint64_t max_memory;         /* the memory budget (core/budget.h); 0 = unlimited,
-                                  * HR_MEMORY_AUTO = hr_budget_default() */
+    uint32_t max_head;               /* request line + headers, bytes (431 over it) */
+    uint64_t max_body;               /* request body, bytes (413 over it) */
+    uint64_t header_timeout_ms;      /* a request head must arrive within this (slowloris) */
+    uint64_t body_timeout_ms;        /* a request body must arrive within this */
+    uint64_t idle_timeout_ms;        /* keep-alive connection with no request */
+    uint64_t ws_max_message;         /* one WebSocket message, bytes (1009 over it) */
+    uint64_t ws_message_timeout_ms;  /* a begun WebSocket message must be complete by then (1008) */
+    uint64_t close_timeout_ms;       /* wait for the peer to finish closing */
+    uint64_t max_queued;             /* output bytes queued per connection (backpressure cap) */
+    uint32_t max_connections;        /* accepted at once; further ones are closed at accept */
+    uint64_t max_memory;             /* the memory budget (core/budget.h); 0 = unlimited,
+                                      * HR_MEMORY_AUTO = hr_budget_default() */
     uint32_t max_connections_per_ip; /* from one client address at once; 0: no limit */
 };
 
@@ -29,20 +29,13 @@ struct hr_limits {
 
 /* herald's defaults (the table in src/server/config.c; tests/unit/test_server_options.c keeps
  * them equal), for library users and tests. */
-#define HR_LIMITS_DEFAULT { \
-    .max_head = 16 * 1024, \
-    .max_body = 1024 * 1024, \
-    .header_timeout_ms = 10000, \
-    .body_timeout_ms = 30000, \
-    .idle_timeout_ms = 30000, \
-    .ws_max_message = 16 * 1024 * 1024, \
-    .ws_message_timeout_ms = 30000, \
-    .close_timeout_ms = 5000, \
-    .max_queued = 4 * 1024 * 1024, \
-    .max_connections = 100000, \
-    .max_memory = HR_MEMORY_AUTO, \
-    .max_connections_per_ip = 256, \
-}
+#define HR_LIMITS_DEFAULT                                                                          \
+    {                                                                                              \
+        .max_head = 16 * 1024, .max_body = 1024 * 1024, .header_timeout_ms = 10000,                \
+        .body_timeout_ms = 30000, .idle_timeout_ms = 30000, .ws_max_message = 16 * 1024 * 1024,    \
+        .ws_message_timeout_ms = 30000, .close_timeout_ms = 5000, .max_queued = 4 * 1024 * 1024,   \
+        .max_connections = 100000, .max_memory = HR_MEMORY_AUTO, .max_connections_per_ip = 256,    \
+    }
 
 #define HR_SCRATCH_SIZE (64 * 1024)
 
@@ -60,24 +53,24 @@ struct hr_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t sweep;
-    uv_timer_t shed;                 /* memory budget passes, running only while over it */
-    uv_idle_t ready_idle;            /* runs input left pending by paused connections */
+    uv_timer_t shed;      /* memory budget passes, running only while over it */
+    uv_idle_t ready_idle; /* runs input left pending by paused connections */
     struct hr_limits limits;
-    struct hr_conn *conns;           /* doubly linked list of live connections */
-    struct hr_conn *ready;           /* connections with pending input to process */
+    struct hr_conn *conns; /* doubly linked list of live connections */
+    struct hr_conn *ready; /* connections with pending input to process */
     uint32_t nconns;
-    struct hr_ip_count *per_ip;      /* connections per client address (uthash) */
+    struct hr_ip_count *per_ip; /* connections per client address (uthash) */
     /* refusals since the last log line (at most one line a second) */
     uint64_t refused_log_ms;
     uint32_t refused_max, refused_ip, accept_errors;
     int last_accept_error;
     uint8_t stopping;
     uint8_t scratch_busy;
-    char *scratch;                   /* HR_SCRATCH_SIZE bytes shared by every read */
-    void (*on_accept)(struct hr_conn *c);  /* sets the initial protocol (HTTP) */
-    void *app;                       /* the HTTP router */
-    void *app_data;                  /* the application that owns this server */
-    void (*on_stopped)(struct hr_server *srv);  /* every connection is gone after a stop */
+    char *scratch;                             /* HR_SCRATCH_SIZE bytes shared by every read */
+    void (*on_accept)(struct hr_conn *c);      /* sets the initial protocol (HTTP) */
+    void *app;                                 /* the HTTP router */
+    void *app_data;                            /* the application that owns this server */
+    void (*on_stopped)(struct hr_server *srv); /* every connection is gone after a stop */
 };
 
 /* Also raises the soft open-file limit to the hard one and lowers max_connections (with a

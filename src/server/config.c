@@ -35,112 +35,283 @@ static int valid_path(const struct herald_config *cfg, const char *v)
  * HR_EIO_OPTS_DEFAULT, HR_PUSH_*_DEFAULT_MS) are for library users; tests/unit/
  * test_server_options.c checks that they agree with this table. */
 const struct hr_opt hr_config_table[] = {
-    {.name = "host", .arg = "ADDR", .type = HR_OPT_STR, .offset = F(io.host), .def_str = "0.0.0.0",
-     .section = "", .help = "address to listen on (default {}; IPv6 literals work)"},
-    {.name = "port", .short_name = 'p', .arg = "N", .type = HR_OPT_INT, .offset = F(io.port), .def = 3000,
-     .max = 65535, .want = "--port wants a number from 0 to 65535",
+    {.name = "host",
+     .arg = "ADDR",
+     .type = HR_OPT_STR,
+     .offset = F(io.host),
+     .def_str = "0.0.0.0",
+     .section = "",
+     .help = "address to listen on (default {}; IPv6 literals work)"},
+    {.name = "port",
+     .short_name = 'p',
+     .arg = "N",
+     .type = HR_OPT_INT,
+     .offset = F(io.port),
+     .def = 3000,
+     .max = 65535,
+     .want = "--port wants a number from 0 to 65535",
      .help = "TCP port, 0 for any free one (default {})"},
-    {.name = "public", .arg = "DIR", .type = HR_OPT_STR, .offset = F(io.public_dir), .def_str = "public",
+    {.name = "public",
+     .arg = "DIR",
+     .type = HR_OPT_STR,
+     .offset = F(io.public_dir),
+     .def_str = "public",
      .help = "directory of static files served at / (default {};\n"
              "if it does not exist: a warning, and no static files)"},
-    {.name = "app", .arg = "NAME", .type = HR_OPT_STR, .offset = F(app), .def_str = "chat", .valid = valid_app,
+    {.name = "app",
+     .arg = "NAME",
+     .type = HR_OPT_STR,
+     .offset = F(app),
+     .def_str = "chat",
+     .valid = valid_app,
      .want = "--app wants chat, conformance-eio or conformance-sio",
      .help = "{} (default: the tutorial's chat server),\n"
              "conformance-eio or conformance-sio (the apps the official\n"
              "Engine.IO / Socket.IO test suites expect)"},
-    {.name = "quiet", .short_name = 'q', .type = HR_OPT_FLAG, .offset = F(io.quiet), .help = "log errors only"},
+    {.name = "quiet",
+     .short_name = 'q',
+     .type = HR_OPT_FLAG,
+     .offset = F(io.quiet),
+     .help = "log errors only"},
 
-    {.name = "path", .arg = "P", .type = HR_OPT_STR, .offset = F(io.path), .def_str = "/socket.io/",
-     .valid = valid_path, .want = "--path wants an absolute path such as /socket.io/",
-     .section = "Socket.IO (times in milliseconds):", .help = "Socket.IO path (default {})"},
-    {.name = "ping-interval", .arg = "MS", .type = HR_OPT_U32, .offset = F(io.ping_interval_ms), .def = 25000,
-     .min = 1, .max = 3600000, .want = "--ping-interval wants milliseconds from 1 to 3600000",
+    {.name = "path",
+     .arg = "P",
+     .type = HR_OPT_STR,
+     .offset = F(io.path),
+     .def_str = "/socket.io/",
+     .valid = valid_path,
+     .want = "--path wants an absolute path such as /socket.io/",
+     .section = "Socket.IO (times in milliseconds):",
+     .help = "Socket.IO path (default {})"},
+    {.name = "ping-interval",
+     .arg = "MS",
+     .type = HR_OPT_U32,
+     .offset = F(io.ping_interval_ms),
+     .def = 25000,
+     .min = 1,
+     .max = 3600000,
+     .want = "--ping-interval wants milliseconds from 1 to 3600000",
      .help = "heartbeat interval (default {})"},
-    {.name = "ping-timeout", .arg = "MS", .type = HR_OPT_U32, .offset = F(io.ping_timeout_ms), .def = 20000,
-     .min = 1, .max = 3600000, .want = "--ping-timeout wants milliseconds from 1 to 3600000",
+    {.name = "ping-timeout",
+     .arg = "MS",
+     .type = HR_OPT_U32,
+     .offset = F(io.ping_timeout_ms),
+     .def = 20000,
+     .min = 1,
+     .max = 3600000,
+     .want = "--ping-timeout wants milliseconds from 1 to 3600000",
      .help = "a missing pong closes the session after it (default {})"},
-    {.name = "max-payload", .arg = "N", .type = HR_OPT_U32, .offset = F(io.max_payload), .def = 1000000,
-     .min = 64, .max = 1ull << 30, .want = "--max-payload wants bytes from 64 to 1 GiB",
+    {.name = "max-payload",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(io.max_payload),
+     .def = 1000000,
+     .min = 64,
+     .max = 1ull << 30,
+     .want = "--max-payload wants bytes from 64 to 1 GiB",
      .help = "one polling POST or WebSocket message (default {})"},
-    {.name = "cors-origin", .arg = "O", .type = HR_OPT_STR, .offset = F(io.cors_origin), .def_str = "*",
-     .flags = HR_OPT_NONE_NULL, .help = "allowed origins: {} (default), a comma-separated list, or none"},
-    {.name = "recovery-window", .arg = "MS", .type = HR_OPT_U32, .offset = F(io.recovery_window_ms),
-     .def = 120000, .max = 86400000, .want = "--recovery-window wants milliseconds up to 86400000",
+    {.name = "cors-origin",
+     .arg = "O",
+     .type = HR_OPT_STR,
+     .offset = F(io.cors_origin),
+     .def_str = "*",
+     .flags = HR_OPT_NONE_NULL,
+     .help = "allowed origins: {} (default), a comma-separated list, or none"},
+    {.name = "recovery-window",
+     .arg = "MS",
+     .type = HR_OPT_U32,
+     .offset = F(io.recovery_window_ms),
+     .def = 120000,
+     .max = 86400000,
+     .want = "--recovery-window wants milliseconds up to 86400000",
      .help = "connection state recovery window, 0 for off (default {})"},
-    {.name = "connect-timeout", .arg = "MS", .type = HR_OPT_U32, .offset = F(io.connect_timeout_ms),
-     .def = 45000, .min = 1, .max = 86400000, .want = "--connect-timeout wants milliseconds from 1 to 86400000",
+    {.name = "connect-timeout",
+     .arg = "MS",
+     .type = HR_OPT_U32,
+     .offset = F(io.connect_timeout_ms),
+     .def = 45000,
+     .min = 1,
+     .max = 86400000,
+     .want = "--connect-timeout wants milliseconds from 1 to 86400000",
      .help = "close a client that joins no namespace by then (default {})"},
 
-    {.name = "store", .arg = "sqlite|memory", .type = HR_OPT_STR, .offset = F(io.store), .def_str = "sqlite",
-     .valid = valid_store, .want = "--store wants memory or sqlite",
+    {.name = "store",
+     .arg = "sqlite|memory",
+     .type = HR_OPT_STR,
+     .offset = F(io.store),
+     .def_str = "sqlite",
+     .valid = valid_store,
+     .want = "--store wants memory or sqlite",
      .section = "Channels (/sse, /lp, /poll, /pub; times in seconds):",
      .help = "where channel history lives (default {}: durable)"},
-    {.name = "data", .arg = "DIR", .type = HR_OPT_STR, .offset = F(io.data_dir), .def_str = "data",
+    {.name = "data",
+     .arg = "DIR",
+     .type = HR_OPT_STR,
+     .offset = F(io.data_dir),
+     .def_str = "data",
      .help = "directory of the sqlite store's herald.db (default {},\ncreated if missing)"},
-    {.name = "history", .arg = "N", .type = HR_OPT_U32, .offset = F(history.max_messages), .def = 10000,
-     .min = 1, .max = 10000000, .want = "--history wants a number from 1 to 10000000",
+    {.name = "history",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(history.max_messages),
+     .def = 10000,
+     .min = 1,
+     .max = 10000000,
+     .want = "--history wants a number from 1 to 10000000",
      .help = "messages kept per channel (default {})"},
-    {.name = "history-bytes", .arg = "N", .type = HR_OPT_SIZE, .offset = F(history.max_bytes), .def = 16u << 20,
-     .min = 1024, .max = 1ull << 34, .want = "--history-bytes wants bytes from 1024",
+    {.name = "history-bytes",
+     .arg = "N",
+     .type = HR_OPT_SIZE,
+     .offset = F(history.max_bytes),
+     .def = 16u << 20,
+     .min = 1024,
+     .max = 1ull << 34,
+     .want = "--history-bytes wants bytes from 1024",
      .help = "payload bytes kept per channel (default {})"},
-    {.name = "history-age", .arg = "S", .type = HR_OPT_MS_U64, .offset = F(history.max_age_ms), .def = 0,
-     .flags = HR_OPT_ZERO_OK, .want = "--history-age wants seconds, or 0",
+    {.name = "history-age",
+     .arg = "S",
+     .type = HR_OPT_MS_U64,
+     .offset = F(history.max_age_ms),
+     .def = 0,
+     .flags = HR_OPT_ZERO_OK,
+     .want = "--history-age wants seconds, or 0",
      .help = "drop history older than this, 0 for no limit (default {})"},
-    {.name = "history-cache", .arg = "N", .type = HR_OPT_SIZE, .offset = F(history.cache_bytes), .def = 64u << 20,
-     .min = 1u << 20, .max = 1ull << 40, .want = "--history-cache wants bytes from 1048576",
+    {.name = "history-cache",
+     .arg = "N",
+     .type = HR_OPT_SIZE,
+     .offset = F(history.cache_bytes),
+     .def = 64u << 20,
+     .min = 1u << 20,
+     .max = 1ull << 40,
+     .want = "--history-cache wants bytes from 1048576",
      .help = "bytes of recent history cached in memory, all channels\n"
              "together (default {}); older reads go to the store;\n"
              "with --store memory this bounds all history kept"},
-    {.name = "channel-policy", .arg = "P=X", .type = HR_OPT_POLICY,
+    {.name = "channel-policy",
+     .arg = "P=X",
+     .type = HR_OPT_POLICY,
      .want = "--channel-policy wants PATTERN=disconnect|skip|coalesce",
      .help = "slow readers of channels matching glob P: disconnect\n"
              "(default), skip (gap notice) or coalesce (latest only);\n"
              "repeatable, first match wins: --channel-policy 'user:*=coalesce'"},
-    {.name = "lp-timeout", .arg = "S", .type = HR_OPT_MS_U32, .offset = F(lp_timeout_ms), .def = 30000,
+    {.name = "lp-timeout",
+     .arg = "S",
+     .type = HR_OPT_MS_U32,
+     .offset = F(lp_timeout_ms),
+     .def = 30000,
      .want = "--lp-timeout wants seconds > 0",
      .help = "a long-poll with nothing new answers empty after this (default {})"},
-    {.name = "sse-heartbeat", .arg = "S", .type = HR_OPT_MS_U32, .offset = F(sse_heartbeat_ms), .def = 15000,
-     .want = "--sse-heartbeat wants seconds > 0", .help = "comment line sent on idle event streams (default {})"},
+    {.name = "sse-heartbeat",
+     .arg = "S",
+     .type = HR_OPT_MS_U32,
+     .offset = F(sse_heartbeat_ms),
+     .def = 15000,
+     .want = "--sse-heartbeat wants seconds > 0",
+     .help = "comment line sent on idle event streams (default {})"},
 
-    {.name = "max-head", .arg = "N", .type = HR_OPT_U32, .offset = F(limits.max_head), .def = 16 * 1024,
-     .min = 256, .max = 1 << 20, .want = "--max-head wants bytes from 256 to 1048576",
+    {.name = "max-head",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(limits.max_head),
+     .def = 16 * 1024,
+     .min = 256,
+     .max = 1 << 20,
+     .want = "--max-head wants bytes from 256 to 1048576",
      .section = "Limits (sizes in bytes, times in seconds; decimals allowed):",
      .help = "request line + headers (default {}; over: 431)"},
-    {.name = "max-body", .arg = "N", .type = HR_OPT_U64, .offset = F(limits.max_body), .def = 1024 * 1024,
-     .max = 1ull << 32, .want = "--max-body wants bytes up to 4 GiB", .help = "request body (default {}; over: 413)"},
-    {.name = "header-timeout", .arg = "S", .type = HR_OPT_MS_U64, .offset = F(limits.header_timeout_ms),
-     .def = 10000, .want = "--header-timeout wants seconds > 0",
+    {.name = "max-body",
+     .arg = "N",
+     .type = HR_OPT_U64,
+     .offset = F(limits.max_body),
+     .def = 1024 * 1024,
+     .max = 1ull << 32,
+     .want = "--max-body wants bytes up to 4 GiB",
+     .help = "request body (default {}; over: 413)"},
+    {.name = "header-timeout",
+     .arg = "S",
+     .type = HR_OPT_MS_U64,
+     .offset = F(limits.header_timeout_ms),
+     .def = 10000,
+     .want = "--header-timeout wants seconds > 0",
      .help = "time to send a whole request head (default {}; then 408)"},
-    {.name = "body-timeout", .arg = "S", .type = HR_OPT_MS_U64, .offset = F(limits.body_timeout_ms), .def = 30000,
-     .want = "--body-timeout wants seconds > 0", .help = "time to send a request body (default {})"},
-    {.name = "idle-timeout", .arg = "S", .type = HR_OPT_MS_U64, .offset = F(limits.idle_timeout_ms), .def = 30000,
-     .want = "--idle-timeout wants seconds > 0", .help = "keep-alive connection without a request (default {})"},
-    {.name = "ws-max-message", .arg = "N", .type = HR_OPT_U64, .offset = F(limits.ws_max_message),
-     .def = 16 * 1024 * 1024, .min = 125, .max = 1ull << 31,
+    {.name = "body-timeout",
+     .arg = "S",
+     .type = HR_OPT_MS_U64,
+     .offset = F(limits.body_timeout_ms),
+     .def = 30000,
+     .want = "--body-timeout wants seconds > 0",
+     .help = "time to send a request body (default {})"},
+    {.name = "idle-timeout",
+     .arg = "S",
+     .type = HR_OPT_MS_U64,
+     .offset = F(limits.idle_timeout_ms),
+     .def = 30000,
+     .want = "--idle-timeout wants seconds > 0",
+     .help = "keep-alive connection without a request (default {})"},
+    {.name = "ws-max-message",
+     .arg = "N",
+     .type = HR_OPT_U64,
+     .offset = F(limits.ws_max_message),
+     .def = 16 * 1024 * 1024,
+     .min = 125,
+     .max = 1ull << 31,
      .want = "--ws-max-message wants bytes from 125 to 2 GiB",
      .help = "one WebSocket message (default {}; over: close 1009)\n"
              "(/ws/{channel}: --max-body; Socket.IO: --max-payload)"},
-    {.name = "ws-message-timeout", .arg = "S", .type = HR_OPT_MS_U64, .offset = F(limits.ws_message_timeout_ms),
-     .def = 30000, .want = "--ws-message-timeout wants seconds > 0",
+    {.name = "ws-message-timeout",
+     .arg = "S",
+     .type = HR_OPT_MS_U64,
+     .offset = F(limits.ws_message_timeout_ms),
+     .def = 30000,
+     .want = "--ws-message-timeout wants seconds > 0",
      .help = "a begun WebSocket message must be complete by then\n(default {}; then close 1008)"},
-    {.name = "close-timeout", .arg = "S", .type = HR_OPT_MS_U64, .offset = F(limits.close_timeout_ms), .def = 5000,
-     .want = "--close-timeout wants seconds > 0", .help = "wait for a peer to finish closing (default {})"},
-    {.name = "max-queued", .arg = "N", .type = HR_OPT_U64, .offset = F(limits.max_queued), .def = 4 * 1024 * 1024,
-     .min = 1024, .max = 1ull << 32, .want = "--max-queued wants bytes from 1024 to 4 GiB",
+    {.name = "close-timeout",
+     .arg = "S",
+     .type = HR_OPT_MS_U64,
+     .offset = F(limits.close_timeout_ms),
+     .def = 5000,
+     .want = "--close-timeout wants seconds > 0",
+     .help = "wait for a peer to finish closing (default {})"},
+    {.name = "max-queued",
+     .arg = "N",
+     .type = HR_OPT_U64,
+     .offset = F(limits.max_queued),
+     .def = 4 * 1024 * 1024,
+     .min = 1024,
+     .max = 1ull << 32,
+     .want = "--max-queued wants bytes from 1024 to 4 GiB",
      .help = "output queued per connection (default {});\n"
              "a peer over it is paused (replies); a reader of\n"
              "broadcasts follows its channel's --channel-policy"},
-    {.name = "max-connections", .arg = "N", .type = HR_OPT_U32, .offset = F(limits.max_connections),
-     .def = 100000, .min = 1, .max = 10000000, .want = "--max-connections wants a number from 1 to 10000000",
+    {.name = "max-connections",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(limits.max_connections),
+     .def = 100000,
+     .min = 1,
+     .max = 10000000,
+     .want = "--max-connections wants a number from 1 to 10000000",
      .help = "connections at once (default {}, lowered to fit\n"
              "the open-file limit); further ones are closed at accept"},
-    {.name = "max-connections-per-ip", .arg = "N", .type = HR_OPT_U32, .offset = F(limits.max_connections_per_ip),
-     .def = 256, .max = 10000000, .want = "--max-connections-per-ip wants a number up to 10000000 (0: no limit)",
+    {.name = "max-connections-per-ip",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(limits.max_connections_per_ip),
+     .def = 256,
+     .max = 10000000,
+     .want = "--max-connections-per-ip wants a number up to 10000000 (0: no limit)",
      .help = "connections at once from one client address\n"
              "(default {}, 0 for no limit); behind a reverse proxy\n"
              "or a large NAT clients share an address: raise it"},
-    {.name = "max-memory", .arg = "N", .type = HR_OPT_U64, .offset = F(limits.max_memory), .def = HR_MEMORY_AUTO,
-     .min = 1u << 20, .max = UINT64_MAX - 1, .flags = HR_OPT_ZERO_OK, .shown = hr_budget_default,
+    {.name = "max-memory",
+     .arg = "N",
+     .type = HR_OPT_U64,
+     .offset = F(limits.max_memory),
+     .def = HR_MEMORY_AUTO,
+     .min = 1u << 20,
+     .max = UINT64_MAX - 1,
+     .flags = HR_OPT_ZERO_OK,
+     .shown = hr_budget_default,
      .want = "--max-memory wants bytes: 0 (no limit) or at least 1048576",
      .help = "memory budget for queued output, message assembly,\n"
              "request bodies, history cache and publishes in flight;\n"
@@ -154,7 +325,8 @@ const struct hr_opt hr_config_table[] = {
 };
 const size_t hr_config_table_len = sizeof hr_config_table / sizeof hr_config_table[0];
 
-_Static_assert(sizeof hr_config_table / sizeof hr_config_table[0] <= 64, "herald_config.given has 64 bits");
+_Static_assert(sizeof hr_config_table / sizeof hr_config_table[0] <= 64,
+               "herald_config.given has 64 bits");
 
 static void *field(struct herald_config *cfg, const struct hr_opt *o)
 {
@@ -219,9 +391,10 @@ void hr_config_default_str(const struct hr_opt *o, char *out, size_t outlen)
 
 void hr_config_usage(FILE *out)
 {
-    fprintf(out, "Usage: herald [options]\n"
-                 "A real-time push server: Socket.IO (Engine.IO v4: long-polling, WebSocket), RFC 6455\n"
-                 "WebSocket and static files over HTTP/1.1.\n");
+    fprintf(out,
+            "Usage: herald [options]\n"
+            "A real-time push server: Socket.IO (Engine.IO v4: long-polling, WebSocket), RFC 6455\n"
+            "WebSocket and static files over HTTP/1.1.\n");
     for (size_t i = 0; i < hr_config_table_len; i++) {
         const struct hr_opt *o = &hr_config_table[i];
         if (o->section)
@@ -294,18 +467,18 @@ static int in_range(const struct hr_opt *o, uint64_t v)
 }
 
 /* One value into its field: 0, or HR_EINVAL for a value the entry does not accept. */
-static int set_value(struct herald_config *cfg, const struct hr_opt *o, const char *arg, char *err, size_t errlen)
+static int set_value(struct herald_config *cfg, const struct hr_opt *o, const char *arg, char *err,
+                     size_t errlen)
 {
     uint64_t v;
     switch (o->type) {
     case HR_OPT_STR:
         if (o->valid && !o->valid(cfg, arg))
             return HR_EINVAL;
-        *(const char **)field(cfg, o) = (o->flags & HR_OPT_NONE_NULL) && strcmp(arg, "none") == 0 ? NULL : arg;
+        *(const char **)field(cfg, o) =
+            (o->flags & HR_OPT_NONE_NULL) && strcmp(arg, "none") == 0 ? NULL : arg;
         return 0;
-    case HR_OPT_FLAG:
-        *(int *)field(cfg, o) = 1;
-        return 0;
+    case HR_OPT_FLAG: *(int *)field(cfg, o) = 1; return 0;
     case HR_OPT_INT:
     case HR_OPT_U32:
     case HR_OPT_U64:
@@ -322,10 +495,8 @@ static int set_value(struct herald_config *cfg, const struct hr_opt *o, const ch
             return HR_EINVAL;
         set_number(cfg, o, v);
         return 0;
-    case HR_OPT_POLICY:
-        return add_policy(cfg, arg, err, errlen);
-    default:
-        return HR_EINVAL;
+    case HR_OPT_POLICY: return add_policy(cfg, arg, err, errlen);
+    default: return HR_EINVAL;
     }
 }
 
@@ -337,7 +508,8 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
     for (size_t i = 0; i < hr_config_table_len; i++) {
         const struct hr_opt *o = &hr_config_table[i];
         /* getopt_long's val: the entry's index past every char, so short and long agree */
-        longopts[i] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL, (int)(256 + i)};
+        longopts[i] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL,
+                                      (int)(256 + i)};
         if (o->short_name) {
             *sp++ = o->short_name;
             if (o->arg)

@@ -17,21 +17,21 @@ struct herald_config {
     struct hr_limits limits;      /* the network's */
     struct hr_hub_limits history; /* the hub's: history, cache, slow-consumer policies */
     uint32_t lp_timeout_ms, sse_heartbeat_ms;
-    uint64_t given;               /* bit i: hr_config_table[i] was on the command line */
+    uint64_t given;                     /* bit i: hr_config_table[i] was on the command line */
     int (*app_known)(const char *name); /* --app accepts these (set by the binary); NULL: any */
     char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1]; /* history.rules point here */
 };
 
 enum hr_opt_type {
-    HR_OPT_STR,     /* const char *, the argument itself */
-    HR_OPT_FLAG,    /* int set to 1, no value */
-    HR_OPT_INT,     /* int */
-    HR_OPT_U32,     /* uint32_t */
-    HR_OPT_U64,     /* uint64_t */
-    HR_OPT_SIZE,    /* size_t */
-    HR_OPT_MS_U32,  /* uint32_t milliseconds, given in seconds (decimals allowed) */
-    HR_OPT_MS_U64,  /* uint64_t milliseconds, given in seconds */
-    HR_OPT_POLICY,  /* --channel-policy PATTERN=POLICY into history.rules, repeatable */
+    HR_OPT_STR,    /* const char *, the argument itself */
+    HR_OPT_FLAG,   /* int set to 1, no value */
+    HR_OPT_INT,    /* int */
+    HR_OPT_U32,    /* uint32_t */
+    HR_OPT_U64,    /* uint64_t */
+    HR_OPT_SIZE,   /* size_t */
+    HR_OPT_MS_U32, /* uint32_t milliseconds, given in seconds (decimals allowed) */
+    HR_OPT_MS_U64, /* uint64_t milliseconds, given in seconds */
+    HR_OPT_POLICY, /* --channel-policy PATTERN=POLICY into history.rules, repeatable */
     HR_OPT_HELP,
     HR_OPT_VERSION,
 };
@@ -43,20 +43,21 @@ enum {
 
 /* One option: its flag, where it goes, its default, what it accepts, and its --help. */
 struct hr_opt {
-    const char *name;         /* the flag without "--" */
-    char short_name;          /* -p for --port, or 0 */
-    const char *arg;          /* the value's name in --help ("N", "DIR"); NULL: takes none */
+    const char *name; /* the flag without "--" */
+    char short_name;  /* -p for --port, or 0 */
+    const char *arg;  /* the value's name in --help ("N", "DIR"); NULL: takes none */
     enum hr_opt_type type;
-    size_t offset;            /* of the field in struct herald_config */
-    uint64_t def;             /* numbers (times in milliseconds) */
-    const char *def_str;      /* strings */
-    uint64_t min, max;        /* numbers: the range accepted (seconds types: fixed) */
-    unsigned flags;           /* HR_OPT_ZERO_OK, HR_OPT_NONE_NULL */
-    int (*valid)(const struct herald_config *cfg, const char *v); /* strings: accepted? NULL: anything */
-    uint64_t (*shown)(void);  /* --help shows this computed default instead of def */
-    const char *want;         /* a bad value's error, before ", not 'VALUE'" */
-    const char *section;      /* --help: a blank line, then this heading (may be ""), first */
-    const char *help;         /* --help text, lines split by \n; {} stands for the default */
+    size_t offset;       /* of the field in struct herald_config */
+    uint64_t def;        /* numbers (times in milliseconds) */
+    const char *def_str; /* strings */
+    uint64_t min, max;   /* numbers: the range accepted (seconds types: fixed) */
+    unsigned flags;      /* HR_OPT_ZERO_OK, HR_OPT_NONE_NULL */
+    int (*valid)(const struct herald_config *cfg,
+                 const char *v); /* strings: accepted? NULL: anything */
+    uint64_t (*shown)(void);     /* --help shows this computed default instead of def */
+    const char *want;            /* a bad value's error, before ", not 'VALUE'" */
+    const char *section;         /* --help: a blank line, then this heading (may be ""), first */
+    const char *help;            /* --help text, lines split by \n; {} stands for the default */
 };
 
 extern const struct hr_opt hr_config_table[];

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ws/echo.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "ws/echo.h"
 
 static struct hr_io *root_of(herald_io *io)
 {
@@ -54,7 +54,8 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
     return 0;
 }
 
-herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app, const char *app_name)
+herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app,
+                            const char *app_name)
 {
     struct hr_io *r = calloc(1, sizeof(*r));
     if (!r)
@@ -187,7 +188,8 @@ int herald_run(herald_io *io)
     r->srv.on_stopped = stopped_cb;
     int err = hr_server_listen(&r->srv, o->host, o->port);
     if (err < 0) {
-        fprintf(stderr, "herald: cannot listen on %s port %d: %s\n", o->host, o->port, uv_strerror(err));
+        fprintf(stderr, "herald: cannot listen on %s port %d: %s\n", o->host, o->port,
+                uv_strerror(err));
         rc = 1;
         goto out;
     }
@@ -198,8 +200,8 @@ int herald_run(herald_io *io)
     uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
 
     int v6 = strchr(o->host, ':') != NULL;
-    printf("herald %s listening on http://%s%s%s:%d (", HERALD_VERSION, v6 ? "[" : "", o->host, v6 ? "]" : "",
-           hr_server_port(&r->srv));
+    printf("herald %s listening on http://%s%s%s:%d (", HERALD_VERSION, v6 ? "[" : "", o->host,
+           v6 ? "]" : "", hr_server_port(&r->srv));
     if (r->app_name)
         printf("app %s, ", r->app_name);
     if (serve_static)

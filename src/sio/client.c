@@ -10,12 +10,30 @@
 
 /* ---- sockets ------------------------------------------------------------------------------ */
 
-const char *herald_id(const herald_socket *s) { return s->id; }
-herald_nsp *herald_socket_nsp(herald_socket *s) { return s->nsp; }
-const json_t *herald_auth(const herald_socket *s) { return s->auth; }
-void herald_set_data(herald_socket *s, void *data) { s->data = data; }
-void *herald_data(const herald_socket *s) { return s->data; }
-int herald_recovered(const herald_socket *s) { return s->recovered; }
+const char *herald_id(const herald_socket *s)
+{
+    return s->id;
+}
+herald_nsp *herald_socket_nsp(herald_socket *s)
+{
+    return s->nsp;
+}
+const json_t *herald_auth(const herald_socket *s)
+{
+    return s->auth;
+}
+void herald_set_data(herald_socket *s, void *data)
+{
+    s->data = data;
+}
+void *herald_data(const herald_socket *s)
+{
+    return s->data;
+}
+int herald_recovered(const herald_socket *s)
+{
+    return s->recovered;
+}
 
 void herald_on(herald_socket *s, const char *event, herald_event_cb cb, void *ud)
 {
@@ -127,9 +145,7 @@ static int on_packet(struct hr_sio_client *c, const struct hr_sio_packet *p, str
                      size_t nbins)
 {
     switch (p->type) {
-    case HR_SIO_CONNECT:
-        hr_sio_on_connect(c, p);
-        return 0;
+    case HR_SIO_CONNECT: hr_sio_on_connect(c, p); return 0;
     case HR_SIO_DISCONNECT: {
         herald_socket *s = hr_sio_client_socket(c, p->nsp, p->nsp_len);
         if (s)
@@ -162,8 +178,7 @@ static int on_packet(struct hr_sio_client *c, const struct hr_sio_packet *p, str
         json_decref(args.parsed);
         return 0;
     }
-    default:
-        return HR_EINVAL; /* CONNECT_ERROR never comes from a client */
+    default: return HR_EINVAL; /* CONNECT_ERROR never comes from a client */
     }
 }
 
@@ -176,7 +191,8 @@ static void partial_clear(struct hr_sio_partial *pp)
     memset(pp, 0, sizeof(*pp));
 }
 
-static void client_message_cb(struct hr_eio_session *es, int binary, const uint8_t *data, size_t len, void *ud)
+static void client_message_cb(struct hr_eio_session *es, int binary, const uint8_t *data,
+                              size_t len, void *ud)
 {
     struct hr_sio_client *c = es->user;
     if (!c)

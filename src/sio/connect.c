@@ -27,8 +27,14 @@ herald_nsp *herald_of(herald_io *io, const char *name)
     return nsp;
 }
 
-herald_io *herald_nsp_io(herald_nsp *nsp) { return nsp->io; }
-const char *herald_nsp_name(const herald_nsp *nsp) { return nsp->name; }
+herald_io *herald_nsp_io(herald_nsp *nsp)
+{
+    return nsp->io;
+}
+const char *herald_nsp_name(const herald_nsp *nsp)
+{
+    return nsp->name;
+}
 
 void herald_allow_namespaces(herald_io *io, int (*allow)(const char *name, void *ud),
                              void (*setup)(herald_nsp *nsp, void *ud), void *ud)
@@ -135,7 +141,8 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
             json_t *err = json_pack("{s:s}", "message", refusal);
             size_t tlen;
             char *text = err ? hr_sio_args_text(err, &tlen) : NULL;
-            hr_sio_send_packet(c, HR_SIO_CONNECT_ERROR, name, text ? text : "{\"message\":\"refused\"}");
+            hr_sio_send_packet(c, HR_SIO_CONNECT_ERROR, name,
+                               text ? text : "{\"message\":\"refused\"}");
             free(text);
             json_decref(err);
             hr_sio_socket_gone(s, "server namespace disconnect");
@@ -192,7 +199,8 @@ static void connect_timer_cb(uv_timer_t *t)
         hr_eio_close(c->eio, "connect timeout");
     }
     if (io->wait_head)
-        uv_timer_start(&io->connect_timer, connect_timer_cb, io->wait_head->opened + limit - now, 0);
+        uv_timer_start(&io->connect_timer, connect_timer_cb, io->wait_head->opened + limit - now,
+                       0);
 }
 
 void hr_sio_wait_add(struct hr_sio_client *c)
@@ -217,7 +225,8 @@ void hr_sio_free_namespaces(herald_io *io)
     while (io->saved)
         hr_sio_saved_free(io, io->saved);
     herald_nsp *nsp, *tmp;
-    HASH_ITER(hh, io->nsps, nsp, tmp) {
+    HASH_ITER(hh, io->nsps, nsp, tmp)
+    {
         while (nsp->kept_head) {
             struct hr_sio_kept *k = nsp->kept_head;
             nsp->kept_head = k->next;

@@ -22,8 +22,8 @@ struct outgoing {
 };
 
 static int out_init(struct outgoing *o, int type, const herald_nsp *nsp, int64_t ack_id,
-                    const char *event, const char *raw, size_t len,
-                    const struct herald_bin *bins, size_t nbins)
+                    const char *event, const char *raw, size_t len, const struct herald_bin *bins,
+                    size_t nbins)
 {
     memset(o, 0, sizeof(*o));
     /* more than a client's socket.io-parser takes ("too many attachments") */
@@ -33,7 +33,8 @@ static int out_init(struct outgoing *o, int type, const herald_nsp *nsp, int64_t
         type = type == HR_SIO_EVENT ? HR_SIO_BINARY_EVENT : HR_SIO_BINARY_ACK;
     /* the head and the event's name first (a few bytes), then the Engine.IO frame itself, the
      * arguments copied straight into it: one copy, one buffer every target shares */
-    struct hr_buf *b = hr_sio_encode(type, nsp->name, strlen(nsp->name), ack_id, (uint32_t)nbins, NULL, 0);
+    struct hr_buf *b =
+        hr_sio_encode(type, nsp->name, strlen(nsp->name), ack_id, (uint32_t)nbins, NULL, 0);
     if (!b)
         return HR_ENOMEM;
     uint32_t head = b->len;
@@ -111,7 +112,8 @@ int hr_sio_emit_queued(herald_socket *s, const char *event, const char *raw, siz
     struct outgoing o;
     int rc = out_init(&o, HR_SIO_EVENT, s->nsp, -1, event, raw, len, NULL, 0);
     if (rc == 0)
-        rc = s->connected && s->client->eio ? hr_eio_queue_frame(s->client->eio, o.text.frame) : HR_ECLOSED;
+        rc = s->connected && s->client->eio ? hr_eio_queue_frame(s->client->eio, o.text.frame)
+                                            : HR_ECLOSED;
     out_release(&o);
     return rc;
 }
@@ -172,7 +174,8 @@ int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t
      * an offset (Socket.IO does the same), so a socket that drops gets it back; that holds
      * too for what is emitted to it while it is going away (its pid was saved) */
     if (s->nsp->io->opts.recovery_window_ms && s->pid[0]) {
-        struct hr_sio_kept *k = hr_sio_keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins, NULL, 0);
+        struct hr_sio_kept *k =
+            hr_sio_keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins, NULL, 0);
         if (k) {
             raw = k->raw;
             len = k->raw_len;
@@ -199,16 +202,16 @@ int herald_send(herald_socket *s, json_t *value)
 }
 
 /* A broadcast, encoded once: every target's queue shares the one frame. */
-size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
-                        const char *event, const char *raw, size_t len,
-                        const struct herald_bin *bins, size_t nbins)
+size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except, const char *event,
+                        const char *raw, size_t len, const struct herald_bin *bins, size_t nbins)
 {
     struct outgoing o;
     size_t n = 0;
     /* with recovery on, a broadcast carries its offset as a last argument (as Socket.IO's
      * session-aware adapter does) and is kept for sockets that come back */
     if (nsp->io->opts.recovery_window_ms) {
-        struct hr_sio_kept *k = hr_sio_keep(nsp, room, except, event, raw, len, bins, nbins, NULL, 0);
+        struct hr_sio_kept *k =
+            hr_sio_keep(nsp, room, except, event, raw, len, bins, nbins, NULL, 0);
         if (k) {
             raw = k->raw;
             len = k->raw_len;
@@ -221,13 +224,13 @@ size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except
             struct hr_sio_member *m, *tmp;
             if (r)
                 HASH_ITER(hh, r->members, m, tmp)
-                    if (m->s != except && out_send(&o, m->s) == 0)
-                        n++;
+            if (m->s != except && out_send(&o, m->s) == 0)
+                n++;
         } else {
             herald_socket *s, *tmp;
             HASH_ITER(hh, nsp->sockets, s, tmp)
-                if (s != except && out_send(&o, s) == 0)
-                    n++;
+            if (s != except && out_send(&o, s) == 0)
+                n++;
         }
     }
     out_release(&o);
@@ -241,8 +244,8 @@ size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *ex
     return hr_sio_broadcast(nsp, room, except, event, raw, len, bins, nbins);
 }
 
-size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
-                        const char *event, json_t *args)
+size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except, const char *event,
+                        json_t *args)
 {
     size_t len;
     char *raw = hr_sio_args_text(args, &len);
@@ -315,8 +318,8 @@ static int ack_reply(herald_ack *ack, const char *raw, size_t len, const struct 
     return rc;
 }
 
-int herald_ack_send_raw(herald_ack *ack, const char *raw, size_t len,
-                        const struct herald_bin *bins, size_t nbins)
+int herald_ack_send_raw(herald_ack *ack, const char *raw, size_t len, const struct herald_bin *bins,
+                        size_t nbins)
 {
     return ack_reply(ack, raw, len, bins, nbins);
 }
@@ -416,7 +419,10 @@ size_t herald_args_count(const herald_args *a)
     return any ? n + 1 : 0;
 }
 
-size_t herald_args_binaries(const herald_args *a) { return a->nbins; }
+size_t herald_args_binaries(const herald_args *a)
+{
+    return a->nbins;
+}
 
 const uint8_t *herald_args_binary(const herald_args *a, size_t i, size_t *len)
 {
@@ -433,9 +439,11 @@ void hr_sio_expire_acks(herald_io *io)
     uint64_t now = uv_now(io->loop);
     int pending = 0;
     herald_nsp *nsp, *ntmp;
-    HASH_ITER(hh, io->nsps, nsp, ntmp) {
+    HASH_ITER(hh, io->nsps, nsp, ntmp)
+    {
         herald_socket *s, *stmp;
-        HASH_ITER(hh, nsp->sockets, s, stmp) {
+        HASH_ITER(hh, nsp->sockets, s, stmp)
+        {
             for (uint32_t i = 0; i < s->nacks;) {
                 if (s->acks[i].deadline && now >= s->acks[i].deadline) {
                     struct hr_sio_pending_ack a = s->acks[i];

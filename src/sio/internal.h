@@ -8,13 +8,13 @@
 struct herald_args {
     const char *raw;
     size_t raw_len;
-    json_t *parsed;          /* lazily */
+    json_t *parsed; /* lazily */
     struct hr_buf **bins;
     size_t nbins;
 };
 
 struct herald_ack {
-    herald_socket *s;        /* NULL once the socket is gone */
+    herald_socket *s; /* NULL once the socket is gone */
     uint64_t id;
     uint8_t kept;
     uint8_t done;
@@ -34,15 +34,14 @@ int hr_sio_emit_queued(herald_socket *s, const char *event, const char *raw, siz
 /* A broadcast (kept for recovery when it is on), encoded once for every target. A channel's
  * messages do not come this way: each member of a channel room reads the channel through
  * its stream (rooms.c). */
-size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except,
-                        const char *event, const char *raw, size_t len,
-                        const struct herald_bin *bins, size_t nbins);
+size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except, const char *event,
+                        const char *raw, size_t len, const struct herald_bin *bins, size_t nbins);
 
 /* rooms.c */
 /* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
  * them are gone, unless told one was given); cur then names the last one sent. */
-void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur, uint64_t upto,
-                           int gap_told);
+void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur,
+                           uint64_t upto, int gap_told);
 /* Whether the CONNECT p to nsp replays history that is not cached: then it is held (1) while
  * that is read, and handled again (hr_sio_on_connect) once it is. */
 int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct hr_sio_packet *p);

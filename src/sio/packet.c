@@ -474,7 +474,6 @@ struct hr_buf *hr_sio_encode(int type, const char *nsp, size_t nsp_len, int64_t 
     return b;
 }
 
-
 int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, size_t args_len)
 {
     uint32_t old = (*b)->len;

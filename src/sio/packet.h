@@ -27,11 +27,11 @@ enum hr_sio_type {
 
 struct hr_sio_packet {
     uint8_t type;
-    uint32_t attachments;   /* BINARY_EVENT / BINARY_ACK: binary frames that follow */
-    const char *nsp;        /* namespace, "/" when absent */
+    uint32_t attachments; /* BINARY_EVENT / BINARY_ACK: binary frames that follow */
+    const char *nsp;      /* namespace, "/" when absent */
     size_t nsp_len;
-    int64_t ack_id;         /* -1 when absent */
-    const char *data;       /* raw JSON payload, or NULL when absent */
+    int64_t ack_id;   /* -1 when absent */
+    const char *data; /* raw JSON payload, or NULL when absent */
     size_t data_len;
     /* EVENT / BINARY_EVENT: the event name (first array element, unescaped into name[]) and
      * the raw text of the remaining arguments, without brackets ("" when none). */
@@ -84,6 +84,5 @@ struct hr_buf *hr_sio_encode(int type, const char *nsp, size_t nsp_len, int64_t 
  * HR_EINVAL (name NULL, not UTF-8, or reserved: socket.io-parser refuses the packet), or
  * hr_buf_append's error; on error *b is unchanged. */
 int hr_sio_append_event(struct hr_buf **b, const char *name, const char *args, size_t args_len);
-
 
 #endif

@@ -22,7 +22,8 @@ void hr_sio_kept_free(struct hr_sio_kept *k)
 static void kept_prune(herald_nsp *nsp, uint64_t now)
 {
     uint64_t window = nsp->io->opts.recovery_window_ms;
-    while (nsp->kept_head && (now - nsp->kept_head->at > window || nsp->kept_bytes > HR_SIO_KEPT_MAX)) {
+    while (nsp->kept_head &&
+           (now - nsp->kept_head->at > window || nsp->kept_bytes > HR_SIO_KEPT_MAX)) {
         struct hr_sio_kept *k = nsp->kept_head;
         nsp->kept_head = k->next;
         if (!nsp->kept_head)
@@ -119,7 +120,8 @@ static void saved_prune(herald_io *io, uint64_t now)
 {
     /* uthash iterates in insertion order: the oldest come first */
     struct hr_sio_saved *sv, *tmp;
-    HASH_ITER(hh, io->saved, sv, tmp) {
+    HASH_ITER(hh, io->saved, sv, tmp)
+    {
         if (now - sv->at <= io->opts.recovery_window_ms)
             break;
         hr_sio_saved_free(io, sv);
@@ -130,8 +132,10 @@ static void saved_prune(herald_io *io, uint64_t now)
 void hr_sio_save_session(herald_socket *s, const char *reason)
 {
     herald_io *io = s->nsp->io;
-    if (!io->opts.recovery_window_ms || !s->pid[0] || strcmp(reason, "client namespace disconnect") == 0 ||
-        strcmp(reason, "server namespace disconnect") == 0 || strcmp(reason, "server shutting down") == 0)
+    if (!io->opts.recovery_window_ms || !s->pid[0] ||
+        strcmp(reason, "client namespace disconnect") == 0 ||
+        strcmp(reason, "server namespace disconnect") == 0 ||
+        strcmp(reason, "server shutting down") == 0)
         return;
     struct hr_sio_saved *sv = calloc(1, sizeof(*sv));
     if (!sv)
@@ -186,10 +190,12 @@ struct hr_sio_saved *hr_sio_recovery_find(herald_io *io, herald_nsp *nsp, const 
 
 int hr_sio_recovery_missed(const struct hr_sio_saved *sv, const struct hr_sio_kept *k)
 {
-    return !k->chan_id && strcmp(k->except, sv->sid) != 0 && (!k->room || saved_in_room(sv, k->room));
+    return !k->chan_id && strcmp(k->except, sv->sid) != 0 &&
+           (!k->room || saved_in_room(sv, k->room));
 }
 
-uint64_t hr_sio_recovery_since(const struct hr_sio_saved *sv, uint32_t i, const struct hr_sio_kept *from)
+uint64_t hr_sio_recovery_since(const struct hr_sio_saved *sv, uint32_t i,
+                               const struct hr_sio_kept *from)
 {
     uint64_t since = sv->chan_last[i];
     for (const struct hr_sio_kept *k = from->next; k; k = k->next)
@@ -201,7 +207,8 @@ uint64_t hr_sio_recovery_since(const struct hr_sio_saved *sv, uint32_t i, const 
     return since;
 }
 
-void hr_sio_recovery_replay(herald_socket *s, const struct hr_sio_saved *sv, const struct hr_sio_kept *from)
+void hr_sio_recovery_replay(herald_socket *s, const struct hr_sio_saved *sv,
+                            const struct hr_sio_kept *from)
 {
     herald_nsp *nsp = s->nsp;
     /* a channel room's messages come from the channel's history, each where it was sent

@@ -32,10 +32,12 @@ struct hr_sio_saved *hr_sio_recovery_find(herald_io *io, herald_nsp *nsp, const 
 int hr_sio_recovery_missed(const struct hr_sio_saved *sv, const struct hr_sio_kept *k);
 /* Where the replay of room i of sv (a channel room) starts: after the id before the first of
  * its messages kept after from, or else after the channel's last id when the socket dropped. */
-uint64_t hr_sio_recovery_since(const struct hr_sio_saved *sv, uint32_t i, const struct hr_sio_kept *from);
+uint64_t hr_sio_recovery_since(const struct hr_sio_saved *sv, uint32_t i,
+                               const struct hr_sio_kept *from);
 /* Send s, recovered from sv, what it missed after from, in order: kept packets, and each
  * channel room's messages where they were sent among them (the ones sent while nobody was in
  * the room first). */
-void hr_sio_recovery_replay(herald_socket *s, const struct hr_sio_saved *sv, const struct hr_sio_kept *from);
+void hr_sio_recovery_replay(herald_socket *s, const struct hr_sio_saved *sv,
+                            const struct hr_sio_kept *from);
 
 #endif

@@ -28,8 +28,8 @@ static void publish_done(void *ud, int status, uint64_t id)
 }
 
 /* json is one valid JSON value (checked by the caller). */
-static int publish(herald_io *io, const char *channel, const char *json, size_t len, herald_publish_cb cb,
-                   void *ud)
+static int publish(herald_io *io, const char *channel, const char *json, size_t len,
+                   herald_publish_cb cb, void *ud)
 {
     if (!hr_channel_name_valid(channel, strlen(channel)))
         return HR_EINVAL;
@@ -59,8 +59,8 @@ int herald_publish_raw(herald_io *io, const char *channel, const char *json, siz
     return publish(io, channel, json, len, cb, ud);
 }
 
-int herald_publish_arg(herald_io *io, const char *channel, const herald_args *a, herald_publish_cb cb,
-                       void *ud)
+int herald_publish_arg(herald_io *io, const char *channel, const herald_args *a,
+                       herald_publish_cb cb, void *ud)
 {
     /* the packet decoder proved the arguments valid JSON: one argument is one JSON value */
     if (a->nbins || herald_args_count(a) != 1)
@@ -68,7 +68,8 @@ int herald_publish_arg(herald_io *io, const char *channel, const herald_args *a,
     return publish(io, channel, a->raw, a->raw_len, cb, ud);
 }
 
-int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb, void *ud)
+int herald_publish(herald_io *io, const char *channel, json_t *value, herald_publish_cb cb,
+                   void *ud)
 {
     size_t len;
     char *raw = hr_sio_args_text(value, &len);
@@ -162,21 +163,26 @@ static int stream_write(struct hr_chan_stream *st, struct hr_buf *enc, uint64_t 
         return 0; /* joined before its CONNECT was answered (middleware): as for a broadcast */
     /* "disconnect": Engine.IO's cap, as for any packet; skip and coalesce looked at over()
      * first, so the output stays within about --max-queued and a message */
-    return st->ch->policy == HR_POLICY_DISCONNECT ? hr_eio_send_frame(es, enc) : hr_eio_queue_frame(es, enc);
+    return st->ch->policy == HR_POLICY_DISCONNECT ? hr_eio_send_frame(es, enc)
+                                                  : hr_eio_queue_frame(es, enc);
 }
 
 /* "herald:gap" {"channel","reason","first"[,"missed":[a,b]]}: history after the socket's
  * cursor is gone, a replay was cut (reason "replay limit"), or the skip policy dropped
  * messages while the socket was behind ("slow"). */
-static void stream_write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first, uint64_t missed_from,
-                             uint64_t missed_to)
+static void stream_write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first,
+                             uint64_t missed_from, uint64_t missed_to)
 {
     char g[HR_CHANNEL_NAME_MAX + 160];
-    int n = missed_from ? snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu,\"missed\":[%llu,%llu]}",
-                                   st->ch->name, reason, (unsigned long long)first,
-                                   (unsigned long long)missed_from, (unsigned long long)missed_to)
-                        : snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu}", st->ch->name,
-                                   reason, (unsigned long long)first);
+    int n =
+        missed_from
+            ? snprintf(
+                  g, sizeof g,
+                  "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu,\"missed\":[%llu,%llu]}",
+                  st->ch->name, reason, (unsigned long long)first, (unsigned long long)missed_from,
+                  (unsigned long long)missed_to)
+            : snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu}",
+                       st->ch->name, reason, (unsigned long long)first);
     hr_sio_emit_queued(member_of(st)->s, "herald:gap", g, (size_t)n);
 }
 
@@ -261,10 +267,10 @@ void hr_sio_client_drain_cb(struct hr_eio_session *es, void *ud)
 struct replay {
     herald_socket *s;
     struct hr_chan_stream *st;
-    uint64_t upto;                   /* the last id to send */
-    uint64_t sent;                   /* the last id sent */
-    int cut;                         /* stopped: the client's output holds enough */
-    int stop;                        /* past upto, or the socket's output failed */
+    uint64_t upto; /* the last id to send */
+    uint64_t sent; /* the last id sent */
+    int cut;       /* stopped: the client's output holds enough */
+    int stop;      /* past upto, or the socket's output failed */
 };
 
 static int replay_one(void *ud, struct hr_hub_msg *m)
@@ -275,8 +281,7 @@ static int replay_one(void *ud, struct hr_hub_msg *m)
         return 1;
     /* a replay is sent at once: past half the output cap it stops, so that the session is
      * not closed as a slow consumer and reconnects to the same replay again and again */
-    if (s->client && s->client->eio &&
-        hr_eio_queued(s->client->eio) > s->nsp->io->max_queued / 2) {
+    if (s->client && s->client->eio && hr_eio_queued(s->client->eio) > s->nsp->io->max_queued / 2) {
         rp->cut = 1;
         return 1;
     }
@@ -298,13 +303,13 @@ struct hr_sio_need {
 
 struct hr_sio_prefetch {
     struct hr_sio_client *c;
-    char *nsp, *data;                /* the CONNECT's, copied */
+    char *nsp, *data; /* the CONNECT's, copied */
     size_t nsp_len, data_len;
     int has_data;
     struct hr_sio_need *need;
-    uint32_t n, i;                   /* needs; the one being read */
+    uint32_t n, i; /* needs; the one being read */
     struct hr_hub_read *req;
-    int ready;                       /* read: the CONNECT is being handled */
+    int ready; /* read: the CONNECT is being handled */
 };
 
 static void prefetch_destroy(struct hr_sio_prefetch *pf)
@@ -351,8 +356,9 @@ static void prefetch_page(void *ud, struct hr_channel *ch, const struct hr_hub_p
     pf->req = NULL;
     size_t budget = pf->c->io->max_queued / 2;
     uint64_t last = nd->span.n ? nd->span.m[nd->span.n - 1].id : nd->since;
-    if (pg->status < 0 || pg->n == 0 || hr_hub_span_add(&nd->span, pg) < 0 || nd->span.bytes >= budget ||
-        hr_hub_cached(ch, pg->m[pg->n - 1]->id) || pg->m[pg->n - 1]->id <= last)
+    if (pg->status < 0 || pg->n == 0 || hr_hub_span_add(&nd->span, pg) < 0 ||
+        nd->span.bytes >= budget || hr_hub_cached(ch, pg->m[pg->n - 1]->id) ||
+        pg->m[pg->n - 1]->id <= last)
         pf->i++; /* enough for this channel (or nothing more can be read) */
     prefetch_next(pf);
 }
@@ -377,8 +383,12 @@ static void prefetch_next(struct hr_sio_prefetch *pf)
         return;
     }
     struct hr_sio_client *c = pf->c;
-    struct hr_sio_packet p = {.type = HR_SIO_CONNECT, .ack_id = -1, .nsp = pf->nsp, .nsp_len = pf->nsp_len,
-                              .data = pf->has_data ? pf->data : NULL, .data_len = pf->data_len};
+    struct hr_sio_packet p = {.type = HR_SIO_CONNECT,
+                              .ack_id = -1,
+                              .nsp = pf->nsp,
+                              .nsp_len = pf->nsp_len,
+                              .data = pf->has_data ? pf->data : NULL,
+                              .data_len = pf->data_len};
     pf->ready = 1;
     hr_sio_on_connect(c, &p);
     if (pf->c)
@@ -392,8 +402,8 @@ static struct hr_channel *channel_of_cursor(herald_io *io, const struct hr_curso
     if (!cur->epoch[0])
         return NULL;
     HASH_ITER(hh, io->hub->channels, ch, tmp)
-        if (strcmp(ch->epoch, cur->epoch) == 0)
-            return ch;
+    if (strcmp(ch->epoch, cur->epoch) == 0)
+        return ch;
     return NULL;
 }
 
@@ -433,7 +443,8 @@ int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct
                         since = k->chan_id - 1;
                     break;
                 }
-            need_add(need, &n, hr_hub_channel(io->hub, sv->rooms[i], strlen(sv->rooms[i]), 0), since);
+            need_add(need, &n, hr_hub_channel(io->hub, sv->rooms[i], strlen(sv->rooms[i]), 0),
+                     since);
         }
     } else if (offset && (need = calloc(1, sizeof(*need)))) {
         struct hr_cursor cur;
@@ -486,8 +497,8 @@ static void replay_page(void *ud, struct hr_channel *ch, const struct hr_hub_pag
 
 /* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
  * them are gone, unless told one was given); cur then names the last one sent. */
-void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur, uint64_t upto,
-                           int gap_told)
+void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur,
+                           uint64_t upto, int gap_told)
 {
     struct hr_chan_stream *st = stream_of(s, ch);
     if (!st)
@@ -509,7 +520,8 @@ void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cu
             break;
         }
         uint64_t before = rp.sent;
-        if (hr_hub_read(ch, rp.sent, HR_HUB_PAGE_MAX, replay_page, &rp, NULL) != 0 || rp.sent == before)
+        if (hr_hub_read(ch, rp.sent, HR_HUB_PAGE_MAX, replay_page, &rp, NULL) != 0 ||
+            rp.sent == before)
             break;
     }
     *cur = (struct hr_cursor){.id = rp.sent};

@@ -6,10 +6,10 @@
 #include <herald.h>
 #include <uthash.h>
 
-#include "eio/eio.h"
-#include "hub/hub.h"
 #include "chan/stream.h"
 #include "chan/wire.h"
+#include "eio/eio.h"
+#include "hub/hub.h"
 #include "packet.h"
 
 struct hr_sio_client;
@@ -30,13 +30,13 @@ struct hr_sio_pending_ack {
     uint64_t id;
     herald_reply_cb cb;
     void *ud;
-    uint64_t deadline;            /* loop ms; 0 = none */
+    uint64_t deadline; /* loop ms; 0 = none */
 };
 
-struct hr_sio_member {               /* a socket in a room */
+struct hr_sio_member { /* a socket in a room */
     herald_socket *s;
     UT_hash_handle hh;
-    uint8_t chan;                    /* st is there */
+    uint8_t chan; /* st is there */
     /* in a channel room only: the socket's reader of the channel (the hub's messages, its
      * slow-consumer policy), allocated with the member */
     struct hr_chan_stream st[];
@@ -49,7 +49,7 @@ struct hr_sio_room {
     struct hr_sub sub;
     herald_nsp *nsp;
     char *name;
-    struct hr_sio_member *members;   /* by socket pointer */
+    struct hr_sio_member *members; /* by socket pointer */
     uint32_t count;
     UT_hash_handle hh;
 };
@@ -60,34 +60,34 @@ struct hr_sio_saved {
     char sid[24];
     herald_nsp *nsp;
     char **rooms;
-    uint64_t *chan_last;             /* per room: the channel's last id then (0: not one) */
+    uint64_t *chan_last; /* per room: the channel's last id then (0: not one) */
     uint32_t nrooms;
-    uint64_t at;                     /* loop ms when it disconnected */
-    UT_hash_handle hh;               /* io->saved by pid, oldest first */
+    uint64_t at;       /* loop ms when it disconnected */
+    UT_hash_handle hh; /* io->saved by pid, oldest first */
 };
 
 /* A broadcast kept for recovery: replayed to a returning socket that missed it. A channel's
  * message is only marked (chan_id, room = the channel, no payload): where it fell among the
  * other packets is what recovery needs, and the channel's history has the rest. */
 struct hr_sio_kept {
-    char offset[40];                 /* a number, or a channel cursor "<epoch>:<id>" */
-    uint64_t chan_id;                /* a channel message's id (a marker), else 0 */
+    char offset[40];  /* a number, or a channel cursor "<epoch>:<id>" */
+    uint64_t chan_id; /* a channel message's id (a marker), else 0 */
     uint64_t at;
     char *event;
-    char *raw;                       /* arguments, the offset already appended */
+    char *raw; /* arguments, the offset already appended */
     size_t raw_len;
-    char *room;                      /* NULL: everyone */
-    char except[24];                 /* a socket that did not get it, or "" */
-    struct herald_bin *bins;         /* binary attachments, copied */
+    char *room;              /* NULL: everyone */
+    char except[24];         /* a socket that did not get it, or "" */
+    struct herald_bin *bins; /* binary attachments, copied */
     size_t nbins;
-    size_t bytes;                    /* memory it holds, for the budget */
+    size_t bytes; /* memory it holds, for the budget */
     struct hr_sio_kept *next;
 };
 
 struct herald_socket {
     char id[24];
-    char pid[24];                    /* private id for recovery ("" when off) */
-    UT_hash_handle hh;               /* in nsp->sockets */
+    char pid[24];      /* private id for recovery ("" when off) */
+    UT_hash_handle hh; /* in nsp->sockets */
     herald_nsp *nsp;
     struct hr_sio_client *client;
     herald_socket *next_in_client;
@@ -104,7 +104,7 @@ struct herald_socket {
     struct hr_sio_pending_ack *acks;
     uint32_t nacks, cap_acks;
     uint64_t next_ack_id;
-    struct hr_cursor *resume;        /* auth.offset as a channel cursor, while connecting */
+    struct hr_cursor *resume; /* auth.offset as a channel cursor, while connecting */
     uint8_t connected;
     uint8_t recovered;
 };
@@ -115,28 +115,31 @@ struct herald_nsp {
     herald_io *io;
     herald_connection_cb on_connection;
     void *conn_ud;
-    struct { herald_middleware_cb cb; void *ud; } mw[8];
+    struct {
+        herald_middleware_cb cb;
+        void *ud;
+    } mw[8];
     uint32_t nmw;
-    herald_socket *sockets;          /* by id */
-    struct hr_sio_room *rooms;       /* by name */
+    herald_socket *sockets;    /* by id */
+    struct hr_sio_room *rooms; /* by name */
     struct hr_sio_kept *kept_head, *kept_tail;
     size_t kept_bytes;
 };
 
 /* A BINARY_EVENT / BINARY_ACK waiting for its attachments. */
 struct hr_sio_partial {
-    char *text;                      /* the packet, copied */
+    char *text; /* the packet, copied */
     size_t text_len;
     uint32_t expected;
     uint32_t got;
-    size_t bytes;                    /* attachment bytes so far (bounded) */
+    size_t bytes; /* attachment bytes so far (bounded) */
     struct hr_buf **bins;
 };
 
 struct hr_sio_client {
     struct hr_eio_session *eio;
     herald_io *io;
-    herald_socket *sockets;          /* linked by next_in_client */
+    herald_socket *sockets; /* linked by next_in_client */
     struct hr_sio_partial partial;
     /* until it joins a namespace: in io's list, oldest first (connect timeout) */
     struct hr_sio_client *wait_prev, *wait_next;
@@ -151,17 +154,17 @@ struct hr_sio_client {
 struct herald_io {
     struct herald_options opts;
     uv_loop_t *loop;
-    struct hr_hub *hub;              /* channels: rooms of "/" named like channels */
-    struct hr_store *store;          /* their history, for replays older than the cache */
-    uint64_t max_queued;             /* --max-queued: a socket's output cap */
+    struct hr_hub *hub;     /* channels: rooms of "/" named like channels */
+    struct hr_store *store; /* their history, for replays older than the cache */
+    uint64_t max_queued;    /* --max-queued: a socket's output cap */
     herald_nsp *nsps;
     int (*allow)(const char *name, void *ud);
     void (*setup)(herald_nsp *nsp, void *ud);
     void *allow_ud;
-    uv_timer_t ack_timer;            /* expires server-to-client acks with a timeout */
-    uv_timer_t connect_timer;        /* closes clients that join no namespace in time */
+    uv_timer_t ack_timer;     /* expires server-to-client acks with a timeout */
+    uv_timer_t connect_timer; /* closes clients that join no namespace in time */
     struct hr_sio_client *wait_head, *wait_tail;
-    struct hr_sio_saved *saved;      /* disconnected sockets that may come back, by pid */
+    struct hr_sio_saved *saved; /* disconnected sockets that may come back, by pid */
     uint64_t next_offset;
 };
 

@@ -154,7 +154,8 @@ static int run_trim_limits(struct sqlite_store *ss, struct req *r, int *logged)
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return req_failed(ss, r, rc, logged, "trim");
-    r->meta = (struct hr_store_meta){.first_id = last + 1, .last_id = last, .count = count, .bytes = bytes};
+    r->meta = (struct hr_store_meta){
+        .first_id = last + 1, .last_id = last, .count = count, .bytes = bytes};
     s = ss->oldest;
     sqlite3_bind_text(s, 1, r->channel, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -310,8 +311,9 @@ static void run_read(struct sqlite_store *ss, struct req *r)
         if (len)
             memcpy(r->page_data + used, data, len);
         /* data is an offset until the page is complete (the buffer may move) */
-        pg->rows[pg->n++] = (struct hr_store_row){(uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
-                                                  (const void *)(uintptr_t)used, len};
+        pg->rows[pg->n++] =
+            (struct hr_store_row){(uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                                  (const void *)(uintptr_t)used, len};
         used += len;
         if (used >= r->max_bytes)
             break;
@@ -483,8 +485,8 @@ static int sq_trim(struct hr_store *st, const char *channel, uint64_t keep_from)
     return enqueue(ss, r);
 }
 
-static int sq_trim_limits(struct hr_store *st, const char *channel, uint64_t max_count, uint64_t max_bytes,
-                          int64_t min_time, hr_store_trimmed_cb done, void *ud)
+static int sq_trim_limits(struct hr_store *st, const char *channel, uint64_t max_count,
+                          uint64_t max_bytes, int64_t min_time, hr_store_trimmed_cb done, void *ud)
 {
     struct sqlite_store *ss = (struct sqlite_store *)st;
     if (ss->closing)
@@ -501,8 +503,8 @@ static int sq_trim_limits(struct hr_store *st, const char *channel, uint64_t max
     return enqueue(ss, r);
 }
 
-static int sq_read(struct hr_store *st, const char *channel, uint64_t since, uint32_t max, size_t max_bytes,
-                   hr_store_read_cb done, void *ud)
+static int sq_read(struct hr_store *st, const char *channel, uint64_t since, uint32_t max,
+                   size_t max_bytes, hr_store_read_cb done, void *ud)
 {
     struct sqlite_store *ss = (struct sqlite_store *)st;
     if (ss->closing)
@@ -530,11 +532,12 @@ static int sq_meta(struct hr_store *st, hr_store_meta_cb each, void *ud)
     int rc = sqlite3_open_v2(ss->path, &db, SQLITE_OPEN_READONLY, NULL);
     if (rc != SQLITE_OK)
         goto fail;
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT c.name, c.last_id, c.count, c.bytes, m.id, m.time_ms FROM channels c"
-                            " LEFT JOIN messages m ON m.channel = c.name AND m.id ="
-                            " (SELECT min(id) FROM messages WHERE channel = c.name)",
-                            -1, &s, NULL);
+    rc = sqlite3_prepare_v2(
+        db,
+        "SELECT c.name, c.last_id, c.count, c.bytes, m.id, m.time_ms FROM channels c"
+        " LEFT JOIN messages m ON m.channel = c.name AND m.id ="
+        " (SELECT min(id) FROM messages WHERE channel = c.name)",
+        -1, &s, NULL);
     if (rc != SQLITE_OK)
         goto fail;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -749,22 +752,25 @@ static int open_schema(struct sqlite_store *ss, const char **what, char *why, si
     /* Per-channel metadata, kept by triggers so that every write (appends, trims, and a
      * DELETE typed in the sqlite3 shell) keeps it right. A file from before it existed gets
      * it filled once from the messages. */
-    if (sqlite3_prepare_v2(ss->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'channels'", -1,
-                           &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(ss->db,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'channels'",
+                           -1, &s, NULL) != SQLITE_OK)
         goto fail;
     int had_channels = sqlite3_step(s) == SQLITE_ROW;
     sqlite3_finalize(s);
     s = NULL;
-    if (exec_simple(ss->db,
-                    "CREATE TABLE IF NOT EXISTS channels(name TEXT PRIMARY KEY, last_id INTEGER NOT NULL,"
-                    " count INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID;"
-                    "CREATE TRIGGER IF NOT EXISTS messages_insert AFTER INSERT ON messages BEGIN"
-                    " INSERT OR IGNORE INTO channels(name, last_id, count, bytes) VALUES(NEW.channel, 0, 0, 0);"
-                    " UPDATE channels SET last_id = max(last_id, NEW.id), count = count + 1,"
-                    " bytes = bytes + length(NEW.data) WHERE name = NEW.channel; END;"
-                    "CREATE TRIGGER IF NOT EXISTS messages_delete AFTER DELETE ON messages BEGIN"
-                    " UPDATE channels SET count = count - 1, bytes = bytes - length(OLD.data)"
-                    " WHERE name = OLD.channel; END;") != SQLITE_OK)
+    if (exec_simple(
+            ss->db,
+            "CREATE TABLE IF NOT EXISTS channels(name TEXT PRIMARY KEY, last_id INTEGER NOT NULL,"
+            " count INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID;"
+            "CREATE TRIGGER IF NOT EXISTS messages_insert AFTER INSERT ON messages BEGIN"
+            " INSERT OR IGNORE INTO channels(name, last_id, count, bytes) VALUES(NEW.channel, 0, "
+            "0, 0);"
+            " UPDATE channels SET last_id = max(last_id, NEW.id), count = count + 1,"
+            " bytes = bytes + length(NEW.data) WHERE name = NEW.channel; END;"
+            "CREATE TRIGGER IF NOT EXISTS messages_delete AFTER DELETE ON messages BEGIN"
+            " UPDATE channels SET count = count - 1, bytes = bytes - length(OLD.data)"
+            " WHERE name = OLD.channel; END;") != SQLITE_OK)
         goto fail;
     if (!had_channels && exec_simple(ss->db, "INSERT INTO channels(name, last_id, count, bytes)"
                                              " SELECT channel, max(id), count(*), sum(length(data))"
@@ -805,7 +811,7 @@ fail_rollback:
 struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err, size_t errlen)
 {
     const char *what = "out of memory";
-    int sqlerr = 1; /* whether sqlite3_errmsg explains the failure */
+    int sqlerr = 1;     /* whether sqlite3_errmsg explains the failure */
     char why[256] = ""; /* SQLite's message, taken when the call failed */
     sqlite3_stmt *s = NULL;
     struct stat sb;
@@ -859,13 +865,15 @@ struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err
                            SQLITE_PREPARE_PERSISTENT, &ss->trim, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(ss->db, "SELECT last_id, count, bytes FROM channels WHERE name = ?", -1,
                            SQLITE_PREPARE_PERSISTENT, &ss->chan_get, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(ss->db, "SELECT id, time_ms, length(data) FROM messages WHERE channel = ? ORDER BY id",
-                           -1, SQLITE_PREPARE_PERSISTENT, &ss->oldest, NULL) != SQLITE_OK)
+        sqlite3_prepare_v3(
+            ss->db, "SELECT id, time_ms, length(data) FROM messages WHERE channel = ? ORDER BY id",
+            -1, SQLITE_PREPARE_PERSISTENT, &ss->oldest, NULL) != SQLITE_OK)
         goto fail;
     /* the reader's connection: reads only, beside the writer (WAL) */
     what = "open (reader)";
     if (sqlite3_open_v2(ss->path, &ss->rdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s: %s", ss->path, what, ss->rdb ? sqlite3_errmsg(ss->rdb) : "out of memory");
+        snprintf(err, errlen, "%s: %s: %s", ss->path, what,
+                 ss->rdb ? sqlite3_errmsg(ss->rdb) : "out of memory");
         free_store(ss);
         return NULL;
     }
@@ -926,7 +934,9 @@ fail_nomem:
 fail:
     if (sqlerr)
         snprintf(err, errlen, "%s: %s: %s", ss->path, what,
-                 why[0] ? why : ss->db ? sqlite3_errmsg(ss->db) : "out of memory");
+                 why[0]   ? why
+                 : ss->db ? sqlite3_errmsg(ss->db)
+                          : "out of memory");
     else
         snprintf(err, errlen, "%s: %s", ss->path, what);
     free_store(ss);

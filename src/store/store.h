@@ -27,11 +27,11 @@ typedef void (*hr_store_each_cb)(void *ud, const char *channel, uint64_t id, int
 /* What a store keeps of one channel. A channel whose messages were all trimmed keeps its
  * last_id (count 0, first_id = last_id + 1), so ids are never given out twice. */
 struct hr_store_meta {
-    uint64_t first_id;      /* the oldest id kept */
-    uint64_t last_id;       /* the newest id ever stored */
-    uint64_t count;         /* messages kept */
-    uint64_t bytes;         /* their payload bytes */
-    int64_t first_time;     /* first_id's publish time (ms), 0 when none is kept */
+    uint64_t first_id;  /* the oldest id kept */
+    uint64_t last_id;   /* the newest id ever stored */
+    uint64_t count;     /* messages kept */
+    uint64_t bytes;     /* their payload bytes */
+    int64_t first_time; /* first_id's publish time (ms), 0 when none is kept */
 };
 typedef void (*hr_store_meta_cb)(void *ud, const char *channel, const struct hr_store_meta *m);
 
@@ -44,8 +44,8 @@ struct hr_store_row {
     size_t len;
 };
 struct hr_store_page {
-    int status;             /* 0, or a negative HR_E* error (then n is 0) */
-    uint64_t first;         /* the oldest id kept when the page was read (consistent with it) */
+    int status;     /* 0, or a negative HR_E* error (then n is 0) */
+    uint64_t first; /* the oldest id kept when the page was read (consistent with it) */
     uint32_t n;
     struct hr_store_row *rows;
 };

@@ -39,8 +39,8 @@ enum {
     HR_WS_CLOSE_GOING_AWAY = 1001,
     HR_WS_CLOSE_PROTOCOL = 1002,
     HR_WS_CLOSE_UNSUPPORTED = 1003,
-    HR_WS_CLOSE_NO_STATUS = 1005,   /* never sent on the wire */
-    HR_WS_CLOSE_ABNORMAL = 1006,    /* never sent on the wire */
+    HR_WS_CLOSE_NO_STATUS = 1005, /* never sent on the wire */
+    HR_WS_CLOSE_ABNORMAL = 1006,  /* never sent on the wire */
     HR_WS_CLOSE_INVALID_DATA = 1007,
     HR_WS_CLOSE_POLICY = 1008,
     HR_WS_CLOSE_TOO_BIG = 1009,
@@ -63,24 +63,24 @@ enum hr_ws_event_type {
 };
 
 struct hr_ws_event {
-    uint8_t opcode;        /* for DATA / MESSAGE_END: the message's opcode (TEXT or BINARY) */
+    uint8_t opcode; /* for DATA / MESSAGE_END: the message's opcode (TEXT or BINARY) */
     uint16_t close_code;
     const uint8_t *data;
     size_t len;
-    const char *reason;    /* for HR_WS_ERROR */
+    const char *reason; /* for HR_WS_ERROR */
 };
 
 struct hr_ws_parser {
-    uint64_t max_message;  /* limit on one message's total payload; 0 = no limit */
-    uint64_t msg_len;      /* payload bytes of the current message so far */
-    uint64_t remaining;    /* payload bytes of the current data frame still to come */
-    uint32_t utf8_state;   /* incremental UTF-8 validator state for the current text message */
+    uint64_t max_message; /* limit on one message's total payload; 0 = no limit */
+    uint64_t msg_len;     /* payload bytes of the current message so far */
+    uint64_t remaining;   /* payload bytes of the current data frame still to come */
+    uint32_t utf8_state;  /* incremental UTF-8 validator state for the current text message */
     uint8_t mask[4];
-    uint8_t mask_pos;      /* index into mask for the next payload byte */
-    uint8_t msg_opcode;    /* TEXT/BINARY while a message is in progress, else 0 */
-    uint8_t frame_fin;     /* FIN bit of the current data frame */
-    uint8_t in_frame;      /* a data frame's payload is being streamed */
-    uint8_t failed;        /* an error was returned; sticky */
+    uint8_t mask_pos;   /* index into mask for the next payload byte */
+    uint8_t msg_opcode; /* TEXT/BINARY while a message is in progress, else 0 */
+    uint8_t frame_fin;  /* FIN bit of the current data frame */
+    uint8_t in_frame;   /* a data frame's payload is being streamed */
+    uint8_t failed;     /* an error was returned; sticky */
     uint16_t fail_code;
     const char *fail_reason;
 };

@@ -64,7 +64,8 @@ int hr_ws_queue_frame(struct hr_ws *ws, struct hr_buf *frame)
     return ws->state == HR_WS_OPEN ? hr_conn_write(ws->conn, frame) : HR_ECLOSED;
 }
 
-size_t hr_ws_broadcast(struct hr_ws *const *list, size_t n, int opcode, const void *data, size_t len)
+size_t hr_ws_broadcast(struct hr_ws *const *list, size_t n, int opcode, const void *data,
+                       size_t len)
 {
     struct hr_buf *frame = hr_ws_frame_new(opcode, data, len);
     if (!frame)
@@ -178,8 +179,7 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
         p += used;
         left -= used;
         switch (t) {
-        case HR_WS_NEED_MORE:
-            goto out;
+        case HR_WS_NEED_MORE: goto out;
         case HR_WS_EV_DATA:
             if (!ws->msg && !have_direct) {
                 direct = ev.data;
@@ -212,8 +212,7 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
             /* a reply like any other: a peer that pings without reading gets paused */
             hr_ws_send(ws, HR_WS_OP_PONG, ev.data, ev.len);
             break;
-        case HR_WS_EV_PONG:
-            break; /* unsolicited pongs are allowed and ignored (§5.5.3) */
+        case HR_WS_EV_PONG: break; /* unsolicited pongs are allowed and ignored (§5.5.3) */
         case HR_WS_EV_CLOSE:
             ws->close_code = ev.close_code;
             if (ws->state == HR_WS_OPEN) {
@@ -234,9 +233,7 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
             hr_conn_end(c, c->srv->limits.close_timeout_ms);
             return HR_ECLOSED;
         case HR_WS_ERROR:
-        default:
-            fail(ws, ev.close_code, ev.reason);
-            return HR_ECLOSED;
+        default: fail(ws, ev.close_code, ev.reason); return HR_ECLOSED;
         }
     }
 out:
@@ -345,7 +342,8 @@ struct hr_ws *hr_ws_accept(struct hr_conn *c, struct hr_http_request *req,
     hr_ws_handshake_check(req, &hs);
     if (hs.status) {
         const char *extra = hs.status == 426 ? "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-                            : hs.status == 405 ? "Allow: GET\r\n" : NULL;
+                            : hs.status == 405 ? "Allow: GET\r\n"
+                                               : NULL;
         hr_http_error(c, hs.status, extra, hs.error);
         return NULL;
     }
@@ -375,7 +373,8 @@ struct hr_ws *hr_ws_accept(struct hr_conn *c, struct hr_http_request *req,
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
                      hs.accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
                      proto ? "\r\n" : "");
-    if (n < 0 || (size_t)n >= sizeof head || hr_http_switch(c, head, (size_t)n, &ws_proto, ws) < 0) {
+    if (n < 0 || (size_t)n >= sizeof head ||
+        hr_http_switch(c, head, (size_t)n, &ws_proto, ws) < 0) {
         free(ws);
         hr_conn_close(c);
         return NULL;

@@ -14,7 +14,7 @@ static void echo_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, s
 /* Echo accepts the first subprotocol a client offers, so clients that insist on one can
  * be tested against it too. */
 static int echo_subprotocol_cb(const struct hr_http_request *req, const char *offered, char *out,
-                            size_t outsz, void *ud)
+                               size_t outsz, void *ud)
 {
     size_t n = strcspn(offered, ", \t");
     if (n == 0 || n >= outsz)

@@ -8,9 +8,9 @@
 #include "http/parser.h"
 
 struct hr_ws_handshake {
-    int status;          /* 0 when valid; else the HTTP status to answer (400, 405, 426) */
-    const char *error;   /* short text for the error body */
-    char accept[29];     /* base64 of SHA-1(key + GUID), NUL-terminated, when valid */
+    int status;        /* 0 when valid; else the HTTP status to answer (400, 405, 426) */
+    const char *error; /* short text for the error body */
+    char accept[29];   /* base64 of SHA-1(key + GUID), NUL-terminated, when valid */
 };
 
 /* Check an upgrade request: GET, HTTP/1.1 or later, a Host header, "Upgrade: websocket" and

@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/http.h"
 #include "codec.h"
+#include "http/http.h"
 
 struct hr_ws;
 
@@ -39,15 +39,15 @@ enum { HR_WS_OPEN, HR_WS_CLOSING, HR_WS_CLOSED };
 struct hr_ws {
     struct hr_conn *conn;
     const struct hr_ws_handler *h;
-    void *ud;                    /* the handler's (from hr_ws_upgrade) */
-    void *user;                  /* free for the application, per socket */
-    struct hr_buf *msg;          /* the message being assembled, only while one spans reads */
-    size_t msg_charged;          /* msg's capacity, charged to the memory budget */
+    void *ud;           /* the handler's (from hr_ws_upgrade) */
+    void *user;         /* free for the application, per socket */
+    struct hr_buf *msg; /* the message being assembled, only while one spans reads */
+    size_t msg_charged; /* msg's capacity, charged to the memory budget */
     struct hr_ws_parser parser;
     uint8_t state;
-    uint8_t paused;              /* reading paused because our output is full */
-    uint8_t assembling;          /* a message began and is not complete: its deadline runs */
-    uint16_t close_code;         /* received from the peer; 1006 until then */
+    uint8_t paused;      /* reading paused because our output is full */
+    uint8_t assembling;  /* a message began and is not complete: its deadline runs */
+    uint16_t close_code; /* received from the peer; 1006 until then */
 };
 
 /* Route handler helper: validate the handshake and switch c to WebSocket, or answer the
@@ -72,7 +72,8 @@ struct hr_buf *hr_ws_frame_new(int opcode, const void *data, size_t len);
  * is queued and the TCP connection dropped after close_timeout). Returns 0 or HR_ECLOSED. */
 int hr_ws_send_frame(struct hr_ws *ws, struct hr_buf *frame);
 /* Broadcast to n sockets: framed once, shared by every write queue. Returns how many got it. */
-size_t hr_ws_broadcast(struct hr_ws *const *list, size_t n, int opcode, const void *data, size_t len);
+size_t hr_ws_broadcast(struct hr_ws *const *list, size_t n, int opcode, const void *data,
+                       size_t len);
 
 /* Start the close handshake with a code and reason (<= 123 bytes). */
 void hr_ws_close(struct hr_ws *ws, uint16_t code, const char *reason);

@@ -22,7 +22,7 @@ struct env {
     uv_loop_t loop;
     struct hr_store *store;
     struct hr_hub hub;
-    char dir[256];            /* SQLite's, or "" */
+    char dir[256]; /* SQLite's, or "" */
 };
 
 static int setup_store(void **state, uint32_t max_messages, size_t cache_bytes, int sqlite)
@@ -119,7 +119,7 @@ static void publish(struct env *e, struct hr_channel *ch, int n)
 /* ---- what an answer held ---- */
 struct answer {
     int calls, status;
-    char gap[16];             /* "" for none */
+    char gap[16]; /* "" for none */
     uint64_t ids[HR_HUB_PAGE_MAX];
     uint32_t n;
     uint64_t next;
@@ -199,7 +199,8 @@ static void test_short_poll_across_pages(void **state)
     assert_int_equal(a.next, 1010);
     assert_true(a.more);
     char want[512];
-    snprintf(want, sizeof want, "{\"channel\":\"p\",\"epoch\":\"%s\",\"gap\":null,\"messages\":[", ch->epoch);
+    snprintf(want, sizeof want, "{\"channel\":\"p\",\"epoch\":\"%s\",\"gap\":null,\"messages\":[",
+             ch->epoch);
     assert_string_equal(a.head, want);
     snprintf(want, sizeof want, "],\"next\":\"%s:1010\",\"more\":true}\n", ch->epoch);
     assert_string_equal(a.tail, want);
@@ -239,7 +240,11 @@ static void test_gap_at_start(void **state)
     publish(e, ch, 8); /* keeps 4..8 */
     static const struct {
         const char *cursor, *gap;
-    } t[] = {{"1", "trimmed"}, {"99", "unknown"}, {"0123456789ab:5", "epoch"}, {NULL, "trimmed"}, {"0", "trimmed"}};
+    } t[] = {{"1", "trimmed"},
+             {"99", "unknown"},
+             {"0123456789ab:5", "epoch"},
+             {NULL, "trimmed"},
+             {"0", "trimmed"}};
     struct answer a;
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
         poll_start(e, ch, t[i].cursor, 1000, 0, &a);
@@ -249,7 +254,8 @@ static void test_gap_at_start(void **state)
         assert_int_equal(a.next, 8);
         assert_false(a.more);
         char want[512];
-        snprintf(want, sizeof want, "{\"channel\":\"g\",\"epoch\":\"%s\",\"gap\":\"%s\",\"messages\":[", ch->epoch,
+        snprintf(want, sizeof want,
+                 "{\"channel\":\"g\",\"epoch\":\"%s\",\"gap\":\"%s\",\"messages\":[", ch->epoch,
                  t[i].gap);
         assert_string_equal(a.head, want);
     }

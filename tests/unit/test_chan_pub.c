@@ -109,7 +109,8 @@ static void world_close(struct world *w)
 static const char *loaded;
 static size_t loaded_len;
 
-static void on_row(void *ud, const char *channel, uint64_t id, int64_t time_ms, const void *data, size_t len)
+static void on_row(void *ud, const char *channel, uint64_t id, int64_t time_ms, const void *data,
+                   size_t len)
 {
     loaded = strndup(data, len);
     loaded_len = len;
@@ -184,8 +185,8 @@ static void test_json_body_sqlite_store(void **state)
 }
 
 /* A failed append gives the buffer back untouched and the budget's charge back. */
-static int refuse_append(struct hr_store *st, const char *channel, uint64_t id, int64_t t, struct hr_buf *data,
-                         hr_store_done_cb done, void *ud)
+static int refuse_append(struct hr_store *st, const char *channel, uint64_t id, int64_t t,
+                         struct hr_buf *data, hr_store_done_cb done, void *ud)
 {
     return HR_EIO;
 }
@@ -213,8 +214,10 @@ static void test_chunked_body_fits(void **state)
     char raw[4096];
     char chunk[1500];
     memset(chunk, '7', sizeof chunk);
-    int n = snprintf(raw, sizeof raw, "POST /pub/news HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%.*s\r\n0\r\n\r\n",
-                     (unsigned)sizeof chunk, (int)sizeof chunk, chunk);
+    int n = snprintf(
+        raw, sizeof raw,
+        "POST /pub/news HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%.*s\r\n0\r\n\r\n",
+        (unsigned)sizeof chunk, (int)sizeof chunk, chunk);
     assert_true(n > 0 && (size_t)n < sizeof raw);
     struct hr_buf *b = parse_body(raw);
     assert_int_equal(b->len, sizeof chunk);
@@ -229,7 +232,8 @@ static void test_chunked_body_fits(void **state)
 static void test_text_body_reencoded_once(void **state)
 {
     long live0 = hr_buf_live;
-    struct hr_buf *body = parse_body("POST /pub/news HTTP/1.1\r\nContent-Length: 8\r\n\r\nsay \"hi\"");
+    struct hr_buf *body =
+        parse_body("POST /pub/news HTTP/1.1\r\nContent-Length: 8\r\n\r\nsay \"hi\"");
     const char *err = NULL;
     struct hr_buf *value = hr_msg_value_buf(body, 0, &err);
     assert_non_null(value);

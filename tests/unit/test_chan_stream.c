@@ -90,7 +90,7 @@ struct fake {
     struct gap gaps[8];
     int ngaps;
     int slow, errors;
-    int full_every;           /* full after this many writes (0: never) */
+    int full_every; /* full after this many writes (0: never) */
     int since_drain;
     int full, over, closing;
 };
@@ -124,7 +124,8 @@ static int f_write(struct hr_chan_stream *s, struct hr_buf *enc, uint64_t id)
     return 0;
 }
 
-static void f_gap(struct hr_chan_stream *s, const char *reason, uint64_t first, uint64_t from, uint64_t to)
+static void f_gap(struct hr_chan_stream *s, const char *reason, uint64_t first, uint64_t from,
+                  uint64_t to)
 {
     struct fake *f = (struct fake *)s;
     assert_true(f->ngaps < 8);
@@ -446,7 +447,8 @@ static void visit(struct hr_chan_stream *s, void *ud)
 static void test_each(void **state)
 {
     struct env *e = *state;
-    struct hr_channel *a = hr_hub_channel(&e->hub, "a", 1, 1), *b = hr_hub_channel(&e->hub, "b", 1, 1);
+    struct hr_channel *a = hr_hub_channel(&e->hub, "a", 1, 1),
+                      *b = hr_hub_channel(&e->hub, "b", 1, 1);
     struct fake *f1 = fake_new(a), *f2 = fake_new(b), *f3 = fake_new(b);
     hr_chan_stream_start(&f1->st, NULL);
     hr_chan_stream_start(&f2->st, NULL);

@@ -29,8 +29,20 @@ static void test_cursor_parse(void **state)
     assert_int_equal(c.id, 99);
 
     static const char *const bad[] = {
-        "", ":1", "e:", "e:x", "1x", "-1", "e:1 ", "18446744073709551616", "123456789012345678901",
-        "a b:1", "a\"b:1", "a\\b:1", "a\x7f" ":1",
+        "",
+        ":1",
+        "e:",
+        "e:x",
+        "1x",
+        "-1",
+        "e:1 ",
+        "18446744073709551616",
+        "123456789012345678901",
+        "a b:1",
+        "a\"b:1",
+        "a\\b:1",
+        "a\x7f"
+        ":1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(hr_cursor_parse(bad[i], strlen(bad[i]), &c), HR_EINVAL);
@@ -81,8 +93,13 @@ static void test_cursor_start(void **state)
         const char *gap;
         uint64_t since;
     } t[] = {
-        {"3", NULL, 3}, {"8", NULL, 8}, {"5", NULL, 5}, {"2", "trimmed", 2}, {"0", "trimmed", 0},
-        {"9", "unknown", 0}, {"ffffffffffff:5", "epoch", 0},
+        {"3", NULL, 3},
+        {"8", NULL, 8},
+        {"5", NULL, 5},
+        {"2", "trimmed", 2},
+        {"0", "trimmed", 0},
+        {"9", "unknown", 0},
+        {"ffffffffffff:5", "epoch", 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
         assert_int_equal(hr_cursor_parse(t[i].cur, strlen(t[i].cur), &c), 0);
@@ -114,11 +131,20 @@ static void test_channel_from_path(void **state)
     static const struct {
         const char *path, *name;
     } t[] = {
-        {"/sse/chat", "chat"},       {"/sse/chat?x=1", "chat"},     {"/sse/chat#f", "chat"},
-        {"/sse/user%3Aa", "user:a"}, {"/sse/user%3aa", "user:a"},   {"/sse/a.b-c_d@e", "a.b-c_d@e"},
-        {"/sse/", NULL},             {"/sse/a%2", NULL},            {"/sse/a%zz", NULL},
-        {"/sse/a%20b", NULL},        {"/sse/a/b", NULL},            {"/ws/chat", NULL},
-        {"/sse", NULL},              {"/sse/%00", NULL},
+        {"/sse/chat", "chat"},
+        {"/sse/chat?x=1", "chat"},
+        {"/sse/chat#f", "chat"},
+        {"/sse/user%3Aa", "user:a"},
+        {"/sse/user%3aa", "user:a"},
+        {"/sse/a.b-c_d@e", "a.b-c_d@e"},
+        {"/sse/", NULL},
+        {"/sse/a%2", NULL},
+        {"/sse/a%zz", NULL},
+        {"/sse/a%20b", NULL},
+        {"/sse/a/b", NULL},
+        {"/ws/chat", NULL},
+        {"/sse", NULL},
+        {"/sse/%00", NULL},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
         const char *name = hr_channel_from_path(t[i].path, "/sse/", out, &len);
@@ -141,10 +167,12 @@ static void test_channel_from_path(void **state)
 
 static void test_msg_json(void **state)
 {
-    struct hr_hub_msg m = {.id = 7, .time_ms = 1700000000123, .data = hr_buf_from("{\"a\":[1,2]}", 11)};
+    struct hr_hub_msg m = {
+        .id = 7, .time_ms = 1700000000123, .data = hr_buf_from("{\"a\":[1,2]}", 11)};
     struct hr_buf *b = hr_msg_json(&m, "0a1b2c3d4e5f");
     assert_non_null(b);
-    static const char want[] = "{\"id\":7,\"cursor\":\"0a1b2c3d4e5f:7\",\"time\":1700000000123,\"data\":{\"a\":[1,2]}}";
+    static const char want[] =
+        "{\"id\":7,\"cursor\":\"0a1b2c3d4e5f:7\",\"time\":1700000000123,\"data\":{\"a\":[1,2]}}";
     assert_int_equal(b->len, sizeof want - 1);
     assert_memory_equal(b->data, want, b->len);
     hr_buf_unref(b);
@@ -184,10 +212,8 @@ static void test_msg_value(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cursor_parse),
-        cmocka_unit_test(test_cursor_start),
-        cmocka_unit_test(test_channel_from_path),
-        cmocka_unit_test(test_msg_json),
+        cmocka_unit_test(test_cursor_parse),      cmocka_unit_test(test_cursor_start),
+        cmocka_unit_test(test_channel_from_path), cmocka_unit_test(test_msg_json),
         cmocka_unit_test(test_msg_value),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

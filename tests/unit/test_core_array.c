@@ -55,7 +55,7 @@ static void test_reserve(void **state)
     assert_int_equal(cap, 16);
     int *first = a;
     assert_int_equal(HR_ARRAY_RESERVE(a, cap, 16, 16), 0);
-    assert_ptr_equal(a, first); /* room already there */
+    assert_ptr_equal(a, first);                             /* room already there */
     assert_int_equal(HR_ARRAY_RESERVE(a, cap, 100, 16), 0); /* doubles past need at once */
     assert_int_equal(cap, 128);
     a[99] = 7;

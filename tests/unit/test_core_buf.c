@@ -130,14 +130,9 @@ static void test_append_growth(void **state)
         size_t cap;
         size_t sizes[6];
     } t[] = {
-        {0, {1, 0, 1, 62, 1, 0}},
-        {0, {64, 1, 0, 0, 0, 0}},
-        {1, {1, 1, 1, 1, 1, 1}},
-        {8, {8, 0, 0, 0, 0, 0}},
-        {8, {9, 0, 0, 0, 0, 0}},
-        {10, {3, 1000, 3, 70000, 1, 0}},
-        {0, {1 << 20, 1, 0, 0, 0, 0}},
-        {100, {0, 0, 0, 0, 0, 0}},
+        {0, {1, 0, 1, 62, 1, 0}},      {0, {64, 1, 0, 0, 0, 0}},  {1, {1, 1, 1, 1, 1, 1}},
+        {8, {8, 0, 0, 0, 0, 0}},       {8, {9, 0, 0, 0, 0, 0}},   {10, {3, 1000, 3, 70000, 1, 0}},
+        {0, {1 << 20, 1, 0, 0, 0, 0}}, {100, {0, 0, 0, 0, 0, 0}},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         struct hr_buf *b = hr_buf_new(t[i].cap);
@@ -167,8 +162,7 @@ static void test_append_growth(void **state)
         size_t off = 0;
         for (int k = 0; k < 6; k++) {
             for (size_t j = 0; j < t[i].sizes[k]; j++)
-                assert_int_equal((unsigned char)b->data[off + j],
-                                 (unsigned char)(seed + j * 31));
+                assert_int_equal((unsigned char)b->data[off + j], (unsigned char)(seed + j * 31));
             off += t[i].sizes[k];
             seed = (unsigned char)(seed + 7);
         }
@@ -228,8 +222,8 @@ static void test_append_shared(void **state)
         struct hr_buf *bp = b;
         int rc = hr_buf_append(&bp, add, t[i].add);
         if (rc != t[i].rc)
-            fail_msg("case %zu: append %zu to %zu/%zu shared: %d, want %d", i, t[i].add,
-                     t[i].len, t[i].cap, rc, t[i].rc);
+            fail_msg("case %zu: append %zu to %zu/%zu shared: %d, want %d", i, t[i].add, t[i].len,
+                     t[i].cap, rc, t[i].rc);
         assert_ptr_equal(bp, b);
         assert_ptr_equal(other, b);
         assert_int_equal(b->cap, t[i].cap);

@@ -272,7 +272,6 @@ static void test_json_append_string(void **state)
     assert_int_equal(hr_buf_live, live);
 }
 
-
 static void test_numbers_like_javascript(void **state)
 {
     static const struct {

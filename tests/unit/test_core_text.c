@@ -33,21 +33,21 @@ static void test_percent_decode(void **state)
     (void)state;
     static const struct {
         const char *in;
-        size_t len;    /* 0: strlen(in) */
+        size_t len; /* 0: strlen(in) */
         unsigned flags;
-        size_t outsz;  /* 0: 64 */
-        long want;     /* length, or an HR code */
+        size_t outsz; /* 0: 64 */
+        long want;    /* length, or an HR code */
         const char *out;
     } t[] = {
         {"", 0, 0, 0, 0, ""},
         {"abc", 0, 0, 0, 3, "abc"},
         {"%41%42%43", 0, 0, 0, 3, "ABC"},
         {"%4a%4A", 0, 0, 0, 2, "JJ"},
-        {"%2b%2B", 0, Q, 0, 2, "++"},        /* an escaped '+' stays a '+' */
+        {"%2b%2B", 0, Q, 0, 2, "++"}, /* an escaped '+' stays a '+' */
         {"x+y%20z", 0, Q, 0, 5, "x y z"},
-        {"x+y", 0, 0, 0, 3, "x+y"},          /* '+' is a space only in a query */
+        {"x+y", 0, 0, 0, 3, "x+y"}, /* '+' is a space only in a query */
         {"%2F", 0, 0, 0, 1, "/"},
-        {"%252F", 0, 0, 0, 3, "%2F"},        /* decoded once */
+        {"%252F", 0, 0, 0, 3, "%2F"}, /* decoded once */
         /* a bad escape is kept as it is, unless strict */
         {"%", 0, 0, 0, 1, "%"},
         {"%4", 0, 0, 0, 2, "%4"},
@@ -84,7 +84,8 @@ static void test_percent_decode(void **state)
         memset(out, '#', sizeof out);
         long n = hr_percent_decode(t[i].in, len, out, outsz, t[i].flags);
         if (n != t[i].want)
-            fail_msg("case %zu \"%s\" flags %u: %ld, want %ld", i, t[i].in, t[i].flags, n, t[i].want);
+            fail_msg("case %zu \"%s\" flags %u: %ld, want %ld", i, t[i].in, t[i].flags, n,
+                     t[i].want);
         if (n >= 0) {
             assert_int_equal(out[n], '\0');
             assert_memory_equal(out, t[i].out, (size_t)n);
@@ -105,12 +106,14 @@ static void test_percent_decode_all_pairs(void **state)
             long n = hr_percent_decode(in, 3, out, sizeof out, 0);
             if (hex) {
                 assert_int_equal(n, 1);
-                assert_int_equal((unsigned char)out[0], hr_hex_value((char)a) * 16 + hr_hex_value((char)b));
+                assert_int_equal((unsigned char)out[0],
+                                 hr_hex_value((char)a) * 16 + hr_hex_value((char)b));
             } else {
                 assert_int_equal(n, 3);
                 assert_memory_equal(out, in, 3);
             }
-            assert_int_equal(hr_percent_decode(in, 3, out, sizeof out, HR_PCT_STRICT), hex ? 1 : HR_EINVAL);
+            assert_int_equal(hr_percent_decode(in, 3, out, sizeof out, HR_PCT_STRICT),
+                             hex ? 1 : HR_EINVAL);
         }
     }
 }

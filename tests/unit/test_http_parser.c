@@ -27,10 +27,10 @@
 #define S(s) s, sizeof(s) - 1
 
 /* Fail with the description of a fixed bug that came back. */
-#define KNOWN_BUG(reproduces, text)                                                           \
-    do {                                                                                      \
-        if (reproduces)                                                                       \
-            fail_msg("regression (src/http/parser.c): %s", text);                            \
+#define KNOWN_BUG(reproduces, text)                                                                \
+    do {                                                                                           \
+        if (reproduces)                                                                            \
+            fail_msg("regression (src/http/parser.c): %s", text);                                  \
     } while (0)
 
 /* ---------------------------------------------------------------------------------------
@@ -100,8 +100,8 @@ static const char *tr_str(const struct tr *t)
  * Running the parser the way a connection does */
 
 enum {
-    O_NOHDRS = 1,          /* leave header fields out of the transcript */
-    O_REFUSE_UPGRADE = 2,  /* on HR_HTTP_UPGRADE, carry on with HTTP like after a request */
+    O_NOHDRS = 1,         /* leave header fields out of the transcript */
+    O_REFUSE_UPGRADE = 2, /* on HR_HTTP_UPGRADE, carry on with HTTP like after a request */
 };
 
 struct pcase {
@@ -329,9 +329,8 @@ static void check_case(const struct pcase *c)
 
 static const struct pcase cases[] = {
     /* Requests */
-    {"simple GET",
-     S("GET /index.html?x=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"), DEF, 0,
-     "REQ GET /index.html?x=1 HTTP/1.1 ka\n  Host: example.com\n  Accept: */*\n"},
+    {"simple GET", S("GET /index.html?x=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"),
+     DEF, 0, "REQ GET /index.html?x=1 HTTP/1.1 ka\n  Host: example.com\n  Accept: */*\n"},
     {"methods", S("HEAD / HTTP/1.1\r\n\r\nDELETE /x HTTP/1.1\r\n\r\nOPTIONS /o HTTP/1.1\r\n\r\n"),
      DEF, 0, "REQ HEAD / HTTP/1.1 ka\nREQ DELETE /x HTTP/1.1 ka\nREQ OPTIONS /o HTTP/1.1 ka\n"},
     {"whitespace around values",
@@ -344,23 +343,23 @@ static const struct pcase cases[] = {
      "ERR 400\n"},
     {"obs-fold with a tab", S("GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"obs-fold after an empty value", S("GET / HTTP/1.1\r\nX:\r\n b\r\n\r\n"), DEF, 0, "ERR 400\n"},
-    {"empty lines before the request line (RFC 9112 §2.2)", S("\r\n\r\nGET / HTTP/1.1\r\nX: a\r\n\r\n"),
-     DEF, 0, "REQ GET / HTTP/1.1 ka\n  X: a\n"},
-    {"UTF-8 in a value", S("GET / HTTP/1.1\r\nX: \xc3\xa9t\xc3\xa9\r\n\r\n"),
-     DEF, 0, "REQ GET / HTTP/1.1 ka\n  X: \\xc3\\xa9t\\xc3\\xa9\n"},
+    {"empty lines before the request line (RFC 9112 §2.2)",
+     S("\r\n\r\nGET / HTTP/1.1\r\nX: a\r\n\r\n"), DEF, 0, "REQ GET / HTTP/1.1 ka\n  X: a\n"},
+    {"UTF-8 in a value", S("GET / HTTP/1.1\r\nX: \xc3\xa9t\xc3\xa9\r\n\r\n"), DEF, 0,
+     "REQ GET / HTTP/1.1 ka\n  X: \\xc3\\xa9t\\xc3\\xa9\n"},
     /* RFC 3986 §2: a target is ASCII (clients percent-encode); strict llhttp refuses raw bytes */
     {"raw UTF-8 in the target", S("GET /\xc3\xa9 HTTP/1.1\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"percent-encoding kept", S("GET /a%20b?q=%41 HTTP/1.1\r\n\r\n"), DEF, 0,
      "REQ GET /a%20b?q=%41 HTTP/1.1 ka\n"},
-    {"absolute-form", S("GET http://example.com/a?b HTTP/1.1\r\nHost: example.com\r\n\r\n"),
-     DEF, 0, "REQ GET http://example.com/a?b HTTP/1.1 ka\n  Host: example.com\n"},
+    {"absolute-form", S("GET http://example.com/a?b HTTP/1.1\r\nHost: example.com\r\n\r\n"), DEF, 0,
+     "REQ GET http://example.com/a?b HTTP/1.1 ka\n  Host: example.com\n"},
     {"leading empty lines ignored (RFC 9112 §2.2)", S("\r\n\r\nGET / HTTP/1.1\r\n\r\n"), DEF, 0,
      "REQ GET / HTTP/1.1 ka\n"},
     {"only empty lines", S("\r\n\r\n"), DEF, 0, ""},
 
     /* Bodies */
-    {"Content-Length body", S("POST /p HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world"),
-     DEF, 0, "REQ POST /p HTTP/1.1 ka\n  Content-Length: 11\n  body hello world\n"},
+    {"Content-Length body", S("POST /p HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world"), DEF, 0,
+     "REQ POST /p HTTP/1.1 ka\n  Content-Length: 11\n  body hello world\n"},
     {"Content-Length 0", S("POST /p HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), DEF, 0,
      "REQ POST /p HTTP/1.1 ka\n  Content-Length: 0\n"},
     {"binary body", S("PUT /b HTTP/1.1\r\nContent-Length: 6\r\n\r\n\0\r\n\xff\x01z"), DEF, 0,
@@ -378,17 +377,19 @@ static const struct pcase cases[] = {
     /* RFC 9112 §7.1.1 allows several extensions; llhttp 8.1 takes one only (or a name list
      * without values), and answers 400 to the rest */
     {"two chunk extensions with values",
-     S("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;a=b;c=d\r\nde\r\n0\r\n\r\n"),
-     DEF, 0, "ERR 400\n"},
-    {"chunked, empty", S("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-     DEF, 0, "REQ POST /c HTTP/1.1 ka\n  Transfer-Encoding: chunked\n"},
-    {"Content-Length exactly max_body", S("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789"),
-     8192, 10, 0, "REQ POST / HTTP/1.1 ka\n  Content-Length: 10\n  body 0123456789\n"},
+     S("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;a=b;c=d\r\nde\r\n0\r\n\r\n"), DEF,
+     0, "ERR 400\n"},
+    {"chunked, empty", S("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), DEF, 0,
+     "REQ POST /c HTTP/1.1 ka\n  Transfer-Encoding: chunked\n"},
+    {"Content-Length exactly max_body",
+     S("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789"), 8192, 10, 0,
+     "REQ POST / HTTP/1.1 ka\n  Content-Length: 10\n  body 0123456789\n"},
     {"chunked exactly max_body",
-     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"),
+     S("POST / HTTP/1.1\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"),
      8192, 10, O_NOHDRS, "REQ POST / HTTP/1.1 ka\n  body helloworld\n"},
-    {"max_body 0 allows an empty body", S("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), 8192,
-     0, O_NOHDRS, "REQ POST / HTTP/1.1 ka\n"},
+    {"max_body 0 allows an empty body", S("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), 8192, 0,
+     O_NOHDRS, "REQ POST / HTTP/1.1 ka\n"},
 
     /* Pipelining */
     {"pipelined",
@@ -397,26 +398,29 @@ static const struct pcase cases[] = {
      DEF, 0,
      "REQ GET /1 HTTP/1.1 ka\n  Host: a\nREQ POST /2 HTTP/1.1 ka\n  Content-Length: 3\n"
      "  body abc\nREQ GET /3 HTTP/1.1 ka\n"},
-    {"pipelined, the last incomplete", S("GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\nHo"), DEF,
-     0, "REQ GET /1 HTTP/1.1 ka\nMORE\n"},
+    {"pipelined, the last incomplete", S("GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\nHo"), DEF, 0,
+     "REQ GET /1 HTTP/1.1 ka\nMORE\n"},
     {"pipelined, then garbage", S("GET /1 HTTP/1.1\r\n\r\n\x01\x02\r\n\r\n"), DEF, 0,
      "REQ GET /1 HTTP/1.1 ka\nERR 400\n"},
 
     /* Incomplete input: the parser is busy, with or without its head */
     {"head incomplete", S("GET / HTTP/1.1\r\nHost: x\r\n"), DEF, 0, "MORE\n"},
-    {"body incomplete", S("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab"), DEF, 0,
-     "MORE head\n"},
+    {"body incomplete", S("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab"), DEF, 0, "MORE head\n"},
     {"chunked body incomplete", S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"),
      DEF, 0, "MORE head\n"},
 
     /* Upgrades: parsing stops right after the request, the rest is the new protocol */
-    {"upgrade", S(UPG_HEAD "\x81\x80" "abcd"), DEF, 0,
-     "UPG GET /ws HTTP/1.1 ka up\n" UPG_HDRS "  rest \\x81\\x80abcd\n"},
-    {"upgrade, nothing after", S(UPG_HEAD), DEF, 0, "UPG GET /ws HTTP/1.1 ka up\n" UPG_HDRS "  rest \n"},
+    {"upgrade",
+     S(UPG_HEAD "\x81\x80"
+                "abcd"),
+     DEF, 0, "UPG GET /ws HTTP/1.1 ka up\n" UPG_HDRS "  rest \\x81\\x80abcd\n"},
+    {"upgrade, nothing after", S(UPG_HEAD), DEF, 0,
+     "UPG GET /ws HTTP/1.1 ka up\n" UPG_HDRS "  rest \n"},
     {"upgrade followed by what looks like HTTP", S(UPG_HEAD "GET / HTTP/1.1\r\n\r\n"), DEF, 0,
      "UPG GET /ws HTTP/1.1 ka up\n" UPG_HDRS "  rest GET / HTTP/1.1\\r\\n\\r\\n\n"},
     {"upgrade with a body",
-     S("POST /u HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: x\r\nContent-Length: 3\r\n\r\nabcFRAMES"),
+     S("POST /u HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: x\r\nContent-Length: "
+       "3\r\n\r\nabcFRAMES"),
      DEF, O_NOHDRS, "UPG POST /u HTTP/1.1 ka up\n  body abc\n  rest FRAMES\n"},
     {"Connection list with upgrade",
      S("GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\nFR"), DEF,
@@ -429,23 +433,27 @@ static const struct pcase cases[] = {
      "REQ GET / HTTP/1.1 ka\nREQ GET /2 HTTP/1.1 ka\n"},
     {"refused upgrade carries on as HTTP", S(UPG_HEAD "GET /next HTTP/1.1\r\n\r\n"), DEF,
      O_REFUSE_UPGRADE, "UPG GET /ws HTTP/1.1 ka up\n" UPG_HDRS "REQ GET /next HTTP/1.1 ka\n"},
-    {"refused upgrade, then frames are not HTTP", S(UPG_HEAD "\x81\x80" "abcd"), DEF,
-     O_REFUSE_UPGRADE, "UPG GET /ws HTTP/1.1 ka up\n" UPG_HDRS "ERR 400\n"},
+    {"refused upgrade, then frames are not HTTP",
+     S(UPG_HEAD "\x81\x80"
+                "abcd"),
+     DEF, O_REFUSE_UPGRADE, "UPG GET /ws HTTP/1.1 ka up\n" UPG_HDRS "ERR 400\n"},
 
     /* Limits */
-    {"Content-Length over max_body", S("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n"), 8192,
-     10, 0, "ERR 413\n"},
+    {"Content-Length over max_body", S("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n"), 8192, 10,
+     0, "ERR 413\n"},
     {"Content-Length over max_body, body present",
      S("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n0123456789a"), 8192, 10, 0, "ERR 413\n"},
     {"Content-Length 1 with max_body 0", S("POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"), 8192,
      0, 0, "ERR 413\n"},
     {"chunked growing over max_body",
-     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\n"),
+     S("POST / HTTP/1.1\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\n"),
      8192, 10, 0, "ERR 413\n"},
-    {"one chunk over max_body", S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n"),
-     8192, 10, 0, "ERR 413\n"},
-    {"chunked with max_body 0", S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n"),
-     8192, 0, 0, "ERR 413\n"},
+    {"one chunk over max_body",
+     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n"), 8192, 10, 0,
+     "ERR 413\n"},
+    {"chunked with max_body 0",
+     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n"), 8192, 0, 0, "ERR 413\n"},
 
     /* Malformed: 400 */
     {"garbage", S("\x01\x02\x03 xyz\r\n\r\n"), DEF, 0, "ERR 400\n"},
@@ -460,8 +468,7 @@ static const struct pcase cases[] = {
      "ERR 400\n"},
     {"absolute URL of another scheme", S("GET ftp://h/a HTTP/1.1\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"absolute URL without a path", S("GET http://h HTTP/1.1\r\n\r\n"), DEF, 0, "ERR 400\n"},
-    {"CONNECT authority-form", S("CONNECT example.com:443 HTTP/1.1\r\n\r\n"), DEF, 0,
-     "ERR 400\n"},
+    {"CONNECT authority-form", S("CONNECT example.com:443 HTTP/1.1\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"lower-case HTTP", S("GET / http/1.1\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"bad header name char", S("GET / HTTP/1.1\r\nBad@Name: x\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"header name with '('", S("GET / HTTP/1.1\r\nA(b: x\r\n\r\n"), DEF, 0, "ERR 400\n"},
@@ -472,20 +479,22 @@ static const struct pcase cases[] = {
     {"tab before colon", S("GET / HTTP/1.1\r\nX\t: x\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"space inside a name", S("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"empty name", S("GET / HTTP/1.1\r\n: x\r\n\r\n"), DEF, 0, "ERR 400\n"},
-    {"empty name after a field", S("GET / HTTP/1.1\r\nA: 1\r\n: x\r\n\r\n"), DEF, 0,
-     "ERR 400\n"},
+    {"empty name after a field", S("GET / HTTP/1.1\r\nA: 1\r\n: x\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"space before colon in a trailer",
      S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX : t\r\n\r\n"), DEF, 0,
      "ERR 400\n"},
     {"NUL in value", S("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n"), DEF, 0, "ERR 400\n"},
-    {"DEL in value", S("GET / HTTP/1.1\r\nX: a\x7f" "b\r\n\r\n"), DEF, 0, "ERR 400\n"},
+    {"DEL in value",
+     S("GET / HTTP/1.1\r\nX: a\x7f"
+       "b\r\n\r\n"),
+     DEF, 0, "ERR 400\n"},
     {"CR in value", S("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"Content-Length and Transfer-Encoding",
-     S("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-     DEF, 0, "ERR 400\n"},
+     S("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), DEF,
+     0, "ERR 400\n"},
     {"Transfer-Encoding and Content-Length",
-     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"),
-     DEF, 0, "ERR 400\n"},
+     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"), DEF,
+     0, "ERR 400\n"},
     {"negative Content-Length", S("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), DEF, 0,
      "ERR 400\n"},
     {"Content-Length with a sign", S("POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc"), DEF, 0,
@@ -494,20 +503,17 @@ static const struct pcase cases[] = {
      "ERR 400\n"},
     {"Content-Length hex", S("POST / HTTP/1.1\r\nContent-Length: 0x3\r\n\r\nabc"), DEF, 0,
      "ERR 400\n"},
-    {"Content-Length empty", S("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n"), DEF, 0,
-     "ERR 400\n"},
+    {"Content-Length empty", S("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"Content-Length list", S("POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc"), DEF, 0,
      "ERR 400\n"},
     {"Content-Length overflowing 64 bits",
      S("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"two Content-Lengths",
-     S("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"), DEF, 0,
-     "ERR 400\n"},
+     S("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"), DEF, 0, "ERR 400\n"},
     {"two equal Content-Lengths",
-     S("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na"), DEF, 0,
-     "ERR 400\n"},
-    {"space before colon on Content-Length", S("POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\nhello"),
-     DEF, 0, "ERR 400\n"},
+     S("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na"), DEF, 0, "ERR 400\n"},
+    {"space before colon on Content-Length",
+     S("POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\nhello"), DEF, 0, "ERR 400\n"},
     {"space before colon on Transfer-Encoding",
      S("POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), DEF, 0,
      "ERR 400\n"},
@@ -522,8 +528,8 @@ static const struct pcase cases[] = {
      S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n"), DEF, 0,
      "ERR 400\n"},
     {"control character in chunk extension",
-     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;\x01\r\nabc\r\n0\r\n\r\n"), DEF,
-     0, "ERR 400\n"},
+     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;\x01\r\nabc\r\n0\r\n\r\n"), DEF, 0,
+     "ERR 400\n"},
     /* llhttp's loose mode skipped any two bytes after chunk data */
     {"two other bytes instead of the CRLF after chunk data",
      S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n"), DEF, 0,
@@ -535,19 +541,17 @@ static const struct pcase cases[] = {
      S("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"), DEF, 0,
      "ERR 400\n"},
     {"Transfer-Encoding other than chunked last",
-     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"), DEF, 0, "ERR 400\n"},
-    {"bare LF in chunked framing",
-     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n"), DEF, 0,
+     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"), DEF, 0,
      "ERR 400\n"},
+    {"bare LF in chunked framing",
+     S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n"), DEF, 0, "ERR 400\n"},
 
     /* Bare LF: llhttp takes LF alone after the request line and as the final empty line;
      * RFC 9112 §2.2 allows a recipient to, but a proxy in front that does not would see
      * other requests than herald: every line of the head must end in CRLF. */
-    {"bare LF after the request line and at the end", S("GET / HTTP/1.1\n\n"), DEF, 0,
-     "ERR 400\n"},
+    {"bare LF after the request line and at the end", S("GET / HTTP/1.1\n\n"), DEF, 0, "ERR 400\n"},
     {"bare LF after the request line", S("GET / HTTP/1.1\nHost: x\r\n\r\n"), DEF, 0, "ERR 400\n"},
-    {"bare LF as the final empty line", S("GET / HTTP/1.1\r\nHost: x\r\n\n"), DEF, 0,
-     "ERR 400\n"},
+    {"bare LF as the final empty line", S("GET / HTTP/1.1\r\nHost: x\r\n\n"), DEF, 0, "ERR 400\n"},
     {"bare LF before the request line", S("\nGET / HTTP/1.1\r\n\r\n"), DEF, 0, "ERR 400\n"},
     {"bare LF ending a header line", S("GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n"), DEF, 0,
      "ERR 400\n"},
@@ -559,8 +563,8 @@ static const struct pcase cases[] = {
     {"CR alone ends the request line", S("GET / HTTP/1.1\rHost: x\r\r\n"), DEF, 0, "ERR 400\n"},
     {"HTTP/2 connection preface (RFC 9113 §3.4)", S("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), DEF, 0,
      "ERR 400\n"},
-    {"HTTP/2 preface, first line only: llhttp waits for \"SM\"", S("PRI * HTTP/2.0\r\n\r\n"),
-     DEF, 0, "MORE\n"},
+    {"HTTP/2 preface, first line only: llhttp waits for \"SM\"", S("PRI * HTTP/2.0\r\n\r\n"), DEF,
+     0, "MORE\n"},
 };
 
 static void test_cases(void **state)
@@ -852,8 +856,8 @@ static void gen_fill(struct gen *g, char ch, size_t n)
         gen_add(g, &ch, 1);
 }
 
-static void check_gen(const char *name, const struct gen *g, uint32_t max_head,
-                      uint64_t max_body, int flags, const char *expect)
+static void check_gen(const char *name, const struct gen *g, uint32_t max_head, uint64_t max_body,
+                      int flags, const char *expect)
 {
     struct pcase c = {name, g->in, g->len, max_head, max_body, flags, expect};
     check_case(&c);
@@ -1124,8 +1128,7 @@ static void test_next_resets(void **state)
  * Known bugs: what RFC 9112 asks for, skipped while the bug reproduces */
 
 /* Raw outcome of one whole-input parse. */
-static int outcome(const char *raw, size_t len, uint32_t max_head, uint64_t max_body,
-                   int *status)
+static int outcome(const char *raw, size_t len, uint32_t max_head, uint64_t max_body, int *status)
 {
     struct hr_http_parser p;
     size_t used;
@@ -1219,8 +1222,7 @@ static void test_bug_other_major_versions(void **state)
 {
     (void)state;
     static const char *const t[] = {
-        "GET / HTTP/2.0\r\n\r\n",
-        "GET /\r\n\r\n", /* HTTP/0.9 */
+        "GET / HTTP/2.0\r\n\r\n", "GET /\r\n\r\n", /* HTTP/0.9 */
     };
     int reproduces = 0;
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {

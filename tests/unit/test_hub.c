@@ -49,7 +49,8 @@ static void commit_all(int status)
         queued[i].done(queued[i].ud, status);
 }
 
-static const struct hr_store_ops fake_ops = {.name = "fake", .append = fake_append, .trim = fake_trim};
+static const struct hr_store_ops fake_ops = {
+    .name = "fake", .append = fake_append, .trim = fake_trim};
 static struct hr_store fake = {.ops = &fake_ops};
 
 /* ---- acks and a recording subscriber ---- */
@@ -103,11 +104,13 @@ static void test_channel_names(void **state)
         const char *name;
         int ok;
     } t[] = {
-        {"chat", 1}, {"user:42", 1}, {"a.b-c_d@e", 1}, {"A9", 1}, {"", 0}, {"has space", 0},
-        {"slash/no", 0}, {"q?x", 0}, {"perc%41", 0}, {"é", 0}, {"nul\0x", 0},
+        {"chat", 1},    {"user:42", 1},   {"a.b-c_d@e", 1}, {"A9", 1},
+        {"", 0},        {"has space", 0}, {"slash/no", 0},  {"q?x", 0},
+        {"perc%41", 0}, {"é", 0},         {"nul\0x", 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        assert_int_equal(hr_channel_name_valid(t[i].name, strlen(t[i].name) + (i == 10 ? 2 : 0)), t[i].ok);
+        assert_int_equal(hr_channel_name_valid(t[i].name, strlen(t[i].name) + (i == 10 ? 2 : 0)),
+                         t[i].ok);
     char big[HR_CHANNEL_NAME_MAX + 2];
     memset(big, 'x', sizeof big);
     assert_true(hr_channel_name_valid(big, HR_CHANNEL_NAME_MAX));
@@ -337,8 +340,8 @@ static int nreads, ntrim_limits;
 static hr_store_trimmed_cb trim_done;
 static void *trim_ud;
 
-static int fake_read(struct hr_store *st, const char *channel, uint64_t since, uint32_t max, size_t max_bytes,
-                     hr_store_read_cb done, void *ud)
+static int fake_read(struct hr_store *st, const char *channel, uint64_t since, uint32_t max,
+                     size_t max_bytes, hr_store_read_cb done, void *ud)
 {
     nreads++;
     read_done = done;
@@ -347,8 +350,9 @@ static int fake_read(struct hr_store *st, const char *channel, uint64_t since, u
     return 0;
 }
 
-static int fake_trim_limits(struct hr_store *st, const char *channel, uint64_t max_count, uint64_t max_bytes,
-                            int64_t min_time, hr_store_trimmed_cb done, void *ud)
+static int fake_trim_limits(struct hr_store *st, const char *channel, uint64_t max_count,
+                            uint64_t max_bytes, int64_t min_time, hr_store_trimmed_cb done,
+                            void *ud)
 {
     ntrim_limits++;
     trim_done = done;
@@ -356,8 +360,11 @@ static int fake_trim_limits(struct hr_store *st, const char *channel, uint64_t m
     return 0;
 }
 
-static const struct hr_store_ops reading_ops = {
-    .name = "reading", .append = fake_append, .trim = fake_trim, .read = fake_read, .trim_limits = fake_trim_limits};
+static const struct hr_store_ops reading_ops = {.name = "reading",
+                                                .append = fake_append,
+                                                .trim = fake_trim,
+                                                .read = fake_read,
+                                                .trim_limits = fake_trim_limits};
 static struct hr_store reading = {.ops = &reading_ops};
 
 static int setup_reading(void **state)
@@ -425,7 +432,8 @@ static void test_trim_by_the_store(void **state)
     assert_int_equal(ch->kept, 31);
     publish_n(hub, ch, 2, 300); /* one trim at a time */
     assert_int_equal(ntrim_limits, 1);
-    struct hr_store_meta m = {.first_id = 4, .last_id = 33, .count = 30, .bytes = 30 * 300, .first_time = 1};
+    struct hr_store_meta m = {
+        .first_id = 4, .last_id = 33, .count = 30, .bytes = 30 * 300, .first_time = 1};
     trim_done(trim_ud, 0, &m);
     assert_int_equal(ch->kept, 30);
     assert_int_equal(hr_hub_first_id(ch), 4);
@@ -450,8 +458,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bytes_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_subscriber_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encoding_built_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_bound_is_history_without_reads, setup_small_cache, teardown),
-        cmocka_unit_test_setup_teardown(test_reads_older_than_the_cache_go_to_the_store, setup_reading, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_bound_is_history_without_reads,
+                                        setup_small_cache, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_older_than_the_cache_go_to_the_store,
+                                        setup_reading, teardown),
         cmocka_unit_test_setup_teardown(test_trim_by_the_store, setup_reading, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,10 @@
 static struct hr_conn *accepted[N];
 static int naccepted;
 
-static ssize_t sink_read(struct hr_conn *c, char *data, size_t len) { return (ssize_t)len; }
+static ssize_t sink_read(struct hr_conn *c, char *data, size_t len)
+{
+    return (ssize_t)len;
+}
 static const struct hr_proto sink = {.name = "sink", .on_read = sink_read};
 
 static void on_accept(struct hr_conn *c)
@@ -153,7 +156,10 @@ static void test_broadcast_shares_one_buffer(void **state)
 /* A peer that stops reading: the connection reports full past max_queued, and the drain
  * callback fires once the peer reads again. */
 static int drained;
-static void on_drain(struct hr_conn *c) { drained++; }
+static void on_drain(struct hr_conn *c)
+{
+    drained++;
+}
 
 static void test_full_then_drain(void **state)
 {

@@ -49,7 +49,7 @@ static uint64_t number(const struct herald_config *cfg, const struct hr_opt *o)
     const void *p = (const char *)cfg + o->offset;
     switch (o->type) {
     case HR_OPT_INT:
-    case HR_OPT_FLAG: return (uint64_t)*(const int *)p;
+    case HR_OPT_FLAG: return (uint64_t) * (const int *)p;
     case HR_OPT_U32:
     case HR_OPT_MS_U32: return *(const uint32_t *)p;
     case HR_OPT_U64:
@@ -127,27 +127,55 @@ static void parses_every_type(void **state)
 {
     struct herald_config cfg;
     hr_config_init(&cfg);
-    char *argv[] = {"herald", "--host", "::1", "-p", "8080", "--cors-origin", "none", "--store", "memory",
-                    "--app", "conformance-sio", "--path", "/rt/", "-q", "--history", "5",
-                    "--max-body", "123", "--history-bytes", "2048", "--lp-timeout", "1.5",
-                    "--header-timeout", "0.25", "--history-age", "0", "--max-memory", "0",
-                    "--channel-policy", "user:*=coalesce", "--channel-policy", "a=b=skip", NULL};
+    char *argv[] = {"herald",
+                    "--host",
+                    "::1",
+                    "-p",
+                    "8080",
+                    "--cors-origin",
+                    "none",
+                    "--store",
+                    "memory",
+                    "--app",
+                    "conformance-sio",
+                    "--path",
+                    "/rt/",
+                    "-q",
+                    "--history",
+                    "5",
+                    "--max-body",
+                    "123",
+                    "--history-bytes",
+                    "2048",
+                    "--lp-timeout",
+                    "1.5",
+                    "--header-timeout",
+                    "0.25",
+                    "--history-age",
+                    "0",
+                    "--max-memory",
+                    "0",
+                    "--channel-policy",
+                    "user:*=coalesce",
+                    "--channel-policy",
+                    "a=b=skip",
+                    NULL};
     assert_int_equal(parse(&cfg, ARGC(argv), argv), 0);
-    assert_string_equal(cfg.io.host, "::1");                 /* STR */
-    assert_int_equal(cfg.io.port, 8080);                     /* INT, short form */
-    assert_null(cfg.io.cors_origin);                         /* STR, "none" */
-    assert_string_equal(cfg.io.store, "memory");             /* STR, checked */
+    assert_string_equal(cfg.io.host, "::1");     /* STR */
+    assert_int_equal(cfg.io.port, 8080);         /* INT, short form */
+    assert_null(cfg.io.cors_origin);             /* STR, "none" */
+    assert_string_equal(cfg.io.store, "memory"); /* STR, checked */
     assert_string_equal(cfg.app, "conformance-sio");
     assert_string_equal(cfg.io.path, "/rt/");
-    assert_int_equal(cfg.io.quiet, 1);                       /* FLAG */
-    assert_int_equal(cfg.history.max_messages, 5);           /* U32 */
-    assert_true(cfg.limits.max_body == 123);                 /* U64 */
-    assert_true(cfg.history.max_bytes == 2048);              /* SIZE */
-    assert_int_equal(cfg.lp_timeout_ms, 1500);               /* seconds into ms */
+    assert_int_equal(cfg.io.quiet, 1);             /* FLAG */
+    assert_int_equal(cfg.history.max_messages, 5); /* U32 */
+    assert_true(cfg.limits.max_body == 123);       /* U64 */
+    assert_true(cfg.history.max_bytes == 2048);    /* SIZE */
+    assert_int_equal(cfg.lp_timeout_ms, 1500);     /* seconds into ms */
     assert_true(cfg.limits.header_timeout_ms == 250);
-    assert_true(cfg.history.max_age_ms == 0);                /* "0" where allowed */
+    assert_true(cfg.history.max_age_ms == 0); /* "0" where allowed */
     assert_true(cfg.limits.max_memory == 0);
-    assert_int_equal(cfg.history.nrules, 2);                 /* POLICY, repeatable */
+    assert_int_equal(cfg.history.nrules, 2); /* POLICY, repeatable */
     assert_string_equal(cfg.history.rules[0].pattern, "user:*");
     assert_int_equal(cfg.history.rules[0].policy, HR_POLICY_COALESCE);
     assert_string_equal(cfg.history.rules[1].pattern, "a=b"); /* the last '=' splits */
@@ -155,7 +183,7 @@ static void parses_every_type(void **state)
     assert_true(hr_config_given(&cfg, "port"));
     assert_true(hr_config_given(&cfg, "max-body"));
     assert_false(hr_config_given(&cfg, "public"));
-    assert_string_equal(cfg.io.public_dir, "public");        /* not given: the default */
+    assert_string_equal(cfg.io.public_dir, "public"); /* not given: the default */
 
     /* a copy's rules point into the copy */
     struct herald_config *copy = malloc(sizeof(*copy));
@@ -189,13 +217,26 @@ static void parses_over_the_callers_values(void **state)
 static void bad_values(void **state)
 {
     static const char *const bad[][2] = {
-        {"--port", "abc"},          {"--port", "70000"},       {"--port", "-1"},
-        {"--port", ""},             {"--max-head", "1"},       {"--max-body", "-5"},
-        {"--header-timeout", "0"},  {"--idle-timeout", "abc"}, {"--max-memory", "5"},
-        {"--history-age", "-1"},    {"--app", "nope"},         {"--store", "disk"},
-        {"--path", "rel"},          {"--path", "/a?b"},        {"--channel-policy", "x=slow"},
-        {"--channel-policy", "=skip"}, {"--history-cache", "1"}, {"--ws-max-message", "124"},
-        {"--lp-timeout", "0"},      {"--connect-timeout", "0"},
+        {"--port", "abc"},
+        {"--port", "70000"},
+        {"--port", "-1"},
+        {"--port", ""},
+        {"--max-head", "1"},
+        {"--max-body", "-5"},
+        {"--header-timeout", "0"},
+        {"--idle-timeout", "abc"},
+        {"--max-memory", "5"},
+        {"--history-age", "-1"},
+        {"--app", "nope"},
+        {"--store", "disk"},
+        {"--path", "rel"},
+        {"--path", "/a?b"},
+        {"--channel-policy", "x=slow"},
+        {"--channel-policy", "=skip"},
+        {"--history-cache", "1"},
+        {"--ws-max-message", "124"},
+        {"--lp-timeout", "0"},
+        {"--connect-timeout", "0"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct herald_config cfg;
@@ -252,7 +293,8 @@ static void help_lists_every_entry(void **state)
     for (size_t i = 0; i < hr_config_table_len; i++) {
         const struct hr_opt *o = &hr_config_table[i];
         char line[96];
-        snprintf(line, sizeof line, "\n  --%s%s%s ", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        snprintf(line, sizeof line, "\n  --%s%s%s ", o->name, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
         const char *found = strstr(text, line);
         if (!found)
             fail_msg("--help has no line for --%s", o->name);
@@ -275,7 +317,9 @@ static void help_lists_every_entry(void **state)
     snprintf(here, sizeof here, "here %llu)", (unsigned long long)hr_budget_default());
     assert_non_null(strstr(text, here));
     assert_non_null(strstr(text, "  --max-connections-per-ip N  connections at once"));
-    assert_non_null(strstr(text, "  --header-timeout S      time to send a whole request head (default 10; then 408)\n"));
+    assert_non_null(strstr(
+        text,
+        "  --header-timeout S      time to send a whole request head (default 10; then 408)\n"));
     assert_non_null(strstr(text, "(/ws/{channel}: --max-body"));
     free(text);
 }
@@ -287,7 +331,8 @@ static void table_is_complete(void **state)
         const struct hr_opt *o = &hr_config_table[i];
         assert_non_null(o->help);
         if (o->arg && !(o->type == HR_OPT_STR && !o->valid))
-            if (!o->want || strncmp(o->want, "--", 2) != 0 || strncmp(o->want + 2, o->name, strlen(o->name)) != 0)
+            if (!o->want || strncmp(o->want, "--", 2) != 0 ||
+                strncmp(o->want + 2, o->name, strlen(o->name)) != 0)
                 fail_msg("--%s has no error text naming it", o->name);
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(hr_config_table[j].name, o->name);

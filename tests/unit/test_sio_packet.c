@@ -826,18 +826,12 @@ static void test_append_event(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_packets),
-        cmocka_unit_test(test_encode_round_trip),
-        cmocka_unit_test(test_invalid_packets),
-        cmocka_unit_test(test_type_bytes),
-        cmocka_unit_test(test_event_names),
-        cmocka_unit_test(test_event_name_length),
-        cmocka_unit_test(test_event_depth),
-        cmocka_unit_test(test_encode),
-        cmocka_unit_test(test_event_name_escapes),
-        cmocka_unit_test(test_append_event),
-        cmocka_unit_test(test_illegal_placeholders),
-        cmocka_unit_test(test_check_placeholders),
+        cmocka_unit_test(test_valid_packets),        cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_invalid_packets),      cmocka_unit_test(test_type_bytes),
+        cmocka_unit_test(test_event_names),          cmocka_unit_test(test_event_name_length),
+        cmocka_unit_test(test_event_depth),          cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_event_name_escapes),   cmocka_unit_test(test_append_event),
+        cmocka_unit_test(test_illegal_placeholders), cmocka_unit_test(test_check_placeholders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

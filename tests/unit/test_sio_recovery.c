@@ -25,7 +25,10 @@ static herald_io *io;
 static herald_nsp *root;
 static herald_socket *last_connected;
 
-static void on_connection(herald_socket *s, void *ud) { last_connected = s; }
+static void on_connection(herald_socket *s, void *ud)
+{
+    last_connected = s;
+}
 
 static int setup(void **state)
 {
@@ -150,18 +153,18 @@ static void test_recovers_missed_in_order(void **state)
     herald_join(sa, "r");
     herald_join(sb, "r");
 
-    bcast("r", NULL, "e1", "1");                 /* offset "1": a got it */
+    bcast("r", NULL, "e1", "1"); /* offset "1": a got it */
     assert_int_equal(client_take(a, got, 16), 1);
     assert_string_equal(got[0], "42[\"e1\",1,\"1\"]");
-    bcast("r", sa, "e2", "2");                   /* a sent it (socket.broadcast.emit) */
+    bcast("r", sa, "e2", "2"); /* a sent it (socket.broadcast.emit) */
     assert_int_equal(client_take(a, got, 16), 0);
-    client_gone(a, "transport close");           /* a drops */
+    client_gone(a, "transport close"); /* a drops */
     assert_int_equal(herald_room_size(root, "r"), 1);
     bcast("r", NULL, "e3", "3");
     bcast(NULL, NULL, "e4", "{\"x\":4}");
-    bcast("other", NULL, "e5", "5");             /* a was not in it */
+    bcast("other", NULL, "e5", "5"); /* a was not in it */
     bcast("r", sb, "e6", "6");
-    herald_emit_raw(sb, "e7", "7", 1, NULL, 0);  /* to b alone */
+    herald_emit_raw(sb, "e7", "7", 1, NULL, 0); /* to b alone */
 
     client_new(a2);
     char auth[128];
@@ -253,7 +256,7 @@ static void test_left_on_purpose(void **state)
     client_connect(a, NULL, answer);
     ids_of(answer, sid, pid);
     bcast(NULL, NULL, "e1", "1");
-    client_send(a, "1");                          /* DISCONNECT from "/" */
+    client_send(a, "1"); /* DISCONNECT from "/" */
     assert_null(io->saved);
     snprintf(auth, sizeof auth, "{\"pid\":\"%s\",\"offset\":\"1\"}", pid);
     client_new(a2);
@@ -272,11 +275,11 @@ static void test_window(void **state)
     ids_of(answer, sid, pid_a);
     client_connect(b, NULL, answer);
     ids_of(answer, sid, pid_b);
-    bcast(NULL, NULL, "e1", "1");                 /* at t0 */
-    client_gone(a, "transport close");            /* saved at t0 */
+    bcast(NULL, NULL, "e1", "1");      /* at t0 */
+    client_gone(a, "transport close"); /* saved at t0 */
     loop.time += WINDOW - 10;
-    client_gone(b, "transport close");            /* saved at t0 + WINDOW - 10 */
-    loop.time += 20;                              /* t0 + WINDOW + 10 */
+    client_gone(b, "transport close"); /* saved at t0 + WINDOW - 10 */
+    loop.time += 20;                   /* t0 + WINDOW + 10 */
 
     /* a's session is past the window */
     snprintf(auth, sizeof auth, "{\"pid\":\"%s\",\"offset\":\"1\"}", pid_a);

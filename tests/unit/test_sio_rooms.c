@@ -236,7 +236,8 @@ static void test_broadcast_one_buffer(void **state)
     for (int i = 0; i < N; i++)
         herald_join(client_open(&clients[i]), "chat");
     long live0 = hr_buf_live;
-    assert_int_equal(herald_broadcast_raw(root, "chat", NULL, "news", "{\"n\":1},2", 9, NULL, 0), N);
+    assert_int_equal(herald_broadcast_raw(root, "chat", NULL, "news", "{\"n\":1},2", 9, NULL, 0),
+                     N);
     assert_int_equal(hr_buf_live, live0 + 1);
     struct hr_buf *b = clients[0].es.queue[0].buf;
     for (int i = 0; i < N; i++)
@@ -286,8 +287,10 @@ static void test_skip(void **state)
     assert_int_equal(client_take(a, got, 64), 1);
     char want[160];
     snprintf(want, sizeof want,
-             "42[\"herald:gap\",{\"channel\":\"skip.x\",\"reason\":\"slow\",\"first\":%llu,\"missed\":[%llu,%llu]}]",
-             (unsigned long long)last + 3, (unsigned long long)last + 1, (unsigned long long)last + 2);
+             "42[\"herald:gap\",{\"channel\":\"skip.x\",\"reason\":\"slow\",\"first\":%llu,"
+             "\"missed\":[%llu,%llu]}]",
+             (unsigned long long)last + 3, (unsigned long long)last + 1,
+             (unsigned long long)last + 2);
     assert_string_equal(got[0], want);
     publish("skip.x", "{\"i\":\"new\"}");
     assert_int_equal(client_take(a, got, 64), 1);

@@ -127,8 +127,8 @@ static void done_cb(void *ud, int status)
     ndone++;
     if ((intptr_t)ud == 50 && reappend_store) {
         in_append = 1;
-        int rc = append_bytes(reappend_store, "x", 1000, 0, "z", 1, done_cb,
-                                             (void *)(intptr_t)1000);
+        int rc =
+            append_bytes(reappend_store, "x", 1000, 0, "z", 1, done_cb, (void *)(intptr_t)1000);
         in_append = 0;
         assert_int_equal(rc, 0);
     }
@@ -140,7 +140,7 @@ static void append_msg(struct hr_store *st, int i)
     msg_data(i, data);
     in_append = 1;
     int rc = append_bytes(st, channels[i % NCHAN], (uint64_t)(i / NCHAN + 1), msg_time(i), data,
-                             msg_len(i), done_cb, (void *)(intptr_t)i);
+                          msg_len(i), done_cb, (void *)(intptr_t)i);
     in_append = 0;
     assert_int_equal(rc, 0);
 }
@@ -449,8 +449,8 @@ static void test_sqlite_close_commits_queue(void **state)
         msg_data(i, data);
         in_append = 1;
         assert_int_equal(append_bytes(st, channels[i % NCHAN], (uint64_t)(i / NCHAN + 1),
-                                         msg_time(i), data, msg_len(i), done_during_close,
-                                         (void *)(intptr_t)i),
+                                      msg_time(i), data, msg_len(i), done_during_close,
+                                      (void *)(intptr_t)i),
                          0);
         in_append = 0;
     }
@@ -509,9 +509,9 @@ static void test_sqlite_failed_commit(void **state)
     hr_log_level = -1; /* the expected error line */
     in_append = 1;
     for (int i = 0; i < 201; i++) {
-        int rc = i == 100 ? append_bytes(st, "poison", 1, 0, "p", 1, done_cb, (void *)100)
-                          : append_bytes(st, "ok", (uint64_t)i, 0, "k", 1, done_cb,
-                                            (void *)(intptr_t)i);
+        int rc = i == 100
+                     ? append_bytes(st, "poison", 1, 0, "p", 1, done_cb, (void *)100)
+                     : append_bytes(st, "ok", (uint64_t)i, 0, "k", 1, done_cb, (void *)(intptr_t)i);
         assert_int_equal(rc, 0);
     }
     in_append = 0;
@@ -574,8 +574,8 @@ static void child_burst(struct child *ch)
     for (int k = 0; k < CRASH_BURST && ch->next <= CRASH_TOTAL; k++, ch->next++) {
         char data[64];
         int n = snprintf(data, sizeof data, "message %llu", (unsigned long long)ch->next);
-        if (append_bytes(ch->st, "crash", ch->next, (int64_t)ch->next, data, (size_t)n,
-                                child_ack, (void *)(uintptr_t)ch->next) != 0)
+        if (append_bytes(ch->st, "crash", ch->next, (int64_t)ch->next, data, (size_t)n, child_ack,
+                         (void *)(uintptr_t)ch->next) != 0)
             _exit(6);
         ch->in_flight++;
     }
@@ -717,13 +717,14 @@ static void page_cb(void *ud, const struct hr_store_page *pg)
         page.ids[i] = pg->rows[i].id;
         page.lens[i] = pg->rows[i].len;
         for (size_t k = 0; k < pg->rows[i].len; k++)
-            assert_int_equal(((const unsigned char *)pg->rows[i].data)[k], (unsigned char)(pg->rows[i].id + k));
+            assert_int_equal(((const unsigned char *)pg->rows[i].data)[k],
+                             (unsigned char)(pg->rows[i].id + k));
     }
     (*(int *)ud)++;
 }
 
-static void read_page(uv_loop_t *loop, struct hr_store *st, const char *channel, uint64_t since, uint32_t max,
-                      size_t max_bytes)
+static void read_page(uv_loop_t *loop, struct hr_store *st, const char *channel, uint64_t since,
+                      uint32_t max, size_t max_bytes)
 {
     int got = 0;
     memset(&page, 0, sizeof page);
@@ -756,7 +757,8 @@ static void test_sqlite_meta_read_trim_limits(void **state)
     for (uint64_t id = 1; id <= 40; id++) {
         for (size_t k = 0; k < sizeof data; k++)
             data[k] = (unsigned char)(id + k);
-        assert_int_equal(append_bytes(st, "p", id, 1000 + (int64_t)id, data, (size_t)id, NULL, NULL), 0);
+        assert_int_equal(
+            append_bytes(st, "p", id, 1000 + (int64_t)id, data, (size_t)id, NULL, NULL), 0);
     }
     assert_int_equal(append_bytes(st, "gone", 7, 1, "x", 1, NULL, NULL), 0);
     assert_int_equal(st->ops->trim(st, "gone", 100), 0);
@@ -828,9 +830,11 @@ static void test_sqlite_meta_read_trim_limits(void **state)
     snprintf(path, sizeof path, "%s/herald.db", dir);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER messages_insert; DROP TRIGGER messages_delete; DROP TABLE channels;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db, "DROP TRIGGER messages_insert; DROP TRIGGER messages_delete; DROP TABLE channels;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     st = open_sqlite(&loop, dir);
     nmetas = 0;
