@@ -14,6 +14,11 @@
 
 #include "hub/hub.h"
 
+/* The wire formats a channel message is encoded in, each once and shared by every subscriber
+ * using it (hr_hub_encoding's slots). */
+enum { HR_FMT_WS, HR_FMT_SSE, HR_FMT_POLL, HR_FMT_SIO, HR_FMT_COUNT };
+_Static_assert(HR_FMT_COUNT <= HR_HUB_FORMATS, "the hub keeps an encoding slot per format");
+
 #define HR_CURSOR_EPOCH_MAX 64
 
 struct hr_cursor {

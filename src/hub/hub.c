@@ -73,7 +73,7 @@ static size_t buf_cost(const struct hr_buf *b)
 static size_t msg_cost(const struct hr_hub_msg *m)
 {
     size_t n = buf_cost(m->data);
-    for (int f = 0; f < HR_FMT_COUNT; f++)
+    for (int f = 0; f < HR_HUB_FORMATS; f++)
         n += buf_cost(m->enc[f]);
     return n;
 }
@@ -83,7 +83,7 @@ static void msg_release(struct hr_hub_msg *m)
     if (m->hub)
         cache_release(m->hub, msg_cost(m));
     hr_buf_unref(m->data);
-    for (int f = 0; f < HR_FMT_COUNT; f++)
+    for (int f = 0; f < HR_HUB_FORMATS; f++)
         hr_buf_unref(m->enc[f]);
     memset(m, 0, sizeof(*m));
 }

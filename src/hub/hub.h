@@ -53,15 +53,17 @@ struct hr_policy_rule {
 int hr_policy_parse(const char *name); /* HR_POLICY_* or HR_EINVAL */
 const char *hr_policy_name(int policy);
 
-/* The wire formats a message may be encoded in; each transport names its own. */
-enum { HR_FMT_WS, HR_FMT_SSE, HR_FMT_POLL, HR_FMT_SIO, HR_FMT_COUNT };
+/* How many encodings of a message the hub keeps (slots 0..HR_HUB_FORMATS-1). The hub knows no
+ * wire format: the transports above number theirs (chan/wire.h) and build them
+ * (hr_hub_encoding); a slot also keys the per-transport subscriber counts. */
+#define HR_HUB_FORMATS 4
 
 struct hr_hub_msg {
     uint64_t id;
-    int64_t time_ms;                  /* wall clock at publish */
-    struct hr_buf *data;              /* the payload as published */
-    struct hr_buf *enc[HR_FMT_COUNT]; /* encodings, built on first use */
-    struct hr_hub *hub;               /* set while cached: its encodings are charged there */
+    int64_t time_ms;                    /* wall clock at publish */
+    struct hr_buf *data;                /* the payload as published */
+    struct hr_buf *enc[HR_HUB_FORMATS]; /* encodings, built on first use */
+    struct hr_hub *hub;                 /* set while cached: its encodings are charged there */
 };
 
 struct hr_sub;
@@ -78,7 +80,7 @@ struct hr_sub {
     const struct hr_sub_ops *ops;
     struct hr_channel *ch;
     struct hr_sub *prev, *next;
-    uint8_t fmt;         /* HR_FMT_*, for the per-transport counts */
+    uint8_t fmt;         /* its encoding slot (chan/wire.h), for the per-transport counts */
     uint32_t readers;    /* readers it stands for (a Socket.IO room: its
                           * sockets), counted in nsubs; 1 when subscribed */
     uint8_t lagging;     /* skip / coalesce: messages were held back */
@@ -123,7 +125,7 @@ struct hr_channel {
     uint32_t cap, head, cached;
     struct hr_channel *lru_prev, *lru_next; /* channels with something cached, oldest use first */
     struct hr_sub *subs;
-    uint32_t nsubs[HR_FMT_COUNT];
+    uint32_t nsubs[HR_HUB_FORMATS];
     uint8_t policy;   /* HR_POLICY_*, from the rules at creation */
     uint8_t trimming; /* a trim by limits is running in the store */
     char epoch[HR_EPOCH_LEN + 1];
