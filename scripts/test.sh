@@ -81,7 +81,7 @@ fi
 rm -rf "$tree"
 
 echo "== clang-format: every C file as .clang-format says"
-if clang-format --dry-run -Werror src/*/*.[ch] include/*.h tests/unit/*.c fuzz/*.c bench/*.[ch] examples/*.c; then
+if clang-format --dry-run -Werror src/*/*.[ch] include/*.h tests/unit/*.[ch] fuzz/*.c bench/*.[ch] examples/*.c; then
     passed=$((passed + 1))
 else
     failed=$((failed + 1))

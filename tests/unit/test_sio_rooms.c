@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "fake_eio.h"
 #include "sio/internal.h"
 
 #define N 4
@@ -74,23 +75,9 @@ static void client_send(struct client *c, const char *text)
     hr_sio_eio_handler.on_message(&c->es, 0, (const uint8_t *)text, strlen(text), io);
 }
 
-/* The records sent to c not taken yet (at most max), each NUL-terminated, into out. */
 static int client_take(struct client *c, char out[][256], int max)
 {
-    int n = 0;
-    for (; n < max && (uint32_t)n < c->es.queue_len; n++) {
-        struct hr_slice *r = &c->es.queue[n];
-        size_t len = r->len < 255 ? r->len : 255;
-        memcpy(out[n], r->buf->data + r->off, len);
-        out[n][len] = '\0';
-        hr_budget_queue_release(&c->es.bq, r->len);
-        c->es.queue_bytes -= r->len;
-        hr_buf_unref(r->buf);
-    }
-    c->es.queue_len -= (uint32_t)n;
-    if (n)
-        memmove(c->es.queue, c->es.queue + n, c->es.queue_len * sizeof(*c->es.queue));
-    return n;
+    return fake_eio_take(&c->es, out, max);
 }
 
 /* A new client connected to "/" (its CONNECT answer taken). */
