@@ -100,14 +100,21 @@ static int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* A JSON value is stored without the whitespace around it, so it embeds cleanly: its first
+ * byte, and its end in *end. */
+static size_t json_bounds(const char *s, size_t len, size_t *end)
+{
+    size_t lead = hr_json_skip_ws(s, len, 0);
+    while (len > lead && is_ws(s[len - 1]))
+        len--;
+    *end = len;
+    return lead;
+}
+
 struct hr_buf *hr_msg_json_copy(const char *body, size_t len)
 {
-    /* stored without surrounding whitespace so it embeds cleanly */
-    while (len && is_ws(body[0]))
-        body++, len--;
-    while (len && is_ws(body[len - 1]))
-        len--;
-    return hr_buf_from(body, len);
+    size_t end, lead = json_bounds(body, len, &end);
+    return hr_buf_from(body + lead, end - lead);
 }
 
 struct hr_buf *hr_msg_value(const char *body, size_t len, int json, const char **err)
@@ -150,11 +157,7 @@ struct hr_buf *hr_msg_value_buf(struct hr_buf *body, int json, const char **err)
         *err = "body is not valid JSON";
         return NULL;
     }
-    size_t lead = 0, len = body->len;
-    while (lead < len && is_ws(body->data[lead]))
-        lead++;
-    while (len > lead && is_ws(body->data[len - 1]))
-        len--;
+    size_t len, lead = json_bounds(body->data, body->len, &len);
     if (lead == 0 && len == body->len)
         return body;
     if (body->refs != 1) {
