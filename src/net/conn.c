@@ -1,29 +1,54 @@
-/* conn.c - connection lifecycle, reads through the shared scratch buffer, write queue with
- * backpressure, graceful end (flush, shutdown, linger), deferred free. */
+/* conn.c - connection lifecycle, reads through the shared scratch buffer, corked output (one
+ * sendmsg per dirty connection per loop turn) with backpressure, graceful end (flush, shutdown,
+ * linger), deferred free. */
 #include "conn.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "server.h"
 
-#define HR_CONN_CLOSED (1 << 7)   /* close_cb ran; memory waits for the last hold */
-#define HR_CONN_SHUTDOWN (1 << 8) /* uv_shutdown started */
+#define HR_CONN_CLOSED (1 << 7)    /* close_cb ran; memory waits for the last hold */
+#define HR_CONN_SHUTDOWN (1 << 8)  /* shutdown(SHUT_WR) done */
+#define HR_CONN_DIRTY (1 << 9)     /* on the server's dirty list (holding a hold) */
+#define HR_CONN_WANT_OUT (1 << 10) /* the kernel refused output: waiting to be writable */
 #define HR_MAX_SLICES 8
-
-struct hr_write_req {
-    uv_write_t req;
-    uint32_t charged; /* bytes charged to the memory budget for this write */
-    uint8_t n;
-    struct hr_buf *bufs[HR_MAX_SLICES];
-};
+#define HR_SEND_IOV 64          /* slices per sendmsg (more are sent by further calls) */
+#define HR_READS_PER_EVENT 4    /* full reads of one socket before others get their turn */
+#define HR_CORK_MAX (64 * 1024) /* corked bytes sent at once rather than at the loop turn's end */
 
 static void close_cb(uv_handle_t *h);
 static void start_reading(struct hr_conn *c);
 static void conn_shed_cb(struct hr_budget_queue *q, int hard);
+static void poll_cb(uv_poll_t *p, int status, int events);
+
+static inline int conn_fd(const struct hr_conn *c)
+{
+    return c->poll.io_watcher.fd;
+}
+
+/* Ask the loop for the events the connection waits for now: input while reading, writability
+ * while the kernel holds back output. */
+static void arm(struct hr_conn *c)
+{
+    if (c->flags & HR_CONN_CLOSING)
+        return;
+    int ev = ((c->flags & HR_CONN_READING) ? UV_READABLE : 0) |
+             ((c->flags & HR_CONN_WANT_OUT) ? UV_WRITABLE : 0);
+    if (ev == c->armed)
+        return;
+    if (ev == 0 || uv_poll_start(&c->poll, ev, poll_cb) < 0) {
+        uv_poll_stop(&c->poll);
+        ev = 0;
+    }
+    c->armed = (uint8_t)ev;
+}
 
 struct hr_conn *hr_conn_new(struct hr_server *srv)
 {
@@ -118,8 +143,8 @@ static void run_input(struct hr_conn *c, char *data, size_t len, int from_pendin
      * without bound: stop reading until it resumes. */
     if (c->pending_len > c->srv->limits.max_head + HR_SCRATCH_SIZE &&
         (c->flags & HR_CONN_READING)) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
         c->flags &= ~HR_CONN_READING;
+        arm(c);
     }
 }
 
@@ -132,22 +157,11 @@ void hr_conn_process_pending(struct hr_conn *c)
         start_reading(c);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Bytes arrived (nread > 0), the peer finished sending (0) or the socket failed (< 0). */
+static void on_input(struct hr_conn *c, ssize_t nread, char *data)
 {
-    struct hr_conn *c = (struct hr_conn *)h;
-    /* libuv calls alloc then read, one pair at a time, and read_cb consumes or copies
-     * everything, so a single buffer per loop serves every connection. */
-    buf->base = c->srv->scratch;
-    buf->len = HR_SCRATCH_SIZE;
-}
-
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct hr_conn *c = (struct hr_conn *)s;
-    if (nread == 0 || (c->flags & HR_CONN_CLOSING))
-        return;
-    if (nread < 0) {
-        if (nread == UV_EOF && !(c->flags & HR_CONN_ENDING) && c->proto->on_eof)
+    if (nread <= 0) {
+        if (nread == 0 && !(c->flags & HR_CONN_ENDING) && c->proto->on_eof)
             c->proto->on_eof(c);
         else
             hr_conn_close(c);
@@ -166,20 +180,58 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             c->pending = p;
             c->pending_cap = (uint32_t)need;
         }
-        memcpy(c->pending + c->pending_len, buf->base, (size_t)nread);
+        memcpy(c->pending + c->pending_len, data, (size_t)nread);
         c->pending_len = (uint32_t)need;
         run_input(c, c->pending, c->pending_len, 1);
     } else {
-        run_input(c, buf->base, (size_t)nread, 0);
+        run_input(c, data, (size_t)nread, 0);
     }
+}
+
+/* Read what the socket holds into the loop's scratch buffer (every read is consumed or copied
+ * before the next, so one buffer serves every connection), a few buffers' worth at most. */
+static void read_some(struct hr_conn *c)
+{
+    char *scratch = c->srv->scratch;
+    for (int i = 0; i < HR_READS_PER_EVENT; i++) {
+        if ((c->flags & (HR_CONN_CLOSING | HR_CONN_READING)) != HR_CONN_READING)
+            return;
+        ssize_t n = recv(conn_fd(c), scratch, HR_SCRATCH_SIZE, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+        }
+        on_input(c, n < 0 ? -1 : n, scratch);
+        if (n < HR_SCRATCH_SIZE)
+            return;
+    }
+}
+
+static void flush(struct hr_conn *c);
+
+static void poll_cb(uv_poll_t *p, int status, int events)
+{
+    struct hr_conn *c = (struct hr_conn *)p;
+    if (c->flags & HR_CONN_CLOSING)
+        return;
+    if (status < 0) {
+        hr_conn_close(c);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        flush(c);
+    if (events & UV_READABLE)
+        read_some(c);
 }
 
 static void start_reading(struct hr_conn *c)
 {
     if (c->flags & (HR_CONN_READING | HR_CONN_CLOSING))
         return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-        c->flags |= HR_CONN_READING;
+    c->flags |= HR_CONN_READING;
+    arm(c);
 }
 
 void hr_conn_start(struct hr_conn *c)
@@ -190,10 +242,8 @@ void hr_conn_start(struct hr_conn *c)
 void hr_conn_pause(struct hr_conn *c)
 {
     c->flags |= HR_CONN_PAUSED;
-    if (c->flags & HR_CONN_READING) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->flags &= ~HR_CONN_READING;
-    }
+    c->flags &= ~HR_CONN_READING;
+    arm(c);
 }
 
 void hr_conn_resume(struct hr_conn *c)
@@ -209,22 +259,12 @@ void hr_conn_resume(struct hr_conn *c)
         start_reading(c);
 }
 
-static void shutdown_cb(uv_shutdown_t *req, int status)
-{
-    struct hr_conn *c = (struct hr_conn *)req->handle;
-    free(req);
-    if (status < 0 && !(c->flags & HR_CONN_CLOSING))
-        hr_conn_close(c);
-}
-
 static void start_shutdown(struct hr_conn *c)
 {
     if (c->flags & (HR_CONN_SHUTDOWN | HR_CONN_CLOSING))
         return;
     c->flags |= HR_CONN_SHUTDOWN;
-    uv_shutdown_t *req = malloc(sizeof(*req));
-    if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
-        free(req);
+    if (shutdown(conn_fd(c), SHUT_WR) < 0) {
         hr_conn_close(c);
         return;
     }
@@ -240,38 +280,151 @@ void hr_conn_end(struct hr_conn *c, uint64_t linger_ms)
     c->flags |= HR_CONN_ENDING;
     /* pending input is dropped by run_input; it may be the buffer our caller is parsing */
     hr_conn_set_timeout(c, linger_ms ? linger_ms : 1);
-    if (hr_conn_queued(c) == 0)
+    if (c->queued == 0)
         start_shutdown(c);
 }
 
-static void write_cb(uv_write_t *req, int status)
+/* ---- the slice table ---- */
+
+static uint32_t out_take(struct hr_server *srv)
 {
-    struct hr_write_req *w = (struct hr_write_req *)req;
-    struct hr_conn *c = (struct hr_conn *)req->handle;
-    for (unsigned i = 0; i < w->n; i++)
-        hr_buf_unref(w->bufs[i]);
-    int was_shed = c->bq.state == HR_BQ_SHED;
-    hr_budget_queue_release(&c->bq, w->charged);
-    free(w);
-    if (c->flags & HR_CONN_CLOSING)
-        return;
-    if (status < 0) {
-        hr_conn_close(c);
-        return;
+    if (!srv->out_free) {
+        if (srv->nouts == srv->outs_cap) {
+            uint32_t cap = srv->outs_cap ? srv->outs_cap * 2 : 1024;
+            struct hr_out *o = realloc(srv->outs, (size_t)cap * sizeof(*o));
+            if (!o)
+                return 0;
+            srv->outs = o;
+            srv->outs_cap = cap;
+        }
+        srv->outs[srv->nouts].next = 0;
+        srv->out_free = ++srv->nouts;
     }
-    size_t q = hr_conn_queued(c);
+    uint32_t i = srv->out_free;
+    srv->out_free = srv->outs[i - 1].next;
+    srv->outs[i - 1].next = 0;
+    srv->outs_used++;
+    return i;
+}
+
+/* Give back the connection's first slice. */
+static void out_pop(struct hr_conn *c)
+{
+    struct hr_server *srv = c->srv;
+    uint32_t i = c->out_head;
+    struct hr_out *o = &srv->outs[i - 1];
+    hr_buf_unref(o->buf);
+    c->out_head = o->next;
+    if (!c->out_head)
+        c->out_tail = 0;
+    o->buf = NULL;
+    o->next = srv->out_free;
+    srv->out_free = i;
+    srv->outs_used--;
+}
+
+static void drop_output(struct hr_conn *c)
+{
+    while (c->out_head)
+        out_pop(c);
+    c->queued = 0;
+}
+
+/* Charge the budget with exactly the output the connection holds. */
+static void charge(struct hr_conn *c)
+{
+    if (c->queued > c->bq.bytes)
+        hr_budget_queue_charge(&c->bq, c->queued - c->bq.bytes);
+    else if (c->queued < c->bq.bytes)
+        hr_budget_queue_release(&c->bq, c->bq.bytes - c->queued);
+}
+
+/* Send what the connection holds: one sendmsg per HR_SEND_IOV slices, until the kernel stops
+ * taking it (then wait for the socket to be writable) or nothing is left. Returns 0, or
+ * HR_ECLOSED if the socket failed (the connection is closed). */
+static int send_out(struct hr_conn *c)
+{
+    struct hr_server *srv = c->srv;
+    while (c->out_head) {
+        struct iovec iov[HR_SEND_IOV];
+        int n = 0;
+        size_t total = 0;
+        for (uint32_t i = c->out_head; i && n < HR_SEND_IOV; i = srv->outs[i - 1].next) {
+            struct hr_out *o = &srv->outs[i - 1];
+            iov[n].iov_base = o->buf->data + o->off;
+            iov[n].iov_len = o->len;
+            total += o->len;
+            n++;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t sent = sendmsg(conn_fd(c), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        srv->sends++;
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            hr_conn_close(c);
+            return HR_ECLOSED;
+        }
+        c->queued -= (size_t)sent;
+        size_t left = (size_t)sent;
+        while (c->out_head) {
+            struct hr_out *o = &srv->outs[c->out_head - 1];
+            if (left < o->len) {
+                o->off += (uint32_t)left;
+                o->len -= (uint32_t)left;
+                break;
+            }
+            left -= o->len;
+            out_pop(c);
+        }
+        if ((size_t)sent < total)
+            break;
+    }
+    if (c->out_head)
+        c->flags |= HR_CONN_WANT_OUT;
+    else
+        c->flags &= ~HR_CONN_WANT_OUT;
+    charge(c);
+    arm(c);
+    return 0;
+}
+
+/* Send, then finish an ending connection or report that its output drained. */
+static void flush(struct hr_conn *c)
+{
+    struct hr_server *srv = c->srv;
+    int was_shed = c->bq.state == HR_BQ_SHED;
+    if (send_out(c) < 0)
+        return;
     if (c->flags & HR_CONN_ENDING) {
-        if (q == 0)
+        if (c->queued == 0)
             start_shutdown(c);
         return;
     }
     /* drained: below half the cap, or (shed by the budget) below half of what it was */
-    size_t cap = c->srv->limits.max_queued;
+    size_t q = c->queued, cap = srv->limits.max_queued;
     if ((c->flags & HR_CONN_FULL) && c->bq.state == HR_BQ_OK &&
         (q <= cap / 2 || (was_shed && q <= cap))) {
         c->flags &= ~HR_CONN_FULL;
         if (c->proto->on_drain)
             c->proto->on_drain(c);
+    }
+}
+
+void hr_server_flush(struct hr_server *srv)
+{
+    /* a drain callback may write again (the list grows while we walk it); each pass sends
+     * or finds the kernel full, so it ends */
+    while (srv->dirty) {
+        struct hr_conn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty_next = NULL;
+        c->flags &= ~HR_CONN_DIRTY;
+        if (!(c->flags & (HR_CONN_CLOSING | HR_CONN_WANT_OUT)))
+            flush(c);
+        hr_conn_release(c);
     }
 }
 
@@ -281,57 +434,40 @@ int hr_conn_writev(struct hr_conn *c, const struct hr_slice *s, unsigned n)
         return HR_ECLOSED;
     if (n > HR_MAX_SLICES)
         return HR_EINVAL;
-    uv_buf_t bufs[HR_MAX_SLICES];
-    size_t total = 0;
-    for (unsigned i = 0; i < n; i++) {
-        bufs[i] = uv_buf_init(s[i].buf->data + s[i].off, s[i].len);
-        total += s[i].len;
-    }
-    if (total == 0)
-        return 0;
-    size_t done = 0;
-    if (hr_conn_queued(c) == 0) {
-        int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-        if (r >= 0) {
-            done = (size_t)r;
-        } else if (r != UV_EAGAIN) {
-            hr_conn_close(c);
-            return HR_ECLOSED;
-        }
-    }
-    if (done == total)
-        return 0;
-
-    struct hr_write_req *w = malloc(sizeof(*w));
-    if (!w) {
-        hr_conn_close(c);
-        return HR_ENOMEM;
-    }
-    unsigned k = 0;
-    w->n = 0;
-    for (unsigned i = 0; i < n; i++) {
-        if (done >= s[i].len) {
-            done -= s[i].len;
+    struct hr_server *srv = c->srv;
+    for (unsigned k = 0; k < n; k++) {
+        if (s[k].len == 0)
             continue;
+        uint32_t i = out_take(srv);
+        if (!i) {
+            hr_conn_close(c);
+            return HR_ENOMEM;
         }
-        bufs[k++] = uv_buf_init(s[i].buf->data + s[i].off + done, s[i].len - (uint32_t)done);
-        w->bufs[w->n++] = hr_buf_ref(s[i].buf);
-        done = 0;
+        struct hr_out *o = &srv->outs[i - 1];
+        o->buf = hr_buf_ref(s[k].buf);
+        o->off = s[k].off;
+        o->len = s[k].len;
+        if (c->out_tail)
+            srv->outs[c->out_tail - 1].next = i;
+        else
+            c->out_head = i;
+        c->out_tail = i;
+        c->queued += s[k].len;
     }
-    size_t left = 0;
-    for (unsigned i = 0; i < k; i++)
-        left += bufs[i].len;
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, k, write_cb) < 0) {
-        for (unsigned i = 0; i < w->n; i++)
-            hr_buf_unref(w->bufs[i]);
-        free(w);
-        hr_conn_close(c);
+    /* waiting for writability: the poll sends it; otherwise this loop turn's flush does */
+    if (c->out_head && !(c->flags & (HR_CONN_DIRTY | HR_CONN_WANT_OUT))) {
+        c->flags |= HR_CONN_DIRTY;
+        hr_conn_hold(c);
+        c->dirty_next = srv->dirty;
+        srv->dirty = c;
+    }
+    /* Corked output is not a backlog: past HR_CORK_MAX it goes now, so that what counts
+     * against max_queued is only what the kernel refused (the flush still reports drains). */
+    if (c->queued >= HR_CORK_MAX && !(c->flags & HR_CONN_WANT_OUT) && send_out(c) < 0)
         return HR_ECLOSED;
-    }
-    /* what the kernel did not take is ours to hold until write_cb: charge it */
-    w->charged = (uint32_t)left;
-    hr_budget_queue_charge(&c->bq, left);
-    if (hr_conn_queued(c) > c->srv->limits.max_queued)
+    /* held output is memory: the budget sees it at once (corked bytes until the flush) */
+    charge(c);
+    if (c->queued > srv->limits.max_queued)
         c->flags |= HR_CONN_FULL;
     return 0;
 }
@@ -341,8 +477,13 @@ void hr_conn_close(struct hr_conn *c)
     if (c->flags & HR_CONN_CLOSING)
         return;
     c->flags |= HR_CONN_CLOSING;
-    c->flags &= ~HR_CONN_READING;
-    uv_close((uv_handle_t *)&c->tcp, close_cb);
+    c->flags &= ~(HR_CONN_READING | HR_CONN_WANT_OUT);
+    drop_output(c);
+    hr_budget_queue_release(&c->bq, c->bq.bytes);
+    int fd = conn_fd(c);
+    uv_close((uv_handle_t *)&c->poll, close_cb);
+    /* the poll no longer watches the socket: give it back now, as libuv does for streams */
+    close(fd);
 }
 
 static void conn_free(struct hr_conn *c)
@@ -358,8 +499,10 @@ static void close_cb(uv_handle_t *h)
     if (c->proto && c->proto->on_free)
         c->proto->on_free(c);
     c->proto = NULL;
-    c->flags |= HR_CONN_CLOSED;
+    /* not yet CLOSED: the last connection's exit may flush the dirty list, which must not free
+     * this one under us */
     hr_server_conn_gone(c->srv, c);
+    c->flags |= HR_CONN_CLOSED;
     if (c->holds == 0)
         conn_free(c);
 }

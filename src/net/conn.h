@@ -1,6 +1,9 @@
-/* conn.h - one TCP connection: reads through the loop's shared scratch buffer, a write queue of
- * refcounted slices with backpressure, a coarse deadline checked by the server's sweep timer,
- * and a protocol function table (HTTP, WebSocket) that can be swapped on upgrade. */
+/* conn.h - one TCP connection on its own socket, watched by a uv_poll handle: reads through the
+ * loop's shared scratch buffer; output is corked: a write chains slices of refcounted buffers to
+ * the connection and marks it dirty, and once per loop turn each dirty connection sends all it
+ * holds with one sendmsg (the rest waits for the socket to be writable, with backpressure); a
+ * coarse deadline checked by the server's sweep timer; and a protocol function table (HTTP,
+ * WebSocket) that can be swapped on upgrade. */
 #ifndef HR_NET_CONN_H
 #define HR_NET_CONN_H
 
@@ -43,31 +46,46 @@ enum {
     HR_CONN_IN_READ = 1 << 6, /* inside on_read (re-entrancy guard) */
 };
 
+/* Output waiting for the kernel: a slice of a shared buffer, holding a reference. The slices of
+ * every connection live in one table per server (struct hr_server outs), chained per
+ * connection by index, so that queueing output allocates nothing per delivery. */
+struct hr_out {
+    struct hr_buf *buf;
+    uint32_t off, len;
+    uint32_t next; /* the connection's next slice: its index + 1; 0 for none */
+};
+
 struct hr_conn {
-    uv_tcp_t tcp; /* must stay first: handle <-> conn */
+    uv_poll_t poll; /* must stay first: handle <-> conn; its fd is the socket */
     struct hr_server *srv;
     const struct hr_proto *proto;
     void *pdata;                 /* protocol state, owned by proto */
     struct hr_conn *prev, *next; /* the server's connection list */
     struct hr_conn *ready_next;  /* the server's list of input to process */
+    struct hr_conn *dirty_next;  /* the server's list of output to send this loop turn */
     struct hr_ip_count *ip;      /* its client address's count (server.c), or NULL */
     char *pending;               /* unconsumed input: a partial frame or request */
     uint32_t pending_len, pending_cap;
-    uint64_t deadline; /* loop time in ms; 0 = none */
-    uint16_t holds;    /* async operations that still point at this conn */
+    uint64_t deadline;           /* loop time in ms; 0 = none */
+    size_t queued;               /* output bytes not yet taken by the kernel */
+    uint32_t out_head, out_tail; /* its chain in the server's slice table (index + 1) */
+    uint16_t holds;              /* async operations that still point at this conn */
     uint16_t flags;
-    struct hr_budget_queue bq; /* queued output, charged to the memory budget */
+    uint8_t armed;             /* the poll events requested now (UV_READABLE | UV_WRITABLE) */
+    struct hr_budget_queue bq; /* output the kernel did not take, charged to the budget */
 };
 
-/* Bytes written to the kernel (or attempted) but not yet accepted by it. */
+/* Bytes written but not yet accepted by the kernel (corked for this loop turn, or waiting for
+ * the socket to be writable). */
 static inline size_t hr_conn_queued(const struct hr_conn *c)
 {
-    return c->tcp.write_queue_size;
+    return c->queued;
 }
 
-/* Write slices of shared buffers, in order. Tries a direct write first; what the kernel does
- * not take is queued with a reference on each buffer. The caller keeps its own references.
- * Returns 0, or HR_ECLOSED when the connection is closing (nothing written). */
+/* Write slices of shared buffers, in order: each is chained to the connection with a reference
+ * on its buffer and leaves with the connection's other output of this loop turn in one send.
+ * The caller keeps its own references. Returns 0, or HR_ECLOSED when the connection is closing
+ * (nothing written), or HR_ENOMEM (the connection is closed). */
 struct hr_slice {
     struct hr_buf *buf;
     uint32_t off, len;

@@ -1,9 +1,15 @@
 /* server.c - listener, connection list, shared scratch buffer, deadline sweep, ready queue. */
 #include "server.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uthash.h>
 
 #include "core/budget.h"
@@ -21,6 +27,16 @@ struct hr_ip_count {
 
 static void sweep_cb(uv_timer_t *t);
 static void ready_cb(uv_idle_t *idle);
+
+static void flush_prepare_cb(uv_prepare_t *p)
+{
+    hr_server_flush(p->data);
+}
+
+static void flush_check_cb(uv_check_t *ch)
+{
+    hr_server_flush(ch->data);
+}
 static void budget_over_cb(void *ud);
 
 /* While over the memory budget, a shed pass runs this often (the first one on the next loop
@@ -69,7 +85,7 @@ int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limit
     srv->scratch = malloc(HR_SCRATCH_SIZE);
     if (!srv->scratch)
         return HR_ENOMEM;
-    uv_tcp_init(loop, &srv->listener);
+    srv->spare_fd = -1;
     srv->listener.data = srv;
     uv_timer_init(loop, &srv->sweep);
     srv->sweep.data = srv;
@@ -77,6 +93,15 @@ int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limit
     srv->ready_idle.data = srv;
     uv_timer_init(loop, &srv->shed);
     srv->shed.data = srv;
+    /* corked output: flushed after the events of a loop turn (check) and before the loop
+     * waits (prepare: output made by timers and idle work); neither keeps the loop alive */
+    uv_prepare_init(loop, &srv->flush_prepare);
+    uv_check_init(loop, &srv->flush_check);
+    srv->flush_prepare.data = srv->flush_check.data = srv;
+    uv_prepare_start(&srv->flush_prepare, flush_prepare_cb);
+    uv_check_start(&srv->flush_check, flush_check_cb);
+    uv_unref((uv_handle_t *)&srv->flush_prepare);
+    uv_unref((uv_handle_t *)&srv->flush_check);
     hr_budget_set_max(limits->max_memory == HR_MEMORY_AUTO ? hr_budget_default()
                                                            : limits->max_memory);
     srv->limits.max_memory = hr_budget_max();
@@ -138,21 +163,17 @@ static void log_refusals(struct hr_server *srv)
 }
 
 /* The count key of a peer address, or 0 when it has none we can count. */
-static int ip_key(uv_tcp_t *tcp, uint8_t key[9])
+static int ip_key(const struct sockaddr_storage *ss, uint8_t key[9])
 {
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
     memset(key, 0, 9);
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) < 0)
-        return 0;
-    if (ss.ss_family == AF_INET) {
+    if (ss->ss_family == AF_INET) {
         key[0] = 4;
-        memcpy(key + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
         return 1;
     }
-    if (ss.ss_family != AF_INET6)
+    if (ss->ss_family != AF_INET6)
         return 0;
-    const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+    const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (memcmp(a, mapped, 12) == 0) {
         key[0] = 4;
@@ -165,11 +186,11 @@ static int ip_key(uv_tcp_t *tcp, uint8_t key[9])
 }
 
 /* Count c against its address; 0 if over the per-address limit (or out of memory). */
-static int ip_take(struct hr_server *srv, struct hr_conn *c)
+static int ip_take(struct hr_server *srv, struct hr_conn *c, const struct sockaddr_storage *peer)
 {
     uint8_t key[9];
     struct hr_ip_count *e;
-    if (srv->limits.max_connections_per_ip == 0 || !ip_key(&c->tcp, key))
+    if (srv->limits.max_connections_per_ip == 0 || !ip_key(peer, key))
         return 1;
     HASH_FIND(hh, srv->per_ip, key, sizeof key, e);
     if (!e) {
@@ -195,39 +216,72 @@ static void ip_release(struct hr_server *srv, struct hr_conn *c)
     }
 }
 
-static void connection_cb(uv_stream_t *listener, int status)
+/* Out of file descriptors: the pending connection cannot be accepted, and would make the
+ * listener readable forever. Give up the spare descriptor, take the connection and close it
+ * (the client sees a close instead of hanging in the backlog), then take the spare again. */
+static void refuse_without_fd(struct hr_server *srv)
 {
-    struct hr_server *srv = listener->data;
-    if (status < 0) {
-        /* libuv already closed the connection it could not take (its spare-fd trick for
-         * EMFILE); established connections are untouched */
+    if (srv->spare_fd < 0)
+        return;
+    close(srv->spare_fd);
+    int fd = accept4(srv->listener.io_watcher.fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Take one connection from the backlog; 0 when there was none (or no memory to take it). */
+static int accept_one(struct hr_server *srv)
+{
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    int fd = accept4(srv->listener.io_watcher.fd, (struct sockaddr *)&peer, &plen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno == EINTR || errno == ECONNABORTED)
+            return 1;
+        /* established connections are untouched */
         srv->accept_errors++;
-        srv->last_accept_error = status;
+        srv->last_accept_error = -errno;
+        if (errno == EMFILE || errno == ENFILE)
+            refuse_without_fd(srv);
         log_refusals(srv);
-        return;
-    }
-    struct hr_conn *c = hr_conn_new(srv);
-    if (!c)
-        return; /* the connection stays in the backlog; we retry on the next event */
-    uv_tcp_init(srv->loop, &c->tcp);
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-        return;
+        return errno == EMFILE || errno == ENFILE;
     }
     /* Refuse by closing at once: the fd is given back within this loop turn, and every
      * connection already open goes on as before. */
-    if (srv->stopping || srv->nconns >= srv->limits.max_connections || !ip_take(srv, c)) {
-        if (!srv->stopping) {
-            if (srv->nconns >= srv->limits.max_connections)
-                srv->refused_max++;
-            else
-                srv->refused_ip++;
-            log_refusals(srv);
-        }
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-        return;
+    struct hr_conn *c = NULL;
+    if (srv->stopping) {
+        close(fd);
+        return 1;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
+    if (srv->nconns >= srv->limits.max_connections) {
+        srv->refused_max++;
+        log_refusals(srv);
+        close(fd);
+        return 1;
+    }
+    if (!(c = hr_conn_new(srv))) {
+        close(fd);
+        return 0; /* out of memory: try again on the next event */
+    }
+    if (!ip_take(srv, c, &peer)) {
+        srv->refused_ip++;
+        log_refusals(srv);
+        free(c);
+        close(fd);
+        return 1;
+    }
+    if (uv_poll_init_socket(srv->loop, &c->poll, fd) < 0) {
+        ip_release(srv, c);
+        free(c);
+        close(fd);
+        return 1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -235,25 +289,67 @@ static void connection_cb(uv_stream_t *listener, int status)
     srv->nconns++;
     srv->on_accept(c);
     hr_conn_start(c);
+    return 1;
+}
+
+static void listener_cb(uv_poll_t *p, int status, int events)
+{
+    struct hr_server *srv = p->data;
+    (void)events;
+    if (status < 0)
+        return;
+    /* a burst of connections is taken in one go, a bounded one: others have events too */
+    for (int i = 0; i < 128 && !srv->stopping; i++)
+        if (!accept_one(srv))
+            break;
+}
+
+static void close_listener(struct hr_server *srv)
+{
+    if (srv->listener.type != UV_POLL || uv_is_closing((uv_handle_t *)&srv->listener))
+        return;
+    int fd = srv->listener.io_watcher.fd;
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    close(fd);
+    if (srv->spare_fd >= 0)
+        close(srv->spare_fd);
+    srv->spare_fd = -1;
 }
 
 int hr_server_listen(struct hr_server *srv, const char *host, int port)
 {
     struct sockaddr_storage addr;
+    socklen_t alen;
     int rc;
     fit_fd_limit(&srv->limits);
-    if (strchr(host, ':'))
+    memset(&addr, 0, sizeof addr);
+    if (strchr(host, ':')) {
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
-    else
+        alen = sizeof(struct sockaddr_in6);
+    } else {
         rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+        alen = sizeof(struct sockaddr_in);
+    }
     if (rc < 0)
         return hr_error_from_uv(rc);
-    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
-    if (rc < 0)
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&addr, alen) < 0 || listen(fd, SOMAXCONN) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    rc = uv_poll_init_socket(srv->loop, &srv->listener, fd);
+    if (rc < 0) {
+        close(fd);
         return hr_error_from_uv(rc);
-    rc = uv_listen((uv_stream_t *)&srv->listener, 1024, connection_cb);
-    if (rc < 0)
-        return hr_error_from_uv(rc);
+    }
+    srv->listener.data = srv;
+    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uv_poll_start(&srv->listener, UV_READABLE, listener_cb);
     uint64_t iv = sweep_interval(&srv->limits);
     uv_timer_start(&srv->sweep, sweep_cb, iv, iv);
     return 0;
@@ -262,10 +358,11 @@ int hr_server_listen(struct hr_server *srv, const char *host, int port)
 int hr_server_port(struct hr_server *srv)
 {
     struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    int rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-    if (rc < 0)
-        return hr_error_from_uv(rc);
+    socklen_t len = sizeof(ss);
+    if (srv->listener.type != UV_POLL)
+        return HR_EINVAL;
+    if (getsockname(srv->listener.io_watcher.fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -312,8 +409,10 @@ static void ready_cb(uv_idle_t *idle)
     }
 }
 
-static void finish_stop(struct hr_server *srv)
+void hr_server_close_handles(struct hr_server *srv)
 {
+    close_listener(srv);
+    hr_server_flush(srv); /* gives back the holds of connections that closed with output */
     uv_timer_stop(&srv->sweep);
     uv_close((uv_handle_t *)&srv->sweep, NULL);
     uv_timer_stop(&srv->shed);
@@ -321,6 +420,13 @@ static void finish_stop(struct hr_server *srv)
     hr_budget_on_over(NULL, NULL);
     uv_idle_stop(&srv->ready_idle);
     uv_close((uv_handle_t *)&srv->ready_idle, NULL);
+    uv_close((uv_handle_t *)&srv->flush_prepare, NULL);
+    uv_close((uv_handle_t *)&srv->flush_check, NULL);
+}
+
+static void finish_stop(struct hr_server *srv)
+{
+    hr_server_close_handles(srv);
     if (srv->on_stopped)
         srv->on_stopped(srv);
 }
@@ -353,8 +459,7 @@ void hr_server_stop(struct hr_server *srv)
     if (srv->stopping)
         return;
     srv->stopping = 1;
-    if (!uv_is_closing((uv_handle_t *)&srv->listener))
-        uv_close((uv_handle_t *)&srv->listener, NULL);
+    close_listener(srv);
     if (srv->nconns == 0) {
         finish_stop(srv);
         return;
@@ -379,4 +484,7 @@ void hr_server_free(struct hr_server *srv)
     }
     free(srv->scratch);
     srv->scratch = NULL;
+    free(srv->outs);
+    srv->outs = NULL;
+    srv->nouts = srv->outs_cap = srv->outs_used = srv->out_free = 0;
 }

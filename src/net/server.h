@@ -51,13 +51,21 @@ struct hr_ip_count;
 
 struct hr_server {
     uv_loop_t *loop;
-    uv_tcp_t listener;
+    uv_poll_t listener; /* the listening socket (its fd), when listening */
+    int spare_fd;       /* kept open to accept-and-close when out of descriptors; -1: none */
     uv_timer_t sweep;
-    uv_timer_t shed;      /* memory budget passes, running only while over it */
-    uv_idle_t ready_idle; /* runs input left pending by paused connections */
+    uv_timer_t shed;            /* memory budget passes, running only while over it */
+    uv_idle_t ready_idle;       /* runs input left pending by paused connections */
+    uv_prepare_t flush_prepare; /* output of this loop turn goes out before the loop waits */
+    uv_check_t flush_check;     /* and right after the events that made it */
     struct hr_limits limits;
     struct hr_conn *conns; /* doubly linked list of live connections */
     struct hr_conn *ready; /* connections with pending input to process */
+    struct hr_conn *dirty; /* connections with output to send this loop turn */
+    struct hr_out *outs;   /* every connection's output slices (conn.h) */
+    uint32_t nouts, outs_cap, outs_used, out_free; /* out_free: a free slice's index + 1 */
+    uint64_t sends; /* sendmsg calls made: with corking, at most one per dirty connection and
+                     * loop turn while the kernel takes everything */
     uint32_t nconns;
     struct hr_ip_count *per_ip; /* connections per client address (uthash) */
     /* refusals since the last log line (at most one line a second) */
@@ -86,11 +94,15 @@ int hr_server_port(struct hr_server *srv);
 /* Stop accepting, ask every connection to finish (protocol on_shutdown), close the server's
  * handles once the last connection is gone. */
 void hr_server_stop(struct hr_server *srv);
+/* Close the server's handles when it never ran (init succeeded, the loop was not started). */
+void hr_server_close_handles(struct hr_server *srv);
 /* Free memory after the loop has finished running. */
 void hr_server_free(struct hr_server *srv);
 
 /* Internal to net/. */
 void hr_server_conn_gone(struct hr_server *srv, struct hr_conn *c);
 void hr_server_mark_ready(struct hr_server *srv, struct hr_conn *c);
+/* Send the output every connection was given since the last flush (conn.c). */
+void hr_server_flush(struct hr_server *srv);
 
 #endif

@@ -215,10 +215,7 @@ int herald_run(herald_io *io)
 out:
     if (!r->running) {
         /* never ran: close what init opened so the loop can be closed */
-        uv_close((uv_handle_t *)&r->srv.listener, NULL);
-        uv_close((uv_handle_t *)&r->srv.sweep, NULL);
-        uv_close((uv_handle_t *)&r->srv.ready_idle, NULL);
-        uv_close((uv_handle_t *)&r->srv.shed, NULL);
+        hr_server_close_handles(&r->srv);
         hr_sio_close(&r->sio);
         hr_chan_push_close(&r->push);
         uv_run(r->loop, UV_RUN_DEFAULT);

@@ -1,5 +1,6 @@
-/* test_net_conn.c - the write path on real loopback sockets: one broadcast buffer shared by
- * every write queue (no per-recipient copy), queued bytes capped, the slow-consumer policy. */
+/* test_net_conn.c - the write path on real loopback sockets: output corked to one send per
+ * connection and loop turn, one broadcast buffer shared by every write queue (no per-recipient
+ * copy), queued bytes capped, the slow-consumer policy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,7 +35,7 @@ static void on_accept(struct hr_conn *c)
 {
     c->proto = &sink;
     int small = 4096; /* so that the kernel soon stops taking bytes and our queue is used */
-    uv_send_buffer_size((uv_handle_t *)&c->tcp, &small);
+    setsockopt(c->poll.io_watcher.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     if (naccepted < N)
         accepted[naccepted++] = c;
 }
@@ -115,6 +116,48 @@ static size_t drain_fd(int fd, char *out, size_t cap)
             break;
     }
     return n;
+}
+
+/* Writes of one loop turn leave together: many small writes to each of N connections cost one
+ * send per connection, nothing is sent before the loop runs, and the bytes arrive in order. */
+static void test_writes_are_corked(void **state)
+{
+    struct fixture *f = *state;
+    enum { K = 50 };
+    struct hr_buf *b[K];
+    for (int k = 0; k < K; k++) {
+        b[k] = hr_buf_new(16);
+        b[k]->len = (uint32_t)snprintf(b[k]->data, 16, "m%02d;", k);
+    }
+    uint64_t sends = f->srv.sends;
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < K; k++)
+            assert_int_equal(hr_conn_write(accepted[i], b[k]), 0);
+    assert_int_equal(b[0]->refs, 1 + N); /* held by each queue, not copied */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(hr_conn_queued(accepted[i]), K * 4);
+        char none[8];
+        assert_int_equal(read(f->fds[i], none, sizeof none), -1); /* corked: nothing yet */
+    }
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->srv.sends - sends, N);
+    for (int k = 0; k < K; k++) {
+        assert_int_equal(b[k]->refs, 1); /* sent: the queues let go */
+        hr_buf_unref(b[k]);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(hr_conn_queued(accepted[i]), 0);
+        char got[K * 4 + 1] = "";
+        size_t n = 0;
+        for (int spins = 0; n < K * 4 && spins < 1000; spins++)
+            n += drain_fd(f->fds[i], got + n, K * 4 - n);
+        assert_int_equal(n, K * 4);
+        for (int k = 0; k < K; k++) {
+            char want[8];
+            snprintf(want, sizeof want, "m%02d;", k);
+            assert_memory_equal(got + 4 * k, want, 4);
+        }
+    }
 }
 
 /* One buffer, N write queues: while the peers do not read, every queue holds a reference to
@@ -258,6 +301,7 @@ static void test_ws_slow_consumer_closed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_writes_are_corked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broadcast_shares_one_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_then_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_slow_consumer_closed, setup, teardown),
