@@ -11,15 +11,31 @@
  * connection (the server acknowledging late) keeps its due time, so the wait is in its latency
  * ("backlog max" and "publish lag max" show how far behind the publishers fell).
  *
- *   fanload --transport ws|sse|lp|poll --port P [-n 1000] [--rate 50] [-t 10] [-s 100]
- *           [--channel bench] [--sub-path PATH] [--pub-path PATH] [--publishers 16]
- *           [--warmup 1] [--drain 5] [--settle 1] [--poll-interval 1] [--server-pid PID[,PID]]
- *           [--verbose]   (--verbose: log every reconnect and why to stderr)
+ * --window W makes it closed-loop instead (no --rate): at most W messages are in flight, a
+ * message being in flight from its send until every subscriber has received it (every subscriber
+ * subscribed when it was sent; one that drops stops counting); each completion releases the next
+ * send at once, so deliveries/s is what the server sustains with W messages outstanding. T is
+ * then the send time. With --pub http (the default) up to W keep-alive publisher connections
+ * (--publishers overrides), each one request in flight; an acknowledgement frees the connection,
+ * not the window slot.
+ *
+ * --pub ws publishes over one extra WebSocket (to --pub-path, default the ws subscribers' path,
+ * else /ws/{channel}): one masked text frame per message, the same JSON body. It is not a
+ * subscriber: whatever it receives (herald's {"ack":...} frames, herald delivering the message
+ * to it too, as a member of the channel) is parsed as frames and discarded; pings are answered.
+ * No acknowledgement is read, so a ws publish counts as published when it is written.
+ *
+ *   fanload --transport ws|sse|lp|poll --port P [-n 1000] [--rate 50 | --window W] [-t 10]
+ *           [-s 100] [--channel bench] [--sub-path PATH] [--pub-path PATH] [--pub http|ws]
+ *           [--publishers 16] [--warmup 1] [--drain 5] [--settle 1] [--poll-interval 1]
+ *           [--server-pid PID[,PID]] [--verbose]   (--verbose: log every reconnect and why)
  *   fanload free-port        print a free TCP port on 127.0.0.1 (for servers that cannot take 0)
  *
  * Subscribers (default paths /ws|/sse|/lp|/poll/{channel}; publish: POST /pub/{channel}):
  *   ws    RFC 6455 client (Sec-WebSocket-Accept checked, pings answered); one message per text
- *         frame; subscribed on the 101.
+ *         frame, herald's {"id","cursor","time","data":{"seq"..}} or the raw published JSON (a
+ *         server that forwards the text, like bench/ceiling): "seq" is found wherever it is;
+ *         subscribed on the 101.
  *   sse   GET with Accept: text/event-stream; identity, chunked or until-close bodies; events
  *         are dispatched on their blank line (HTML §9.2.6), data: lines carry the message;
  *         comments and other fields are skipped; subscribed when the 200 head arrives.
@@ -42,7 +58,8 @@
  * lost = expected - delivered; duplicates = a message a subscriber had already received (each
  * subscriber keeps a bitmap of sequence numbers); deliveries/s = every arrival in the measured
  * seconds / their length. Latency: from T to the read that completed the message, over every
- * measured delivery (log2 histogram with 16 linear sub-buckets, ~6%). With --server-pid, the
+ * measured delivery (log2 histogram with 16 linear sub-buckets, ~6%; in window mode from the
+ * send, and not the point: the window holds messages back). With --server-pid, the
  * server processes' user + system CPU over the measured seconds (/proc/PID/stat) / arrivals in
  * them = CPU us per delivery, and their VmRSS and Pss (summed) at the end of the measured seconds.
  * The last line is "RESULT key=value ..."; the exit status is 1 if a subscriber could not
@@ -73,6 +90,9 @@ static struct {
     const char *channel;
     const char *sub_path, *pub_path;
     int n, publishers, inflight;
+    int window;         /* closed loop: messages in flight at most; 0: open loop at --rate */
+    int pub_ws;         /* publish over one WebSocket, not POST */
+    int publishers_set; /* --publishers given */
     double rate, secs, warmup, drain, settle, poll_interval, connect_timeout;
     size_t size;
     int pids[MAX_PIDS], npids;
@@ -112,6 +132,9 @@ struct conn {
     uint8_t busy;        /* a request is outstanding */
     uint8_t close_after; /* the response in progress said Connection: close */
     uint8_t reconnecting, timer_on, more, ev_has, ev_other, trailer_empty;
+    uint8_t ws_up;     /* ws publisher: its 101 came */
+    uint8_t gone;      /* subscriber: dropped for good (window mode stops waiting for it) */
+    uint32_t seen_cap; /* bytes of seen */
     int status;
     uint64_t body_left; /* R_BODY_LEN: bytes left; R_BODY_CHUNK: left in this chunk */
     char *buf;          /* response head, then the body (lp/poll/pub), SSE line or WS message */
@@ -133,7 +156,7 @@ static int shutting_down, phase;
 static uv_timer_t phase_timer, run_timer, pub_timer, deadline_timer;
 static struct sockaddr_in addr;
 static uint64_t t_start, t_pub0, t_measure_start, t_measure_end;
-static uint64_t max_msgs;    /* bits in each subscriber's bitmap */
+static uint64_t max_msgs;    /* rate mode: messages at most (bits in each subscriber's bitmap) */
 static uint64_t pub_lag_max; /* ns between a message's due time and its send */
 static uint64_t pub_sent, pub_acked, pub_measured, pub_errors, pub_backlog_max, pub_inflight;
 static uint64_t expected, delivered, arrivals_window, arrivals_total, dups, errors_proto,
@@ -145,6 +168,10 @@ static uint64_t rusage_t0;
 static struct hist lat;   /* publish -> subscriber */
 static uint64_t read_now; /* when the read being parsed arrived */
 static char *pub_body;
+/* window mode: subscribers still to receive each message (0: complete or never waited for) */
+static uint32_t *win_left;
+static uint64_t win_cap, win_low, win_inflight;
+static int win_subs; /* subscribers a message sent now waits for */
 static size_t sub_path_len;
 
 /* phases: connecting subscribers, connecting publishers, settling, warm-up, measured, draining */
@@ -219,13 +246,48 @@ static int ts_measured(uint64_t t_ns)
            (t_measure_end == 0 || t_ns < t_measure_end);
 }
 
+static int seen(const struct conn *c, uint64_t seq)
+{
+    return (seq >> 3) < c->seen_cap && (c->seen[seq >> 3] & (1u << (seq & 7)));
+}
+
+/* window mode: one of message seq's subscribers has it (or left); the last releases a send */
+static void window_got(uint64_t seq)
+{
+    if (seq >= win_cap || win_left[seq] == 0 || --win_left[seq] != 0)
+        return;
+    win_inflight--;
+    while (win_low < pub_sent && win_left[win_low] == 0)
+        win_low++;
+    pub_tick(NULL);
+}
+
+/* window mode: ready subscriber c is gone; the messages in flight stop waiting for it */
+static void window_forget(struct conn *c)
+{
+    c->gone = 1;
+    win_subs--;
+    uint64_t end = pub_sent; /* what window_got releases waits for the others only */
+    for (uint64_t s = win_low; s < end; s++)
+        if (!seen(c, s))
+            window_got(s);
+}
+
 /* One message reached subscriber c. */
 static void deliver(struct conn *c, uint64_t seq, uint64_t t_us, uint64_t now)
 {
-    if (seq >= max_msgs) {
+    if (seq >= pub_sent) {
         errors_proto++;
         note_error("sub %d: sequence number %" PRIu64 " was never sent", c->id, seq);
         return;
+    }
+    if ((seq >> 3) >= c->seen_cap) { /* window mode: the bitmap grows with what is sent */
+        uint64_t cap = c->seen_cap ? c->seen_cap : 1024;
+        while (cap <= (seq >> 3))
+            cap *= 2;
+        c->seen = xrealloc(c->seen, cap);
+        memset(c->seen + c->seen_cap, 0, cap - c->seen_cap);
+        c->seen_cap = (uint32_t)cap;
     }
     uint8_t bit = (uint8_t)(1u << (seq & 7));
     if (c->seen[seq >> 3] & bit) {
@@ -234,6 +296,8 @@ static void deliver(struct conn *c, uint64_t seq, uint64_t t_us, uint64_t now)
         return;
     }
     c->seen[seq >> 3] |= bit;
+    if (cfg.window && c->ready && !c->gone)
+        window_got(seq);
     arrivals_total++;
     if (phase == P_MEASURE)
         arrivals_window++;
@@ -244,7 +308,8 @@ static void deliver(struct conn *c, uint64_t seq, uint64_t t_us, uint64_t now)
     }
 }
 
-/* Every {"seq":K,"t":T ...} in s[0..n). */
+/* Every {"seq":K,"t":T ...} in s[0..n), wherever it is (herald's envelopes carry the published
+ * JSON as "data"; a forwarding server, the raw text). */
 static int deliver_all(struct conn *c, const char *s, const char *end, uint64_t now)
 {
     int k = 0;
@@ -315,6 +380,40 @@ static const struct ws_handler ws_handler = {.max_frame = 1u << 24,
                                              .data = ws_data,
                                              .frame_end = ws_frame_end,
                                              .error = ws_error};
+
+/* the ws publisher reads frames only to discard them (acks, its own copies) and answer pings */
+static void pub_ws_start(void *ctx)
+{
+}
+
+static void pub_ws_data(void *ctx, const uint8_t *d, size_t n)
+{
+}
+
+static int pub_ws_frame_end(void *ctx, struct ws_parser *p)
+{
+    struct conn *c = ctx;
+    if (p->opcode == 0x9)
+        send_ws_frame(c, 0xA, p->ctl, p->ctl_len);
+    else if (p->opcode == 0x8) {
+        if (!shutting_down)
+            note_error("the server closed the publisher's WebSocket");
+        return -1;
+    }
+    return 0;
+}
+
+static void pub_ws_error(void *ctx, const char *what)
+{
+    errors_proto++;
+    note_error("ws publisher: %s", what);
+}
+
+static const struct ws_handler pub_ws_handler = {.max_frame = 1u << 24,
+                                                 .message_start = pub_ws_start,
+                                                 .data = pub_ws_data,
+                                                 .frame_end = pub_ws_frame_end,
+                                                 .error = pub_ws_error};
 
 /* ---- Server-Sent Events (HTML Living Standard §9.2.6, "Interpreting an event stream") ---- */
 
@@ -449,6 +548,10 @@ static void pub_answer(struct conn *c, uint64_t now)
     } else {
         pub_errors++;
         note_error("publish answered %d: %.100s", c->status, c->buf ? c->buf : "");
+        if (cfg.window && c->pub_seq < win_cap && win_left[c->pub_seq]) {
+            win_left[c->pub_seq] = 1; /* refused: nobody will get it, its slot is free */
+            window_got(c->pub_seq);
+        }
     }
     if (phase == P_WARMUP || phase == P_MEASURE)
         pub_tick(NULL); /* a backlog goes out at once */
@@ -506,6 +609,28 @@ static int head_done(struct conn *c, uint64_t now)
         c->status = atoi(c->buf + 9);
     c->close_after =
         http_header(c->buf, "Connection", v, sizeof v) && strcasestr(v, "close") != NULL;
+    if (c->role == PUB && cfg.pub_ws) {
+        if (c->status != 101 || !http_header(c->buf, "Sec-WebSocket-Accept", v, sizeof v) ||
+            strcmp(v, c->accept) != 0) {
+            note_error("ws publisher: handshake answered \"%.80s\"", c->buf);
+            fprintf(stderr, "fanload: the ws publisher's handshake failed: %.80s\n", c->buf);
+            begin_shutdown();
+            return -1;
+        }
+        c->rstate = R_WS;
+        c->len = 0;
+        c->ws_up = 1;
+        c->close_after = 0;
+        if (!c->counted) {
+            c->counted = 1;
+            n_pubs_open++;
+            n_pending--;
+            start_more();
+        } else if (phase == P_WARMUP || phase == P_MEASURE) {
+            pub_tick(NULL);
+        }
+        return 0;
+    }
     if (c->role == SUB && cfg.tr == T_WS) {
         int ok = c->status == 101 && http_header(c->buf, "Sec-WebSocket-Accept", v, sizeof v) &&
                  strcmp(v, c->accept) == 0;
@@ -582,7 +707,10 @@ static int http_feed(struct conn *c, const char *d, size_t n, uint64_t now)
                 body_end(c, now);
             break;
         case R_BODY_EOF: body_data(c, d, n, now); return 0;
-        case R_WS: read_now = now; return ws_parse(&c->ws, (const uint8_t *)d, n, &ws_handler, c);
+        case R_WS:
+            read_now = now;
+            return ws_parse(&c->ws, (const uint8_t *)d, n,
+                            c->role == PUB ? &pub_ws_handler : &ws_handler, c);
         case R_BODY_CHUNK:
             /* RFC 9112 §7.1: size [;ext] CRLF data CRLF ... 0 CRLF [trailers] CRLF */
             while (n && c->rstate == R_BODY_CHUNK) {
@@ -685,7 +813,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     }
     if (http_feed(c, b->base, (size_t)nread, now) < 0 && c->state == S_OPEN) {
-        if (c->role == SUB && !c->counted)
+        if (c->role == PUB && cfg.pub_ws && c->counted)
+            conn_reconnect(c, "the publisher's WebSocket failed");
+        else if (c->role == SUB && !c->counted)
             sub_done(c, 0);
         else
             conn_close(c);
@@ -805,6 +935,15 @@ static void connect_cb(uv_connect_t *req, int status)
             conn_close(c);
         return;
     }
+    if (c->role == PUB && cfg.pub_ws) { /* opened on its 101 (head_done) */
+        char up[1024];
+        c->busy = 0;
+        c->rstate = R_HEAD;
+        c->len = 0;
+        int n = ws_upgrade_request(up, sizeof up, cfg.pub_path, cfg.host, cfg.port, c->accept);
+        send_bytes(c, up, (size_t)n);
+        return;
+    }
     if (c->role == PUB) {
         c->busy = 0;
         c->rstate = R_NONE;
@@ -836,6 +975,7 @@ static int conn_open(struct conn *c)
     c->state = S_CONNECTING;
     c->rstate = R_NONE;
     c->close_after = 0;
+    c->ws_up = 0;
     c->len = 0;
     memset(&c->ws, 0, sizeof c->ws);
     r = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&addr, connect_cb);
@@ -861,6 +1001,8 @@ static void close_cb(uv_handle_t *h)
         if (c->role == SUB)
             n_dropped++;
     }
+    if (cfg.window && c->role == SUB && c->ready && !c->gone && !shutting_down)
+        window_forget(c);
     maybe_finish();
 }
 
@@ -958,45 +1100,95 @@ static long servers_kb(const char *file, const char *key)
     return sum;
 }
 
+/* A free publisher connection (round robin), or NULL. */
+static struct conn *pub_free(void)
+{
+    static int rr;
+    for (int k = 0; k < cfg.publishers; k++) {
+        struct conn *p = &conns[cfg.n + (rr + k) % cfg.publishers];
+        if (p->state == S_OPEN && !p->busy && !p->close_after && (!cfg.pub_ws || p->ws_up)) {
+            rr = (rr + k + 1) % cfg.publishers;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* Message seq, stamped t_us, goes out on c: a POST, or one text frame on the ws publisher. */
+static void publish(struct conn *c, uint64_t seq, uint64_t t_us)
+{
+    c->pub_seq = seq, c->pub_t = t_us;
+    size_t head = (size_t)snprintf(pub_body, cfg.size + 64,
+                                   "{\"seq\":%" PRIu64 ",\"t\":%" PRIu64 ",\"pad\":\"", seq, t_us);
+    size_t pad = cfg.size > head + 2 ? cfg.size - head - 2 : 0;
+    memset(pub_body + head, 'x', pad);
+    memcpy(pub_body + head + pad, "\"}", 3);
+    if (!cfg.pub_ws) {
+        pub_inflight++;
+        send_request(c);
+        return;
+    }
+    size_t blen = head + pad + 2;
+    struct wreq *w = wreq_new(ws_frame_len(blen));
+    ws_put_frame((uint8_t *)w->data, 0x1, pub_body, blen);
+    if (wreq_send((uv_stream_t *)&c->tcp, w, write_cb, c) < 0) {
+        conn_reconnect(c, "write failed");
+        return;
+    }
+    /* no acknowledgement is read on a WebSocket: published once written */
+    if (ts_measured(t_us * 1000 + t_start))
+        pub_measured++;
+}
+
 static void pub_tick(uv_timer_t *t)
 {
     uint64_t now = uv_hrtime();
     if (phase != P_WARMUP && phase != P_MEASURE)
         return;
+    if (cfg.window) { /* closed loop: a free slot and a free connection */
+        while (win_inflight < (uint64_t)cfg.window && win_subs > 0) {
+            struct conn *c = pub_free();
+            if (!c)
+                break;
+            uint64_t seq = pub_sent++;
+            if (seq >= win_cap) {
+                uint64_t cap = win_cap ? win_cap * 2 : 8192;
+                win_left = xrealloc(win_left, cap * sizeof *win_left);
+                memset(win_left + win_cap, 0, (cap - win_cap) * sizeof *win_left);
+                win_cap = cap;
+            }
+            win_left[seq] = (uint32_t)win_subs;
+            win_inflight++;
+            publish(c, seq, (now - t_start) / 1000);
+        }
+        return;
+    }
     uint64_t due = (uint64_t)((double)(now - t_pub0) * cfg.rate / 1e9) + 1;
     if (due > max_msgs)
         due = max_msgs;
-    static int rr;
     while (pub_sent < due) {
-        struct conn *c = NULL;
-        for (int k = 0; k < cfg.publishers; k++) {
-            struct conn *p = &conns[cfg.n + (rr + k) % cfg.publishers];
-            if (p->state == S_OPEN && !p->busy && !p->close_after) {
-                c = p;
-                rr = (rr + k + 1) % cfg.publishers;
-                break;
-            }
-        }
+        struct conn *c = pub_free();
         if (!c)
             break; /* all publishers busy: what is due goes out as soon as one answers */
-        c->pub_seq = pub_sent++;
+        uint64_t seq = pub_sent++;
         /* stamped with when it was due, not when it went out: a publish that waited for a free
          * connection (the server answering late) counts that wait in its latency */
-        uint64_t due_at = t_pub0 + (uint64_t)((double)c->pub_seq * 1e9 / cfg.rate);
-        c->pub_t = (due_at - t_start) / 1000;
+        uint64_t due_at = t_pub0 + (uint64_t)((double)seq * 1e9 / cfg.rate);
         if (now > due_at && now - due_at > pub_lag_max)
             pub_lag_max = now - due_at;
-        size_t head = (size_t)snprintf(pub_body, cfg.size + 64,
-                                       "{\"seq\":%" PRIu64 ",\"t\":%" PRIu64 ",\"pad\":\"",
-                                       c->pub_seq, c->pub_t);
-        size_t pad = cfg.size > head + 2 ? cfg.size - head - 2 : 0;
-        memset(pub_body + head, 'x', pad);
-        memcpy(pub_body + head + pad, "\"}", 3);
-        pub_inflight++;
-        send_request(c);
+        publish(c, seq, (due_at - t_start) / 1000);
     }
     if (due > pub_sent && due - pub_sent > pub_backlog_max)
         pub_backlog_max = due - pub_sent;
+    /* wake up when the next message is due (libuv timers have ms resolution: up to 1 ms late),
+     * not on a fixed tick whose period would be in every latency; with a backlog, an answer
+     * freeing a connection sends it, the 10 ms are a fallback */
+    uint64_t ms = 10;
+    if (pub_sent >= due && pub_sent < max_msgs) {
+        uint64_t next_at = t_pub0 + (uint64_t)((double)pub_sent * 1e9 / cfg.rate);
+        ms = next_at > now ? (next_at - now + 999999) / 1000000 : 0;
+    }
+    uv_timer_start(&pub_timer, pub_tick, ms, 0);
 }
 
 static void drain_check(uv_timer_t *t)
@@ -1012,12 +1204,11 @@ static void run_timer_cb(uv_timer_t *t)
     case P_SETTLE: /* publishing starts: warm-up first */
         phase = P_WARMUP;
         t_pub0 = now;
-        {
-            double iv = 1000.0 / cfg.rate;
-            uint64_t tick = iv < 1 ? 1 : iv > 10 ? 10 : (uint64_t)iv;
-            pub_tick(NULL);
-            uv_timer_start(&pub_timer, pub_tick, tick, tick);
-        }
+        /* rate mode: pub_tick sets the timer for the next message due; window mode: sends are
+         * released by completions, the tick only retries (a publisher connection back) */
+        if (cfg.window)
+            uv_timer_start(&pub_timer, pub_tick, 10, 10);
+        pub_tick(NULL);
         if (cfg.warmup > 0) {
             uv_timer_start(&run_timer, run_timer_cb, (uint64_t)(cfg.warmup * 1000), 0);
             return;
@@ -1084,6 +1275,7 @@ static void sub_done(struct conn *c, int ok)
     if (ok) {
         c->ready = 1;
         n_ready++;
+        win_subs++;
     } else {
         n_failed++;
         conn_close(c);
@@ -1179,9 +1371,9 @@ static void usage(void)
     fprintf(
         stderr,
         "usage: fanload --transport ws|sse|lp|poll --port P [--host 127.0.0.1] [-n SUBSCRIBERS]\n"
-        "               [--rate MSGS_PER_S] [-t SECS] [-s BYTES] [--channel NAME] [--sub-path "
-        "PATH]\n"
-        "               [--pub-path PATH] [--publishers 16] [--warmup 1] [--drain 5] [--settle 1]\n"
+        "               [--rate MSGS_PER_S | --window W] [-t SECS] [-s BYTES] [--channel NAME]\n"
+        "               [--sub-path PATH] [--pub-path PATH] [--pub http|ws] [--publishers 16]\n"
+        "               [--warmup 1] [--drain 5] [--settle 1]\n"
         "               [--poll-interval 1] [--inflight 200] [--connect-timeout 120]\n"
         "               [--server-pid PID[,PID...]] [--verbose]\n"
         "       fanload free-port\n");
@@ -1228,6 +1420,8 @@ int main(int argc, char **argv)
                                          {"connect-timeout", 1, 0, 'T'},
                                          {"server-pid", 1, 0, 'S'},
                                          {"verbose", 0, 0, 'v'},
+                                         {"window", 1, 0, 'w'},
+                                         {"pub", 1, 0, 'b'},
                                          {0, 0, 0, 0}};
     int o, tr = -1;
     while ((o = getopt_long(argc, argv, "n:t:s:", opts, NULL)) != -1) {
@@ -1248,7 +1442,14 @@ int main(int argc, char **argv)
         case 'R': cfg.rate = atof(optarg); break;
         case 't': cfg.secs = atof(optarg); break;
         case 's': cfg.size = (size_t)strtoull(optarg, NULL, 10); break;
-        case 'U': cfg.publishers = atoi(optarg); break;
+        case 'U': cfg.publishers = atoi(optarg), cfg.publishers_set = 1; break;
+        case 'w': cfg.window = atoi(optarg); break;
+        case 'b':
+            if (strcmp(optarg, "ws") == 0)
+                cfg.pub_ws = 1;
+            else if (strcmp(optarg, "http") != 0)
+                usage();
+            break;
         case 'W': cfg.warmup = atof(optarg); break;
         case 'D': cfg.drain = atof(optarg); break;
         case 'L': cfg.settle = atof(optarg); break;
@@ -1271,17 +1472,29 @@ int main(int argc, char **argv)
     if (tr < 0 || optind != argc)
         usage();
     cfg.tr = (enum transport)tr;
-    if (cfg.port <= 0 || cfg.port > 65535 || cfg.n <= 0 || cfg.n > 1000000 || !(cfg.rate > 0) ||
-        cfg.rate > 1e6 || !(cfg.secs > 0) || cfg.secs > 3600 || cfg.size < 40 ||
-        cfg.size > 1000000 || cfg.publishers < 1 || cfg.publishers > 256 || cfg.warmup < 0 ||
-        cfg.warmup > 600 || cfg.drain < 0 || cfg.drain > 600 || cfg.settle < 0 ||
-        cfg.settle > 600 || !(cfg.poll_interval > 0) || cfg.poll_interval > 600 ||
-        cfg.inflight < 1 || strlen(cfg.channel) > 200)
+    if (cfg.window < 0 || cfg.window > 65536)
+        usage();
+    if (cfg.pub_ws)
+        cfg.publishers = 1; /* one WebSocket */
+    else if (cfg.window && !cfg.publishers_set)
+        cfg.publishers = cfg.window < 256 ? cfg.window : 256;
+    if (cfg.window)
+        cfg.rate = 0; /* unused: closed loop */
+    if (cfg.port <= 0 || cfg.port > 65535 || cfg.n <= 0 || cfg.n > 1000000 ||
+        (!cfg.window && (!(cfg.rate > 0) || cfg.rate > 1e6)) || !(cfg.secs > 0) ||
+        cfg.secs > 3600 || cfg.size < 40 || cfg.size > 1000000 || cfg.publishers < 1 ||
+        cfg.publishers > 256 || cfg.warmup < 0 || cfg.warmup > 600 || cfg.drain < 0 ||
+        cfg.drain > 600 || cfg.settle < 0 || cfg.settle > 600 || !(cfg.poll_interval > 0) ||
+        cfg.poll_interval > 600 || cfg.inflight < 1 || strlen(cfg.channel) > 200)
         usage();
     static char subp[512], pubp[512];
     if (!cfg.sub_path)
         snprintf(subp, sizeof subp, "/%s/%s", tnames[cfg.tr], cfg.channel), cfg.sub_path = subp;
-    if (!cfg.pub_path)
+    if (!cfg.pub_path && cfg.pub_ws && cfg.tr == T_WS)
+        cfg.pub_path = cfg.sub_path;
+    else if (!cfg.pub_path && cfg.pub_ws)
+        snprintf(pubp, sizeof pubp, "/ws/%s", cfg.channel), cfg.pub_path = pubp;
+    else if (!cfg.pub_path)
         snprintf(pubp, sizeof pubp, "/pub/%s", cfg.channel), cfg.pub_path = pubp;
     if (cfg.sub_path[0] != '/' || cfg.pub_path[0] != '/' || strlen(cfg.sub_path) > 400 ||
         strlen(cfg.pub_path) > 400)
@@ -1290,7 +1503,8 @@ int main(int argc, char **argv)
     n_total = cfg.n + cfg.publishers;
     if (load_setup(cfg.host, cfg.port, n_total, &addr) < 0)
         return 2;
-    max_msgs = (uint64_t)(cfg.rate * (cfg.warmup + cfg.secs)) + 2;
+    /* window mode: no bound, the bitmaps grow (deliver) */
+    max_msgs = cfg.window ? 8192 : (uint64_t)(cfg.rate * (cfg.warmup + cfg.secs)) + 2;
 
     loop = uv_default_loop();
     conns = calloc((size_t)n_total, sizeof *conns);
@@ -1302,7 +1516,8 @@ int main(int argc, char **argv)
         c->id = i;
         c->role = i < cfg.n ? SUB : PUB;
         if (c->role == SUB) {
-            c->seen = calloc((size_t)(max_msgs + 7) / 8, 1);
+            c->seen_cap = (uint32_t)((max_msgs + 7) / 8);
+            c->seen = calloc(c->seen_cap, 1);
             if (!c->seen)
                 return 2;
             if (cfg.tr == T_LP || cfg.tr == T_POLL) {
@@ -1336,15 +1551,23 @@ int main(int argc, char **argv)
     uint64_t lost = expected > delivered ? expected - delivered : 0;
     double cpu_us =
         server_cpu_s >= 0 && arrivals_window ? server_cpu_s * 1e6 / (double)arrivals_window : -1;
-    printf("fanout %s: %" PRIu64
-           " subscribers, %d publisher connections, %.0f msg/s of %zu B, %.2f s measured"
-           " after %.1f s warm-up\n",
-           tnames[cfg.tr], subs_at_measure, cfg.publishers, cfg.rate, cfg.size, secs, cfg.warmup);
-    printf("  published %" PRIu64 " in the measured seconds (%" PRIu64 " sent, %" PRIu64
-           " acknowledged in all,"
+    double mps = secs > 0 ? (double)pub_measured / secs : 0;
+    char load[64];
+    if (cfg.window)
+        snprintf(load, sizeof load, "window %d", cfg.window);
+    else
+        snprintf(load, sizeof load, "%.0f msg/s", cfg.rate);
+    printf("fanout %s: %" PRIu64 " subscribers, %d %s publisher connection%s, %s of %zu B, %.2f s "
+           "measured after %.1f s warm-up\n",
+           tnames[cfg.tr], subs_at_measure, cfg.publishers, cfg.pub_ws ? "ws" : "http",
+           cfg.publishers == 1 ? "" : "s", load, cfg.size, secs, cfg.warmup);
+    printf("  published %" PRIu64 " in the measured seconds (%.0f/s; %" PRIu64 " sent, %" PRIu64
+           " acknowledged in all%s,"
            " %" PRIu64 " failed, backlog max %" PRIu64 ", publish lag max %.1f ms)\n",
-           pub_measured, pub_sent, pub_acked, pub_errors, pub_backlog_max,
-           (double)pub_lag_max / 1e6);
+           pub_measured, mps, pub_sent, pub_acked, cfg.pub_ws ? " (ws: acks not read)" : "",
+           pub_errors, pub_backlog_max, (double)pub_lag_max / 1e6);
+    if (cfg.window)
+        printf("  window: %" PRIu64 " messages still in flight at the end\n", win_inflight);
     printf("  deliveries expected %" PRIu64 ", delivered %" PRIu64 ", lost %" PRIu64
            " (%.4f%%), duplicates %" PRIu64 "\n",
            expected, delivered, lost, expected ? 100.0 * (double)lost / (double)expected : 0, dups);
@@ -1360,7 +1583,7 @@ int main(int argc, char **argv)
            " reconnects\n",
            client_cpu_s, requests, reconnects);
     if (errors_proto || dups || gaps_reported || n_dropped || n_failed || pub_errors ||
-        first_error[0])
+        first_error[0] || win_inflight)
         printf("  problems: protocol %" PRIu64 ", duplicates %" PRIu64 ", gaps reported %" PRIu64
                ", other events %" PRIu64 ", failed %d, dropped %d, publish errors %" PRIu64
                "; first: %s\n",
@@ -1373,12 +1596,14 @@ int main(int argc, char **argv)
            "server_user_s=%.3f"
            " cpu_us_per_delivery=%.3f server_rss_kb=%ld server_pss_kb=%ld client_cpu_s=%.2f "
            "requests=%" PRIu64 " reconnects=%" PRIu64 " pub_errors=%" PRIu64 " backlog_max=%" PRIu64
-           " pub_lag_ms=%.1f gaps=%" PRIu64 " errors=%" PRIu64 " failed=%d dropped=%d\n",
+           " pub_lag_ms=%.1f gaps=%" PRIu64 " errors=%" PRIu64 " failed=%d dropped=%d"
+           " window=%d pub=%s msgs_per_s=%.0f window_stuck=%" PRIu64 "\n",
            tnames[cfg.tr], subs_at_measure, cfg.rate, cfg.size, secs, pub_measured, expected,
            delivered, lost, dups, dps, exp_dps, hist_pct(&lat, 50) / 1e3, hist_pct(&lat, 99) / 1e3,
            (double)lat.max / 1e3, server_cpu_s, server_user_s, cpu_us, server_rss_kb, server_pss_kb,
            client_cpu_s, requests, reconnects, pub_errors, pub_backlog_max,
-           (double)pub_lag_max / 1e6, gaps_reported, errors_proto, n_failed, n_dropped);
+           (double)pub_lag_max / 1e6, gaps_reported, errors_proto, n_failed, n_dropped, cfg.window,
+           cfg.pub_ws ? "ws" : "http", mps, win_inflight);
     uv_loop_close(loop);
     return n_failed || errors_proto ? 1 : 0;
 }

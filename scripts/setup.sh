@@ -6,7 +6,8 @@
 #                            shell that writes the damaged databases of the tests, node
 #                            and the npm packages of the end-to-end tests)
 #   scripts/setup.sh bench   also the peers the benchmarks run beside herald: nginx with
-#                            Debian's nchan module (bench/run-fanout.sh)
+#                            Debian's nchan module (bench/run-fanout.sh), and liburing for
+#                            the ceiling server's --io-uring (bench/ceiling.c)
 #   scripts/setup.sh --list MODE   print the Debian packages MODE installs, one a line, and
 #                            install nothing (scripts/check-deps.sh reads the lists from here)
 set -euo pipefail
@@ -23,7 +24,7 @@ test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev valgrind curl chr
            python3-socketio python3-requests python3-websocket)
 # bench/run-fanout.sh starts its own nginx (a config in a temp dir, loopback, a free port); the
 # system nginx service the package sets up is not used
-bench_pkgs=(nginx libnginx-mod-nchan)
+bench_pkgs=(nginx libnginx-mod-nchan liburing-dev)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = test ] && want+=("${test_pkgs[@]}")
