@@ -24,12 +24,15 @@
  *       As idle, but each client is a connected Socket.IO client (memory per idle client).
  *
  *   wsload sio-fanout --port P [-n 1000] [--publishers 1] [--rate 50] [-s 100] [-t 10]
- *                     [--warmup 1] [--drain 5] [--server-pid PID]
+ *                     [--warmup 1] [--drain 5] [--server-pid PID] [--window W]
  *       For a server that broadcasts every "message" event to all its clients (the tutorial's
  *       chat: io.emit('message', msg)). N subscribers and P more publisher clients connect;
  *       after 1 s (the welcome messages) the publishers emit, together, R events per second
  *       42["message",{"ts":T,"seq":K,"p":I,"pad":"xx.."}] padded to S bytes (T: CLOCK_MONOTONIC
- *       ns since wsload started, an exact JavaScript number), for --warmup + T seconds. Every
+ *       ns since wsload started, an exact JavaScript number), for --warmup + T seconds. With
+ *       --window W the loop is closed instead (--rate is not used): the publishers (round robin)
+ *       emit the next event whenever fewer than W are outstanding, an event being outstanding
+ *       until every subscriber open when it was emitted has received it (or has gone). Every
  *       client checks each publisher's sequence (a duplicate or reordering is an error, a gap a
  *       loss); subscribers measure latency from T. Counted: events published in the T measured
  *       seconds x subscribers = expected; those delivered within --drain seconds after
@@ -75,6 +78,7 @@ static struct {
     double rate;    /* sio-fanout: events per second, all publishers together */
     double drain;   /* sio-fanout: max seconds to wait for deliveries after publishing stops */
     int server_pid; /* sio-fanout: read this process's CPU time over the measured seconds */
+    int fan_window; /* sio-fanout: 0 publish at --rate, else at most this many events outstanding */
 } cfg = {
     .host = "127.0.0.1",
     .port = 0,
@@ -160,6 +164,19 @@ static uint64_t expected, delivered, arrivals_window, arrivals_total, pub_self;
 static uint64_t welcomes, errors_dup, seq_gaps;
 static double server_cpu_s = -1, server_user_s, client_cpu_s;
 static uint64_t rusage_t0;
+
+/* sio-fanout --window: event g (the g-th emitted, over all publishers) is publisher g % P's
+ * sequence number g / P; events [win_done, win_next) are outstanding, each in slot g % W with
+ * the subscribers it waits for (need) and those that have it (got). A subscriber receives its
+ * events in order, so events complete in order too. */
+struct win_slot {
+    uint32_t need, got;
+};
+static struct win_slot *win;
+static uint64_t win_done, win_next;
+static int win_open;   /* publishing in window mode (warm-up and measured seconds) */
+static int live_subs;  /* subscribers open now (window mode) */
+static void win_fill(void);
 
 static void start_more(void);
 static void handshake_done(struct conn *c, int ok);
@@ -284,6 +301,49 @@ static int ts_measured(uint64_t ts)
     return t_measure_start && ts >= t_measure_start && (t_measure_end == 0 || ts < t_measure_end);
 }
 
+/* ---------- sio-fanout --window: a closed loop ---------- */
+
+static int win_outstanding(uint64_t g)
+{
+    return g >= win_done && g < win_next;
+}
+
+/* Complete the oldest events every subscriber now has, then emit more. */
+static void win_advance(void)
+{
+    while (win_done < win_next) {
+        struct win_slot *sl = &win[win_done % (uint64_t)cfg.fan_window];
+        if (sl->got < sl->need)
+            break;
+        win_done++;
+    }
+    win_fill();
+}
+
+/* A subscriber got publisher pi's events from..to (a gap counts as received here: it is lost,
+ * and counted as such, but must not hold the window). */
+static void win_received(uint64_t pi, uint64_t from, uint64_t to)
+{
+    uint64_t P = (uint64_t)cfg.publishers;
+    for (uint64_t s = from; s <= to; s++) {
+        uint64_t g = s * P + pi;
+        if (win_outstanding(g))
+            win[g % (uint64_t)cfg.fan_window].got++;
+    }
+    win_advance();
+}
+
+/* A subscriber left while events were outstanding: those it had not received stop waiting for it. */
+static void win_sub_gone(struct conn *c)
+{
+    uint64_t P = (uint64_t)cfg.publishers;
+    live_subs--;
+    for (uint64_t g = win_done; g < win_next; g++)
+        if (g / P >= c->next_seq[g % P])
+            win[g % (uint64_t)cfg.fan_window].need--;
+    win_advance();
+}
+
 /* A broadcast "message" event: check its sequence, count it, time it. */
 static void sio_event(struct conn *c, uint64_t now)
 {
@@ -318,6 +378,8 @@ static void sio_event(struct conn *c, uint64_t now)
                    c->id, pi, seq, want);
     }
     c->next_seq[pi] = seq + 1;
+    if (cfg.fan_window && c->pub < 0)
+        win_received(pi, want, seq);
     arrivals_total++;
     if (measuring)
         arrivals_window++;
@@ -431,6 +493,8 @@ static int ws_frame_end(void *ctx, struct ws_parser *p)
             if (!shutting_down)
                 n_dropped++;
             n_open--;
+            if (cfg.fan_window && c->pub < 0 && win)
+                win_sub_gone(c);
             send_control(c, 0x8, p->ctl, p->ctl_len >= 2 ? 2 : 0);
         } else if (c->state == C_SIO) {
             note_error("conn %d: WebSocket closed during the Socket.IO handshake", c->id);
@@ -605,8 +669,11 @@ static void conn_close(struct conn *c)
 {
     if (c->state == C_CLOSED || c->state == C_NEW || uv_is_closing((uv_handle_t *)&c->tcp))
         return;
-    if (c->state == C_OPEN)
+    if (c->state == C_OPEN) {
         n_open--;
+        if (cfg.fan_window && c->pub < 0 && win)
+            win_sub_gone(c);
+    }
     if (c->hs)
         free(c->hs), c->hs = NULL;
     c->state = C_CLOSING;
@@ -786,6 +853,25 @@ static void run_timer_cb(uv_timer_t *t)
 
 /* ---------- sio-fanout: publish at a fixed rate, count and time every delivery ---------- */
 
+/* Publisher pi emits its next event, stamped now. */
+static void pub_emit(int pi, uint64_t now)
+{
+    struct conn *c = pub_conns[pi];
+    uint64_t ts = now - t_start;
+    int len =
+        snprintf(pub_buf, 128,
+                 "42[\"message\",{\"ts\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"p\":%d,\"pad\":\"",
+                 ts, pub_seq[pi], pi);
+    size_t pad = cfg.size > (size_t)len + 3 ? cfg.size - (size_t)len - 3 : 0;
+    memset(pub_buf + len, 'x', pad);
+    memcpy(pub_buf + len + pad, "\"}]", 3);
+    send_text(c, pub_buf, (size_t)len + pad + 3);
+    pub_seq[pi]++;
+    pub_total++;
+    if (ts_measured(now))
+        pub_measured++;
+}
+
 /* Emit every event that is due by now (rate x elapsed), round-robin over the publishers. */
 static void pub_tick(uv_timer_t *t)
 {
@@ -793,25 +879,30 @@ static void pub_tick(uv_timer_t *t)
     uint64_t due = (uint64_t)((double)(now - t_pub0) * cfg.rate / 1e9) + 1;
     while (pub_total + pub_skipped < due) {
         int pi = (int)((pub_total + pub_skipped) % (uint64_t)cfg.publishers);
-        struct conn *c = pub_conns[pi];
-        if (c->state != C_OPEN) {
+        if (pub_conns[pi]->state != C_OPEN) {
             pub_skipped++;
             note_error("publisher %d is gone", pi);
             continue;
         }
-        uint64_t ts = now - t_start;
-        int len =
-            snprintf(pub_buf, 128,
-                     "42[\"message\",{\"ts\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"p\":%d,\"pad\":\"",
-                     ts, pub_seq[pi], pi);
-        size_t pad = cfg.size > (size_t)len + 3 ? cfg.size - (size_t)len - 3 : 0;
-        memset(pub_buf + len, 'x', pad);
-        memcpy(pub_buf + len + pad, "\"}]", 3);
-        send_text(c, pub_buf, (size_t)len + pad + 3);
-        pub_seq[pi]++;
-        pub_total++;
-        if (ts_measured(now))
-            pub_measured++;
+        pub_emit(pi, now);
+    }
+}
+
+/* Window mode: emit while fewer than W events are outstanding. A publisher that is gone stops
+ * the loop (event numbers map to publishers round robin, with no holes). */
+static void win_fill(void)
+{
+    while (win_open && live_subs > 0 && win_next - win_done < (uint64_t)cfg.fan_window) {
+        int pi = (int)(win_next % (uint64_t)cfg.publishers);
+        if (pub_conns[pi]->state != C_OPEN) {
+            note_error("publisher %d is gone", pi);
+            win_open = 0;
+            break;
+        }
+        struct win_slot *sl = &win[win_next % (uint64_t)cfg.fan_window];
+        sl->need = (uint32_t)live_subs, sl->got = 0;
+        win_next++;
+        pub_emit(pi, uv_hrtime());
     }
 }
 
@@ -823,10 +914,19 @@ static void fan_timer_cb(uv_timer_t *t)
     if (fan_phase == 0) { /* welcomes are in: start publishing, warm-up first */
         fan_phase = 1;
         t_pub0 = now;
-        double iv = 1000.0 / cfg.rate;
-        uint64_t tick = iv < 1 ? 1 : iv > 10 ? 10 : (uint64_t)iv;
-        pub_tick(&pub_timer);
-        uv_timer_start(&pub_timer, pub_tick, tick, tick);
+        if (cfg.fan_window) {
+            live_subs = 0;
+            for (int i = 0; i < n_started; i++)
+                if (conns[i].state == C_OPEN && conns[i].pub < 0)
+                    live_subs++;
+            win_open = 1;
+            win_fill();
+        } else {
+            double iv = 1000.0 / cfg.rate;
+            uint64_t tick = iv < 1 ? 1 : iv > 10 ? 10 : (uint64_t)iv;
+            pub_tick(&pub_timer);
+            uv_timer_start(&pub_timer, pub_tick, tick, tick);
+        }
         if (cfg.warmup > 0) {
             uv_timer_start(&run_timer, fan_timer_cb, (uint64_t)(cfg.warmup * 1000), 0);
             return;
@@ -848,7 +948,10 @@ static void fan_timer_cb(uv_timer_t *t)
     }
     if (fan_phase == 2) { /* stop publishing; wait for the last deliveries */
         fan_phase = 3;
-        pub_tick(&pub_timer); /* whatever fell due before the end */
+        if (cfg.fan_window)
+            win_open = 0;
+        else
+            pub_tick(&pub_timer); /* whatever fell due before the end */
         uv_timer_stop(&pub_timer);
         t_measure_end = uv_hrtime();
         measuring = 0;
@@ -928,7 +1031,8 @@ static void usage(void)
         "                   [--publishers 1] [--rate EVENTS_PER_S] [-s BYTES] [-t SECS] [--warmup "
         "SECS]\n"
         "                   [--drain SECS] [--server-pid PID] [--inflight 200] [--connect-timeout "
-        "SECS]\n");
+        "SECS]\n"
+        "                   [--window W]   (closed loop: at most W events outstanding, no --rate)\n");
     exit(2);
 }
 
@@ -963,7 +1067,7 @@ int main(int argc, char **argv)
                                          {"drain", 1, 0, 'D'},
                                          {"server-pid", 1, 0, 'S'},
                                          {0, 0, 0, 0}};
-    int o;
+    int o, window_given = 0;
     optind = 2;
     while ((o = getopt_long(argc, argv, "n:c:w:s:t:", opts, NULL)) != -1) {
         switch (o) {
@@ -975,7 +1079,7 @@ int main(int argc, char **argv)
         case 'i': cfg.inflight = atoi(optarg); break;
         case 'h': cfg.hold = atof(optarg); break;
         case 'T': cfg.connect_timeout = atof(optarg); break;
-        case 'w': cfg.window = atoi(optarg); break;
+        case 'w': cfg.window = atoi(optarg), window_given = 1; break;
         case 's': cfg.size = (size_t)strtoull(optarg, NULL, 10); break;
         case 't': cfg.secs = atof(optarg); break;
         case 'W': cfg.warmup = atof(optarg); break;
@@ -1000,6 +1104,8 @@ int main(int argc, char **argv)
         cfg.window <= 0 || cfg.size > (64u << 20) || cfg.secs <= 0 || cfg.secs > 3600 ||
         cfg.hold < 0 || cfg.hold > 3600 || cfg.path[0] != '/')
         usage();
+    if (cfg.mode == MODE_SIO_FANOUT && window_given)
+        cfg.fan_window = cfg.window;
     if (cfg.mode == MODE_SIO_FANOUT)
         cfg.n += cfg.publishers; /* -n counts subscribers */
     n_requested = cfg.n;
@@ -1023,6 +1129,8 @@ int main(int argc, char **argv)
         pub_conns = calloc((size_t)cfg.publishers, sizeof *pub_conns);
         pub_seq = calloc((size_t)cfg.publishers, sizeof *pub_seq);
         pub_buf = malloc(cfg.size + 256);
+        if (cfg.fan_window)
+            win = calloc((size_t)cfg.fan_window, sizeof *win);
         for (int i = 0; i < cfg.n; i++)
             conns[i].next_seq = calloc((size_t)cfg.publishers, sizeof(uint64_t));
     }
@@ -1061,10 +1169,16 @@ int main(int argc, char **argv)
         double cpu_us = server_cpu_s >= 0 && arrivals_window
                             ? server_cpu_s * 1e6 / (double)arrivals_window
                             : -1;
-        printf("sio-fanout: %d subscribers + %d publisher(s), %.0f events/s of %zu B, %.2f s "
-               "measured after %.1f s"
-               " warm-up\n",
-               n_subs, cfg.publishers, cfg.rate, cfg.size, secs, cfg.warmup);
+        if (cfg.fan_window)
+            printf("sio-fanout: %d subscribers + %d publisher(s), at most %d events outstanding "
+                   "(%.0f events/s) of %zu B, %.2f s measured after %.1f s warm-up\n",
+                   n_subs, cfg.publishers, cfg.fan_window,
+                   secs > 0 ? (double)pub_measured / secs : 0, cfg.size, secs, cfg.warmup);
+        else
+            printf("sio-fanout: %d subscribers + %d publisher(s), %.0f events/s of %zu B, %.2f s "
+                   "measured after %.1f s"
+                   " warm-up\n",
+                   n_subs, cfg.publishers, cfg.rate, cfg.size, secs, cfg.warmup);
         printf("  published %" PRIu64 " in the measured seconds (%" PRIu64
                " in all); deliveries expected %" PRIu64 ", delivered %" PRIu64 ", lost %" PRIu64
                " (%.4f%%)\n",
@@ -1085,13 +1199,16 @@ int main(int argc, char **argv)
                    errors_dup, seq_gaps, errors_proto, n_dropped, pub_skipped,
                    first_error[0] ? first_error : "-");
         printf(
-            "RESULT mode=sio-fanout subs=%d pubs=%d rate=%.0f size=%zu secs=%.2f published=%" PRIu64
+            "RESULT mode=sio-fanout subs=%d pubs=%d rate=%.0f window=%d size=%zu secs=%.2f "
+            "published=%" PRIu64
             " expected=%" PRIu64 " delivered=%" PRIu64 " lost=%" PRIu64
             " deliveries_per_s=%.0f p50_us=%.0f"
             " p99_us=%.0f max_us=%.0f server_cpu_s=%.3f server_user_s=%.3f "
             "cpu_us_per_delivery=%.3f client_cpu_s=%.2f"
             " welcomes=%" PRIu64 " gaps=%" PRIu64 " errors=%" PRIu64 " failed=%d dropped=%d\n",
-            n_subs, cfg.publishers, cfg.rate, cfg.size, secs, pub_measured, expected, delivered,
+            n_subs, cfg.publishers, cfg.fan_window ? (secs > 0 ? (double)pub_measured / secs : 0)
+                                                   : cfg.rate,
+            cfg.fan_window, cfg.size, secs, pub_measured, expected, delivered,
             lost, dps, hist_pct(&lat, 50) / 1e3, hist_pct(&lat, 99) / 1e3, (double)lat.max / 1e3,
             server_cpu_s, server_user_s, cpu_us, client_cpu_s, welcomes, seq_gaps, errs, n_failed,
             n_dropped);
