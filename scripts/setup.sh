@@ -6,8 +6,7 @@
 #                            shell that writes the damaged databases of the tests, node
 #                            and the npm packages of the end-to-end tests)
 #   scripts/setup.sh bench   also the peers the benchmarks run beside herald: nginx with
-#                            Debian's nchan module (bench/run-fanout.sh), and liburing for
-#                            the ceiling server's --io-uring (bench/ceiling.c)
+#                            Debian's nchan module (bench/run-fanout.sh, bench/compare)
 #   scripts/setup.sh --list MODE   print the Debian packages MODE installs, one a line, and
 #                            install nothing (scripts/check-deps.sh reads the lists from here)
 set -euo pipefail
@@ -19,12 +18,12 @@ fi
 mode=${1:-build}
 cd "$(dirname "$0")/.."
 
-build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev uthash-dev libc6-dev)
+build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev uthash-dev libc6-dev liburing-dev)
 test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev valgrind curl chromium fonts-wqy-microhei sqlite3
            python3-socketio python3-requests python3-websocket)
 # bench/run-fanout.sh starts its own nginx (a config in a temp dir, loopback, a free port); the
 # system nginx service the package sets up is not used
-bench_pkgs=(nginx libnginx-mod-nchan liburing-dev)
+bench_pkgs=(nginx libnginx-mod-nchan)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = test ] && want+=("${test_pkgs[@]}")

@@ -22,6 +22,7 @@ enum {
     HR_EIO = -EIO,          /* a system call or the store failed */
     HR_ENOTFOUND = -ENOENT, /* no such route, file, parameter or object */
     HR_EBUSY = -EBUSY,      /* over the memory budget: try again later */
+    HR_ENOTSUP = -ENOTSUP,  /* not available in this build or on this system */
 };
 
 /* A message for an HR code (or any negative errno); never NULL. */

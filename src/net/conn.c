@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,7 +15,7 @@
 #include "core/log.h"
 #include "server.h"
 
-#define HR_CONN_CLOSED (1 << 7)    /* close_cb ran; memory waits for the last hold */
+#define HR_CONN_CLOSED (1 << 7)    /* its protocol is gone; memory waits for the last hold */
 #define HR_CONN_SHUTDOWN (1 << 8)  /* shutdown(SHUT_WR) done */
 #define HR_CONN_DIRTY (1 << 9)     /* on the server's dirty list (holding a hold) */
 #define HR_CONN_WANT_OUT (1 << 10) /* the kernel refused output: waiting to be writable */
@@ -23,31 +24,36 @@
 #define HR_READS_PER_EVENT 4    /* full reads of one socket before others get their turn */
 #define HR_CORK_MAX (64 * 1024) /* corked bytes sent at once rather than at the loop turn's end */
 
-static void close_cb(uv_handle_t *h);
 static void start_reading(struct hr_conn *c);
 static void conn_shed_cb(struct hr_budget_queue *q, int hard);
-static void poll_cb(uv_poll_t *p, int status, int events);
 
 static inline int conn_fd(const struct hr_conn *c)
 {
-    return c->poll.io_watcher.fd;
+    return c->fd;
 }
 
-/* Ask the loop for the events the connection waits for now: input while reading, writability
- * while the kernel holds back output. */
+static inline int bq_state(const struct hr_conn *c)
+{
+    return c->bq ? c->bq->q.state : HR_BQ_OK;
+}
+
+/* Ask the epoll set for the events the connection waits for now: input while reading,
+ * writability while the kernel holds back output. (Level-triggered: an event not handled
+ * in full comes back on the next turn.) */
 static void arm(struct hr_conn *c)
 {
     if (c->flags & HR_CONN_CLOSING)
         return;
-    int ev = ((c->flags & HR_CONN_READING) ? UV_READABLE : 0) |
-             ((c->flags & HR_CONN_WANT_OUT) ? UV_WRITABLE : 0);
+    uint32_t ev = ((c->flags & HR_CONN_READING) ? EPOLLIN : 0) |
+                  ((c->flags & HR_CONN_WANT_OUT) ? EPOLLOUT : 0);
     if (ev == c->armed)
         return;
-    if (ev == 0 || uv_poll_start(&c->poll, ev, poll_cb) < 0) {
-        uv_poll_stop(&c->poll);
-        ev = 0;
+    struct epoll_event e = {.events = ev, .data.ptr = c};
+    if (epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &e) < 0) {
+        hr_conn_close(c);
+        return;
     }
-    c->armed = (uint8_t)ev;
+    c->armed = ev;
 }
 
 struct hr_conn *hr_conn_new(struct hr_server *srv)
@@ -56,13 +62,13 @@ struct hr_conn *hr_conn_new(struct hr_server *srv)
     if (!c)
         return NULL;
     c->srv = srv;
-    c->bq.shed = conn_shed_cb;
+    c->fd = -1;
     return c;
 }
 
 int hr_conn_over(const struct hr_conn *c)
 {
-    return hr_conn_queued(c) > c->srv->limits.max_queued || c->bq.state != HR_BQ_OK;
+    return hr_conn_queued(c) > c->srv->limits.max_queued || bq_state(c) != HR_BQ_OK;
 }
 
 /* The memory budget picked this connection's queue (budget.h): soft, its protocol applies the
@@ -70,7 +76,7 @@ int hr_conn_over(const struct hr_conn *c)
  * the policy did not free it in time: close without flushing. */
 static void conn_shed_cb(struct hr_budget_queue *q, int hard)
 {
-    struct hr_conn *c = (struct hr_conn *)((char *)q - offsetof(struct hr_conn, bq));
+    struct hr_conn *c = ((struct hr_conn_bq *)q)->c;
     if (c->flags & HR_CONN_CLOSING)
         return;
     /* an ending connection only flushes what it holds: nothing to apply a policy to */
@@ -203,6 +209,11 @@ static void read_some(struct hr_conn *c)
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
         }
+        if (n == 0) {
+            /* the peer sent all it will: stop watching for input (it would stay readable) */
+            c->flags &= ~HR_CONN_READING;
+            arm(c);
+        }
         on_input(c, n < 0 ? -1 : n, scratch);
         if (n < HR_SCRATCH_SIZE)
             return;
@@ -211,19 +222,17 @@ static void read_some(struct hr_conn *c)
 
 static void flush(struct hr_conn *c);
 
-static void poll_cb(uv_poll_t *p, int status, int events)
+void hr_conn_events(struct hr_conn *c, uint32_t events)
 {
-    struct hr_conn *c = (struct hr_conn *)p;
     if (c->flags & HR_CONN_CLOSING)
         return;
-    if (status < 0) {
-        hr_conn_close(c);
-        return;
-    }
-    if (events & UV_WRITABLE)
-        flush(c);
-    if (events & UV_READABLE)
-        read_some(c);
+    int broken = (events & (EPOLLERR | EPOLLHUP)) != 0;
+    if ((events & EPOLLOUT) || (broken && (c->flags & HR_CONN_WANT_OUT)))
+        flush(c); /* an error shows up as the send's */
+    if ((events & EPOLLIN) || (broken && (c->flags & HR_CONN_READING)))
+        read_some(c); /* and as the read's: EOF or the socket's error */
+    else if (broken && !(c->flags & (HR_CONN_READING | HR_CONN_WANT_OUT)))
+        hr_conn_close(c); /* reset, or shut both ways, while paused: nothing more to do */
 }
 
 static void start_reading(struct hr_conn *c)
@@ -330,13 +339,83 @@ static void drop_output(struct hr_conn *c)
     c->queued = 0;
 }
 
-/* Charge the budget with exactly the output the connection holds. */
+/* Charge the budget with exactly the output the kernel refused. The budget's record exists
+ * only while there is some, or while a slow-consumer policy applies to the connection. */
 static void charge(struct hr_conn *c)
 {
-    if (c->queued > c->bq.bytes)
-        hr_budget_queue_charge(&c->bq, c->queued - c->bq.bytes);
-    else if (c->queued < c->bq.bytes)
-        hr_budget_queue_release(&c->bq, c->bq.bytes - c->queued);
+    size_t want = (c->flags & HR_CONN_WANT_OUT) ? c->queued : 0;
+    if (!c->bq) {
+        if (!want)
+            return;
+        if (!(c->bq = calloc(1, sizeof(*c->bq))))
+            return; /* not counted: the connection itself still works */
+        c->bq->q.shed = conn_shed_cb;
+        c->bq->c = c;
+    }
+    struct hr_budget_queue *q = &c->bq->q;
+    if (want > q->bytes)
+        hr_budget_queue_charge(q, want - q->bytes);
+    else if (want < q->bytes)
+        hr_budget_queue_release(q, q->bytes - want);
+    if (q->bytes == 0 && q->state == HR_BQ_OK && !(c->flags & HR_CONN_CLOSING)) {
+        hr_budget_queue_forget(q);
+        free(c->bq);
+        c->bq = NULL;
+    }
+}
+
+/* The connection's first slices, at most max, as an iovec; *total gets their bytes. */
+static int fill_iov(const struct hr_conn *c, struct iovec *iov, int max, size_t *total)
+{
+    const struct hr_out *outs = c->srv->outs;
+    int n = 0;
+    *total = 0;
+    for (uint32_t i = c->out_head; i && n < max; i = outs[i - 1].next) {
+        const struct hr_out *o = &outs[i - 1];
+        iov[n].iov_base = o->buf->data + o->off;
+        iov[n].iov_len = o->len;
+        *total += o->len;
+        n++;
+    }
+    return n;
+}
+
+/* The kernel answered a send of offered bytes: res taken, or -errno. Returns 1 if more can go
+ * now (all was taken and more is left), 0 if not, HR_ECLOSED if the socket failed. */
+static int took(struct hr_conn *c, ssize_t res, size_t offered)
+{
+    if (res < 0) {
+        if (res == -EINTR)
+            return 1;
+        if (res == -EAGAIN || res == -EWOULDBLOCK)
+            return 0;
+        hr_conn_close(c);
+        return HR_ECLOSED;
+    }
+    c->queued -= (size_t)res;
+    size_t left = (size_t)res;
+    while (c->out_head) {
+        struct hr_out *o = &c->srv->outs[c->out_head - 1];
+        if (left < o->len) {
+            o->off += (uint32_t)left;
+            o->len -= (uint32_t)left;
+            break;
+        }
+        left -= o->len;
+        out_pop(c);
+    }
+    return (size_t)res == offered && c->out_head;
+}
+
+/* After the sends: wait for writability while output is left, and charge it. */
+static void settle(struct hr_conn *c)
+{
+    if (c->out_head)
+        c->flags |= HR_CONN_WANT_OUT;
+    else
+        c->flags &= ~HR_CONN_WANT_OUT;
+    charge(c);
+    arm(c);
 }
 
 /* Send what the connection holds: one sendmsg per HR_SEND_IOV slices, until the kernel stops
@@ -344,68 +423,32 @@ static void charge(struct hr_conn *c)
  * HR_ECLOSED if the socket failed (the connection is closed). */
 static int send_out(struct hr_conn *c)
 {
-    struct hr_server *srv = c->srv;
-    while (c->out_head) {
+    int more = 1;
+    while (more > 0 && c->out_head) {
         struct iovec iov[HR_SEND_IOV];
-        int n = 0;
-        size_t total = 0;
-        for (uint32_t i = c->out_head; i && n < HR_SEND_IOV; i = srv->outs[i - 1].next) {
-            struct hr_out *o = &srv->outs[i - 1];
-            iov[n].iov_base = o->buf->data + o->off;
-            iov[n].iov_len = o->len;
-            total += o->len;
-            n++;
-        }
+        size_t total;
+        int n = fill_iov(c, iov, HR_SEND_IOV, &total);
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t sent = sendmsg(conn_fd(c), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-        srv->sends++;
-        if (sent < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            hr_conn_close(c);
+        c->srv->sends++;
+        if ((more = took(c, sent < 0 ? -errno : sent, total)) < 0)
             return HR_ECLOSED;
-        }
-        c->queued -= (size_t)sent;
-        size_t left = (size_t)sent;
-        while (c->out_head) {
-            struct hr_out *o = &srv->outs[c->out_head - 1];
-            if (left < o->len) {
-                o->off += (uint32_t)left;
-                o->len -= (uint32_t)left;
-                break;
-            }
-            left -= o->len;
-            out_pop(c);
-        }
-        if ((size_t)sent < total)
-            break;
     }
-    if (c->out_head)
-        c->flags |= HR_CONN_WANT_OUT;
-    else
-        c->flags &= ~HR_CONN_WANT_OUT;
-    charge(c);
-    arm(c);
+    settle(c);
     return 0;
 }
 
-/* Send, then finish an ending connection or report that its output drained. */
-static void flush(struct hr_conn *c)
+/* Output went (or not): finish an ending connection, or report that its output drained. */
+static void sent_out(struct hr_conn *c, int was_shed)
 {
-    struct hr_server *srv = c->srv;
-    int was_shed = c->bq.state == HR_BQ_SHED;
-    if (send_out(c) < 0)
-        return;
     if (c->flags & HR_CONN_ENDING) {
         if (c->queued == 0)
             start_shutdown(c);
         return;
     }
     /* drained: below half the cap, or (shed by the budget) below half of what it was */
-    size_t q = c->queued, cap = srv->limits.max_queued;
-    if ((c->flags & HR_CONN_FULL) && c->bq.state == HR_BQ_OK &&
+    size_t q = c->queued, cap = c->srv->limits.max_queued;
+    if ((c->flags & HR_CONN_FULL) && bq_state(c) == HR_BQ_OK &&
         (q <= cap / 2 || (was_shed && q <= cap))) {
         c->flags &= ~HR_CONN_FULL;
         if (c->proto->on_drain)
@@ -413,10 +456,152 @@ static void flush(struct hr_conn *c)
     }
 }
 
+static void flush(struct hr_conn *c)
+{
+    int was_shed = bq_state(c) == HR_BQ_SHED;
+    if (send_out(c) == 0)
+        sent_out(c, was_shed);
+}
+
+#ifdef HERALD_IO_URING
+/* io_uring (--io-uring): the sends of every dirty connection of a loop turn go to the kernel
+ * in one submission (MSG_DONTWAIT: each completes inline or says EAGAIN), instead of one
+ * system call each. */
+#include <liburing.h>
+
+#define HR_URING_SQ 256
+
+struct hr_uring {
+    struct io_uring ring;
+    struct iovec iov[HR_URING_SQ][HR_SEND_IOV];
+    struct msghdr msg[HR_URING_SQ];
+    struct hr_conn *conn[HR_URING_SQ];
+    size_t offered[HR_URING_SQ];
+    uint8_t was_shed[HR_URING_SQ];
+};
+
+int hr_server_uring_init(struct hr_server *srv)
+{
+    struct hr_uring *u = calloc(1, sizeof(*u));
+    if (!u)
+        return HR_ENOMEM;
+    struct io_uring_params prm = {0};
+#if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_COOP_TASKRUN)
+    prm.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+#endif
+    int r = io_uring_queue_init_params(HR_URING_SQ, &u->ring, &prm);
+    if (r == -EINVAL) { /* an older kernel: no setup flags */
+        memset(&prm, 0, sizeof prm);
+        r = io_uring_queue_init_params(HR_URING_SQ, &u->ring, &prm);
+    }
+    if (r < 0) {
+        free(u);
+        return r;
+    }
+    srv->uring = u;
+    return 0;
+}
+
+void hr_server_uring_free(struct hr_server *srv)
+{
+    if (!srv->uring)
+        return;
+    io_uring_queue_exit(&srv->uring->ring);
+    free(srv->uring);
+    srv->uring = NULL;
+}
+
+/* Up to HR_URING_SQ connections of the dirty list in one submission; each holds its hold until
+ * its completion is handled. */
+static void uring_flush_some(struct hr_server *srv)
+{
+    struct hr_uring *u = srv->uring;
+    unsigned k = 0;
+    while (srv->dirty && k < HR_URING_SQ) {
+        struct hr_conn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty_next = NULL;
+        c->flags &= ~HR_CONN_DIRTY;
+        if ((c->flags & (HR_CONN_CLOSING | HR_CONN_WANT_OUT)) || !c->out_head) {
+            hr_conn_release(c);
+            continue;
+        }
+        int n = fill_iov(c, u->iov[k], HR_SEND_IOV, &u->offered[k]);
+        u->msg[k] = (struct msghdr){.msg_iov = u->iov[k], .msg_iovlen = (size_t)n};
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+        io_uring_prep_sendmsg(sqe, c->fd, &u->msg[k], MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_sqe_set_data64(sqe, k);
+        u->was_shed[k] = bq_state(c) == HR_BQ_SHED;
+        u->conn[k++] = c;
+    }
+    if (k == 0)
+        return;
+    srv->sends += k;
+    int r;
+    do
+        r = io_uring_submit_and_wait(&u->ring, k);
+    while (r == -EINTR);
+    unsigned got = 0;
+    while (r >= 0 && got < k) {
+        struct io_uring_cqe *cqe;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe)
+        {
+            unsigned i = (unsigned)cqe->user_data;
+            struct hr_conn *c = u->conn[i];
+            u->conn[i] = NULL;
+            /* all of it went and more is left: the rest by plain sends */
+            int more = took(c, cqe->res, u->offered[i]);
+            if (more >= 0 && (more == 0 || send_out(c) == 0)) {
+                if (more == 0)
+                    settle(c);
+                sent_out(c, u->was_shed[i]);
+            }
+            hr_conn_release(c);
+            seen++;
+        }
+        io_uring_cq_advance(&u->ring, seen);
+        got += seen;
+        if (got < k && (r = io_uring_wait_cqe(&u->ring, &cqe)) == -EINTR)
+            r = 0;
+    }
+    if (r < 0) {
+        /* the ring failed: what it did not answer goes by plain sends */
+        hr_warn("io_uring: %s; sending without it", strerror(-r));
+        for (unsigned i = 0; i < k; i++)
+            if (u->conn[i]) {
+                struct hr_conn *c = u->conn[i];
+                if (!(c->flags & HR_CONN_CLOSING))
+                    flush(c);
+                hr_conn_release(c);
+            }
+        hr_server_uring_free(srv);
+    }
+}
+#else
+int hr_server_uring_init(struct hr_server *srv)
+{
+    (void)srv;
+    return HR_ENOTSUP;
+}
+
+void hr_server_uring_free(struct hr_server *srv)
+{
+    (void)srv;
+}
+#endif
+
 void hr_server_flush(struct hr_server *srv)
 {
     /* a drain callback may write again (the list grows while we walk it); each pass sends
      * or finds the kernel full, so it ends */
+#ifdef HERALD_IO_URING
+    if (srv->uring) {
+        while (srv->dirty && srv->uring)
+            uring_flush_some(srv);
+        return;
+    }
+#endif
     while (srv->dirty) {
         struct hr_conn *c = srv->dirty;
         srv->dirty = c->dirty_next;
@@ -465,8 +650,10 @@ int hr_conn_writev(struct hr_conn *c, const struct hr_slice *s, unsigned n)
      * against max_queued is only what the kernel refused (the flush still reports drains). */
     if (c->queued >= HR_CORK_MAX && !(c->flags & HR_CONN_WANT_OUT) && send_out(c) < 0)
         return HR_ECLOSED;
-    /* held output is memory: the budget sees it at once (corked bytes until the flush) */
-    charge(c);
+    /* output the kernel refuses is memory we hold: the budget sees it at once (corked output
+     * leaves this loop turn and shares its buffers with every other reader) */
+    if (c->flags & HR_CONN_WANT_OUT)
+        charge(c);
     if (c->queued > srv->limits.max_queued)
         c->flags |= HR_CONN_FULL;
     return 0;
@@ -479,32 +666,43 @@ void hr_conn_close(struct hr_conn *c)
     c->flags |= HR_CONN_CLOSING;
     c->flags &= ~(HR_CONN_READING | HR_CONN_WANT_OUT);
     drop_output(c);
-    hr_budget_queue_release(&c->bq, c->bq.bytes);
-    int fd = conn_fd(c);
-    uv_close((uv_handle_t *)&c->poll, close_cb);
-    /* the poll no longer watches the socket: give it back now, as libuv does for streams */
-    close(fd);
+    if (c->bq)
+        hr_budget_queue_release(&c->bq->q, c->bq->q.bytes);
+    /* closing the socket takes it out of the epoll set; events already fetched for it in this
+     * turn find it CLOSING, its memory stays until hr_conn_finish_closed */
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->closed_next = c->srv->closed;
+    c->srv->closed = c;
 }
 
 static void conn_free(struct hr_conn *c)
 {
-    hr_budget_queue_forget(&c->bq);
+    if (c->bq) {
+        hr_budget_queue_forget(&c->bq->q);
+        free(c->bq);
+    }
     free(c->pending);
     free(c);
 }
 
-static void close_cb(uv_handle_t *h)
+void hr_conn_finish_closed(struct hr_server *srv)
 {
-    struct hr_conn *c = (struct hr_conn *)h;
-    if (c->proto && c->proto->on_free)
-        c->proto->on_free(c);
-    c->proto = NULL;
-    /* not yet CLOSED: the last connection's exit may flush the dirty list, which must not free
-     * this one under us */
-    hr_server_conn_gone(c->srv, c);
-    c->flags |= HR_CONN_CLOSED;
-    if (c->holds == 0)
-        conn_free(c);
+    /* a protocol's on_free may close other connections: they join the list */
+    while (srv->closed) {
+        struct hr_conn *c = srv->closed;
+        srv->closed = c->closed_next;
+        if (c->proto && c->proto->on_free)
+            c->proto->on_free(c);
+        c->proto = NULL;
+        /* not yet CLOSED: the last connection's exit may flush the dirty list, which must not
+         * free this one under us */
+        hr_server_conn_gone(srv, c);
+        c->flags |= HR_CONN_CLOSED;
+        if (c->holds == 0)
+            conn_free(c);
+    }
 }
 
 int hr_conn_release(struct hr_conn *c)

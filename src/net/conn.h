@@ -1,9 +1,9 @@
-/* conn.h - one TCP connection on its own socket, watched by a uv_poll handle: reads through the
- * loop's shared scratch buffer; output is corked: a write chains slices of refcounted buffers to
- * the connection and marks it dirty, and once per loop turn each dirty connection sends all it
- * holds with one sendmsg (the rest waits for the socket to be writable, with backpressure); a
- * coarse deadline checked by the server's sweep timer; and a protocol function table (HTTP,
- * WebSocket) that can be swapped on upgrade. */
+/* conn.h - one TCP connection on its own socket, watched by the server's epoll set (no libuv
+ * handle per connection): reads through the loop's shared scratch buffer; output is corked: a write
+ * chains slices of refcounted buffers to the connection and marks it dirty, and once per loop turn
+ * each dirty connection sends all it holds with one sendmsg (the rest waits for the socket to be
+ * writable, with backpressure); a coarse deadline checked by the server's sweep timer; and a
+ * protocol function table (HTTP, WebSocket) that can be swapped on upgrade. */
 #ifndef HR_NET_CONN_H
 #define HR_NET_CONN_H
 
@@ -46,6 +46,12 @@ enum {
     HR_CONN_IN_READ = 1 << 6, /* inside on_read (re-entrancy guard) */
 };
 
+/* The budget's view of one connection's refused output (core/budget.h). */
+struct hr_conn_bq {
+    struct hr_budget_queue q;
+    struct hr_conn *c;
+};
+
 /* Output waiting for the kernel: a slice of a shared buffer, holding a reference. The slices of
  * every connection live in one table per server (struct hr_server outs), chained per
  * connection by index, so that queueing output allocates nothing per delivery. */
@@ -55,24 +61,28 @@ struct hr_out {
     uint32_t next; /* the connection's next slice: its index + 1; 0 for none */
 };
 
+struct hr_conn_bq;
+
 struct hr_conn {
-    uv_poll_t poll; /* must stay first: handle <-> conn; its fd is the socket */
     struct hr_server *srv;
     const struct hr_proto *proto;
     void *pdata;                 /* protocol state, owned by proto */
     struct hr_conn *prev, *next; /* the server's connection list */
     struct hr_conn *ready_next;  /* the server's list of input to process */
     struct hr_conn *dirty_next;  /* the server's list of output to send this loop turn */
+    struct hr_conn *closed_next; /* the server's list of connections to free */
     struct hr_ip_count *ip;      /* its client address's count (server.c), or NULL */
     char *pending;               /* unconsumed input: a partial frame or request */
     uint32_t pending_len, pending_cap;
     uint64_t deadline;           /* loop time in ms; 0 = none */
     size_t queued;               /* output bytes not yet taken by the kernel */
     uint32_t out_head, out_tail; /* its chain in the server's slice table (index + 1) */
+    int fd;                      /* the socket */
     uint16_t holds;              /* async operations that still point at this conn */
     uint16_t flags;
-    uint8_t armed;             /* the poll events requested now (UV_READABLE | UV_WRITABLE) */
-    struct hr_budget_queue bq; /* output the kernel did not take, charged to the budget */
+    uint32_t armed;        /* the epoll events requested now */
+    struct hr_conn_bq *bq; /* output the kernel refused, charged to the memory budget;
+                            * allocated while there is some (or a policy applies) */
 };
 
 /* Bytes written but not yet accepted by the kernel (corked for this loop turn, or waiting for
@@ -97,8 +107,8 @@ static inline int hr_conn_write(struct hr_conn *c, struct hr_buf *b)
     return hr_conn_writev(c, &s, 1);
 }
 
-/* Close now: queued output is dropped. Safe to call more than once and from callbacks;
- * the memory is freed after the loop turn (uv_close), never inside the caller. */
+/* Close now: queued output is dropped and the socket closed. Safe to call more than once and
+ * from callbacks; the memory is freed at the end of the loop turn, never inside the caller. */
 void hr_conn_close(struct hr_conn *c);
 /* Close gracefully: flush queued output, shut down the write side, discard further input
  * and close when the peer closes or after the linger time (so the peer reads our last
@@ -141,5 +151,9 @@ static inline int hr_conn_closing(const struct hr_conn *c)
 struct hr_conn *hr_conn_new(struct hr_server *srv);
 void hr_conn_start(struct hr_conn *c);
 void hr_conn_process_pending(struct hr_conn *c);
+/* The server's epoll set reported these events (EPOLLIN, EPOLLOUT, ...) for c. */
+void hr_conn_events(struct hr_conn *c, uint32_t events);
+/* After the events of a loop turn: free the connections closed during it. */
+void hr_conn_finish_closed(struct hr_server *srv);
 
 #endif

@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -28,14 +29,38 @@ struct hr_ip_count {
 static void sweep_cb(uv_timer_t *t);
 static void ready_cb(uv_idle_t *idle);
 
+/* The end of a loop turn's work: send what it produced, free what it closed (a flush can
+ * close, and a protocol's on_free can write). */
+static void turn_end(struct hr_server *srv)
+{
+    do {
+        hr_server_flush(srv);
+        hr_conn_finish_closed(srv);
+    } while (srv->dirty);
+}
+
 static void flush_prepare_cb(uv_prepare_t *p)
 {
-    hr_server_flush(p->data);
+    turn_end(p->data);
 }
 
 static void flush_check_cb(uv_check_t *ch)
 {
-    hr_server_flush(ch->data);
+    turn_end(ch->data);
+}
+
+/* Sockets with events: one epoll_wait for all of them (the loop saw the set readable). */
+#define HR_EVENTS_BATCH 256
+static void events_cb(uv_poll_t *p, int status, int events)
+{
+    struct hr_server *srv = p->data;
+    (void)events;
+    if (status < 0)
+        return;
+    struct epoll_event ev[HR_EVENTS_BATCH];
+    int n = epoll_wait(srv->epfd, ev, HR_EVENTS_BATCH, 0);
+    for (int i = 0; i < n; i++)
+        hr_conn_events(ev[i].data.ptr, ev[i].events);
 }
 static void budget_over_cb(void *ud);
 
@@ -85,8 +110,30 @@ int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limit
     srv->scratch = malloc(HR_SCRATCH_SIZE);
     if (!srv->scratch)
         return HR_ENOMEM;
+    if (limits->io_uring) {
+        int rc = hr_server_uring_init(srv);
+        if (rc < 0) {
+            hr_error("--io-uring: %s",
+                     rc == HR_ENOTSUP ? "herald was built without liburing" : hr_strerror(rc));
+            free(srv->scratch);
+            return rc;
+        }
+    }
     srv->spare_fd = -1;
     srv->listener.data = srv;
+    /* Every connection's socket is in one epoll set of ours, which the loop watches as one
+     * descriptor: a connection costs no libuv handle, and its events come in one call. */
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv->epfd < 0 || uv_poll_init(loop, &srv->events, srv->epfd) < 0) {
+        if (srv->epfd >= 0)
+            close(srv->epfd);
+        hr_server_uring_free(srv);
+        free(srv->scratch);
+        return HR_ENOMEM;
+    }
+    srv->events.data = srv;
+    uv_poll_start(&srv->events, UV_READABLE, events_cb);
+    uv_unref((uv_handle_t *)&srv->events);
     uv_timer_init(loop, &srv->sweep);
     srv->sweep.data = srv;
     uv_idle_init(loop, &srv->ready_idle);
@@ -274,7 +321,11 @@ static int accept_one(struct hr_server *srv)
         close(fd);
         return 1;
     }
-    if (uv_poll_init_socket(srv->loop, &c->poll, fd) < 0) {
+    c->fd = fd;
+    c->flags |= HR_CONN_READING;
+    c->armed = EPOLLIN;
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
         ip_release(srv, c);
         free(c);
         close(fd);
@@ -422,6 +473,7 @@ void hr_server_close_handles(struct hr_server *srv)
     uv_close((uv_handle_t *)&srv->ready_idle, NULL);
     uv_close((uv_handle_t *)&srv->flush_prepare, NULL);
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
+    uv_close((uv_handle_t *)&srv->events, NULL);
 }
 
 static void finish_stop(struct hr_server *srv)
@@ -486,5 +538,9 @@ void hr_server_free(struct hr_server *srv)
     srv->scratch = NULL;
     free(srv->outs);
     srv->outs = NULL;
+    if (srv->epfd >= 0)
+        close(srv->epfd);
+    srv->epfd = -1;
+    hr_server_uring_free(srv);
     srv->nouts = srv->outs_cap = srv->outs_used = srv->out_free = 0;
 }

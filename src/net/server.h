@@ -23,6 +23,7 @@ struct hr_limits {
     uint64_t max_memory;             /* the memory budget (core/budget.h); 0 = unlimited,
                                       * HR_MEMORY_AUTO = hr_budget_default() */
     uint32_t max_connections_per_ip; /* from one client address at once; 0: no limit */
+    int io_uring;                    /* send with io_uring: one submission per loop turn */
 };
 
 #define HR_MEMORY_AUTO UINT64_MAX
@@ -52,18 +53,22 @@ struct hr_ip_count;
 struct hr_server {
     uv_loop_t *loop;
     uv_poll_t listener; /* the listening socket (its fd), when listening */
-    int spare_fd;       /* kept open to accept-and-close when out of descriptors; -1: none */
+    uv_poll_t events;   /* the epoll set of every connection's socket, watched by the loop */
+    int epfd;
+    int spare_fd; /* kept open to accept-and-close when out of descriptors; -1: none */
     uv_timer_t sweep;
     uv_timer_t shed;            /* memory budget passes, running only while over it */
     uv_idle_t ready_idle;       /* runs input left pending by paused connections */
     uv_prepare_t flush_prepare; /* output of this loop turn goes out before the loop waits */
     uv_check_t flush_check;     /* and right after the events that made it */
     struct hr_limits limits;
-    struct hr_conn *conns; /* doubly linked list of live connections */
-    struct hr_conn *ready; /* connections with pending input to process */
-    struct hr_conn *dirty; /* connections with output to send this loop turn */
-    struct hr_out *outs;   /* every connection's output slices (conn.h) */
+    struct hr_conn *conns;  /* doubly linked list of live connections */
+    struct hr_conn *ready;  /* connections with pending input to process */
+    struct hr_conn *dirty;  /* connections with output to send this loop turn */
+    struct hr_conn *closed; /* connections closed this loop turn, to free at its end */
+    struct hr_out *outs;    /* every connection's output slices (conn.h) */
     uint32_t nouts, outs_cap, outs_used, out_free; /* out_free: a free slice's index + 1 */
+    struct hr_uring *uring;                        /* with limits.io_uring (conn.c) */
     uint64_t sends; /* sendmsg calls made: with corking, at most one per dirty connection and
                      * loop turn while the kernel takes everything */
     uint32_t nconns;
@@ -94,6 +99,11 @@ int hr_server_port(struct hr_server *srv);
 /* Stop accepting, ask every connection to finish (protocol on_shutdown), close the server's
  * handles once the last connection is gone. */
 void hr_server_stop(struct hr_server *srv);
+/* Internal to net/ (conn.c): the io_uring of --io-uring; HR_ENOTSUP when not built with it, or
+ * the kernel's -errno. */
+int hr_server_uring_init(struct hr_server *srv);
+void hr_server_uring_free(struct hr_server *srv);
+
 /* Close the server's handles when it never ran (init succeeded, the loop was not started). */
 void hr_server_close_handles(struct hr_server *srv);
 /* Free memory after the loop has finished running. */

@@ -293,6 +293,12 @@ const struct hr_opt hr_config_table[] = {
      .want = "--max-connections wants a number from 1 to 10000000",
      .help = "connections at once (default {}, lowered to fit\n"
              "the open-file limit); further ones are closed at accept"},
+    {.name = "io-uring",
+     .type = HR_OPT_FLAG,
+     .offset = F(limits.io_uring),
+     .help = "send each loop turn's output with one io_uring\n"
+             "submission instead of a system call per connection\n"
+             "(needs a build with liburing and a kernel that allows it)"},
     {.name = "max-connections-per-ip",
      .arg = "N",
      .type = HR_OPT_U32,

@@ -35,7 +35,7 @@ static void on_accept(struct hr_conn *c)
 {
     c->proto = &sink;
     int small = 4096; /* so that the kernel soon stops taking bytes and our queue is used */
-    setsockopt(c->poll.io_watcher.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     if (naccepted < N)
         accepted[naccepted++] = c;
 }
