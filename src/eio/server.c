@@ -150,6 +150,12 @@ static void eio_error(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
 
 /* ---- sessions ---------------------------------------------------------------------------- */
 
+/* A socket's data (hr_ws_data) is the session it carries or probes for; NULL once detached. */
+static struct hr_eio_session **sess_of(struct hr_ws *ws)
+{
+    return hr_ws_data(ws);
+}
+
 static void heartbeat_cb(uv_timer_t *t);
 
 /* The heartbeat is a schedule of deadlines in loop time: the next ping is due at s->deadline,
@@ -442,13 +448,13 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     if (s->ws) {
         struct hr_ws *ws = s->ws;
         s->ws = NULL;
-        ws->user = NULL;
+        *sess_of(ws) = NULL;
         /* never a close packet over WebSocket, as the reference server: python-socketio
          * would take it for a deliberate close and not reconnect after a ping timeout either */
         hr_ws_close(ws, shutdown ? HR_WS_CLOSE_GOING_AWAY : HR_WS_CLOSE_NORMAL, "");
     }
     if (s->probe) {
-        s->probe->user = NULL;
+        *sess_of(s->probe) = NULL;
         hr_ws_close(s->probe, HR_WS_CLOSE_NORMAL, "");
         s->probe = NULL;
     }
@@ -529,7 +535,7 @@ static void complete_upgrade(struct hr_eio_session *s)
 
 static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {
-    struct hr_eio_session *s = ws->user;
+    struct hr_eio_session *s = *sess_of(ws);
     if (!s || s->closed || timed_out(s))
         return;
     struct hr_eio_packet p;
@@ -539,7 +545,7 @@ static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, siz
         if (ws == s->probe) {
             s->probe = NULL;
             s->upgrading = 0;
-            ws->user = NULL;
+            *sess_of(ws) = NULL;
             hr_ws_close(ws, HR_WS_CLOSE_PROTOCOL, "");
             flush(s);
         } else {
@@ -559,7 +565,7 @@ static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, siz
         } else {
             s->probe = NULL;
             s->upgrading = 0;
-            ws->user = NULL;
+            *sess_of(ws) = NULL;
             hr_ws_close(ws, HR_WS_CLOSE_PROTOCOL, "");
             flush(s);
         }
@@ -571,17 +577,17 @@ static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, siz
 
 static void ws_drain_cb(struct hr_ws *ws)
 {
-    struct hr_eio_session *s = ws->user;
+    struct hr_eio_session *s = *sess_of(ws);
     if (s && ws == s->ws && !s->closed && s->eio->h->on_drain)
         s->eio->h->on_drain(s, s->eio->ud);
 }
 
 static void ws_close_cb(struct hr_ws *ws, uint16_t code)
 {
-    struct hr_eio_session *s = ws->user;
+    struct hr_eio_session *s = *sess_of(ws);
     if (!s)
         return;
-    ws->user = NULL;
+    *sess_of(ws) = NULL;
     if (ws == s->probe) {
         s->probe = NULL;
         s->upgrading = 0;
@@ -666,6 +672,7 @@ static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struc
 }
 
 static const struct hr_ws_handler eio_ws = {
+    .data_size = sizeof(struct hr_eio_session *),
     .on_drain = ws_drain_cb,
     .on_message = ws_message_cb,
     .on_close = ws_close_cb,
@@ -690,7 +697,7 @@ static void handshake(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
             return;
         }
         s->ws = sock;
-        sock->user = s;
+        *sess_of(sock) = s;
         int n = open_payload(eio, s, open, sizeof open);
         hr_ws_send(sock, HR_WS_OP_TEXT, open, (size_t)n);
     } else {
@@ -762,7 +769,7 @@ static void request_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
             if (!probe)
                 return;
             s->probe = probe;
-            probe->user = s;
+            *sess_of(probe) = s;
             return;
         }
         if (s->transport != HR_EIO_POLLING) {
