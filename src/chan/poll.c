@@ -47,8 +47,8 @@ static void finish(struct hr_poll *p, int status)
     p->done = 1;
     /* nothing sent: the reader's position (past a gap, the first kept id - 1) */
     if (!p->n)
-        p->next = p->st.replay_after;
-    p->more = p->next < p->st.ch->last_id;
+        p->next = p->st.sub.last;
+    p->more = p->next < p->st.sub.ch->last_id;
     p->answer_cb(p, status);
     end(p);
 }
@@ -60,7 +60,7 @@ static struct hr_buf *make_json_cb(const struct hr_hub_msg *m, void *ud)
 
 static struct hr_buf *encode(struct hr_chan_stream *st, struct hr_hub_msg *m)
 {
-    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_POLL, make_json_cb, st->ch->epoch);
+    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_POLL, make_json_cb, st->sub.ch->epoch);
     if (!e)
         poll_of(st)->oom = 1;
     return e;
@@ -145,6 +145,7 @@ static void caught_up(struct hr_chan_stream *st)
 }
 
 static const struct hr_chan_stream_ops poll_ops = {
+    .sub = HR_CHAN_STREAM_SUB_OPS,
     .fmt = HR_FMT_POLL,
     .encode = encode,
     .write = add,
@@ -191,7 +192,7 @@ void hr_poll_cancel(struct hr_poll *p)
 
 int hr_poll_frame(const struct hr_poll *p, struct hr_buf **head, struct hr_buf **tail)
 {
-    const struct hr_channel *ch = p->st.ch;
+    const struct hr_channel *ch = p->st.sub.ch;
     const char *gap = p->gap;
     char h[HR_CHANNEL_NAME_MAX + 200], t[160];
     int hn =

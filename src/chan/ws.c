@@ -45,7 +45,7 @@ static struct hr_buf *make_frame(const struct hr_hub_msg *m, void *ud)
 
 static struct hr_buf *encode(struct hr_chan_stream *st, struct hr_hub_msg *m)
 {
-    return hr_hub_encoding(m, HR_FMT_WS, make_frame, st->ch->epoch);
+    return hr_hub_encoding(m, HR_FMT_WS, make_frame, st->sub.ch->epoch);
 }
 
 /* The stream checked the limit before (over); a replay stops at full; notices may take the
@@ -95,6 +95,7 @@ static int over(const struct hr_chan_stream *st)
 }
 
 static const struct hr_chan_stream_ops ws_stream_ops = {
+    .sub = HR_CHAN_STREAM_SUB_OPS,
     .fmt = HR_FMT_WS,
     .encode = encode,
     .write = write_frame,
@@ -133,7 +134,7 @@ static void published_cb(void *ud, int status, uint64_t id)
                     ? snprintf(reply, sizeof reply, "{\"error\":\"could not store the message\"}")
                     : snprintf(reply, sizeof reply,
                                "{\"ack\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\"}", id,
-                               w->st.ch->epoch, id);
+                               w->st.sub.ch->epoch, id);
         hr_ws_send(sock_of(w), HR_WS_OP_TEXT, reply, (size_t)n);
     } else if (w->pending == 0) {
         hr_ws_free(sock_of(w)); /* the last answer of a socket that went away */
@@ -168,7 +169,7 @@ static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         return;
     }
     w->pending++;
-    if (hr_hub_publish_buf(w->st.ch->hub, w->st.ch, value, published_cb, w) < 0) {
+    if (hr_hub_publish_buf(w->st.sub.ch->hub, w->st.sub.ch, value, published_cb, w) < 0) {
         w->pending--;
         goto fail;
     }

@@ -133,7 +133,7 @@ static struct hr_buf *make_packet(const struct hr_hub_msg *m, void *ud)
     char off[HR_EPOCH_LEN + 32];
     int n = 0;
     if (member_of(st)->s->nsp->io->opts.recovery_window_ms)
-        n = snprintf(off, sizeof off, ",\"%s:%llu\"", st->ch->epoch, (unsigned long long)m->id);
+        n = snprintf(off, sizeof off, ",\"%s:%llu\"", st->sub.ch->epoch, (unsigned long long)m->id);
     size_t len = sizeof head - 1 + m->data->len + (size_t)n + 1;
     char *p;
     struct hr_buf *f = hr_eio_text_frame(len, &p);
@@ -163,8 +163,8 @@ static int stream_write(struct hr_chan_stream *st, struct hr_buf *enc, uint64_t 
         return 0; /* joined before its CONNECT was answered (middleware): as for a broadcast */
     /* "disconnect": Engine.IO's cap, as for any packet; skip and coalesce looked at over()
      * first, so the output stays within about --max-queued and a message */
-    return st->ch->policy == HR_POLICY_DISCONNECT ? hr_eio_send_frame(es, enc)
-                                                  : hr_eio_queue_frame(es, enc);
+    return st->sub.ch->policy == HR_POLICY_DISCONNECT ? hr_eio_send_frame(es, enc)
+                                                      : hr_eio_queue_frame(es, enc);
 }
 
 /* "herald:gap" {"channel","reason","first"[,"missed":[a,b]]}: history after the socket's
@@ -179,10 +179,10 @@ static void stream_write_gap(struct hr_chan_stream *st, const char *reason, uint
             ? snprintf(
                   g, sizeof g,
                   "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu,\"missed\":[%llu,%llu]}",
-                  st->ch->name, reason, (unsigned long long)first, (unsigned long long)missed_from,
-                  (unsigned long long)missed_to)
+                  st->sub.ch->name, reason, (unsigned long long)first,
+                  (unsigned long long)missed_from, (unsigned long long)missed_to)
             : snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu}",
-                       st->ch->name, reason, (unsigned long long)first);
+                       st->sub.ch->name, reason, (unsigned long long)first);
     hr_sio_emit_queued(member_of(st)->s, "herald:gap", g, (size_t)n);
 }
 
@@ -220,6 +220,7 @@ static int stream_over(const struct hr_chan_stream *st)
 }
 
 static const struct hr_chan_stream_ops room_stream_ops = {
+    .sub = HR_CHAN_STREAM_SUB_OPS,
     .fmt = HR_FMT_SIO,
     .encode = stream_encode,
     .write = stream_write,
