@@ -73,8 +73,9 @@ struct hr_eio_session {
     uint32_t queue_len, queue_cap;
     size_t queue_bytes;
     struct hr_budget_queue bq; /* the polling queue, charged to the memory budget */
-    uv_timer_t heartbeat;      /* next ping, or the pong deadline */
-    uint64_t deadline;         /* loop time (ms) the heartbeat timer is due at */
+    struct hr_eio_session *hb_prev, *hb_next; /* its heartbeat list (server.c) */
+    uint64_t deadline;                        /* loop time (ms) its next ping or pong is due */
+    uint8_t hb_list;                          /* which list; 0: none */
     uint8_t transport;
     uint8_t upgrading; /* probe answered; waiting for the upgrade packet (polls
                         * are answered with a noop meanwhile) */
@@ -92,6 +93,12 @@ struct hr_eio {
     struct hr_buf *sep;              /* the record separator, shared by every poll answer */
     struct hr_ws_handler ws_handler; /* its max_message is opts.max_payload */
     uint32_t count;
+    /* the sessions' heartbeats: one timer (while there are sessions) and deadline-ordered
+     * lists of sessions (server.c); closed sessions wait on dead to be freed */
+    uv_timer_t *hb;
+    uint64_t hb_due;
+    struct hr_eio_session *hb_head[4], *hb_tail[4];
+    struct hr_eio_session *dead;
 };
 
 int hr_eio_init(struct hr_eio *eio, struct hr_server *srv, const struct hr_eio_opts *opts,

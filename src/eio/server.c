@@ -156,16 +156,128 @@ static struct hr_eio_session **sess_of(struct hr_ws *ws)
     return hr_ws_data(ws);
 }
 
-static void heartbeat_cb(uv_timer_t *t);
+/* ---- heartbeats: one timer for every session ----------------------------------------------
+ * A session's next heartbeat event is due at s->deadline: its ping (list HB_PING) or its
+ * pong's deadline (HB_PONG); a slow consumer waits on HB_NOW for the next loop turn. A session
+ * joins a list at its place by deadline, found from the tail: every session of a list is
+ * scheduled the same time ahead, so that is the tail itself but for the loop's lateness. One
+ * timer is set for the earliest head. Closed sessions wait on eio->dead for the same timer,
+ * so that no caller finds its session freed under it (they are freed after the loop turn). */
+
+enum { HB_NONE, HB_PING, HB_PONG, HB_NOW, HB_DUE };
+
+static void heartbeat_due(struct hr_eio_session *s);
+static void hb_timer_cb(uv_timer_t *t);
+
+static void hb_unlink(struct hr_eio_session *s)
+{
+    struct hr_eio *eio = s->eio;
+    int k = s->hb_list - 1;
+    if (!s->hb_list)
+        return;
+    if (s->hb_prev)
+        s->hb_prev->hb_next = s->hb_next;
+    else
+        eio->hb_head[k] = s->hb_next;
+    if (s->hb_next)
+        s->hb_next->hb_prev = s->hb_prev;
+    else
+        eio->hb_tail[k] = s->hb_prev;
+    s->hb_prev = s->hb_next = NULL;
+    s->hb_list = HB_NONE;
+}
+
+static void hb_link(struct hr_eio_session *s, int list)
+{
+    struct hr_eio *eio = s->eio;
+    int k = list - 1;
+    struct hr_eio_session *after = eio->hb_tail[k];
+    if (list == HB_PING || list == HB_PONG)
+        while (after && after->deadline > s->deadline)
+            after = after->hb_prev;
+    s->hb_prev = after;
+    s->hb_next = after ? after->hb_next : eio->hb_head[k];
+    if (s->hb_next)
+        s->hb_next->hb_prev = s;
+    else
+        eio->hb_tail[k] = s;
+    if (after)
+        after->hb_next = s;
+    else
+        eio->hb_head[k] = s;
+    s->hb_list = (uint8_t)list;
+}
+
+/* Set the timer for the earliest event, unless it is set for an earlier one already (it then
+ * finds nothing due, and sets itself again). */
+static void hb_arm(struct hr_eio *eio)
+{
+    if (!eio->hb)
+        return;
+    uint64_t now = uv_now(eio->srv->loop), due = UINT64_MAX;
+    if (eio->hb_head[HB_NOW - 1] || eio->dead)
+        due = now;
+    for (int k = HB_PING; k <= HB_PONG; k++)
+        if (eio->hb_head[k - 1] && eio->hb_head[k - 1]->deadline < due)
+            due = eio->hb_head[k - 1]->deadline;
+    if (due == UINT64_MAX || (uv_is_active((uv_handle_t *)eio->hb) && eio->hb_due <= due))
+        return;
+    eio->hb_due = due;
+    uv_timer_start(eio->hb, hb_timer_cb, due > now ? due - now : 0, 0);
+}
+
+static void free_dead(struct hr_eio_session *s)
+{
+    while (s) {
+        struct hr_eio_session *next = s->hb_next;
+        free(s->queue);
+        free(s);
+        s = next;
+    }
+}
+
+static void hb_closed_cb(uv_handle_t *h)
+{
+    free_dead(h->data);
+    free(h);
+}
+
+static void hb_timer_cb(uv_timer_t *t)
+{
+    struct hr_eio *eio = t->data;
+    uint64_t now = uv_now(t->loop);
+    struct hr_eio_session *dead = eio->dead;
+    eio->dead = NULL;
+    free_dead(dead); /* closed before this loop turn */
+    /* what is due, in order, onto HB_DUE; handled from there, so that a session scheduled
+     * again meanwhile waits for the next turn */
+    for (;;) {
+        struct hr_eio_session *s = eio->hb_head[HB_NOW - 1];
+        if (!s) {
+            struct hr_eio_session *a = eio->hb_head[HB_PING - 1], *b = eio->hb_head[HB_PONG - 1];
+            s = a && (!b || a->deadline <= b->deadline) ? a : b;
+            if (!s || s->deadline > now)
+                break;
+        }
+        hb_unlink(s);
+        hb_link(s, HB_DUE);
+    }
+    for (struct hr_eio_session *s; (s = eio->hb_head[HB_DUE - 1]);) {
+        hb_unlink(s);
+        heartbeat_due(s);
+    }
+    hb_arm(eio);
+}
 
 /* The heartbeat is a schedule of deadlines in loop time: the next ping is due at s->deadline,
  * and once it is sent the pong is due pingTimeout after the ping was due (not after the timer
  * happened to run), so when a session ends does not depend on how late the loop got there. */
 static void heartbeat_at(struct hr_eio_session *s, uint64_t due)
 {
-    uint64_t now = uv_now(s->eio->srv->loop);
     s->deadline = due;
-    uv_timer_start(&s->heartbeat, heartbeat_cb, due > now ? due - now : 0, 0);
+    hb_unlink(s);
+    hb_link(s, s->awaiting_pong ? HB_PONG : HB_PING);
+    hb_arm(s->eio);
 }
 
 static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
@@ -173,6 +285,15 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
     struct hr_eio_session *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    if (!eio->hb) {
+        /* the first session: the heartbeat timer (it closes again with the last one) */
+        if (!(eio->hb = malloc(sizeof(*eio->hb)))) {
+            free(s);
+            return NULL;
+        }
+        uv_timer_init(eio->srv->loop, eio->hb);
+        eio->hb->data = eio;
+    }
     s->eio = eio;
     s->transport = (uint8_t)transport;
     s->bq.shed = queue_shed_cb;
@@ -182,8 +303,6 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
     }
     HASH_ADD_STR(eio->sessions, sid, s);
     eio->count++;
-    uv_timer_init(eio->srv->loop, &s->heartbeat);
-    s->heartbeat.data = s;
     /* the loop's time of this iteration: never later than the request that opened the session */
     heartbeat_at(s, uv_now(eio->srv->loop) + eio->opts.ping_interval_ms);
     return s;
@@ -333,8 +452,10 @@ void hr_eio_close_slow(struct hr_eio_session *s)
         hr_ws_close(s->ws, HR_WS_CLOSE_POLICY, "slow consumer"); /* its close comes later */
         return;
     }
-    /* the heartbeat timer, due now, closes it (heartbeat_cb): after the caller's loop turn */
-    uv_timer_start(&s->heartbeat, heartbeat_cb, 0, 0);
+    /* the heartbeat timer, due now, closes it (heartbeat_due): after the caller's loop turn */
+    hb_unlink(s);
+    hb_link(s, HB_NOW);
+    hb_arm(s->eio);
 }
 
 int hr_eio_closing(const struct hr_eio_session *s)
@@ -385,9 +506,8 @@ int hr_eio_send_frame(struct hr_eio_session *s, struct hr_buf *frame)
     return hr_eio_queue_frame(s, frame);
 }
 
-static void heartbeat_cb(uv_timer_t *t)
+static void heartbeat_due(struct hr_eio_session *s)
 {
-    struct hr_eio_session *s = t->data;
     if (s->closed)
         return;
     if (s->slow) {
@@ -412,13 +532,6 @@ static void on_pong(struct hr_eio_session *s)
     heartbeat_at(s, uv_now(s->eio->srv->loop) + s->eio->opts.ping_interval_ms);
 }
 
-static void session_free_cb(uv_handle_t *h)
-{
-    struct hr_eio_session *s = h->data;
-    free(s->queue);
-    free(s);
-}
-
 static void session_close(struct hr_eio_session *s, const char *reason, int by_client)
 {
     if (s->closed)
@@ -427,7 +540,7 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     struct hr_eio *eio = s->eio;
     HASH_DEL(eio->sessions, s);
     eio->count--;
-    uv_timer_stop(&s->heartbeat);
+    hb_unlink(s);
     /* At shutdown the client is not told that the session ended on purpose: an Engine.IO close
      * packet means "closed deliberately", and python-socketio then never reconnects (its
      * engineio client disconnects for good on "1"). Like the reference server, a WebSocket
@@ -461,7 +574,18 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     queue_clear(s);
     if (eio->h->on_close)
         eio->h->on_close(s, reason, eio->ud);
-    uv_close((uv_handle_t *)&s->heartbeat, session_free_cb);
+    /* freed after the loop turn: with the timer when it was the last session */
+    s->hb_next = eio->dead;
+    eio->dead = s;
+    if (eio->count == 0 && eio->hb) {
+        uv_timer_t *t = eio->hb;
+        eio->hb = NULL;
+        t->data = eio->dead;
+        eio->dead = NULL;
+        uv_close((uv_handle_t *)t, hb_closed_cb);
+    } else {
+        hb_arm(eio);
+    }
 }
 
 void hr_eio_close(struct hr_eio_session *s, const char *reason)
@@ -828,6 +952,8 @@ void hr_eio_shutdown(struct hr_eio *eio)
 void hr_eio_free(struct hr_eio *eio)
 {
     hr_eio_shutdown(eio);
+    free_dead(eio->dead);
+    eio->dead = NULL;
     hr_buf_unref(eio->sep);
     eio->sep = NULL;
 }
