@@ -168,6 +168,7 @@ enum { HB_NONE, HB_PING, HB_PONG, HB_NOW, HB_DUE };
 
 static void heartbeat_due(struct hr_eio_session *s);
 static void hb_timer_cb(uv_timer_t *t);
+static struct hr_eio_poll *poll_of(struct hr_eio_session *s);
 
 static void hb_unlink(struct hr_eio_session *s)
 {
@@ -230,7 +231,6 @@ static void free_dead(struct hr_eio_session *s)
 {
     while (s) {
         struct hr_eio_session *next = s->hb_next;
-        free(s->queue);
         free(s);
         s = next;
     }
@@ -296,7 +296,10 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
     }
     s->eio = eio;
     s->transport = (uint8_t)transport;
-    s->bq.shed = queue_shed_cb;
+    if (transport == HR_EIO_POLLING && !poll_of(s)) {
+        free(s);
+        return NULL;
+    }
     for (struct hr_eio_session *other = s; other;) {
         hr_random_id(s->sid);
         HASH_FIND_STR(eio->sessions, s->sid, other);
@@ -318,42 +321,80 @@ static int open_payload(struct hr_eio *eio, struct hr_eio_session *s, char *out,
         eio->opts.ping_interval_ms, eio->opts.ping_timeout_ms, eio->opts.max_payload);
 }
 
+/* ---- the polling state: a session that polls (or is upgrading) has it; one over WebSocket
+ * gives it up once the upgrade completes, and one that opened over WebSocket never has it. */
+
+/* The session's polling state, made on first use (NULL: out of memory). */
+static struct hr_eio_poll *poll_of(struct hr_eio_session *s)
+{
+    if (!s->poll && (s->poll = calloc(1, sizeof(*s->poll)))) {
+        s->poll->s = s;
+        s->poll->bq.shed = queue_shed_cb;
+    }
+    return s->poll;
+}
+
+/* The held polling GET, or NULL. */
+static struct hr_conn *held_get(const struct hr_eio_session *s)
+{
+    return s->poll ? s->poll->get : NULL;
+}
+
+static size_t queue_bytes(const struct hr_eio_session *s)
+{
+    return s->poll ? s->poll->queue_bytes : 0;
+}
+
 static void queue_clear(struct hr_eio_session *s)
 {
-    for (uint32_t i = 0; i < s->queue_len; i++)
-        hr_buf_unref(s->queue[i].buf);
-    s->queue_len = 0;
-    s->queue_bytes = 0;
-    hr_budget_queue_forget(&s->bq);
+    struct hr_eio_poll *p = s->poll;
+    if (!p)
+        return;
+    for (uint32_t i = 0; i < p->queue_len; i++)
+        hr_buf_unref(p->queue[i].buf);
+    p->queue_len = 0;
+    p->queue_bytes = 0;
+    hr_budget_queue_forget(&p->bq);
+}
+
+/* The session polls no more (upgraded, or closed): its held GET and probe were seen to. */
+static void poll_free(struct hr_eio_session *s)
+{
+    if (!s->poll)
+        return;
+    queue_clear(s);
+    free(s->poll->queue);
+    free(s->poll);
+    s->poll = NULL;
 }
 
 /* Over the memory budget, this polling queue is among the largest: Engine.IO's slow-consumer
  * close, as when it passes --max-queued (the client reconnects and recovers). */
 static void queue_shed_cb(struct hr_budget_queue *q, int hard)
 {
-    struct hr_eio_session *s =
-        (struct hr_eio_session *)((char *)q - offsetof(struct hr_eio_session, bq));
-    hr_warn("eio %s: %zu bytes queued while over the memory budget; closing", s->sid,
-            s->queue_bytes);
-    session_close(s, "transport error", 0);
+    struct hr_eio_poll *p = (struct hr_eio_poll *)((char *)q - offsetof(struct hr_eio_poll, bq));
+    hr_warn("eio %s: %zu bytes queued while over the memory budget; closing", p->s->sid,
+            p->queue_bytes);
+    session_close(p->s, "transport error", 0);
 }
 
 static int queue_push(struct hr_eio_session *s, const struct hr_slice *rec)
 {
-    struct hr_slice *q = HR_ARRAY_PUSH(s->queue, s->queue_len, s->queue_cap, 8);
+    struct hr_eio_poll *p = poll_of(s);
+    struct hr_slice *q = p ? HR_ARRAY_PUSH(p->queue, p->queue_len, p->queue_cap, 8) : NULL;
     if (!q)
         return HR_ENOMEM;
     *q = (struct hr_slice){hr_buf_ref(rec->buf), rec->off, rec->len};
-    s->queue_bytes += rec->len;
-    hr_budget_queue_charge(&s->bq, rec->len);
+    p->queue_bytes += rec->len;
+    hr_budget_queue_charge(&p->bq, rec->len);
     return 0;
 }
 
 /* Answer the held GET with the given records, separated by 0x1E. */
 static void answer_get(struct hr_eio_session *s, const struct hr_slice *recs, uint32_t n)
 {
-    struct hr_conn *c = s->get;
-    s->get = NULL;
+    struct hr_conn *c = s->poll->get;
+    s->poll->get = NULL;
     hr_http_on_abort(c, NULL, NULL);
     size_t total = n ? n - 1 : 0;
     for (uint32_t i = 0; i < n; i++)
@@ -385,8 +426,8 @@ static void answer_get_ctl(struct hr_eio_session *s, int type)
 {
     struct hr_eio_msg m;
     if (ctl_msg(&m, type, NULL) < 0) {
-        hr_conn_close(s->get);
-        s->get = NULL;
+        hr_conn_close(s->poll->get);
+        s->poll->get = NULL;
         return;
     }
     answer_get(s, &m.record, 1);
@@ -395,11 +436,12 @@ static void answer_get_ctl(struct hr_eio_session *s, int type)
 
 static void flush(struct hr_eio_session *s)
 {
-    if (!s->get || s->queue_len == 0 || s->upgrading || s->closed)
+    struct hr_eio_poll *p = s->poll;
+    if (!p || !p->get || p->queue_len == 0 || s->upgrading || s->closed)
         return;
-    if (hr_conn_closing(s->get))
+    if (hr_conn_closing(p->get))
         return;
-    answer_get(s, s->queue, s->queue_len);
+    answer_get(s, p->queue, p->queue_len);
     queue_clear(s);
 }
 
@@ -416,7 +458,7 @@ size_t hr_eio_queued(const struct hr_eio_session *s)
 {
     if (s->transport == HR_EIO_WEBSOCKET && s->ws)
         return hr_conn_queued(s->ws->conn);
-    return s->queue_bytes;
+    return queue_bytes(s);
 }
 
 int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
@@ -426,7 +468,7 @@ int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
     if (s->transport == HR_EIO_WEBSOCKET && s->ws)
         return hr_ws_send_frame(s->ws, m->frame);
     /* polling (or upgrading): queue the record for the next GET, within the output cap */
-    if (s->queue_bytes + m->record.len > s->eio->srv->limits.max_queued) {
+    if (queue_bytes(s) + m->record.len > s->eio->srv->limits.max_queued) {
         close_slow_now(s);
         return HR_ECLOSED;
     }
@@ -439,7 +481,7 @@ int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
 /* Over --max-queued while polling: Engine.IO's slow-consumer close. */
 static void close_slow_now(struct hr_eio_session *s)
 {
-    hr_warn("eio %s: slow consumer, %zu bytes queued; closing", s->sid, s->queue_bytes);
+    hr_warn("eio %s: slow consumer, %zu bytes queued; closing", s->sid, queue_bytes(s));
     session_close(s, "transport error", 0);
 }
 
@@ -468,14 +510,16 @@ int hr_eio_over(const struct hr_eio_session *s)
 {
     if (s->transport == HR_EIO_WEBSOCKET && s->ws)
         return hr_conn_over(s->ws->conn);
-    return s->queue_bytes > s->eio->srv->limits.max_queued || s->bq.state != HR_BQ_OK;
+    return queue_bytes(s) > s->eio->srv->limits.max_queued ||
+           (s->poll && s->poll->bq.state != HR_BQ_OK);
 }
 
 int hr_eio_full(const struct hr_eio_session *s)
 {
     if (s->transport == HR_EIO_WEBSOCKET && s->ws)
         return hr_conn_full(s->ws->conn);
-    return s->queue_bytes > s->eio->srv->limits.max_queued / 2 || s->bq.state != HR_BQ_OK;
+    return queue_bytes(s) > s->eio->srv->limits.max_queued / 2 ||
+           (s->poll && s->poll->bq.state != HR_BQ_OK);
 }
 
 int hr_eio_queue_frame(struct hr_eio_session *s, struct hr_buf *frame)
@@ -499,7 +543,7 @@ int hr_eio_send_frame(struct hr_eio_session *s, struct hr_buf *frame)
     size_t len = frame->len - frame_head(frame);
     if (s->transport == HR_EIO_WEBSOCKET && s->ws
             ? hr_conn_queued(s->ws->conn) > s->eio->srv->limits.max_queued
-            : s->queue_bytes + len > s->eio->srv->limits.max_queued) {
+            : queue_bytes(s) + len > s->eio->srv->limits.max_queued) {
         hr_eio_close_slow(s);
         return HR_ECLOSED;
     }
@@ -549,15 +593,17 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
      * (connection refused, or "Session ID unknown" from the restarted server), which every client
      * takes for a lost connection, and it reconnects. */
     int shutdown = strcmp(reason, "server shutting down") == 0;
-    if (s->get && !hr_conn_closing(s->get)) {
+    struct hr_conn *get = held_get(s);
+    if (get && !hr_conn_closing(get)) {
         /* a client's close packet releases the poll with a noop; ours with a close packet */
         s->closed = 0;
         answer_get_ctl(s, by_client || shutdown ? HR_EIO_NOOP : HR_EIO_CLOSE);
         s->closed = 1;
-    } else if (s->get) {
-        hr_http_on_abort(s->get, NULL, NULL);
+    } else if (get) {
+        hr_http_on_abort(get, NULL, NULL);
     }
-    s->get = NULL;
+    if (s->poll)
+        s->poll->get = NULL;
     if (s->ws) {
         struct hr_ws *ws = s->ws;
         s->ws = NULL;
@@ -566,12 +612,12 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
          * would take it for a deliberate close and not reconnect after a ping timeout either */
         hr_ws_close(ws, shutdown ? HR_WS_CLOSE_GOING_AWAY : HR_WS_CLOSE_NORMAL, "");
     }
-    if (s->probe) {
-        *sess_of(s->probe) = NULL;
-        hr_ws_close(s->probe, HR_WS_CLOSE_NORMAL, "");
-        s->probe = NULL;
+    if (s->poll && s->poll->probe) {
+        *sess_of(s->poll->probe) = NULL;
+        hr_ws_close(s->poll->probe, HR_WS_CLOSE_NORMAL, "");
+        s->poll->probe = NULL;
     }
-    queue_clear(s);
+    poll_free(s);
     if (eio->h->on_close)
         eio->h->on_close(s, reason, eio->ud);
     /* freed after the loop turn: with the timer when it was the last session */
@@ -632,19 +678,37 @@ static int on_packet(struct hr_eio_session *s, const struct hr_eio_packet *p)
 
 /* ---- WebSocket transport ----------------------------------------------------------------- */
 
+/* Whether ws is the session's upgrade probe. */
+static int is_probe(const struct hr_eio_session *s, const struct hr_ws *ws)
+{
+    return s->poll && s->poll->probe == ws;
+}
+
+/* The probe failed or went: the session goes on polling. */
+static void probe_gone(struct hr_eio_session *s)
+{
+    s->poll->probe = NULL;
+    s->upgrading = 0;
+}
+
 static void complete_upgrade(struct hr_eio_session *s)
 {
+    struct hr_eio_poll *p = s->poll;
     s->transport = HR_EIO_WEBSOCKET;
-    s->ws = s->probe;
-    s->probe = NULL;
+    s->ws = p->probe;
+    p->probe = NULL;
     s->upgrading = 0;
-    if (s->get && !hr_conn_closing(s->get))
+    if (p->get && !hr_conn_closing(p->get))
         answer_get_ctl(s, HR_EIO_NOOP);
-    /* what waited for the next poll now goes over the WebSocket, in order */
-    for (uint32_t i = 0; i < s->queue_len && s->ws; i++) {
-        const struct hr_slice *r = &s->queue[i];
+    /* what waited for the next poll now goes over the WebSocket, in order: a text packet's
+     * record is its frame's payload, so the frame itself goes (shared, not copied); a binary
+     * one waited as base64 and is decoded */
+    for (uint32_t i = 0; i < p->queue_len && s->ws; i++) {
+        const struct hr_slice *r = &p->queue[i];
         const uint8_t *d = (const uint8_t *)r->buf->data + r->off;
-        if (r->len > 0 && d[0] == 'b') {
+        if (r->off && r->off == frame_head(r->buf) && r->off + r->len == r->buf->len) {
+            hr_ws_reply_frame(s->ws, r->buf);
+        } else if (r->len > 0 && d[0] == 'b') {
             uint8_t *bin = malloc(r->len);
             long n = bin ? hr_base64_decode((const char *)d + 1, r->len - 1, bin) : HR_ENOMEM;
             if (n >= 0)
@@ -654,7 +718,7 @@ static void complete_upgrade(struct hr_eio_session *s)
             hr_ws_send(s->ws, HR_WS_OP_TEXT, d, r->len);
         }
     }
-    queue_clear(s);
+    poll_free(s); /* polling is over: its GET was answered, its probe is the transport */
 }
 
 static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
@@ -666,9 +730,8 @@ static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, siz
     /* the parser may unmask in place, and decoding never writes, but keep const-correctness
      * honest: frame data belongs to the WebSocket layer only for this call */
     if (hr_eio_decode_frame((uint8_t *)data, len, opcode == HR_WS_OP_BINARY, &p) < 0) {
-        if (ws == s->probe) {
-            s->probe = NULL;
-            s->upgrading = 0;
+        if (is_probe(s, ws)) {
+            probe_gone(s);
             *sess_of(ws) = NULL;
             hr_ws_close(ws, HR_WS_CLOSE_PROTOCOL, "");
             flush(s);
@@ -677,18 +740,17 @@ static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, siz
         }
         return;
     }
-    if (ws == s->probe) {
+    if (is_probe(s, ws)) {
         if (p.type == HR_EIO_PING && p.len == 5 && memcmp(p.data, "probe", 5) == 0) {
             hr_ws_send(ws, HR_WS_OP_TEXT, "3probe", 6);
             s->upgrading = 1;
             /* release the pending poll so the client can pause polling */
-            if (s->get && !hr_conn_closing(s->get))
+            if (held_get(s) && !hr_conn_closing(held_get(s)))
                 answer_get_ctl(s, HR_EIO_NOOP);
         } else if (p.type == HR_EIO_UPGRADE && s->upgrading) {
             complete_upgrade(s);
         } else {
-            s->probe = NULL;
-            s->upgrading = 0;
+            probe_gone(s);
             *sess_of(ws) = NULL;
             hr_ws_close(ws, HR_WS_CLOSE_PROTOCOL, "");
             flush(s);
@@ -712,9 +774,8 @@ static void ws_close_cb(struct hr_ws *ws, uint16_t code)
     if (!s)
         return;
     *sess_of(ws) = NULL;
-    if (ws == s->probe) {
-        s->probe = NULL;
-        s->upgrading = 0;
+    if (is_probe(s, ws)) {
+        probe_gone(s);
         flush(s);
         return;
     }
@@ -729,9 +790,9 @@ static void ws_close_cb(struct hr_ws *ws, uint16_t code)
 static void get_aborted_cb(struct hr_conn *c, void *ud)
 {
     struct hr_eio_session *s = ud;
-    if (s->get != c)
+    if (held_get(s) != c)
         return;
-    s->get = NULL;
+    s->poll->get = NULL;
     /* a poll the client gave up on ends the session (the reference server does the same) */
     session_close(s, "transport close", 1);
 }
@@ -739,13 +800,18 @@ static void get_aborted_cb(struct hr_conn *c, void *ud)
 static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct hr_conn *c,
                             struct hr_http_request *req)
 {
-    if (s->get) {
+    struct hr_eio_poll *p = poll_of(s);
+    if (!p) {
+        hr_http_error(c, 503, NULL, "out of memory");
+        return;
+    }
+    if (p->get) {
         /* two polls at once: the old one gets a close packet, the session ends */
         eio_error(eio, c, req, ERR_BAD);
         session_close(s, "transport error", 0);
         return;
     }
-    s->get = c;
+    p->get = c;
     hr_http_on_abort(c, get_aborted_cb, s);
     /* Once the probe is answered, every poll is answered with a noop at once: the client
      * sends the upgrade packet only after its last poll has completed, so holding one here
@@ -755,10 +821,10 @@ static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct
         answer_get_ctl(s, HR_EIO_NOOP);
         return;
     }
-    int had = s->queue_len != 0;
+    int had = p->queue_len != 0;
     flush(s);
     /* the client took what waited: what was held back for it may go on */
-    if (had && !s->closed && s->queue_len == 0 && s->eio->h->on_drain)
+    if (had && !s->closed && s->poll->queue_len == 0 && s->eio->h->on_drain)
         s->eio->h->on_drain(s, s->eio->ud);
 }
 
@@ -880,7 +946,7 @@ static void request_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
                 eio_error(eio, c, req, ERR_BAD);
                 return;
             }
-            if (s->transport != HR_EIO_POLLING || s->probe) {
+            if (s->transport != HR_EIO_POLLING || (s->poll && s->poll->probe)) {
                 /* Already upgraded, or an upgrade under way: like the reference server, complete
                  * the WebSocket handshake and close it at once (a close frame with no status
                  * code), sending nothing else and leaving the session alone. */
@@ -892,7 +958,11 @@ static void request_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
             struct hr_ws *probe = hr_ws_accept(c, req, &eio->ws_handler, eio);
             if (!probe)
                 return;
-            s->probe = probe;
+            if (!poll_of(s)) {
+                hr_ws_close(probe, HR_WS_CLOSE_INTERNAL, "out of memory");
+                return;
+            }
+            s->poll->probe = probe;
             *sess_of(probe) = s;
             return;
         }

@@ -54,16 +54,28 @@ static int write_frame(struct hr_ws *ws, int opcode, const void *data, size_t le
     return rc;
 }
 
-int hr_ws_send(struct hr_ws *ws, int opcode, const void *data, size_t len)
+/* A reply went out: a peer that does not read what it asked for is not read from either. */
+static int replied(struct hr_ws *ws, int rc)
 {
-    if (ws->state != HR_WS_OPEN)
-        return HR_ECLOSED;
-    int rc = write_frame(ws, opcode, data, len);
     if (rc == 0 && hr_conn_full(ws->conn) && !ws->paused) {
         ws->paused = 1;
         hr_conn_pause(ws->conn);
     }
     return rc;
+}
+
+int hr_ws_send(struct hr_ws *ws, int opcode, const void *data, size_t len)
+{
+    if (ws->state != HR_WS_OPEN)
+        return HR_ECLOSED;
+    return replied(ws, write_frame(ws, opcode, data, len));
+}
+
+int hr_ws_reply_frame(struct hr_ws *ws, struct hr_buf *frame)
+{
+    if (ws->state != HR_WS_OPEN)
+        return HR_ECLOSED;
+    return replied(ws, hr_conn_write(ws->conn, frame));
 }
 
 int hr_ws_send_frame(struct hr_ws *ws, struct hr_buf *frame)

@@ -87,6 +87,10 @@ struct hr_ws *hr_ws_accept(struct hr_conn *c, struct hr_http_request *req,
  * it pauses until the output drains, so a peer that does not read cannot grow our memory. */
 int hr_ws_send(struct hr_ws *ws, int opcode, const void *data, size_t len);
 
+/* A reply already framed (shared by other sockets): as hr_ws_send, reading pauses while our
+ * output to this peer is over max_queued. */
+int hr_ws_reply_frame(struct hr_ws *ws, struct hr_buf *frame);
+
 /* Queue a shared frame whatever the output holds (the caller bounds it). */
 int hr_ws_queue_frame(struct hr_ws *ws, struct hr_buf *frame);
 

@@ -75,15 +75,10 @@ static int client_take(struct client *c, char out[][256], int max)
 /* The client goes (reason as Engine.IO gives it). */
 static void client_gone(struct client *c, const char *reason)
 {
-    char drop[1][256];
     if (c->open)
         hr_sio_eio_handler.on_close(&c->es, reason, io);
     c->open = 0;
-    while (client_take(c, drop, 1))
-        ;
-    free(c->es.queue);
-    c->es.queue = NULL;
-    hr_budget_queue_forget(&c->es.bq);
+    fake_eio_free(&c->es);
 }
 
 /* CONNECT to "/" with auth (NULL: none); returns the socket, its CONNECT answer in answer. */

@@ -106,15 +106,10 @@ static int client_poll(struct client *c, char out[][256], int max)
 
 static void client_gone(struct client *c)
 {
-    char drop[1][256];
     if (c->open)
         hr_sio_eio_handler.on_close(&c->es, "transport close", io);
     c->open = 0;
-    while (client_take(c, drop, 1))
-        ;
-    free(c->es.queue);
-    c->es.queue = NULL;
-    hr_budget_queue_forget(&c->es.bq);
+    fake_eio_free(&c->es);
 }
 
 static int teardown(void **state)
@@ -168,10 +163,10 @@ static void test_channel_message_one_buffer(void **state)
     publish("chat", "{\"a\":1}");
     /* the payload as stored, and its one Socket.IO encoding */
     assert_int_equal(hr_buf_live, live0 + 2);
-    struct hr_buf *b = clients[0].es.queue[0].buf;
+    struct hr_buf *b = fake_eio_buf(&clients[0].es, 0);
     for (int i = 0; i < N; i++) {
-        assert_int_equal(clients[i].es.queue_len, 1);
-        assert_ptr_equal(clients[i].es.queue[0].buf, b);
+        assert_int_equal(fake_eio_len(&clients[i].es), 1);
+        assert_ptr_equal(fake_eio_buf(&clients[i].es, 0), b);
     }
     struct hr_hub_msg *m = &ch->ring[(ch->head + ch->cached - 1) % ch->cap];
     assert_ptr_equal(m->enc[HR_FMT_SIO], b); /* the hub's shared encoding */
@@ -199,8 +194,8 @@ static void test_channel_message_one_buffer(void **state)
     join_on_connect = "chat"; /* the cursor applies to rooms joined while connecting */
     client_send(late, connect);
     assert_non_null(last_connected);
-    assert_int_equal(late->es.queue_len, 2);
-    assert_ptr_equal(late->es.queue[1].buf, b);
+    assert_int_equal(fake_eio_len(&late->es), 2);
+    assert_ptr_equal(fake_eio_buf(&late->es, 1), b);
     assert_int_equal(client_take(late, got, 1), 1); /* the CONNECT answer */
     assert_int_equal(client_take(late, got, 1), 1);
     assert_string_equal(got[0], want);
@@ -226,9 +221,9 @@ static void test_broadcast_one_buffer(void **state)
     assert_int_equal(herald_broadcast_raw(root, "chat", NULL, "news", "{\"n\":1},2", 9, NULL, 0),
                      N);
     assert_int_equal(hr_buf_live, live0 + 1);
-    struct hr_buf *b = clients[0].es.queue[0].buf;
+    struct hr_buf *b = fake_eio_buf(&clients[0].es, 0);
     for (int i = 0; i < N; i++)
-        assert_ptr_equal(clients[i].es.queue[0].buf, b);
+        assert_ptr_equal(fake_eio_buf(&clients[i].es, 0), b);
     assert_int_equal(b->refs, N);
     char got[1][256];
     assert_int_equal(client_take(&clients[0], got, 1), 1);
@@ -244,7 +239,7 @@ static uint64_t fill(const char *channel, struct client *a, struct client *b, in
 {
     char got[64][256];
     uint64_t id = 0;
-    while (a->es.queue_bytes <= srv.limits.max_queued) {
+    while (fake_eio_bytes(&a->es) <= srv.limits.max_queued) {
         char json[32];
         snprintf(json, sizeof json, "{\"i\":%llu}", (unsigned long long)++id);
         publish(channel, json);
