@@ -38,6 +38,8 @@ size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except
                         const char *raw, size_t len, const struct herald_bin *bins, size_t nbins);
 
 /* rooms.c */
+/* The socket whose own room (named by its id) room is, when it is in it; NULL otherwise. */
+herald_socket *hr_sio_room_owner(herald_nsp *nsp, const char *room);
 /* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
  * them are gone, unless told one was given); cur then names the last one sent. */
 void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur,

@@ -144,15 +144,19 @@ void hr_sio_save_session(herald_socket *s, const char *reason)
     memcpy(sv->sid, s->id, sizeof sv->sid);
     sv->nsp = s->nsp;
     sv->at = uv_now(io->loop);
-    sv->rooms = calloc(s->nrooms ? s->nrooms : 1, sizeof(char *));
-    sv->chan_last = calloc(s->nrooms ? s->nrooms : 1, sizeof(uint64_t));
-    for (uint32_t i = 0; sv->rooms && sv->chan_last && i < s->nrooms; i++) {
-        if (!(sv->rooms[sv->nrooms] = strdup(s->rooms[i])))
+    size_t n = s->own_room;
+    for (const struct hr_sio_member *m = s->rooms; m; m = m->next_room)
+        n++;
+    sv->rooms = calloc(n ? n : 1, sizeof(char *));
+    sv->chan_last = calloc(n ? n : 1, sizeof(uint64_t));
+    if (sv->rooms && sv->chan_last && s->own_room && (sv->rooms[sv->nrooms] = strdup(s->id)))
+        sv->nrooms++;
+    for (const struct hr_sio_member *m = s->rooms; sv->rooms && sv->chan_last && m;
+         m = m->next_room) {
+        if (!(sv->rooms[sv->nrooms] = strdup(m->room->name)))
             continue;
-        struct hr_sio_room *r;
-        HASH_FIND_STR(s->nsp->rooms, s->rooms[i], r);
-        if (r && r->sub.ch)
-            sv->chan_last[sv->nrooms] = r->sub.ch->last_id;
+        if (m->room->sub.ch)
+            sv->chan_last[sv->nrooms] = m->room->sub.ch->last_id;
         sv->nrooms++;
     }
     HASH_ADD_STR(io->saved, pid, sv);
