@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/error.h"
 #include "fake_eio.h"
 #include "sio/internal.h"
 
@@ -231,6 +232,56 @@ static void test_broadcast_one_buffer(void **state)
     assert_int_equal(b->refs, N - 1);
 }
 
+/* A socket's own room is no room struct (nothing in nsp->rooms), yet it is a room like any
+ * other: listed first, counted, reached by a broadcast (one shared frame with the other
+ * members when another socket joined it too), left and joined again. */
+static void test_own_room(void **state)
+{
+    herald_socket *a = client_open(&clients[0]), *b = client_open(&clients[1]);
+    assert_int_equal(HASH_COUNT(root->rooms), 0);
+    assert_true(herald_in(a, herald_id(a)));
+    assert_false(herald_in(b, herald_id(a)));
+    assert_int_equal(herald_room_size(root, herald_id(a)), 1);
+    assert_int_equal(herald_join(a, "chat"), 0);
+    const char *list[4];
+    assert_int_equal(herald_rooms(a, list, 4), 2);
+    assert_string_equal(list[0], herald_id(a));
+    assert_string_equal(list[1], "chat");
+
+    /* b joins a's room: a room struct for b only, and not a channel */
+    assert_int_equal(herald_join(b, herald_id(a)), 0);
+    assert_int_equal(herald_room_size(root, herald_id(a)), 2);
+    assert_null(hr_hub_channel(&hub, herald_id(a), strlen(herald_id(a)), 0));
+    long live0 = hr_buf_live;
+    assert_int_equal(herald_broadcast_raw(root, herald_id(a), NULL, "x", "1", 1, NULL, 0), 2);
+    assert_int_equal(hr_buf_live, live0 + 1);
+    assert_ptr_equal(fake_eio_buf(&clients[0].es, 0), fake_eio_buf(&clients[1].es, 0));
+    char got[2][256];
+    assert_int_equal(client_take(&clients[0], got, 2), 1);
+    assert_string_equal(got[0], "42[\"x\",1]");
+    assert_int_equal(client_take(&clients[1], got, 2), 1);
+    assert_int_equal(herald_broadcast_raw(root, herald_id(a), a, "x", "2", 1, NULL, 0), 1);
+    assert_int_equal(client_take(&clients[0], got, 2), 0);
+    assert_int_equal(client_take(&clients[1], got, 2), 1);
+
+    /* a leaves its own room: only b is in it */
+    assert_int_equal(herald_leave(a, herald_id(a)), 0);
+    assert_int_equal(herald_leave(a, herald_id(a)), HR_ENOTFOUND);
+    assert_false(herald_in(a, herald_id(a)));
+    assert_int_equal(herald_room_size(root, herald_id(a)), 1);
+    assert_int_equal(herald_rooms(a, list, 4), 1);
+    assert_string_equal(list[0], "chat");
+    assert_int_equal(herald_broadcast_raw(root, herald_id(a), NULL, "x", "3", 1, NULL, 0), 1);
+    assert_int_equal(client_take(&clients[0], got, 2), 0);
+    assert_int_equal(client_take(&clients[1], got, 2), 1);
+    assert_int_equal(herald_join(a, herald_id(a)), 0);
+    assert_int_equal(herald_room_size(root, herald_id(a)), 2);
+    assert_int_equal(herald_leave(b, herald_id(a)), 0);
+    struct hr_sio_room *r;
+    HASH_FIND_STR(root->rooms, herald_id(a), r);
+    assert_null(r); /* its last member left */
+}
+
 /* ---- the slow-consumer policies, per socket ---- */
 
 /* Publish until client a's output is over --max-queued; b polls as it goes. Returns the id of
@@ -309,6 +360,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_channel_message_one_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel_message_no_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broadcast_one_buffer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalesce, setup, teardown),
     };
