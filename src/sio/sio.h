@@ -89,12 +89,16 @@ struct hr_sio_kept {
     uint64_t chan_id; /* a channel message's id (a marker), else 0 */
     uint64_t at;
     char *event;
-    char *raw; /* arguments, the offset already appended */
+    char *raw; /* arguments, the offset already appended; NULL once frame is there */
     size_t raw_len;
+    /* the packet as it was sent, shared: every replay sends that very frame */
+    struct hr_buf *frame;
     char *room;              /* NULL: everyone */
     char except[24];         /* a socket that did not get it, or "" */
     struct herald_bin *bins; /* binary attachments, copied */
     size_t nbins;
+    /* their Engine.IO messages, made on the first replay and shared by the next ones */
+    struct hr_eio_msg *bin_msgs;
     size_t bytes; /* memory it holds, for the budget */
     struct hr_sio_kept *next;
 };
