@@ -17,6 +17,93 @@
 #include "push.h"
 #include "wire.h"
 
+/* ---- the clock: the long polls' timeouts, and the polls' deferred free ---------------------- */
+
+static void finish(struct hr_poll *p, int status);
+static void clock_cb(uv_timer_t *t);
+
+void hr_poll_clock_init(struct hr_poll_clock *k, uv_loop_t *loop)
+{
+    memset(k, 0, sizeof(*k));
+    k->loop = loop;
+}
+
+static void free_dead(struct hr_poll *p)
+{
+    while (p) {
+        struct hr_poll *next = p->lnext;
+        free(p);
+        p = next;
+    }
+}
+
+static void clock_closed_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Set the timer for what is due first, or let it go when nothing is left. */
+static void clock_arm(struct hr_poll_clock *k)
+{
+    if (!k->timer)
+        return;
+    uint64_t now = uv_now(k->loop);
+    if (!k->dead && !k->head) {
+        uv_close((uv_handle_t *)k->timer, clock_closed_cb);
+        k->timer = NULL;
+        return;
+    }
+    uint64_t due = k->dead ? now : k->head->deadline;
+    if (uv_is_active((uv_handle_t *)k->timer) && k->due <= due)
+        return;
+    k->due = due;
+    uv_timer_start(k->timer, clock_cb, due > now ? due - now : 0, 0);
+}
+
+/* The clock's timer, made when a poll needs it. 0 or HR_ENOMEM. */
+static int clock_need(struct hr_poll_clock *k)
+{
+    if (k->timer)
+        return 0;
+    if (!(k->timer = malloc(sizeof(*k->timer))))
+        return HR_ENOMEM;
+    uv_timer_init(k->loop, k->timer);
+    k->timer->data = k;
+    return 0;
+}
+
+static void clock_unlink(struct hr_poll *p)
+{
+    struct hr_poll_clock *k = p->clock;
+    if (!p->timed)
+        return;
+    if (p->lprev)
+        p->lprev->lnext = p->lnext;
+    else
+        k->head = p->lnext;
+    if (p->lnext)
+        p->lnext->lprev = p->lprev;
+    else
+        k->tail = p->lprev;
+    p->lprev = p->lnext = NULL;
+    p->timed = 0;
+}
+
+static void clock_cb(uv_timer_t *t)
+{
+    struct hr_poll_clock *k = t->data;
+    uint64_t now = uv_now(k->loop);
+    struct hr_poll *dead = k->dead;
+    k->dead = NULL;
+    free_dead(dead); /* ended before this turn */
+    while (k->head && k->head->deadline <= now) {
+        struct hr_poll *p = k->head;
+        clock_unlink(p);
+        finish(p, 0);
+    }
+    clock_arm(k);
+}
+
 /* ---- the answer as a stream: its ops write into the batch ---------------------------------- */
 
 static struct hr_poll *poll_of(const struct hr_chan_stream *st)
@@ -24,20 +111,19 @@ static struct hr_poll *poll_of(const struct hr_chan_stream *st)
     return (struct hr_poll *)st;
 }
 
-static void free_cb(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-/* The poll leaves its channel now (it may be inside one of its ops: freed by the loop). */
+/* The poll leaves its channel now (it may be inside one of its ops: freed on the clock's next
+ * turn). */
 static void end(struct hr_poll *p)
 {
+    struct hr_poll_clock *k = p->clock;
     for (uint32_t i = 0; i < p->n; i++)
         hr_buf_unref(p->items[i].buf);
     HR_ARRAY_FREE(p->items, p->n, p->cap);
     hr_chan_stream_stop(&p->st);
-    uv_timer_stop(&p->timer);
-    uv_close((uv_handle_t *)&p->timer, free_cb);
+    clock_unlink(p);
+    p->lnext = k->dead;
+    k->dead = p;
+    clock_arm(k);
 }
 
 static void finish(struct hr_poll *p, int status)
@@ -47,8 +133,8 @@ static void finish(struct hr_poll *p, int status)
     p->done = 1;
     /* nothing sent: the reader's position (past a gap, the first kept id - 1) */
     if (!p->n)
-        p->next = p->st.replay_after;
-    p->more = p->next < p->st.ch->last_id;
+        p->next = p->st.sub.last;
+    p->more = p->next < p->st.sub.ch->last_id;
     p->answer_cb(p, status);
     end(p);
 }
@@ -60,7 +146,7 @@ static struct hr_buf *make_json_cb(const struct hr_hub_msg *m, void *ud)
 
 static struct hr_buf *encode(struct hr_chan_stream *st, struct hr_hub_msg *m)
 {
-    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_POLL, make_json_cb, st->ch->epoch);
+    struct hr_buf *e = hr_hub_encoding(m, HR_FMT_POLL, make_json_cb, st->sub.ch->epoch);
     if (!e)
         poll_of(st)->oom = 1;
     return e;
@@ -127,11 +213,6 @@ static void page_done(struct hr_chan_stream *st)
     finish(poll_of(st), 0);
 }
 
-static void timeout_cb(uv_timer_t *t)
-{
-    finish(t->data, 0);
-}
-
 /* Up to date: a short poll answers; so does a long poll with a gap to tell; else it waits. */
 static void caught_up(struct hr_chan_stream *st)
 {
@@ -140,11 +221,30 @@ static void caught_up(struct hr_chan_stream *st)
         finish(p, 0);
         return;
     }
+    /* held: on the clock's list, at its place by deadline (from the tail: with one timeout
+     * for every long poll, the tail) */
+    struct hr_poll_clock *k = p->clock;
     p->waiting = 1;
-    uv_timer_start(&p->timer, timeout_cb, p->timeout_ms, 0);
+    p->deadline = uv_now(k->loop) + p->timeout_ms;
+    struct hr_poll *after = k->tail;
+    while (after && after->deadline > p->deadline)
+        after = after->lprev;
+    p->lprev = after;
+    p->lnext = after ? after->lnext : k->head;
+    if (p->lnext)
+        p->lnext->lprev = p;
+    else
+        k->tail = p;
+    if (after)
+        after->lnext = p;
+    else
+        k->head = p;
+    p->timed = 1;
+    clock_arm(k);
 }
 
 static const struct hr_chan_stream_ops poll_ops = {
+    .sub = HR_CHAN_STREAM_SUB_OPS,
     .fmt = HR_FMT_POLL,
     .encode = encode,
     .write = add,
@@ -158,15 +258,18 @@ static const struct hr_chan_stream_ops poll_ops = {
     .caught_up = caught_up,
 };
 
-struct hr_poll *hr_poll_new(uv_loop_t *loop, struct hr_channel *ch, uint32_t max,
+struct hr_poll *hr_poll_new(struct hr_poll_clock *clock, struct hr_channel *ch, uint32_t max,
                             uint32_t timeout_ms, hr_poll_answer_cb cb, void *ud)
 {
     struct hr_poll *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
+    if (clock_need(clock) < 0) {
+        free(p);
+        return NULL;
+    }
     hr_chan_stream_init(&p->st, &poll_ops, ch);
-    uv_timer_init(loop, &p->timer);
-    p->timer.data = p;
+    p->clock = clock;
     p->answer_cb = cb;
     p->ud = ud;
     p->max = max < HR_HUB_PAGE_MAX ? max : HR_HUB_PAGE_MAX;
@@ -191,7 +294,7 @@ void hr_poll_cancel(struct hr_poll *p)
 
 int hr_poll_frame(const struct hr_poll *p, struct hr_buf **head, struct hr_buf **tail)
 {
-    const struct hr_channel *ch = p->st.ch;
+    const struct hr_channel *ch = p->st.sub.ch;
     const char *gap = p->gap;
     char h[HR_CHANNEL_NAME_MAX + 200], t[160];
     int hn =
@@ -271,7 +374,7 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, struct hr_pus
     if (hr_chan_open_request(c, req, push, prefix, HR_CHAN_CURSOR_SINCE, 0, &r) < 0)
         return;
     struct hr_poll *p =
-        hr_poll_new(c->srv->loop, r.ch, push->max_batch, timeout_ms, answered_cb, c);
+        hr_poll_new(&push->lp_clock, r.ch, push->max_batch, timeout_ms, answered_cb, c);
     if (!p) {
         hr_http_error(c, 503, NULL, "out of memory");
         hr_hub_forget_unused(r.ch);

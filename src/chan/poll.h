@@ -15,6 +15,19 @@
 
 struct hr_poll;
 
+/* The polls of a loop share one timer (no timer per poll): a held long poll waits on a list
+ * ordered by deadline (each joins at its place from the tail, so at the tail when they all
+ * have the same timeout), and an answered poll on a list freed on the next turn. The timer
+ * exists while there are polls. */
+struct hr_poll_clock {
+    uv_loop_t *loop;
+    uv_timer_t *timer;
+    uint64_t due;                /* the timer's, while it runs */
+    struct hr_poll *head, *tail; /* long polls waiting, by deadline */
+    struct hr_poll *dead;        /* polls that ended, freed after the loop turn */
+};
+void hr_poll_clock_init(struct hr_poll_clock *k, uv_loop_t *loop);
+
 /* The answer: status 0 (p->gap, p->items, p->next, p->more; hr_poll_frame frames them), or
  * < 0 when the history could not be read. Called once, maybe inside hr_poll_start; the poll
  * leaves its channel when it returns and is freed by the loop later. */
@@ -22,7 +35,9 @@ typedef void (*hr_poll_answer_cb)(struct hr_poll *p, int status);
 
 struct hr_poll {
     struct hr_chan_stream st; /* first */
-    uv_timer_t timer;         /* a long poll's timeout; closing it frees the poll */
+    struct hr_poll_clock *clock;
+    struct hr_poll *lprev, *lnext; /* on the clock's list of long polls waiting, or its dead */
+    uint64_t deadline;             /* loop ms a waiting long poll answers empty */
     hr_poll_answer_cb answer_cb;
     void *ud;               /* the caller's */
     const char *gap;        /* "trimmed", "epoch", "unknown" or NULL */
@@ -33,11 +48,13 @@ struct hr_poll {
     uint8_t more;        /* the history goes on after next */
     uint8_t waiting;     /* a long poll in the channel, for the next message */
     uint8_t oom, done;
+    uint8_t timed; /* on the clock's list of long polls waiting */
 };
 
 /* A poll of ch answering at most max messages (up to HR_HUB_PAGE_MAX); timeout_ms 0 for a
- * short poll, else a long poll held at most that long. NULL when out of memory. */
-struct hr_poll *hr_poll_new(uv_loop_t *loop, struct hr_channel *ch, uint32_t max,
+ * short poll, else a long poll held at most that long (on clock's timer). NULL when out of
+ * memory. */
+struct hr_poll *hr_poll_new(struct hr_poll_clock *clock, struct hr_channel *ch, uint32_t max,
                             uint32_t timeout_ms, hr_poll_answer_cb cb, void *ud);
 /* Read after cur, from the start of the history when cur is NULL. */
 void hr_poll_start(struct hr_poll *p, const struct hr_cursor *cur);

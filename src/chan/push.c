@@ -22,6 +22,7 @@ int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
         p->sse_retry_ms = 2000;
     if (!p->max_batch)
         p->max_batch = 1000;
+    hr_poll_clock_init(&p->lp_clock, loop);
     p->ping = hr_buf_from(": heartbeat\n\n", 13);
     if (!p->ping)
         return HR_ENOMEM;

@@ -8,6 +8,7 @@
 
 #include "http/http.h"
 #include "hub/hub.h"
+#include "poll.h"
 #include "wire.h"
 
 struct hr_push {
@@ -17,7 +18,8 @@ struct hr_push {
     uint32_t sse_retry_ms;     /* sent as "retry:" to EventSource (2000) */
     uint32_t max_batch;        /* messages in one poll answer (1000) */
     uv_timer_t heartbeat;
-    struct hr_buf *ping; /* the shared heartbeat line */
+    struct hr_buf *ping;           /* the shared heartbeat line */
+    struct hr_poll_clock lp_clock; /* the polls' timer */
 };
 
 /* The defaults of --lp-timeout and --sse-heartbeat (src/server/config.c), for library users. */

@@ -52,7 +52,7 @@ static struct sse_stream *sse_of(const struct hr_chan_stream *st)
 
 static struct hr_buf *encode(struct hr_chan_stream *st, struct hr_hub_msg *m)
 {
-    return hr_hub_encoding(m, HR_FMT_SSE, make_event, st->ch->epoch);
+    return hr_hub_encoding(m, HR_FMT_SSE, make_event, st->sub.ch->epoch);
 }
 
 static int write_event(struct hr_chan_stream *st, struct hr_buf *e, uint64_t id)
@@ -88,7 +88,7 @@ static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t fi
 static void close_slow(struct hr_chan_stream *st)
 {
     struct sse_stream *s = sse_of(st);
-    hr_warn("sse %s: slow consumer, %zu bytes queued; disconnecting", st->ch->name,
+    hr_warn("sse %s: slow consumer, %zu bytes queued; disconnecting", st->sub.ch->name,
             hr_conn_queued(s->c));
     send_text(s, "event: close\ndata: {\"reason\":\"slow consumer\"}\n\n", 47);
     hr_conn_end(s->c, s->c->srv->limits.close_timeout_ms);
@@ -97,7 +97,7 @@ static void close_slow(struct hr_chan_stream *st)
 static void close_error(struct hr_chan_stream *st, int status, const char *what)
 {
     struct sse_stream *s = sse_of(st);
-    hr_warn("sse %s: %s: %s", st->ch->name, what, hr_strerror(status));
+    hr_warn("sse %s: %s: %s", st->sub.ch->name, what, hr_strerror(status));
     hr_conn_end(s->c, s->c->srv->limits.close_timeout_ms);
 }
 
@@ -117,6 +117,7 @@ static int over(const struct hr_chan_stream *st)
 }
 
 static const struct hr_chan_stream_ops sse_ops = {
+    .sub = HR_CHAN_STREAM_SUB_OPS,
     .fmt = HR_FMT_SSE,
     .encode = encode,
     .write = write_event,

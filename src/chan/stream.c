@@ -4,13 +4,15 @@
 
 #include "core/error.h"
 
-static const struct hr_sub_ops stream_sub_ops;
+#define OPS(s) hr_chan_stream_ops(s)
+
+enum { REPLAYING = 1 }; /* sub.flags: not yet live */
 
 /* The one place a message leaves: sub.last is what the reader was last sent (coalesce
  * compares against it). */
 static int send_enc(struct hr_chan_stream *s, struct hr_buf *enc, uint64_t id)
 {
-    int rc = s->ops->write(s, enc, id);
+    int rc = OPS(s)->write(s, enc, id);
     if (rc == 0)
         s->sub.last = id;
     return rc;
@@ -18,10 +20,10 @@ static int send_enc(struct hr_chan_stream *s, struct hr_buf *enc, uint64_t id)
 
 static int send_msg(struct hr_chan_stream *s, struct hr_hub_msg *m)
 {
-    struct hr_buf *enc = s->ops->encode(s, m);
+    struct hr_buf *enc = OPS(s)->encode(s, m);
     if (!enc) {
         /* never skipped silently: the reader comes back and resumes from its cursor */
-        s->ops->close_error(s, HR_ENOMEM, "out of memory");
+        OPS(s)->close_error(s, HR_ENOMEM, "out of memory");
         return HR_ENOMEM;
     }
     return send_enc(s, enc, m->id);
@@ -30,8 +32,7 @@ static int send_msg(struct hr_chan_stream *s, struct hr_hub_msg *m)
 void hr_chan_stream_init(struct hr_chan_stream *s, const struct hr_chan_stream_ops *ops,
                          struct hr_channel *ch)
 {
-    *s = (struct hr_chan_stream){
-        .sub = {.ops = &stream_sub_ops, .fmt = ops->fmt}, .ops = ops, .ch = ch};
+    *s = (struct hr_chan_stream){.sub = {.ops = &ops->sub, .ch = ch, .fmt = ops->fmt}};
 }
 
 /* A lagging reader caught up (its output drained, or a message found it below the limit):
@@ -41,34 +42,34 @@ static void catch_up(struct hr_chan_stream *s, struct hr_channel *ch, uint64_t n
 {
     s->sub.lagging = 0;
     if (ch->policy == HR_POLICY_SKIP) {
-        s->ops->write_gap(s, "slow", next, s->sub.lag_from, next - 1);
+        OPS(s)->write_gap(s, "slow", next, s->sub.lag, next - 1);
     } else if (s->sub.owed) {
         struct hr_buf *enc = s->sub.owed;
         s->sub.owed = NULL;
-        if (s->sub.owed_id > s->sub.last && s->sub.owed_id < next)
-            send_enc(s, enc, s->sub.owed_id);
+        if (s->sub.lag > s->sub.last && s->sub.lag < next)
+            send_enc(s, enc, s->sub.lag);
         hr_buf_unref(enc);
     }
 }
 
-static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
+int hr_chan_stream_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m)
 {
     struct hr_chan_stream *s = (struct hr_chan_stream *)sub;
-    if (s->ops->closing(s))
+    if (OPS(s)->closing(s))
         return HR_ECLOSED;
     /* a reader that does not keep up is never buffered for without bound (hub.h); nor is one
      * the memory budget picked among the largest queues (shed) */
-    if (s->ops->over(s)) {
+    if (OPS(s)->over(s)) {
         if (ch->policy == HR_POLICY_DISCONNECT) {
-            s->ops->close_slow(s);
+            OPS(s)->close_slow(s);
             return HR_ECLOSED;
         }
         if (!sub->lagging) {
             sub->lagging = 1;
-            sub->lag_from = m->id;
+            sub->lag = m->id; /* skip: the first held back (coalesce: hr_sub_owe's) */
         }
         if (ch->policy == HR_POLICY_COALESCE)
-            hr_sub_owe(sub, s->ops->encode(s, m), m->id);
+            hr_sub_owe(sub, OPS(s)->encode(s, m), m->id);
         return 0;
     }
     if (sub->lagging)
@@ -76,11 +77,9 @@ static int deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg 
     return send_msg(s, m) < 0 ? HR_ECLOSED : 0;
 }
 
-static const struct hr_sub_ops stream_sub_ops = {.deliver = deliver};
-
 /* ---- resuming: history is sent a page at a time, as the reader's output drains, then the
  * stream goes live; so a long replay holds at most about --max-queued of memory and is not
- * mistaken for a slow consumer. */
+ * mistaken for a slow consumer. sub.last is how far the replay got. */
 
 static void pump(struct hr_chan_stream *s);
 
@@ -89,73 +88,73 @@ static void pump(struct hr_chan_stream *s);
 static void replay_page(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
 {
     struct hr_chan_stream *s = ud;
-    int later = s->req != NULL;
-    s->req = NULL;
-    if (s->ops->closing(s))
+    int later = s->sub.read != NULL;
+    s->sub.read = NULL;
+    if (OPS(s)->closing(s))
         return;
     if (pg->status < 0) {
-        s->ops->close_error(s, pg->status, "history read failed");
+        OPS(s)->close_error(s, pg->status, "history read failed");
         return;
     }
     /* history may have been trimmed while this reader was catching up */
-    if (s->replay_after + 1 < pg->first) {
-        s->ops->write_gap(s, "trimmed", pg->first, 0, 0);
-        s->replay_after = pg->first - 1;
+    if (s->sub.last + 1 < pg->first) {
+        OPS(s)->write_gap(s, "trimmed", pg->first, 0, 0);
+        s->sub.last = pg->first - 1;
     }
-    for (uint32_t i = 0; i < pg->n && !s->ops->closing(s); i++) {
-        if (pg->m[i]->id <= s->replay_after)
+    for (uint32_t i = 0; i < pg->n && !OPS(s)->closing(s); i++) {
+        if (pg->m[i]->id <= s->sub.last)
             continue;
-        s->replay_after = pg->m[i]->id;
-        if (send_msg(s, pg->m[i]) < 0 || s->ops->full(s))
+        s->sub.last = pg->m[i]->id;
+        if (send_msg(s, pg->m[i]) < 0 || OPS(s)->full(s))
             break;
     }
-    if (s->ops->page_done && !s->ops->closing(s))
-        s->ops->page_done(s);
+    if (OPS(s)->page_done && !OPS(s)->closing(s))
+        OPS(s)->page_done(s);
     if (later)
         pump(s);
 }
 
 static void pump(struct hr_chan_stream *s)
 {
-    struct hr_channel *ch = s->ch;
-    while (!s->ops->closing(s) && !s->req) {
-        if (s->replay_after >= ch->last_id) {
-            if (s->ops->caught_up) {
-                s->ops->caught_up(s);
-                if (s->ops->closing(s))
+    struct hr_channel *ch = s->sub.ch;
+    while (!OPS(s)->closing(s) && !s->sub.read) {
+        if (s->sub.last >= ch->last_id) {
+            if (OPS(s)->caught_up) {
+                OPS(s)->caught_up(s);
+                if (OPS(s)->closing(s))
                     return;
             }
-            s->replaying = 0;
+            s->sub.flags &= (uint8_t)~REPLAYING;
             hr_hub_subscribe(ch, &s->sub);
             return;
         }
-        if (s->ops->full(s))
+        if (OPS(s)->full(s))
             return; /* hr_chan_stream_drained goes on */
-        uint64_t before = s->replay_after;
-        int rc = hr_hub_read(ch, s->replay_after, HR_HUB_PAGE_MAX, replay_page, s, &s->req);
+        uint64_t before = s->sub.last;
+        int rc = hr_hub_read(ch, s->sub.last, HR_HUB_PAGE_MAX, replay_page, s, &s->sub.read);
         if (rc < 0) {
-            s->ops->close_error(s, rc, "history read failed");
+            OPS(s)->close_error(s, rc, "history read failed");
             return;
         }
         /* nothing more to read though last_id is ahead: go live (cannot happen while ids
          * are dense; guards the loop) */
-        if (rc == 0 && s->replay_after == before && !s->ops->full(s) && !s->ops->closing(s))
-            s->replay_after = ch->last_id;
+        if (rc == 0 && s->sub.last == before && !OPS(s)->full(s) && !OPS(s)->closing(s))
+            s->sub.last = ch->last_id;
     }
 }
 
 void hr_chan_stream_start(struct hr_chan_stream *s, const struct hr_cursor *cur)
 {
-    struct hr_channel *ch = s->ch;
-    s->replaying = 1;
-    s->replay_after = ch->last_id; /* no cursor: live from the next message */
+    struct hr_channel *ch = s->sub.ch;
+    s->sub.flags |= REPLAYING;
+    s->sub.last = ch->last_id; /* no cursor: live from the next message */
     if (cur) {
-        const char *gap = hr_cursor_start(cur, ch, &s->replay_after);
+        const char *gap = hr_cursor_start(cur, ch, &s->sub.last);
         if (gap) {
-            s->ops->write_gap(s, gap, hr_hub_first_id(ch), 0, 0);
-            if (s->ops->closing(s))
+            OPS(s)->write_gap(s, gap, hr_hub_first_id(ch), 0, 0);
+            if (OPS(s)->closing(s))
                 return;
-            s->replay_after = hr_hub_first_id(ch) - 1;
+            s->sub.last = hr_hub_first_id(ch) - 1;
         }
     }
     pump(s);
@@ -163,29 +162,31 @@ void hr_chan_stream_start(struct hr_chan_stream *s, const struct hr_cursor *cur)
 
 void hr_chan_stream_drained(struct hr_chan_stream *s)
 {
-    if (!s->ch || s->ops->closing(s))
+    if (!s->sub.ch || OPS(s)->closing(s))
         return;
-    if (s->replaying) {
-        if (!s->req)
+    if (s->sub.flags & REPLAYING) {
+        if (!s->sub.read)
             pump(s);
-    } else if (s->sub.lagging && s->sub.ch) {
+    } else if (s->sub.lagging && s->sub.subscribed) {
         catch_up(s, s->sub.ch, s->sub.ch->last_id + 1);
     }
 }
 
 void hr_chan_stream_shed(struct hr_chan_stream *s)
 {
-    if (s->ch && s->ch->policy == HR_POLICY_DISCONNECT)
-        s->ops->close_slow(s);
+    if (s->sub.ch && s->sub.ch->policy == HR_POLICY_DISCONNECT)
+        OPS(s)->close_slow(s);
 }
 
 void hr_chan_stream_stop(struct hr_chan_stream *s)
 {
-    struct hr_channel *ch = s->ch;
-    hr_hub_read_cancel(s->req);
-    s->req = NULL;
+    struct hr_channel *ch = s->sub.ch;
+    if (!s->sub.subscribed) {
+        hr_hub_read_cancel(s->sub.read);
+        s->sub.read = NULL;
+    }
     hr_hub_unsubscribe(&s->sub);
-    s->ch = NULL;
+    s->sub.ch = NULL;
     if (ch)
         hr_hub_forget_unused(ch);
 }
@@ -196,10 +197,8 @@ void hr_chan_stream_each(struct hr_hub *hub, const struct hr_chan_stream_ops *op
     struct hr_channel *ch, *tmp;
     HASH_ITER(hh, hub->channels, ch, tmp)
     {
-        for (struct hr_sub *sub = ch->subs; sub; sub = sub->next) {
-            struct hr_chan_stream *s = (struct hr_chan_stream *)sub;
-            if (sub->ops == &stream_sub_ops && s->ops == ops)
-                fn(s, ud);
-        }
+        for (struct hr_sub *sub = ch->subs; sub; sub = sub->next)
+            if (sub->ops == &ops->sub)
+                fn((struct hr_chan_stream *)sub, ud);
     }
 }

@@ -20,8 +20,17 @@
 
 struct hr_chan_stream;
 
+/* What the hub calls on a stream: every ops table starts with it (HR_CHAN_STREAM_SUB_OPS), so
+ * the stream's sub.ops is its ops table too and a stream stores no second pointer. */
+int hr_chan_stream_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m);
+#define HR_CHAN_STREAM_SUB_OPS                                                                     \
+    {                                                                                              \
+        .deliver = hr_chan_stream_deliver                                                          \
+    }
+
 struct hr_chan_stream_ops {
-    uint8_t fmt; /* HR_FMT_*: the transport's wire format, for the hub's counts */
+    struct hr_sub_ops sub; /* first: HR_CHAN_STREAM_SUB_OPS */
+    uint8_t fmt;           /* HR_FMT_*: the transport's wire format, for the hub's counts */
     /* m in the transport's encoding, shared by every subscriber (hr_hub_encoding); borrowed.
      * NULL when out of memory. */
     struct hr_buf *(*encode)(struct hr_chan_stream *s, struct hr_hub_msg *m);
@@ -51,14 +60,17 @@ struct hr_chan_stream_ops {
     void (*caught_up)(struct hr_chan_stream *s);
 };
 
+/* A stream is its hub subscriber and nothing more: sub.ops is its ops table, sub.ch its
+ * channel while the stream lives, sub.last how far a replay got (the last id sent from
+ * history), sub.read a page being read from the store, sub.flags whether it is replaying. */
 struct hr_chan_stream {
-    struct hr_sub sub; /* first: the hub hands it back */
-    const struct hr_chan_stream_ops *ops;
-    struct hr_channel *ch;   /* while the stream lives (sub.ch only while live) */
-    uint64_t replay_after;   /* while replaying: the last id sent from history */
-    struct hr_hub_read *req; /* a page being read from the store */
-    uint8_t replaying;       /* not yet live */
+    struct hr_sub sub; /* the hub hands it back */
 };
+
+static inline const struct hr_chan_stream_ops *hr_chan_stream_ops(const struct hr_chan_stream *s)
+{
+    return (const struct hr_chan_stream_ops *)s->sub.ops;
+}
 
 /* Set up s for ch (nothing is sent yet). */
 void hr_chan_stream_init(struct hr_chan_stream *s, const struct hr_chan_stream_ops *ops,
@@ -73,7 +85,7 @@ void hr_chan_stream_drained(struct hr_chan_stream *s);
  * drains). */
 void hr_chan_stream_shed(struct hr_chan_stream *s);
 /* The transport goes away: a read under way is cancelled, the stream leaves its channel (which
- * may then be forgotten: s->ch is NULL afterwards). No op is called after this. */
+ * may then be forgotten: s->sub.ch is NULL afterwards). No op is called after this. */
 void hr_chan_stream_stop(struct hr_chan_stream *s);
 
 /* Call fn for every live stream of hub using ops (an SSE heartbeat, say). fn must not stop

@@ -15,18 +15,22 @@
 #include "stream.h"
 #include "ws/ws.h"
 
+/* A subscriber's state: the socket's data (hr_ws_data), one block with the socket. */
 struct ws_sub {
     struct hr_chan_stream st; /* first */
-    struct hr_ws *ws;
-    struct hr_push *push;
-    struct hr_channel *ch; /* for acks: the stream forgets it when it stops */
-    uint32_t pending;      /* publishes awaiting their commit */
+    uint32_t pending;         /* publishes awaiting their commit (the block outlives the
+                               * socket until they are answered: hr_ws_keep) */
     uint8_t closed;
 };
 
 static struct ws_sub *ws_of(const struct hr_chan_stream *st)
 {
     return (struct ws_sub *)st;
+}
+
+static struct hr_ws *sock_of(const struct ws_sub *w)
+{
+    return hr_ws_of_data((void *)w);
 }
 
 static struct hr_buf *make_frame(const struct hr_hub_msg *m, void *ud)
@@ -41,14 +45,14 @@ static struct hr_buf *make_frame(const struct hr_hub_msg *m, void *ud)
 
 static struct hr_buf *encode(struct hr_chan_stream *st, struct hr_hub_msg *m)
 {
-    return hr_hub_encoding(m, HR_FMT_WS, make_frame, st->ch->epoch);
+    return hr_hub_encoding(m, HR_FMT_WS, make_frame, st->sub.ch->epoch);
 }
 
 /* The stream checked the limit before (over); a replay stops at full; notices may take the
  * output a little past it. */
 static int write_frame(struct hr_chan_stream *st, struct hr_buf *f, uint64_t id)
 {
-    return hr_ws_queue_frame(ws_of(st)->ws, f);
+    return hr_ws_queue_frame(sock_of(ws_of(st)), f);
 }
 
 static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t first,
@@ -61,36 +65,37 @@ static void write_gap(struct hr_chan_stream *st, const char *reason, uint64_t fi
                            "]}",
                            reason, first, missed_from, missed_to)
                 : snprintf(g, sizeof g, "{\"gap\":\"%s\",\"first\":%" PRIu64 "}", reason, first);
-    hr_ws_send(ws_of(st)->ws, HR_WS_OP_TEXT, g, (size_t)n);
+    hr_ws_send(sock_of(ws_of(st)), HR_WS_OP_TEXT, g, (size_t)n);
 }
 
 static void close_slow(struct hr_chan_stream *st)
 {
-    hr_ws_close(ws_of(st)->ws, HR_WS_CLOSE_POLICY, "slow consumer");
+    hr_ws_close(sock_of(ws_of(st)), HR_WS_CLOSE_POLICY, "slow consumer");
 }
 
 static void close_error(struct hr_chan_stream *st, int status, const char *what)
 {
-    hr_ws_close(ws_of(st)->ws, 1011, what);
+    hr_ws_close(sock_of(ws_of(st)), 1011, what);
 }
 
 static int closing(const struct hr_chan_stream *st)
 {
     struct ws_sub *w = ws_of(st);
-    return w->closed || w->ws->state != HR_WS_OPEN;
+    return w->closed || sock_of(w)->state != HR_WS_OPEN;
 }
 
 static int full(const struct hr_chan_stream *st)
 {
-    return hr_conn_full(ws_of(st)->ws->conn);
+    return hr_conn_full(sock_of(ws_of(st))->conn);
 }
 
 static int over(const struct hr_chan_stream *st)
 {
-    return hr_conn_over(ws_of(st)->ws->conn);
+    return hr_conn_over(sock_of(ws_of(st))->conn);
 }
 
 static const struct hr_chan_stream_ops ws_stream_ops = {
+    .sub = HR_CHAN_STREAM_SUB_OPS,
     .fmt = HR_FMT_WS,
     .encode = encode,
     .write = write_frame,
@@ -104,25 +109,19 @@ static const struct hr_chan_stream_ops ws_stream_ops = {
 
 static void drain_cb(struct hr_ws *ws)
 {
-    struct ws_sub *w = ws->user;
-    if (w && !w->closed)
+    struct ws_sub *w = hr_ws_data(ws);
+    if (!w->closed)
         hr_chan_stream_drained(&w->st);
 }
 
 /* The memory budget picked this socket among the largest queues: its channel's policy now. */
 static void shed_cb(struct hr_ws *ws)
 {
-    struct ws_sub *w = ws->user;
-    if (!w || w->closed)
+    struct ws_sub *w = hr_ws_data(ws);
+    if (w->closed)
         hr_ws_close(ws, HR_WS_CLOSE_POLICY, "slow consumer");
     else
         hr_chan_stream_shed(&w->st);
-}
-
-static void release(struct ws_sub *w)
-{
-    if (w->closed && w->pending == 0)
-        free(w);
 }
 
 static void published_cb(void *ud, int status, uint64_t id)
@@ -135,15 +134,16 @@ static void published_cb(void *ud, int status, uint64_t id)
                     ? snprintf(reply, sizeof reply, "{\"error\":\"could not store the message\"}")
                     : snprintf(reply, sizeof reply,
                                "{\"ack\":%" PRIu64 ",\"cursor\":\"%s:%" PRIu64 "\"}", id,
-                               w->ch->epoch, id);
-        hr_ws_send(w->ws, HR_WS_OP_TEXT, reply, (size_t)n);
+                               w->st.sub.ch->epoch, id);
+        hr_ws_send(sock_of(w), HR_WS_OP_TEXT, reply, (size_t)n);
+    } else if (w->pending == 0) {
+        hr_ws_free(sock_of(w)); /* the last answer of a socket that went away */
     }
-    release(w);
 }
 
 static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {
-    struct ws_sub *w = ws->user;
+    struct ws_sub *w = hr_ws_data(ws);
     static const char not_json[] = "{\"error\":\"a message must be one JSON value (text frame)\"}";
     if (opcode != HR_WS_OP_TEXT || !hr_json_check((const char *)data, len)) {
         hr_ws_send(ws, HR_WS_OP_TEXT, not_json, sizeof not_json - 1);
@@ -169,7 +169,7 @@ static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         return;
     }
     w->pending++;
-    if (hr_hub_publish_buf(w->push->hub, w->ch, value, published_cb, w) < 0) {
+    if (hr_hub_publish_buf(w->st.sub.ch->hub, w->st.sub.ch, value, published_cb, w) < 0) {
         w->pending--;
         goto fail;
     }
@@ -182,14 +182,16 @@ fail:
 
 static void close_cb(struct hr_ws *ws, uint16_t code)
 {
-    struct ws_sub *w = ws->user;
+    struct ws_sub *w = hr_ws_data(ws);
     hr_chan_stream_stop(&w->st);
     w->closed = 1;
-    release(w);
+    if (w->pending)
+        hr_ws_keep(ws);
 }
 
 static const struct hr_ws_handler channel_ws = {
     .max_message_is_body = 1, /* a message is a publish: --max-body, refused at its header */
+    .data_size = sizeof(struct ws_sub),
     .on_drain = drain_cb,
     .on_shed = shed_cb,
     .on_message = message_cb,
@@ -200,20 +202,14 @@ void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud
 {
     struct hr_push *push = ud;
     struct hr_chan_request r;
-    if (hr_chan_open_request(c, req, push, HR_PUSH_PREFIX_WS, HR_CHAN_CURSOR_SINCE,
-                             sizeof(struct ws_sub), &r) < 0)
+    if (hr_chan_open_request(c, req, push, HR_PUSH_PREFIX_WS, HR_CHAN_CURSOR_SINCE, 0, &r) < 0)
         return;
-    struct ws_sub *w = r.state;
     struct hr_ws *ws = hr_ws_accept(c, req, &channel_ws, push);
     if (!ws) {
-        free(w);
         hr_hub_forget_unused(r.ch);
         return;
     }
+    struct ws_sub *w = hr_ws_data(ws);
     hr_chan_stream_init(&w->st, &ws_stream_ops, r.ch);
-    w->ws = ws;
-    w->push = push;
-    w->ch = r.ch;
-    ws->user = w;
     hr_chan_stream_start(&w->st, r.has_cursor ? &r.cursor : NULL);
 }

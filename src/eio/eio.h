@@ -61,20 +61,28 @@ struct hr_buf *hr_eio_text_frame(size_t len, char **payload);
 /* The message of such a frame; m takes the caller's reference (hr_eio_msg_release). */
 void hr_eio_msg_of_frame(struct hr_eio_msg *m, struct hr_buf *frame);
 
+/* A session's polling state (and an upgrade's): a session has it while it polls, and gives
+ * it up once it runs over WebSocket; one opened over WebSocket never has it. */
+struct hr_eio_poll {
+    struct hr_eio_session *s;
+    struct hr_conn *get;    /* a held polling GET */
+    struct hr_ws *probe;    /* a WebSocket being upgraded to */
+    struct hr_slice *queue; /* packets waiting for the next GET */
+    uint32_t queue_len, queue_cap;
+    size_t queue_bytes;
+    struct hr_budget_queue bq; /* the queue, charged to the memory budget */
+};
+
 struct hr_eio_session {
     char sid[24];
     UT_hash_handle hh;
     struct hr_eio *eio;
-    void *user;             /* the layer above's (a Socket.IO client) */
-    struct hr_ws *ws;       /* the WebSocket transport, once it is the transport */
-    struct hr_ws *probe;    /* a WebSocket being upgraded to */
-    struct hr_conn *get;    /* a held polling GET */
-    struct hr_slice *queue; /* polling: packets waiting for the next GET */
-    uint32_t queue_len, queue_cap;
-    size_t queue_bytes;
-    struct hr_budget_queue bq; /* the polling queue, charged to the memory budget */
-    uv_timer_t heartbeat;      /* next ping, or the pong deadline */
-    uint64_t deadline;         /* loop time (ms) the heartbeat timer is due at */
+    void *user;               /* the layer above's (a Socket.IO client) */
+    struct hr_ws *ws;         /* the WebSocket transport, once it is the transport */
+    struct hr_eio_poll *poll; /* while polling or upgrading (server.c) */
+    struct hr_eio_session *hb_prev, *hb_next; /* its heartbeat list (server.c) */
+    uint64_t deadline;                        /* loop time (ms) its next ping or pong is due */
+    uint8_t hb_list;                          /* which list; 0: none */
     uint8_t transport;
     uint8_t upgrading; /* probe answered; waiting for the upgrade packet (polls
                         * are answered with a noop meanwhile) */
@@ -92,6 +100,12 @@ struct hr_eio {
     struct hr_buf *sep;              /* the record separator, shared by every poll answer */
     struct hr_ws_handler ws_handler; /* its max_message is opts.max_payload */
     uint32_t count;
+    /* the sessions' heartbeats: one timer (while there are sessions) and deadline-ordered
+     * lists of sessions (server.c); closed sessions wait on dead to be freed */
+    uv_timer_t *hb;
+    uint64_t hb_due;
+    struct hr_eio_session *hb_head[4], *hb_tail[4];
+    struct hr_eio_session *dead;
 };
 
 int hr_eio_init(struct hr_eio *eio, struct hr_server *srv, const struct hr_eio_opts *opts,

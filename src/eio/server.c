@@ -150,16 +150,134 @@ static void eio_error(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
 
 /* ---- sessions ---------------------------------------------------------------------------- */
 
-static void heartbeat_cb(uv_timer_t *t);
+/* A socket's data (hr_ws_data) is the session it carries or probes for; NULL once detached. */
+static struct hr_eio_session **sess_of(struct hr_ws *ws)
+{
+    return hr_ws_data(ws);
+}
+
+/* ---- heartbeats: one timer for every session ----------------------------------------------
+ * A session's next heartbeat event is due at s->deadline: its ping (list HB_PING) or its
+ * pong's deadline (HB_PONG); a slow consumer waits on HB_NOW for the next loop turn. A session
+ * joins a list at its place by deadline, found from the tail: every session of a list is
+ * scheduled the same time ahead, so that is the tail itself but for the loop's lateness. One
+ * timer is set for the earliest head. Closed sessions wait on eio->dead for the same timer,
+ * so that no caller finds its session freed under it (they are freed after the loop turn). */
+
+enum { HB_NONE, HB_PING, HB_PONG, HB_NOW, HB_DUE };
+
+static void heartbeat_due(struct hr_eio_session *s);
+static void hb_timer_cb(uv_timer_t *t);
+static struct hr_eio_poll *poll_of(struct hr_eio_session *s);
+
+static void hb_unlink(struct hr_eio_session *s)
+{
+    struct hr_eio *eio = s->eio;
+    int k = s->hb_list - 1;
+    if (!s->hb_list)
+        return;
+    if (s->hb_prev)
+        s->hb_prev->hb_next = s->hb_next;
+    else
+        eio->hb_head[k] = s->hb_next;
+    if (s->hb_next)
+        s->hb_next->hb_prev = s->hb_prev;
+    else
+        eio->hb_tail[k] = s->hb_prev;
+    s->hb_prev = s->hb_next = NULL;
+    s->hb_list = HB_NONE;
+}
+
+static void hb_link(struct hr_eio_session *s, int list)
+{
+    struct hr_eio *eio = s->eio;
+    int k = list - 1;
+    struct hr_eio_session *after = eio->hb_tail[k];
+    if (list == HB_PING || list == HB_PONG)
+        while (after && after->deadline > s->deadline)
+            after = after->hb_prev;
+    s->hb_prev = after;
+    s->hb_next = after ? after->hb_next : eio->hb_head[k];
+    if (s->hb_next)
+        s->hb_next->hb_prev = s;
+    else
+        eio->hb_tail[k] = s;
+    if (after)
+        after->hb_next = s;
+    else
+        eio->hb_head[k] = s;
+    s->hb_list = (uint8_t)list;
+}
+
+/* Set the timer for the earliest event, unless it is set for an earlier one already (it then
+ * finds nothing due, and sets itself again). */
+static void hb_arm(struct hr_eio *eio)
+{
+    if (!eio->hb)
+        return;
+    uint64_t now = uv_now(eio->srv->loop), due = UINT64_MAX;
+    if (eio->hb_head[HB_NOW - 1] || eio->dead)
+        due = now;
+    for (int k = HB_PING; k <= HB_PONG; k++)
+        if (eio->hb_head[k - 1] && eio->hb_head[k - 1]->deadline < due)
+            due = eio->hb_head[k - 1]->deadline;
+    if (due == UINT64_MAX || (uv_is_active((uv_handle_t *)eio->hb) && eio->hb_due <= due))
+        return;
+    eio->hb_due = due;
+    uv_timer_start(eio->hb, hb_timer_cb, due > now ? due - now : 0, 0);
+}
+
+static void free_dead(struct hr_eio_session *s)
+{
+    while (s) {
+        struct hr_eio_session *next = s->hb_next;
+        free(s);
+        s = next;
+    }
+}
+
+static void hb_closed_cb(uv_handle_t *h)
+{
+    free_dead(h->data);
+    free(h);
+}
+
+static void hb_timer_cb(uv_timer_t *t)
+{
+    struct hr_eio *eio = t->data;
+    uint64_t now = uv_now(t->loop);
+    struct hr_eio_session *dead = eio->dead;
+    eio->dead = NULL;
+    free_dead(dead); /* closed before this loop turn */
+    /* what is due, in order, onto HB_DUE; handled from there, so that a session scheduled
+     * again meanwhile waits for the next turn */
+    for (;;) {
+        struct hr_eio_session *s = eio->hb_head[HB_NOW - 1];
+        if (!s) {
+            struct hr_eio_session *a = eio->hb_head[HB_PING - 1], *b = eio->hb_head[HB_PONG - 1];
+            s = a && (!b || a->deadline <= b->deadline) ? a : b;
+            if (!s || s->deadline > now)
+                break;
+        }
+        hb_unlink(s);
+        hb_link(s, HB_DUE);
+    }
+    for (struct hr_eio_session *s; (s = eio->hb_head[HB_DUE - 1]);) {
+        hb_unlink(s);
+        heartbeat_due(s);
+    }
+    hb_arm(eio);
+}
 
 /* The heartbeat is a schedule of deadlines in loop time: the next ping is due at s->deadline,
  * and once it is sent the pong is due pingTimeout after the ping was due (not after the timer
  * happened to run), so when a session ends does not depend on how late the loop got there. */
 static void heartbeat_at(struct hr_eio_session *s, uint64_t due)
 {
-    uint64_t now = uv_now(s->eio->srv->loop);
     s->deadline = due;
-    uv_timer_start(&s->heartbeat, heartbeat_cb, due > now ? due - now : 0, 0);
+    hb_unlink(s);
+    hb_link(s, s->awaiting_pong ? HB_PONG : HB_PING);
+    hb_arm(s->eio);
 }
 
 static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
@@ -167,17 +285,27 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
     struct hr_eio_session *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    if (!eio->hb) {
+        /* the first session: the heartbeat timer (it closes again with the last one) */
+        if (!(eio->hb = malloc(sizeof(*eio->hb)))) {
+            free(s);
+            return NULL;
+        }
+        uv_timer_init(eio->srv->loop, eio->hb);
+        eio->hb->data = eio;
+    }
     s->eio = eio;
     s->transport = (uint8_t)transport;
-    s->bq.shed = queue_shed_cb;
+    if (transport == HR_EIO_POLLING && !poll_of(s)) {
+        free(s);
+        return NULL;
+    }
     for (struct hr_eio_session *other = s; other;) {
         hr_random_id(s->sid);
         HASH_FIND_STR(eio->sessions, s->sid, other);
     }
     HASH_ADD_STR(eio->sessions, sid, s);
     eio->count++;
-    uv_timer_init(eio->srv->loop, &s->heartbeat);
-    s->heartbeat.data = s;
     /* the loop's time of this iteration: never later than the request that opened the session */
     heartbeat_at(s, uv_now(eio->srv->loop) + eio->opts.ping_interval_ms);
     return s;
@@ -193,42 +321,80 @@ static int open_payload(struct hr_eio *eio, struct hr_eio_session *s, char *out,
         eio->opts.ping_interval_ms, eio->opts.ping_timeout_ms, eio->opts.max_payload);
 }
 
+/* ---- the polling state: a session that polls (or is upgrading) has it; one over WebSocket
+ * gives it up once the upgrade completes, and one that opened over WebSocket never has it. */
+
+/* The session's polling state, made on first use (NULL: out of memory). */
+static struct hr_eio_poll *poll_of(struct hr_eio_session *s)
+{
+    if (!s->poll && (s->poll = calloc(1, sizeof(*s->poll)))) {
+        s->poll->s = s;
+        s->poll->bq.shed = queue_shed_cb;
+    }
+    return s->poll;
+}
+
+/* The held polling GET, or NULL. */
+static struct hr_conn *held_get(const struct hr_eio_session *s)
+{
+    return s->poll ? s->poll->get : NULL;
+}
+
+static size_t queue_bytes(const struct hr_eio_session *s)
+{
+    return s->poll ? s->poll->queue_bytes : 0;
+}
+
 static void queue_clear(struct hr_eio_session *s)
 {
-    for (uint32_t i = 0; i < s->queue_len; i++)
-        hr_buf_unref(s->queue[i].buf);
-    s->queue_len = 0;
-    s->queue_bytes = 0;
-    hr_budget_queue_forget(&s->bq);
+    struct hr_eio_poll *p = s->poll;
+    if (!p)
+        return;
+    for (uint32_t i = 0; i < p->queue_len; i++)
+        hr_buf_unref(p->queue[i].buf);
+    p->queue_len = 0;
+    p->queue_bytes = 0;
+    hr_budget_queue_forget(&p->bq);
+}
+
+/* The session polls no more (upgraded, or closed): its held GET and probe were seen to. */
+static void poll_free(struct hr_eio_session *s)
+{
+    if (!s->poll)
+        return;
+    queue_clear(s);
+    free(s->poll->queue);
+    free(s->poll);
+    s->poll = NULL;
 }
 
 /* Over the memory budget, this polling queue is among the largest: Engine.IO's slow-consumer
  * close, as when it passes --max-queued (the client reconnects and recovers). */
 static void queue_shed_cb(struct hr_budget_queue *q, int hard)
 {
-    struct hr_eio_session *s =
-        (struct hr_eio_session *)((char *)q - offsetof(struct hr_eio_session, bq));
-    hr_warn("eio %s: %zu bytes queued while over the memory budget; closing", s->sid,
-            s->queue_bytes);
-    session_close(s, "transport error", 0);
+    struct hr_eio_poll *p = (struct hr_eio_poll *)((char *)q - offsetof(struct hr_eio_poll, bq));
+    hr_warn("eio %s: %zu bytes queued while over the memory budget; closing", p->s->sid,
+            p->queue_bytes);
+    session_close(p->s, "transport error", 0);
 }
 
 static int queue_push(struct hr_eio_session *s, const struct hr_slice *rec)
 {
-    struct hr_slice *q = HR_ARRAY_PUSH(s->queue, s->queue_len, s->queue_cap, 8);
+    struct hr_eio_poll *p = poll_of(s);
+    struct hr_slice *q = p ? HR_ARRAY_PUSH(p->queue, p->queue_len, p->queue_cap, 8) : NULL;
     if (!q)
         return HR_ENOMEM;
     *q = (struct hr_slice){hr_buf_ref(rec->buf), rec->off, rec->len};
-    s->queue_bytes += rec->len;
-    hr_budget_queue_charge(&s->bq, rec->len);
+    p->queue_bytes += rec->len;
+    hr_budget_queue_charge(&p->bq, rec->len);
     return 0;
 }
 
 /* Answer the held GET with the given records, separated by 0x1E. */
 static void answer_get(struct hr_eio_session *s, const struct hr_slice *recs, uint32_t n)
 {
-    struct hr_conn *c = s->get;
-    s->get = NULL;
+    struct hr_conn *c = s->poll->get;
+    s->poll->get = NULL;
     hr_http_on_abort(c, NULL, NULL);
     size_t total = n ? n - 1 : 0;
     for (uint32_t i = 0; i < n; i++)
@@ -260,8 +426,8 @@ static void answer_get_ctl(struct hr_eio_session *s, int type)
 {
     struct hr_eio_msg m;
     if (ctl_msg(&m, type, NULL) < 0) {
-        hr_conn_close(s->get);
-        s->get = NULL;
+        hr_conn_close(s->poll->get);
+        s->poll->get = NULL;
         return;
     }
     answer_get(s, &m.record, 1);
@@ -270,11 +436,12 @@ static void answer_get_ctl(struct hr_eio_session *s, int type)
 
 static void flush(struct hr_eio_session *s)
 {
-    if (!s->get || s->queue_len == 0 || s->upgrading || s->closed)
+    struct hr_eio_poll *p = s->poll;
+    if (!p || !p->get || p->queue_len == 0 || s->upgrading || s->closed)
         return;
-    if (hr_conn_closing(s->get))
+    if (hr_conn_closing(p->get))
         return;
-    answer_get(s, s->queue, s->queue_len);
+    answer_get(s, p->queue, p->queue_len);
     queue_clear(s);
 }
 
@@ -291,7 +458,7 @@ size_t hr_eio_queued(const struct hr_eio_session *s)
 {
     if (s->transport == HR_EIO_WEBSOCKET && s->ws)
         return hr_conn_queued(s->ws->conn);
-    return s->queue_bytes;
+    return queue_bytes(s);
 }
 
 int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
@@ -301,7 +468,7 @@ int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
     if (s->transport == HR_EIO_WEBSOCKET && s->ws)
         return hr_ws_send_frame(s->ws, m->frame);
     /* polling (or upgrading): queue the record for the next GET, within the output cap */
-    if (s->queue_bytes + m->record.len > s->eio->srv->limits.max_queued) {
+    if (queue_bytes(s) + m->record.len > s->eio->srv->limits.max_queued) {
         close_slow_now(s);
         return HR_ECLOSED;
     }
@@ -314,7 +481,7 @@ int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m)
 /* Over --max-queued while polling: Engine.IO's slow-consumer close. */
 static void close_slow_now(struct hr_eio_session *s)
 {
-    hr_warn("eio %s: slow consumer, %zu bytes queued; closing", s->sid, s->queue_bytes);
+    hr_warn("eio %s: slow consumer, %zu bytes queued; closing", s->sid, queue_bytes(s));
     session_close(s, "transport error", 0);
 }
 
@@ -327,8 +494,10 @@ void hr_eio_close_slow(struct hr_eio_session *s)
         hr_ws_close(s->ws, HR_WS_CLOSE_POLICY, "slow consumer"); /* its close comes later */
         return;
     }
-    /* the heartbeat timer, due now, closes it (heartbeat_cb): after the caller's loop turn */
-    uv_timer_start(&s->heartbeat, heartbeat_cb, 0, 0);
+    /* the heartbeat timer, due now, closes it (heartbeat_due): after the caller's loop turn */
+    hb_unlink(s);
+    hb_link(s, HB_NOW);
+    hb_arm(s->eio);
 }
 
 int hr_eio_closing(const struct hr_eio_session *s)
@@ -341,14 +510,16 @@ int hr_eio_over(const struct hr_eio_session *s)
 {
     if (s->transport == HR_EIO_WEBSOCKET && s->ws)
         return hr_conn_over(s->ws->conn);
-    return s->queue_bytes > s->eio->srv->limits.max_queued || s->bq.state != HR_BQ_OK;
+    return queue_bytes(s) > s->eio->srv->limits.max_queued ||
+           (s->poll && s->poll->bq.state != HR_BQ_OK);
 }
 
 int hr_eio_full(const struct hr_eio_session *s)
 {
     if (s->transport == HR_EIO_WEBSOCKET && s->ws)
         return hr_conn_full(s->ws->conn);
-    return s->queue_bytes > s->eio->srv->limits.max_queued / 2 || s->bq.state != HR_BQ_OK;
+    return queue_bytes(s) > s->eio->srv->limits.max_queued / 2 ||
+           (s->poll && s->poll->bq.state != HR_BQ_OK);
 }
 
 int hr_eio_queue_frame(struct hr_eio_session *s, struct hr_buf *frame)
@@ -372,16 +543,15 @@ int hr_eio_send_frame(struct hr_eio_session *s, struct hr_buf *frame)
     size_t len = frame->len - frame_head(frame);
     if (s->transport == HR_EIO_WEBSOCKET && s->ws
             ? hr_conn_queued(s->ws->conn) > s->eio->srv->limits.max_queued
-            : s->queue_bytes + len > s->eio->srv->limits.max_queued) {
+            : queue_bytes(s) + len > s->eio->srv->limits.max_queued) {
         hr_eio_close_slow(s);
         return HR_ECLOSED;
     }
     return hr_eio_queue_frame(s, frame);
 }
 
-static void heartbeat_cb(uv_timer_t *t)
+static void heartbeat_due(struct hr_eio_session *s)
 {
-    struct hr_eio_session *s = t->data;
     if (s->closed)
         return;
     if (s->slow) {
@@ -406,13 +576,6 @@ static void on_pong(struct hr_eio_session *s)
     heartbeat_at(s, uv_now(s->eio->srv->loop) + s->eio->opts.ping_interval_ms);
 }
 
-static void session_free_cb(uv_handle_t *h)
-{
-    struct hr_eio_session *s = h->data;
-    free(s->queue);
-    free(s);
-}
-
 static void session_close(struct hr_eio_session *s, const char *reason, int by_client)
 {
     if (s->closed)
@@ -421,7 +584,7 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     struct hr_eio *eio = s->eio;
     HASH_DEL(eio->sessions, s);
     eio->count--;
-    uv_timer_stop(&s->heartbeat);
+    hb_unlink(s);
     /* At shutdown the client is not told that the session ended on purpose: an Engine.IO close
      * packet means "closed deliberately", and python-socketio then never reconnects (its
      * engineio client disconnects for good on "1"). Like the reference server, a WebSocket
@@ -430,32 +593,45 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
      * (connection refused, or "Session ID unknown" from the restarted server), which every client
      * takes for a lost connection, and it reconnects. */
     int shutdown = strcmp(reason, "server shutting down") == 0;
-    if (s->get && !hr_conn_closing(s->get)) {
+    struct hr_conn *get = held_get(s);
+    if (get && !hr_conn_closing(get)) {
         /* a client's close packet releases the poll with a noop; ours with a close packet */
         s->closed = 0;
         answer_get_ctl(s, by_client || shutdown ? HR_EIO_NOOP : HR_EIO_CLOSE);
         s->closed = 1;
-    } else if (s->get) {
-        hr_http_on_abort(s->get, NULL, NULL);
+    } else if (get) {
+        hr_http_on_abort(get, NULL, NULL);
     }
-    s->get = NULL;
+    if (s->poll)
+        s->poll->get = NULL;
     if (s->ws) {
         struct hr_ws *ws = s->ws;
         s->ws = NULL;
-        ws->user = NULL;
+        *sess_of(ws) = NULL;
         /* never a close packet over WebSocket, as the reference server: python-socketio
          * would take it for a deliberate close and not reconnect after a ping timeout either */
         hr_ws_close(ws, shutdown ? HR_WS_CLOSE_GOING_AWAY : HR_WS_CLOSE_NORMAL, "");
     }
-    if (s->probe) {
-        s->probe->user = NULL;
-        hr_ws_close(s->probe, HR_WS_CLOSE_NORMAL, "");
-        s->probe = NULL;
+    if (s->poll && s->poll->probe) {
+        *sess_of(s->poll->probe) = NULL;
+        hr_ws_close(s->poll->probe, HR_WS_CLOSE_NORMAL, "");
+        s->poll->probe = NULL;
     }
-    queue_clear(s);
+    poll_free(s);
     if (eio->h->on_close)
         eio->h->on_close(s, reason, eio->ud);
-    uv_close((uv_handle_t *)&s->heartbeat, session_free_cb);
+    /* freed after the loop turn: with the timer when it was the last session */
+    s->hb_next = eio->dead;
+    eio->dead = s;
+    if (eio->count == 0 && eio->hb) {
+        uv_timer_t *t = eio->hb;
+        eio->hb = NULL;
+        t->data = eio->dead;
+        eio->dead = NULL;
+        uv_close((uv_handle_t *)t, hb_closed_cb);
+    } else {
+        hb_arm(eio);
+    }
 }
 
 void hr_eio_close(struct hr_eio_session *s, const char *reason)
@@ -502,19 +678,37 @@ static int on_packet(struct hr_eio_session *s, const struct hr_eio_packet *p)
 
 /* ---- WebSocket transport ----------------------------------------------------------------- */
 
+/* Whether ws is the session's upgrade probe. */
+static int is_probe(const struct hr_eio_session *s, const struct hr_ws *ws)
+{
+    return s->poll && s->poll->probe == ws;
+}
+
+/* The probe failed or went: the session goes on polling. */
+static void probe_gone(struct hr_eio_session *s)
+{
+    s->poll->probe = NULL;
+    s->upgrading = 0;
+}
+
 static void complete_upgrade(struct hr_eio_session *s)
 {
+    struct hr_eio_poll *p = s->poll;
     s->transport = HR_EIO_WEBSOCKET;
-    s->ws = s->probe;
-    s->probe = NULL;
+    s->ws = p->probe;
+    p->probe = NULL;
     s->upgrading = 0;
-    if (s->get && !hr_conn_closing(s->get))
+    if (p->get && !hr_conn_closing(p->get))
         answer_get_ctl(s, HR_EIO_NOOP);
-    /* what waited for the next poll now goes over the WebSocket, in order */
-    for (uint32_t i = 0; i < s->queue_len && s->ws; i++) {
-        const struct hr_slice *r = &s->queue[i];
+    /* what waited for the next poll now goes over the WebSocket, in order: a text packet's
+     * record is its frame's payload, so the frame itself goes (shared, not copied); a binary
+     * one waited as base64 and is decoded */
+    for (uint32_t i = 0; i < p->queue_len && s->ws; i++) {
+        const struct hr_slice *r = &p->queue[i];
         const uint8_t *d = (const uint8_t *)r->buf->data + r->off;
-        if (r->len > 0 && d[0] == 'b') {
+        if (r->off && r->off == frame_head(r->buf) && r->off + r->len == r->buf->len) {
+            hr_ws_reply_frame(s->ws, r->buf);
+        } else if (r->len > 0 && d[0] == 'b') {
             uint8_t *bin = malloc(r->len);
             long n = bin ? hr_base64_decode((const char *)d + 1, r->len - 1, bin) : HR_ENOMEM;
             if (n >= 0)
@@ -524,22 +718,21 @@ static void complete_upgrade(struct hr_eio_session *s)
             hr_ws_send(s->ws, HR_WS_OP_TEXT, d, r->len);
         }
     }
-    queue_clear(s);
+    poll_free(s); /* polling is over: its GET was answered, its probe is the transport */
 }
 
 static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {
-    struct hr_eio_session *s = ws->user;
+    struct hr_eio_session *s = *sess_of(ws);
     if (!s || s->closed || timed_out(s))
         return;
     struct hr_eio_packet p;
     /* the parser may unmask in place, and decoding never writes, but keep const-correctness
      * honest: frame data belongs to the WebSocket layer only for this call */
     if (hr_eio_decode_frame((uint8_t *)data, len, opcode == HR_WS_OP_BINARY, &p) < 0) {
-        if (ws == s->probe) {
-            s->probe = NULL;
-            s->upgrading = 0;
-            ws->user = NULL;
+        if (is_probe(s, ws)) {
+            probe_gone(s);
+            *sess_of(ws) = NULL;
             hr_ws_close(ws, HR_WS_CLOSE_PROTOCOL, "");
             flush(s);
         } else {
@@ -547,19 +740,18 @@ static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, siz
         }
         return;
     }
-    if (ws == s->probe) {
+    if (is_probe(s, ws)) {
         if (p.type == HR_EIO_PING && p.len == 5 && memcmp(p.data, "probe", 5) == 0) {
             hr_ws_send(ws, HR_WS_OP_TEXT, "3probe", 6);
             s->upgrading = 1;
             /* release the pending poll so the client can pause polling */
-            if (s->get && !hr_conn_closing(s->get))
+            if (held_get(s) && !hr_conn_closing(held_get(s)))
                 answer_get_ctl(s, HR_EIO_NOOP);
         } else if (p.type == HR_EIO_UPGRADE && s->upgrading) {
             complete_upgrade(s);
         } else {
-            s->probe = NULL;
-            s->upgrading = 0;
-            ws->user = NULL;
+            probe_gone(s);
+            *sess_of(ws) = NULL;
             hr_ws_close(ws, HR_WS_CLOSE_PROTOCOL, "");
             flush(s);
         }
@@ -571,20 +763,19 @@ static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, siz
 
 static void ws_drain_cb(struct hr_ws *ws)
 {
-    struct hr_eio_session *s = ws->user;
+    struct hr_eio_session *s = *sess_of(ws);
     if (s && ws == s->ws && !s->closed && s->eio->h->on_drain)
         s->eio->h->on_drain(s, s->eio->ud);
 }
 
 static void ws_close_cb(struct hr_ws *ws, uint16_t code)
 {
-    struct hr_eio_session *s = ws->user;
+    struct hr_eio_session *s = *sess_of(ws);
     if (!s)
         return;
-    ws->user = NULL;
-    if (ws == s->probe) {
-        s->probe = NULL;
-        s->upgrading = 0;
+    *sess_of(ws) = NULL;
+    if (is_probe(s, ws)) {
+        probe_gone(s);
         flush(s);
         return;
     }
@@ -599,9 +790,9 @@ static void ws_close_cb(struct hr_ws *ws, uint16_t code)
 static void get_aborted_cb(struct hr_conn *c, void *ud)
 {
     struct hr_eio_session *s = ud;
-    if (s->get != c)
+    if (held_get(s) != c)
         return;
-    s->get = NULL;
+    s->poll->get = NULL;
     /* a poll the client gave up on ends the session (the reference server does the same) */
     session_close(s, "transport close", 1);
 }
@@ -609,13 +800,18 @@ static void get_aborted_cb(struct hr_conn *c, void *ud)
 static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct hr_conn *c,
                             struct hr_http_request *req)
 {
-    if (s->get) {
+    struct hr_eio_poll *p = poll_of(s);
+    if (!p) {
+        hr_http_error(c, 503, NULL, "out of memory");
+        return;
+    }
+    if (p->get) {
         /* two polls at once: the old one gets a close packet, the session ends */
         eio_error(eio, c, req, ERR_BAD);
         session_close(s, "transport error", 0);
         return;
     }
-    s->get = c;
+    p->get = c;
     hr_http_on_abort(c, get_aborted_cb, s);
     /* Once the probe is answered, every poll is answered with a noop at once: the client
      * sends the upgrade packet only after its last poll has completed, so holding one here
@@ -625,10 +821,10 @@ static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct
         answer_get_ctl(s, HR_EIO_NOOP);
         return;
     }
-    int had = s->queue_len != 0;
+    int had = p->queue_len != 0;
     flush(s);
     /* the client took what waited: what was held back for it may go on */
-    if (had && !s->closed && s->queue_len == 0 && s->eio->h->on_drain)
+    if (had && !s->closed && s->poll->queue_len == 0 && s->eio->h->on_drain)
         s->eio->h->on_drain(s, s->eio->ud);
 }
 
@@ -666,6 +862,7 @@ static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struc
 }
 
 static const struct hr_ws_handler eio_ws = {
+    .data_size = sizeof(struct hr_eio_session *),
     .on_drain = ws_drain_cb,
     .on_message = ws_message_cb,
     .on_close = ws_close_cb,
@@ -690,7 +887,7 @@ static void handshake(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
             return;
         }
         s->ws = sock;
-        sock->user = s;
+        *sess_of(sock) = s;
         int n = open_payload(eio, s, open, sizeof open);
         hr_ws_send(sock, HR_WS_OP_TEXT, open, (size_t)n);
     } else {
@@ -749,7 +946,7 @@ static void request_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
                 eio_error(eio, c, req, ERR_BAD);
                 return;
             }
-            if (s->transport != HR_EIO_POLLING || s->probe) {
+            if (s->transport != HR_EIO_POLLING || (s->poll && s->poll->probe)) {
                 /* Already upgraded, or an upgrade under way: like the reference server, complete
                  * the WebSocket handshake and close it at once (a close frame with no status
                  * code), sending nothing else and leaving the session alone. */
@@ -761,8 +958,12 @@ static void request_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
             struct hr_ws *probe = hr_ws_accept(c, req, &eio->ws_handler, eio);
             if (!probe)
                 return;
-            s->probe = probe;
-            probe->user = s;
+            if (!poll_of(s)) {
+                hr_ws_close(probe, HR_WS_CLOSE_INTERNAL, "out of memory");
+                return;
+            }
+            s->poll->probe = probe;
+            *sess_of(probe) = s;
             return;
         }
         if (s->transport != HR_EIO_POLLING) {
@@ -821,6 +1022,8 @@ void hr_eio_shutdown(struct hr_eio *eio)
 void hr_eio_free(struct hr_eio *eio)
 {
     hr_eio_shutdown(eio);
+    free_dead(eio->dead);
+    eio->dead = NULL;
     hr_buf_unref(eio->sep);
     eio->sep = NULL;
 }

@@ -12,23 +12,43 @@
 #include "core/log.h"
 #include "http.h"
 
-struct hr_http_conn {
+/* What a connection needs to read and dispatch requests: the parser and its request, the
+ * body's charge, an upgrade under way. A connection held by a stream that lasts as long as it
+ * does (an event stream) reads no more requests: it gives this up (drop_reader). */
+struct http_reader {
     struct hr_http_parser parser;
+    size_t body_charged; /* the request body's buffer, charged to the memory budget */
+    const struct hr_proto *switch_proto; /* set by hr_http_switch */
+    void *switch_pdata;
+};
+
+struct hr_http_conn {
+    struct http_reader *rd;                        /* NULL once a stream holds the connection */
     uint8_t responding;                            /* a handler is answering the current request */
     uint8_t head_only;                             /* HEAD: send no body */
     uint8_t close_after;                           /* close once the response is out */
     uint8_t sent_continue;                         /* 100 Continue was sent for this request */
+    uint8_t until_close;                           /* the response lasts until the connection */
     void (*on_drain)(struct hr_conn *c, void *ud); /* a streaming response's writer */
     void *drain_ud;
     void (*on_abort)(struct hr_conn *c, void *ud); /* the holder of a pending response */
     void *abort_ud;
     void (*on_shed)(struct hr_conn *c, void *ud); /* a stream's slow-consumer policy */
     void *shed_ud;
-    size_t body_charged; /* the request body's buffer, charged to the memory budget */
-    const struct hr_proto *switch_proto; /* set by hr_http_switch */
-    void *switch_pdata;
     struct hr_buf *head; /* hr_http_begin's head, sent with the first body bytes */
 };
+
+/* A connection's state as accepted: one block, the reader after the connection's part. */
+struct http_block {
+    struct hr_http_conn h;
+    struct http_reader rd;
+};
+
+/* The request being read or answered (NULL once a stream dropped the reader). */
+static struct hr_http_request *req_of(struct hr_http_conn *h)
+{
+    return h->rd ? &h->rd->parser.req : NULL;
+}
 
 /* The reason phrases of the IANA status code registry (RFC 9110 §15, RFC 6585 for 428, 429,
  * 431, 511, and the WebDAV and other codes it lists), so that any status a handler passes
@@ -126,15 +146,15 @@ static struct hr_http_conn *H(struct hr_conn *c)
 struct hr_http_request *hr_http_current(struct hr_conn *c)
 {
     struct hr_http_conn *h = H(c);
-    return h && h->responding ? &h->parser.req : NULL;
+    return h && h->responding ? req_of(h) : NULL;
 }
 
 static struct hr_buf *make_head(struct hr_conn *c, struct hr_http_conn *h, int status,
                                 const char *ctype, const char *extra, uint64_t length,
                                 size_t body_room)
 {
-    struct hr_http_request *req = &h->parser.req;
-    if (!req->keep_alive || c->srv->stopping)
+    struct hr_http_request *req = req_of(h);
+    if (!req || !req->keep_alive || c->srv->stopping)
         h->close_after = 1;
     struct hr_buf *b = hr_buf_new(256 + (extra ? strlen(extra) : 0) + body_room);
     if (!b)
@@ -166,7 +186,9 @@ int hr_http_begin(struct hr_conn *c, int status, const char *ctype, const char *
     struct hr_http_conn *h = H(c);
     if (!h || !h->responding)
         return HR_EINVAL;
-    h->head_only = h->parser.req.method == HTTP_HEAD;
+    h->head_only = req_of(h) && req_of(h)->method == HTTP_HEAD;
+    if (content_length == HR_HTTP_UNTIL_CLOSE)
+        h->until_close = 1;
     struct hr_buf *b = make_head(c, h, status, ctype, extra, content_length, 0);
     if (!b) {
         hr_conn_close(c);
@@ -222,7 +244,7 @@ void hr_http_respond(struct hr_conn *c, int status, const char *ctype, const cha
     struct hr_http_conn *h = H(c);
     if (!h || !h->responding)
         return;
-    h->head_only = h->parser.req.method == HTTP_HEAD;
+    h->head_only = req_of(h) && req_of(h)->method == HTTP_HEAD;
     int bodyless = h->head_only || status == 304 || status == 204;
     struct hr_buf *b = make_head(c, h, status, ctype, extra, len, bodyless ? 0 : len);
     if (!b) {
@@ -249,30 +271,55 @@ void hr_http_error(struct hr_conn *c, int status, const char *extra, const char 
 /* Keep the budget's HR_MEM_BODY charge equal to the request body buffer's size. */
 static void body_sync(struct hr_http_conn *h)
 {
-    size_t cap = h->parser.req.body ? h->parser.req.body_cap : 0;
-    if (cap > h->body_charged)
-        hr_budget_charge(HR_MEM_BODY, cap - h->body_charged);
+    struct http_reader *rd = h->rd;
+    if (!rd)
+        return;
+    size_t cap = rd->parser.req.body ? rd->parser.req.body_cap : 0;
+    if (cap > rd->body_charged)
+        hr_budget_charge(HR_MEM_BODY, cap - rd->body_charged);
     else
-        hr_budget_release(HR_MEM_BODY, h->body_charged - cap);
-    h->body_charged = cap;
+        hr_budget_release(HR_MEM_BODY, rd->body_charged - cap);
+    rd->body_charged = cap;
 }
 
 struct hr_buf *hr_http_body_take(struct hr_conn *c)
 {
     struct hr_http_conn *h = H(c);
-    if (!h)
+    if (!h || !h->rd)
         return NULL;
-    struct hr_buf *b = hr_http_request_take_body(&h->parser.req);
+    struct hr_buf *b = hr_http_request_take_body(&h->rd->parser.req);
     body_sync(h);
     return b;
+}
+
+static void reader_free(struct hr_http_conn *h)
+{
+    if (!h->rd)
+        return;
+    hr_http_parser_free(&h->rd->parser);
+    body_sync(h);
 }
 
 static void http_free_state(struct hr_http_conn *h)
 {
     hr_buf_unref(h->head);
-    hr_http_parser_free(&h->parser);
-    body_sync(h);
+    reader_free(h);
+    free(h); /* the block, reader included */
+}
+
+/* A response that lasts until the connection closes (an event stream): no further request
+ * will be read, so the parser and the request go, and the connection keeps a smaller block.
+ * Only between requests' callbacks (h moves): at the end of http_read. */
+static void drop_reader(struct hr_conn *c, struct hr_http_conn *h)
+{
+    struct hr_http_conn *small = malloc(sizeof(*small));
+    if (!small)
+        return; /* it keeps the reader, as before */
+    reader_free(h);
+    *small = *h;
+    small->rd = NULL;
     free(h);
+    c->pdata = small;
 }
 
 void hr_http_finish(struct hr_conn *c)
@@ -289,7 +336,8 @@ void hr_http_finish(struct hr_conn *c)
         hr_conn_end(c, c->srv->limits.close_timeout_ms);
         return;
     }
-    hr_http_parser_next(&h->parser);
+    if (h->rd)
+        hr_http_parser_next(&h->rd->parser);
     body_sync(h);
     h->sent_continue = 0;
     hr_conn_set_timeout(c, c->srv->limits.idle_timeout_ms);
@@ -301,7 +349,7 @@ int hr_http_switch(struct hr_conn *c, const char *head, size_t len, const struct
                    void *pdata)
 {
     struct hr_http_conn *h = H(c);
-    if (!h || !h->responding)
+    if (!h || !h->responding || !h->rd)
         return HR_EINVAL;
     struct hr_buf *b = hr_buf_from(head, len);
     if (!b)
@@ -310,8 +358,8 @@ int hr_http_switch(struct hr_conn *c, const char *head, size_t len, const struct
     hr_buf_unref(b);
     if (rc)
         return rc;
-    h->switch_proto = proto;
-    h->switch_pdata = pdata;
+    h->rd->switch_proto = proto;
+    h->rd->switch_pdata = pdata;
     return 0;
 }
 
@@ -320,13 +368,13 @@ static void reject(struct hr_conn *c, struct hr_http_conn *h, int status, const 
 {
     h->responding = 1;
     h->close_after = 1;
-    h->parser.req.keep_alive = 0;
+    h->rd->parser.req.keep_alive = 0;
     hr_http_error(c, status, NULL, why);
 }
 
 static void dispatch(struct hr_conn *c, struct hr_http_conn *h)
 {
-    struct hr_http_request *req = &h->parser.req;
+    struct hr_http_request *req = &h->rd->parser.req;
     const struct hr_router *router = c->srv->app;
     const char *path = hr_http_path(req);
     size_t plen = strcspn(path, "?#");
@@ -357,17 +405,18 @@ static ssize_t http_read(struct hr_conn *c, char *data, size_t len)
     struct hr_http_conn *h = c->pdata;
     if (h->responding)
         return 0; /* the next request waits; reading goes on so a client that leaves is seen */
-    if (!hr_http_parser_busy(&h->parser))
+    struct http_reader *rd = h->rd;
+    if (!hr_http_parser_busy(&rd->parser))
         hr_conn_set_timeout(c, c->srv->limits.header_timeout_ms);
     size_t used;
-    int r = hr_http_parse(&h->parser, data, len, &used);
+    int r = hr_http_parse(&rd->parser, data, len, &used);
     body_sync(h);
     if (r == HR_AGAIN) {
-        if (hr_http_parser_head_done(&h->parser)) {
+        if (hr_http_parser_head_done(&rd->parser)) {
             if (!h->sent_continue) {
                 h->sent_continue = 1;
                 hr_conn_set_timeout(c, c->srv->limits.body_timeout_ms);
-                if (hr_http_header_has_token(&h->parser.req, "Expect", "100-continue")) {
+                if (hr_http_header_has_token(&rd->parser.req, "Expect", "100-continue")) {
                     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                     struct hr_buf *b = hr_buf_from(cont, sizeof cont - 1);
                     if (b) {
@@ -380,20 +429,22 @@ static ssize_t http_read(struct hr_conn *c, char *data, size_t len)
         return (ssize_t)used;
     }
     if (r == HR_HTTP_ERROR) {
-        reject(c, h, h->parser.status, h->parser.error);
+        reject(c, h, rd->parser.status, rd->parser.error);
         return HR_ECLOSED;
     }
     /* a complete request: no timeout while it is answered */
     hr_conn_set_timeout(c, 0);
     dispatch(c, h);
-    if (h->switch_proto) {
-        c->proto = h->switch_proto;
-        c->pdata = h->switch_pdata;
+    if (rd->switch_proto) {
+        c->proto = rd->switch_proto;
+        c->pdata = rd->switch_pdata;
         http_free_state(h);
         return (ssize_t)used;
     }
     if (hr_conn_closing(c))
         return HR_ECLOSED;
+    if (h->responding && h->until_close)
+        drop_reader(c, h);
     return (ssize_t)used;
 }
 
@@ -466,7 +517,7 @@ static void http_timeout(struct hr_conn *c)
         h->on_abort = NULL;
         fn(c, h->abort_ud);
     }
-    if (!h->responding && hr_http_parser_busy(&h->parser)) {
+    if (!h->responding && h->rd && hr_http_parser_busy(&h->rd->parser)) {
         reject(c, h, 408, "request timeout");
         return;
     }
@@ -504,14 +555,15 @@ static const struct hr_proto http_proto = {
 
 void hr_http_accept(struct hr_conn *c)
 {
-    struct hr_http_conn *h = calloc(1, sizeof(*h));
-    if (!h) {
+    struct http_block *b = calloc(1, sizeof(*b));
+    if (!b) {
         hr_conn_close(c);
         return;
     }
-    hr_http_parser_init(&h->parser, c->srv->limits.max_head, c->srv->limits.max_body);
+    hr_http_parser_init(&b->rd.parser, c->srv->limits.max_head, c->srv->limits.max_body);
+    b->h.rd = &b->rd;
     c->proto = &http_proto;
-    c->pdata = h;
+    c->pdata = &b->h;
     /* a new connection must send its first request within the header timeout */
     hr_conn_set_timeout(c, c->srv->limits.header_timeout_ms);
 }

@@ -379,8 +379,11 @@ int hr_hub_init(struct hr_hub *hub, uv_loop_t *loop, struct hr_store *store,
 
 static void channel_free(struct hr_channel *ch)
 {
-    while (ch->subs)
-        hr_hub_unsubscribe(ch->subs);
+    while (ch->subs) {
+        struct hr_sub *sub = ch->subs;
+        hr_hub_unsubscribe(sub);
+        sub->ch = NULL; /* its owner must not find the channel afterwards */
+    }
     for (uint32_t i = 0; i < ch->cached; i++)
         msg_release(ring_at(ch, i));
     ch->cached = 0;
@@ -679,6 +682,7 @@ void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub)
         ch->subs->prev = sub;
     ch->subs = sub;
     sub->readers = 1;
+    sub->subscribed = 1;
     ch->nsubs[sub->fmt]++;
 }
 
@@ -688,12 +692,12 @@ void hr_sub_owe(struct hr_sub *sub, struct hr_buf *enc, uint64_t id)
         return;
     hr_buf_unref(sub->owed);
     sub->owed = hr_buf_ref(enc);
-    sub->owed_id = id;
+    sub->lag = id;
 }
 
 void hr_hub_readers(struct hr_sub *sub, uint32_t n)
 {
-    if (!sub->ch)
+    if (!sub->subscribed)
         return;
     sub->ch->nsubs[sub->fmt] = sub->ch->nsubs[sub->fmt] - sub->readers + n;
     sub->readers = n;
@@ -702,7 +706,7 @@ void hr_hub_readers(struct hr_sub *sub, uint32_t n)
 void hr_hub_unsubscribe(struct hr_sub *sub)
 {
     struct hr_channel *ch = sub->ch;
-    if (!ch)
+    if (!sub->subscribed)
         return;
     if (sub->prev)
         sub->prev->next = sub->next;
@@ -714,7 +718,7 @@ void hr_hub_unsubscribe(struct hr_sub *sub)
     sub->readers = 0;
     hr_buf_unref(sub->owed);
     sub->owed = NULL;
-    sub->ch = NULL;
+    sub->subscribed = 0;
     sub->prev = sub->next = NULL;
 }
 

@@ -68,6 +68,7 @@ struct hr_hub_msg {
 
 struct hr_sub;
 struct hr_channel;
+struct hr_hub_read;
 
 struct hr_sub_ops {
     /* A new message for this subscriber. Return < 0 if the subscriber is gone (the hub then
@@ -75,20 +76,29 @@ struct hr_sub_ops {
     int (*deliver)(struct hr_sub *sub, struct hr_channel *ch, struct hr_hub_msg *m);
 };
 
-/* A subscriber: embed it in the transport's own state (one owner: the transport). */
+/* A subscriber: embed it in the transport's own state (one owner: the transport). Every idle
+ * reader of a channel holds one, so it is kept small: what only a lagging reader needs shares
+ * one word per policy, and what only a reader not yet subscribed needs shares another. */
 struct hr_sub {
     const struct hr_sub_ops *ops;
-    struct hr_channel *ch;
+    struct hr_channel *ch; /* set by hr_hub_subscribe and kept after unsubscribing, for the
+                            * owner; NULL once the channel itself is freed */
     struct hr_sub *prev, *next;
-    uint8_t fmt;         /* its encoding slot (chan/wire.h), for the per-transport counts */
-    uint32_t readers;    /* readers it stands for (a Socket.IO room: its
-                          * sockets), counted in nsubs; 1 when subscribed */
-    uint8_t lagging;     /* skip / coalesce: messages were held back */
-    uint64_t lag_from;   /* the first id held back */
-    uint64_t last;       /* the last id it was sent */
-    struct hr_buf *owed; /* coalesce: the newest held back, encoded (history
-                          * may drop it before the reader catches up) */
-    uint64_t owed_id;
+    uint64_t last; /* the last id it was sent */
+    uint64_t lag;  /* while lagging: skip, the first id held back; coalesce, owed's id */
+    union {
+        /* subscribed, coalesce: the newest message held back, encoded (history may drop it
+         * before the reader catches up) */
+        struct hr_buf *owed;
+        /* not subscribed: a read of the history its owner has under way (hr_hub_read) */
+        struct hr_hub_read *read;
+    };
+    uint32_t readers;   /* readers it stands for (a Socket.IO room: its sockets), counted
+                         * in nsubs; 1 when subscribed */
+    uint8_t fmt;        /* its encoding slot (chan/wire.h), for the per-transport counts */
+    uint8_t subscribed; /* on ch's list of subscribers */
+    uint8_t lagging;    /* skip / coalesce: messages were held back */
+    uint8_t flags;      /* free for the owner */
 };
 
 struct hr_hub_limits {
@@ -131,8 +141,6 @@ struct hr_channel {
     char epoch[HR_EPOCH_LEN + 1];
     char name[]; /* NUL-terminated */
 };
-
-struct hr_hub_read;
 
 struct hr_hub {
     uv_loop_t *loop;
@@ -220,7 +228,7 @@ void hr_hub_span_free(struct hr_hub_span *sp);
 void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub);
 void hr_hub_unsubscribe(struct hr_sub *sub);
 /* Coalesce: a slow reader owes only the newest message; keep its encoding (replacing the one
- * kept before). */
+ * kept before) and its id (sub->lag). */
 void hr_sub_owe(struct hr_sub *sub, struct hr_buf *enc, uint64_t id);
 /* Forget ch if nobody ever published to it and nobody reads it: reads of made-up names must
  * not pile up. ch may be freed: the caller must not use it afterwards. */

@@ -37,11 +37,16 @@ int herald_recovered(const herald_socket *s)
 
 void herald_on(herald_socket *s, const char *event, herald_event_cb cb, void *ud)
 {
-    if (HR_ARRAY_RESERVE(s->handlers, s->cap_handlers, (size_t)s->nhandlers + 1, 4) < 0)
+    size_t len = strlen(event);
+    struct hr_sio_handler *h = malloc(sizeof(*h) + len + 1);
+    if (!h)
         return;
-    char *name = strdup(event);
-    if (name)
-        s->handlers[s->nhandlers++] = (struct hr_sio_handler){name, cb, ud};
+    *h = (struct hr_sio_handler){.cb = cb, .ud = ud};
+    memcpy(h->event, event, len + 1);
+    struct hr_sio_handler **tail = &s->handlers;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = h;
 }
 
 void herald_on_any(herald_socket *s, herald_any_cb cb, void *ud)
@@ -66,23 +71,28 @@ void hr_sio_socket_gone(herald_socket *s, const char *reason)
             s->disconnect_cb(s, reason, s->disconnect_ud);
         HASH_DEL(s->nsp->sockets, s);
     }
-    while (s->nrooms)
-        herald_leave(s, s->rooms[s->nrooms - 1]);
-    for (uint32_t i = 0; i < s->nacks; i++)
-        if (s->acks[i].cb)
-            s->acks[i].cb(s, NULL, s->acks[i].ud);
+    while (s->rooms)
+        herald_leave(s, s->rooms->room->name);
+    s->own_room = 0;
+    for (uint32_t i = 0; s->acks && i < s->acks->n; i++)
+        if (s->acks->a[i].cb)
+            s->acks->a[i].cb(s, NULL, s->acks->a[i].ud);
     herald_socket **pp = &s->client->sockets;
     while (*pp && *pp != s)
         pp = &(*pp)->next_in_client;
     if (*pp)
         *pp = s->next_in_client;
-    for (uint32_t i = 0; i < s->nhandlers; i++)
-        free(s->handlers[i].event);
-    free(s->handlers);
-    free(s->rooms);
+    while (s->handlers) {
+        struct hr_sio_handler *h = s->handlers;
+        s->handlers = h->next;
+        free(h);
+    }
+    if (s->acks)
+        free(s->acks->a);
     free(s->acks);
     json_decref(s->auth);
-    free(s->resume);
+    if (s->nsp->io->resume_for == s)
+        s->nsp->io->resume_for = NULL;
     free(s);
 }
 
@@ -116,9 +126,9 @@ static void dispatch_event(herald_socket *s, const struct hr_sio_packet *p, hera
     herald_ack ack = {s, (uint64_t)p->ack_id, 0, 0};
     herald_ack *ackp = p->ack_id >= 0 ? &ack : NULL;
     int handled = 0;
-    for (uint32_t i = 0; i < s->nhandlers && s->connected; i++) {
-        if (strcmp(s->handlers[i].event, p->name) == 0) {
-            s->handlers[i].cb(s, args, ackp, s->handlers[i].ud);
+    for (struct hr_sio_handler *h = s->handlers; h && s->connected; h = h->next) {
+        if (strcmp(h->event, p->name) == 0) {
+            h->cb(s, args, ackp, h->ud);
             handled = 1;
             break;
         }
@@ -129,11 +139,12 @@ static void dispatch_event(herald_socket *s, const struct hr_sio_packet *p, hera
 
 static void dispatch_ack(herald_socket *s, const struct hr_sio_packet *p, herald_args *args)
 {
-    for (uint32_t i = 0; i < s->nacks; i++) {
-        if (s->acks[i].id != (uint64_t)p->ack_id)
+    struct hr_sio_acks *acks = s->acks;
+    for (uint32_t i = 0; acks && i < acks->n; i++) {
+        if (acks->a[i].id != (uint64_t)p->ack_id)
             continue;
-        struct hr_sio_pending_ack a = s->acks[i];
-        s->acks[i] = s->acks[--s->nacks];
+        struct hr_sio_pending_ack a = acks->a[i];
+        acks->a[i] = acks->a[--acks->n];
         if (a.cb)
             a.cb(s, args, a.ud);
         return;
@@ -182,13 +193,16 @@ static int on_packet(struct hr_sio_client *c, const struct hr_sio_packet *p, str
     }
 }
 
-static void partial_clear(struct hr_sio_partial *pp)
+/* A binary packet and the attachments it got (it exists only while they are due). */
+static void partial_free(struct hr_sio_partial *pp)
 {
+    if (!pp)
+        return;
     for (uint32_t i = 0; i < pp->got; i++)
         hr_buf_unref(pp->bins[i]);
     free(pp->bins);
     free(pp->text);
-    memset(pp, 0, sizeof(*pp));
+    free(pp);
 }
 
 static void client_message_cb(struct hr_eio_session *es, int binary, const uint8_t *data,
@@ -197,9 +211,9 @@ static void client_message_cb(struct hr_eio_session *es, int binary, const uint8
     struct hr_sio_client *c = es->user;
     if (!c)
         return;
-    struct hr_sio_partial *pp = &c->partial;
+    struct hr_sio_partial *pp = c->partial;
     if (binary) {
-        if (!pp->text) {
+        if (!pp) {
             hr_eio_close(es, "parse error"); /* an attachment nobody announced */
             return;
         }
@@ -216,16 +230,18 @@ static void client_message_cb(struct hr_eio_session *es, int binary, const uint8
         pp->bins[pp->got++] = b;
         if (pp->got < pp->expected)
             return;
+        /* complete: the packet is this call's now (a handler may close the client) */
+        c->partial = NULL;
         struct hr_sio_packet p;
         int rc = hr_sio_decode(pp->text, pp->text_len, &p);
         if (rc == 0)
             rc = on_packet(c, &p, pp->bins, pp->got);
-        partial_clear(pp);
+        partial_free(pp);
         if (rc < 0)
             hr_eio_close(es, "parse error");
         return;
     }
-    if (pp->text) {
+    if (pp) {
         hr_eio_close(es, "parse error"); /* text while attachments were due */
         return;
     }
@@ -235,16 +251,20 @@ static void client_message_cb(struct hr_eio_session *es, int binary, const uint8
         return;
     }
     if ((p.type == HR_SIO_BINARY_EVENT || p.type == HR_SIO_BINARY_ACK) && p.attachments > 0) {
-        pp->text = malloc(len);
-        pp->bins = calloc(p.attachments, sizeof(*pp->bins));
-        if (!pp->text || !pp->bins) {
-            partial_clear(pp);
+        pp = calloc(1, sizeof(*pp));
+        if (pp) {
+            pp->text = malloc(len);
+            pp->bins = calloc(p.attachments, sizeof(*pp->bins));
+        }
+        if (!pp || !pp->text || !pp->bins) {
+            partial_free(pp);
             hr_eio_close(es, "transport error");
             return;
         }
         memcpy(pp->text, data, len);
         pp->text_len = len;
         pp->expected = p.attachments;
+        c->partial = pp;
         return;
     }
     if (on_packet(c, &p, NULL, 0) < 0)
@@ -274,7 +294,7 @@ static void client_close_cb(struct hr_eio_session *es, const char *reason, void 
     hr_sio_prefetch_free(c);
     while (c->sockets)
         hr_sio_socket_gone(c->sockets, reason);
-    partial_clear(&c->partial);
+    partial_free(c->partial);
     free(c);
 }
 

@@ -90,9 +90,7 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         return;
     s->nsp = nsp;
     s->client = c;
-    s->auth = p->data ? json_loadb(p->data, p->data_len, 0, NULL) : json_object();
-    if (!s->auth)
-        s->auth = json_object();
+    s->auth = p->data ? json_loadb(p->data, p->data_len, 0, NULL) : NULL;
     /* the client's recovery fields are not part of the application's auth */
     const char *pid = json_string_value(json_object_get(s->auth, "pid"));
     const char *offset = json_string_value(json_object_get(s->auth, "offset"));
@@ -102,12 +100,20 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         /* not a recovery, but a channel cursor: what the socket's channel rooms missed is
          * replayed as it joins them (herald_join) */
         struct hr_cursor cur;
-        if (hr_cursor_parse(offset, strlen(offset), &cur) == 0 && cur.epoch[0] &&
-            (s->resume = malloc(sizeof(*s->resume))))
-            *s->resume = cur;
+        if (hr_cursor_parse(offset, strlen(offset), &cur) == 0 && cur.epoch[0]) {
+            io->resume_for = s;
+            io->resume = cur;
+        }
     }
     json_object_del(s->auth, "pid");
     json_object_del(s->auth, "offset");
+    /* no auth (or only the recovery fields): the io's empty object, shared */
+    if (!s->auth || (json_is_object(s->auth) && json_object_size(s->auth) == 0)) {
+        json_decref(s->auth);
+        if (!io->empty_auth)
+            io->empty_auth = json_object();
+        s->auth = json_incref(io->empty_auth);
+    }
     if (sv) {
         memcpy(s->id, sv->sid, sizeof s->id);
         memcpy(s->pid, sv->pid, sizeof s->pid);
@@ -164,8 +170,8 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
     if (nsp->on_connection)
         nsp->on_connection(s, nsp->conn_ud);
     /* the cursor applies to the rooms joined while connecting, not to later joins */
-    free(s->resume);
-    s->resume = NULL;
+    if (io->resume_for == s)
+        io->resume_for = NULL;
 }
 
 /* ---- connect timeout: an Engine.IO session must join a namespace within connect_timeout_ms
@@ -222,6 +228,8 @@ void hr_sio_wait_add(struct hr_sio_client *c)
 
 void hr_sio_free_namespaces(herald_io *io)
 {
+    json_decref(io->empty_auth);
+    io->empty_auth = NULL;
     while (io->saved)
         hr_sio_saved_free(io, io->saved);
     herald_nsp *nsp, *tmp;

@@ -173,15 +173,48 @@ int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t
     /* with recovery on, an emit to one socket is kept like a broadcast to its own room, with
      * an offset (Socket.IO does the same), so a socket that drops gets it back; that holds
      * too for what is emitted to it while it is going away (its pid was saved) */
-    if (s->nsp->io->opts.recovery_window_ms && s->pid[0]) {
-        struct hr_sio_kept *k =
-            hr_sio_keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins, NULL, 0);
-        if (k) {
-            raw = k->raw;
-            len = k->raw_len;
-        }
+    struct hr_sio_kept *k = NULL;
+    if (s->nsp->io->opts.recovery_window_ms && s->pid[0] &&
+        (k = hr_sio_keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins, NULL, 0))) {
+        raw = k->raw;
+        len = k->raw_len;
     }
-    return hr_sio_emit_raw(s, event, raw, len, bins, nbins);
+    struct outgoing o;
+    int rc = out_init(&o, HR_SIO_EVENT, s->nsp, -1, event, raw, len, bins, nbins);
+    if (rc == 0) {
+        if (k)
+            hr_sio_kept_encoded(s->nsp, k, o.text.frame); /* raw is k's: used up now */
+        rc = out_send(&o, s);
+    }
+    out_release(&o);
+    return rc;
+}
+
+int hr_sio_emit_kept(herald_socket *s, struct hr_sio_kept *k)
+{
+    if (!k->frame)
+        return hr_sio_emit_raw(s, k->event, k->raw, k->raw_len, k->bins, k->nbins);
+    if (k->nbins && !k->bin_msgs) {
+        struct hr_eio_msg *m = calloc(k->nbins, sizeof(*m));
+        size_t cost = 0;
+        for (size_t i = 0; m && i < k->nbins; i++) {
+            if (hr_eio_msg_init(&m[i], 1, k->bins[i].data, k->bins[i].len) < 0) {
+                for (size_t j = 0; j < i; j++)
+                    hr_eio_msg_release(&m[j]);
+                free(m);
+                return HR_ENOMEM;
+            }
+            cost += 2 * sizeof(struct hr_buf) + m[i].frame->cap + m[i].record.buf->cap;
+        }
+        if (!m)
+            return HR_ENOMEM;
+        k->bin_msgs = m;
+        k->bytes += cost;
+        s->nsp->kept_bytes += cost;
+    }
+    struct outgoing o = {.bins = k->bin_msgs, .nbins = k->nbins};
+    hr_eio_msg_of_frame(&o.text, k->frame); /* borrowed: k keeps its references */
+    return out_send(&o, s);
 }
 
 int herald_emit(herald_socket *s, const char *event, json_t *args)
@@ -209,23 +242,29 @@ size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except
     size_t n = 0;
     /* with recovery on, a broadcast carries its offset as a last argument (as Socket.IO's
      * session-aware adapter does) and is kept for sockets that come back */
-    if (nsp->io->opts.recovery_window_ms) {
-        struct hr_sio_kept *k =
-            hr_sio_keep(nsp, room, except, event, raw, len, bins, nbins, NULL, 0);
-        if (k) {
-            raw = k->raw;
-            len = k->raw_len;
-        }
+    struct hr_sio_kept *k = NULL;
+    if (nsp->io->opts.recovery_window_ms &&
+        (k = hr_sio_keep(nsp, room, except, event, raw, len, bins, nbins, NULL, 0))) {
+        raw = k->raw;
+        len = k->raw_len;
     }
     if (out_init(&o, HR_SIO_EVENT, nsp, -1, event, raw, len, bins, nbins) == 0) {
+        if (k)
+            hr_sio_kept_encoded(nsp, k, o.text.frame); /* replays send this very frame */
         if (room) {
+            /* a socket's own room first (it is not a room struct), then the room's members;
+             * a send that closes its session (a slow consumer while polling) takes only that
+             * socket's membership away */
+            herald_socket *own = hr_sio_room_owner(nsp, room);
+            if (own && own != except && out_send(&o, own) == 0)
+                n++;
             struct hr_sio_room *r;
             HASH_FIND_STR(nsp->rooms, room, r);
-            struct hr_sio_member *m, *tmp;
-            if (r)
-                HASH_ITER(hh, r->members, m, tmp)
-            if (m->s != except && out_send(&o, m->s) == 0)
-                n++;
+            for (struct hr_sio_member *m = r ? r->members : NULL, *next; m; m = next) {
+                next = m->next;
+                if (m->s != except && out_send(&o, m->s) == 0)
+                    n++;
+            }
         } else {
             herald_socket *s, *tmp;
             HASH_ITER(hh, nsp->sockets, s, tmp)
@@ -268,9 +307,12 @@ int herald_emit_ack_raw(herald_socket *s, const char *event, const char *raw, si
 {
     if (!s->connected)
         return HR_ECLOSED;
-    if (HR_ARRAY_RESERVE(s->acks, s->cap_acks, (size_t)s->nacks + 1, 4) < 0)
+    if (!s->acks && !(s->acks = calloc(1, sizeof(*s->acks))))
         return HR_ENOMEM;
-    uint64_t id = s->next_ack_id++;
+    struct hr_sio_acks *acks = s->acks;
+    if (HR_ARRAY_RESERVE(acks->a, acks->cap, (size_t)acks->n + 1, 4) < 0)
+        return HR_ENOMEM;
+    uint64_t id = acks->next_id++;
     struct outgoing o;
     int rc = out_init(&o, HR_SIO_EVENT, s->nsp, (int64_t)id, event, raw, len, bins, nbins);
     if (rc == 0)
@@ -279,7 +321,7 @@ int herald_emit_ack_raw(herald_socket *s, const char *event, const char *raw, si
     if (rc)
         return rc;
     uint64_t deadline = timeout_ms ? uv_now(s->nsp->io->loop) + timeout_ms : 0;
-    s->acks[s->nacks++] = (struct hr_sio_pending_ack){id, cb, ud, deadline};
+    acks->a[acks->n++] = (struct hr_sio_pending_ack){id, cb, ud, deadline};
     if (deadline && !uv_is_active((uv_handle_t *)&s->nsp->io->ack_timer))
         uv_timer_start(&s->nsp->io->ack_timer, ack_timer_cb, 100, 100);
     return 0;
@@ -444,15 +486,16 @@ void hr_sio_expire_acks(herald_io *io)
         herald_socket *s, *stmp;
         HASH_ITER(hh, nsp->sockets, s, stmp)
         {
-            for (uint32_t i = 0; i < s->nacks;) {
-                if (s->acks[i].deadline && now >= s->acks[i].deadline) {
-                    struct hr_sio_pending_ack a = s->acks[i];
-                    s->acks[i] = s->acks[--s->nacks];
+            struct hr_sio_acks *acks = s->acks;
+            for (uint32_t i = 0; acks && i < acks->n;) {
+                if (acks->a[i].deadline && now >= acks->a[i].deadline) {
+                    struct hr_sio_pending_ack a = acks->a[i];
+                    acks->a[i] = acks->a[--acks->n];
                     if (a.cb)
                         a.cb(s, NULL, a.ud);
                     continue;
                 }
-                pending |= s->acks[i].deadline != 0;
+                pending |= acks->a[i].deadline != 0;
                 i++;
             }
         }

@@ -28,6 +28,9 @@ char *hr_sio_args_text(json_t *args, size_t *len);
 /* An event to one socket, as it is (not kept for recovery). */
 int hr_sio_emit_raw(herald_socket *s, const char *event, const char *raw, size_t len,
                     const struct herald_bin *bins, size_t nbins);
+/* A kept packet again, to a socket that recovers: its frame as it was sent (shared), and its
+ * attachments' messages, made once for every replay. */
+int hr_sio_emit_kept(herald_socket *s, struct hr_sio_kept *k);
 /* An event to one socket queued whatever its output holds (a notice; the caller bounds it),
  * never closing the session inside the call (a stream's notice, from inside a fan-out). */
 int hr_sio_emit_queued(herald_socket *s, const char *event, const char *raw, size_t len);
@@ -38,6 +41,8 @@ size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except
                         const char *raw, size_t len, const struct herald_bin *bins, size_t nbins);
 
 /* rooms.c */
+/* The socket whose own room (named by its id) room is, when it is in it; NULL otherwise. */
+herald_socket *hr_sio_room_owner(herald_nsp *nsp, const char *room);
 /* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
  * them are gone, unless told one was given); cur then names the last one sent. */
 void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur,

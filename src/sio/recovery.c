@@ -4,14 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "internal.h"
 #include "recovery.h"
 
 void hr_sio_kept_free(struct hr_sio_kept *k)
 {
-    for (size_t i = 0; i < k->nbins; i++)
+    for (size_t i = 0; i < k->nbins; i++) {
         free((void *)k->bins[i].data);
+        if (k->bin_msgs)
+            hr_eio_msg_release(&k->bin_msgs[i]);
+    }
     free(k->bins);
+    free(k->bin_msgs);
+    hr_buf_unref(k->frame);
     free(k->event);
     free(k->raw);
     free(k->room);
@@ -33,7 +39,8 @@ static void kept_prune(herald_nsp *nsp, uint64_t now)
     }
 }
 
-static void kept_append(herald_nsp *nsp, struct hr_sio_kept *k)
+/* Returns 0, or HR_ETOOBIG when k alone was over the bound (it is freed). */
+static int kept_append(herald_nsp *nsp, struct hr_sio_kept *k)
 {
     if (nsp->kept_tail)
         nsp->kept_tail->next = k;
@@ -42,6 +49,18 @@ static void kept_append(herald_nsp *nsp, struct hr_sio_kept *k)
     nsp->kept_tail = k;
     nsp->kept_bytes += k->bytes;
     kept_prune(nsp, k->at);
+    return nsp->kept_tail == k ? 0 : HR_ETOOBIG;
+}
+
+void hr_sio_kept_encoded(herald_nsp *nsp, struct hr_sio_kept *k, struct hr_buf *frame)
+{
+    size_t cost = sizeof(*frame) + frame->cap;
+    k->frame = hr_buf_ref(frame);
+    nsp->kept_bytes = nsp->kept_bytes - k->raw_len + cost;
+    k->bytes = k->bytes - k->raw_len + cost;
+    free(k->raw);
+    k->raw = NULL;
+    k->raw_len = 0;
 }
 
 /* Append the broadcast's offset to its arguments and keep it for returning sockets. Returns
@@ -102,8 +121,8 @@ struct hr_sio_kept *hr_sio_keep(herald_nsp *nsp, const char *room, herald_socket
     if (except)
         snprintf(k->except, sizeof k->except, "%s", except->id);
     k->bytes = k->raw_len + bin_bytes + sizeof(*k);
-    kept_append(nsp, k);
-    return k;
+    /* one packet over the whole bound is not kept (nor sent with an offset) */
+    return kept_append(nsp, k) == 0 ? k : NULL;
 }
 
 void hr_sio_saved_free(herald_io *io, struct hr_sio_saved *sv)
@@ -144,15 +163,19 @@ void hr_sio_save_session(herald_socket *s, const char *reason)
     memcpy(sv->sid, s->id, sizeof sv->sid);
     sv->nsp = s->nsp;
     sv->at = uv_now(io->loop);
-    sv->rooms = calloc(s->nrooms ? s->nrooms : 1, sizeof(char *));
-    sv->chan_last = calloc(s->nrooms ? s->nrooms : 1, sizeof(uint64_t));
-    for (uint32_t i = 0; sv->rooms && sv->chan_last && i < s->nrooms; i++) {
-        if (!(sv->rooms[sv->nrooms] = strdup(s->rooms[i])))
+    size_t n = s->own_room;
+    for (const struct hr_sio_member *m = s->rooms; m; m = m->next_room)
+        n++;
+    sv->rooms = calloc(n ? n : 1, sizeof(char *));
+    sv->chan_last = calloc(n ? n : 1, sizeof(uint64_t));
+    if (sv->rooms && sv->chan_last && s->own_room && (sv->rooms[sv->nrooms] = strdup(s->id)))
+        sv->nrooms++;
+    for (const struct hr_sio_member *m = s->rooms; sv->rooms && sv->chan_last && m;
+         m = m->next_room) {
+        if (!(sv->rooms[sv->nrooms] = strdup(m->room->name)))
             continue;
-        struct hr_sio_room *r;
-        HASH_FIND_STR(s->nsp->rooms, s->rooms[i], r);
-        if (r && r->sub.ch)
-            sv->chan_last[sv->nrooms] = r->sub.ch->last_id;
+        if (m->room->sub.ch)
+            sv->chan_last[sv->nrooms] = m->room->sub.ch->last_id;
         sv->nrooms++;
     }
     HASH_ADD_STR(io->saved, pid, sv);
@@ -232,7 +255,7 @@ void hr_sio_recovery_replay(herald_socket *s, const struct hr_sio_saved *sv,
             continue;
         }
         if (hr_sio_recovery_missed(sv, k))
-            hr_sio_emit_raw(s, k->event, k->raw, k->raw_len, k->bins, k->nbins);
+            hr_sio_emit_kept(s, (struct hr_sio_kept *)k);
     }
     for (uint32_t i = 0; cur && told && i < sv->nrooms; i++) {
         struct hr_sio_room *r;

@@ -16,6 +16,9 @@ struct hr_sio_kept *hr_sio_keep(herald_nsp *nsp, const char *room, herald_socket
                                 const struct herald_bin *bins, size_t nbins, const char *offset,
                                 uint64_t chan_id);
 void hr_sio_kept_free(struct hr_sio_kept *k);
+/* The kept packet k was encoded (frame): k keeps that frame instead of its text, and every
+ * replay of it sends the frame as it is. */
+void hr_sio_kept_encoded(herald_nsp *nsp, struct hr_sio_kept *k, struct hr_buf *frame);
 
 /* A socket goes for reason: one that dropped (not one that left on purpose) is saved, so it
  * may come back within the window. */

@@ -81,12 +81,18 @@ int herald_publish(herald_io *io, const char *channel, json_t *value, herald_pub
     return rc;
 }
 
+/* s's membership of room (not its own room), or NULL. */
+static struct hr_sio_member *membership(const herald_socket *s, const char *room)
+{
+    for (struct hr_sio_member *m = s->rooms; m; m = m->next_room)
+        if (strcmp(m->room->name, room) == 0)
+            return m;
+    return NULL;
+}
+
 static int in_room(const herald_socket *s, const char *room)
 {
-    for (uint32_t i = 0; i < s->nrooms; i++)
-        if (strcmp(s->rooms[i], room) == 0)
-            return 1;
-    return 0;
+    return strcmp(room, s->id) == 0 ? s->own_room : membership(s, room) != NULL;
 }
 
 /* ---- rooms -------------------------------------------------------------------------------- */
@@ -133,7 +139,7 @@ static struct hr_buf *make_packet(const struct hr_hub_msg *m, void *ud)
     char off[HR_EPOCH_LEN + 32];
     int n = 0;
     if (member_of(st)->s->nsp->io->opts.recovery_window_ms)
-        n = snprintf(off, sizeof off, ",\"%s:%llu\"", st->ch->epoch, (unsigned long long)m->id);
+        n = snprintf(off, sizeof off, ",\"%s:%llu\"", st->sub.ch->epoch, (unsigned long long)m->id);
     size_t len = sizeof head - 1 + m->data->len + (size_t)n + 1;
     char *p;
     struct hr_buf *f = hr_eio_text_frame(len, &p);
@@ -163,8 +169,8 @@ static int stream_write(struct hr_chan_stream *st, struct hr_buf *enc, uint64_t 
         return 0; /* joined before its CONNECT was answered (middleware): as for a broadcast */
     /* "disconnect": Engine.IO's cap, as for any packet; skip and coalesce looked at over()
      * first, so the output stays within about --max-queued and a message */
-    return st->ch->policy == HR_POLICY_DISCONNECT ? hr_eio_send_frame(es, enc)
-                                                  : hr_eio_queue_frame(es, enc);
+    return st->sub.ch->policy == HR_POLICY_DISCONNECT ? hr_eio_send_frame(es, enc)
+                                                      : hr_eio_queue_frame(es, enc);
 }
 
 /* "herald:gap" {"channel","reason","first"[,"missed":[a,b]]}: history after the socket's
@@ -179,10 +185,10 @@ static void stream_write_gap(struct hr_chan_stream *st, const char *reason, uint
             ? snprintf(
                   g, sizeof g,
                   "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu,\"missed\":[%llu,%llu]}",
-                  st->ch->name, reason, (unsigned long long)first, (unsigned long long)missed_from,
-                  (unsigned long long)missed_to)
+                  st->sub.ch->name, reason, (unsigned long long)first,
+                  (unsigned long long)missed_from, (unsigned long long)missed_to)
             : snprintf(g, sizeof g, "{\"channel\":\"%s\",\"reason\":\"%s\",\"first\":%llu}",
-                       st->ch->name, reason, (unsigned long long)first);
+                       st->sub.ch->name, reason, (unsigned long long)first);
     hr_sio_emit_queued(member_of(st)->s, "herald:gap", g, (size_t)n);
 }
 
@@ -220,6 +226,7 @@ static int stream_over(const struct hr_chan_stream *st)
 }
 
 static const struct hr_chan_stream_ops room_stream_ops = {
+    .sub = HR_CHAN_STREAM_SUB_OPS,
     .fmt = HR_FMT_SIO,
     .encode = stream_encode,
     .write = stream_write,
@@ -234,28 +241,21 @@ static const struct hr_chan_stream_ops room_stream_ops = {
 /* s's stream of channel ch (NULL: s is not in that room). */
 static struct hr_chan_stream *stream_of(herald_socket *s, const struct hr_channel *ch)
 {
-    struct hr_sio_room *r;
-    struct hr_sio_member *m = NULL;
-    HASH_FIND_STR(s->nsp->rooms, ch->name, r);
-    if (r)
-        HASH_FIND_PTR(r->members, &s, m);
-    return m && m->chan ? m->st : NULL;
+    for (struct hr_sio_member *m = s->rooms; m; m = m->next_room)
+        if (m->chan && m->room->sub.ch == ch)
+            return m->st;
+    return NULL;
 }
 
 void hr_sio_client_drain_cb(struct hr_eio_session *es, void *ud)
 {
     struct hr_sio_client *c = es->user;
-    for (herald_socket *s = c ? c->sockets : NULL; s; s = s->next_in_client) {
-        for (uint32_t i = 0; i < s->nrooms; i++) {
-            struct hr_sio_room *r;
-            struct hr_sio_member *m = NULL;
-            HASH_FIND_STR(s->nsp->rooms, s->rooms[i], r);
-            if (r)
-                HASH_FIND_PTR(r->members, &s, m);
-            if (m && m->chan)
+    for (herald_socket *s = c ? c->sockets : NULL; s; s = s->next_in_client)
+        for (struct hr_sio_member *m = s->rooms, *next; m; m = next) {
+            next = m->next_room;
+            if (m->chan)
                 hr_chan_stream_drained(m->st);
         }
-    }
 }
 
 /* A socket that connected with a channel cursor as auth.offset (a client coming from another
@@ -539,54 +539,75 @@ static void room_free(struct hr_sio_room *r)
     struct hr_channel *ch = r->sub.ch;
     hr_hub_unsubscribe(&r->sub);
     hr_hub_forget_unused(ch);
-    free(r->name);
     free(r);
+}
+
+/* The room called name of nsp, made when absent (NULL: out of memory). A room of "/" named
+ * like a channel is that channel, unless a socket has that id (its own room, which is not:
+ * that room is made only when another socket joins it). */
+static struct hr_sio_room *room_get(herald_nsp *nsp, const char *name)
+{
+    struct hr_sio_room *r;
+    HASH_FIND_STR(nsp->rooms, name, r);
+    if (r)
+        return r;
+    size_t len = strlen(name);
+    if (!(r = calloc(1, sizeof(*r) + len + 1)))
+        return NULL;
+    memcpy(r->name, name, len + 1);
+    r->nsp = nsp;
+    HASH_ADD_KEYPTR(hh, nsp->rooms, r->name, len, r);
+    herald_socket *owner;
+    HASH_FIND_STR(nsp->sockets, name, owner);
+    if (strcmp(nsp->name, "/") == 0 && !owner && nsp->io->hub) {
+        struct hr_channel *ch = hr_hub_channel(nsp->io->hub, name, len, 1);
+        if (ch) {
+            r->sub.ops = &room_sub_ops;
+            r->sub.fmt = HR_FMT_SIO;
+            hr_hub_subscribe(ch, &r->sub);
+            hr_hub_readers(&r->sub, 0); /* its sockets' streams are the readers */
+        }
+    }
+    return r;
 }
 
 int herald_join(herald_socket *s, const char *room)
 {
-    if (in_room(s, room))
+    if (strcmp(room, s->id) == 0) {
+        s->own_room = 1;
         return 0;
-    herald_nsp *nsp = s->nsp;
-    struct hr_sio_room *r;
-    HASH_FIND_STR(nsp->rooms, room, r);
-    if (!r) {
-        r = calloc(1, sizeof(*r));
-        if (!r || !(r->name = strdup(room))) {
-            free(r);
-            return HR_ENOMEM;
-        }
-        r->nsp = nsp;
-        HASH_ADD_KEYPTR(hh, nsp->rooms, r->name, strlen(r->name), r);
-        /* a socket's own room is not a channel */
-        if (strcmp(nsp->name, "/") == 0 && strcmp(room, s->id) != 0 && nsp->io->hub) {
-            struct hr_channel *ch = hr_hub_channel(nsp->io->hub, room, strlen(room), 1);
-            if (ch) {
-                r->sub.ops = &room_sub_ops;
-                r->sub.fmt = HR_FMT_SIO;
-                hr_hub_subscribe(ch, &r->sub);
-                hr_hub_readers(&r->sub, 0); /* its sockets' streams are the readers */
-            }
-        }
     }
+    if (membership(s, room))
+        return 0;
+    struct hr_sio_room *r = room_get(s->nsp, room);
+    if (!r)
+        return HR_ENOMEM;
     struct hr_channel *ch = r->sub.ch;
     struct hr_sio_member *m = calloc(1, sizeof(*m) + (ch ? sizeof(struct hr_chan_stream) : 0));
-    int grown = HR_ARRAY_RESERVE(s->rooms, s->cap_rooms, (size_t)s->nrooms + 1, 2);
-    char *name = strdup(room);
-    if (!m || !name || grown < 0) {
-        free(m);
-        free(name);
+    if (!m) {
+        if (r->count == 0) {
+            HASH_DEL(s->nsp->rooms, r);
+            room_free(r);
+        }
         return HR_ENOMEM;
     }
     m->s = s;
-    HASH_ADD_PTR(r->members, s, m);
+    m->room = r;
+    m->next = r->members;
+    if (r->members)
+        r->members->prev = m;
+    r->members = m;
     r->count++;
-    s->rooms[s->nrooms++] = name;
+    struct hr_sio_member **tail = &s->rooms;
+    while (*tail)
+        tail = &(*tail)->next_room;
+    *tail = m;
     if (ch) {
         m->chan = 1;
         hr_chan_stream_init(m->st, &room_stream_ops, ch);
-        if (s->resume && s->resume->epoch[0] && hr_cursor_of(s->resume, ch)) {
-            struct hr_cursor cur = *s->resume;
+        herald_io *io = s->nsp->io;
+        if (io->resume_for == s && io->resume.epoch[0] && hr_cursor_of(&io->resume, ch)) {
+            struct hr_cursor cur = io->resume;
             hr_sio_replay_channel(s, ch, &cur, UINT64_MAX, 0);
         }
         hr_chan_stream_start(m->st, NULL); /* live from the next message */
@@ -596,31 +617,34 @@ int herald_join(herald_socket *s, const char *room)
 
 int herald_leave(herald_socket *s, const char *room)
 {
-    for (uint32_t i = 0; i < s->nrooms; i++) {
-        if (strcmp(s->rooms[i], room) != 0)
-            continue;
-        struct hr_sio_room *r;
-        HASH_FIND_STR(s->nsp->rooms, room, r);
-        if (r) {
-            struct hr_sio_member *m;
-            HASH_FIND_PTR(r->members, &s, m);
-            if (m) {
-                HASH_DEL(r->members, m);
-                if (m->chan)
-                    hr_chan_stream_stop(m->st);
-                free(m);
-                r->count--;
-            }
-            if (r->count == 0) {
-                HASH_DEL(s->nsp->rooms, r);
-                room_free(r);
-            }
-        }
-        free(s->rooms[i]);
-        s->rooms[i] = s->rooms[--s->nrooms];
-        return 0;
+    if (strcmp(room, s->id) == 0) {
+        int was = s->own_room;
+        s->own_room = 0;
+        if (was)
+            return 0;
     }
-    return HR_ENOTFOUND;
+    struct hr_sio_member **pp = &s->rooms;
+    while (*pp && strcmp((*pp)->room->name, room) != 0)
+        pp = &(*pp)->next_room;
+    struct hr_sio_member *m = *pp;
+    if (!m)
+        return HR_ENOTFOUND;
+    *pp = m->next_room;
+    struct hr_sio_room *r = m->room;
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        r->members = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    if (m->chan)
+        hr_chan_stream_stop(m->st);
+    free(m);
+    if (--r->count == 0) {
+        HASH_DEL(s->nsp->rooms, r);
+        room_free(r);
+    }
+    return 0;
 }
 
 int herald_in(const herald_socket *s, const char *room)
@@ -631,14 +655,24 @@ int herald_in(const herald_socket *s, const char *room)
 size_t herald_rooms(const herald_socket *s, const char **out, size_t max)
 {
     size_t n = 0;
-    for (uint32_t i = 0; i < s->nrooms && n < max; i++)
-        out[n++] = s->rooms[i];
+    if (s->own_room && n < max)
+        out[n++] = s->id;
+    for (const struct hr_sio_member *m = s->rooms; m && n < max; m = m->next_room)
+        out[n++] = m->room->name;
     return n;
+}
+
+/* The socket whose own room this is, when it is in it. */
+herald_socket *hr_sio_room_owner(herald_nsp *nsp, const char *room)
+{
+    herald_socket *s;
+    HASH_FIND_STR(nsp->sockets, room, s);
+    return s && s->own_room ? s : NULL;
 }
 
 size_t herald_room_size(herald_nsp *nsp, const char *room)
 {
     struct hr_sio_room *r;
     HASH_FIND_STR(nsp->rooms, room, r);
-    return r ? r->count : 0;
+    return (r ? r->count : 0) + (hr_sio_room_owner(nsp, room) != NULL);
 }

@@ -20,10 +20,13 @@ struct hr_sio_client;
 /* Memory kept per namespace for connection state recovery, at most. */
 #define HR_SIO_KEPT_MAX (16u << 20)
 
+/* An event handler of a socket (herald_on), in the order they were set: the first one for
+ * an event is called. One block with its name. */
 struct hr_sio_handler {
-    char *event;
+    struct hr_sio_handler *next;
     herald_event_cb cb;
     void *ud;
+    char event[];
 };
 
 struct hr_sio_pending_ack {
@@ -33,10 +36,22 @@ struct hr_sio_pending_ack {
     uint64_t deadline; /* loop ms; 0 = none */
 };
 
-struct hr_sio_member { /* a socket in a room */
+/* A socket's server-to-client acks, made with its first herald_emit_ack. */
+struct hr_sio_acks {
+    struct hr_sio_pending_ack *a;
+    uint32_t n, cap;
+    uint64_t next_id;
+};
+
+/* A socket in a room: on the room's list of members and on the socket's list of rooms (in
+ * the order it joined them), so joining and leaving take no lookup by name in a big room. A
+ * socket's own room is not one (herald_socket.own_room). */
+struct hr_sio_member {
     herald_socket *s;
-    UT_hash_handle hh;
-    uint8_t chan; /* st is there */
+    struct hr_sio_room *room;
+    struct hr_sio_member *prev, *next; /* the room's members */
+    struct hr_sio_member *next_room;   /* the socket's rooms */
+    uint8_t chan;                      /* st is there */
     /* in a channel room only: the socket's reader of the channel (the hub's messages, its
      * slow-consumer policy), allocated with the member */
     struct hr_chan_stream st[];
@@ -48,10 +63,10 @@ struct hr_sio_room {
      * through its own stream */
     struct hr_sub sub;
     herald_nsp *nsp;
-    char *name;
-    struct hr_sio_member *members; /* by socket pointer */
+    struct hr_sio_member *members;
     uint32_t count;
     UT_hash_handle hh;
+    char name[]; /* the key (nsp->rooms) */
 };
 
 /* Connection state recovery (Socket.IO 4.6+): what a socket that dropped may get back. */
@@ -74,12 +89,16 @@ struct hr_sio_kept {
     uint64_t chan_id; /* a channel message's id (a marker), else 0 */
     uint64_t at;
     char *event;
-    char *raw; /* arguments, the offset already appended */
+    char *raw; /* arguments, the offset already appended; NULL once frame is there */
     size_t raw_len;
+    /* the packet as it was sent, shared: every replay sends that very frame */
+    struct hr_buf *frame;
     char *room;              /* NULL: everyone */
     char except[24];         /* a socket that did not get it, or "" */
     struct herald_bin *bins; /* binary attachments, copied */
     size_t nbins;
+    /* their Engine.IO messages, made on the first replay and shared by the next ones */
+    struct hr_eio_msg *bin_msgs;
     size_t bytes; /* memory it holds, for the budget */
     struct hr_sio_kept *next;
 };
@@ -91,22 +110,20 @@ struct herald_socket {
     herald_nsp *nsp;
     struct hr_sio_client *client;
     herald_socket *next_in_client;
-    json_t *auth;
+    json_t *auth; /* an empty one is the io's, shared */
     void *data;
     struct hr_sio_handler *handlers;
-    uint32_t nhandlers, cap_handlers;
     herald_any_cb any_cb;
     void *any_ud;
     herald_disconnect_cb disconnect_cb;
     void *disconnect_ud;
-    char **rooms;
-    uint32_t nrooms, cap_rooms;
-    struct hr_sio_pending_ack *acks;
-    uint32_t nacks, cap_acks;
-    uint64_t next_ack_id;
-    struct hr_cursor *resume; /* auth.offset as a channel cursor, while connecting */
+    struct hr_sio_member *rooms; /* the rooms it is in but its own, in the order joined */
+    struct hr_sio_acks *acks;    /* NULL until it asks the client for an ack */
     uint8_t connected;
     uint8_t recovered;
+    /* in the room named by its id: found through nsp->sockets, so that a room per socket
+     * costs nothing (Socket.IO puts every socket in it) */
+    uint8_t own_room;
 };
 
 struct herald_nsp {
@@ -139,8 +156,8 @@ struct hr_sio_partial {
 struct hr_sio_client {
     struct hr_eio_session *eio;
     herald_io *io;
-    herald_socket *sockets; /* linked by next_in_client */
-    struct hr_sio_partial partial;
+    herald_socket *sockets;         /* linked by next_in_client */
+    struct hr_sio_partial *partial; /* a binary packet waiting for its attachments */
     /* until it joins a namespace: in io's list, oldest first (connect timeout) */
     struct hr_sio_client *wait_prev, *wait_next;
     uint64_t opened;
@@ -166,6 +183,11 @@ struct herald_io {
     struct hr_sio_client *wait_head, *wait_tail;
     struct hr_sio_saved *saved; /* disconnected sockets that may come back, by pid */
     uint64_t next_offset;
+    json_t *empty_auth; /* every socket that sent no auth shares it */
+    /* the socket being connected and its auth.offset as a channel cursor: what its channel
+     * rooms joined while connecting replay from */
+    herald_socket *resume_for;
+    struct hr_cursor resume;
 };
 
 /* Engine.IO's handler for Socket.IO; its ud is the herald_io. */

@@ -88,6 +88,13 @@ struct hr_ws_parser {
 /* Initialise a server-side parser: client frames must be masked. */
 void hr_ws_parser_init(struct hr_ws_parser *p, uint64_t max_message);
 
+/* Whether p is between messages, as hr_ws_parser_init left it (nothing to remember: a caller
+ * may drop this state and start from a fresh parser with the next input). */
+static inline int hr_ws_parser_idle(const struct hr_ws_parser *p)
+{
+    return !p->in_frame && !p->msg_opcode && !p->failed;
+}
+
 /* Parse from buf (mutable: payload is unmasked in place). Sets *consumed to the bytes used
  * (possibly 0 with NEED_MORE) and returns an hr_ws_event_type. At most one event per call. */
 int hr_ws_parse(struct hr_ws_parser *p, uint8_t *buf, size_t len, size_t *consumed,

@@ -11,6 +11,24 @@
 
 static const struct hr_proto ws_proto;
 
+/* What a socket remembers between reads only while a frame or a message spans them: the
+ * parser's state, and the message being assembled. An idle socket has none (its next read
+ * starts from a fresh parser), so thousands of idle sockets cost no parser state. */
+struct hr_ws_partial {
+    struct hr_ws_parser parser;
+    struct hr_buf *msg; /* the message so far, when it spans reads; charged by its capacity */
+};
+
+/* This socket's message limit (the parser's max_message). */
+static uint64_t max_message(const struct hr_ws *ws)
+{
+    const struct hr_limits *l = &ws->conn->srv->limits;
+    uint64_t max = ws->h->max_message ? ws->h->max_message : l->ws_max_message;
+    if (ws->h->max_message_is_body && l->max_body < max)
+        max = l->max_body ? l->max_body : 1; /* 0 would mean no limit */
+    return max;
+}
+
 struct hr_buf *hr_ws_frame_new(int opcode, const void *data, size_t len)
 {
     struct hr_buf *b = hr_buf_new(len + 10);
@@ -36,16 +54,28 @@ static int write_frame(struct hr_ws *ws, int opcode, const void *data, size_t le
     return rc;
 }
 
-int hr_ws_send(struct hr_ws *ws, int opcode, const void *data, size_t len)
+/* A reply went out: a peer that does not read what it asked for is not read from either. */
+static int replied(struct hr_ws *ws, int rc)
 {
-    if (ws->state != HR_WS_OPEN)
-        return HR_ECLOSED;
-    int rc = write_frame(ws, opcode, data, len);
     if (rc == 0 && hr_conn_full(ws->conn) && !ws->paused) {
         ws->paused = 1;
         hr_conn_pause(ws->conn);
     }
     return rc;
+}
+
+int hr_ws_send(struct hr_ws *ws, int opcode, const void *data, size_t len)
+{
+    if (ws->state != HR_WS_OPEN)
+        return HR_ECLOSED;
+    return replied(ws, write_frame(ws, opcode, data, len));
+}
+
+int hr_ws_reply_frame(struct hr_ws *ws, struct hr_buf *frame)
+{
+    if (ws->state != HR_WS_OPEN)
+        return HR_ECLOSED;
+    return replied(ws, hr_conn_write(ws->conn, frame));
 }
 
 int hr_ws_send_frame(struct hr_ws *ws, struct hr_buf *frame)
@@ -121,24 +151,52 @@ static void deliver(struct hr_ws *ws, int opcode, const uint8_t *data, size_t le
  * (HR_MEM_WS_MESSAGE) is charged here by the buffer's capacity. */
 static int msg_append(struct hr_ws *ws, const uint8_t *data, size_t len)
 {
-    if (!ws->msg && !(ws->msg = hr_buf_new(len > 1024 ? len : 1024)))
+    struct hr_ws_partial *pt = ws->part;
+    size_t before = pt->msg ? pt->msg->cap : 0;
+    if (!pt->msg && !(pt->msg = hr_buf_new(len > 1024 ? len : 1024)))
         return HR_ENOMEM;
-    int rc = hr_buf_append(&ws->msg, data, len);
-    if (ws->msg->cap > ws->msg_charged) {
-        hr_budget_charge(HR_MEM_WS_MESSAGE, ws->msg->cap - ws->msg_charged);
-        ws->msg_charged = ws->msg->cap;
-    }
+    int rc = hr_buf_append(&pt->msg, data, len);
+    if (pt->msg->cap > before)
+        hr_budget_charge(HR_MEM_WS_MESSAGE, pt->msg->cap - before);
     return rc;
 }
 
 /* Take the assembled message (the caller unrefs it) and release its charge. */
 static struct hr_buf *msg_take(struct hr_ws *ws)
 {
-    struct hr_buf *m = ws->msg;
-    ws->msg = NULL;
-    hr_budget_release(HR_MEM_WS_MESSAGE, ws->msg_charged);
-    ws->msg_charged = 0;
+    struct hr_buf *m = ws->part ? ws->part->msg : NULL;
+    if (!m)
+        return NULL;
+    ws->part->msg = NULL;
+    hr_budget_release(HR_MEM_WS_MESSAGE, m->cap);
     return m;
+}
+
+/* The parser state to carry to the next read, or none when the parser is idle. 0, or
+ * HR_ENOMEM. */
+static int part_keep(struct hr_ws *ws, const struct hr_ws_parser *p)
+{
+    if (ws->part) {
+        if (hr_ws_parser_idle(&ws->part->parser) && !ws->part->msg) {
+            free(ws->part);
+            ws->part = NULL;
+        }
+        return 0;
+    }
+    if (hr_ws_parser_idle(p))
+        return 0;
+    if (!(ws->part = malloc(sizeof(*ws->part))))
+        return HR_ENOMEM;
+    ws->part->parser = *p;
+    ws->part->msg = NULL;
+    return 0;
+}
+
+static void part_free(struct hr_ws *ws)
+{
+    hr_buf_unref(msg_take(ws));
+    free(ws->part);
+    ws->part = NULL;
 }
 
 /* A message that began must complete within --ws-message-timeout: the connection's one
@@ -147,7 +205,7 @@ static struct hr_buf *msg_take(struct hr_ws *ws)
  * WebSocket has no other deadline; closing ones use it for the close handshake. */
 static void msg_deadline(struct hr_ws *ws)
 {
-    if (ws->state != HR_WS_OPEN || ws->assembling || !ws->parser.msg_opcode)
+    if (ws->state != HR_WS_OPEN || ws->assembling || !ws->part || !ws->part->parser.msg_opcode)
         return;
     ws->assembling = 1;
     hr_conn_set_timeout(ws->conn, ws->conn->srv->limits.ws_message_timeout_ms);
@@ -167,6 +225,13 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
     struct hr_ws *ws = c->pdata;
     uint8_t *p = (uint8_t *)data;
     size_t left = len;
+    /* between messages a fresh parser on the stack; the state is kept only if this input
+     * ends inside a frame or a message (part_keep) */
+    struct hr_ws_parser fresh, *ps = &fresh;
+    if (ws->part)
+        ps = &ws->part->parser;
+    else
+        hr_ws_parser_init(&fresh, max_message(ws));
     /* A message that is whole inside this input is delivered from it without a copy. */
     const uint8_t *direct = NULL;
     size_t direct_len = 0;
@@ -175,17 +240,23 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
     while (left > 0 && ws->state != HR_WS_CLOSED && !(c->flags & HR_CONN_PAUSED)) {
         struct hr_ws_event ev;
         size_t used;
-        int t = hr_ws_parse(&ws->parser, p, left, &used, &ev);
+        int t = hr_ws_parse(ps, p, left, &used, &ev);
         p += used;
         left -= used;
         switch (t) {
         case HR_WS_NEED_MORE: goto out;
         case HR_WS_EV_DATA:
-            if (!ws->msg && !have_direct) {
+            if (!(ws->part && ws->part->msg) && !have_direct) {
                 direct = ev.data;
                 direct_len = ev.len;
                 have_direct = 1;
             } else {
+                if (ps == &fresh) {
+                    /* the message spans frames of this input: it is assembled */
+                    if (part_keep(ws, ps) < 0)
+                        goto nomem;
+                    ps = &ws->part->parser;
+                }
                 if (have_direct) {
                     have_direct = 0;
                     if (msg_append(ws, direct, direct_len) < 0)
@@ -200,7 +271,7 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
             if (have_direct) {
                 have_direct = 0;
                 deliver(ws, ev.opcode, direct, direct_len);
-            } else if (ws->msg) {
+            } else if (ws->part && ws->part->msg) {
                 struct hr_buf *m = msg_take(ws);
                 deliver(ws, ev.opcode, (const uint8_t *)m->data, m->len);
                 hr_buf_unref(m);
@@ -237,8 +308,12 @@ static ssize_t ws_read(struct hr_conn *c, char *data, size_t len)
         }
     }
 out:
+    if (ps == &fresh && part_keep(ws, ps) < 0)
+        goto nomem;
     if (have_direct && msg_append(ws, direct, direct_len) < 0)
         goto nomem;
+    if (ws->part && ps == &ws->part->parser)
+        part_keep(ws, ps);
     msg_deadline(ws);
     return (ssize_t)(len - left);
 nomem:
@@ -297,14 +372,25 @@ static void ws_shed(struct hr_conn *c)
         hr_ws_close(ws, HR_WS_CLOSE_POLICY, "slow consumer");
 }
 
+void hr_ws_keep(struct hr_ws *ws)
+{
+    ws->kept = 1;
+}
+
+void hr_ws_free(struct hr_ws *ws)
+{
+    free(ws);
+}
+
 static void ws_free(struct hr_conn *c)
 {
     struct hr_ws *ws = c->pdata;
+    part_free(ws);
+    c->pdata = NULL;
     if (ws->h->on_close)
         ws->h->on_close(ws, ws->close_code);
-    hr_buf_unref(msg_take(ws));
-    free(ws);
-    c->pdata = NULL;
+    if (!ws->kept)
+        free(ws);
 }
 
 static const struct hr_proto ws_proto = {
@@ -353,19 +439,14 @@ struct hr_ws *hr_ws_accept(struct hr_conn *c, struct hr_http_request *req,
     if (offered && h->subprotocol && h->subprotocol(req, offered, chosen, sizeof chosen, ud) &&
         chosen[0] && list_has(offered, chosen))
         proto = chosen; /* a server may only pick what was offered (§4.2.2) */
-    struct hr_ws *ws = calloc(1, sizeof(*ws));
+    struct hr_ws *ws = calloc(1, sizeof(*ws) + h->data_size);
     if (!ws) {
         hr_http_error(c, 503, NULL, "out of memory");
         return NULL;
     }
     ws->conn = c;
     ws->h = h;
-    ws->ud = ud;
     ws->close_code = HR_WS_CLOSE_ABNORMAL;
-    uint64_t max = h->max_message ? h->max_message : c->srv->limits.ws_max_message;
-    if (h->max_message_is_body && c->srv->limits.max_body < max)
-        max = c->srv->limits.max_body ? c->srv->limits.max_body : 1; /* 0 would mean no limit */
-    hr_ws_parser_init(&ws->parser, max);
 
     char head[512];
     int n = snprintf(head, sizeof head,

@@ -16,6 +16,9 @@ struct hr_ws_handler {
     /* Messages are request bodies (a publish): limit them to --max-body as well, so a
      * declared frame over it is refused at its header, before any payload is buffered. */
     uint8_t max_message_is_body;
+    /* Bytes of state the handler keeps per socket, allocated zeroed with the socket itself
+     * (hr_ws_data): one block per connection instead of two. */
+    uint32_t data_size;
     /* Optional: pick one of the subprotocols the client offered in Sec-WebSocket-Protocol
      * (offered: the comma-separated list as sent). Copy the chosen token into out (NUL-
      * terminated, < outsz) and return 1, or return 0 for none. A token that was not offered
@@ -30,37 +33,63 @@ struct hr_ws_handler {
     /* Optional: the memory budget is over and our output to this peer is among the largest
      * queues: apply the slow-consumer policy now. Default: close with 1008 "slow consumer". */
     void (*on_shed)(struct hr_ws *ws);
-    /* The connection is gone; code is the close code received, or 1006 if none. Free user data. */
+    /* The connection is gone; code is the close code received, or 1006 if none. The socket
+     * (and its data) is freed when this returns, unless it calls hr_ws_keep. */
     void (*on_close)(struct hr_ws *ws, uint16_t code);
 };
 
 enum { HR_WS_OPEN, HR_WS_CLOSING, HR_WS_CLOSED };
 
+struct hr_ws_partial;
+
+/* An open WebSocket holds only this (and its handler's data): the frame parser's state and a
+ * message being assembled exist only while a frame or a message spans reads (part). */
 struct hr_ws {
     struct hr_conn *conn;
     const struct hr_ws_handler *h;
-    void *ud;           /* the handler's (from hr_ws_upgrade) */
-    void *user;         /* free for the application, per socket */
-    struct hr_buf *msg; /* the message being assembled, only while one spans reads */
-    size_t msg_charged; /* msg's capacity, charged to the memory budget */
-    struct hr_ws_parser parser;
+    struct hr_ws_partial *part; /* conn.c's; NULL between messages */
+    uint16_t close_code;        /* received from the peer; 1006 until then */
     uint8_t state;
-    uint8_t paused;      /* reading paused because our output is full */
-    uint8_t assembling;  /* a message began and is not complete: its deadline runs */
-    uint16_t close_code; /* received from the peer; 1006 until then */
+    uint8_t paused;     /* reading paused because our output is full */
+    uint8_t assembling; /* a message began and is not complete: its deadline runs */
+    uint8_t kept;       /* on_close kept the memory (hr_ws_keep) */
+    /* followed by h->data_size bytes (hr_ws_data) */
 };
+_Static_assert(sizeof(struct hr_ws) % _Alignof(uint64_t) == 0 &&
+                   sizeof(struct hr_ws) % _Alignof(void *) == 0,
+               "a handler's data follows the socket, aligned");
+
+/* The handler's per-socket state (h->data_size zeroed bytes, from the accept on). */
+static inline void *hr_ws_data(struct hr_ws *ws)
+{
+    return ws + 1;
+}
+/* The socket whose data is d. */
+static inline struct hr_ws *hr_ws_of_data(void *d)
+{
+    return (struct hr_ws *)d - 1;
+}
+/* From on_close: keep the socket's memory (its data outlives the connection, e.g. for
+ * answers still under way); free it later with hr_ws_free. */
+void hr_ws_keep(struct hr_ws *ws);
+void hr_ws_free(struct hr_ws *ws);
 
 /* Route handler helper: validate the handshake and switch c to WebSocket, or answer the
  * request with the error (426 / 400 / 405, JSON body). Returns 0 when upgraded. */
 int hr_ws_upgrade(struct hr_conn *c, struct hr_http_request *req, const struct hr_ws_handler *h,
                   void *ud);
-/* The same, returning the new socket (NULL when the handshake was refused and answered). */
+/* The same, returning the new socket (NULL when the handshake was refused and answered). ud
+ * goes to h->subprotocol. */
 struct hr_ws *hr_ws_accept(struct hr_conn *c, struct hr_http_request *req,
                            const struct hr_ws_handler *h, void *ud);
 
 /* A reply to this peer (echo, acks): when our output to it is over max_queued, reading from
  * it pauses until the output drains, so a peer that does not read cannot grow our memory. */
 int hr_ws_send(struct hr_ws *ws, int opcode, const void *data, size_t len);
+
+/* A reply already framed (shared by other sockets): as hr_ws_send, reading pauses while our
+ * output to this peer is over max_queued. */
+int hr_ws_reply_frame(struct hr_ws *ws, struct hr_buf *frame);
 
 /* Queue a shared frame whatever the output holds (the caller bounds it). */
 int hr_ws_queue_frame(struct hr_ws *ws, struct hr_buf *frame);

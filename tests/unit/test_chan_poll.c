@@ -22,6 +22,7 @@ struct env {
     uv_loop_t loop;
     struct hr_store *store;
     struct hr_hub hub;
+    struct hr_poll_clock clock;
     char dir[256]; /* SQLite's, or "" */
 };
 
@@ -46,6 +47,7 @@ static int setup_store(void **state, uint32_t max_messages, size_t cache_bytes, 
     l.max_messages = max_messages;
     l.cache_bytes = cache_bytes;
     assert_int_equal(hr_hub_init(&e->hub, &e->loop, e->store, &l), 0);
+    hr_poll_clock_init(&e->clock, &e->loop);
     *state = e;
     return 0;
 }
@@ -158,7 +160,7 @@ static struct hr_poll *poll_start(struct env *e, struct hr_channel *ch, const ch
                                   uint32_t timeout_ms, struct answer *a)
 {
     memset(a, 0, sizeof(*a));
-    struct hr_poll *p = hr_poll_new(&e->loop, ch, max, timeout_ms, answer_cb, a);
+    struct hr_poll *p = hr_poll_new(&e->clock, ch, max, timeout_ms, answer_cb, a);
     assert_non_null(p);
     struct hr_cursor cur;
     if (c)

@@ -166,6 +166,7 @@ static int f_over(const struct hr_chan_stream *s)
 }
 
 static const struct hr_chan_stream_ops fake_ops = {
+    .sub = HR_CHAN_STREAM_SUB_OPS,
     .fmt = HR_FMT_WS,
     .encode = f_encode,
     .write = f_write,
@@ -379,7 +380,7 @@ static void test_coalesce(void **state)
     f->over = f->full = 1;
     publish(e, ch, 3); /* 2, 3, 4: 4 is owed */
     assert_int_equal(f->n, 1);
-    assert_int_equal(f->st.sub.owed_id, 4);
+    assert_int_equal(f->st.sub.lag, 4); /* the owed message's id */
     drain(f);
     assert_int_equal(f->n, 2);
     assert_int_equal(f->got[1], 4);
@@ -440,7 +441,7 @@ static void test_stop_forgets_unused(void **state)
 static int nvisited;
 static void visit(struct hr_chan_stream *s, void *ud)
 {
-    assert_ptr_equal(s->ops, &fake_ops);
+    assert_ptr_equal(hr_chan_stream_ops(s), &fake_ops);
     nvisited++;
 }
 

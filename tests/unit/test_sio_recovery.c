@@ -75,15 +75,10 @@ static int client_take(struct client *c, char out[][256], int max)
 /* The client goes (reason as Engine.IO gives it). */
 static void client_gone(struct client *c, const char *reason)
 {
-    char drop[1][256];
     if (c->open)
         hr_sio_eio_handler.on_close(&c->es, reason, io);
     c->open = 0;
-    while (client_take(c, drop, 1))
-        ;
-    free(c->es.queue);
-    c->es.queue = NULL;
-    hr_budget_queue_forget(&c->es.bq);
+    fake_eio_free(&c->es);
 }
 
 /* CONNECT to "/" with auth (NULL: none); returns the socket, its CONNECT answer in answer. */
@@ -308,6 +303,49 @@ static void test_binary_kept(void **state)
     assert_string_equal(got[1], "bAQID"); /* base64 of 01 02 03 */
 }
 
+/* Replays share what the broadcast sent: two sockets that come back get the very frame it was
+ * (kept by the packet), and its attachment's base64 record is made once for both. */
+static void test_replays_share_the_frame(void **state)
+{
+    struct client *a = &clients[0], *b = &clients[1], *a2 = &clients[2], *b2 = &clients[3];
+    char answer[256], sid[2][24], pid[2][24], got[8][256], auth[128];
+    client_new(a);
+    client_new(b);
+    client_connect(a, NULL, answer);
+    ids_of(answer, sid[0], pid[0]);
+    client_connect(b, NULL, answer);
+    ids_of(answer, sid[1], pid[1]);
+    bcast(NULL, NULL, "e1", "1");
+    client_gone(a, "transport close");
+    client_gone(b, "transport close");
+    char bytes[3] = {1, 2, 3};
+    struct herald_bin bin = {bytes, sizeof bytes};
+    const char *arg = "{\"_placeholder\":true,\"num\":0}";
+    herald_broadcast_raw(root, NULL, NULL, "file", arg, strlen(arg), &bin, 1);
+    struct hr_sio_kept *k = root->kept_tail;
+    assert_non_null(k->frame);
+    assert_null(k->raw); /* the frame is the packet now */
+    assert_int_equal(k->frame->refs, 1);
+
+    long live0 = hr_buf_live;
+    struct client *back[2] = {a2, b2};
+    for (int i = 0; i < 2; i++) {
+        snprintf(auth, sizeof auth, "{\"pid\":\"%s\",\"offset\":\"1\"}", pid[i]);
+        client_new(back[i]);
+        assert_true(herald_recovered(client_connect(back[i], auth, answer)));
+        assert_ptr_equal(fake_eio_buf(&back[i]->es, 0), k->frame);
+    }
+    assert_int_equal(k->frame->refs, 3);
+    assert_ptr_equal(fake_eio_buf(&a2->es, 1), fake_eio_buf(&b2->es, 1));
+    /* the attachment's two encodings (binary frame, base64 record), made by the first replay */
+    assert_int_equal(hr_buf_live, live0 + 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(client_take(back[i], got, 8), 2);
+        assert_string_equal(got[0], "451-[\"file\",{\"_placeholder\":true,\"num\":0},\"2\"]");
+        assert_string_equal(got[1], "bAQID");
+    }
+}
+
 /* What the application emits to a socket as it drops (its disconnect handler) is not lost. */
 static void emit_on_disconnect(herald_socket *s, const char *reason, void *ud)
 {
@@ -408,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_left_on_purpose, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replays_share_the_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_emit_while_dropping, setup, teardown),
         cmocka_unit_test(test_missed),
         cmocka_unit_test(test_channel_since),

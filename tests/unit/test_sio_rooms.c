@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/error.h"
 #include "fake_eio.h"
 #include "sio/internal.h"
 
@@ -106,15 +107,10 @@ static int client_poll(struct client *c, char out[][256], int max)
 
 static void client_gone(struct client *c)
 {
-    char drop[1][256];
     if (c->open)
         hr_sio_eio_handler.on_close(&c->es, "transport close", io);
     c->open = 0;
-    while (client_take(c, drop, 1))
-        ;
-    free(c->es.queue);
-    c->es.queue = NULL;
-    hr_budget_queue_forget(&c->es.bq);
+    fake_eio_free(&c->es);
 }
 
 static int teardown(void **state)
@@ -168,10 +164,10 @@ static void test_channel_message_one_buffer(void **state)
     publish("chat", "{\"a\":1}");
     /* the payload as stored, and its one Socket.IO encoding */
     assert_int_equal(hr_buf_live, live0 + 2);
-    struct hr_buf *b = clients[0].es.queue[0].buf;
+    struct hr_buf *b = fake_eio_buf(&clients[0].es, 0);
     for (int i = 0; i < N; i++) {
-        assert_int_equal(clients[i].es.queue_len, 1);
-        assert_ptr_equal(clients[i].es.queue[0].buf, b);
+        assert_int_equal(fake_eio_len(&clients[i].es), 1);
+        assert_ptr_equal(fake_eio_buf(&clients[i].es, 0), b);
     }
     struct hr_hub_msg *m = &ch->ring[(ch->head + ch->cached - 1) % ch->cap];
     assert_ptr_equal(m->enc[HR_FMT_SIO], b); /* the hub's shared encoding */
@@ -199,8 +195,8 @@ static void test_channel_message_one_buffer(void **state)
     join_on_connect = "chat"; /* the cursor applies to rooms joined while connecting */
     client_send(late, connect);
     assert_non_null(last_connected);
-    assert_int_equal(late->es.queue_len, 2);
-    assert_ptr_equal(late->es.queue[1].buf, b);
+    assert_int_equal(fake_eio_len(&late->es), 2);
+    assert_ptr_equal(fake_eio_buf(&late->es, 1), b);
     assert_int_equal(client_take(late, got, 1), 1); /* the CONNECT answer */
     assert_int_equal(client_take(late, got, 1), 1);
     assert_string_equal(got[0], want);
@@ -226,14 +222,64 @@ static void test_broadcast_one_buffer(void **state)
     assert_int_equal(herald_broadcast_raw(root, "chat", NULL, "news", "{\"n\":1},2", 9, NULL, 0),
                      N);
     assert_int_equal(hr_buf_live, live0 + 1);
-    struct hr_buf *b = clients[0].es.queue[0].buf;
+    struct hr_buf *b = fake_eio_buf(&clients[0].es, 0);
     for (int i = 0; i < N; i++)
-        assert_ptr_equal(clients[i].es.queue[0].buf, b);
+        assert_ptr_equal(fake_eio_buf(&clients[i].es, 0), b);
     assert_int_equal(b->refs, N);
     char got[1][256];
     assert_int_equal(client_take(&clients[0], got, 1), 1);
     assert_string_equal(got[0], "42[\"news\",{\"n\":1},2]");
     assert_int_equal(b->refs, N - 1);
+}
+
+/* A socket's own room is no room struct (nothing in nsp->rooms), yet it is a room like any
+ * other: listed first, counted, reached by a broadcast (one shared frame with the other
+ * members when another socket joined it too), left and joined again. */
+static void test_own_room(void **state)
+{
+    herald_socket *a = client_open(&clients[0]), *b = client_open(&clients[1]);
+    assert_int_equal(HASH_COUNT(root->rooms), 0);
+    assert_true(herald_in(a, herald_id(a)));
+    assert_false(herald_in(b, herald_id(a)));
+    assert_int_equal(herald_room_size(root, herald_id(a)), 1);
+    assert_int_equal(herald_join(a, "chat"), 0);
+    const char *list[4];
+    assert_int_equal(herald_rooms(a, list, 4), 2);
+    assert_string_equal(list[0], herald_id(a));
+    assert_string_equal(list[1], "chat");
+
+    /* b joins a's room: a room struct for b only, and not a channel */
+    assert_int_equal(herald_join(b, herald_id(a)), 0);
+    assert_int_equal(herald_room_size(root, herald_id(a)), 2);
+    assert_null(hr_hub_channel(&hub, herald_id(a), strlen(herald_id(a)), 0));
+    long live0 = hr_buf_live;
+    assert_int_equal(herald_broadcast_raw(root, herald_id(a), NULL, "x", "1", 1, NULL, 0), 2);
+    assert_int_equal(hr_buf_live, live0 + 1);
+    assert_ptr_equal(fake_eio_buf(&clients[0].es, 0), fake_eio_buf(&clients[1].es, 0));
+    char got[2][256];
+    assert_int_equal(client_take(&clients[0], got, 2), 1);
+    assert_string_equal(got[0], "42[\"x\",1]");
+    assert_int_equal(client_take(&clients[1], got, 2), 1);
+    assert_int_equal(herald_broadcast_raw(root, herald_id(a), a, "x", "2", 1, NULL, 0), 1);
+    assert_int_equal(client_take(&clients[0], got, 2), 0);
+    assert_int_equal(client_take(&clients[1], got, 2), 1);
+
+    /* a leaves its own room: only b is in it */
+    assert_int_equal(herald_leave(a, herald_id(a)), 0);
+    assert_int_equal(herald_leave(a, herald_id(a)), HR_ENOTFOUND);
+    assert_false(herald_in(a, herald_id(a)));
+    assert_int_equal(herald_room_size(root, herald_id(a)), 1);
+    assert_int_equal(herald_rooms(a, list, 4), 1);
+    assert_string_equal(list[0], "chat");
+    assert_int_equal(herald_broadcast_raw(root, herald_id(a), NULL, "x", "3", 1, NULL, 0), 1);
+    assert_int_equal(client_take(&clients[0], got, 2), 0);
+    assert_int_equal(client_take(&clients[1], got, 2), 1);
+    assert_int_equal(herald_join(a, herald_id(a)), 0);
+    assert_int_equal(herald_room_size(root, herald_id(a)), 2);
+    assert_int_equal(herald_leave(b, herald_id(a)), 0);
+    struct hr_sio_room *r;
+    HASH_FIND_STR(root->rooms, herald_id(a), r);
+    assert_null(r); /* its last member left */
 }
 
 /* ---- the slow-consumer policies, per socket ---- */
@@ -244,7 +290,7 @@ static uint64_t fill(const char *channel, struct client *a, struct client *b, in
 {
     char got[64][256];
     uint64_t id = 0;
-    while (a->es.queue_bytes <= srv.limits.max_queued) {
+    while (fake_eio_bytes(&a->es) <= srv.limits.max_queued) {
         char json[32];
         snprintf(json, sizeof json, "{\"i\":%llu}", (unsigned long long)++id);
         publish(channel, json);
@@ -314,6 +360,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_channel_message_one_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel_message_no_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broadcast_one_buffer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalesce, setup, teardown),
     };
