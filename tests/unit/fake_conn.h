@@ -74,7 +74,7 @@ int hr_conn_release(struct hr_conn *c)
 
 int hr_conn_over(const struct hr_conn *c)
 {
-    return hr_conn_queued(c) > c->srv->limits.max_queued || c->bq.state != HR_BQ_OK;
+    return hr_conn_queued(c) > c->srv->limits.max_queued || (c->bq && c->bq->q.state != HR_BQ_OK);
 }
 
 /* A connection of srv, accepted (srv->on_accept: HTTP). */
@@ -155,7 +155,9 @@ static inline void fake_conn_free(struct hr_conn *c)
         c->proto->on_free(c);
     c->proto = NULL;
     fake_conn_clear(c);
-    hr_budget_queue_forget(&c->bq);
+    if (c->bq)
+        hr_budget_queue_forget(&c->bq->q);
+    free(c->bq);
     free(c->pending);
     free(fake_of(c));
 }
