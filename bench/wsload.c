@@ -174,8 +174,8 @@ struct win_slot {
 };
 static struct win_slot *win;
 static uint64_t win_done, win_next;
-static int win_open;   /* publishing in window mode (warm-up and measured seconds) */
-static int live_subs;  /* subscribers open now (window mode) */
+static int win_open;  /* publishing in window mode (warm-up and measured seconds) */
+static int live_subs; /* subscribers open now (window mode) */
 static void win_fill(void);
 
 static void start_more(void);
@@ -333,7 +333,8 @@ static void win_received(uint64_t pi, uint64_t from, uint64_t to)
     win_advance();
 }
 
-/* A subscriber left while events were outstanding: those it had not received stop waiting for it. */
+/* A subscriber left while events were outstanding: those it had not received stop waiting for it.
+ */
 static void win_sub_gone(struct conn *c)
 {
     uint64_t P = (uint64_t)cfg.publishers;
@@ -858,10 +859,9 @@ static void pub_emit(int pi, uint64_t now)
 {
     struct conn *c = pub_conns[pi];
     uint64_t ts = now - t_start;
-    int len =
-        snprintf(pub_buf, 128,
-                 "42[\"message\",{\"ts\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"p\":%d,\"pad\":\"",
-                 ts, pub_seq[pi], pi);
+    int len = snprintf(pub_buf, 128,
+                       "42[\"message\",{\"ts\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"p\":%d,\"pad\":\"",
+                       ts, pub_seq[pi], pi);
     size_t pad = cfg.size > (size_t)len + 3 ? cfg.size - (size_t)len - 3 : 0;
     memset(pub_buf + len, 'x', pad);
     memcpy(pub_buf + len + pad, "\"}]", 3);
@@ -1032,7 +1032,8 @@ static void usage(void)
         "SECS]\n"
         "                   [--drain SECS] [--server-pid PID] [--inflight 200] [--connect-timeout "
         "SECS]\n"
-        "                   [--window W]   (closed loop: at most W events outstanding, no --rate)\n");
+        "                   [--window W]   (closed loop: at most W events outstanding, no "
+        "--rate)\n");
     exit(2);
 }
 
@@ -1198,20 +1199,18 @@ int main(int argc, char **argv)
                    ", dropped %d, publishes skipped %" PRIu64 "; first: %s\n",
                    errors_dup, seq_gaps, errors_proto, n_dropped, pub_skipped,
                    first_error[0] ? first_error : "-");
-        printf(
-            "RESULT mode=sio-fanout subs=%d pubs=%d rate=%.0f window=%d size=%zu secs=%.2f "
-            "published=%" PRIu64
-            " expected=%" PRIu64 " delivered=%" PRIu64 " lost=%" PRIu64
-            " deliveries_per_s=%.0f p50_us=%.0f"
-            " p99_us=%.0f max_us=%.0f server_cpu_s=%.3f server_user_s=%.3f "
-            "cpu_us_per_delivery=%.3f client_cpu_s=%.2f"
-            " welcomes=%" PRIu64 " gaps=%" PRIu64 " errors=%" PRIu64 " failed=%d dropped=%d\n",
-            n_subs, cfg.publishers, cfg.fan_window ? (secs > 0 ? (double)pub_measured / secs : 0)
-                                                   : cfg.rate,
-            cfg.fan_window, cfg.size, secs, pub_measured, expected, delivered,
-            lost, dps, hist_pct(&lat, 50) / 1e3, hist_pct(&lat, 99) / 1e3, (double)lat.max / 1e3,
-            server_cpu_s, server_user_s, cpu_us, client_cpu_s, welcomes, seq_gaps, errs, n_failed,
-            n_dropped);
+        printf("RESULT mode=sio-fanout subs=%d pubs=%d rate=%.0f window=%d size=%zu secs=%.2f "
+               "published=%" PRIu64 " expected=%" PRIu64 " delivered=%" PRIu64 " lost=%" PRIu64
+               " deliveries_per_s=%.0f p50_us=%.0f"
+               " p99_us=%.0f max_us=%.0f server_cpu_s=%.3f server_user_s=%.3f "
+               "cpu_us_per_delivery=%.3f client_cpu_s=%.2f"
+               " welcomes=%" PRIu64 " gaps=%" PRIu64 " errors=%" PRIu64 " failed=%d dropped=%d\n",
+               n_subs, cfg.publishers,
+               cfg.fan_window ? (secs > 0 ? (double)pub_measured / secs : 0) : cfg.rate,
+               cfg.fan_window, cfg.size, secs, pub_measured, expected, delivered, lost, dps,
+               hist_pct(&lat, 50) / 1e3, hist_pct(&lat, 99) / 1e3, (double)lat.max / 1e3,
+               server_cpu_s, server_user_s, cpu_us, client_cpu_s, welcomes, seq_gaps, errs,
+               n_failed, n_dropped);
     } else {
         double secs =
             t_measure_end > t_measure_start ? (double)(t_measure_end - t_measure_start) / 1e9 : 0;
