@@ -69,6 +69,9 @@ static void budget_over_cb(void *ud);
  * queue gets its grace before the next pass would drop it. */
 #define SHED_INTERVAL_MS 50
 
+/* Output slices the table keeps (24 KiB) when nothing is queued; a larger one is freed. */
+#define HR_OUTS_KEEP 1024
+
 uint32_t hr_server_fit_connections(uint32_t max_connections, uint64_t nofile)
 {
     if (nofile == 0)
@@ -419,11 +422,21 @@ int hr_server_port(struct hr_server *srv)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+static void free_outs(struct hr_server *srv)
+{
+    free(srv->outs);
+    srv->outs = NULL;
+    srv->nouts = srv->outs_cap = srv->outs_used = srv->out_free = 0;
+}
+
 static void sweep_cb(uv_timer_t *t)
 {
     struct hr_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
     log_refusals(srv);
+    /* a burst (a slow reader's backlog) grew the slice table: give it back once it is empty */
+    if (srv->outs_used == 0 && srv->outs_cap > HR_OUTS_KEEP)
+        free_outs(srv);
     for (struct hr_conn *c = srv->conns; c; c = c->next) {
         if (!c->deadline || now < c->deadline || (c->flags & HR_CONN_CLOSING))
             continue;
@@ -536,11 +549,9 @@ void hr_server_free(struct hr_server *srv)
     }
     free(srv->scratch);
     srv->scratch = NULL;
-    free(srv->outs);
-    srv->outs = NULL;
+    free_outs(srv);
     if (srv->epfd >= 0)
         close(srv->epfd);
     srv->epfd = -1;
     hr_server_uring_free(srv);
-    srv->nouts = srv->outs_cap = srv->outs_used = srv->out_free = 0;
 }
