@@ -56,6 +56,8 @@ struct herald_options {
     const char *store;            /* channel history: "sqlite" (default, durable) or "memory" */
     const char *data_dir;         /* where the sqlite store keeps herald.db ("data", created) */
     int quiet;                    /* log errors only */
+    uint32_t workers;             /* event loops, each on its own thread (SO_REUSEPORT); 0: one
+                                   * per core; default 1 (see herald_worker) */
     struct herald_config *config; /* the flags not above, from herald_options_parse; NULL: the
                                    * defaults. herald_new takes it over (herald_run frees it). */
 };
@@ -77,6 +79,17 @@ herald_io *herald_new(const struct herald_options *o);
 int herald_run(herald_io *io);
 /* Stop serving (as a signal does): herald_run returns once every client is gone. */
 void herald_stop(herald_io *io);
+
+/* With workers > 1 the server is that many servers in one process, one per thread, sharing the
+ * port, the channels (ids, history, delivery to every worker's subscribers) and Socket.IO
+ * broadcasts; a client's Engine.IO requests always reach the worker that holds its session.
+ * Handlers given to the first (herald_of, herald_on_connection, herald_use,
+ * herald_allow_namespaces, before herald_run) are given to every worker and run on the thread
+ * of the socket's worker: state a handler changes is either per worker (index it with
+ * herald_worker) or made thread-safe. herald_room_size and a broadcast's count are this
+ * worker's. */
+unsigned herald_workers(herald_io *io);
+unsigned herald_worker(herald_io *io); /* 0 .. herald_workers() - 1 */
 
 /* The namespace called name ("/", "/admin"), created on first use. */
 herald_nsp *herald_of(herald_io *io, const char *name);

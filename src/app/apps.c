@@ -50,10 +50,15 @@ struct relay {
     struct herald_bin bins[MAX_BINS]; /* copies */
 };
 
-/* The chat app's state, one per server. */
+/* The chat app's state, one per worker (herald_worker): each orders its own relays. */
 struct chat {
     uint64_t published, delivered; /* channel publishes made, and committed */
     struct relay *head, *tail;     /* relays waiting for those publishes */
+};
+
+struct chats {
+    unsigned n;
+    struct chat w[];
 };
 
 static void relay_free(struct relay *r)
@@ -115,7 +120,7 @@ static void relay(struct chat *chat, herald_nsp *nsp, const char *raw, size_t le
 
 static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
 {
-    struct chat *chat = ud;
+    struct chat *chat = &((struct chats *)ud)->w[herald_worker(herald_socket_io(s))];
     size_t len;
     const char *raw = herald_args_raw(a, &len);
     struct herald_bin bins[MAX_BINS];
@@ -210,23 +215,27 @@ static const struct hr_eio_handler eio_app = {.on_open = eio_open_cb, .on_messag
 
 static int chat_start(herald_io *io, void **state)
 {
-    struct chat *chat = calloc(1, sizeof(*chat));
-    if (!chat)
+    unsigned n = herald_workers(io);
+    struct chats *chats = calloc(1, sizeof(*chats) + n * sizeof(chats->w[0]));
+    if (!chats)
         return HR_ENOMEM;
-    herald_on_connection(herald_of(io, "/"), chat_connection_cb, chat);
-    *state = chat;
+    chats->n = n;
+    herald_on_connection(herald_of(io, "/"), chat_connection_cb, chats);
+    *state = chats;
     return 0;
 }
 
 static void chat_stop(void *state)
 {
-    struct chat *chat = state;
-    while (chat->head) {
-        struct relay *r = chat->head;
-        chat->head = r->next;
-        relay_free(r);
+    struct chats *chats = state;
+    for (unsigned i = 0; i < chats->n; i++) {
+        while (chats->w[i].head) {
+            struct relay *r = chats->w[i].head;
+            chats->w[i].head = r->next;
+            relay_free(r);
+        }
     }
-    free(chat);
+    free(chats);
 }
 
 static int sio_start(herald_io *io, void **state)

@@ -66,6 +66,8 @@ void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *u
         struct hr_channel *ch = hr_hub_channel(push->hub, name, nlen, 0);
         char epoch[HR_EPOCH_LEN + 1];
         hr_hub_epoch(push->hub, name, nlen, epoch);
+        uint32_t subs[HR_HUB_FORMATS];
+        hr_hub_subscribers(push->hub, ch, name, nlen, subs);
         char body[HR_CHANNEL_NAME_MAX + 400];
         int n =
             snprintf(body, sizeof body,
@@ -73,9 +75,8 @@ void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *u
                      ",\"first_id\":%" PRIu64 ",\"history\":%u,\"subscribers\":{\"websocket\":%u,"
                      "\"sse\":%u,\"longpoll\":%u,\"socketio\":%u}}\n",
                      (int)nlen, name, epoch, ch ? ch->last_id : 0, ch ? hr_hub_first_id(ch) : 1,
-                     ch ? (unsigned)ch->kept : 0, ch ? ch->nsubs[HR_FMT_WS] : 0,
-                     ch ? ch->nsubs[HR_FMT_SSE] : 0, ch ? ch->nsubs[HR_FMT_POLL] : 0,
-                     ch ? ch->nsubs[HR_FMT_SIO] : 0);
+                     ch ? (unsigned)ch->kept : 0, subs[HR_FMT_WS], subs[HR_FMT_SSE],
+                     subs[HR_FMT_POLL], subs[HR_FMT_SIO]);
         if (n < 0 || (size_t)n >= sizeof body)
             n = 0;
         hr_http_respond(c, 200, "application/json",

@@ -9,7 +9,7 @@
 
 #include "log.h"
 
-static struct {
+static _Thread_local struct {
     uint64_t max;
     size_t used[HR_MEM_COUNT];
     size_t total;
@@ -145,7 +145,7 @@ int hr_budget_admit(size_t n)
 
 void hr_budget_refused(size_t n)
 {
-    static uint64_t last_logged;
+    static _Thread_local uint64_t last_logged;
     B.stats.refused++;
     /* one line per 100 refusals at most: a flood of refused publishes must not flood the log */
     if (B.stats.refused - last_logged >= 100 || last_logged == 0) {

@@ -13,7 +13,8 @@
  *
  * A shared broadcast frame is charged once per queue that holds it (the cost as if each had
  * its own copy): the sum is an upper bound of what the queues pin, never an underestimate.
- * Single-threaded: only the event loop's thread may call these. */
+ * Per event-loop thread: each worker (--workers) keeps its own, with its share of the limit;
+ * only that loop's thread may call these. */
 #ifndef HR_CORE_BUDGET_H
 #define HR_CORE_BUDGET_H
 

@@ -8,7 +8,7 @@
 
 #include "error.h"
 
-long hr_buf_live;
+_Thread_local long hr_buf_live;
 
 struct hr_buf *hr_buf_new(size_t cap)
 {

@@ -34,6 +34,6 @@ int hr_buf_reserve(struct hr_buf **bp, size_t cap);
 void hr_buf_shrink(struct hr_buf **bp, size_t cap);
 
 /* Count of live buffers, for tests and leak checks. */
-extern long hr_buf_live;
+extern _Thread_local long hr_buf_live;
 
 #endif

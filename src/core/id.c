@@ -10,7 +10,7 @@ void hr_random_id(char out[21])
     uint8_t raw[15];
     if (uv_random(NULL, NULL, raw, sizeof raw, 0, NULL) != 0) {
         /* getrandom does not fail once the pool is ready; stay unique regardless */
-        static uint64_t n;
+        static _Thread_local uint64_t n;
         uint64_t t = uv_hrtime() ^ (++n << 40);
         for (int i = 0; i < 15; i++)
             raw[i] = (uint8_t)(t >> ((i % 8) * 8)) ^ (uint8_t)(i * 131);

@@ -21,12 +21,19 @@ struct hr_eio_opts {
     uint32_t max_payload;      /* 1000000: a POST body, or one WebSocket message */
     const char *cors_origin; /* "*", or a comma-separated list of allowed origins; NULL: no CORS */
     uint8_t allow_upgrades;  /* offer "websocket" to polling sessions */
+    /* workers: a session id's first character names the worker that holds it (0..63, an
+     * index into HR_EIO_SID_ALPHABET), so its requests can be taken there; -1: not tagged */
+    int8_t worker;
 };
+
+#define HR_EIO_SID_ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+/* The worker that holds session sid (tagged as above), or -1. */
+int hr_eio_sid_worker(const char *sid, size_t len);
 
 #define HR_EIO_OPTS_DEFAULT                                                                        \
     {                                                                                              \
         .path = "/engine.io/", .ping_interval_ms = 25000, .ping_timeout_ms = 20000,                \
-        .max_payload = 1000000, .cors_origin = "*", .allow_upgrades = 1                            \
+        .max_payload = 1000000, .cors_origin = "*", .allow_upgrades = 1, .worker = -1              \
     }
 
 struct hr_eio_handler {

@@ -28,6 +28,12 @@ static void close_slow_now(struct hr_eio_session *s);
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
+int hr_eio_sid_worker(const char *sid, size_t len)
+{
+    const char *p = len ? memchr(HR_EIO_SID_ALPHABET, sid[0], 64) : NULL;
+    return p ? (int)(p - HR_EIO_SID_ALPHABET) : -1;
+}
+
 int hr_eio_msg_init(struct hr_eio_msg *m, int binary, const void *data, size_t len)
 {
     memset(m, 0, sizeof(*m));
@@ -302,6 +308,8 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
     }
     for (struct hr_eio_session *other = s; other;) {
         hr_random_id(s->sid);
+        if (eio->opts.worker >= 0)
+            s->sid[0] = HR_EIO_SID_ALPHABET[eio->opts.worker & 63];
         HASH_FIND_STR(eio->sessions, s->sid, other);
     }
     HASH_ADD_STR(eio->sessions, sid, s);

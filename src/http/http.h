@@ -29,6 +29,11 @@ struct hr_router {
     struct hr_route routes[HR_ROUTES_MAX];
     unsigned n;
     struct hr_route fallback; /* fn NULL: 404 */
+    /* Optional, asked at each request's start with its first bytes (the request line and
+     * what follows, len of them): returns 0 to serve it here, 1 when it took the connection
+     * away (hr_conn_detach: another server serves it), HR_AGAIN for more bytes first. */
+    int (*steer)(struct hr_conn *c, const char *data, size_t len, void *ud);
+    void *steer_ud;
 };
 
 void hr_router_init(struct hr_router *r);

@@ -126,8 +126,8 @@ const char *hr_http_reason(int status)
 /* RFC 9110 §6.6.1 date, formatted at most once a second. */
 static const char *http_date(void)
 {
-    static char buf[40];
-    static time_t last;
+    static _Thread_local char buf[40];
+    static _Thread_local time_t last;
     time_t now = time(NULL);
     if (now != last) {
         struct tm tm;
@@ -406,8 +406,17 @@ static ssize_t http_read(struct hr_conn *c, char *data, size_t len)
     if (h->responding)
         return 0; /* the next request waits; reading goes on so a client that leaves is seen */
     struct http_reader *rd = h->rd;
-    if (!hr_http_parser_busy(&rd->parser))
-        hr_conn_set_timeout(c, c->srv->limits.header_timeout_ms);
+    if (!hr_http_parser_busy(&rd->parser)) {
+        const struct hr_router *router = c->srv->app;
+        int r = router->steer ? router->steer(c, data, len, router->steer_ud) : 0;
+        if (r > 0)
+            return HR_ECLOSED;
+        /* the head's time runs from its first bytes, not from each of them */
+        if (r != HR_AGAIN || !c->pending_len)
+            hr_conn_set_timeout(c, c->srv->limits.header_timeout_ms);
+        if (r == HR_AGAIN)
+            return 0;
+    }
     size_t used;
     int r = hr_http_parse(&rd->parser, data, len, &used);
     body_sync(h);

@@ -235,6 +235,8 @@ static void trimmed_cb(void *ud, int status, const struct hr_store_meta *m)
     ch->first_time = m->first_time;
     while (ch->cached && ring_at(ch, 0)->id < ch->first_id)
         drop_oldest(ch, 0);
+    if (ch->hub->committed)
+        ch->hub->committed(ch->hub->relay_ud, ch, 0, 0, NULL);
     trim(ch, wall_ms());
 }
 
@@ -243,10 +245,14 @@ static void trimmed_cb(void *ud, int status, const struct hr_store_meta *m)
  * sizes and times. */
 static void trim(struct hr_channel *ch, int64_t now)
 {
-    struct hr_store *st = ch->hub->store;
+    struct hr_hub *hub = ch->hub;
+    struct hr_store *st = hub->forward ? NULL : hub->store; /* a replica never writes it */
     uint64_t before = ch->first_id;
     while (over_limits(ch, now) && ch->cached && ring_at(ch, 0)->id == ch->first_id)
         drop_oldest(ch, 1);
+    /* the sequencer tells the replicas of a trim that is not a commit's (those carry it) */
+    if (ch->first_id != before && hub->committed && !hub->committing)
+        hub->committed(hub->relay_ud, ch, 0, 0, NULL);
     if (ch->first_id != before && st && st->ops->trim)
         st->ops->trim(st, ch->name, ch->first_id);
     if (over_limits(ch, now) && !ch->trimming && st && st->ops->trim_limits) {
@@ -622,7 +628,11 @@ static void committed_cb(void *ud, int status)
     if (status == 0 && cache_push(ch, p->id, p->time_ms, p->data) == 0) {
         hub->published++;
         fan_out(ch, ring_at(ch, ch->cached - 1));
+        hub->committing = 1;
         trim(ch, p->time_ms);
+        hub->committing = 0;
+        if (hub->committed)
+            hub->committed(hub->relay_ud, ch, p->id, p->time_ms, p->data);
         evict(hub);
         if (p->ack)
             p->ack(p->ud, 0, p->id);
@@ -637,6 +647,8 @@ static void committed_cb(void *ud, int status)
 int hr_hub_publish_buf(struct hr_hub *hub, struct hr_channel *ch, struct hr_buf *data,
                        hr_hub_ack_cb ack, void *ud)
 {
+    if (hub->forward)
+        return hub->forward(hub->relay_ud, ch, data, ack, ud);
     struct pending *p = calloc(1, sizeof(*p));
     if (!p)
         return HR_ENOMEM;
@@ -673,6 +685,62 @@ int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, 
     return rc;
 }
 
+int hr_hub_apply(struct hr_hub *hub, const char *name, size_t len, uint64_t id, int64_t time_ms,
+                 struct hr_buf *data, const struct hr_store_meta *meta)
+{
+    struct hr_channel *ch = hr_hub_channel(hub, name, len, !!data);
+    if (!ch)
+        return data ? HR_ENOMEM : 0;
+    if (!data) {
+        /* the sequencer trimmed (by the store, or by age) */
+        ch->first_id = meta->first_id > ch->last_id + 1 ? ch->last_id + 1 : meta->first_id;
+        ch->kept = meta->count;
+        ch->kept_bytes = meta->bytes;
+        ch->first_time = meta->first_time;
+        while (ch->cached && ring_at(ch, 0)->id < ch->first_id)
+            drop_oldest(ch, 0);
+        return 0;
+    }
+    if (id <= ch->last_id)
+        return 0;
+    /* the cache holds a contiguous tail: a message that cannot join it empties it */
+    if (ch->cached && ring_at(ch, ch->cached - 1)->id != id - 1)
+        while (ch->cached)
+            drop_oldest(ch, 0);
+    int rc = cache_push(ch, id, time_ms, data);
+    ch->last_id = id;
+    ch->next_id = id + 1;
+    hub->published++;
+    if (rc == 0)
+        fan_out(ch, ring_at(ch, ch->cached - 1));
+    ch->first_id = meta->first_id;
+    ch->kept = meta->count;
+    ch->kept_bytes = meta->bytes;
+    ch->first_time = meta->first_time;
+    while (ch->cached && ring_at(ch, 0)->id < ch->first_id)
+        drop_oldest(ch, 0);
+    evict(hub);
+    return rc;
+}
+
+/* The channel's subscriber count for one wire format, and the hubs' census (workers). */
+static void count_subs(struct hr_channel *ch, int fmt, int32_t delta)
+{
+    ch->nsubs[fmt] += (uint32_t)delta;
+    if (ch->hub->census && delta)
+        ch->hub->census(ch->hub->relay_ud, ch->name, fmt, delta);
+}
+
+void hr_hub_subscribers(struct hr_hub *hub, struct hr_channel *ch, const char *name, size_t len,
+                        uint32_t out[HR_HUB_FORMATS])
+{
+    if (hub->count)
+        hub->count(hub->relay_ud, name, len, out);
+    else
+        for (int f = 0; f < HR_HUB_FORMATS; f++)
+            out[f] = ch ? ch->nsubs[f] : 0;
+}
+
 void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub)
 {
     sub->ch = ch;
@@ -683,7 +751,7 @@ void hr_hub_subscribe(struct hr_channel *ch, struct hr_sub *sub)
     ch->subs = sub;
     sub->readers = 1;
     sub->subscribed = 1;
-    ch->nsubs[sub->fmt]++;
+    count_subs(ch, sub->fmt, 1);
 }
 
 void hr_sub_owe(struct hr_sub *sub, struct hr_buf *enc, uint64_t id)
@@ -699,7 +767,7 @@ void hr_hub_readers(struct hr_sub *sub, uint32_t n)
 {
     if (!sub->subscribed)
         return;
-    sub->ch->nsubs[sub->fmt] = sub->ch->nsubs[sub->fmt] - sub->readers + n;
+    count_subs(sub->ch, sub->fmt, (int32_t)n - (int32_t)sub->readers);
     sub->readers = n;
 }
 
@@ -714,7 +782,7 @@ void hr_hub_unsubscribe(struct hr_sub *sub)
         ch->subs = sub->next;
     if (sub->next)
         sub->next->prev = sub->prev;
-    ch->nsubs[sub->fmt] -= sub->readers;
+    count_subs(ch, sub->fmt, -(int32_t)sub->readers);
     sub->readers = 0;
     hr_buf_unref(sub->owed);
     sub->owed = NULL;

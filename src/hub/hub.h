@@ -142,6 +142,8 @@ struct hr_channel {
     char name[]; /* NUL-terminated */
 };
 
+typedef void (*hr_hub_ack_cb)(void *ud, int status, uint64_t id);
+
 struct hr_hub {
     uv_loop_t *loop;
     struct hr_store *store;
@@ -152,6 +154,24 @@ struct hr_hub {
     struct hr_channel *lru_head, *lru_tail;
     struct hr_hub_read *reads; /* store reads under way */
     uint32_t busy;             /* pages or a fan-out being handed out: no eviction */
+    uint8_t committing;        /* a commit's trim: the commit tells the replicas */
+    /* Several hubs of one history (worker threads, src/server/workers.c): one sequencer
+     * gives ids and writes the store; the others are replicas that forward their publishes
+     * to it and apply what it commits (hr_hub_apply). Both hooks are set by the owner;
+     * neither is set for a hub on its own. */
+    /* replica: a publish goes to the sequencer; ack(ud, ...) once it is committed there and
+     * applied here (the hook's contract is hr_hub_publish_buf's) */
+    int (*forward)(void *ud, struct hr_channel *ch, struct hr_buf *data, hr_hub_ack_cb ack,
+                   void *ack_ud);
+    /* sequencer: a message was committed, delivered here, and the history trimmed; or (id 0,
+     * data NULL) the history was trimmed apart from a commit */
+    void (*committed)(void *ud, struct hr_channel *ch, uint64_t id, int64_t time_ms,
+                      struct hr_buf *data);
+    /* every hub: its subscriber counts change (census) and are read as the sum over all the
+     * hubs (count), see hr_hub_subscribers */
+    void (*census)(void *ud, const char *name, int fmt, int32_t delta);
+    void (*count)(void *ud, const char *name, size_t len, uint32_t out[HR_HUB_FORMATS]);
+    void *relay_ud;
 };
 
 /* Channel names: 1..200 bytes of [A-Za-z0-9_.:@-], so "user:42" and "chat.room-1" work and
@@ -173,7 +193,6 @@ void hr_hub_epoch(const struct hr_hub *hub, const char *name, size_t len,
 struct hr_channel *hr_hub_channel(struct hr_hub *hub, const char *name, size_t len, int create);
 
 /* Publish: ack(ud, 0, id) once committed and delivered, or ack(ud, error, 0). */
-typedef void (*hr_hub_ack_cb)(void *ud, int status, uint64_t id);
 int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, size_t len,
                    hr_hub_ack_cb ack, void *ud);
 /* The same for a payload already in a buffer: the hub takes a reference of its own (the
@@ -181,6 +200,18 @@ int hr_hub_publish(struct hr_hub *hub, struct hr_channel *ch, const void *data, 
  * the history is that very buffer - no copy. It must not change afterwards. */
 int hr_hub_publish_buf(struct hr_hub *hub, struct hr_channel *ch, struct hr_buf *data,
                        hr_hub_ack_cb ack, void *ud);
+
+/* A channel's subscribers by wire format (ch may be NULL: none here): this hub's, or every
+ * hub's of the history when it is one of several. */
+void hr_hub_subscribers(struct hr_hub *hub, struct hr_channel *ch, const char *name, size_t len,
+                        uint32_t out[HR_HUB_FORMATS]);
+
+/* A replica applies a message its sequencer committed (in commit order): it enters the cache
+ * and reaches this hub's subscribers, and the channel's metadata becomes the sequencer's (meta:
+ * after its trim). The hub takes its own reference to data. data NULL: only the metadata
+ * (a trim). */
+int hr_hub_apply(struct hr_hub *hub, const char *name, size_t len, uint64_t id, int64_t time_ms,
+                 struct hr_buf *data, const struct hr_store_meta *meta);
 
 /* One page of history: the kept messages after a cursor, ids increasing. The messages are
  * borrowed for the callback only (hr_buf_ref what must outlive it). */

@@ -677,6 +677,22 @@ void hr_conn_close(struct hr_conn *c)
     c->srv->closed = c;
 }
 
+int hr_conn_detach(struct hr_conn *c, int *fd)
+{
+    if ((c->flags & (HR_CONN_CLOSING | HR_CONN_ENDING)) || c->fd < 0)
+        return HR_ECLOSED;
+    if (c->out_head && !(c->flags & HR_CONN_WANT_OUT))
+        send_out(c); /* an answer corked this turn goes first */
+    if (c->out_head || (c->flags & HR_CONN_CLOSING))
+        return HR_EBUSY;
+    epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    *fd = c->fd;
+    c->fd = -1;
+    c->pending_len = 0;
+    hr_conn_close(c);
+    return 0;
+}
+
 static void conn_free(struct hr_conn *c)
 {
     if (c->bq) {

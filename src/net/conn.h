@@ -115,6 +115,12 @@ void hr_conn_close(struct hr_conn *c);
  * bytes instead of a reset). */
 void hr_conn_end(struct hr_conn *c, uint64_t linger_ms);
 
+/* Hand the socket over (to another server, on another thread: hr_server_adopt): the
+ * connection closes here without closing the socket, whose descriptor goes to *fd; input
+ * not consumed yet is the caller's to pass on. Only while no output is held back (what is
+ * corked is sent first): HR_EBUSY otherwise, HR_ECLOSED when it is closing. */
+int hr_conn_detach(struct hr_conn *c, int *fd);
+
 /* Stop / restart reading (backpressure, or one request at a time). */
 void hr_conn_pause(struct hr_conn *c);
 void hr_conn_resume(struct hr_conn *c);

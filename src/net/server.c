@@ -84,7 +84,7 @@ uint32_t hr_server_fit_connections(uint32_t max_connections, uint64_t nofile)
 /* Every connection is a file descriptor: use all the process may have, and accept no more
  * connections than fit beside the reserve, so the store and static files can still open
  * theirs and refusing a new connection (accept, then close) never fails for want of one. */
-static void fit_fd_limit(struct hr_limits *l)
+static void fit_fd_limit(struct hr_limits *l, int tell)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -96,11 +96,16 @@ static void fit_fd_limit(struct hr_limits *l)
     }
     if (rl.rlim_cur == RLIM_INFINITY)
         return;
-    uint32_t fit = hr_server_fit_connections(l->max_connections, (uint64_t)rl.rlim_cur);
-    if (fit < l->max_connections) {
-        hr_warn("--max-connections %u lowered to %u: the open-file limit is %llu (raise it with "
-                "ulimit -n or LimitNOFILE=)",
-                l->max_connections, fit, (unsigned long long)rl.rlim_cur);
+    /* servers sharing the process (workers) share its descriptors, and count their
+     * connections together (hr_server_group) */
+    uint64_t total = l->max_connections;
+    uint32_t fit = hr_server_fit_connections(total > UINT32_MAX ? UINT32_MAX : (uint32_t)total,
+                                             (uint64_t)rl.rlim_cur);
+    if (fit < total) {
+        if (tell)
+            hr_warn("--max-connections %llu lowered to %u: the open-file limit is %llu (raise "
+                    "it with ulimit -n or LimitNOFILE=)",
+                    (unsigned long long)total, fit, (unsigned long long)rl.rlim_cur);
         l->max_connections = fit;
     }
 }
@@ -236,34 +241,91 @@ static int ip_key(const struct sockaddr_storage *ss, uint8_t key[9])
 }
 
 /* Count c against its address; 0 if over the per-address limit (or out of memory). */
-static int ip_take(struct hr_server *srv, struct hr_conn *c, const struct sockaddr_storage *peer)
+static int ip_count(struct hr_ip_count **per_ip, uint32_t max, struct hr_conn *c,
+                    const uint8_t key[9])
 {
-    uint8_t key[9];
     struct hr_ip_count *e;
-    if (srv->limits.max_connections_per_ip == 0 || !ip_key(peer, key))
-        return 1;
-    HASH_FIND(hh, srv->per_ip, key, sizeof key, e);
+    HASH_FIND(hh, *per_ip, key, 9, e);
     if (!e) {
         if (!(e = calloc(1, sizeof(*e))))
             return 0;
-        memcpy(e->key, key, sizeof key);
-        HASH_ADD(hh, srv->per_ip, key, sizeof e->key, e);
+        memcpy(e->key, key, 9);
+        HASH_ADD(hh, *per_ip, key, sizeof e->key, e);
     }
-    if (e->n >= srv->limits.max_connections_per_ip)
+    if (e->n >= max)
         return 0;
     e->n++;
     c->ip = e;
     return 1;
 }
 
+static int ip_take(struct hr_server *srv, struct hr_conn *c, const struct sockaddr_storage *peer)
+{
+    uint8_t key[9];
+    if (srv->limits.max_connections_per_ip == 0 || !ip_key(peer, key))
+        return 1;
+    struct hr_server_group *g = srv->group;
+    if (!g)
+        return ip_count(&srv->per_ip, srv->limits.max_connections_per_ip, c, key);
+    uv_mutex_lock(&g->lock);
+    int ok = ip_count(&g->per_ip, srv->limits.max_connections_per_ip, c, key);
+    uv_mutex_unlock(&g->lock);
+    return ok;
+}
+
 static void ip_release(struct hr_server *srv, struct hr_conn *c)
 {
     struct hr_ip_count *e = c->ip;
+    struct hr_server_group *g = srv->group;
+    struct hr_ip_count **per_ip = g ? &g->per_ip : &srv->per_ip;
     c->ip = NULL;
-    if (e && --e->n == 0) {
-        HASH_DEL(srv->per_ip, e);
+    if (!e)
+        return;
+    if (g)
+        uv_mutex_lock(&g->lock);
+    if (--e->n == 0) {
+        HASH_DEL(*per_ip, e);
         free(e);
     }
+    if (g)
+        uv_mutex_unlock(&g->lock);
+}
+
+static void free_counts(struct hr_ip_count **per_ip)
+{
+    struct hr_ip_count *e, *tmp;
+    HASH_ITER(hh, *per_ip, e, tmp)
+    {
+        HASH_DEL(*per_ip, e);
+        free(e);
+    }
+}
+
+int hr_server_group_init(struct hr_server_group *g)
+{
+    memset(g, 0, sizeof(*g));
+    atomic_init(&g->nconns, 0);
+    return uv_mutex_init(&g->lock);
+}
+
+void hr_server_group_free(struct hr_server_group *g)
+{
+    free_counts(&g->per_ip);
+    uv_mutex_destroy(&g->lock);
+}
+
+/* Connections open: this server's, or its group's. */
+static uint32_t open_count(const struct hr_server *srv)
+{
+    return srv->group ? atomic_load_explicit(&srv->group->nconns, memory_order_relaxed)
+                      : srv->nconns;
+}
+
+static void count_conn(struct hr_server *srv, int delta)
+{
+    srv->nconns += (uint32_t)delta;
+    if (srv->group)
+        atomic_fetch_add_explicit(&srv->group->nconns, (unsigned)delta, memory_order_relaxed);
 }
 
 /* Out of file descriptors: the pending connection cannot be accepted, and would make the
@@ -278,6 +340,32 @@ static void refuse_without_fd(struct hr_server *srv)
     if (fd >= 0)
         close(fd);
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* A connection on socket fd joins the server: in the epoll set, the list, its protocol. */
+static int attach(struct hr_server *srv, struct hr_conn *c, int fd)
+{
+    c->fd = fd;
+    c->flags |= HR_CONN_READING;
+    c->armed = EPOLLIN;
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+        ip_release(srv, c);
+        free(c->pending);
+        free(c);
+        close(fd);
+        return HR_EBUSY;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    count_conn(srv, 1);
+    srv->on_accept(c);
+    hr_conn_start(c);
+    return 0;
 }
 
 /* Take one connection from the backlog; 0 when there was none (or no memory to take it). */
@@ -307,7 +395,7 @@ static int accept_one(struct hr_server *srv)
         close(fd);
         return 1;
     }
-    if (srv->nconns >= srv->limits.max_connections) {
+    if (open_count(srv) >= srv->limits.max_connections) {
         srv->refused_max++;
         log_refusals(srv);
         close(fd);
@@ -324,26 +412,31 @@ static int accept_one(struct hr_server *srv)
         close(fd);
         return 1;
     }
-    c->fd = fd;
-    c->flags |= HR_CONN_READING;
-    c->armed = EPOLLIN;
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
-    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
-        ip_release(srv, c);
+    attach(srv, c, fd);
+    return 1;
+}
+
+int hr_server_adopt(struct hr_server *srv, int fd, const char *data, size_t len)
+{
+    struct hr_conn *c = NULL;
+    if (srv->stopping || open_count(srv) >= srv->limits.max_connections ||
+        !(c = hr_conn_new(srv)) || (len && !(c->pending = malloc(len)))) {
         free(c);
         close(fd);
-        return 1;
+        return HR_EBUSY;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->nconns++;
-    srv->on_accept(c);
-    hr_conn_start(c);
-    return 1;
+    memcpy(c->pending, data, len);
+    c->pending_len = c->pending_cap = (uint32_t)len;
+    /* counted as the client's, without refusing it: it was let in once already */
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && !ip_take(srv, c, &peer))
+        c->ip = NULL;
+    if (attach(srv, c, fd) < 0)
+        return HR_EBUSY;
+    if (!hr_conn_closing(c))
+        hr_server_mark_ready(srv, c); /* the input it came with */
+    return 0;
 }
 
 static void listener_cb(uv_poll_t *p, int status, int events)
@@ -370,12 +463,27 @@ static void close_listener(struct hr_server *srv)
     srv->spare_fd = -1;
 }
 
+/* A port in use by anyone else (another herald sharing its own port with SO_REUSEPORT too)
+ * is refused, as it is without sharing: a plain bind tells. */
+static int port_free(const struct sockaddr_storage *addr, socklen_t alen)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, rc = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)addr, alen) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 int hr_server_listen(struct hr_server *srv, const char *host, int port)
 {
     struct sockaddr_storage addr;
     socklen_t alen;
     int rc;
-    fit_fd_limit(&srv->limits);
+    fit_fd_limit(&srv->limits, srv->reuseport != 1);
     memset(&addr, 0, sizeof addr);
     if (strchr(host, ':')) {
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
@@ -386,11 +494,18 @@ int hr_server_listen(struct hr_server *srv, const char *host, int port)
     }
     if (rc < 0)
         return hr_error_from_uv(rc);
+    if (srv->reuseport == 2 && port != 0 && (rc = port_free(&addr, alen)) < 0)
+        return rc;
     int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (srv->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
     if (bind(fd, (struct sockaddr *)&addr, alen) < 0 || listen(fd, SOMAXCONN) < 0) {
         rc = -errno;
         close(fd);
@@ -407,6 +522,11 @@ int hr_server_listen(struct hr_server *srv, const char *host, int port)
     uint64_t iv = sweep_interval(&srv->limits);
     uv_timer_start(&srv->sweep, sweep_cb, iv, iv);
     return 0;
+}
+
+void hr_server_share_port(struct hr_server *srv, int first)
+{
+    srv->reuseport = first ? 2 : 1;
 }
 
 int hr_server_port(struct hr_server *srv)
@@ -514,7 +634,7 @@ void hr_server_conn_gone(struct hr_server *srv, struct hr_conn *c)
             *pp = c->ready_next;
         c->flags &= ~HR_CONN_READY;
     }
-    srv->nconns--;
+    count_conn(srv, -1);
     if (srv->stopping && srv->nconns == 0)
         finish_stop(srv);
 }
@@ -541,12 +661,7 @@ void hr_server_stop(struct hr_server *srv)
 
 void hr_server_free(struct hr_server *srv)
 {
-    struct hr_ip_count *e, *tmp;
-    HASH_ITER(hh, srv->per_ip, e, tmp)
-    {
-        HASH_DEL(srv->per_ip, e);
-        free(e);
-    }
+    free_counts(&srv->per_ip);
     free(srv->scratch);
     srv->scratch = NULL;
     free_outs(srv);

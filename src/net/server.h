@@ -4,6 +4,7 @@
 #ifndef HR_NET_SERVER_H
 #define HR_NET_SERVER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -50,6 +51,17 @@ struct hr_limits {
 
 struct hr_ip_count;
 
+/* Servers of one process that count their connections together (workers): --max-connections
+ * and --max-connections-per-ip are then the process's limits, not each server's. Counted on
+ * accept and close only, never per message. */
+struct hr_server_group {
+    atomic_uint nconns;
+    uv_mutex_t lock;            /* for per_ip */
+    struct hr_ip_count *per_ip; /* connections per client address (uthash) */
+};
+int hr_server_group_init(struct hr_server_group *g);
+void hr_server_group_free(struct hr_server_group *g);
+
 struct hr_server {
     uv_loop_t *loop;
     uv_poll_t listener; /* the listening socket (its fd), when listening */
@@ -72,13 +84,15 @@ struct hr_server {
     uint64_t sends; /* sendmsg calls made: with corking, at most one per dirty connection and
                      * loop turn while the kernel takes everything */
     uint32_t nconns;
-    struct hr_ip_count *per_ip; /* connections per client address (uthash) */
+    struct hr_ip_count *per_ip;    /* connections per client address (uthash) */
+    struct hr_server_group *group; /* counts shared with other servers, or NULL: alone */
     /* refusals since the last log line (at most one line a second) */
     uint64_t refused_log_ms;
     uint32_t refused_max, refused_ip, accept_errors;
     int last_accept_error;
     uint8_t stopping;
     uint8_t scratch_busy;
+    uint8_t reuseport;                         /* hr_server_share_port: 1, or 2 for the first */
     char *scratch;                             /* HR_SCRATCH_SIZE bytes shared by every read */
     void (*on_accept)(struct hr_conn *c);      /* sets the initial protocol (HTTP) */
     void *app;                                 /* the HTTP router */
@@ -94,6 +108,14 @@ uint32_t hr_server_fit_connections(uint32_t max_connections, uint64_t nofile);
 /* Bind and listen; host may be an IPv4 or IPv6 literal. Returns 0 or an HR code (the
  * system's -errno, e.g. -EADDRINUSE: uv_strerror() names it too). */
 int hr_server_listen(struct hr_server *srv, const char *host, int port);
+/* Bind to a port other servers of this process share (SO_REUSEPORT: the kernel spreads
+ * connections over them): before hr_server_listen, on every one of them; the first to listen
+ * (first set) still refuses a port someone else holds. */
+void hr_server_share_port(struct hr_server *srv, int first);
+/* Take over a socket another server detached (hr_conn_detach), with the input it had not
+ * consumed (len bytes, copied), as if just accepted. Returns 0, or HR_EBUSY when it cannot
+ * (stopping, full, out of memory): the socket is closed. */
+int hr_server_adopt(struct hr_server *srv, int fd, const char *data, size_t len);
 /* The port actually bound (for --port 0), or an HR code. */
 int hr_server_port(struct hr_server *srv);
 /* Stop accepting, ask every connection to finish (protocol on_shutdown), close the server's

@@ -293,6 +293,16 @@ const struct hr_opt hr_config_table[] = {
      .want = "--max-connections wants a number from 1 to 10000000",
      .help = "connections at once (default {}, lowered to fit\n"
              "the open-file limit); further ones are closed at accept"},
+    {.name = "workers",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(io.workers),
+     .def = 1,
+     .max = 64,
+     .want = "--workers wants a number up to 64 (0: one per core)",
+     .help = "event loops, each on its own thread, sharing the\n"
+             "port (SO_REUSEPORT) and the channels (default {};\n"
+             "0: one per core)"},
     {.name = "io-uring",
      .type = HR_OPT_FLAG,
      .offset = F(limits.io_uring),

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/budget.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "ws/echo.h"
@@ -54,8 +55,15 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
     return 0;
 }
 
-herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app,
-                            const char *app_name)
+unsigned hr_io_workers(const struct herald_config *cfg)
+{
+    unsigned n = cfg->io.workers ? cfg->io.workers : uv_available_parallelism();
+    return n < 1 ? 1 : n > HR_WORKERS_MAX ? HR_WORKERS_MAX : n;
+}
+
+struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_handler *eio_app,
+                         const char *app_name, uv_loop_t *loop, unsigned worker,
+                         const struct hr_store *sequencer)
 {
     struct hr_io *r = calloc(1, sizeof(*r));
     if (!r)
@@ -63,8 +71,23 @@ herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio
     hr_config_copy(&r->cfg, cfg);
     r->cfg.io.config = NULL;
     const struct herald_options *o = &r->cfg.io;
+    unsigned n = hr_io_workers(cfg);
+    if (n > 1 && !sequencer) {
+        /* the process's memory, shared out: each worker keeps its own budget and cache (the
+         * other workers are made from worker 0's configuration: shared out already); the
+         * connection limits are counted together (hr_server_group) */
+        struct hr_limits *l = &r->cfg.limits;
+        if (l->max_memory == HR_MEMORY_AUTO)
+            l->max_memory = hr_budget_default();
+        l->max_memory /= n;
+        if (l->max_memory == 0 && cfg->limits.max_memory != 0)
+            l->max_memory = 1;
+        r->cfg.history.cache_bytes /= n;
+    }
     r->app_name = app_name;
-    r->loop = uv_default_loop();
+    r->eio_app = eio_app;
+    r->loop = loop;
+    r->worker = worker;
     if (o->quiet)
         hr_log_level = HR_LOG_ERROR;
     if (hr_server_init(&r->srv, r->loop, &r->cfg.limits) < 0) {
@@ -78,6 +101,7 @@ herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio
     eo.ping_timeout_ms = o->ping_timeout_ms;
     eo.max_payload = o->max_payload;
     eo.cors_origin = o->cors_origin;
+    eo.worker = n > 1 ? (int8_t)worker : -1;
     if (hr_eio_init(&r->eio, &r->srv, &eo, eio_app ? eio_app : &hr_sio_eio_handler, &r->sio) < 0) {
         hr_server_free(&r->srv);
         free(r);
@@ -95,6 +119,9 @@ herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio
             r->store = hr_store_sqlite_new(r->loop, dir, err, sizeof err);
     } else {
         r->store = hr_store_memory_new(r->loop);
+        /* one history: every worker's channels have the sequencer's epochs */
+        if (r->store && sequencer)
+            memcpy(r->store->epoch, sequencer->epoch, sizeof r->store->epoch);
     }
     if (!r->store || hr_hub_init(&r->hub, r->loop, r->store, &r->cfg.history) < 0) {
         fprintf(stderr, "herald: channel store: %s\n", err[0] ? err : "could not load");
@@ -113,7 +140,16 @@ herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio
     hr_chan_push_route(&r->push, &r->router);
     hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_ws_echo_handler, NULL);
     hr_sio_init(&r->sio, o, r->loop, &r->hub, r->store, r->cfg.limits.max_queued);
-    return &r->sio;
+    r->sio.worker = worker;
+    r->sio.workers = n;
+    return r;
+}
+
+herald_io *hr_server_io_new(const struct herald_config *cfg, const struct hr_eio_handler *eio_app,
+                            const char *app_name)
+{
+    struct hr_io *r = hr_io_make(cfg, eio_app, app_name, uv_default_loop(), 0, NULL);
+    return r ? &r->sio : NULL;
 }
 
 herald_io *herald_new(const struct herald_options *o)
@@ -133,8 +169,11 @@ herald_io *herald_new(const struct herald_options *o)
 static void stopped_cb(struct hr_server *srv)
 {
     struct hr_io *r = srv->app_data;
-    uv_close((uv_handle_t *)&r->sigint, NULL);
-    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    if (r->worker == 0) {
+        uv_close((uv_handle_t *)&r->sigint, NULL);
+        uv_close((uv_handle_t *)&r->sigterm, NULL);
+    }
+    hr_workers_stopped(r);
     hr_sio_close(&r->sio);
     hr_chan_push_close(&r->push);
 }
@@ -148,6 +187,7 @@ void herald_stop(herald_io *io)
             hr_conn_close(c);
         return;
     }
+    hr_workers_stop(r); /* the other workers stop too */
     hr_eio_shutdown(&r->eio);
     hr_server_stop(&r->srv);
 }
@@ -160,24 +200,21 @@ static void signal_cb(uv_signal_t *sig, int signum)
     herald_stop(&r->sio);
 }
 
-int herald_run(herald_io *io)
+int hr_io_listen(struct hr_io *r, int port)
 {
-    struct hr_io *r = root_of(io);
     const struct herald_options *o = &r->cfg.io;
-    int rc = 0;
-    signal(SIGPIPE, SIG_IGN);
-    int serve_static = o->public_dir != NULL;
-    if (serve_static) {
+    r->serve_static = o->public_dir != NULL;
+    if (r->serve_static) {
         int err = hr_static_init(&r->st, o->public_dir);
         if (err == HR_ENOTFOUND) {
             /* an app that needs no pages (channels, Socket.IO from other origins) runs without
              * the directory; every other path then answers 404 */
-            hr_warn("--public %s: %s; serving no static files", o->public_dir, strerror(-err));
-            serve_static = 0;
+            if (r->worker == 0)
+                hr_warn("--public %s: %s; serving no static files", o->public_dir, strerror(-err));
+            r->serve_static = 0;
         } else if (err < 0) {
             fprintf(stderr, "herald: --public %s: %s\n", o->public_dir, strerror(-err));
-            rc = 2;
-            goto out;
+            return 2;
         } else {
             hr_router_fallback(&r->router, HR_M(HTTP_GET), hr_static_handler, &r->st);
         }
@@ -186,12 +223,53 @@ int herald_run(herald_io *io)
     r->srv.app = &r->router;
     r->srv.app_data = r;
     r->srv.on_stopped = stopped_cb;
-    int err = hr_server_listen(&r->srv, o->host, o->port);
+    if (hr_io_workers(&r->cfg) > 1)
+        hr_server_share_port(&r->srv, r->worker == 0);
+    int err = hr_server_listen(&r->srv, o->host, port);
     if (err < 0) {
-        fprintf(stderr, "herald: cannot listen on %s port %d: %s\n", o->host, o->port,
+        fprintf(stderr, "herald: cannot listen on %s port %d: %s\n", o->host, port,
                 uv_strerror(err));
+        return 1;
+    }
+    return 0;
+}
+
+void hr_io_finish(struct hr_io *r)
+{
+    if (!r->running) {
+        /* never ran: close what init opened so the loop can be closed */
+        hr_server_close_handles(&r->srv);
+        hr_workers_stopped(r);
+        hr_sio_close(&r->sio);
+        hr_chan_push_close(&r->push);
+        uv_run(r->loop, UV_RUN_DEFAULT);
+    }
+    /* publishes another worker had not acknowledged yet fail as the store's would */
+    hr_workers_fail_forwarded(r);
+    /* the store first: its last commits call back into the hub */
+    r->store->ops->close(r->store);
+    uv_run(r->loop, UV_RUN_DEFAULT); /* the store's handles finish closing */
+    hr_hub_free(&r->hub);
+    hr_eio_free(&r->eio);
+    hr_sio_free_namespaces(&r->sio);
+    if (uv_loop_close(r->loop) != 0)
+        hr_warn("loop closed with live handles");
+    hr_server_free(&r->srv);
+    free(r);
+}
+
+int herald_run(herald_io *io)
+{
+    struct hr_io *r = root_of(io);
+    const struct herald_options *o = &r->cfg.io;
+    signal(SIGPIPE, SIG_IGN);
+    int rc = hr_io_listen(r, o->port);
+    if (rc == 0 && hr_io_workers(&r->cfg) > 1 && hr_workers_start(r) < 0)
         rc = 1;
-        goto out;
+    if (rc != 0) {
+        hr_workers_join(r);
+        hr_io_finish(r);
+        return rc;
     }
     uv_signal_init(r->loop, &r->sigint);
     uv_signal_init(r->loop, &r->sigterm);
@@ -204,31 +282,17 @@ int herald_run(herald_io *io)
            v6 ? "]" : "", hr_server_port(&r->srv));
     if (r->app_name)
         printf("app %s, ", r->app_name);
-    if (serve_static)
+    if (hr_io_workers(&r->cfg) > 1)
+        printf("%u workers, ", hr_io_workers(&r->cfg));
+    if (r->serve_static)
         printf("static files from %s)\n", r->st.root);
     else
         printf("no static files)\n");
     fflush(stdout);
     r->running = 1;
     uv_run(r->loop, UV_RUN_DEFAULT);
+    hr_workers_join(r);
     hr_info("stopped");
-out:
-    if (!r->running) {
-        /* never ran: close what init opened so the loop can be closed */
-        hr_server_close_handles(&r->srv);
-        hr_sio_close(&r->sio);
-        hr_chan_push_close(&r->push);
-        uv_run(r->loop, UV_RUN_DEFAULT);
-    }
-    /* the store first: its last commits call back into the hub */
-    r->store->ops->close(r->store);
-    uv_run(r->loop, UV_RUN_DEFAULT); /* the store's handles finish closing */
-    hr_hub_free(&r->hub);
-    hr_eio_free(&r->eio);
-    hr_sio_free_namespaces(&r->sio);
-    if (uv_loop_close(r->loop) != 0)
-        hr_warn("loop closed with live handles");
-    hr_server_free(&r->srv);
-    free(r);
-    return rc;
+    hr_io_finish(r);
+    return 0;
 }

@@ -26,7 +26,43 @@ struct hr_io {
     struct hr_push push;    /* SSE, polls, publish API, WebSocket channels */
     uv_signal_t sigint, sigterm;
     int running;
+    int serve_static;
+    const struct hr_eio_handler *eio_app;
+    /* workers (workers.c): this one's index, what they share (NULL: one worker), and the
+     * publishes this one forwarded to the sequencer that wait for its acknowledgement */
+    unsigned worker;
+    struct hr_workers *workers;
+    struct hr_forward *forwarded;
 };
+
+#define HR_WORKERS_MAX 64
+
+/* The workers cfg asks for (--workers; 0: one per core). */
+unsigned hr_io_workers(const struct herald_config *cfg);
+/* One worker's server on loop (not running yet). sequencer: worker 0's store, for the others,
+ * whose cfg is worker 0's (NULL for worker 0, whose cfg is the process's). NULL when it could not
+ * be made, after a line on stderr. */
+struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_handler *eio_app,
+                         const char *app_name, uv_loop_t *loop, unsigned worker,
+                         const struct hr_store *sequencer);
+/* Serve static files if asked and listen on port: 0, or the exit status to return. */
+int hr_io_listen(struct hr_io *r, int port);
+/* After its loop has returned (or when it never ran): close and free everything. */
+void hr_io_finish(struct hr_io *r);
+
+/* workers.c: start workers 1.. beside r (worker 0, listening, not running yet) and link them
+ * all; 0 or an error (a line on stderr; whatever started is stopped and joined by
+ * hr_workers_join). */
+int hr_workers_start(struct hr_io *r);
+/* r stops: the other workers are told to stop too (once). */
+void hr_workers_stop(struct hr_io *r);
+/* r's server stopped: nothing more reaches it from the other workers. */
+void hr_workers_stopped(struct hr_io *r);
+/* r's loop ended: publishes it forwarded and still waiting fail (HR_ECLOSED). */
+void hr_workers_fail_forwarded(struct hr_io *r);
+/* Worker 0, after its loop: wait for the other workers' threads to finish, free what they
+ * share. */
+void hr_workers_join(struct hr_io *r);
 
 /* A server from cfg (copied). eio_app: an application on Engine.IO alone, run in place of
  * Socket.IO (NULL: Socket.IO). app_name: named in the banner (NULL: none). NULL when it could

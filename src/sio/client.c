@@ -292,6 +292,7 @@ static void client_close_cb(struct hr_eio_session *es, const char *reason, void 
     c->eio = NULL;
     hr_sio_wait_remove(c);
     hr_sio_prefetch_free(c);
+    hr_sio_moving_free(c);
     while (c->sockets)
         hr_sio_socket_gone(c->sockets, reason);
     partial_free(c->partial);

@@ -27,6 +27,33 @@ herald_nsp *herald_of(herald_io *io, const char *name)
     return nsp;
 }
 
+int hr_sio_copy_handlers(herald_io *dst, const herald_io *src)
+{
+    dst->allow = src->allow;
+    dst->setup = src->setup;
+    dst->allow_ud = src->allow_ud;
+    for (const herald_nsp *n = src->nsps; n; n = n->hh.next) {
+        herald_nsp *d = herald_of(dst, n->name);
+        if (!d)
+            return HR_ENOMEM;
+        d->on_connection = n->on_connection;
+        d->conn_ud = n->conn_ud;
+        memcpy(d->mw, n->mw, sizeof d->mw);
+        d->nmw = n->nmw;
+    }
+    return 0;
+}
+
+unsigned herald_workers(herald_io *io)
+{
+    return io->workers ? io->workers : 1;
+}
+
+unsigned herald_worker(herald_io *io)
+{
+    return io->worker;
+}
+
 herald_io *herald_nsp_io(herald_nsp *nsp)
 {
     return nsp->io;
@@ -83,6 +110,8 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         hr_sio_send_packet(c, HR_SIO_CONNECT_ERROR, name, "{\"message\":\"Invalid namespace\"}");
         return;
     }
+    if (hr_sio_recovery_ask(c, nsp, p))
+        return; /* handled again once the other workers answered */
     if (hr_sio_prefetch_start(c, nsp, p))
         return; /* handled again once the history it replays is read */
     herald_socket *s = calloc(1, sizeof(*s));
@@ -95,7 +124,7 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
     const char *pid = json_string_value(json_object_get(s->auth, "pid"));
     const char *offset = json_string_value(json_object_get(s->auth, "offset"));
     struct hr_sio_kept *from_k = NULL;
-    struct hr_sio_saved *sv = hr_sio_recovery_find(io, nsp, pid, offset, &from_k);
+    struct hr_sio_saved *sv = hr_sio_recovery_find(c, nsp, pid, offset, &from_k);
     if (!sv && offset) {
         /* not a recovery, but a channel cursor: what the socket's channel rooms missed is
          * replayed as it joins them (herald_join) */
@@ -130,7 +159,7 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         hr_sio_send_packet(c, HR_SIO_CONNECT, name, ok);
         /* what it missed, in order, then the application */
         hr_sio_recovery_replay(s, sv, from_k);
-        hr_sio_saved_free(io, sv);
+        hr_sio_recovery_done(c, sv);
         if (nsp->on_connection)
             nsp->on_connection(s, nsp->conn_ud);
         return;
@@ -232,6 +261,16 @@ void hr_sio_free_namespaces(herald_io *io)
     io->empty_auth = NULL;
     while (io->saved)
         hr_sio_saved_free(io, io->saved);
+    while (io->moving) {
+        struct hr_sio_moving *mv = io->moving;
+        io->moving = mv->next;
+        if (mv->c)
+            mv->c->moving = NULL;
+        hr_sio_moved_free(mv->sv, mv->head.next);
+        free(mv->nsp);
+        free(mv->data);
+        free(mv);
+    }
     herald_nsp *nsp, *tmp;
     HASH_ITER(hh, io->nsps, nsp, tmp)
     {

@@ -280,7 +280,19 @@ size_t herald_broadcast_raw(herald_nsp *nsp, const char *room, herald_socket *ex
                             const char *event, const char *raw, size_t len,
                             const struct herald_bin *bins, size_t nbins)
 {
+    herald_io *io = nsp->io;
+    if (io->relay)
+        io->relay(io->relay_ud, nsp->name, room, event, raw, len, bins, nbins);
     return hr_sio_broadcast(nsp, room, except, event, raw, len, bins, nbins);
+}
+
+void hr_sio_relayed(herald_io *io, const char *nsp_name, const char *room, const char *event,
+                    const char *raw, size_t len, const struct herald_bin *bins, size_t nbins)
+{
+    herald_nsp *nsp;
+    HASH_FIND_STR(io->nsps, nsp_name, nsp);
+    if (nsp)
+        hr_sio_broadcast(nsp, room, NULL, event, raw, len, bins, nbins);
 }
 
 size_t herald_broadcast(herald_nsp *nsp, const char *room, herald_socket *except, const char *event,

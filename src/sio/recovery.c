@@ -127,7 +127,8 @@ struct hr_sio_kept *hr_sio_keep(herald_nsp *nsp, const char *room, herald_socket
 
 void hr_sio_saved_free(herald_io *io, struct hr_sio_saved *sv)
 {
-    HASH_DEL(io->saved, sv);
+    if (!sv->moved)
+        HASH_DEL(io->saved, sv);
     for (uint32_t i = 0; i < sv->nrooms; i++)
         free(sv->rooms[i]);
     free(sv->rooms);
@@ -190,13 +191,20 @@ static int saved_in_room(const struct hr_sio_saved *sv, const char *room)
     return 0;
 }
 
-struct hr_sio_saved *hr_sio_recovery_find(herald_io *io, herald_nsp *nsp, const char *pid,
+struct hr_sio_saved *hr_sio_recovery_find(struct hr_sio_client *c, herald_nsp *nsp, const char *pid,
                                           const char *offset, struct hr_sio_kept **from)
 {
+    herald_io *io = c->io;
     struct hr_sio_saved *sv = NULL;
     *from = NULL;
     if (!io->opts.recovery_window_ms || !pid || !offset)
         return NULL;
+    struct hr_sio_moving *mv = c->moving;
+    if (mv && !mv->waiting && mv->sv && mv->sv->nsp == nsp && strcmp(mv->sv->pid, pid) == 0 &&
+        strcmp(mv->head.offset, offset) == 0) {
+        *from = &mv->head;
+        return mv->sv;
+    }
     saved_prune(io, uv_now(io->loop));
     HASH_FIND_STR(io->saved, pid, sv);
     if (!sv || sv->nsp != nsp)
@@ -265,4 +273,202 @@ void hr_sio_recovery_replay(herald_socket *s, const struct hr_sio_saved *sv,
     }
     free(cur);
     free(told);
+}
+
+void hr_sio_recovery_done(struct hr_sio_client *c, struct hr_sio_saved *sv)
+{
+    if (c->moving && c->moving->sv == sv)
+        hr_sio_moving_free(c);
+    else
+        hr_sio_saved_free(c->io, sv);
+}
+
+/* ---- workers: a session saved on another worker ---- */
+
+int hr_sio_recovery_ask(struct hr_sio_client *c, herald_nsp *nsp, const struct hr_sio_packet *p)
+{
+    herald_io *io = c->io;
+    if (!io->ask || c->moving || !p->data || !io->opts.recovery_window_ms)
+        return 0;
+    json_t *auth = json_loadb(p->data, p->data_len, 0, NULL);
+    const char *pid = json_string_value(json_object_get(auth, "pid"));
+    const char *offset = json_string_value(json_object_get(auth, "offset"));
+    struct hr_sio_saved *sv = NULL;
+    if (pid)
+        HASH_FIND_STR(io->saved, pid, sv);
+    struct hr_sio_moving *mv = NULL;
+    if (pid && offset && !sv && strlen(offset) < sizeof mv->head.offset &&
+        (mv = calloc(1, sizeof(*mv)))) {
+        mv->nsp = malloc(p->nsp_len + 1);
+        mv->data = malloc(p->data_len + 1);
+        if (mv->nsp && mv->data) {
+            memcpy(mv->nsp, p->nsp, p->nsp_len);
+            mv->nsp_len = p->nsp_len;
+            memcpy(mv->data, p->data, p->data_len);
+            mv->data_len = p->data_len;
+            mv->has_data = 1;
+            snprintf(mv->head.offset, sizeof mv->head.offset, "%s", offset);
+            mv->c = c;
+            mv->token = ++io->next_token;
+            mv->waiting = io->ask(io->relay_ud, mv->token, nsp->name, pid, offset);
+        }
+        if (!mv->waiting) {
+            free(mv->nsp);
+            free(mv->data);
+            free(mv);
+            mv = NULL;
+        }
+    }
+    json_decref(auth);
+    if (!mv)
+        return 0;
+    mv->next = io->moving;
+    io->moving = mv;
+    c->moving = mv;
+    return 1;
+}
+
+/* A copy of k for another thread: no buffer of this one (a frame travels as bytes). */
+static struct hr_sio_kept *kept_copy(const struct hr_sio_kept *k)
+{
+    struct hr_sio_kept *n = calloc(1, sizeof(*n));
+    if (!n)
+        return NULL;
+    memcpy(n->offset, k->offset, sizeof n->offset);
+    memcpy(n->except, k->except, sizeof n->except);
+    n->chan_id = k->chan_id;
+    n->at = k->at;
+    n->bytes = k->bytes;
+    const char *raw = k->frame ? (const char *)k->frame->data : k->raw;
+    size_t len = k->frame ? k->frame->len : k->raw_len;
+    n->raw_frame = k->frame != NULL;
+    int ok =
+        (!k->event || (n->event = strdup(k->event))) && (!k->room || (n->room = strdup(k->room)));
+    if (ok && raw && (n->raw = malloc(len + 1))) {
+        memcpy(n->raw, raw, len);
+        n->raw[len] = '\0';
+        n->raw_len = len;
+    } else if (raw) {
+        ok = 0;
+    }
+    if (ok && k->nbins && (n->bins = calloc(k->nbins, sizeof(*n->bins)))) {
+        for (; n->nbins < k->nbins; n->nbins++) {
+            void *copy = malloc(k->bins[n->nbins].len ? k->bins[n->nbins].len : 1);
+            if (!copy) {
+                ok = 0;
+                break;
+            }
+            memcpy(copy, k->bins[n->nbins].data, k->bins[n->nbins].len);
+            n->bins[n->nbins] = (struct herald_bin){copy, k->bins[n->nbins].len};
+        }
+    } else if (k->nbins) {
+        ok = 0;
+    }
+    if (!ok) {
+        hr_sio_kept_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void hr_sio_moved_free(struct hr_sio_saved *sv, struct hr_sio_kept *chain)
+{
+    while (chain) {
+        struct hr_sio_kept *next = chain->next;
+        hr_sio_kept_free(chain);
+        chain = next;
+    }
+    if (sv) {
+        sv->moved = 1;
+        hr_sio_saved_free(NULL, sv);
+    }
+}
+
+struct hr_sio_saved *hr_sio_recovery_take(herald_io *io, const char *nsp_name, const char *pid,
+                                          const char *offset, struct hr_sio_kept **chain)
+{
+    herald_nsp *nsp;
+    struct hr_sio_kept *from;
+    *chain = NULL;
+    HASH_FIND_STR(io->nsps, nsp_name, nsp);
+    struct hr_sio_client probe = {.io = io};
+    struct hr_sio_saved *sv = nsp ? hr_sio_recovery_find(&probe, nsp, pid, offset, &from) : NULL;
+    if (!sv)
+        return NULL;
+    struct hr_sio_kept **tail = chain;
+    for (const struct hr_sio_kept *k = from->next; k; k = k->next) {
+        if (!(*tail = kept_copy(k))) {
+            hr_sio_moved_free(NULL, *chain);
+            *chain = NULL;
+            return NULL; /* out of memory: not recovered, rather than recovered with holes */
+        }
+        tail = &(*tail)->next;
+    }
+    HASH_DEL(io->saved, sv);
+    sv->moved = 1;
+    sv->nsp = NULL;
+    return sv;
+}
+
+void hr_sio_moved(herald_io *io, uint64_t token, struct hr_sio_saved *sv, struct hr_sio_kept *chain)
+{
+    struct hr_sio_moving **pp = &io->moving, *mv;
+    while ((mv = *pp) && mv->token != token)
+        pp = &mv->next;
+    if (!mv || !mv->c || mv->sv || !sv) {
+        /* nobody waits for it any more, or one was given already (a pid is saved once) */
+        hr_sio_moved_free(sv, chain);
+        if (!mv || --mv->waiting)
+            return;
+    } else {
+        mv->sv = sv;
+        mv->head.next = chain;
+        if (--mv->waiting)
+            return;
+    }
+    *pp = mv->next;
+    mv->next = NULL;
+    struct hr_sio_client *c = mv->c;
+    if (!c) {
+        hr_sio_moved_free(mv->sv, mv->head.next);
+        free(mv->nsp);
+        free(mv->data);
+        free(mv);
+        return;
+    }
+    /* the packets become this worker's: their frames are made here */
+    for (struct hr_sio_kept *k = mv->head.next; k; k = k->next)
+        if (k->raw_frame) {
+            k->frame = hr_buf_from(k->raw, k->raw_len);
+            free(k->raw);
+            k->raw = NULL;
+            k->raw_len = 0;
+            k->raw_frame = 0;
+        }
+    if (mv->sv)
+        HASH_FIND(hh, io->nsps, mv->nsp, mv->nsp_len, mv->sv->nsp);
+    struct hr_sio_packet p = {.type = HR_SIO_CONNECT,
+                              .ack_id = -1,
+                              .nsp = mv->nsp,
+                              .nsp_len = mv->nsp_len,
+                              .data = mv->has_data ? mv->data : NULL,
+                              .data_len = mv->data_len};
+    hr_sio_on_connect(c, &p);
+    /* c may be gone; if it is not, and the session was not recovered, it stays until then */
+}
+
+void hr_sio_moving_free(struct hr_sio_client *c)
+{
+    struct hr_sio_moving *mv = c->moving;
+    if (!mv)
+        return;
+    c->moving = NULL;
+    if (mv->waiting) {
+        mv->c = NULL; /* the answers still find it, then it goes */
+        return;
+    }
+    hr_sio_moved_free(mv->sv, mv->head.next);
+    free(mv->nsp);
+    free(mv->data);
+    free(mv);
 }

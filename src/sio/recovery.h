@@ -28,8 +28,27 @@ void hr_sio_saved_free(herald_io *io, struct hr_sio_saved *sv);
 /* The session pid saved from nsp, if a socket connecting with auth {pid, offset} recovers it:
  * saved within the window, and offset still kept (*from: that packet; what follows it is what
  * the socket missed). NULL: not a recovery (any argument may be NULL). */
-struct hr_sio_saved *hr_sio_recovery_find(herald_io *io, herald_nsp *nsp, const char *pid,
+struct hr_sio_saved *hr_sio_recovery_find(struct hr_sio_client *c, herald_nsp *nsp, const char *pid,
                                           const char *offset, struct hr_sio_kept **from);
+/* sv was recovered (or given up): it goes. */
+void hr_sio_recovery_done(struct hr_sio_client *c, struct hr_sio_saved *sv);
+
+/* Workers: a CONNECT p to nsp that names a session not saved here is held (1) while the
+ * other workers are asked for it (io->ask); 0: handle it now. */
+int hr_sio_recovery_ask(struct hr_sio_client *c, herald_nsp *nsp, const struct hr_sio_packet *p);
+/* On the worker asked: takes the session pid of namespace nsp_name out of this io with copies
+ * of the packets kept after offset (the caller owns both, to give to hr_sio_moved on the
+ * asking worker), or returns NULL when it is not here or cannot be recovered. */
+struct hr_sio_saved *hr_sio_recovery_take(herald_io *io, const char *nsp_name, const char *pid,
+                                          const char *offset, struct hr_sio_kept **chain);
+/* On the asking worker: one answer to the request token (sv NULL: not there). The held CONNECT
+ * goes on once every worker answered. */
+void hr_sio_moved(herald_io *io, uint64_t token, struct hr_sio_saved *sv,
+                  struct hr_sio_kept *chain);
+/* Frees a session taken out of its io and its packets (any thread). */
+void hr_sio_moved_free(struct hr_sio_saved *sv, struct hr_sio_kept *chain);
+/* The client goes: its held CONNECT or what was given it goes too. */
+void hr_sio_moving_free(struct hr_sio_client *c);
 /* Whether the kept packet k is one the socket of sv missed: sent to everyone or to one of its
  * rooms, and not sent by it (except). A channel's marker is not: the channel replays it. */
 int hr_sio_recovery_missed(const struct hr_sio_saved *sv, const struct hr_sio_kept *k);

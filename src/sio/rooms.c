@@ -428,12 +428,8 @@ int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct
     uint32_t n = 0;
     struct hr_sio_saved *sv = NULL;
     struct hr_sio_kept *from = NULL;
-    if (offset && io->opts.recovery_window_ms && pid) {
-        HASH_FIND_STR(io->saved, pid, sv);
-        from = sv && sv->nsp == nsp ? nsp->kept_head : NULL;
-        while (from && strcmp(from->offset, offset) != 0)
-            from = from->next;
-    }
+    if (offset && pid)
+        sv = hr_sio_recovery_find(c, nsp, pid, offset, &from);
     if (from && (need = calloc(sv->nrooms ? sv->nrooms : 1, sizeof(*need)))) {
         for (uint32_t i = 0; i < sv->nrooms; i++) {
             uint64_t since = sv->chan_last[i];

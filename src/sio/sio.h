@@ -79,6 +79,7 @@ struct hr_sio_saved {
     uint32_t nrooms;
     uint64_t at;       /* loop ms when it disconnected */
     UT_hash_handle hh; /* io->saved by pid, oldest first */
+    uint8_t moved;     /* taken from another worker's io: in no table */
 };
 
 /* A broadcast kept for recovery: replayed to a returning socket that missed it. A channel's
@@ -99,8 +100,23 @@ struct hr_sio_kept {
     size_t nbins;
     /* their Engine.IO messages, made on the first replay and shared by the next ones */
     struct hr_eio_msg *bin_msgs;
-    size_t bytes; /* memory it holds, for the budget */
+    size_t bytes;      /* memory it holds, for the budget */
+    uint8_t raw_frame; /* moved from another worker: raw is the frame's bytes (no frame yet) */
     struct hr_sio_kept *next;
+};
+
+/* A CONNECT with a pid saved on no worker's table here: held while the other workers are
+ * asked for it (workers), then handled again with what came (sv and the packets after head). */
+struct hr_sio_moving {
+    struct hr_sio_moving *next; /* io->moving */
+    struct hr_sio_client *c;    /* NULL once the client is gone */
+    uint64_t token;
+    uint32_t waiting; /* answers still to come */
+    char *nsp, *data;
+    size_t nsp_len, data_len;
+    uint8_t has_data;
+    struct hr_sio_saved *sv;
+    struct hr_sio_kept head; /* offset: the client's; next: the packets it missed */
 };
 
 struct herald_socket {
@@ -164,6 +180,8 @@ struct hr_sio_client {
     uint8_t waiting;
     /* a CONNECT held while history older than the cache is read for its replay */
     struct hr_sio_prefetch *prefetch;
+    /* a CONNECT whose saved session is asked of the other workers, or what they gave */
+    struct hr_sio_moving *moving;
 };
 
 /* The Socket.IO server (what include/herald.h calls io). The composition root (src/server/)
@@ -188,7 +206,24 @@ struct herald_io {
      * rooms joined while connecting replay from */
     herald_socket *resume_for;
     struct hr_cursor resume;
+    /* workers (src/server/workers.c): this one's index and their count, and the hook that
+     * takes a broadcast to the other workers' sockets (NULL: one worker) */
+    unsigned worker, workers;
+    void (*relay)(void *ud, const char *nsp, const char *room, const char *event, const char *raw,
+                  size_t len, const struct herald_bin *bins, size_t nbins);
+    void *relay_ud;
+    /* asks the other workers for the session pid saved from nsp, kept since offset: each
+     * answers with hr_sio_moved(token, ...); returns how many were asked */
+    unsigned (*ask)(void *ud, uint64_t token, const char *nsp, const char *pid, const char *offset);
+    struct hr_sio_moving *moving; /* waiting for answers */
+    uint64_t next_token;
 };
+
+/* Give dst the namespaces and handlers src was given (another worker's io). */
+int hr_sio_copy_handlers(herald_io *dst, const herald_io *src);
+/* A broadcast relayed from another worker: to this worker's sockets of nsp, if it has any. */
+void hr_sio_relayed(herald_io *io, const char *nsp, const char *room, const char *event,
+                    const char *raw, size_t len, const struct herald_bin *bins, size_t nbins);
 
 /* Engine.IO's handler for Socket.IO; its ud is the herald_io. */
 extern const struct hr_eio_handler hr_sio_eio_handler;

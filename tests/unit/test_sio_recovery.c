@@ -423,18 +423,58 @@ static void test_find_needs_everything(void **state)
     bcast(NULL, NULL, "e1", "1");
     client_gone(a, "transport close");
     herald_nsp *other = herald_of(io, "/other");
-    assert_null(hr_sio_recovery_find(io, root, NULL, "1", &from));
+    struct hr_sio_client probe = {.io = io};
+    assert_null(hr_sio_recovery_find(&probe, root, NULL, "1", &from));
     assert_null(from);
-    assert_null(hr_sio_recovery_find(io, root, pid, NULL, &from));
-    assert_null(hr_sio_recovery_find(io, root, "nobody", "1", &from));
-    assert_null(hr_sio_recovery_find(io, other, pid, "1", &from)); /* saved from "/" */
-    assert_null(hr_sio_recovery_find(io, root, pid, "2", &from));
-    struct hr_sio_saved *sv = hr_sio_recovery_find(io, root, pid, "1", &from);
+    assert_null(hr_sio_recovery_find(&probe, root, pid, NULL, &from));
+    assert_null(hr_sio_recovery_find(&probe, root, "nobody", "1", &from));
+    assert_null(hr_sio_recovery_find(&probe, other, pid, "1", &from)); /* saved from "/" */
+    assert_null(hr_sio_recovery_find(&probe, root, pid, "2", &from));
+    struct hr_sio_saved *sv = hr_sio_recovery_find(&probe, root, pid, "1", &from);
     assert_non_null(sv);
     assert_string_equal(sv->sid, sid);
     assert_ptr_equal(from, root->kept_head);
     io->opts.recovery_window_ms = 0; /* off */
-    assert_null(hr_sio_recovery_find(io, root, pid, "1", &from));
+    assert_null(hr_sio_recovery_find(&probe, root, pid, "1", &from));
+}
+
+/* --workers: the session is taken out of the io that saved it, with copies of what it missed
+ * (the frames as bytes, for the other thread to make its own buffers of). */
+static void test_take_moves_the_session(void **state)
+{
+    struct client *a = &clients[0];
+    char answer[256], sid[24], pid[24];
+    client_new(a);
+    client_connect(a, NULL, answer);
+    ids_of(answer, sid, pid);
+    bcast(NULL, NULL, "e1", "1");
+    client_gone(a, "transport close");
+    bcast(NULL, NULL, "e2", "2");
+    bcast(NULL, NULL, "e3", "3");
+    struct hr_sio_kept *chain = (struct hr_sio_kept *)1;
+    assert_null(hr_sio_recovery_take(io, "/", pid, "9", &chain)); /* an offset not kept */
+    assert_null(chain);
+    assert_null(hr_sio_recovery_take(io, "/other", pid, "1", &chain));
+    struct hr_sio_saved *sv = hr_sio_recovery_take(io, "/", pid, "1", &chain);
+    assert_non_null(sv);
+    assert_string_equal(sv->sid, sid);
+    assert_true(sv->moved);
+    assert_null(io->saved); /* taken: it can be recovered once */
+    struct hr_sio_kept *k = root->kept_head->next;
+    for (struct hr_sio_kept *m = chain; m; m = m->next, k = k->next) {
+        assert_non_null(k);
+        assert_string_equal(m->offset, k->offset);
+        assert_true(m->raw_frame);
+        assert_null(m->frame);
+        assert_int_equal(m->raw_len, k->frame->len);
+        assert_memory_equal(m->raw, k->frame->data, m->raw_len);
+        assert_ptr_not_equal(m->raw, (char *)k->frame->data);
+    }
+    assert_null(k);
+    struct hr_sio_client probe = {.io = io};
+    struct hr_sio_kept *from;
+    assert_null(hr_sio_recovery_find(&probe, root, pid, "1", &from));
+    hr_sio_moved_free(sv, chain);
 }
 
 int main(void)
@@ -451,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_missed),
         cmocka_unit_test(test_channel_since),
         cmocka_unit_test_setup_teardown(test_find_needs_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_moves_the_session, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
