@@ -184,7 +184,7 @@ fan_run() {
 cat "$TMP/header" >&2
 
 # ---------- servers: started fresh for each run ----------
-herald_args=(--host 127.0.0.1 --port 0 --public "$ROOT/public" --quiet --recovery-window 0 --store "$STORE")
+herald_args=(--workers 1 --host 127.0.0.1 --port 0 --public "$ROOT/public" --quiet --recovery-window 0 --store "$STORE")
 start_herald() {
   local args=("${herald_args[@]}")
   if [[ "$STORE" == sqlite ]]; then

@@ -57,7 +57,8 @@ struct herald_options {
     const char *data_dir;         /* where the sqlite store keeps herald.db ("data", created) */
     int quiet;                    /* log errors only */
     uint32_t workers;             /* event loops, each on its own thread (SO_REUSEPORT); 0: one
-                                   * per core; default 1 (see herald_worker) */
+                                   * per core; default 1 here, the herald binary's is 0 (see
+                                   * herald_worker) */
     struct herald_config *config; /* the flags not above, from herald_options_parse; NULL: the
                                    * defaults. herald_new takes it over (herald_run frees it). */
 };

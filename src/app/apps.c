@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/budget.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "eio/eio.h"
@@ -40,11 +41,14 @@ static size_t bins_of(const herald_args *a, struct herald_bin *out, size_t max)
 
 /* Messages leave in the order they came. A channel message reaches the room once it is
  * stored (a loop turn later, or more with SQLite), so a message relayed directly (binary, or
- * several arguments) that came after it waits for it. */
+ * several arguments) that came after it waits for it; and a channel message that came after
+ * a waiting relay waits behind it, so that every worker (--workers) sees the sender's order:
+ * the relay reaches the others before the publish reaches the sequencer. */
 struct relay {
     struct relay *next;
     uint64_t after; /* channel publishes to deliver first */
     herald_nsp *nsp;
+    herald_io *io; /* a channel message to publish (raw), rather than a relay */
     char *raw;
     size_t len, n;
     struct herald_bin bins[MAX_BINS]; /* copies */
@@ -69,6 +73,8 @@ static void relay_free(struct relay *r)
     free(r);
 }
 
+static void chat_published_cb(int status, uint64_t id, void *ud);
+
 static void relay_flush(struct chat *chat)
 {
     while (chat->head && chat->head->after <= chat->delivered) {
@@ -76,7 +82,18 @@ static void relay_flush(struct chat *chat)
         chat->head = r->next;
         if (!chat->head)
             chat->tail = NULL;
-        herald_broadcast_raw(r->nsp, NULL, NULL, "message", r->raw, r->len, r->bins, r->n);
+        if (!r->io) {
+            herald_broadcast_raw(r->nsp, NULL, NULL, "message", r->raw, r->len, r->bins, r->n);
+        } else if (herald_publish_raw(r->io, CHAT_CHANNEL, r->raw, r->len, chat_published_cb,
+                                      chat) == 0) {
+            /* what comes after it waits for it in turn */
+            for (struct relay *q = chat->head; q; q = q->next)
+                q->after = chat->published + 1;
+            chat->published++;
+        } else {
+            /* admitted when it came (the budget had room); gone since */
+            hr_warn("chat: a message waiting behind a relay could not be stored");
+        }
         relay_free(r);
     }
 }
@@ -88,21 +105,23 @@ static void chat_published_cb(int status, uint64_t id, void *ud)
     relay_flush(chat);
 }
 
-static void relay(struct chat *chat, herald_nsp *nsp, const char *raw, size_t len,
-                  const struct herald_bin *bins, size_t n)
+/* Queue a relay (io NULL) or a channel message (io) behind the publishes made so far. */
+static int relay(struct chat *chat, herald_nsp *nsp, herald_io *io, const char *raw, size_t len,
+                 const struct herald_bin *bins, size_t n)
 {
-    if (chat->delivered == chat->published) {
+    if (!io && chat->delivered == chat->published) {
         herald_broadcast_raw(nsp, NULL, NULL, "message", raw, len, bins, n);
-        return;
+        return 0;
     }
     struct relay *r = calloc(1, sizeof(*r));
     if (!r || !(r->raw = malloc(len ? len : 1))) {
         free(r);
-        return;
+        return HR_ENOMEM;
     }
     memcpy(r->raw, raw, len);
     r->len = len;
     r->nsp = nsp;
+    r->io = io;
     r->after = chat->published;
     for (; r->n < n; r->n++) {
         void *copy = malloc(bins[r->n].len ? bins[r->n].len : 1);
@@ -116,6 +135,18 @@ static void relay(struct chat *chat, herald_nsp *nsp, const char *raw, size_t le
     else
         chat->head = r;
     chat->tail = r;
+    return 0;
+}
+
+static void over_budget(herald_socket *s, herald_ack *ack)
+{
+    /* neither stored nor relayed; the sender is told (and its ack, if it asked for one) */
+    json_t *why = json_pack("{s:s,s:i}", "error", "over the memory budget: try again later",
+                            "retry_after", 1);
+    if (ack)
+        herald_ack_send(ack, json_pack("[O]", why));
+    herald_emit(s, "herald:error", json_pack("[O]", why));
+    json_decref(why);
 }
 
 static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
@@ -126,25 +157,26 @@ static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *
     struct herald_bin bins[MAX_BINS];
     size_t n = bins_of(a, bins, MAX_BINS);
     if (n == 0 && herald_args_count(a) == 1) {
+        if (chat->head) {
+            /* behind a relay that waits: published when its turn comes */
+            if (!hr_budget_admit(len))
+                over_budget(s, ack);
+            else
+                relay(chat, herald_socket_nsp(s), herald_socket_io(s), raw, len, NULL, 0);
+            return;
+        }
         int rc = herald_publish_arg(herald_socket_io(s), CHAT_CHANNEL, a, chat_published_cb, chat);
         if (rc == 0) {
             chat->published++;
             return;
         }
         if (rc == HR_EBUSY) {
-            /* over the memory budget: neither stored nor relayed; the sender is told (and its
-             * ack, if it asked for one, says so) */
-            json_t *why = json_pack("{s:s,s:i}", "error", "over the memory budget: try again later",
-                                    "retry_after", 1);
-            if (ack)
-                herald_ack_send(ack, json_pack("[O]", why));
-            herald_emit(s, "herald:error", json_pack("[O]", why));
-            json_decref(why);
+            over_budget(s, ack);
             return;
         }
     }
     /* several arguments or binary ones are not a channel message: relay them as they are */
-    relay(chat, herald_socket_nsp(s), raw, len, bins, n);
+    relay(chat, herald_socket_nsp(s), NULL, raw, len, bins, n);
 }
 
 static void chat_disconnect_cb(herald_socket *s, const char *reason, void *ud)

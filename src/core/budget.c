@@ -2,6 +2,7 @@
  * queues, and the shed pass that hands the largest ones to their slow-consumer policy. */
 #include "budget.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,62 +10,84 @@
 
 #include "log.h"
 
+/* The process's counters: every event loop (--workers) charges the same ones, so one limit
+ * holds for the whole process however its connections are spread over the workers. */
+static struct {
+    _Atomic uint64_t max;
+    atomic_size_t used[HR_MEM_COUNT];
+    atomic_size_t total;
+    atomic_size_t peak;
+} G;
+
+/* Each event loop's own: the queues it may shed, and its pass. */
 static _Thread_local struct {
-    uint64_t max;
-    size_t used[HR_MEM_COUNT];
-    size_t total;
     struct hr_budget_queue *queues; /* non-empty queues, unordered */
     size_t nqueues;
+    size_t queued; /* what this loop's queues hold */
     void (*on_over)(void *ud);
     void *over_ud;
+    int armed; /* on_over was called: not again until this loop saw the total back under */
     struct hr_budget_stats stats;
 } B;
 
+#define RELAXED memory_order_relaxed
+
 void hr_budget_set_max(uint64_t max)
 {
-    B.max = max;
+    atomic_store(&G.max, max);
 }
 uint64_t hr_budget_max(void)
 {
-    return B.max;
+    return atomic_load_explicit(&G.max, RELAXED);
 }
 size_t hr_budget_used(int cat)
 {
-    return cat >= 0 && cat < HR_MEM_COUNT ? B.used[cat] : 0;
+    return cat >= 0 && cat < HR_MEM_COUNT ? atomic_load_explicit(&G.used[cat], RELAXED) : 0;
 }
 size_t hr_budget_total(void)
 {
-    return B.total;
+    return atomic_load_explicit(&G.total, RELAXED);
 }
 int hr_budget_over(void)
 {
-    return B.max && B.total > B.max;
+    uint64_t max = hr_budget_max();
+    return max && hr_budget_total() > max;
 }
 
 void hr_budget_on_over(void (*fn)(void *ud), void *ud)
 {
     B.on_over = fn;
     B.over_ud = ud;
+    B.armed = 0;
 }
 
 static void add(int cat, size_t n)
 {
-    int was_over = hr_budget_over();
-    B.used[cat] += n;
-    B.total += n;
-    if (B.total > B.stats.peak)
-        B.stats.peak = B.total;
-    if (!was_over && hr_budget_over() && B.on_over)
+    atomic_fetch_add_explicit(&G.used[cat], n, RELAXED);
+    size_t total = atomic_fetch_add_explicit(&G.total, n, RELAXED) + n;
+    size_t peak = atomic_load_explicit(&G.peak, RELAXED);
+    while (total > peak &&
+           !atomic_compare_exchange_weak_explicit(&G.peak, &peak, total, RELAXED, RELAXED))
+        ;
+    uint64_t max = hr_budget_max();
+    if (max && total > max && !B.armed && B.on_over) {
+        B.armed = 1;
         B.on_over(B.over_ud);
+    }
 }
 
 static void sub(int cat, size_t n)
 {
     /* a release never takes more than was charged; clamp so a bug cannot wrap the total */
-    if (n > B.used[cat])
-        n = B.used[cat];
-    B.used[cat] -= n;
-    B.total -= n;
+    size_t have = atomic_load_explicit(&G.used[cat], RELAXED);
+    do {
+        if (n > have)
+            n = have;
+    } while (
+        !atomic_compare_exchange_weak_explicit(&G.used[cat], &have, have - n, RELAXED, RELAXED));
+    size_t total = atomic_fetch_sub_explicit(&G.total, n, RELAXED) - n;
+    if (B.armed && total <= hr_budget_max())
+        B.armed = 0;
 }
 
 void hr_budget_charge(int cat, size_t n)
@@ -110,6 +133,7 @@ void hr_budget_queue_charge(struct hr_budget_queue *q, size_t n)
     if (!q->linked)
         link_queue(q);
     q->bytes += n;
+    B.queued += n;
     add(HR_MEM_QUEUED, n);
 }
 
@@ -118,6 +142,7 @@ void hr_budget_queue_release(struct hr_budget_queue *q, size_t n)
     if (n > q->bytes)
         n = q->bytes;
     q->bytes -= n;
+    B.queued -= n;
     sub(HR_MEM_QUEUED, n);
     if (q->state == HR_BQ_SHED && q->bytes <= q->low)
         q->state = HR_BQ_OK; /* it drained: the policy let it go on */
@@ -137,10 +162,12 @@ void hr_budget_queue_forget(struct hr_budget_queue *q)
 
 int hr_budget_admit(size_t n)
 {
-    if (!B.max)
+    uint64_t max = hr_budget_max();
+    if (!max)
         return 1;
-    size_t fixed = B.total - B.used[HR_MEM_QUEUED];
-    return fixed <= B.max && n <= B.max - fixed;
+    size_t total = hr_budget_total(), queued = hr_budget_used(HR_MEM_QUEUED);
+    size_t fixed = total > queued ? total - queued : 0;
+    return fixed <= max && n <= max - fixed;
 }
 
 void hr_budget_refused(size_t n)
@@ -153,15 +180,17 @@ void hr_budget_refused(size_t n)
         hr_warn(
             "memory budget: publish of %zu bytes refused (%zu of %llu bytes in use: queued %zu, "
             "messages %zu, history %zu, bodies %zu, publishes %zu; %llu refused so far)",
-            n, B.total, (unsigned long long)B.max, B.used[HR_MEM_QUEUED], B.used[HR_MEM_WS_MESSAGE],
-            B.used[HR_MEM_HISTORY], B.used[HR_MEM_BODY], B.used[HR_MEM_PUBLISH],
-            (unsigned long long)B.stats.refused);
+            n, hr_budget_total(), (unsigned long long)hr_budget_max(),
+            hr_budget_used(HR_MEM_QUEUED), hr_budget_used(HR_MEM_WS_MESSAGE),
+            hr_budget_used(HR_MEM_HISTORY), hr_budget_used(HR_MEM_BODY),
+            hr_budget_used(HR_MEM_PUBLISH), (unsigned long long)B.stats.refused);
     }
 }
 
 void hr_budget_stats(struct hr_budget_stats *out)
 {
     *out = B.stats;
+    out->peak = atomic_load_explicit(&G.peak, RELAXED);
 }
 
 static int by_size_desc(const void *a, const void *b)
@@ -173,13 +202,21 @@ static int by_size_desc(const void *a, const void *b)
 
 size_t hr_budget_shed(uint64_t now)
 {
-    if (!hr_budget_over() || B.nqueues == 0)
+    if (!hr_budget_over()) {
+        B.armed = 0;
         return 0;
-    uint64_t low = B.max - B.max / 8;
-    /* only queued output can be shed: aim for the low-water mark, or as near as queues allow */
-    size_t need = B.total - (size_t)low;
-    if (need > B.used[HR_MEM_QUEUED])
-        need = B.used[HR_MEM_QUEUED];
+    }
+    if (B.nqueues == 0)
+        return 0;
+    uint64_t max = hr_budget_max(), low = max - max / 8;
+    size_t total = hr_budget_total(), queued = hr_budget_used(HR_MEM_QUEUED);
+    /* only queued output can be shed: aim for the low-water mark, or as near as queues allow;
+     * each event loop sheds its share, in proportion to what its own queues hold */
+    size_t need = total > low ? total - (size_t)low : 0;
+    if (need > queued)
+        need = queued;
+    if (queued > B.queued)
+        need = (size_t)((double)need * ((double)B.queued / (double)queued));
     /* Candidates and what is already on its way out. The list holds only non-empty queues,
      * so this pass costs nothing for idle connections. */
     struct hr_budget_queue **v = malloc(B.nqueues * sizeof(*v));
@@ -220,7 +257,7 @@ size_t hr_budget_shed(uint64_t now)
             hr_warn(
                 "memory budget: %zu of %llu bytes in use (%zu queued); %zu largest output queues "
                 "handed to their slow-consumer policy",
-                B.total, (unsigned long long)B.max, B.used[HR_MEM_QUEUED], acted);
+                hr_budget_total(), (unsigned long long)max, hr_budget_used(HR_MEM_QUEUED), acted);
     }
     free(v);
     return acted;

@@ -13,8 +13,9 @@
  *
  * A shared broadcast frame is charged once per queue that holds it (the cost as if each had
  * its own copy): the sum is an upper bound of what the queues pin, never an underestimate.
- * Per event-loop thread: each worker (--workers) keeps its own, with its share of the limit;
- * only that loop's thread may call these. */
+ * The counters and the limit are the process's: every worker (--workers) charges the same
+ * ones (atomics). The list of queues, the shed pass and the over hook are each event loop's
+ * own: a loop sheds only its own queues (its share of what must go), from its own thread. */
 #ifndef HR_CORE_BUDGET_H
 #define HR_CORE_BUDGET_H
 

@@ -554,6 +554,9 @@ static void sweep_cb(uv_timer_t *t)
     struct hr_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
     log_refusals(srv);
+    /* the budget is the process's: another worker's charge may have taken it over */
+    if (hr_budget_over())
+        budget_over_cb(srv);
     /* a burst (a slow reader's backlog) grew the slice table: give it back once it is empty */
     if (srv->outs_used == 0 && srv->outs_cap > HR_OUTS_KEEP)
         free_outs(srv);

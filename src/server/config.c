@@ -297,12 +297,12 @@ const struct hr_opt hr_config_table[] = {
      .arg = "N",
      .type = HR_OPT_U32,
      .offset = F(io.workers),
-     .def = 1,
+     .def = 0,
      .max = 64,
      .want = "--workers wants a number up to 64 (0: one per core)",
      .help = "event loops, each on its own thread, sharing the\n"
-             "port (SO_REUSEPORT) and the channels (default {};\n"
-             "0: one per core)"},
+             "port (SO_REUSEPORT) and the channels (default {}:\n"
+             "one per core)"},
     {.name = "io-uring",
      .type = HR_OPT_FLAG,
      .offset = F(limits.io_uring),

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/budget.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "ws/echo.h"
@@ -25,6 +24,9 @@ void herald_options_init(struct herald_options *o)
     struct herald_config cfg;
     hr_config_init(&cfg);
     *o = cfg.io;
+    /* a program's handlers were written for one thread until it says otherwise (the herald
+     * binary, whose apps keep per-worker state, runs one loop per core) */
+    o->workers = 1;
 }
 
 int herald_options_parse(struct herald_options *o, int argc, char **argv)
@@ -73,15 +75,10 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     const struct herald_options *o = &r->cfg.io;
     unsigned n = hr_io_workers(cfg);
     if (n > 1 && !sequencer) {
-        /* the process's memory, shared out: each worker keeps its own budget and cache (the
-         * other workers are made from worker 0's configuration: shared out already); the
-         * connection limits are counted together (hr_server_group) */
-        struct hr_limits *l = &r->cfg.limits;
-        if (l->max_memory == HR_MEMORY_AUTO)
-            l->max_memory = hr_budget_default();
-        l->max_memory /= n;
-        if (l->max_memory == 0 && cfg->limits.max_memory != 0)
-            l->max_memory = 1;
+        /* the history cache, shared out: each worker keeps its own (the other workers are made
+         * from worker 0's configuration: shared out already); the memory budget and the
+         * connection limits are the process's, counted together (core/budget.c,
+         * hr_server_group) */
         r->cfg.history.cache_bytes /= n;
     }
     r->app_name = app_name;
@@ -166,14 +163,19 @@ herald_io *herald_new(const struct herald_options *o)
     return io;
 }
 
-static void stopped_cb(struct hr_server *srv)
+void hr_io_release(struct hr_io *r)
 {
-    struct hr_io *r = srv->app_data;
-    if (r->worker == 0) {
+    if (r->worker == 0 && r->running) {
         uv_close((uv_handle_t *)&r->sigint, NULL);
         uv_close((uv_handle_t *)&r->sigterm, NULL);
     }
-    hr_workers_stopped(r);
+}
+
+static void stopped_cb(struct hr_server *srv)
+{
+    struct hr_io *r = srv->app_data;
+    if (hr_workers_stopped(r))
+        hr_io_release(r);
     hr_sio_close(&r->sio);
     hr_chan_push_close(&r->push);
 }
@@ -185,6 +187,7 @@ void herald_stop(herald_io *io)
         /* asked twice: do not wait for peers to finish closing */
         for (struct hr_conn *c = r->srv.conns; c; c = c->next)
             hr_conn_close(c);
+        hr_workers_stop_now(r);
         return;
     }
     hr_workers_stop(r); /* the other workers stop too */

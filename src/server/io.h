@@ -56,8 +56,14 @@ void hr_io_finish(struct hr_io *r);
 int hr_workers_start(struct hr_io *r);
 /* r stops: the other workers are told to stop too (once). */
 void hr_workers_stop(struct hr_io *r);
-/* r's server stopped: nothing more reaches it from the other workers. */
-void hr_workers_stopped(struct hr_io *r);
+/* Told again (a second signal, worker 0): every worker closes its connections now. */
+void hr_workers_stop_now(struct hr_io *r);
+/* r's server stopped: nothing more reaches it from the other workers. 1: r may close its last
+ * handles now; 0 (worker 0 while others still run): hr_io_release(r) is called once they
+ * have stopped. */
+int hr_workers_stopped(struct hr_io *r);
+/* io.c: close what kept r's loop alive after its server stopped (worker 0: the signals). */
+void hr_io_release(struct hr_io *r);
 /* r's loop ended: publishes it forwarded and still waiting fail (HR_ECLOSED). */
 void hr_workers_fail_forwarded(struct hr_io *r);
 /* Worker 0, after its loop: wait for the other workers' threads to finish, free what they

@@ -48,6 +48,9 @@ struct hr_workers {
     uv_thread_t thread[HR_WORKERS_MAX];
     struct inbox box[HR_WORKERS_MAX];
     struct hr_server_group conns; /* the connection limits are the process's */
+    /* worker 0's: how many others run, how many have stopped, whether it has */
+    unsigned running, done;
+    uint8_t zero_stopped;
     uv_mutex_t census_lock;
     struct census *census; /* every channel with subscribers on some worker */
 };
@@ -117,12 +120,10 @@ static int inbox_open(struct hr_workers *w, struct hr_io *r)
     return 0;
 }
 
-void hr_workers_stopped(struct hr_io *r)
+/* Take no more messages into worker k's inbox: what is in it is freed unrun. */
+static void close_inbox(struct hr_workers *w, unsigned k)
 {
-    struct hr_workers *w = r->workers;
-    if (!w)
-        return;
-    struct inbox *b = &w->box[r->worker];
+    struct inbox *b = &w->box[k];
     uv_mutex_lock(&b->lock);
     int was_open = b->open;
     b->open = 0;
@@ -137,6 +138,43 @@ void hr_workers_stopped(struct hr_io *r)
         uv_close((uv_handle_t *)&b->wake, NULL);
 }
 
+/* Worker 0 hears that another worker's server stopped. */
+static void run_done(struct hr_io *to, struct wmsg *m)
+{
+    free(m);
+    if (!to)
+        return;
+    struct hr_workers *w = to->workers;
+    w->done++;
+    if (w->zero_stopped && w->done >= w->running) {
+        close_inbox(w, 0);
+        hr_io_release(to);
+    }
+}
+
+int hr_workers_stopped(struct hr_io *r)
+{
+    struct hr_workers *w = r->workers;
+    if (!w)
+        return 1;
+    if (r->worker == 0) {
+        /* the sequencer goes on taking the others' publishes, and the signals, until every
+         * other worker has stopped: a second signal still reaches their connections */
+        w->zero_stopped = 1;
+        if (w->done < w->running)
+            return 0;
+        close_inbox(w, 0);
+        return 1;
+    }
+    close_inbox(w, r->worker);
+    struct wmsg *m = calloc(1, sizeof(*m));
+    if (m) {
+        m->run = run_done;
+        post(w, 0, m);
+    }
+    return 1;
+}
+
 /* ---- stopping ---- */
 
 static void run_stop(struct hr_io *to, struct wmsg *m)
@@ -146,11 +184,9 @@ static void run_stop(struct hr_io *to, struct wmsg *m)
         herald_stop(&to->sio);
 }
 
-void hr_workers_stop(struct hr_io *r)
+static void post_stops(struct hr_io *r)
 {
     struct hr_workers *w = r->workers;
-    if (!w || atomic_exchange(&w->stopping, 1))
-        return;
     for (unsigned k = 0; k < w->n; k++) {
         if (k == r->worker)
             continue;
@@ -160,6 +196,20 @@ void hr_workers_stop(struct hr_io *r)
             post(w, k, m);
         }
     }
+}
+
+void hr_workers_stop(struct hr_io *r)
+{
+    struct hr_workers *w = r->workers;
+    if (w && !atomic_exchange(&w->stopping, 1))
+        post_stops(r);
+}
+
+void hr_workers_stop_now(struct hr_io *r)
+{
+    /* each stopping worker, told again, closes its connections without waiting */
+    if (r->workers && r->worker == 0)
+        post_stops(r);
 }
 
 /* ---- channels: publishes go to the sequencer, commits come back ---- */
@@ -665,6 +715,7 @@ int hr_workers_start(struct hr_io *r)
             rc = HR_EINVAL;
             break;
         }
+        w->running++;
     }
     if (rc < 0) {
         hr_workers_stop(r);
@@ -681,7 +732,7 @@ void hr_workers_join(struct hr_io *r)
     for (unsigned k = 1; k < w->n; k++)
         if (w->started[k])
             uv_thread_join(&w->thread[k]);
-    hr_workers_stopped(r);
+    close_inbox(w, 0);
     r->workers = NULL;
     r->hub.committed = NULL;
     r->hub.census = NULL;

@@ -45,6 +45,9 @@ size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except
 herald_socket *hr_sio_room_owner(herald_nsp *nsp, const char *room);
 /* Send s the messages of ch after cursor *cur up to id upto (a gap notice first when some of
  * them are gone, unless told one was given); cur then names the last one sent. */
+/* A saved session lets go of nsp's room name (it held it: hr_sio_room.held); the room goes
+ * once nobody is in it or holds it. */
+void hr_sio_room_release(herald_nsp *nsp, const char *name);
 void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur,
                            uint64_t upto, int gap_told);
 /* Whether the CONNECT p to nsp replays history that is not cached: then it is held (1) while

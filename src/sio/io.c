@@ -1,6 +1,7 @@
 /* io.c - the Socket.IO server's setup and teardown: what it is given (the loop, the channels'
  * hub and store, the output cap) and the timers it owns. The composition root (src/server/)
  * calls these; herald_new and herald_run live there. */
+#include "recovery.h"
 #include "sio.h"
 
 void hr_sio_init(herald_io *io, const struct herald_options *o, uv_loop_t *loop, struct hr_hub *hub,
@@ -20,6 +21,10 @@ void hr_sio_init(herald_io *io, const struct herald_options *o, uv_loop_t *loop,
 
 void hr_sio_close(herald_io *io)
 {
+    /* nobody comes back to a server that stopped: the rooms saved sessions held go now,
+     * while the hub they read is still there */
+    while (io->saved)
+        hr_sio_saved_free(io, io->saved);
     uv_timer_stop(&io->ack_timer);
     uv_close((uv_handle_t *)&io->ack_timer, NULL);
     uv_timer_stop(&io->connect_timer);

@@ -125,14 +125,27 @@ struct hr_sio_kept *hr_sio_keep(herald_nsp *nsp, const char *room, herald_socket
     return kept_append(nsp, k) == 0 ? k : NULL;
 }
 
+/* The channel rooms the session held are let go of. */
+static void saved_release(struct hr_sio_saved *sv)
+{
+    for (uint32_t i = 0; sv->held && i < sv->nrooms; i++)
+        if (sv->held[i]) {
+            sv->held[i] = 0;
+            hr_sio_room_release(sv->nsp, sv->rooms[i]);
+        }
+}
+
 void hr_sio_saved_free(herald_io *io, struct hr_sio_saved *sv)
 {
-    if (!sv->moved)
+    if (!sv->moved) {
         HASH_DEL(io->saved, sv);
+        saved_release(sv);
+    }
     for (uint32_t i = 0; i < sv->nrooms; i++)
         free(sv->rooms[i]);
     free(sv->rooms);
     free(sv->chan_last);
+    free(sv->held);
     free(sv);
 }
 
@@ -169,14 +182,20 @@ void hr_sio_save_session(herald_socket *s, const char *reason)
         n++;
     sv->rooms = calloc(n ? n : 1, sizeof(char *));
     sv->chan_last = calloc(n ? n : 1, sizeof(uint64_t));
-    if (sv->rooms && sv->chan_last && s->own_room && (sv->rooms[sv->nrooms] = strdup(s->id)))
+    sv->held = calloc(n ? n : 1, 1);
+    int ok = sv->rooms && sv->chan_last && sv->held;
+    if (ok && s->own_room && (sv->rooms[sv->nrooms] = strdup(s->id)))
         sv->nrooms++;
-    for (const struct hr_sio_member *m = s->rooms; sv->rooms && sv->chan_last && m;
-         m = m->next_room) {
+    for (const struct hr_sio_member *m = s->rooms; ok && m; m = m->next_room) {
         if (!(sv->rooms[sv->nrooms] = strdup(m->room->name)))
             continue;
-        if (m->room->sub.ch)
+        if (m->room->sub.ch) {
+            /* the room stays (and marks) while the session may come back, even with
+             * nobody else in it */
             sv->chan_last[sv->nrooms] = m->room->sub.ch->last_id;
+            sv->held[sv->nrooms] = 1;
+            m->room->held++;
+        }
         sv->nrooms++;
     }
     HASH_ADD_STR(io->saved, pid, sv);
@@ -405,6 +424,7 @@ struct hr_sio_saved *hr_sio_recovery_take(herald_io *io, const char *nsp_name, c
         tail = &(*tail)->next;
     }
     HASH_DEL(io->saved, sv);
+    saved_release(sv);
     sv->moved = 1;
     sv->nsp = NULL;
     return sv;

@@ -581,7 +581,7 @@ int herald_join(herald_socket *s, const char *room)
     struct hr_channel *ch = r->sub.ch;
     struct hr_sio_member *m = calloc(1, sizeof(*m) + (ch ? sizeof(struct hr_chan_stream) : 0));
     if (!m) {
-        if (r->count == 0) {
+        if (r->count == 0 && r->held == 0) {
             HASH_DEL(s->nsp->rooms, r);
             room_free(r);
         }
@@ -636,11 +636,23 @@ int herald_leave(herald_socket *s, const char *room)
     if (m->chan)
         hr_chan_stream_stop(m->st);
     free(m);
-    if (--r->count == 0) {
+    if (--r->count == 0 && r->held == 0) {
         HASH_DEL(s->nsp->rooms, r);
         room_free(r);
     }
     return 0;
+}
+
+void hr_sio_room_release(herald_nsp *nsp, const char *name)
+{
+    struct hr_sio_room *r;
+    HASH_FIND_STR(nsp->rooms, name, r);
+    if (!r || r->held == 0)
+        return;
+    if (--r->held == 0 && r->count == 0) {
+        HASH_DEL(nsp->rooms, r);
+        room_free(r);
+    }
 }
 
 int herald_in(const herald_socket *s, const char *room)

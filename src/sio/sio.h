@@ -65,6 +65,9 @@ struct hr_sio_room {
     herald_nsp *nsp;
     struct hr_sio_member *members;
     uint32_t count;
+    /* sessions saved for recovery that were in it (a channel room): it lives on while they
+     * may come back, so that it goes on marking where the channel's messages fell */
+    uint32_t held;
     UT_hash_handle hh;
     char name[]; /* the key (nsp->rooms) */
 };
@@ -76,6 +79,7 @@ struct hr_sio_saved {
     herald_nsp *nsp;
     char **rooms;
     uint64_t *chan_last; /* per room: the channel's last id then (0: not one) */
+    uint8_t *held;       /* per room: a channel room this session holds (hr_sio_room.held) */
     uint32_t nrooms;
     uint64_t at;       /* loop ms when it disconnected */
     UT_hash_handle hh; /* io->saved by pid, oldest first */

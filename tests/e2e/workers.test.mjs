@@ -169,6 +169,36 @@ describe('--workers 2', () => {
     assert.ok(moved >= 2, 'some reconnections landed on the other worker');
   });
 
+  test('a sender\'s order (text, binary, text) holds on every worker, live and recovered', T, async () => {
+    // text messages go through the channel "chat" (sequenced by worker 0), binary ones are
+    // relayed: a recovered client on either worker still gets them as they were sent
+    const seen = new Set();
+    for (let round = 0; round < 12; round++) {
+      const a = sioClient(h.url, { transports: ['websocket'] });
+      const b = sioClient(h.url, { transports: ['websocket'], reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0 });
+      const live = sioClient(h.url, { transports: ['websocket'] });
+      await connected(a); await connected(b); await connected(live);
+      const bWas = workerOf(b.socket.io.engine.id);
+      const n0 = b.messages.length, l0 = live.messages.length;
+      const buf = Buffer.from([round, 1, 2]);
+      b.socket.once('disconnect', () => { a.socket.emit('message', `t1.${round}`); a.socket.emit('message', buf); a.socket.emit('message', `t2.${round}`); });
+      b.socket.io.engine.close();
+      await eventually(() => b.connects >= 2 && b.socket.connected, 8000, 'reconnected');
+      assert.equal(b.socket.recovered, true);
+      const shape = (x) => (Buffer.isBuffer(x) ? `buf${x[0]}` : x);
+      const mine = (list) => list.filter((x) => !(x && x.type === 'init')).map(shape);
+      const want = [`t1.${round}`, `buf${round}`, `t2.${round}`];
+      await eventually(() => mine(b.messages.slice(n0)).length >= 3 && mine(live.messages.slice(l0)).length >= 3, 5000, 'three each');
+      await sleep(50);
+      const workers = `a ${workerOf(a.socket.io.engine.id)}, b ${bWas} -> ${workerOf(b.socket.io.engine.id)}, live ${workerOf(live.socket.io.engine.id)}`;
+      assert.deepEqual(mine(b.messages.slice(n0)), want, `recovered (${workers})`);
+      assert.deepEqual(mine(live.messages.slice(l0)), want, `live (${workers})`);
+      seen.add(`${workerOf(a.socket.io.engine.id)}${bWas}`);
+      for (const c of [a, b, live]) c.socket.close();
+    }
+    assert.ok(seen.size >= 2, `sender and receiver on different workers at least once: ${[...seen]}`);
+  });
+
   test('GET /pub counts the subscribers of both workers on every transport', T, async () => {
     const ch = 'census';
     const ws = [];
