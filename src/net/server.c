@@ -451,7 +451,7 @@ static void listener_cb(uv_poll_t *p, int status, int events)
             break;
 }
 
-static void close_listener(struct hr_server *srv)
+void hr_server_close_listener(struct hr_server *srv)
 {
     if (srv->listener.type != UV_POLL || uv_is_closing((uv_handle_t *)&srv->listener))
         return;
@@ -598,7 +598,7 @@ static void ready_cb(uv_idle_t *idle)
 
 void hr_server_close_handles(struct hr_server *srv)
 {
-    close_listener(srv);
+    hr_server_close_listener(srv);
     hr_server_flush(srv); /* gives back the holds of connections that closed with output */
     uv_timer_stop(&srv->sweep);
     uv_close((uv_handle_t *)&srv->sweep, NULL);
@@ -647,7 +647,7 @@ void hr_server_stop(struct hr_server *srv)
     if (srv->stopping)
         return;
     srv->stopping = 1;
-    close_listener(srv);
+    hr_server_close_listener(srv);
     if (srv->nconns == 0) {
         finish_stop(srv);
         return;

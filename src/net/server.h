@@ -121,6 +121,9 @@ int hr_server_port(struct hr_server *srv);
 /* Stop accepting, ask every connection to finish (protocol on_shutdown), close the server's
  * handles once the last connection is gone. */
 void hr_server_stop(struct hr_server *srv);
+/* Stop accepting at once (hr_server_stop does it first; workers close every listener before
+ * any of them tells its clients to go). */
+void hr_server_close_listener(struct hr_server *srv);
 /* Internal to net/ (conn.c): the io_uring of --io-uring; HR_ENOTSUP when not built with it, or
  * the kernel's -errno. */
 int hr_server_uring_init(struct hr_server *srv);

@@ -190,7 +190,8 @@ void herald_stop(herald_io *io)
         hr_workers_stop_now(r);
         return;
     }
-    hr_workers_stop(r); /* the other workers stop too */
+    hr_server_close_listener(&r->srv);
+    hr_workers_stop(r); /* the other workers stop too, every listener closed first */
     hr_eio_shutdown(&r->eio);
     hr_server_stop(&r->srv);
 }

@@ -43,6 +43,7 @@ struct hr_workers {
     int port;
     atomic_int stopping;
     uv_sem_t ready;
+    uv_sem_t listening; /* a worker closed its listener (hr_workers_stop) */
     int status[HR_WORKERS_MAX];
     uint8_t started[HR_WORKERS_MAX];
     uv_thread_t thread[HR_WORKERS_MAX];
@@ -177,11 +178,27 @@ int hr_workers_stopped(struct hr_io *r)
 
 /* ---- stopping ---- */
 
+struct stop_listening {
+    struct wmsg m;
+    struct hr_workers *w;
+};
+
 static void run_stop(struct hr_io *to, struct wmsg *m)
 {
     free(m);
     if (to)
         herald_stop(&to->sio);
+}
+
+/* First of two steps: every worker stops accepting, and says so (also when it no longer takes
+ * messages: its listener is closed already). */
+static void run_close_listener(struct hr_io *to, struct wmsg *m)
+{
+    struct hr_workers *w = ((struct stop_listening *)m)->w;
+    free(m);
+    if (to)
+        hr_server_close_listener(&to->srv);
+    uv_sem_post(&w->listening);
 }
 
 static void post_stops(struct hr_io *r)
@@ -201,8 +218,25 @@ static void post_stops(struct hr_io *r)
 void hr_workers_stop(struct hr_io *r)
 {
     struct hr_workers *w = r->workers;
-    if (w && !atomic_exchange(&w->stopping, 1))
-        post_stops(r);
+    if (!w || atomic_exchange(&w->stopping, 1))
+        return;
+    /* no worker accepts any more before any of them tells its clients to go: a client that
+     * saw its close cannot connect to another worker (a short wait: workers never block) */
+    unsigned asked = 0;
+    for (unsigned k = 0; k < w->n; k++) {
+        if (k == r->worker)
+            continue;
+        struct stop_listening *m = calloc(1, sizeof(*m));
+        if (!m)
+            continue;
+        m->m.run = run_close_listener;
+        m->w = w;
+        post(w, k, &m->m);
+        asked++;
+    }
+    while (asked--)
+        uv_sem_wait(&w->listening);
+    post_stops(r);
 }
 
 void hr_workers_stop_now(struct hr_io *r)
@@ -685,12 +719,19 @@ int hr_workers_start(struct hr_io *r)
         free(w);
         return HR_ENOMEM;
     }
+    if (uv_sem_init(&w->listening, 0) < 0) {
+        uv_sem_destroy(&w->ready);
+        free(w);
+        return HR_ENOMEM;
+    }
     w->n = n;
     w->port = hr_server_port(&r->srv);
     for (unsigned k = 0; k < n; k++)
         uv_mutex_init(&w->box[k].lock);
     uv_mutex_init(&w->census_lock);
     if (hr_server_group_init(&w->conns) < 0 || inbox_open(w, r) < 0) {
+        uv_sem_destroy(&w->ready);
+        uv_sem_destroy(&w->listening);
         free(w);
         return HR_ENOMEM;
     }
@@ -753,5 +794,6 @@ void hr_workers_join(struct hr_io *r)
     }
     uv_mutex_destroy(&w->census_lock);
     uv_sem_destroy(&w->ready);
+    uv_sem_destroy(&w->listening);
     free(w);
 }
