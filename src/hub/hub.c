@@ -221,6 +221,18 @@ static int over_limits(const struct hr_channel *ch, int64_t now)
 
 static void trim(struct hr_channel *ch, int64_t now);
 
+/* The history's metadata as the store (or the sequencer, on a replica) has it; the cache loses
+ * what it no longer holds. */
+static void take_meta(struct hr_channel *ch, const struct hr_store_meta *m)
+{
+    ch->first_id = m->first_id > ch->last_id + 1 ? ch->last_id + 1 : m->first_id;
+    ch->kept = m->count;
+    ch->kept_bytes = m->bytes;
+    ch->first_time = m->first_time;
+    while (ch->cached && ring_at(ch, 0)->id < ch->first_id)
+        drop_oldest(ch, 0);
+}
+
 /* The store trimmed by limits: its metadata is the truth (it is ordered with the appends, so
  * it counts exactly the ones acknowledged so far); the cache loses what the store dropped. */
 static void trimmed_cb(void *ud, int status, const struct hr_store_meta *m)
@@ -229,12 +241,7 @@ static void trimmed_cb(void *ud, int status, const struct hr_store_meta *m)
     ch->trimming = 0;
     if (status < 0)
         return;
-    ch->first_id = m->first_id > ch->last_id + 1 ? ch->last_id + 1 : m->first_id;
-    ch->kept = m->count;
-    ch->kept_bytes = m->bytes;
-    ch->first_time = m->first_time;
-    while (ch->cached && ring_at(ch, 0)->id < ch->first_id)
-        drop_oldest(ch, 0);
+    take_meta(ch, m);
     if (ch->hub->committed)
         ch->hub->committed(ch->hub->relay_ud, ch, 0, 0, NULL);
     trim(ch, wall_ms());
@@ -692,13 +699,7 @@ int hr_hub_apply(struct hr_hub *hub, const char *name, size_t len, uint64_t id, 
     if (!ch)
         return data ? HR_ENOMEM : 0;
     if (!data) {
-        /* the sequencer trimmed (by the store, or by age) */
-        ch->first_id = meta->first_id > ch->last_id + 1 ? ch->last_id + 1 : meta->first_id;
-        ch->kept = meta->count;
-        ch->kept_bytes = meta->bytes;
-        ch->first_time = meta->first_time;
-        while (ch->cached && ring_at(ch, 0)->id < ch->first_id)
-            drop_oldest(ch, 0);
+        take_meta(ch, meta); /* the sequencer trimmed (by the store, or by age) */
         return 0;
     }
     if (id <= ch->last_id)
@@ -713,12 +714,7 @@ int hr_hub_apply(struct hr_hub *hub, const char *name, size_t len, uint64_t id, 
     hub->published++;
     if (rc == 0)
         fan_out(ch, ring_at(ch, ch->cached - 1));
-    ch->first_id = meta->first_id;
-    ch->kept = meta->count;
-    ch->kept_bytes = meta->bytes;
-    ch->first_time = meta->first_time;
-    while (ch->cached && ring_at(ch, 0)->id < ch->first_id)
-        drop_oldest(ch, 0);
+    take_meta(ch, meta);
     evict(hub);
     return rc;
 }
