@@ -391,6 +391,16 @@ int hr_config_given(const struct herald_config *cfg, const char *name)
     return 0;
 }
 
+int hr_config_secured(const struct herald_config *cfg)
+{
+    static const char *const keys[] = {"jwt-secret", "jwt-public-key", "publish-key",
+                                       "channel-rule"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (hr_config_given(cfg, keys[i]))
+            return 1;
+    return 0;
+}
+
 void hr_config_default_str(const struct hr_opt *o, char *out, size_t outlen)
 {
     switch (o->type) {

@@ -74,6 +74,10 @@ void hr_config_usage(FILE *out);
 void hr_config_default_str(const struct hr_opt *o, char *out, size_t outlen);
 /* Whether the flag called name was given. */
 int hr_config_given(const struct herald_config *cfg, const char *name);
+/* Whether access control is configured (a token key, a publish key or a channel rule): the
+ * defaults that keep the seed's open demo working (any origin, no publish rate) then give way
+ * to safe ones (docs/security.md). */
+int hr_config_secured(const struct herald_config *cfg);
 /* *dst = *src, with the policy patterns pointing into dst. */
 void hr_config_copy(struct herald_config *dst, const struct herald_config *src);
 
