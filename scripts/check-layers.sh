@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"
 
-layers=(core net http ws store hub chan eio sio app server)
+layers=(core auth net http ws store hub chan eio sio app server)
 declare -A rank
 for i in "${!layers[@]}"; do rank[${layers[$i]}]=$i; done
 api_rank=${rank[sio]}

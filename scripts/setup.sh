@@ -18,7 +18,7 @@ fi
 mode=${1:-build}
 cd "$(dirname "$0")/.."
 
-build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev uthash-dev libc6-dev liburing-dev)
+build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev uthash-dev libc6-dev liburing-dev libjwt-dev)
 test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev valgrind curl chromium fonts-wqy-microhei sqlite3
            python3-socketio python3-requests python3-websocket)
 # bench/run-fanout.sh starts its own nginx (a config in a temp dir, loopback, a free port); the

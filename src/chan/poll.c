@@ -373,6 +373,12 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, struct hr_pus
     struct hr_chan_request r;
     if (hr_chan_open_request(c, req, push, prefix, HR_CHAN_CURSOR_SINCE, 0, &r) < 0)
         return;
+    if (timeout_ms && r.exp_ms) {
+        /* a long poll held past its token's expiry answers empty then; the next is refused */
+        uint64_t now = hr_chan_wall_ms(), left = r.exp_ms > now ? r.exp_ms - now : 1;
+        if (left < timeout_ms)
+            timeout_ms = (uint32_t)left;
+    }
     struct hr_poll *p =
         hr_poll_new(&push->lp_clock, r.ch, push->max_batch, timeout_ms, answered_cb, c);
     if (!p) {

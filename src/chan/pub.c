@@ -58,7 +58,9 @@ void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *u
 {
     struct hr_push *push = ud;
     struct hr_chan_request cr;
-    if (hr_chan_request_name(c, req, HR_PUSH_PREFIX_PUB, &cr) < 0)
+    if (hr_chan_request_name(c, req, HR_PUSH_PREFIX_PUB, &cr) < 0 ||
+        hr_chan_request_allow(c, req, push, &cr,
+                              req->method == HTTP_POST ? HR_ACCESS_PUBLISH : HR_ACCESS_READ) < 0)
         return;
     const char *name = cr.name;
     size_t nlen = cr.len;

@@ -1,14 +1,34 @@
 /* push.c - the channel transports' shared context and routes. */
 #include "push.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "core/error.h"
+#include "core/log.h"
 
 static void heartbeat_cb(uv_timer_t *t)
 {
     hr_chan_sse_heartbeat(t->data);
+}
+
+uint64_t hr_chan_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Once a second: a stream whose token expired is closed with the reason (its reader gets a new
+ * token and resumes from its cursor). */
+static void expiry_cb(uv_timer_t *t)
+{
+    uint64_t now = hr_chan_wall_ms();
+    hr_chan_sse_expire(t->data, now);
+    hr_chan_ws_expire(t->data, now);
 }
 
 int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
@@ -29,7 +49,71 @@ int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
     uv_timer_init(loop, &p->heartbeat);
     p->heartbeat.data = p;
     uv_timer_start(&p->heartbeat, heartbeat_cb, p->sse_heartbeat_ms, p->sse_heartbeat_ms);
+    uv_timer_init(loop, &p->expiry);
+    p->expiry.data = p;
+    if (p->auth && p->auth->alg != HR_AUTH_ALG_NONE)
+        uv_timer_start(&p->expiry, expiry_cb, 1000, 1000);
     return 0;
+}
+
+/* The request's token: "Authorization: Bearer T", else ?token=T, else the token cookie. Its
+ * length with *tok pointing at it (maybe into buf), 0 when there is none, HR_ETOOBIG. */
+static long request_token(const struct hr_push *p, struct hr_http_request *req, char *buf,
+                          size_t cap, const char **tok)
+{
+    size_t n;
+    const char *h = hr_http_header_get(req, "Authorization", &n);
+    if (h) {
+        if (n < 7 || strncasecmp(h, "Bearer ", 7) != 0)
+            return HR_EINVAL;
+        *tok = h + 7;
+        while (n > 7 && **tok == ' ') {
+            (*tok)++;
+            n--;
+        }
+        return (long)n - 7;
+    }
+    long l = hr_http_query(req, "token", buf, cap);
+    if (l >= 0 || l == HR_ETOOBIG) {
+        *tok = buf;
+        return l;
+    }
+    h = hr_http_header_get(req, "Cookie", &n);
+    if (h && (l = hr_auth_cookie(h, n, p->auth->cookie, tok)) >= 0)
+        return l;
+    return 0;
+}
+
+int hr_chan_request_allow(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p,
+                          struct hr_chan_request *r, enum hr_access what)
+{
+    r->exp_ms = 0;
+    r->may_publish = 0;
+    if (!p->auth || !p->auth->enabled)
+        return 0;
+    static const char challenge[] = "WWW-Authenticate: Bearer realm=\"herald\"\r\n";
+    char buf[HR_AUTH_TOKEN_MAX + 1];
+    const char *tok = NULL, *why = "invalid token";
+    long n = request_token(p, req, buf, sizeof buf, &tok);
+    struct hr_principal who = {0};
+    if (n == HR_EINVAL) {
+        hr_http_error(c, 401, challenge, "Authorization wants a Bearer token");
+        return HR_EUNAUTH;
+    }
+    if (n != 0 &&
+        (n < 0 || hr_auth_verify(p->auth, tok, (size_t)n, hr_chan_wall_ms(), &who, &why) < 0)) {
+        hr_http_error(c, 401, challenge, n == HR_ETOOBIG ? "token too long" : why);
+        return HR_EUNAUTH;
+    }
+    int rc = hr_auth_allow(p->auth, &who, r->name, r->len, what);
+    if (rc == 0 && what == HR_ACCESS_READ)
+        r->may_publish = (int8_t)hr_auth_allow(p->auth, &who, r->name, r->len, HR_ACCESS_PUBLISH);
+    r->exp_ms = who.exp_ms;
+    hr_principal_clear(&who);
+    if (rc < 0)
+        hr_http_error(c, rc == HR_EUNAUTH ? 401 : 403, rc == HR_EUNAUTH ? challenge : NULL,
+                      hr_auth_refusal(rc, what));
+    return rc;
 }
 
 int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const char *prefix,
@@ -84,6 +168,8 @@ int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct 
     memset(r, 0, sizeof(*r));
     if (hr_chan_request_name(c, req, prefix, r) < 0)
         return HR_EINVAL;
+    if (hr_chan_request_allow(c, req, p, r, HR_ACCESS_READ) < 0)
+        return HR_EUNAUTH;
     if (request_cursor(req, cursor, r) < 0) {
         hr_http_error(c, 400, NULL,
                       cursor == HR_CHAN_CURSOR_SINCE
@@ -138,6 +224,9 @@ void hr_chan_push_close(struct hr_push *p)
     uv_timer_stop(&p->heartbeat);
     if (!uv_is_closing((uv_handle_t *)&p->heartbeat))
         uv_close((uv_handle_t *)&p->heartbeat, NULL);
+    uv_timer_stop(&p->expiry);
+    if (!uv_is_closing((uv_handle_t *)&p->expiry))
+        uv_close((uv_handle_t *)&p->expiry, NULL);
     hr_buf_unref(p->ping);
     p->ping = NULL;
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth/auth.h"
 #include "http/http.h"
 #include "hub/hub.h"
 #include "poll.h"
@@ -13,12 +14,14 @@
 
 struct hr_push {
     struct hr_hub *hub;
-    uint32_t lp_timeout_ms;    /* a held long-poll answers empty after this (0: default) */
-    uint32_t sse_heartbeat_ms; /* SSE comment lines keep proxies from closing (0: default) */
-    uint32_t sse_retry_ms;     /* sent as "retry:" to EventSource (2000) */
-    uint32_t max_batch;        /* messages in one poll answer (1000) */
+    const struct hr_auth *auth; /* who may read and publish what (NULL: everyone anything) */
+    uint32_t lp_timeout_ms;     /* a held long-poll answers empty after this (0: default) */
+    uint32_t sse_heartbeat_ms;  /* SSE comment lines keep proxies from closing (0: default) */
+    uint32_t sse_retry_ms;      /* sent as "retry:" to EventSource (2000) */
+    uint32_t max_batch;         /* messages in one poll answer (1000) */
     uv_timer_t heartbeat;
-    struct hr_buf *ping;           /* the shared heartbeat line */
+    uv_timer_t expiry;   /* closes streams whose token expired (runs while tokens are accepted) */
+    struct hr_buf *ping; /* the shared heartbeat line */
     struct hr_poll_clock lp_clock; /* the polls' timer */
 };
 
@@ -45,13 +48,22 @@ struct hr_chan_request {
     int has_cursor;
     struct hr_cursor cursor;
     struct hr_channel *ch;
-    void *state; /* state_size zeroed bytes (NULL when 0), the caller's */
+    void *state;        /* state_size zeroed bytes (NULL when 0), the caller's */
+    uint64_t exp_ms;    /* when the request's token expires (Unix ms); 0: never */
+    int8_t may_publish; /* 0, or the refusal (HR_EUNAUTH, HR_EFORBIDDEN) of a publish */
 };
 /* Fill r->name from the path after prefix; answer 400 and return HR_EINVAL when invalid. */
 int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const char *prefix,
                          struct hr_chan_request *r);
-/* Name, cursor (from where `cursor` says), channel, state: 0, or an error once the request
- * was answered (400 for a bad name or cursor, 503 when out of memory). */
+/* Whom the request speaks for (its token: "Authorization: Bearer", else ?token=, else the
+ * token cookie), and may it do what on r->name: 0, with r->exp_ms and (for a read)
+ * r->may_publish set, or an error once the request was answered (401 with the reason for a
+ * missing or invalid token, 403 for one that does not allow it). */
+int hr_chan_request_allow(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p,
+                          struct hr_chan_request *r, enum hr_access what);
+/* Name, access to read (hr_chan_request_allow), cursor (from where `cursor` says), channel,
+ * state: 0, or an error once the request was answered (400 for a bad name or cursor, 401 or
+ * 403 refused, 503 when out of memory). */
 int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p,
                          const char *prefix, int cursor, size_t state_size,
                          struct hr_chan_request *r);
@@ -65,6 +77,11 @@ void hr_chan_push_close(struct hr_push *p);
 /* Handlers, one module each. */
 void hr_chan_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 void hr_chan_sse_heartbeat(struct hr_push *p);
+/* Streams whose token expired by now_ms (Unix ms) are told why and closed. */
+void hr_chan_sse_expire(struct hr_push *p, uint64_t now_ms);
+void hr_chan_ws_expire(struct hr_push *p, uint64_t now_ms);
+/* Unix time in ms (tokens' exp are Unix times). */
+uint64_t hr_chan_wall_ms(void);
 void hr_chan_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud); /* short */
 void hr_chan_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);   /* long */
 void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);

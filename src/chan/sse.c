@@ -15,6 +15,7 @@
 struct sse_stream {
     struct hr_chan_stream st; /* first */
     struct hr_conn *c;
+    uint64_t exp_ms; /* its token's expiry (Unix ms), 0: none */
 };
 
 /* "id: E:N\ndata: <line>\n...\n" - the value's lines each become a data: line (a JSON value
@@ -156,6 +157,7 @@ void hr_chan_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *u
     struct hr_channel *ch = r.ch;
     struct sse_stream *s = r.state;
     s->c = c;
+    s->exp_ms = r.exp_ms;
     hr_chan_stream_init(&s->st, &sse_ops, ch);
     if (hr_http_begin(c, 200, "text/event-stream; charset=utf-8",
                       "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
@@ -189,4 +191,20 @@ static void heartbeat_one(struct hr_chan_stream *st, void *ud)
 void hr_chan_sse_heartbeat(struct hr_push *p)
 {
     hr_chan_stream_each(p->hub, &sse_ops, heartbeat_one, p->ping);
+}
+
+static void expire_one(struct hr_chan_stream *st, void *ud)
+{
+    struct sse_stream *s = sse_of(st);
+    if (!s->exp_ms || *(const uint64_t *)ud < s->exp_ms || closing(st))
+        return;
+    /* EventSource would reconnect with the same (expired) token: the page gets a new one and
+     * opens a new stream from its last id (docs/security.md "Tokens") */
+    send_text(s, "event: error\ndata: {\"error\":\"token expired\"}\n\n", 46);
+    hr_conn_end(s->c, s->c->srv->limits.close_timeout_ms);
+}
+
+void hr_chan_sse_expire(struct hr_push *p, uint64_t now_ms)
+{
+    hr_chan_stream_each(p->hub, &sse_ops, expire_one, &now_ms);
 }

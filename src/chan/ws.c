@@ -21,6 +21,8 @@ struct ws_sub {
     uint32_t pending;         /* publishes awaiting their commit (the block outlives the
                                * socket until they are answered: hr_ws_keep) */
     uint8_t closed;
+    int8_t may_publish; /* 0, or why its token may not publish here (HR_EUNAUTH, ...) */
+    uint64_t exp_ms;    /* its token's expiry (Unix ms), 0: none */
 };
 
 static struct ws_sub *ws_of(const struct hr_chan_stream *st)
@@ -149,6 +151,13 @@ static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
         hr_ws_send(ws, HR_WS_OP_TEXT, not_json, sizeof not_json - 1);
         return;
     }
+    if (w->may_publish < 0) {
+        char e[96];
+        int n = snprintf(e, sizeof e, "{\"error\":\"%s\"}",
+                         hr_auth_refusal(w->may_publish, HR_ACCESS_PUBLISH));
+        hr_ws_send(ws, HR_WS_OP_TEXT, e, (size_t)n);
+        return;
+    }
     if (len > ws->conn->srv->limits.max_body) {
         static const char too_big[] = "{\"error\":\"a message may hold at most --max-body bytes\"}";
         hr_ws_send(ws, HR_WS_OP_TEXT, too_big, sizeof too_big - 1);
@@ -210,6 +219,20 @@ void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud
         return;
     }
     struct ws_sub *w = hr_ws_data(ws);
+    w->may_publish = r.may_publish;
+    w->exp_ms = r.exp_ms;
     hr_chan_stream_init(&w->st, &ws_stream_ops, r.ch);
     hr_chan_stream_start(&w->st, r.has_cursor ? &r.cursor : NULL);
+}
+
+static void expire_one(struct hr_chan_stream *st, void *ud)
+{
+    struct ws_sub *w = ws_of(st);
+    if (w->exp_ms && *(const uint64_t *)ud >= w->exp_ms && !closing(st))
+        hr_ws_close(sock_of(w), HR_WS_CLOSE_POLICY, "token expired");
+}
+
+void hr_chan_ws_expire(struct hr_push *p, uint64_t now_ms)
+{
+    hr_chan_stream_each(p->hub, &ws_stream_ops, expire_one, &now_ms);
 }

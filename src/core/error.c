@@ -17,6 +17,8 @@ const char *hr_strerror(int err)
     case HR_ENOTFOUND: return "not found";
     case HR_EBUSY: return "over the memory budget";
     case HR_ENOTSUP: return "not supported";
+    case HR_EUNAUTH: return "not authenticated";
+    case HR_EFORBIDDEN: return "not allowed";
     default:
         /* any other -errno (a system call's, or libuv's on Unix) */
         return err < 0 && err > -3000 ? strerror(-err) : "unknown error";

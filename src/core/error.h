@@ -15,14 +15,16 @@ enum {
     /* Not an error: a parser needs more input (nginx NGX_AGAIN); the caller reads and calls
      * again. Distinct from every HR_E* below. */
     HR_AGAIN = -EAGAIN,
-    HR_ENOMEM = -ENOMEM,    /* allocation failed */
-    HR_EINVAL = -EINVAL,    /* invalid argument or malformed input */
-    HR_ETOOBIG = -E2BIG,    /* a configured limit (or the caller's buffer) was exceeded */
-    HR_ECLOSED = -EPIPE,    /* the connection is closing or closed */
-    HR_EIO = -EIO,          /* a system call or the store failed */
-    HR_ENOTFOUND = -ENOENT, /* no such route, file, parameter or object */
-    HR_EBUSY = -EBUSY,      /* over the memory budget: try again later */
-    HR_ENOTSUP = -ENOTSUP,  /* not available in this build or on this system */
+    HR_ENOMEM = -ENOMEM,     /* allocation failed */
+    HR_EINVAL = -EINVAL,     /* invalid argument or malformed input */
+    HR_ETOOBIG = -E2BIG,     /* a configured limit (or the caller's buffer) was exceeded */
+    HR_ECLOSED = -EPIPE,     /* the connection is closing or closed */
+    HR_EIO = -EIO,           /* a system call or the store failed */
+    HR_ENOTFOUND = -ENOENT,  /* no such route, file, parameter or object */
+    HR_EBUSY = -EBUSY,       /* over the memory budget: try again later */
+    HR_ENOTSUP = -ENOTSUP,   /* not available in this build or on this system */
+    HR_EUNAUTH = -EPERM,     /* no token, or one that is not valid (HTTP 401) */
+    HR_EFORBIDDEN = -EACCES, /* a valid token that does not allow it (HTTP 403) */
 };
 
 /* A message for an HR code (or any negative errno); never NULL. */

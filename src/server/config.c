@@ -336,6 +336,47 @@ const struct hr_opt hr_config_table[] = {
              "no limit (default: half of RAM or of the cgroup's\n"
              "memory limit, here {})"},
 
+    {.name = "jwt-secret",
+     .arg = "S",
+     .type = HR_OPT_STR,
+     .offset = F(auth.jwt_secret),
+     .section = "Access control (docs/security.md):",
+     .help = "accept tokens (JWT) signed HS256 with this secret\n"
+             "(32 bytes or more; or set HERALD_JWT_SECRET)"},
+    {.name = "jwt-public-key",
+     .arg = "FILE",
+     .type = HR_OPT_STR,
+     .offset = F(auth.jwt_public_key_file),
+     .help = "accept tokens signed RS256 or ES256 (P-256) by the\n"
+             "private half of this PEM public key"},
+    {.name = "publish-key",
+     .arg = "KEY",
+     .type = HR_OPT_STR,
+     .offset = F(auth.publish_key),
+     .help = "backends publishing with Authorization: Bearer KEY may\n"
+             "publish on any channel (16+ characters; or set\n"
+             "HERALD_PUBLISH_KEY)"},
+    {.name = "channel-rule",
+     .arg = "'P R W'",
+     .type = HR_OPT_RULE,
+     .want = "--channel-rule wants 'PATTERN READ PUBLISH', each of all|token|owner|none",
+     .help = "who may read (R) and publish (W) channels matching P:\n"
+             "all, token (any valid one), owner (a token whose sub\n"
+             "is P's {sub} part) or none (token grants, publish key);\n"
+             "repeatable, first match wins: --channel-rule 'news:* all none';\n"
+             "with a token key 'user:{sub} owner none' is built in"},
+    {.name = "token-cookie",
+     .arg = "NAME",
+     .type = HR_OPT_STR,
+     .offset = F(auth.cookie),
+     .def_str = HR_AUTH_COOKIE_DEFAULT,
+     .help = "the cookie a token may come in (default {})"},
+    {.name = "dev-tokens",
+     .type = HR_OPT_FLAG,
+     .offset = F(dev_tokens),
+     .help = "DEVELOPMENT ONLY: GET /dev/token?sub=NAME hands anyone\n"
+             "a one-hour token for any user (needs --jwt-secret)"},
+
     {.name = "help", .short_name = 'h', .type = HR_OPT_HELP, .section = "", .help = "this text"},
     {.name = "version", .short_name = 'V', .type = HR_OPT_VERSION, .help = "the version"},
 };
@@ -374,6 +415,7 @@ void hr_config_init(struct herald_config *cfg)
         else
             set_number(cfg, o, o->def);
     }
+    cfg->auth.rules = cfg->rules;
 }
 
 void hr_config_copy(struct herald_config *dst, const struct herald_config *src)
@@ -381,6 +423,7 @@ void hr_config_copy(struct herald_config *dst, const struct herald_config *src)
     *dst = *src;
     for (uint32_t i = 0; i < dst->history.nrules; i++)
         dst->history.rules[i].pattern = dst->patterns[i];
+    dst->auth.rules = dst->rules;
 }
 
 int hr_config_given(const struct herald_config *cfg, const char *name)
@@ -393,12 +436,8 @@ int hr_config_given(const struct herald_config *cfg, const char *name)
 
 int hr_config_secured(const struct herald_config *cfg)
 {
-    static const char *const keys[] = {"jwt-secret", "jwt-public-key", "publish-key",
-                                       "channel-rule"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (hr_config_given(cfg, keys[i]))
-            return 1;
-    return 0;
+    return cfg->auth.jwt_secret || cfg->auth.jwt_public_key_file || cfg->auth.publish_key ||
+           cfg->auth.nrules;
 }
 
 void hr_config_default_str(const struct hr_opt *o, char *out, size_t outlen)
@@ -522,6 +561,17 @@ static int set_value(struct herald_config *cfg, const struct hr_opt *o, const ch
         set_number(cfg, o, v);
         return 0;
     case HR_OPT_POLICY: return add_policy(cfg, arg, err, errlen);
+    case HR_OPT_RULE: {
+        struct hr_rule r;
+        if (cfg->auth.nrules == HR_AUTH_RULES_MAX) {
+            snprintf(err, errlen, "--channel-rule: at most %d, not '%s'", HR_AUTH_RULES_MAX, arg);
+            return HR_ETOOBIG;
+        }
+        if (hr_auth_rule_parse(arg, &r) < 0)
+            return HR_EINVAL;
+        cfg->rules[cfg->auth.nrules++] = arg;
+        return 0;
+    }
     default: return HR_EINVAL;
     }
 }
@@ -587,5 +637,10 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
     /* a polling POST may carry a whole payload, unless the body limit was set lower */
     if (!hr_config_given(cfg, "max-body") && cfg->limits.max_body < cfg->io.max_payload)
         cfg->limits.max_body = cfg->io.max_payload;
+    /* secrets from the environment keep them out of the process list */
+    if (!cfg->auth.jwt_secret && getenv("HERALD_JWT_SECRET") && *getenv("HERALD_JWT_SECRET"))
+        cfg->auth.jwt_secret = getenv("HERALD_JWT_SECRET");
+    if (!cfg->auth.publish_key && getenv("HERALD_PUBLISH_KEY") && *getenv("HERALD_PUBLISH_KEY"))
+        cfg->auth.publish_key = getenv("HERALD_PUBLISH_KEY");
     return 0;
 }

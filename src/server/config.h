@@ -6,6 +6,7 @@
 #include <herald.h>
 #include <stdio.h>
 
+#include "auth/auth.h"
 #include "hub/hub.h"
 #include "net/server.h"
 
@@ -20,6 +21,9 @@ struct herald_config {
     uint64_t given;                     /* bit i: hr_config_table[i] was on the command line */
     int (*app_known)(const char *name); /* --app accepts these (set by the binary); NULL: any */
     char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1]; /* history.rules point here */
+    struct hr_auth_config auth;           /* tokens, publish key, channel rules */
+    const char *rules[HR_AUTH_RULES_MAX]; /* --channel-rule values; auth.rules points here */
+    int dev_tokens;                       /* --dev-tokens: GET /dev/token */
 };
 
 enum hr_opt_type {
@@ -32,6 +36,7 @@ enum hr_opt_type {
     HR_OPT_MS_U32, /* uint32_t milliseconds, given in seconds (decimals allowed) */
     HR_OPT_MS_U64, /* uint64_t milliseconds, given in seconds */
     HR_OPT_POLICY, /* --channel-policy PATTERN=POLICY into history.rules, repeatable */
+    HR_OPT_RULE,   /* --channel-rule 'PATTERN READ PUBLISH' into auth.rules, repeatable */
     HR_OPT_HELP,
     HR_OPT_VERSION,
 };

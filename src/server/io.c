@@ -87,7 +87,14 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     r->worker = worker;
     if (o->quiet)
         hr_log_level = HR_LOG_ERROR;
+    char aerr[512];
+    if (hr_auth_init(&r->auth, &r->cfg.auth, aerr, sizeof aerr) < 0) {
+        fprintf(stderr, "herald: %s\n", aerr);
+        free(r);
+        return NULL;
+    }
     if (hr_server_init(&r->srv, r->loop, &r->cfg.limits) < 0) {
+        hr_auth_free(&r->auth);
         free(r);
         return NULL;
     }
@@ -101,6 +108,7 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     eo.worker = n > 1 ? (int8_t)worker : -1;
     if (hr_eio_init(&r->eio, &r->srv, &eo, eio_app ? eio_app : &hr_sio_eio_handler, &r->sio) < 0) {
         hr_server_free(&r->srv);
+        hr_auth_free(&r->auth);
         free(r);
         return NULL;
     }
@@ -128,11 +136,13 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
         }
         hr_eio_free(&r->eio);
         hr_server_free(&r->srv);
+        hr_auth_free(&r->auth);
         free(r);
         return NULL;
     }
     r->push.lp_timeout_ms = r->cfg.lp_timeout_ms;
     r->push.sse_heartbeat_ms = r->cfg.sse_heartbeat_ms;
+    r->push.auth = &r->auth;
     hr_chan_push_init(&r->push, &r->hub, r->loop);
     hr_chan_push_route(&r->push, &r->router);
     hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_ws_echo_handler, NULL);
@@ -259,6 +269,7 @@ void hr_io_finish(struct hr_io *r)
     if (uv_loop_close(r->loop) != 0)
         hr_warn("loop closed with live handles");
     hr_server_free(&r->srv);
+    hr_auth_free(&r->auth);
     free(r);
 }
 

@@ -24,6 +24,7 @@ struct hr_io {
     struct hr_store *store; /* channel history */
     struct hr_hub hub;      /* channels */
     struct hr_push push;    /* SSE, polls, publish API, WebSocket channels */
+    struct hr_auth auth;    /* tokens and channel rules, for every transport */
     uv_signal_t sigint, sigterm;
     int running;
     int serve_static;

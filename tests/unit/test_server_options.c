@@ -66,11 +66,17 @@ static void defaults_are_the_table(void **state)
     assert_int_equal(cfg.given, 0);
     assert_null(cfg.io.config);
     assert_int_equal(cfg.history.nrules, 0);
+    assert_false(hr_config_secured(&cfg)); /* the seed's open demo */
     for (size_t i = 0; i < hr_config_table_len; i++) {
         const struct hr_opt *o = &hr_config_table[i];
-        if (o->type == HR_OPT_STR)
-            assert_string_equal(*(const char **)((const char *)&cfg + o->offset), o->def_str);
-        else if (o->type != HR_OPT_POLICY && o->type != HR_OPT_HELP && o->type != HR_OPT_VERSION)
+        const char *str =
+            o->type == HR_OPT_STR ? *(const char **)((const char *)&cfg + o->offset) : NULL;
+        if (o->type == HR_OPT_STR && !o->def_str)
+            assert_null(str);
+        else if (o->type == HR_OPT_STR)
+            assert_string_equal(str, o->def_str);
+        else if (o->type != HR_OPT_POLICY && o->type != HR_OPT_RULE && o->type != HR_OPT_HELP &&
+                 o->type != HR_OPT_VERSION)
             assert_true(number(&cfg, o) == o->def);
     }
     /* the public part: herald_options_init gives the same */
@@ -159,6 +165,8 @@ static void parses_every_type(void **state)
                     "user:*=coalesce",
                     "--channel-policy",
                     "a=b=skip",
+                    "--channel-rule",
+                    "news:* all none",
                     NULL};
     assert_int_equal(parse(&cfg, ARGC(argv), argv), 0);
     assert_string_equal(cfg.io.host, "::1");     /* STR */
@@ -167,7 +175,10 @@ static void parses_every_type(void **state)
     assert_string_equal(cfg.io.store, "memory"); /* STR, checked */
     assert_string_equal(cfg.app, "conformance-sio");
     assert_string_equal(cfg.io.path, "/rt/");
-    assert_int_equal(cfg.io.quiet, 1);             /* FLAG */
+    assert_int_equal(cfg.io.quiet, 1);    /* FLAG */
+    assert_int_equal(cfg.auth.nrules, 1); /* RULE */
+    assert_string_equal(cfg.auth.rules[0], "news:* all none");
+    assert_true(hr_config_secured(&cfg));
     assert_int_equal(cfg.history.max_messages, 5); /* U32 */
     assert_true(cfg.limits.max_body == 123);       /* U64 */
     assert_true(cfg.history.max_bytes == 2048);    /* SIZE */
@@ -233,6 +244,8 @@ static void bad_values(void **state)
         {"--path", "/a?b"},
         {"--channel-policy", "x=slow"},
         {"--channel-policy", "=skip"},
+        {"--channel-rule", "news:* all"},
+        {"--channel-rule", "user:* owner none"},
         {"--history-cache", "1"},
         {"--ws-max-message", "124"},
         {"--lp-timeout", "0"},
