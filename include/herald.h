@@ -122,6 +122,18 @@ void herald_set_data(herald_socket *s, void *data);
 void *herald_data(const herald_socket *s);
 /* Whether the socket got back its id, rooms and missed packets (connection state recovery). */
 int herald_recovered(const herald_socket *s);
+/* Access control (docs/security.md). The user the socket's client proved to be: the sub of
+ * the token it connected with (auth.token, verified), or NULL when it gave none. A token that
+ * is not valid refuses the connection (connect_error with the reason), and a socket whose
+ * token expires is sent the event "herald:error" {"error":"token expired"} and disconnected, unless
+ * the client emitted "herald:refresh" with a new token for the same user before then. */
+const char *herald_user(const herald_socket *s);
+enum { HERALD_READ, HERALD_PUBLISH };
+/* May the socket read (be in the room of) or publish on channel, by its token and the channel
+ * rules? NULL when it may, else the refusal, a sentence for the client. It is the decision
+ * every transport makes; herald_join and herald_publish do not ask it (the server's code
+ * decides what its sockets join and publish), an app asks it for what a client requests. */
+const char *herald_may(const herald_socket *s, const char *channel, int what);
 
 /* Event handlers. ack is NULL when the client asked for no reply. args and ack are valid
  * during the call; to reply later, keep ack with herald_ack_keep. */

@@ -13,7 +13,7 @@
     websocket: { label: 'WebSocket', note: 'A WebSocket on /ws/{channel}: one frame per message, resumed with ?since= after a drop.' },
     longpoll: { label: 'Long-polling', note: 'Long-polling: each request is held until a message comes (or 30 s pass), then asked again with since=next.' },
     poll: { label: 'Short polling', note: 'Short polling: asks /poll/{channel} every 2 seconds, so an update may take up to 2 s to show.' },
-    socketio: { label: 'Socket.IO', note: 'Socket.IO: the default app puts a socket with auth {user} in the room "user:{user}", which receives the channel.' },
+    socketio: { label: 'Socket.IO', note: 'Socket.IO: the default app puts the socket in the room "user:{user}", which receives the channel (the user of its token when herald wants tokens, else auth {user}).' },
   };
   const ALIASES = { ws: 'websocket', lp: 'longpoll', 'long-polling': 'longpoll', shortpoll: 'poll', sio: 'socketio', 'socket.io': 'socketio' };
   const USER_RE = /^[A-Za-z0-9_.:@-]{1,195}$/; // channel names: 1-200 of these, "user:" included
@@ -118,17 +118,67 @@
 
   function showCommand() {
     const url = `${location.origin}/pub/${channel()}`;
-    $('curl').textContent = `curl -H 'Content-Type: application/json' -d '{"unread": 3}' ${url}`;
+    // a herald that wants tokens lets only backends (its --publish-key) publish on user:*
+    const key = auth.needed ? ` -H "Authorization: Bearer $HERALD_PUBLISH_KEY"` : '';
+    $('curl').textContent = `curl -H 'Content-Type: application/json'${key} -d '{"unread": 3}' ${url}`;
     $('channel').textContent = channel();
     userInput.value = user;
   }
 
   // ---- herald's channel API -------------------------------------------------------------------
 
+  // ---- the token -------------------------------------------------------------------------------
+  // herald with a token key (--jwt-secret) lets only the token of user "alice" read user:alice.
+  // A real site's login hands its pages that token; here it comes from herald's development-only
+  // endpoint GET /dev/token?sub=NAME (herald --dev-tokens, never on a public server). The page
+  // asks for one only once a read is refused with 401, so against an open herald nothing
+  // changes. It goes as "Authorization: Bearer" on fetches, as ?token= where headers cannot be
+  // set (EventSource, WebSocket), and as auth.token to Socket.IO; it is renewed a minute before
+  // it expires (a stream closed at expiry resumes from its cursor with the new one).
+  const auth = { needed: false, token: null, exp: 0, user: null, pending: null };
+
+  async function fetchToken() {
+    const r = await fetch(`/dev/token?sub=${encodeURIComponent(user)}`, { cache: 'no-store' });
+    if (!r.ok) {
+      const e = new Error(r.status === 404
+        ? 'This herald needs a token to read the inbox, and hands none out here (start it with --dev-tokens to try the page).'
+        : `/dev/token: HTTP ${r.status}`);
+      e.fatal = r.status === 404;
+      throw e;
+    }
+    const t = await r.json();
+    if (auth.token === null) note(`Signed in as ${t.sub} with a development token (/dev/token)`);
+    Object.assign(auth, { token: t.token, exp: t.exp * 1000, user: user });
+    return t.token;
+  }
+
+  // The token to send (null when the server asked for none), fresh for at least a minute.
+  async function token() {
+    if (!auth.needed) return null;
+    if (auth.token && auth.user === user && auth.exp - Date.now() > 60000) return auth.token;
+    if (!auth.pending) auth.pending = fetchToken().finally(() => { auth.pending = null; });
+    return auth.pending;
+  }
+
+  const withToken = async (url) => {
+    const t = await token();
+    return t ? `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(t)}` : url;
+  };
+
   async function getJSON(path, signal) {
-    const r = await fetch(path, { signal, cache: 'no-store' });
-    if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
-    return r.json();
+    for (let tries = 0; ; tries++) {
+      const t = await token();
+      const headers = t ? { Authorization: `Bearer ${t}` } : {};
+      const r = await fetch(path, { signal, cache: 'no-store', headers });
+      if (r.status === 401 && tries === 0) {
+        auth.needed = true; // this herald wants a token: get one and ask again
+        auth.token = null;
+        showCommand();
+        continue;
+      }
+      if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+      return r.json();
+    }
   }
 
   // The channel's current unread count (null if none is kept) and the cursor to follow it from.
@@ -175,6 +225,7 @@
         return cursor;
       } catch (e) {
         if (!s.alive) return null;
+        if (e.fatal) { setState('error', e.message); return null; }
         setState('reconnecting', 'Offline, retrying…');
         await delay(backoff(s));
         if (!s.alive) return null;
@@ -193,7 +244,7 @@
       const start = async () => {
         const cursor = await load(s);
         if (!cursor) return;
-        es = new EventSource(`/sse/${channel()}?lastEventId=${encodeURIComponent(cursor)}`);
+        es = new EventSource(await withToken(`/sse/${channel()}?lastEventId=${encodeURIComponent(cursor)}`));
         es.onopen = () => { s.retry = 500; setState('connected', 'Live'); };
         es.onmessage = (e) => live(e.data);
         es.addEventListener('gap', (e) => { try { gap(JSON.parse(e.data).reason); } catch (x) { gap(''); } });
@@ -216,10 +267,16 @@
     websocket(s) {
       let ws = null;
       let cursor = null;
-      const connect = () => {
+      const connect = async () => {
         if (!s.alive) return;
         const base = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host;
-        ws = new WebSocket(`${base}/ws/${channel()}?since=${encodeURIComponent(cursor)}`);
+        let url;
+        try { url = await withToken(`${base}/ws/${channel()}?since=${encodeURIComponent(cursor)}`); } catch (e) {
+          if (s.alive) setTimeout(connect, backoff(s));
+          return;
+        }
+        if (!s.alive) return;
+        ws = new WebSocket(url);
         ws.onopen = () => { s.retry = 500; setState('connected', 'Live'); };
         ws.onmessage = (e) => {
           let f;
@@ -252,9 +309,31 @@
 
     socketio(s) {
       let sock = null;
-      loadScript('/vendor/socket.io.min.js').then(() => {
+      let renew = null;
+      // asks the channel first: a 401 there means this herald wants a token (Socket.IO joins
+      // the user's room by the token given when it connects)
+      let epoch = null;
+      Promise.all([loadScript('/vendor/socket.io.min.js'),
+        getJSON(`/pub/${channel()}`, s.abort.signal).then((i) => { epoch = i.epoch; }, () => {})]).then(async () => {
         if (!s.alive) return;
-        sock = window.io({ auth: { user }, forceNew: true });
+        let t = null;
+        try { t = await token(); } catch (e) { if (s.alive) setState('error', e.message); return; }
+        if (!s.alive) return;
+        sock = window.io({ auth: t ? { user, token: t } : { user }, forceNew: true });
+        // a token about to expire is replaced on the open connection, and kept for reconnects
+        const keepFresh = () => {
+          if (!auth.needed || !s.alive) return;
+          renew = setTimeout(async () => {
+            try {
+              const nt = await token();
+              sock.auth.token = nt;
+              await sock.timeout(5000).emitWithAck('herald:refresh', nt);
+            } catch (e) { /* expired: herald disconnects, the reconnect below gets a new one */ }
+            keepFresh();
+          }, Math.max(auth.exp - Date.now() - 60000, 1000));
+        };
+        keepFresh();
+        sock.on('herald:error', (e) => { if (e && e.error) note(`herald: ${e.error}`); });
         let seen = 0; // live counts received, to tell whether a fetched value is already stale
         sock.on('connect', async () => {
           setState('connected', 'Live');
@@ -269,20 +348,26 @@
         // the default app also sends its welcome and the "chat" room's messages: a channel
         // message's last argument is its cursor, whose epoch names the channel, so only this
         // user's channel counts (a count published to another room is ignored)
-        let epoch = null;
-        getJSON(`/pub/${channel()}`, s.abort.signal).then((i) => { epoch = i.epoch; }, () => {});
         sock.on('message', (v, ...rest) => {
           const off = rest[rest.length - 1];
           if (typeof off !== 'string' || !off.includes(':')) return; // the welcome: not a channel's
           if (epoch === null || !off.startsWith(`${epoch}:`)) return;
           if (live(v)) seen++;
         });
-        sock.on('disconnect', () => { if (s.alive) setState('reconnecting', 'Reconnecting…'); });
+        sock.on('disconnect', async (reason) => {
+          if (!s.alive) return;
+          setState('reconnecting', 'Reconnecting…');
+          if (reason === 'io server disconnect') {
+            // herald let go (the token expired): connect again with a new one
+            try { sock.auth.token = await token(); } catch (e) { /* retried below */ }
+            if (s.alive) setTimeout(() => { if (s.alive) sock.connect(); }, backoff(s));
+          }
+        });
         sock.on('connect_error', () => { if (s.alive) setState('reconnecting', 'Reconnecting…'); });
       }, () => {
         if (s.alive) setState('error', 'Socket.IO client missing (run scripts/setup.sh build)');
       });
-      return { stop() { if (sock) { sock.off(); sock.disconnect(); } } };
+      return { stop() { clearTimeout(renew); if (sock) { sock.off(); sock.disconnect(); } } };
     },
   };
 

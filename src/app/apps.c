@@ -138,15 +138,20 @@ static int relay(struct chat *chat, herald_nsp *nsp, herald_io *io, const char *
     return 0;
 }
 
-static void over_budget(herald_socket *s, herald_ack *ack)
+/* A message neither stored nor relayed: the sender is told (and its ack, if it asked for one). */
+static void refuse(herald_socket *s, herald_ack *ack, json_t *why)
 {
-    /* neither stored nor relayed; the sender is told (and its ack, if it asked for one) */
-    json_t *why = json_pack("{s:s,s:i}", "error", "over the memory budget: try again later",
-                            "retry_after", 1);
     if (ack)
         herald_ack_send(ack, json_pack("[O]", why));
     herald_emit(s, "herald:error", json_pack("[O]", why));
     json_decref(why);
+}
+
+static void over_budget(herald_socket *s, herald_ack *ack)
+{
+    refuse(s, ack,
+           json_pack("{s:s,s:i}", "error", "over the memory budget: try again later", "retry_after",
+                     1));
 }
 
 static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *ack, void *ud)
@@ -156,6 +161,11 @@ static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *
     const char *raw = herald_args_raw(a, &len);
     struct herald_bin bins[MAX_BINS];
     size_t n = bins_of(a, bins, MAX_BINS);
+    const char *refusal = herald_may(s, CHAT_CHANNEL, HERALD_PUBLISH);
+    if (refusal) {
+        refuse(s, ack, json_pack("{s:s}", "error", refusal));
+        return;
+    }
     if (n == 0 && herald_args_count(a) == 1) {
         if (chat->head) {
             /* behind a relay that waits: published when its turn comes */
@@ -188,14 +198,27 @@ static void chat_connection_cb(herald_socket *s, void *ud)
 {
     hr_info("user connected: %s", herald_id(s));
     herald_send(s, json_pack("{s:s,s:s}", "type", "init", "message", "欢迎连接"));
-    herald_join(s, CHAT_CHANNEL);
-    /* a client that names its user also gets that user's channel, "user:{name}" (the unread
-     * counter of the mail page); who may claim which name is the security layer's to decide */
-    const char *user = json_string_value(json_object_get(herald_auth(s), "user"));
+    const char *refusal = herald_may(s, CHAT_CHANNEL, HERALD_READ);
+    if (!refusal)
+        herald_join(s, CHAT_CHANNEL);
+    else
+        herald_emit(s, "herald:error",
+                    json_pack("[{s:s,s:s}]", "error", refusal, "channel", CHAT_CHANNEL));
+    /* the user's channel, "user:{name}" (the unread counter of the mail page): the token's
+     * user; with no token key configured, the name the client gives in auth.user (anyone may
+     * read user:* then, on every transport) */
+    const char *user = herald_user(s);
+    if (!user)
+        user = json_string_value(json_object_get(herald_auth(s), "user"));
     char room[HR_CHANNEL_NAME_MAX + 1];
     int n = user ? snprintf(room, sizeof room, "user:%s", user) : -1;
-    if (n > 0 && (size_t)n < sizeof room && hr_channel_name_valid(room, (size_t)n))
-        herald_join(s, room);
+    if (n > 0 && (size_t)n < sizeof room && hr_channel_name_valid(room, (size_t)n)) {
+        if (!(refusal = herald_may(s, room, HERALD_READ)))
+            herald_join(s, room);
+        else
+            herald_emit(s, "herald:error",
+                        json_pack("[{s:s,s:s}]", "error", refusal, "channel", room));
+    }
     herald_on(s, "message", chat_message_cb, ud);
     herald_on_disconnect(s, chat_disconnect_cb, NULL);
 }

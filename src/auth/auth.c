@@ -310,6 +310,8 @@ int hr_auth_verify(const struct hr_auth *a, const char *tok, size_t len, uint64_
         *why = "tokens are not accepted here (no token key is configured)";
         return HR_EUNAUTH;
     }
+    if (len > HR_AUTH_TOKEN_MAX)
+        *why = "token too long";
     if (len == 0 || len > HR_AUTH_TOKEN_MAX || memchr(tok, 0, len))
         return HR_EUNAUTH;
     char buf[HR_AUTH_TOKEN_MAX + 1];
@@ -393,6 +395,8 @@ static int granted(const struct hr_principal *p, const char *name, enum hr_acces
 int hr_auth_allow(const struct hr_auth *a, const struct hr_principal *p, const char *name,
                   size_t len, enum hr_access what)
 {
+    if (!a->enabled)
+        return 0; /* the seed's open demo: no rule, no key */
     char n[HR_AUTH_PATTERN_MAX + 1];
     if (len > HR_AUTH_PATTERN_MAX)
         return HR_EFORBIDDEN;

@@ -14,6 +14,32 @@
 #include "core/log.h"
 #include "ws/echo.h"
 
+/* --dev-tokens: GET /dev/token?sub=NAME answers {"token","sub","exp"}, a token for anyone
+ * who asks, valid one hour. For trying the pages on a laptop; a real deployment has its own
+ * login hand out tokens (docs/security.md). */
+static void dev_token_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
+{
+    const struct hr_auth *auth = ud;
+    char sub[HR_AUTH_SUB_MAX + 1];
+    long n = hr_http_query(req, "sub", sub, sizeof sub);
+    if (n <= 0 || !hr_channel_name_valid(sub, (size_t)n)) {
+        hr_http_error(c, 400, NULL, "sub wants a user name (the characters of channel names)");
+        return;
+    }
+    uint64_t now = hr_chan_wall_ms();
+    char *tok = hr_auth_mint(auth, sub, now, 3600);
+    char body[1024];
+    int len = tok ? snprintf(body, sizeof body, "{\"token\":\"%s\",\"sub\":\"%s\",\"exp\":%llu}\n",
+                             tok, sub, (unsigned long long)(now / 1000 + 3600))
+                  : -1;
+    free(tok);
+    if (len < 0 || (size_t)len >= sizeof body)
+        hr_http_error(c, 500, NULL, "could not make a token");
+    else
+        hr_http_respond(c, 200, "application/json", "Cache-Control: no-store\r\n", body,
+                        (size_t)len);
+}
+
 static struct hr_io *root_of(herald_io *io)
 {
     return (struct hr_io *)((char *)io - offsetof(struct hr_io, sio));
@@ -93,6 +119,12 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
         free(r);
         return NULL;
     }
+    if (r->cfg.dev_tokens && r->auth.alg != HR_AUTH_ALG_HS256) {
+        fprintf(stderr, "herald: --dev-tokens needs --jwt-secret\n");
+        hr_auth_free(&r->auth);
+        free(r);
+        return NULL;
+    }
     if (hr_server_init(&r->srv, r->loop, &r->cfg.limits) < 0) {
         hr_auth_free(&r->auth);
         free(r);
@@ -146,8 +178,15 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     hr_chan_push_init(&r->push, &r->hub, r->loop);
     hr_chan_push_route(&r->push, &r->router);
     hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_ws_echo_handler, NULL);
+    if (r->cfg.dev_tokens) {
+        hr_router_add(&r->router, HR_M(HTTP_GET), "/dev/token", 0, dev_token_cb, &r->auth);
+        if (worker == 0)
+            hr_warn("--dev-tokens: GET /dev/token gives anyone a token for any user; "
+                    "for development only, never on a server others can reach");
+    }
     hr_sio_init(&r->sio, o, r->loop, &r->hub, r->store, r->cfg.limits.max_queued);
     r->sio.worker = worker;
+    hr_sio_set_auth(&r->sio, &r->auth);
     r->sio.workers = n;
     return r;
 }

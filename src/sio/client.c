@@ -91,6 +91,7 @@ void hr_sio_socket_gone(herald_socket *s, const char *reason)
         free(s->acks->a);
     free(s->acks);
     json_decref(s->auth);
+    hr_sio_auth_free(s);
     if (s->nsp->io->resume_for == s)
         s->nsp->io->resume_for = NULL;
     free(s);
@@ -126,6 +127,10 @@ static void dispatch_event(herald_socket *s, const struct hr_sio_packet *p, hera
     herald_ack ack = {s, (uint64_t)p->ack_id, 0, 0};
     herald_ack *ackp = p->ack_id >= 0 ? &ack : NULL;
     int handled = 0;
+    if (strcmp(p->name, "herald:refresh") == 0) {
+        hr_sio_auth_refresh(s, args, ackp);
+        return;
+    }
     for (struct hr_sio_handler *h = s->handlers; h && s->connected; h = h->next) {
         if (strcmp(h->event, p->name) == 0) {
             h->cb(s, args, ackp, h->ud);

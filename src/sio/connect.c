@@ -120,6 +120,20 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
     s->nsp = nsp;
     s->client = c;
     s->auth = p->data ? json_loadb(p->data, p->data_len, 0, NULL) : NULL;
+    const char *why = NULL;
+    if (hr_sio_auth_connect(s, &why) < 0) {
+        /* a token that is not valid is refused, never taken for no token */
+        json_t *err = json_pack("{s:s}", "message", why);
+        size_t tlen;
+        char *text = err ? hr_sio_args_text(err, &tlen) : NULL;
+        hr_sio_send_packet(c, HR_SIO_CONNECT_ERROR, name,
+                           text ? text : "{\"message\":\"refused\"}");
+        free(text);
+        json_decref(err);
+        json_decref(s->auth);
+        free(s);
+        return;
+    }
     /* the client's recovery fields are not part of the application's auth */
     const char *pid = json_string_value(json_object_get(s->auth, "pid"));
     const char *offset = json_string_value(json_object_get(s->auth, "offset"));

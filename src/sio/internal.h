@@ -66,6 +66,15 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p);
 void hr_sio_wait_add(struct hr_sio_client *c);
 void hr_sio_wait_remove(struct hr_sio_client *c);
 
+/* access.c */
+/* The token s's client connected with (auth.token) into s->who: 0, or HR_EUNAUTH with *why
+ * (the CONNECT is refused with it). */
+int hr_sio_auth_connect(herald_socket *s, const char **why);
+void hr_sio_auth_free(herald_socket *s);
+/* The client's "herald:refresh" event: a new token for the same user (acked {ok, exp} or
+ * {error}). */
+void hr_sio_auth_refresh(herald_socket *s, const herald_args *args, herald_ack *ack);
+
 /* client.c */
 /* Remove the socket from its namespace and client and free it, telling the application. */
 void hr_sio_socket_gone(herald_socket *s, const char *reason);

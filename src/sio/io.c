@@ -17,6 +17,8 @@ void hr_sio_init(herald_io *io, const struct herald_options *o, uv_loop_t *loop,
     io->ack_timer.data = io;
     uv_timer_init(loop, &io->connect_timer);
     io->connect_timer.data = io;
+    uv_timer_init(loop, &io->expiry_timer);
+    io->expiry_timer.data = io;
 }
 
 void hr_sio_close(herald_io *io)
@@ -29,4 +31,6 @@ void hr_sio_close(herald_io *io)
     uv_close((uv_handle_t *)&io->ack_timer, NULL);
     uv_timer_stop(&io->connect_timer);
     uv_close((uv_handle_t *)&io->connect_timer, NULL);
+    uv_timer_stop(&io->expiry_timer);
+    uv_close((uv_handle_t *)&io->expiry_timer, NULL);
 }

@@ -6,6 +6,7 @@
 #include <herald.h>
 #include <uthash.h>
 
+#include "auth/auth.h"
 #include "chan/stream.h"
 #include "chan/wire.h"
 #include "eio/eio.h"
@@ -130,7 +131,8 @@ struct herald_socket {
     herald_nsp *nsp;
     struct hr_sio_client *client;
     herald_socket *next_in_client;
-    json_t *auth; /* an empty one is the io's, shared */
+    json_t *auth;             /* an empty one is the io's, shared */
+    struct hr_principal *who; /* its verified token (auth.token), or NULL */
     void *data;
     struct hr_sio_handler *handlers;
     herald_any_cb any_cb;
@@ -200,8 +202,10 @@ struct herald_io {
     int (*allow)(const char *name, void *ud);
     void (*setup)(herald_nsp *nsp, void *ud);
     void *allow_ud;
-    uv_timer_t ack_timer;     /* expires server-to-client acks with a timeout */
-    uv_timer_t connect_timer; /* closes clients that join no namespace in time */
+    uv_timer_t ack_timer;       /* expires server-to-client acks with a timeout */
+    uv_timer_t connect_timer;   /* closes clients that join no namespace in time */
+    uv_timer_t expiry_timer;    /* disconnects sockets whose token expired (access.c) */
+    const struct hr_auth *auth; /* tokens and channel rules (NULL: everything open) */
     struct hr_sio_client *wait_head, *wait_tail;
     struct hr_sio_saved *saved; /* disconnected sockets that may come back, by pid */
     uint64_t next_offset;
@@ -236,6 +240,8 @@ extern const struct hr_eio_handler hr_sio_eio_handler;
  * the channels, and the connections' output cap. */
 void hr_sio_init(herald_io *io, const struct herald_options *o, uv_loop_t *loop, struct hr_hub *hub,
                  struct hr_store *store, uint64_t max_queued);
+/* Check tokens and channel rules with auth (the composition root's; NULL: none). */
+void hr_sio_set_auth(herald_io *io, const struct hr_auth *auth);
 /* The server stops: close io's timers (the loop then finishes closing them). */
 void hr_sio_close(herald_io *io);
 /* Expire server-to-client acks whose timeout passed (the io's ack timer). */

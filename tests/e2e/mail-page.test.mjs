@@ -321,3 +321,70 @@ describe('mail page: the unread badge over every transport', { skip }, () => {
     assert.deepEqual(errors, []);
   });
 });
+
+// With a token key, user:alice is Alice's alone: the page finds out (a 401), gets a token from
+// the development-only endpoint, and follows her channel on every transport with it; the
+// command it shows publishes with the backends' key. Bob's page never sees Alice's count.
+describe('mail page: with tokens (--jwt-secret, --dev-tokens, --publish-key)', { skip }, () => {
+  const KEY = 'mail-page-test-publish-key';
+  let srv, browser;
+  before(async () => {
+    srv = await startHerald(['--jwt-secret', 'a-secret-for-the-mail-page-test-0123456789',
+      '--dev-tokens', '--publish-key', KEY]);
+    browser = await launchChromium();
+  });
+  after(async () => {
+    if (browser) await browser.close().catch(() => {});
+    await stopServer(srv);
+  });
+
+  async function publish(channel, body, key = KEY) {
+    const r = await fetch(`${srv.url}/pub/${channel}`, {
+      method: 'POST', body, headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+    });
+    return { status: r.status, text: await r.text() };
+  }
+
+  for (const transport of TRANSPORTS) {
+    test(`${transport}: alice's page gets a token and follows user:alice; bob's page does not see it`, T, async () => {
+      const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+      const errors = [];
+      const refused = [];
+      const open = async (user) => {
+        const page = await ctx.newPage();
+        page.setDefaultTimeout(WAIT);
+        page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+        // the first read of each page is refused (401): that is how it learns it needs a token
+        page.on('response', (r) => {
+          if (r.status() === 401) refused.push(r.url());
+          else if (r.status() >= 400) errors.push(`HTTP ${r.status()} for ${r.url()}`);
+        });
+        page.on('console', (m) => { if (m.type() === 'error' && !/status of 401/.test(m.text())) errors.push(`console: ${m.text()}`); });
+        await page.goto(`${srv.url}/mail.html?user=${user}&transport=${transport}`);
+        await page.waitForFunction(() => document.body.dataset.state === 'connected', null, { timeout: WAIT });
+        return page;
+      };
+      try {
+        const alice = await open('alice');
+        const bob = await open('bob');
+        assert.ok(refused.length >= 2 && refused.every((u) => /\/pub\/user:(alice|bob)$/.test(u)), `refused: ${refused}`);
+        assert.match(await alice.locator('#curl').textContent(), /-H "Authorization: Bearer \$HERALD_PUBLISH_KEY"/);
+        await alice.waitForFunction(() => [...document.querySelectorAll('#log li span')].some((e) => /Signed in as alice/.test(e.textContent)));
+        // without the key nobody may publish on user:alice
+        assert.equal((await publish('user:alice', '{"unread": 66}', 'not-the-key-at-all')).status, 401);
+        for (const n of [4, 6]) {
+          assert.equal((await publish('user:alice', `{"unread": ${n}}`)).status, 200);
+          await alice.waitForFunction((t) => document.getElementById('badge').textContent === t, String(n),
+            { timeout: transport === 'poll' ? POLL_MS : PUSH_MS });
+        }
+        await bob.waitForTimeout(transport === 'poll' ? QUIET_MS + 2000 : QUIET_MS);
+        const bobSaw = await bob.locator('#badge').textContent();
+        assert.ok(!['4', '6', '66'].includes(bobSaw), `bob's badge shows ${bobSaw}`);
+        await alice.screenshot({ path: path.join(outDir, `mail-token-${transport}.png`) });
+        assert.deepEqual(errors, []);
+      } finally {
+        await ctx.close().catch(() => {});
+      }
+    });
+  }
+});
