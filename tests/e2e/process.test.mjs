@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
-import { startHerald, heraldBin, rawConnect, waitFor, wsConnect, waitClose, frame, sleep, sanitizerReport } from './lib/herald.mjs';
+import { startHerald, heraldBin, repoRoot, rawConnect, waitFor, wsConnect, waitClose, frame, sleep, sanitizerReport } from './lib/herald.mjs';
 import { parseSeq, exchange, isClosed, canConnect, within, assertJsonError } from './lib/http-util.mjs';
 import { publish, pollReq, checkPollAnswer } from './lib/channels-util.mjs';
 
@@ -47,6 +47,15 @@ function wsEcho(ws, data) {
 
 // ---------------------------------------------------------------------------------------------
 describe('command line', () => {
+  test("every flag of --help has its row in README's flag table", () => {
+    const flags = [...run(['--help']).stdout.matchAll(/^ {2}(?:-\w, )?(--[a-z0-9-]+)/gm)].map((m) => m[1]);
+    assert.ok(flags.length > 30, `flags found in --help: ${flags}`);
+    const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const rows = new Set([...readme.matchAll(/^\| `(--[a-z0-9-]+)/gm)].map((m) => m[1]));
+    const missing = flags.filter((f) => !rows.has(f) && f !== '--help' && f !== '--version');
+    assert.deepEqual(missing, [], 'flags missing from the README table');
+  });
+
   test('--help prints usage and exits 0', () => {
     const r = run(['--help']);
     assert.equal(r.status, 0, `exit status; stderr: ${r.stderr}`);
