@@ -12,7 +12,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 import { startHerald, sleep } from './lib/herald.mjs';
-import { request, SseClient, eventually, JSON_TYPE, idOf } from './lib/channels-util.mjs';
+import { request, SseClient, eventually, JSON_TYPE, idOf, stopChecked } from './lib/channels-util.mjs';
 
 const SECRET = 'an-hs256-secret-of-at-least-32-bytes!';
 const PUBKEY = 'the-backends-publish-key-0123';
@@ -95,7 +95,7 @@ describe('security: tokens and channel rules on every transport', () => {
     h = await startHerald(['--jwt-secret', SECRET, '--publish-key', PUBKEY,
       '--channel-rule', 'news:* all none', '--channel-rule', 'team:* token token']);
   });
-  after(async () => { await h.stop(); });
+  after(async () => { await stopChecked(h); });
 
   const alice = () => tokenFor('alice');
   const bob = () => tokenFor('bob');
@@ -281,7 +281,7 @@ describe('security: RS256 and ES256 public keys', () => {
         const confused = jwt({ sub: 'alice' }, { alg: 'HS256', key: pem });
         await assertRefused(await get(h, '/poll/user:alice', bearer(confused)), 401, /algorithm|invalid/, 'HS256 with the public key');
       } finally {
-        await h.stop();
+        await stopChecked(h);
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
@@ -298,7 +298,7 @@ describe('security: RS256 and ES256 public keys', () => {
 describe('security: a token that expires on a long-lived connection', () => {
   let h;
   before(async () => { h = await startHerald(['--jwt-secret', SECRET, '--publish-key', PUBKEY]); });
-  after(async () => { await h.stop(); });
+  after(async () => { await stopChecked(h); });
 
   // Publishes {n: from, from + 1, ...} on user:carol through the backend key every gapMs until
   // done() is true, then `after` more; resolves to the next n.
@@ -414,10 +414,10 @@ describe('security: the dev-only token endpoint', () => {
       assert.equal((await get(h, '/poll/user:alice', bearer(r.json.token))).status, 200);
       assert.equal((await get(h, '/dev/token?sub=a%20b')).status, 400);
       assert.equal((await get(h, '/dev/token')).status, 400);
-    } finally { await h.stop(); }
+    } finally { await stopChecked(h); }
     const h2 = await startHerald(['--jwt-secret', SECRET]);
     try {
       assert.equal((await get(h2, '/dev/token?sub=alice')).status, 404);
-    } finally { await h2.stop(); }
+    } finally { await stopChecked(h2); }
   });
 });
