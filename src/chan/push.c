@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "core/error.h"
 
 static void heartbeat_cb(uv_timer_t *t)
@@ -102,18 +104,33 @@ int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct 
     return 0;
 }
 
-/* CORS preflight: a page on another origin may publish JSON (POST with a Content-Type) and
- * read with headers of its own; the channel routes answer every origin (no credentials). */
+void hr_chan_cors(const struct hr_push *p, struct hr_conn *c, char *out, size_t outsz)
+{
+    struct hr_http_request *req = hr_http_current(c);
+    out[0] = '\0';
+    if (req)
+        hr_origins_cors(p->origins, req, out, outsz);
+}
+
+/* CORS preflight: a page on an allowed origin may publish JSON (POST with a Content-Type) and
+ * read with headers of its own; a page from another origin is told no (403) before it sends
+ * anything. */
 static void preflight_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
+    const struct hr_push *p = ud;
+    char cors[HR_ORIGIN_CORS_MAX], hdr[HR_ORIGIN_CORS_MAX + 160];
+    if (hr_origins_cors(p->origins, req, cors, sizeof cors) == HR_ORIGIN_REFUSED) {
+        hr_http_error(c, 403, cors, "origin not allowed");
+        return;
+    }
     int pub = strncmp(hr_http_path(req), HR_PUSH_PREFIX_PUB, strlen(HR_PUSH_PREFIX_PUB)) == 0;
-    hr_http_respond(
-        c, 204, NULL,
-        pub ? "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, POST\r\n"
+    snprintf(
+        hdr, sizeof hdr, "%s%s", cors,
+        pub ? "Access-Control-Allow-Methods: GET, HEAD, POST\r\n"
               "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 86400\r\n"
-            : "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD\r\n"
-              "Access-Control-Allow-Headers: Last-Event-ID\r\nAccess-Control-Max-Age: 86400\r\n",
-        NULL, 0);
+            : "Access-Control-Allow-Methods: GET, HEAD\r\n"
+              "Access-Control-Allow-Headers: Last-Event-ID\r\nAccess-Control-Max-Age: 86400\r\n");
+    hr_http_respond(c, 204, NULL, hdr, NULL, 0);
 }
 
 int hr_chan_push_route(struct hr_push *p, struct hr_router *r)
