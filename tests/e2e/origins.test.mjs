@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import WebSocket from 'ws';
 import { io as ioClient } from 'socket.io-client';
-import { startHerald, sanitizerReport } from './lib/herald.mjs';
-import { request, publish } from './lib/channels-util.mjs';
+import { startHerald } from './lib/herald.mjs';
+import { request, publish, stopChecked } from './lib/channels-util.mjs';
 import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
 const GOOD = 'http://good.test';
@@ -95,19 +95,13 @@ function sioTry(h, origin, transports) {
   });
 }
 
-async function stopClean(h) {
-  const report = sanitizerReport(h);
-  await h.stop();
-  assert.equal(report, null, report || '');
-}
-
 describe('--allowed-origins http://good.test', T, () => {
   let h;
   before(async () => {
     h = await startHerald(['--allowed-origins', GOOD, '--quiet']);
     await publish(h.url, 'x', { n: 0 });
   });
-  after(async () => { await stopClean(h); });
+  after(async () => { await stopChecked(h); });
 
   for (const route of WS_ROUTES) {
     test(`WebSocket ${route}: another origin gets 403 and no upgrade`, async () => {
@@ -211,7 +205,7 @@ describe('no flag (no access control configured): any origin, the demo as before
     h = await startHerald(['--quiet']);
     await publish(h.url, 'x', { n: 0 });
   });
-  after(async () => { await stopClean(h); });
+  after(async () => { await stopChecked(h); });
 
   test('every WebSocket route takes any origin', async () => {
     for (const route of WS_ROUTES)
@@ -243,7 +237,7 @@ describe('--allowed-origins none: herald\'s own origin and requests without Orig
     h = await startHerald(['--allowed-origins', 'none', '--quiet']);
     await publish(h.url, 'x', { n: 0 });
   });
-  after(async () => { await stopClean(h); });
+  after(async () => { await stopChecked(h); });
 
   test('WebSockets', async () => {
     for (const route of WS_ROUTES) {
@@ -275,7 +269,7 @@ describe('--cors-origin, the old name', T, () => {
       assert.equal((await wsTry(h, '/ws/x', EVIL)).status, 403);
       assert.equal((await wsTry(h, '/ws/x', GOOD)).status, 101);
     } finally {
-      await stopClean(h);
+      await stopChecked(h);
     }
     await assert.rejects(startHerald(['--cors-origin', GOOD, '--allowed-origins', GOOD]),
       /--cors-origin is the old name of --allowed-origins: give one/);
@@ -350,7 +344,7 @@ describe('Chromium, a page from another origin', { skip: skipWithoutChromium, ti
       assert.equal(r.poll, 'read 1', JSON.stringify(r));
       assert.match(r.sse, /^message .*"n":1/, JSON.stringify(r));
     } finally {
-      await stopClean(h);
+      await stopChecked(h);
     }
   });
 
@@ -363,7 +357,7 @@ describe('Chromium, a page from another origin', { skip: skipWithoutChromium, ti
       assert.equal(r.poll, 'blocked TypeError', JSON.stringify(r));
       assert.equal(r.sse, 'error', JSON.stringify(r));
     } finally {
-      await stopClean(h);
+      await stopChecked(h);
     }
   });
 });
