@@ -28,7 +28,7 @@ static void on_connection(herald_socket *socket, void *ud)
 int main(int argc, char **argv)
 {
     struct herald_options opts;
-    herald_options_init(&opts); /* port 3000, CORS origin "*", static files from public/ */
+    herald_options_init(&opts); /* port 3000, any origin, static files from public/ */
     int rc = herald_options_parse(&opts, argc, argv); /* --port, --public, ... */
     if (rc != 0)
         return rc > 0 ? 0 : 2;

@@ -43,14 +43,19 @@ typedef struct herald_ack herald_ack;       /* a reply the client is waiting for
 struct herald_config;                       /* every other flag (limits, channels), opaque */
 
 struct herald_options {
-    const char *host;          /* "0.0.0.0" */
-    int port;                  /* 3000; 0 picks a free port */
-    const char *public_dir;    /* static files served at /, NULL for none ("public") */
-    const char *path;          /* "/socket.io/" */
-    const char *cors_origin;   /* "*" (any), or a comma-separated list of origins; NULL: no CORS */
-    uint32_t ping_interval_ms; /* 25000 */
-    uint32_t ping_timeout_ms;  /* 20000 */
-    uint32_t max_payload;      /* 1000000 bytes: one polling POST or WebSocket message */
+    const char *host;       /* "0.0.0.0" */
+    int port;               /* 3000; 0 picks a free port */
+    const char *public_dir; /* static files served at /, NULL for none ("public") */
+    const char *path;       /* "/socket.io/" */
+    /* the web pages (origins) that may open WebSockets, make Engine.IO requests and read HTTP
+     * answers (CORS): "*", "none" (herald's own origin only) or a comma-separated list such as
+     * "https://app.example.com,http://localhost:8080"; requests without an Origin header and
+     * from herald's own origin always pass. NULL: "*" until access control is configured
+     * (a token key, a publish key or a channel rule), then "none". */
+    const char *allowed_origins;
+    uint32_t ping_interval_ms;    /* 25000 */
+    uint32_t ping_timeout_ms;     /* 20000 */
+    uint32_t max_payload;         /* 1000000 bytes: one polling POST or WebSocket message */
     uint32_t recovery_window_ms;  /* connection state recovery (0: off); 120000 */
     uint32_t connect_timeout_ms;  /* a client that joins no namespace by then is closed; 45000 */
     const char *store;            /* channel history: "sqlite" (default, durable) or "memory" */

@@ -7,6 +7,7 @@
  * answer is a short-lived subscriber stream (poll.h): the history, gaps and going live are
  * chan/stream.c's. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,15 +318,18 @@ int hr_poll_frame(const struct hr_poll *p, struct hr_buf **head, struct hr_buf *
 /* Write the answer: a head, the shared message encodings separated by commas, a tail. */
 static void write_answer(struct hr_conn *c, const struct hr_poll *p)
 {
+    /* an HTTP poll runs on its transports' clock (handle) */
+    const struct hr_push *push =
+        (const struct hr_push *)((const char *)p->clock - offsetof(struct hr_push, lp_clock));
+    char cors[HR_ORIGIN_CORS_MAX], hdr[HR_ORIGIN_CORS_MAX + 32];
+    hr_chan_cors(push, c, cors, sizeof cors);
+    snprintf(hdr, sizeof hdr, "Cache-Control: no-store\r\n%s", cors);
     struct hr_buf *hb = NULL, *tb = NULL, *comma = hr_buf_from(",", 1);
     hr_poll_frame(p, &hb, &tb);
     uint64_t total = (hb ? hb->len : 0) + (tb ? tb->len : 0) + (p->n ? p->n - 1 : 0);
     for (uint32_t i = 0; i < p->n; i++)
         total += p->items[i].len;
-    if (hb && tb && comma &&
-        hr_http_begin(c, 200, "application/json",
-                      "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n",
-                      total) == 0) {
+    if (hb && tb && comma && hr_http_begin(c, 200, "application/json", hdr, total) == 0) {
         struct hr_slice batch[8];
         unsigned k = 0;
         batch[k++] = (struct hr_slice){hb, 0, hb->len};

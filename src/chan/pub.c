@@ -33,9 +33,11 @@ static void published_cb(void *ud, int status, uint64_t id)
                          r->ch->name, id, r->ch->epoch, id);
             if (n < 0 || (size_t)n >= sizeof body)
                 hr_http_error(c, 500, NULL, "answer too long");
-            else
-                hr_http_respond(c, 200, "application/json", "Access-Control-Allow-Origin: *\r\n",
-                                body, (size_t)n);
+            else {
+                char cors[HR_ORIGIN_CORS_MAX];
+                hr_chan_cors(r->push, c, cors, sizeof cors);
+                hr_http_respond(c, 200, "application/json", cors, body, (size_t)n);
+            }
         }
     }
     free(r);
@@ -81,9 +83,10 @@ void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *u
                      subs[HR_FMT_POLL], subs[HR_FMT_SIO]);
         if (n < 0 || (size_t)n >= sizeof body)
             n = 0;
-        hr_http_respond(c, 200, "application/json",
-                        "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n", body,
-                        (size_t)n);
+        char cors[HR_ORIGIN_CORS_MAX], hdr[HR_ORIGIN_CORS_MAX + 32];
+        hr_chan_cors(push, c, cors, sizeof cors);
+        snprintf(hdr, sizeof hdr, "Cache-Control: no-store\r\n%s", cors);
+        hr_http_respond(c, 200, "application/json", hdr, body, (size_t)n);
         return;
     }
     /* the body's own buffer: JSON is published as is, referenced by the hub and the store
@@ -98,8 +101,10 @@ void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *u
         /* refused rather than acknowledged unstored; memory frees as readers drain or are shed */
         hr_budget_refused(value->len);
         hr_buf_unref(value);
-        hr_http_error(c, 503, "Retry-After: 1\r\nAccess-Control-Allow-Origin: *\r\n",
-                      "over the memory budget: try again later");
+        char cors[HR_ORIGIN_CORS_MAX], hdr[HR_ORIGIN_CORS_MAX + 32];
+        hr_chan_cors(push, c, cors, sizeof cors);
+        snprintf(hdr, sizeof hdr, "Retry-After: 1\r\n%s", cors);
+        hr_http_error(c, 503, hdr, "over the memory budget: try again later");
         return;
     }
     struct hr_channel *ch = hr_hub_channel(push->hub, name, nlen, 1);

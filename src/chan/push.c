@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <stdio.h>
+
 #include "core/error.h"
 #include "core/log.h"
 
@@ -91,7 +93,10 @@ int hr_chan_request_allow(struct hr_conn *c, struct hr_http_request *req, struct
     r->may_publish = 0;
     if (!p->auth || !p->auth->enabled)
         return 0;
-    static const char challenge[] = "WWW-Authenticate: Bearer realm=\"herald\"\r\n";
+    /* the reason is readable by the pages allowed to read the answers (CORS) */
+    char cors[HR_ORIGIN_CORS_MAX], challenge[HR_ORIGIN_CORS_MAX + 48];
+    hr_origins_cors(p->origins, req, cors, sizeof cors);
+    snprintf(challenge, sizeof challenge, "WWW-Authenticate: Bearer realm=\"herald\"\r\n%s", cors);
     char buf[HR_AUTH_TOKEN_MAX + 1];
     const char *tok = NULL, *why = "invalid token";
     long n = request_token(p, req, buf, sizeof buf, &tok);
@@ -111,7 +116,7 @@ int hr_chan_request_allow(struct hr_conn *c, struct hr_http_request *req, struct
     r->exp_ms = who.exp_ms;
     hr_principal_clear(&who);
     if (rc < 0)
-        hr_http_error(c, rc == HR_EUNAUTH ? 401 : 403, rc == HR_EUNAUTH ? challenge : NULL,
+        hr_http_error(c, rc == HR_EUNAUTH ? 401 : 403, rc == HR_EUNAUTH ? challenge : cors,
                       hr_auth_refusal(rc, what));
     return rc;
 }
@@ -188,18 +193,34 @@ int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct 
     return 0;
 }
 
-/* CORS preflight: a page on another origin may publish JSON (POST with a Content-Type) and
- * read with headers of its own; the channel routes answer every origin (no credentials). */
+void hr_chan_cors(const struct hr_push *p, struct hr_conn *c, char *out, size_t outsz)
+{
+    struct hr_http_request *req = hr_http_current(c);
+    out[0] = '\0';
+    if (req)
+        hr_origins_cors(p->origins, req, out, outsz);
+}
+
+/* CORS preflight: a page on an allowed origin may publish JSON (POST with a Content-Type) and
+ * read with headers of its own; a page from another origin is told no (403) before it sends
+ * anything. */
 static void preflight_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
+    const struct hr_push *p = ud;
+    char cors[HR_ORIGIN_CORS_MAX], hdr[HR_ORIGIN_CORS_MAX + 160];
+    if (hr_origins_cors(p->origins, req, cors, sizeof cors) == HR_ORIGIN_REFUSED) {
+        hr_http_error(c, 403, cors, "origin not allowed");
+        return;
+    }
     int pub = strncmp(hr_http_path(req), HR_PUSH_PREFIX_PUB, strlen(HR_PUSH_PREFIX_PUB)) == 0;
-    hr_http_respond(
-        c, 204, NULL,
-        pub ? "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, POST\r\n"
-              "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 86400\r\n"
-            : "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD\r\n"
-              "Access-Control-Allow-Headers: Last-Event-ID\r\nAccess-Control-Max-Age: 86400\r\n",
-        NULL, 0);
+    snprintf(hdr, sizeof hdr, "%s%s", cors,
+             pub ? "Access-Control-Allow-Methods: GET, HEAD, POST\r\n"
+                   "Access-Control-Allow-Headers: Content-Type, "
+                   "Authorization\r\nAccess-Control-Max-Age: 86400\r\n"
+                 : "Access-Control-Allow-Methods: GET, HEAD\r\n"
+                   "Access-Control-Allow-Headers: Last-Event-ID, "
+                   "Authorization\r\nAccess-Control-Max-Age: 86400\r\n");
+    hr_http_respond(c, 204, NULL, hdr, NULL, 0);
 }
 
 int hr_chan_push_route(struct hr_push *p, struct hr_router *r)

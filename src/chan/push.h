@@ -8,6 +8,7 @@
 
 #include "auth/auth.h"
 #include "http/http.h"
+#include "http/origin.h"
 #include "hub/hub.h"
 #include "poll.h"
 #include "wire.h"
@@ -19,6 +20,9 @@ struct hr_push {
     uint32_t sse_heartbeat_ms;  /* SSE comment lines keep proxies from closing (0: default) */
     uint32_t sse_retry_ms;      /* sent as "retry:" to EventSource (2000) */
     uint32_t max_batch;         /* messages in one poll answer (1000) */
+    /* the pages that may read the answers (CORS) and open /ws/{ch}; NULL: any, answered
+     * "Access-Control-Allow-Origin: *" */
+    const struct hr_origins *origins;
     uv_timer_t heartbeat;
     uv_timer_t expiry;   /* closes streams whose token expired (runs while tokens are accepted) */
     struct hr_buf *ping; /* the shared heartbeat line */
@@ -67,6 +71,11 @@ int hr_chan_request_allow(struct hr_conn *c, struct hr_http_request *req, struct
 int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p,
                          const char *prefix, int cursor, size_t state_size,
                          struct hr_chan_request *r);
+
+/* The CORS header lines of an answer to c's current request (hr_origins_cors) into out, of
+ * at least HR_ORIGIN_CORS_MAX bytes. A page from an origin not allowed gets none: the answer
+ * is still sent (the browser keeps it from the page). */
+void hr_chan_cors(const struct hr_push *p, struct hr_conn *c, char *out, size_t outsz);
 
 int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop);
 /* Add the routes: GET /sse/{ch}, GET /lp/{ch}, GET /poll/{ch}, GET+POST /pub/{ch},

@@ -159,10 +159,10 @@ void hr_chan_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *u
     s->c = c;
     s->exp_ms = r.exp_ms;
     hr_chan_stream_init(&s->st, &sse_ops, ch);
-    if (hr_http_begin(c, 200, "text/event-stream; charset=utf-8",
-                      "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-                      "Access-Control-Allow-Origin: *\r\n",
-                      HR_HTTP_UNTIL_CLOSE) < 0) {
+    char cors[HR_ORIGIN_CORS_MAX], hdr[HR_ORIGIN_CORS_MAX + 64];
+    hr_chan_cors(push, c, cors, sizeof cors);
+    snprintf(hdr, sizeof hdr, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s", cors);
+    if (hr_http_begin(c, 200, "text/event-stream; charset=utf-8", hdr, HR_HTTP_UNTIL_CLOSE) < 0) {
         free(s);
         hr_hub_forget_unused(ch);
         return;

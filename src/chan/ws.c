@@ -211,7 +211,8 @@ void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud
 {
     struct hr_push *push = ud;
     struct hr_chan_request r;
-    if (hr_chan_open_request(c, req, push, HR_PUSH_PREFIX_WS, HR_CHAN_CURSOR_SINCE, 0, &r) < 0)
+    if (hr_ws_origin_refused(c, req, push->origins) ||
+        hr_chan_open_request(c, req, push, HR_PUSH_PREFIX_WS, HR_CHAN_CURSOR_SINCE, 0, &r) < 0)
         return;
     struct hr_ws *ws = hr_ws_accept(c, req, &channel_ws, push);
     if (!ws) {

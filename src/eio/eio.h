@@ -8,6 +8,7 @@
 #include <uthash.h>
 
 #include "http/http.h"
+#include "http/origin.h"
 #include "packet.h"
 #include "ws/ws.h"
 
@@ -19,8 +20,10 @@ struct hr_eio_opts {
     uint32_t ping_interval_ms; /* 25000 */
     uint32_t ping_timeout_ms;  /* 20000 */
     uint32_t max_payload;      /* 1000000: a POST body, or one WebSocket message */
-    const char *cors_origin; /* "*", or a comma-separated list of allowed origins; NULL: no CORS */
-    uint8_t allow_upgrades;  /* offer "websocket" to polling sessions */
+    /* the pages that may make requests (others get 403 {"code":4,"message":"Forbidden"}) and
+     * read the answers (CORS); NULL: any, answered "Access-Control-Allow-Origin: *" */
+    const struct hr_origins *origins;
+    uint8_t allow_upgrades; /* offer "websocket" to polling sessions */
     /* workers: a session id's first character names the worker that holds it (0..63, an
      * index into HR_EIO_SID_ALPHABET), so its requests can be taken there; -1: not tagged */
     int8_t worker;
@@ -33,7 +36,7 @@ int hr_eio_sid_worker(const char *sid, size_t len);
 #define HR_EIO_OPTS_DEFAULT                                                                        \
     {                                                                                              \
         .path = "/engine.io/", .ping_interval_ms = 25000, .ping_timeout_ms = 20000,                \
-        .max_payload = 1000000, .cors_origin = "*", .allow_upgrades = 1, .worker = -1              \
+        .max_payload = 1000000, .origins = NULL, .allow_upgrades = 1, .worker = -1                 \
     }
 
 struct hr_eio_handler {

@@ -14,7 +14,14 @@
 #include "eio.h"
 
 /* The reference server's errors (engine.io Server.errors). */
-enum { ERR_TRANSPORT = 0, ERR_SID = 1, ERR_METHOD = 2, ERR_BAD = 3, ERR_VERSION = 5 };
+enum {
+    ERR_TRANSPORT = 0,
+    ERR_SID = 1,
+    ERR_METHOD = 2,
+    ERR_BAD = 3,
+    ERR_FORBIDDEN = 4,
+    ERR_VERSION = 5
+};
 static const char *const err_text[] = {
     "Transport unknown", "Session ID unknown", "Bad handshake method",
     "Bad request",       "Forbidden",          "Unsupported protocol version"};
@@ -117,33 +124,14 @@ static int ctl_msg(struct hr_eio_msg *m, int type, const char *data)
 
 /* ---- HTTP answers ------------------------------------------------------------------------ */
 
-/* CORS response headers for this request's Origin (the cors package's behaviour). */
+/* CORS response headers for this request's Origin: "*", or the origin echoed with credentials
+ * when allowed (the cors package's behaviour, which the reference server uses). */
 static void cors_headers(const struct hr_eio *eio, const struct hr_http_request *req, char *out,
                          size_t outsz)
 {
     out[0] = '\0';
-    const char *allowed = eio->opts.cors_origin;
-    size_t olen;
-    const char *origin = req ? hr_http_header_get(req, "Origin", &olen) : NULL;
-    if (!allowed)
-        return;
-    if (strcmp(allowed, "*") == 0) {
-        snprintf(out, outsz, "Access-Control-Allow-Origin: *\r\n");
-        return;
-    }
-    if (!origin)
-        return;
-    const char *p = allowed, *end = allowed + strlen(allowed), *tok;
-    size_t n;
-    while (hr_list_next(&p, end, &tok, &n)) {
-        if (n == olen && strncmp(tok, origin, n) == 0) {
-            snprintf(out, outsz,
-                     "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
-                     "Vary: Origin\r\n",
-                     origin);
-            return;
-        }
-    }
+    if (req)
+        hr_origins_cors(eio->opts.origins, req, out, outsz);
 }
 
 static void eio_error(struct hr_eio *eio, struct hr_conn *c, struct hr_http_request *req, int code)
@@ -918,6 +906,13 @@ static void request_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_eio *eio = ud;
     char transport[16], sid[32], v[8];
+    /* a page from an origin not allowed makes no request here, preflight, handshake (polling
+     * or WebSocket: cross-site WebSocket hijacking), poll or upgrade: what the reference
+     * server answers when its allowRequest refuses */
+    if (hr_origins_request(eio->opts.origins, req) == HR_ORIGIN_REFUSED) {
+        eio_error(eio, c, req, ERR_FORBIDDEN);
+        return;
+    }
     if (req->method == HTTP_OPTIONS) {
         char hdr[1024], cors[512];
         size_t rlen;

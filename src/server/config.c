@@ -12,6 +12,7 @@
 
 #include "core/budget.h"
 #include "core/error.h"
+#include "http/origin.h"
 
 #define F(field) offsetof(struct herald_config, field)
 #define SECONDS_MAX (86400ull * 365)
@@ -24,6 +25,15 @@ static int valid_app(const struct herald_config *cfg, const char *v)
 static int valid_store(const struct herald_config *cfg, const char *v)
 {
     return strcmp(v, "memory") == 0 || strcmp(v, "sqlite") == 0;
+}
+
+static int valid_origins(const struct herald_config *cfg, const char *v)
+{
+    struct hr_origins o;
+    char err[160];
+    int rc = hr_origins_parse(&o, v, err, sizeof err);
+    hr_origins_free(&o);
+    return rc == 0;
 }
 
 static int valid_path(const struct herald_config *cfg, const char *v)
@@ -58,6 +68,27 @@ const struct hr_opt hr_config_table[] = {
      .def_str = "public",
      .help = "directory of static files served at / (default {};\n"
              "if it does not exist: a warning, and no static files)"},
+    {.name = "allowed-origins",
+     .arg = "LIST",
+     .type = HR_OPT_STR,
+     .offset = F(io.allowed_origins),
+     .valid = valid_origins,
+     .want = "--allowed-origins wants *, none or comma-separated origins "
+             "(scheme://host[:port], no path)",
+     .help = "web pages that may open WebSockets, make Socket.IO\n"
+             "requests and read answers (CORS): origins such as\n"
+             "https://app.example.com,http://localhost:8080, or *\n"
+             "(any), or none; herald's own origin and requests\n"
+             "without Origin always pass (default: * until access\n"
+             "control is configured, then none)"},
+    {.name = "cors-origin",
+     .arg = "LIST",
+     .type = HR_OPT_STR,
+     .offset = F(io.allowed_origins),
+     .valid = valid_origins,
+     .want = "--cors-origin wants *, none or comma-separated origins "
+             "(scheme://host[:port], no path)",
+     .help = "the old name of --allowed-origins (deprecated)"},
     {.name = "app",
      .arg = "NAME",
      .type = HR_OPT_STR,
@@ -110,13 +141,6 @@ const struct hr_opt hr_config_table[] = {
      .max = 1ull << 30,
      .want = "--max-payload wants bytes from 64 to 1 GiB",
      .help = "one polling POST or WebSocket message (default {})"},
-    {.name = "cors-origin",
-     .arg = "O",
-     .type = HR_OPT_STR,
-     .offset = F(io.cors_origin),
-     .def_str = "*",
-     .flags = HR_OPT_NONE_NULL,
-     .help = "allowed origins: {} (default), a comma-separated list, or none"},
     {.name = "recovery-window",
      .arg = "MS",
      .type = HR_OPT_U32,
@@ -632,6 +656,10 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
     }
     if (optind < argc) {
         snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return HR_EINVAL;
+    }
+    if (hr_config_given(cfg, "allowed-origins") && hr_config_given(cfg, "cors-origin")) {
+        snprintf(err, errlen, "--cors-origin is the old name of --allowed-origins: give one");
         return HR_EINVAL;
     }
     /* a polling POST may carry a whole payload, unless the body limit was set lower */

@@ -131,14 +131,31 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
         return NULL;
     }
     hr_router_init(&r->router);
+    /* one origin list for WebSocket handshakes, Engine.IO requests and every CORS answer:
+     * the seed's demo pages come from another origin, so any is allowed while nothing is
+     * protected; once access control is configured, only the pages herald serves itself */
+    char oerr[160];
+    const char *origins = o->allowed_origins           ? o->allowed_origins
+                          : hr_config_secured(&r->cfg) ? "none"
+                                                       : "*";
+    int orc = hr_origins_parse(&r->origins, origins, oerr, sizeof oerr);
+    if (orc < 0) {
+        fprintf(stderr, "herald: --allowed-origins: %s\n",
+                orc == HR_ENOMEM ? "out of memory" : oerr);
+        hr_server_free(&r->srv);
+        hr_auth_free(&r->auth);
+        free(r);
+        return NULL;
+    }
     struct hr_eio_opts eo = HR_EIO_OPTS_DEFAULT;
     eo.path = o->path;
     eo.ping_interval_ms = o->ping_interval_ms;
     eo.ping_timeout_ms = o->ping_timeout_ms;
     eo.max_payload = o->max_payload;
-    eo.cors_origin = o->cors_origin;
+    eo.origins = &r->origins;
     eo.worker = n > 1 ? (int8_t)worker : -1;
     if (hr_eio_init(&r->eio, &r->srv, &eo, eio_app ? eio_app : &hr_sio_eio_handler, &r->sio) < 0) {
+        hr_origins_free(&r->origins);
         hr_server_free(&r->srv);
         hr_auth_free(&r->auth);
         free(r);
@@ -167,6 +184,7 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
             uv_run(r->loop, UV_RUN_NOWAIT); /* the store's handle finishes closing */
         }
         hr_eio_free(&r->eio);
+        hr_origins_free(&r->origins);
         hr_server_free(&r->srv);
         hr_auth_free(&r->auth);
         free(r);
@@ -175,9 +193,10 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     r->push.lp_timeout_ms = r->cfg.lp_timeout_ms;
     r->push.sse_heartbeat_ms = r->cfg.sse_heartbeat_ms;
     r->push.auth = &r->auth;
+    r->push.origins = &r->origins;
     hr_chan_push_init(&r->push, &r->hub, r->loop);
     hr_chan_push_route(&r->push, &r->router);
-    hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_ws_echo_handler, NULL);
+    hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_ws_echo_handler, &r->origins);
     if (r->cfg.dev_tokens) {
         hr_router_add(&r->router, HR_M(HTTP_GET), "/dev/token", 0, dev_token_cb, &r->auth);
         if (worker == 0)
@@ -309,6 +328,7 @@ void hr_io_finish(struct hr_io *r)
         hr_warn("loop closed with live handles");
     hr_server_free(&r->srv);
     hr_auth_free(&r->auth);
+    hr_origins_free(&r->origins);
     free(r);
 }
 

@@ -7,6 +7,7 @@
 #include "chan/push.h"
 #include "config.h"
 #include "eio/eio.h"
+#include "http/origin.h"
 #include "http/static.h"
 #include "hub/hub.h"
 #include "net/server.h"
@@ -21,10 +22,11 @@ struct hr_io {
     struct hr_router router;
     struct hr_static st;
     struct hr_eio eio;
-    struct hr_store *store; /* channel history */
-    struct hr_hub hub;      /* channels */
-    struct hr_push push;    /* SSE, polls, publish API, WebSocket channels */
-    struct hr_auth auth;    /* tokens and channel rules, for every transport */
+    struct hr_store *store;    /* channel history */
+    struct hr_hub hub;         /* channels */
+    struct hr_push push;       /* SSE, polls, publish API, WebSocket channels */
+    struct hr_auth auth;       /* tokens and channel rules, for every transport */
+    struct hr_origins origins; /* --allowed-origins, or its default, for every layer */
     uv_signal_t sigint, sigterm;
     int running;
     int serve_static;

@@ -415,6 +415,16 @@ static int list_has(const char *list, const char *token)
     return 0;
 }
 
+int hr_ws_origin_refused(struct hr_conn *c, const struct hr_http_request *req,
+                         const struct hr_origins *origins)
+{
+    char cors[HR_ORIGIN_CORS_MAX];
+    if (hr_origins_cors(origins, req, cors, sizeof cors) != HR_ORIGIN_REFUSED)
+        return 0;
+    hr_http_error(c, 403, cors, "origin not allowed");
+    return 1;
+}
+
 int hr_ws_upgrade(struct hr_conn *c, struct hr_http_request *req, const struct hr_ws_handler *h,
                   void *ud)
 {

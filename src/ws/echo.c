@@ -31,5 +31,6 @@ static const struct hr_ws_handler echo = {
 
 void hr_ws_echo_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
-    hr_ws_upgrade(c, req, &echo, ud);
+    if (!hr_ws_origin_refused(c, req, ud))
+        hr_ws_upgrade(c, req, &echo, NULL);
 }

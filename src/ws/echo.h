@@ -4,6 +4,7 @@
 
 #include "http/http.h"
 
+/* ud: the origins that may open it (const struct hr_origins *), NULL for any. */
 void hr_ws_echo_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "codec.h"
 #include "http/http.h"
+#include "http/origin.h"
 
 struct hr_ws;
 
@@ -74,6 +75,12 @@ static inline struct hr_ws *hr_ws_of_data(void *d)
 void hr_ws_keep(struct hr_ws *ws);
 void hr_ws_free(struct hr_ws *ws);
 
+/* Before a route's hr_ws_accept: a handshake whose Origin the list does not allow (cross-site
+ * WebSocket hijacking: a browser sends the site's cookies whichever page opens the socket) is
+ * answered 403 {"error":"origin not allowed"}, no upgrade; returns 1 then, else 0. origins
+ * NULL: any. */
+int hr_ws_origin_refused(struct hr_conn *c, const struct hr_http_request *req,
+                         const struct hr_origins *origins);
 /* Route handler helper: validate the handshake and switch c to WebSocket, or answer the
  * request with the error (426 / 400 / 405, JSON body). Returns 0 when upgraded. */
 int hr_ws_upgrade(struct hr_conn *c, struct hr_http_request *req, const struct hr_ws_handler *h,

@@ -243,6 +243,27 @@ describe('security: tokens and channel rules on every transport', () => {
     assert.equal((await get(h, '/poll/user:alice', bearer(PUBKEY))).status, 403);
   });
 
+  test('once access control is configured, only herald\'s own pages may connect (no --allowed-origins given)', T, async () => {
+    const evil = { Origin: 'http://evil.test' };
+    const w = await wsOpen(h, '/ws/chat', evil);
+    assert.equal(w.status, 403, 'a WebSocket from another origin');
+    const own = await wsOpen(h, '/ws/chat', { Origin: h.url });
+    assert.ok(own.open, 'a WebSocket from herald\'s own origin');
+    own.ws.close();
+    const r = await get(h, '/poll/chat', evil);
+    assert.equal(r.headers['access-control-allow-origin'], undefined, 'no CORS for another origin');
+    const s = sio(h, {}, { extraHeaders: evil, transports: ['polling'] });
+    assert.equal((await sioConnect(s)).ok, false, 'Socket.IO from another origin');
+    s.close();
+    // a refusal carries the CORS headers of an allowed page, so that page can read the reason
+    const h2 = await startHerald(['--jwt-secret', SECRET, '--allowed-origins', 'http://app.test']);
+    try {
+      const r2 = await get(h2, '/poll/user:alice', { Origin: 'http://app.test' });
+      assert.equal(r2.status, 401);
+      assert.equal(r2.headers['access-control-allow-origin'], 'http://app.test');
+    } finally { await stopChecked(h2); }
+  });
+
   test('invalid tokens are refused with their reason, never taken for no token (public channels included)', T, async () => {
     const cases = [
       [tokenFor('alice', -1), /token expired/],

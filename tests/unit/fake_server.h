@@ -44,7 +44,6 @@ static inline void fake_server_init(struct fake_server *f, uint32_t recovery_win
     hr_chan_push_init(&f->push, &f->hub, &f->loop);
     hr_chan_push_route(&f->push, &f->router);
     struct herald_options o = {.path = "/socket.io/",
-                               .cors_origin = "*",
                                .ping_interval_ms = 25000,
                                .ping_timeout_ms = 20000,
                                .max_payload = 1000000,

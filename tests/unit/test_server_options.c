@@ -123,7 +123,9 @@ static void lower_layer_defaults_agree(void **state)
     assert_int_equal(e.ping_interval_ms, cfg.io.ping_interval_ms);
     assert_int_equal(e.ping_timeout_ms, cfg.io.ping_timeout_ms);
     assert_int_equal(e.max_payload, cfg.io.max_payload);
-    assert_string_equal(e.cors_origin, cfg.io.cors_origin);
+    /* any origin for a library user's Engine.IO; the binary decides at start (hr_io_make) */
+    assert_null(e.origins);
+    assert_null(cfg.io.allowed_origins);
 
     assert_int_equal(HR_PUSH_LP_TIMEOUT_DEFAULT_MS, cfg.lp_timeout_ms);
     assert_int_equal(HR_PUSH_SSE_HEARTBEAT_DEFAULT_MS, cfg.sse_heartbeat_ms);
@@ -138,7 +140,7 @@ static void parses_every_type(void **state)
                     "::1",
                     "-p",
                     "8080",
-                    "--cors-origin",
+                    "--allowed-origins",
                     "none",
                     "--store",
                     "memory",
@@ -169,10 +171,10 @@ static void parses_every_type(void **state)
                     "news:* all none",
                     NULL};
     assert_int_equal(parse(&cfg, ARGC(argv), argv), 0);
-    assert_string_equal(cfg.io.host, "::1");     /* STR */
-    assert_int_equal(cfg.io.port, 8080);         /* INT, short form */
-    assert_null(cfg.io.cors_origin);             /* STR, "none" */
-    assert_string_equal(cfg.io.store, "memory"); /* STR, checked */
+    assert_string_equal(cfg.io.host, "::1");             /* STR */
+    assert_int_equal(cfg.io.port, 8080);                 /* INT, short form */
+    assert_string_equal(cfg.io.allowed_origins, "none"); /* STR, checked */
+    assert_string_equal(cfg.io.store, "memory");         /* STR, checked */
     assert_string_equal(cfg.app, "conformance-sio");
     assert_string_equal(cfg.io.path, "/rt/");
     assert_int_equal(cfg.io.quiet, 1);    /* FLAG */
@@ -250,6 +252,10 @@ static void bad_values(void **state)
         {"--ws-max-message", "124"},
         {"--lp-timeout", "0"},
         {"--connect-timeout", "0"},
+        {"--allowed-origins", "http://a.test/"},
+        {"--allowed-origins", "*,http://a.test"},
+        {"--allowed-origins", ""},
+        {"--cors-origin", "a.test"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct herald_config cfg;
@@ -272,6 +278,16 @@ static void bad_values(void **state)
     char *stray[] = {"herald", "stray", NULL};
     assert_int_equal(parse(&cfg, 2, stray), HR_EINVAL);
     assert_string_equal(err, "unexpected argument 'stray' (see --help)");
+
+    /* --cors-origin is --allowed-origins under its old name: one or the other */
+    hr_config_init(&cfg);
+    char *alias[] = {"herald", "--cors-origin", "http://a.test", NULL};
+    assert_int_equal(parse(&cfg, 3, alias), 0);
+    assert_string_equal(cfg.io.allowed_origins, "http://a.test");
+    hr_config_init(&cfg);
+    char *both[] = {"herald", "--cors-origin", "*", "--allowed-origins", "*", NULL};
+    assert_int_equal(parse(&cfg, 5, both), HR_EINVAL);
+    assert_string_equal(err, "--cors-origin is the old name of --allowed-origins: give one");
 
     /* at most HR_POLICY_RULES_MAX rules */
     char *many[2 * HR_POLICY_RULES_MAX + 4] = {"herald"};
