@@ -157,6 +157,9 @@ static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *
     struct herald_bin bins[MAX_BINS];
     size_t n = bins_of(a, bins, MAX_BINS);
     if (n == 0 && herald_args_count(a) == 1) {
+        /* a channel publish: the sender's --publish-rate (over it, it was told) */
+        if (herald_publish_quota(s, ack) < 0)
+            return;
         if (chat->head) {
             /* behind a relay that waits: published when its turn comes */
             if (!hr_budget_admit(len))
@@ -194,8 +197,11 @@ static void chat_connection_cb(herald_socket *s, void *ud)
     const char *user = json_string_value(json_object_get(herald_auth(s), "user"));
     char room[HR_CHANNEL_NAME_MAX + 1];
     int n = user ? snprintf(room, sizeof room, "user:%s", user) : -1;
-    if (n > 0 && (size_t)n < sizeof room && hr_channel_name_valid(room, (size_t)n))
-        herald_join(s, room);
+    if (n > 0 && (size_t)n < sizeof room && hr_channel_name_valid(room, (size_t)n) &&
+        herald_join(s, room) == HR_EQUOTA)
+        /* over --max-channels: the client learns that its user channel is not read */
+        herald_emit(s, "herald:error",
+                    json_pack("[{s:s,s:s}]", "error", "too many channels", "channel", room));
     herald_on(s, "message", chat_message_cb, ud);
     herald_on_disconnect(s, chat_disconnect_cb, NULL);
 }

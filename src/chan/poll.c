@@ -392,5 +392,11 @@ void hr_chan_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *
 void hr_chan_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
+    /* counted from now until answered (hr_http_finish) against --max-lp-per-ip */
+    if (!hr_conn_poll_take(c)) {
+        hr_http_error(c, 429, "Retry-After: 1\r\nAccess-Control-Allow-Origin: *\r\n",
+                      "too many pending long-polls");
+        return;
+    }
     handle(c, req, push, HR_PUSH_PREFIX_LP, push->lp_timeout_ms);
 }

@@ -84,6 +84,14 @@ void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *u
                         (size_t)n);
         return;
     }
+    /* --publish-rate (exempt: nobody yet; a backend holding the publish key will be) */
+    uint32_t retry_s;
+    if (hr_chan_publish_take(push->publish, c, 0, &retry_s) != HR_QUOTA_OK) {
+        char hdr[96];
+        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\nAccess-Control-Allow-Origin: *\r\n", retry_s);
+        hr_http_error(c, 429, hdr, "publish rate exceeded");
+        return;
+    }
     /* the body's own buffer: JSON is published as is, referenced by the hub and the store
      * until its commit, never copied */
     const char *err = NULL;

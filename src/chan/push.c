@@ -32,6 +32,24 @@ int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop)
     return 0;
 }
 
+int hr_chan_publish_take(struct hr_quota *q, struct hr_conn *c, int exempt, uint32_t *retry_s)
+{
+    if (!q || !q->rate.rate || exempt)
+        return HR_QUOTA_OK;
+    char key[HR_QUOTA_KEY_MAX + 1];
+    size_t n = hr_conn_peer_key(c, key, sizeof key);
+    if (!n)
+        return HR_QUOTA_OK; /* no address to name (not TCP/IP) */
+    uint64_t now = uv_now(c->srv->loop);
+    uint32_t wait_ms = 1000;
+    if (hr_quota_take(q, key, n, now, &wait_ms) == HR_QUOTA_OK)
+        return HR_QUOTA_OK;
+    hr_quota_hit(HR_QUOTA_PUBLISH, q->rate.rate, now);
+    if (retry_s)
+        *retry_s = (wait_ms + 999) / 1000;
+    return HR_QUOTA_OVER;
+}
+
 int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const char *prefix,
                          struct hr_chan_request *r)
 {

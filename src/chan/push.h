@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/quota.h"
 #include "http/http.h"
 #include "hub/hub.h"
 #include "poll.h"
@@ -17,6 +18,7 @@ struct hr_push {
     uint32_t sse_heartbeat_ms; /* SSE comment lines keep proxies from closing (0: default) */
     uint32_t sse_retry_ms;     /* sent as "retry:" to EventSource (2000) */
     uint32_t max_batch;        /* messages in one poll answer (1000) */
+    struct hr_quota *publish;  /* --publish-rate, shared by the workers; NULL: no limit */
     uv_timer_t heartbeat;
     struct hr_buf *ping;           /* the shared heartbeat line */
     struct hr_poll_clock lp_clock; /* the polls' timer */
@@ -55,6 +57,13 @@ int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const c
 int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct hr_push *p,
                          const char *prefix, int cursor, size_t state_size,
                          struct hr_chan_request *r);
+
+/* One publish by the client on c against the publish rate q (NULL: none). The publisher is
+ * named here and only here: by its address today ("ip:<addr>", hr_conn_peer_key); the token
+ * layer will name an authenticated one "sub:<subject>". exempt: a publisher the rate does not
+ * apply to (a backend holding the publish key). Returns HR_QUOTA_OK, or HR_QUOTA_OVER with
+ * *retry_s the whole seconds to wait (at least 1); hits are counted and logged. */
+int hr_chan_publish_take(struct hr_quota *q, struct hr_conn *c, int exempt, uint32_t *retry_s);
 
 int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop);
 /* Add the routes: GET /sse/{ch}, GET /lp/{ch}, GET /poll/{ch}, GET+POST /pub/{ch},

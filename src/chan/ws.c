@@ -20,6 +20,8 @@ struct ws_sub {
     struct hr_chan_stream st; /* first */
     uint32_t pending;         /* publishes awaiting their commit (the block outlives the
                                * socket until they are answered: hr_ws_keep) */
+    struct hr_bucket rate;    /* --max-msg-rate */
+    struct hr_push *push;
     uint8_t closed;
 };
 
@@ -145,6 +147,17 @@ static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
 {
     struct ws_sub *w = hr_ws_data(ws);
     static const char not_json[] = "{\"error\":\"a message must be one JSON value (text frame)\"}";
+    /* every message counts against --max-msg-rate; over it, dropped and told; if that
+     * persists, closed (1008) */
+    int q = hr_server_msg_take(ws->conn->srv, &w->rate);
+    if (q == HR_QUOTA_CLOSE) {
+        hr_ws_close(ws, HR_WS_CLOSE_POLICY, "rate limit exceeded");
+        return;
+    }
+    if (q == HR_QUOTA_OVER) {
+        hr_ws_rate_error(ws);
+        return;
+    }
     if (opcode != HR_WS_OP_TEXT || !hr_json_check((const char *)data, len)) {
         hr_ws_send(ws, HR_WS_OP_TEXT, not_json, sizeof not_json - 1);
         return;
@@ -152,6 +165,16 @@ static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
     if (len > ws->conn->srv->limits.max_body) {
         static const char too_big[] = "{\"error\":\"a message may hold at most --max-body bytes\"}";
         hr_ws_send(ws, HR_WS_OP_TEXT, too_big, sizeof too_big - 1);
+        return;
+    }
+    /* --publish-rate, the publisher's across its connections and transports */
+    uint32_t retry_s;
+    if (hr_chan_publish_take(w->push->publish, ws->conn, 0, &retry_s) != HR_QUOTA_OK) {
+        char e[128];
+        int n = snprintf(e, sizeof e,
+                         "{\"error\":\"publish rate exceeded\",\"limit\":%u,\"retry_after\":%u}",
+                         w->push->publish->rate.rate, retry_s);
+        hr_ws_send(ws, HR_WS_OP_TEXT, e, (size_t)n);
         return;
     }
     /* the frame's bytes sit in the shared read buffer: this is the one copy; the hub and
@@ -210,6 +233,7 @@ void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud
         return;
     }
     struct ws_sub *w = hr_ws_data(ws);
+    w->push = push;
     hr_chan_stream_init(&w->st, &ws_stream_ops, r.ch);
     hr_chan_stream_start(&w->st, r.has_cursor ? &r.cursor : NULL);
 }

@@ -17,6 +17,7 @@ const char *hr_strerror(int err)
     case HR_ENOTFOUND: return "not found";
     case HR_EBUSY: return "over the memory budget";
     case HR_ENOTSUP: return "not supported";
+    case HR_EQUOTA: return "quota exceeded";
     default:
         /* any other -errno (a system call's, or libuv's on Unix) */
         return err < 0 && err > -3000 ? strerror(-err) : "unknown error";

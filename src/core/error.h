@@ -23,6 +23,7 @@ enum {
     HR_ENOTFOUND = -ENOENT, /* no such route, file, parameter or object */
     HR_EBUSY = -EBUSY,      /* over the memory budget: try again later */
     HR_ENOTSUP = -ENOTSUP,  /* not available in this build or on this system */
+    HR_EQUOTA = -EDQUOT,    /* a per-client quota is used up (--max-channels) */
 };
 
 /* A message for an HR code (or any negative errno); never NULL. */

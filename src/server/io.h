@@ -24,6 +24,8 @@ struct hr_io {
     struct hr_store *store; /* channel history */
     struct hr_hub hub;      /* channels */
     struct hr_push push;    /* SSE, polls, publish API, WebSocket channels */
+    /* --publish-rate's table: worker 0's (made with it), which every worker uses */
+    struct hr_quota publish;
     uv_signal_t sigint, sigterm;
     int running;
     int serve_static;
