@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
-import { startHerald, sleep } from './lib/herald.mjs';
+import { startHerald, sleep, sanitizerReport } from './lib/herald.mjs';
 import { request, publish, eventually, JSON_TYPE, assertAlive, stopChecked } from './lib/channels-util.mjs';
 
 const T = { timeout: 60000 };
@@ -22,7 +22,14 @@ const servers = [];
 const sockets = [];
 after(async () => {
   for (const s of sockets) { try { s.close?.(); s.disconnect?.(); } catch { /* gone */ } }
-  for (const h of servers) await h.stop();
+  // every server stops cleanly (exit 0), and under the sanitizers without a report
+  for (const h of servers) {
+    if (h.proc.exitCode === null && h.proc.signalCode === null) {
+      const r = await h.stop();
+      assert.deepEqual(r, { code: 0, signal: null }, h.output().slice(-2000));
+    }
+    assert.equal(sanitizerReport(h), null, `sanitizer report:\n${sanitizerReport(h)}`);
+  }
 });
 
 async function herald(args) {
