@@ -191,7 +191,7 @@ start_herald() {
     rm -rf "$TMP/data"
     args+=(--data "$TMP/data")
   fi
-  start_server herald "$HERALD_BIN" "${args[@]}" --max-connections-per-ip 0
+  start_server herald "$HERALD_BIN" "${args[@]}" --max-connections-per-ip 0 --max-msg-rate 0 --max-lp-per-ip 0 --publish-rate 0
   PID[herald]=$SERVER_PID PORT[herald]=$SERVER_PORT
 }
 

@@ -22,7 +22,7 @@ declare -A BEST
 for ((r = 1; r <= ROUNDS; r++)); do
   for store in memory sqlite; do
     data=$(mktemp -d "$TMP/data.XXXX")
-    start_server "herald-$store-$r" "$HERALD_BIN" --host 127.0.0.1 --port 0 --max-connections-per-ip 0 --workers 1 --quiet --store "$store" --data "$data"
+    start_server "herald-$store-$r" "$HERALD_BIN" --host 127.0.0.1 --port 0 --max-connections-per-ip 0 --max-msg-rate 0 --max-lp-per-ip 0 --publish-rate 0 --workers 1 --quiet --store "$store" --data "$data"
     node "$BENCH/pubload.mjs" "http://127.0.0.1:$SERVER_PORT" bench "$CONC" "$SECS" >"$TMP/pub-$store-$r.txt"
     stop_pid "$SERVER_PID"
     per_s=$(field per_s "$TMP/pub-$store-$r.txt")

@@ -95,7 +95,7 @@ fanout_test() {
 cat "$TMP/header" >&2
 
 log ""
-start_server herald "$HERALD_BIN" --host 127.0.0.1 --port 0 --max-connections-per-ip 0 --workers 1 --public "$ROOT/public" --recovery-window 0 --quiet
+start_server herald "$HERALD_BIN" --host 127.0.0.1 --port 0 --max-connections-per-ip 0 --max-msg-rate 0 --max-lp-per-ip 0 --publish-rate 0 --workers 1 --public "$ROOT/public" --recovery-window 0 --quiet
 PID[herald]=$SERVER_PID PORT[herald]=$SERVER_PORT
 start_server node node "$BENCH/peers/sio-chat.cjs" --host 127.0.0.1 --port 0 --public "$ROOT/public" --quiet
 PID[node]=$SERVER_PID PORT[node]=$SERVER_PORT

@@ -95,7 +95,7 @@ echo_test() {
 cat "$TMP/header" >&2
 
 log ""
-start_server herald "$HERALD_BIN" --host 127.0.0.1 --port 0 --max-connections-per-ip 0 --workers 1 --public "$ROOT/public"
+start_server herald "$HERALD_BIN" --host 127.0.0.1 --port 0 --max-connections-per-ip 0 --max-msg-rate 0 --max-lp-per-ip 0 --publish-rate 0 --workers 1 --public "$ROOT/public"
 PID[herald]=$SERVER_PID PORT[herald]=$SERVER_PORT
 start_server ws node "$BENCH/peers/ws-echo.mjs" --host 127.0.0.1 --port 0
 PID[ws]=$SERVER_PID PORT[ws]=$SERVER_PORT

@@ -45,7 +45,7 @@ declare -A R
 run() {
   local tr=$1 w=$2 win=$3 round=$4 f=$TMP/run.$1.$2.$3.$4 data
   data=$(mktemp -d "$TMP/data.XXXXXX")
-  start_server "herald$w" "$HERALD_BIN" --host 127.0.0.1 --port 0 --quiet --max-connections-per-ip 0 \
+  start_server "herald$w" "$HERALD_BIN" --host 127.0.0.1 --port 0 --quiet --max-connections-per-ip 0 --max-msg-rate 0 --max-lp-per-ip 0 --publish-rate 0 \
     --recovery-window 0 --data "$data" --store "$STORE" --workers "$w" || return 0
   sleep 0.5
   local pub=http

@@ -18,7 +18,8 @@
  * Errors: a function below that returns int and does not say otherwise returns 0, or a negative
  * errno value (<errno.h>) when it fails: -EINVAL (an argument no client could decode, or a
  * reserved event name), -ENOMEM, -EPIPE (the socket is disconnected), -EBUSY (over the memory
- * budget, --max-memory), -ENOENT (herald_leave: not in that room). herald_options_parse and
+ * budget, --max-memory), -ENOENT (herald_leave: not in that room), -EDQUOT (a per-client
+ * quota: herald_join over --max-channels). herald_options_parse and
  * herald_run return what they say. */
 #ifndef HERALD_H
 #define HERALD_H
@@ -231,9 +232,19 @@ int herald_publish_raw(herald_io *io, const char *channel, const char *json, siz
 int herald_publish_arg(herald_io *io, const char *channel, const herald_args *a,
                        herald_publish_cb cb, void *ud);
 herald_io *herald_socket_io(herald_socket *s);
+/* Before publishing on a client's behalf (from its event's handler): one publish of its
+ * publisher (today its address) against --publish-rate, shared by every transport and worker.
+ * 0: go on. -EAGAIN: over the rate; publish nothing, the client was told: ack (may be NULL)
+ * answered with {"error":"publish rate exceeded","limit":N,"retry_after":S}, or without one
+ * the event "herald:error" with that object. */
+int herald_publish_quota(herald_socket *s, herald_ack *ack);
 
 /* ---- rooms -------------------------------------------------------------------------------- */
 
+/* herald_join: 0 (also when already in it), -ENOMEM, or -EDQUOT when room is a channel (a
+ * room of "/" named like a channel) and s is already in --max-channels channel rooms: it is
+ * not joined (logged; the app tells the client if it should know). Other rooms are not
+ * counted. */
 int herald_join(herald_socket *s, const char *room);
 int herald_leave(herald_socket *s, const char *room);
 int herald_in(const herald_socket *s, const char *room);

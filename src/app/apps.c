@@ -167,6 +167,9 @@ static void chat_message_cb(herald_socket *s, const herald_args *a, herald_ack *
         return;
     }
     if (n == 0 && herald_args_count(a) == 1) {
+        /* a channel publish: the sender's --publish-rate (over it, it was told) */
+        if (herald_publish_quota(s, ack) < 0)
+            return;
         if (chat->head) {
             /* behind a relay that waits: published when its turn comes */
             if (!hr_budget_admit(len))
@@ -213,11 +216,13 @@ static void chat_connection_cb(herald_socket *s, void *ud)
     char room[HR_CHANNEL_NAME_MAX + 1];
     int n = user ? snprintf(room, sizeof room, "user:%s", user) : -1;
     if (n > 0 && (size_t)n < sizeof room && hr_channel_name_valid(room, (size_t)n)) {
-        if (!(refusal = herald_may(s, room, HERALD_READ)))
-            herald_join(s, room);
-        else
+        if ((refusal = herald_may(s, room, HERALD_READ)))
             herald_emit(s, "herald:error",
                         json_pack("[{s:s,s:s}]", "error", refusal, "channel", room));
+        else if (herald_join(s, room) == HR_EQUOTA)
+            /* over --max-channels: the client learns that its user channel is not read */
+            herald_emit(s, "herald:error",
+                        json_pack("[{s:s,s:s}]", "error", "too many channels", "channel", room));
     }
     herald_on(s, "message", chat_message_cb, ud);
     herald_on_disconnect(s, chat_disconnect_cb, NULL);

@@ -402,5 +402,13 @@ void hr_chan_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *
 void hr_chan_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_push *push = ud;
+    /* counted from now until answered (hr_http_finish) against --max-lp-per-ip */
+    if (!hr_conn_poll_take(c)) {
+        char cors[HR_ORIGIN_CORS_MAX], hdr[HR_ORIGIN_CORS_MAX + 32];
+        hr_chan_cors(push, c, cors, sizeof cors);
+        snprintf(hdr, sizeof hdr, "Retry-After: 1\r\n%s", cors);
+        hr_http_error(c, 429, hdr, "too many pending long-polls");
+        return;
+    }
     handle(c, req, push, HR_PUSH_PREFIX_LP, push->lp_timeout_ms);
 }

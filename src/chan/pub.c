@@ -89,6 +89,16 @@ void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *u
         hr_http_respond(c, 200, "application/json", hdr, body, (size_t)n);
         return;
     }
+    /* --publish-rate: the token's user, else the address; a backend with the publish key is
+     * exempt */
+    uint32_t retry_s;
+    if (hr_chan_publish_take(push->publish, c, cr.sub, cr.publish_key, &retry_s) != HR_QUOTA_OK) {
+        char cors[HR_ORIGIN_CORS_MAX], hdr[HR_ORIGIN_CORS_MAX + 32];
+        hr_chan_cors(push, c, cors, sizeof cors);
+        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n%s", retry_s, cors);
+        hr_http_error(c, 429, hdr, "publish rate exceeded");
+        return;
+    }
     /* the body's own buffer: JSON is published as is, referenced by the hub and the store
      * until its commit, never copied */
     const char *err = NULL;

@@ -91,6 +91,8 @@ int hr_chan_request_allow(struct hr_conn *c, struct hr_http_request *req, struct
 {
     r->exp_ms = 0;
     r->may_publish = 0;
+    r->publish_key = 0;
+    r->sub[0] = 0;
     if (!p->auth || !p->auth->enabled)
         return 0;
     /* the reason is readable by the pages allowed to read the answers (CORS) */
@@ -114,11 +116,38 @@ int hr_chan_request_allow(struct hr_conn *c, struct hr_http_request *req, struct
     if (rc == 0 && what == HR_ACCESS_READ)
         r->may_publish = (int8_t)hr_auth_allow(p->auth, &who, r->name, r->len, HR_ACCESS_PUBLISH);
     r->exp_ms = who.exp_ms;
+    r->publish_key = who.kind == HR_PRINCIPAL_KEY;
+    memcpy(r->sub, who.sub, sizeof r->sub);
     hr_principal_clear(&who);
     if (rc < 0)
         hr_http_error(c, rc == HR_EUNAUTH ? 401 : 403, rc == HR_EUNAUTH ? challenge : cors,
                       hr_auth_refusal(rc, what));
     return rc;
+}
+
+int hr_chan_publish_take(struct hr_quota *q, struct hr_conn *c, const char *sub, int exempt,
+                         uint32_t *retry_s)
+{
+    if (!q || !q->rate.rate || exempt)
+        return HR_QUOTA_OK;
+    char key[HR_QUOTA_KEY_MAX + 1];
+    size_t n;
+    if (sub && *sub) {
+        int k = snprintf(key, sizeof key, "sub:%s", sub);
+        n = k > 0 && (size_t)k < sizeof key ? (size_t)k : 0;
+    } else {
+        n = hr_conn_peer_key(c, key, sizeof key);
+    }
+    if (!n)
+        return HR_QUOTA_OK; /* no address to name (not TCP/IP) */
+    uint64_t now = uv_now(c->srv->loop);
+    uint32_t wait_ms = 1000;
+    if (hr_quota_take(q, key, n, now, &wait_ms) == HR_QUOTA_OK)
+        return HR_QUOTA_OK;
+    hr_quota_hit(HR_QUOTA_PUBLISH, q->rate.rate, now);
+    if (retry_s)
+        *retry_s = (wait_ms + 999) / 1000;
+    return HR_QUOTA_OVER;
 }
 
 int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const char *prefix,

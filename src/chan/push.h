@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "auth/auth.h"
+#include "core/quota.h"
 #include "http/http.h"
 #include "http/origin.h"
 #include "hub/hub.h"
@@ -23,6 +24,7 @@ struct hr_push {
     /* the pages that may read the answers (CORS) and open /ws/{ch}; NULL: any, answered
      * "Access-Control-Allow-Origin: *" */
     const struct hr_origins *origins;
+    struct hr_quota *publish; /* --publish-rate, shared by the workers; NULL: no limit */
     uv_timer_t heartbeat;
     uv_timer_t expiry;   /* closes streams whose token expired (runs while tokens are accepted) */
     struct hr_buf *ping; /* the shared heartbeat line */
@@ -52,9 +54,11 @@ struct hr_chan_request {
     int has_cursor;
     struct hr_cursor cursor;
     struct hr_channel *ch;
-    void *state;        /* state_size zeroed bytes (NULL when 0), the caller's */
-    uint64_t exp_ms;    /* when the request's token expires (Unix ms); 0: never */
-    int8_t may_publish; /* 0, or the refusal (HR_EUNAUTH, HR_EFORBIDDEN) of a publish */
+    void *state;                   /* state_size zeroed bytes (NULL when 0), the caller's */
+    uint64_t exp_ms;               /* when the request's token expires (Unix ms); 0: never */
+    int8_t may_publish;            /* 0, or the refusal (HR_EUNAUTH, HR_EFORBIDDEN) of a publish */
+    uint8_t publish_key;           /* the request holds the publish key (a backend) */
+    char sub[HR_AUTH_SUB_MAX + 1]; /* its token's user, or "" */
 };
 /* Fill r->name from the path after prefix; answer 400 and return HR_EINVAL when invalid. */
 int hr_chan_request_name(struct hr_conn *c, struct hr_http_request *req, const char *prefix,
@@ -76,6 +80,13 @@ int hr_chan_open_request(struct hr_conn *c, struct hr_http_request *req, struct 
  * at least HR_ORIGIN_CORS_MAX bytes. A page from an origin not allowed gets none: the answer
  * is still sent (the browser keeps it from the page). */
 void hr_chan_cors(const struct hr_push *p, struct hr_conn *c, char *out, size_t outsz);
+/* One publish by the client on c against the publish rate q (NULL: none). The publisher is
+ * named here and only here: "sub:<subject>" for a token's user (sub, not empty), else by its
+ * address ("ip:<addr>", hr_conn_peer_key). exempt: a publisher the rate does not apply to (a
+ * backend holding the publish key). Returns HR_QUOTA_OK, or HR_QUOTA_OVER with *retry_s the
+ * whole seconds to wait (at least 1); hits are counted and logged. */
+int hr_chan_publish_take(struct hr_quota *q, struct hr_conn *c, const char *sub, int exempt,
+                         uint32_t *retry_s);
 
 int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop);
 /* Add the routes: GET /sse/{ch}, GET /lp/{ch}, GET /poll/{ch}, GET+POST /pub/{ch},

@@ -20,9 +20,13 @@ struct ws_sub {
     struct hr_chan_stream st; /* first */
     uint32_t pending;         /* publishes awaiting their commit (the block outlives the
                                * socket until they are answered: hr_ws_keep) */
+    struct hr_bucket rate;    /* --max-msg-rate */
+    struct hr_push *push;
     uint8_t closed;
-    int8_t may_publish; /* 0, or why its token may not publish here (HR_EUNAUTH, ...) */
-    uint64_t exp_ms;    /* its token's expiry (Unix ms), 0: none */
+    int8_t may_publish;  /* 0, or why its token may not publish here (HR_EUNAUTH, ...) */
+    uint8_t publish_key; /* it holds the publish key: no --publish-rate */
+    uint64_t exp_ms;     /* its token's expiry (Unix ms), 0: none */
+    char *sub;           /* its token's user (the publish rate's key), or NULL */
 };
 
 static struct ws_sub *ws_of(const struct hr_chan_stream *st)
@@ -147,6 +151,17 @@ static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
 {
     struct ws_sub *w = hr_ws_data(ws);
     static const char not_json[] = "{\"error\":\"a message must be one JSON value (text frame)\"}";
+    /* every message counts against --max-msg-rate; over it, dropped and told; if that
+     * persists, closed (1008) */
+    int q = hr_server_msg_take(ws->conn->srv, &w->rate);
+    if (q == HR_QUOTA_CLOSE) {
+        hr_ws_close(ws, HR_WS_CLOSE_POLICY, "rate limit exceeded");
+        return;
+    }
+    if (q == HR_QUOTA_OVER) {
+        hr_ws_rate_error(ws);
+        return;
+    }
     if (opcode != HR_WS_OP_TEXT || !hr_json_check((const char *)data, len)) {
         hr_ws_send(ws, HR_WS_OP_TEXT, not_json, sizeof not_json - 1);
         return;
@@ -161,6 +176,17 @@ static void message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t
     if (len > ws->conn->srv->limits.max_body) {
         static const char too_big[] = "{\"error\":\"a message may hold at most --max-body bytes\"}";
         hr_ws_send(ws, HR_WS_OP_TEXT, too_big, sizeof too_big - 1);
+        return;
+    }
+    /* --publish-rate, the publisher's across its connections and transports */
+    uint32_t retry_s;
+    if (hr_chan_publish_take(w->push->publish, ws->conn, w->sub, w->publish_key, &retry_s) !=
+        HR_QUOTA_OK) {
+        char e[128];
+        int n = snprintf(e, sizeof e,
+                         "{\"error\":\"publish rate exceeded\",\"limit\":%u,\"retry_after\":%u}",
+                         w->push->publish->rate.rate, retry_s);
+        hr_ws_send(ws, HR_WS_OP_TEXT, e, (size_t)n);
         return;
     }
     /* the frame's bytes sit in the shared read buffer: this is the one copy; the hub and
@@ -194,6 +220,8 @@ static void close_cb(struct hr_ws *ws, uint16_t code)
     struct ws_sub *w = hr_ws_data(ws);
     hr_chan_stream_stop(&w->st);
     w->closed = 1;
+    free(w->sub);
+    w->sub = NULL;
     if (w->pending)
         hr_ws_keep(ws);
 }
@@ -222,6 +250,9 @@ void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud
     struct ws_sub *w = hr_ws_data(ws);
     w->may_publish = r.may_publish;
     w->exp_ms = r.exp_ms;
+    w->publish_key = r.publish_key;
+    w->sub = r.sub[0] ? strdup(r.sub) : NULL;
+    w->push = push;
     hr_chan_stream_init(&w->st, &ws_stream_ops, r.ch);
     hr_chan_stream_start(&w->st, r.has_cursor ? &r.cursor : NULL);
 }

@@ -19,6 +19,7 @@ const char *hr_strerror(int err)
     case HR_ENOTSUP: return "not supported";
     case HR_EUNAUTH: return "not authenticated";
     case HR_EFORBIDDEN: return "not allowed";
+    case HR_EQUOTA: return "quota exceeded";
     default:
         /* any other -errno (a system call's, or libuv's on Unix) */
         return err < 0 && err > -3000 ? strerror(-err) : "unknown error";

@@ -25,6 +25,7 @@ enum {
     HR_ENOTSUP = -ENOTSUP,   /* not available in this build or on this system */
     HR_EUNAUTH = -EPERM,     /* no token, or one that is not valid (HTTP 401) */
     HR_EFORBIDDEN = -EACCES, /* a valid token that does not allow it (HTTP 403) */
+    HR_EQUOTA = -EDQUOT,     /* a per-client quota is used up (--max-channels) */
 };
 
 /* A message for an HR code (or any negative errno); never NULL. */

@@ -116,6 +116,8 @@ struct hr_eio {
     uint64_t hb_due;
     struct hr_eio_session *hb_head[4], *hb_tail[4];
     struct hr_eio_session *dead;
+    /* the polling POST whose packets are being handled, or NULL (hr_eio_message_conn) */
+    struct hr_conn *post;
 };
 
 int hr_eio_init(struct hr_eio *eio, struct hr_server *srv, const struct hr_eio_opts *opts,
@@ -125,6 +127,10 @@ int hr_eio_route(struct hr_eio *eio, struct hr_router *router);
 /* Close every session ("server shutting down"); call when the server stops. */
 void hr_eio_shutdown(struct hr_eio *eio);
 void hr_eio_free(struct hr_eio *eio);
+
+/* The connection the message being handled (on_message) came on: the session's WebSocket's,
+ * or the polling POST's; NULL outside on_message while polling. */
+struct hr_conn *hr_eio_message_conn(const struct hr_eio_session *s);
 
 /* Send a message packet to one session. */
 int hr_eio_send(struct hr_eio_session *s, const struct hr_eio_msg *m);

@@ -781,6 +781,11 @@ static void ws_close_cb(struct hr_ws *ws, uint16_t code)
     }
 }
 
+struct hr_conn *hr_eio_message_conn(const struct hr_eio_session *s)
+{
+    return s->ws ? s->ws->conn : s->eio->post;
+}
+
 /* ---- requests ---------------------------------------------------------------------------- */
 
 static void get_aborted_cb(struct hr_conn *c, void *ud)
@@ -804,6 +809,18 @@ static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct
     if (p->get) {
         /* two polls at once: the old one gets a close packet, the session ends */
         eio_error(eio, c, req, ERR_BAD);
+        session_close(s, "transport error", 0);
+        return;
+    }
+    /* a held GET counts against its address's --max-lp-per-ip until answered; over it, the
+     * reference's error shape with 429 (code 3, "Bad request", with its own message) and
+     * the session ends, as when a poll fails: the client opens a new one later */
+    if (!s->upgrading && !hr_conn_poll_take(c)) {
+        char cors[512];
+        cors_headers(eio, req, cors, sizeof cors - 20);
+        strcat(cors, "Retry-After: 1\r\n");
+        static const char body[] = "{\"code\":3,\"message\":\"too many pending long-polls\"}";
+        hr_http_respond(c, 429, "application/json", cors, body, sizeof body - 1);
         session_close(s, "transport error", 0);
         return;
     }
@@ -837,6 +854,7 @@ static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struc
     size_t pos = 0;
     struct hr_eio_packet p;
     int rc;
+    eio->post = c;
     while (!s->closed &&
            (rc = hr_eio_payload_next((uint8_t *)req->body, req->body_len, &pos, &p)) > 0) {
         if (on_packet(s, &p) < 0) {
@@ -844,6 +862,7 @@ static void handle_poll_post(struct hr_eio *eio, struct hr_eio_session *s, struc
             break;
         }
     }
+    eio->post = NULL;
     if (!s->closed && rc < 0) {
         eio_error(eio, c, req, ERR_BAD);
         session_close(s, "parse error", 0);

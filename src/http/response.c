@@ -329,6 +329,7 @@ void hr_http_finish(struct hr_conn *c)
         return;
     flush_head(c, h);
     h->responding = 0;
+    hr_conn_poll_release(c); /* a long-poll it held is answered */
     h->on_drain = NULL;
     h->on_abort = NULL;
     h->on_shed = NULL;

@@ -44,6 +44,7 @@ enum {
     HR_CONN_READY = 1 << 4,   /* on the server's list of connections with input to process */
     HR_CONN_FULL = 1 << 5,    /* output queue went over the high watermark */
     HR_CONN_IN_READ = 1 << 6, /* inside on_read (re-entrancy guard) */
+    HR_CONN_POLL = 1 << 7,    /* holds a long-poll of its address (hr_conn_poll_take) */
 };
 
 /* The budget's view of one connection's refused output (core/budget.h). */

@@ -1,10 +1,12 @@
 /* server.c - listener, connection list, shared scratch buffer, deadline sweep, ready queue. */
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -16,15 +18,7 @@
 #include "core/budget.h"
 #include "core/error.h"
 #include "core/log.h"
-
-/* Connections from one client address. IPv6 clients are counted per /64, the block one
- * subscriber is usually given (any of its 2^64 addresses costs them nothing); an
- * IPv4-mapped IPv6 address counts as its IPv4 address. */
-struct hr_ip_count {
-    uint8_t key[9]; /* 4: IPv4 address + 5 zero bytes; 6: the /64 prefix */
-    uint32_t n;
-    UT_hash_handle hh;
-};
+#include "core/quota.h"
 
 static void sweep_cb(uv_timer_t *t);
 static void ready_cb(uv_idle_t *idle);
@@ -217,29 +211,6 @@ static void log_refusals(struct hr_server *srv)
     srv->refused_log_ms = now;
 }
 
-/* The count key of a peer address, or 0 when it has none we can count. */
-static int ip_key(const struct sockaddr_storage *ss, uint8_t key[9])
-{
-    memset(key, 0, 9);
-    if (ss->ss_family == AF_INET) {
-        key[0] = 4;
-        memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-        return 1;
-    }
-    if (ss->ss_family != AF_INET6)
-        return 0;
-    const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(a, mapped, 12) == 0) {
-        key[0] = 4;
-        memcpy(key + 1, a + 12, 4);
-    } else {
-        key[0] = 6;
-        memcpy(key + 1, a, 8);
-    }
-    return 1;
-}
-
 /* Count c against its address; 0 if over the per-address limit (or out of memory). */
 static int ip_count(struct hr_ip_count **per_ip, uint32_t max, struct hr_conn *c,
                     const uint8_t key[9])
@@ -252,7 +223,7 @@ static int ip_count(struct hr_ip_count **per_ip, uint32_t max, struct hr_conn *c
         memcpy(e->key, key, 9);
         HASH_ADD(hh, *per_ip, key, sizeof e->key, e);
     }
-    if (e->n >= max)
+    if (max && e->n >= max)
         return 0;
     e->n++;
     c->ip = e;
@@ -262,7 +233,9 @@ static int ip_count(struct hr_ip_count **per_ip, uint32_t max, struct hr_conn *c
 static int ip_take(struct hr_server *srv, struct hr_conn *c, const struct sockaddr_storage *peer)
 {
     uint8_t key[9];
-    if (srv->limits.max_connections_per_ip == 0 || !ip_key(peer, key))
+    /* counted for either limit; a connection limit of 0 refuses none */
+    if ((srv->limits.max_connections_per_ip == 0 && srv->limits.max_lp_per_ip == 0) ||
+        !hr_net_ip_key(peer, key))
         return 1;
     struct hr_server_group *g = srv->group;
     if (!g)
@@ -283,6 +256,9 @@ static void ip_release(struct hr_server *srv, struct hr_conn *c)
         return;
     if (g)
         uv_mutex_lock(&g->lock);
+    if (c->flags & HR_CONN_POLL)
+        e->polls--;
+    c->flags &= ~HR_CONN_POLL;
     if (--e->n == 0) {
         HASH_DEL(*per_ip, e);
         free(e);
@@ -554,6 +530,7 @@ static void sweep_cb(uv_timer_t *t)
     struct hr_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
     log_refusals(srv);
+    hr_quota_log_flush(now);
     /* the budget is the process's: another worker's charge may have taken it over */
     if (hr_budget_over())
         budget_over_cb(srv);

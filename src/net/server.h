@@ -6,9 +6,12 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <uthash.h>
 #include <uv.h>
 
 #include "conn.h"
+#include "core/quota.h"
 
 struct hr_limits {
     uint32_t max_head;               /* request line + headers, bytes (431 over it) */
@@ -24,7 +27,11 @@ struct hr_limits {
     uint64_t max_memory;             /* the memory budget (core/budget.h); 0 = unlimited,
                                       * HR_MEMORY_AUTO = hr_budget_default() */
     uint32_t max_connections_per_ip; /* from one client address at once; 0: no limit */
-    int io_uring;                    /* send with io_uring: one submission per loop turn */
+    uint32_t max_lp_per_ip;          /* long-polls held at once per client address; 0: none */
+    /* messages a client may send per connection (Engine.IO session): a token bucket of
+     * max_msg_rate a second and max_msg_burst at once (core/quota.h); rate 0: no limit */
+    uint32_t max_msg_rate, max_msg_burst;
+    int io_uring; /* send with io_uring: one submission per loop turn */
 };
 
 #define HR_MEMORY_AUTO UINT64_MAX
@@ -37,6 +44,7 @@ struct hr_limits {
         .body_timeout_ms = 30000, .idle_timeout_ms = 30000, .ws_max_message = 16 * 1024 * 1024,    \
         .ws_message_timeout_ms = 30000, .close_timeout_ms = 5000, .max_queued = 4 * 1024 * 1024,   \
         .max_connections = 100000, .max_memory = HR_MEMORY_AUTO, .max_connections_per_ip = 256,    \
+        .max_lp_per_ip = 32, .max_msg_rate = 100, .max_msg_burst = 200,                            \
     }
 
 #define HR_SCRATCH_SIZE (64 * 1024)
@@ -49,7 +57,18 @@ struct hr_limits {
 #define HR_FD_RESERVE_FIXED 64
 #define HR_FD_RESERVE_DIV 32
 
-struct hr_ip_count;
+/* Internal to net/: connections from one client address. IPv6 clients are counted per /64, the
+ * block one subscriber is usually given (any of its 2^64 addresses costs them nothing); an
+ * IPv4-mapped IPv6 address counts as its IPv4 address. */
+struct hr_ip_count {
+    uint8_t key[9]; /* 4: IPv4 address + 5 zero bytes; 6: the /64 prefix */
+    uint32_t n;
+    uint32_t polls; /* long-polls held by its connections (--max-lp-per-ip) */
+    UT_hash_handle hh;
+};
+
+/* Internal to net/: the count key of a peer address, or 0 when it has none we can count. */
+int hr_net_ip_key(const struct sockaddr_storage *ss, uint8_t key[9]);
 
 /* Servers of one process that count their connections together (workers): --max-connections
  * and --max-connections-per-ip are then the process's limits, not each server's. Counted on
@@ -133,6 +152,22 @@ void hr_server_uring_free(struct hr_server *srv);
 void hr_server_close_handles(struct hr_server *srv);
 /* Free memory after the loop has finished running. */
 void hr_server_free(struct hr_server *srv);
+
+/* A long-poll held on c (a channel long-poll, an Engine.IO polling GET) counts against its
+ * client address's --max-lp-per-ip, process-wide, until its answer is finished (hr_http_finish
+ * calls hr_conn_poll_release) or c closes; a connection holds one at most (HTTP/1.1 answers
+ * one request at a time). Returns 1 when taken (or nothing to count: no limit, no address),
+ * 0 when the address is at the limit (counted and logged: the caller answers 429). */
+int hr_conn_poll_take(struct hr_conn *c);
+/* One message from a client against its server's --max-msg-rate (b: the connection's or the
+ * session's bucket): HR_QUOTA_OK, HR_QUOTA_OVER (drop it and tell the client) or
+ * HR_QUOTA_CLOSE (close it: the refusals persist); hits are counted and logged. */
+int hr_server_msg_take(struct hr_server *srv, struct hr_bucket *b);
+void hr_conn_poll_release(struct hr_conn *c);
+/* The publisher key of c's client: "ip:<address>" (IPv6 by its /64, as the per-address
+ * connection count), NUL-terminated in out (at least 64 bytes). Returns its length, or 0 when
+ * the peer has no address to name. */
+size_t hr_conn_peer_key(const struct hr_conn *c, char *out, size_t outlen);
 
 /* Internal to net/. */
 void hr_server_conn_gone(struct hr_server *srv, struct hr_conn *c);

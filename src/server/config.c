@@ -343,6 +343,63 @@ const struct hr_opt hr_config_table[] = {
      .help = "connections at once from one client address\n"
              "(default {}, 0 for no limit); behind a reverse proxy\n"
              "or a large NAT clients share an address: raise it"},
+    {.name = "max-lp-per-ip",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(limits.max_lp_per_ip),
+     .def = 32,
+     .max = 10000000,
+     .want = "--max-lp-per-ip wants a number up to 10000000 (0: no limit)",
+     .help = "long-polls held at once per client address (/lp and\n"
+             "Engine.IO polling; default {}, 0 for no limit; over: 429)"},
+    {.name = "max-msg-rate",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(limits.max_msg_rate),
+     .def = 100,
+     .max = HR_RATE_MAX,
+     .want = "--max-msg-rate wants messages a second up to 1000000 (0: no limit)",
+     .help = "messages a second one client may send on a WebSocket\n"
+             "(/ws/{channel}, /echo) or Socket.IO session (default {},\n"
+             "0 for no limit); over: dropped with an error, closed if\n"
+             "it goes on for 3 s (1008, Socket.IO disconnect)"},
+    {.name = "max-msg-burst",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(limits.max_msg_burst),
+     .def = 200,
+     .min = 1,
+     .max = HR_RATE_MAX,
+     .want = "--max-msg-burst wants a number from 1 to 1000000",
+     .help = "messages one client may send at once above that rate\n(default {})"},
+    {.name = "publish-rate",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(publish.rate),
+     .def = 0,
+     .max = HR_RATE_MAX,
+     .want = "--publish-rate wants publishes a second up to 1000000 (0: no limit)",
+     .help = "publishes a second per publisher (its address) over\n"
+             "POST /pub, /ws/{channel} and Socket.IO, all workers\n"
+             "together (default {}: none, or 50 once access control\n"
+             "is configured); over: 429 with Retry-After"},
+    {.name = "publish-burst",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(publish.burst),
+     .def = 0,
+     .min = 1,
+     .max = HR_RATE_MAX,
+     .want = "--publish-burst wants a number from 1 to 1000000",
+     .help = "publishes at once above that rate (default: twice it)"},
+    {.name = "max-channels",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(max_channels),
+     .def = 64,
+     .max = 1000000,
+     .want = "--max-channels wants a number up to 1000000 (0: no limit)",
+     .help = "channel rooms one Socket.IO socket may be in\n(default {}, 0 for no limit)"},
     {.name = "max-memory",
      .arg = "N",
      .type = HR_OPT_U64,
@@ -462,6 +519,16 @@ int hr_config_secured(const struct herald_config *cfg)
 {
     return cfg->auth.jwt_secret || cfg->auth.jwt_public_key_file || cfg->auth.publish_key ||
            cfg->auth.nrules;
+}
+
+void hr_config_quota_defaults(struct herald_config *cfg)
+{
+    if (!hr_config_given(cfg, "publish-rate"))
+        cfg->publish.rate = hr_config_secured(cfg) ? HR_PUBLISH_RATE_SECURED : 0;
+    if (!hr_config_given(cfg, "publish-burst")) {
+        uint64_t b = 2ull * cfg->publish.rate;
+        cfg->publish.burst = b > HR_RATE_MAX ? HR_RATE_MAX : b ? (uint32_t)b : 1;
+    }
 }
 
 void hr_config_default_str(const struct hr_opt *o, char *out, size_t outlen)
@@ -662,6 +729,7 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
         snprintf(err, errlen, "--cors-origin is the old name of --allowed-origins: give one");
         return HR_EINVAL;
     }
+    hr_config_quota_defaults(cfg);
     /* a polling POST may carry a whole payload, unless the body limit was set lower */
     if (!hr_config_given(cfg, "max-body") && cfg->limits.max_body < cfg->io.max_payload)
         cfg->limits.max_body = cfg->io.max_payload;

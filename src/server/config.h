@@ -18,7 +18,9 @@ struct herald_config {
     struct hr_limits limits;      /* the network's */
     struct hr_hub_limits history; /* the hub's: history, cache, slow-consumer policies */
     uint32_t lp_timeout_ms, sse_heartbeat_ms;
-    uint64_t given;                     /* bit i: hr_config_table[i] was on the command line */
+    struct hr_rate publish; /* --publish-rate, --publish-burst (hr_config_quota_defaults) */
+    uint32_t max_channels;  /* --max-channels: channel rooms per Socket.IO socket */
+    uint64_t given;         /* bit i: hr_config_table[i] was on the command line */
     int (*app_known)(const char *name); /* --app accepts these (set by the binary); NULL: any */
     char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1]; /* history.rules point here */
     struct hr_auth_config auth;           /* tokens, publish key, channel rules */
@@ -83,6 +85,12 @@ int hr_config_given(const struct herald_config *cfg, const char *name);
  * defaults that keep the seed's open demo working (any origin, no publish rate) then give way
  * to safe ones (docs/security.md). */
 int hr_config_secured(const struct herald_config *cfg);
+/* The defaults that depend on other flags, set once parsing is done: the publish rate is off
+ * (0) while access control is not configured and --publish-rate not given, 50/s once it is;
+ * the publish burst is twice the rate unless given. An explicit flag always wins. */
+void hr_config_quota_defaults(struct herald_config *cfg);
+#define HR_PUBLISH_RATE_SECURED 50
+
 /* *dst = *src, with the policy patterns pointing into dst. */
 void hr_config_copy(struct herald_config *dst, const struct herald_config *src);
 

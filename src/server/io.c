@@ -190,6 +190,12 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
         free(r);
         return NULL;
     }
+    /* the publishers' buckets are the process's: worker 0 holds the table (the others are
+     * given it by workers.c before they serve) */
+    if (!sequencer) {
+        hr_quota_init(&r->publish, &r->cfg.publish, HR_QUOTA_TABLE_DEFAULT);
+        r->push.publish = r->cfg.publish.rate ? &r->publish : NULL;
+    }
     r->push.lp_timeout_ms = r->cfg.lp_timeout_ms;
     r->push.sse_heartbeat_ms = r->cfg.sse_heartbeat_ms;
     r->push.auth = &r->auth;
@@ -206,6 +212,8 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     hr_sio_init(&r->sio, o, r->loop, &r->hub, r->store, r->cfg.limits.max_queued);
     r->sio.worker = worker;
     hr_sio_set_auth(&r->sio, &r->auth);
+    r->sio.max_channels = r->cfg.max_channels;
+    r->sio.publish = r->push.publish;
     r->sio.workers = n;
     return r;
 }
@@ -329,6 +337,8 @@ void hr_io_finish(struct hr_io *r)
     hr_server_free(&r->srv);
     hr_auth_free(&r->auth);
     hr_origins_free(&r->origins);
+    if (r->worker == 0)
+        hr_quota_free(&r->publish); /* the other workers have finished (hr_workers_join) */
     free(r);
 }
 

@@ -27,6 +27,8 @@ struct hr_io {
     struct hr_push push;       /* SSE, polls, publish API, WebSocket channels */
     struct hr_auth auth;       /* tokens and channel rules, for every transport */
     struct hr_origins origins; /* --allowed-origins, or its default, for every layer */
+    /* --publish-rate's table: worker 0's (made with it), which every worker uses */
+    struct hr_quota publish;
     uv_signal_t sigint, sigterm;
     int running;
     int serve_static;

@@ -691,6 +691,8 @@ static void worker_main(void *arg)
     struct hr_io *r = NULL;
     if (uv_loop_init(&loop) == 0) {
         r = hr_io_make(&first->cfg, first->eio_app, first->app_name, &loop, k, first->store);
+        if (r)
+            r->push.publish = r->sio.publish = first->push.publish; /* one table */
         if (r && hr_sio_copy_handlers(&r->sio, &first->sio) == 0 && inbox_open(w, r) == 0) {
             link_worker(w, r);
             rc = hr_io_listen(r, w->port);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chan/push.h"
 #include "core/array.h"
 #include "core/error.h"
 #include "internal.h"
@@ -156,6 +157,58 @@ static void dispatch_ack(herald_socket *s, const struct hr_sio_packet *p, herald
     }
 }
 
+/* Tell s that something it sent was refused: its ack if the packet asked for one, else the
+ * event herald:error (herald's error event: "error" is no reserved name of socket.io-client 4,
+ * but an app may well use it for its own), with {"error":what,"limit":limit} and, when given,
+ * "retry_after" (seconds). */
+static void tell_refused(herald_socket *s, herald_ack *ack, const char *what, uint32_t limit,
+                         uint32_t retry_s)
+{
+    json_t *why = json_pack("{s:s,s:i}", "error", what, "limit", (json_int_t)limit);
+    if (why && retry_s)
+        json_object_set_new(why, "retry_after", json_integer(retry_s));
+    if (!why)
+        return;
+    if (ack && !ack->done) {
+        herald_ack_send(ack, json_pack("[O]", why));
+    } else {
+        herald_emit(s, "herald:error", json_pack("[O]", why));
+    }
+    json_decref(why);
+}
+
+/* An event against the client's --max-msg-rate: 1 to handle it; 0 when it was dropped (the
+ * socket told) or, the refusals persisting, the socket disconnected (DISCONNECT, then the
+ * Engine.IO session closed: the client sees "io server disconnect"). */
+static int rate_take(struct hr_sio_client *c, herald_socket *s, const struct hr_sio_packet *p)
+{
+    struct hr_server *srv = c->eio->eio->srv;
+    int q = hr_server_msg_take(srv, &c->rate);
+    if (q == HR_QUOTA_OK)
+        return 1;
+    if (q == HR_QUOTA_CLOSE)
+        herald_disconnect(s, 1);
+    else {
+        herald_ack ack = {s, (uint64_t)p->ack_id, 0, 0};
+        tell_refused(s, p->ack_id >= 0 ? &ack : NULL, "rate limit exceeded",
+                     srv->limits.max_msg_rate, 0);
+    }
+    return 0;
+}
+
+int herald_publish_quota(herald_socket *s, herald_ack *ack)
+{
+    herald_io *io = s->nsp->io;
+    struct hr_conn *conn = s->client && s->client->eio ? hr_eio_message_conn(s->client->eio) : NULL;
+    uint32_t retry_s = 0;
+    if (!io->publish || !conn ||
+        hr_chan_publish_take(io->publish, conn, herald_user(s),
+                             s->who && s->who->kind == HR_PRINCIPAL_KEY, &retry_s) == HR_QUOTA_OK)
+        return 0;
+    tell_refused(s, ack, "publish rate exceeded", io->publish->rate.rate, retry_s);
+    return HR_AGAIN;
+}
+
 /* A complete packet (attachments collected). Returns 0 or HR_EINVAL (close the client). */
 static int on_packet(struct hr_sio_client *c, const struct hr_sio_packet *p, struct hr_buf **bins,
                      size_t nbins)
@@ -187,6 +240,8 @@ static int on_packet(struct hr_sio_client *c, const struct hr_sio_packet *p, str
             raw_len = (size_t)(close - 1 - raw);
         }
         herald_args args = {raw, raw_len, NULL, bins, nbins};
+        if ((p->type == HR_SIO_EVENT || p->type == HR_SIO_BINARY_EVENT) && !rate_take(c, s, p))
+            return 0;
         if (p->type == HR_SIO_EVENT || p->type == HR_SIO_BINARY_EVENT)
             dispatch_event(s, p, &args);
         else

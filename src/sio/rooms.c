@@ -9,6 +9,7 @@
 #include "core/budget.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/quota.h"
 #include "internal.h"
 #include "recovery.h"
 
@@ -541,6 +542,19 @@ static void room_free(struct hr_sio_room *r)
 /* The room called name of nsp, made when absent (NULL: out of memory). A room of "/" named
  * like a channel is that channel, unless a socket has that id (its own room, which is not:
  * that room is made only when another socket joins it). */
+/* Whether joining room name of nsp would make the socket a reader of a channel (room_get). */
+static int would_be_channel(herald_nsp *nsp, const char *name)
+{
+    struct hr_sio_room *r;
+    HASH_FIND_STR(nsp->rooms, name, r);
+    if (r)
+        return r->sub.ch != NULL;
+    herald_socket *owner;
+    HASH_FIND_STR(nsp->sockets, name, owner);
+    return strcmp(nsp->name, "/") == 0 && !owner && nsp->io->hub &&
+           hr_channel_name_valid(name, strlen(name));
+}
+
 static struct hr_sio_room *room_get(herald_nsp *nsp, const char *name)
 {
     struct hr_sio_room *r;
@@ -575,6 +589,15 @@ int herald_join(herald_socket *s, const char *room)
     }
     if (membership(s, room))
         return 0;
+    if (s->nsp->io->max_channels && would_be_channel(s->nsp, room)) {
+        uint32_t n = 0;
+        for (struct hr_sio_member *m = s->rooms; m; m = m->next_room)
+            n += m->chan;
+        if (n >= s->nsp->io->max_channels) {
+            hr_quota_hit(HR_QUOTA_CHANNELS, s->nsp->io->max_channels, uv_now(s->nsp->io->loop));
+            return HR_EQUOTA;
+        }
+    }
     struct hr_sio_room *r = room_get(s->nsp, room);
     if (!r)
         return HR_ENOMEM;

@@ -177,6 +177,7 @@ struct hr_sio_partial {
 
 struct hr_sio_client {
     struct hr_eio_session *eio;
+    struct hr_bucket rate; /* its EVENT / BINARY_EVENT packets: --max-msg-rate */
     herald_io *io;
     herald_socket *sockets;         /* linked by next_in_client */
     struct hr_sio_partial *partial; /* a binary packet waiting for its attachments */
@@ -195,9 +196,11 @@ struct hr_sio_client {
 struct herald_io {
     struct herald_options opts;
     uv_loop_t *loop;
-    struct hr_hub *hub;     /* channels: rooms of "/" named like channels */
-    struct hr_store *store; /* their history, for replays older than the cache */
-    uint64_t max_queued;    /* --max-queued: a socket's output cap */
+    struct hr_hub *hub;       /* channels: rooms of "/" named like channels */
+    struct hr_store *store;   /* their history, for replays older than the cache */
+    uint64_t max_queued;      /* --max-queued: a socket's output cap */
+    uint32_t max_channels;    /* channel rooms a socket may be in (--max-channels); 0: any */
+    struct hr_quota *publish; /* --publish-rate (herald_publish_quota), shared; NULL: none */
     herald_nsp *nsps;
     int (*allow)(const char *name, void *ud);
     void (*setup)(herald_nsp *nsp, void *ud);

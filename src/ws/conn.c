@@ -1,5 +1,6 @@
 /* conn.c - WebSocket connection state machine (RFC 6455 §5-§7): upgrade, message assembly,
  * ping/pong, the close handshake, and the failure paths with their close codes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +114,14 @@ static void send_close(struct hr_ws *ws, uint16_t code, const char *reason)
     uint8_t payload[125];
     size_t n = code == HR_WS_CLOSE_NO_STATUS ? 0 : hr_ws_close_payload(payload, code, reason);
     write_frame(ws, HR_WS_OP_CLOSE, payload, n);
+}
+
+void hr_ws_rate_error(struct hr_ws *ws)
+{
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "{\"error\":\"rate limit exceeded\",\"limit\":%u}",
+                     ws->conn->srv->limits.max_msg_rate);
+    hr_ws_send(ws, HR_WS_OP_TEXT, msg, (size_t)n);
 }
 
 void hr_ws_close(struct hr_ws *ws, uint16_t code, const char *reason)

@@ -8,6 +8,17 @@
 
 static void echo_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
 {
+    /* --max-msg-rate: over it the message is not echoed, the peer is told; if that persists
+     * it is closed with 1008 */
+    int q = hr_server_msg_take(ws->conn->srv, hr_ws_data(ws));
+    if (q == HR_QUOTA_CLOSE) {
+        hr_ws_close(ws, HR_WS_CLOSE_POLICY, "rate limit exceeded");
+        return;
+    }
+    if (q == HR_QUOTA_OVER) {
+        hr_ws_rate_error(ws);
+        return;
+    }
     hr_ws_send(ws, opcode, data, len);
 }
 
@@ -25,6 +36,7 @@ static int echo_subprotocol_cb(const struct hr_http_request *req, const char *of
 }
 
 static const struct hr_ws_handler echo = {
+    .data_size = sizeof(struct hr_bucket), /* its --max-msg-rate */
     .subprotocol = echo_subprotocol_cb,
     .on_message = echo_message_cb,
 };

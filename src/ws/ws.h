@@ -111,6 +111,10 @@ int hr_ws_send_frame(struct hr_ws *ws, struct hr_buf *frame);
 size_t hr_ws_broadcast(struct hr_ws *const *list, size_t n, int opcode, const void *data,
                        size_t len);
 
+/* Tell the peer a message of its was dropped, over --max-msg-rate: the text frame
+ * {"error":"rate limit exceeded","limit":N} (the channel routes' error form). */
+void hr_ws_rate_error(struct hr_ws *ws);
+
 /* Start the close handshake with a code and reason (<= 123 bytes). */
 void hr_ws_close(struct hr_ws *ws, uint16_t code, const char *reason);
 

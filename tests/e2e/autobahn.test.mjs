@@ -16,7 +16,8 @@ const s = (str) => Buffer.from(str, 'utf8');
 
 let herald;
 // --public: herald's default static root is cwd-relative and node --test runs from tests/e2e.
-before(async () => { herald = await startHerald(['--public', path.join(repoRoot, 'public')]); });
+// the cases send thousands of messages back to back: no per-client message rate here
+before(async () => { herald = await startHerald(['--public', path.join(repoRoot, 'public'), '--max-msg-rate', '0']); });
 after(async () => {
   if (!herald) return;
   await herald.stop();

@@ -281,6 +281,26 @@ describe('security: tokens and channel rules on every transport', () => {
   });
 });
 
+describe('security: the publish rate is per user once tokens are given', () => {
+  test("Alice over her rate is refused while Bob, from the same address, is not; the publish key is exempt", T, async () => {
+    const h = await startHerald(['--jwt-secret', SECRET, '--publish-key', PUBKEY,
+      '--channel-rule', 'team:* token token', '--publish-rate', '1', '--publish-burst', '2']);
+    try {
+      const codes = [];
+      for (let i = 0; i < 3; i++) codes.push((await post(h, 'team:red', { i }, bearer(tokenFor('alice')))).status);
+      assert.deepEqual(codes, [200, 200, 429], 'alice: her burst, then refused');
+      assert.equal((await post(h, 'team:red', { b: 1 }, bearer(tokenFor('bob')))).status, 200, 'bob has his own');
+      for (let i = 0; i < 5; i++) assert.equal((await post(h, 'team:red', { k: i }, bearer(PUBKEY))).status, 200, 'the key');
+      // the same bucket over a WebSocket: alice is still over it
+      const w = await wsOpen(h, '/ws/team:red', bearer(tokenFor('alice')));
+      w.ws.send(JSON.stringify({ x: 1 }));
+      await eventually(() => w.got.some((f) => f.error), 3000, 'an error frame');
+      assert.match(w.got.find((f) => f.error).error, /publish rate exceeded/);
+      w.ws.close();
+    } finally { await stopChecked(h); }
+  });
+});
+
 describe('security: RS256 and ES256 public keys', () => {
   for (const [alg, type, opts] of [['RS256', 'rsa', { modulusLength: 2048 }], ['ES256', 'ec', { namedCurve: 'P-256' }]]) {
     test(`${alg}: tokens of the key pass, of another key or HS256 "signed" with the public key do not`, T, async () => {

@@ -92,6 +92,48 @@ static void defaults_are_the_table(void **state)
     assert_null(io.config);
 }
 
+/* The publish rate's default follows from the other flags: off while access control is not
+ * configured (the open demo, the tests publishing thousands a second), the burst twice the
+ * rate; a flag given wins. Access control's flags come from another module: without them the
+ * configuration is never secured here. */
+static void quota_defaults(void **state)
+{
+    struct herald_config cfg;
+    hr_config_init(&cfg);
+    char *none[] = {"herald", NULL};
+    assert_int_equal(parse(&cfg, ARGC(none), none), 0);
+    assert_false(hr_config_secured(&cfg));
+    assert_int_equal(cfg.publish.rate, 0);
+    assert_int_equal(cfg.limits.max_msg_rate, 100);
+    assert_int_equal(cfg.limits.max_msg_burst, 200);
+    assert_int_equal(cfg.limits.max_lp_per_ip, 32);
+    assert_int_equal(cfg.max_channels, 64);
+
+    hr_config_init(&cfg);
+    char *rate[] = {"herald", "--publish-rate", "50", NULL};
+    assert_int_equal(parse(&cfg, ARGC(rate), rate), 0);
+    assert_int_equal(cfg.publish.rate, 50);
+    assert_int_equal(cfg.publish.burst, 100);
+
+    hr_config_init(&cfg);
+    char *both[] = {"herald", "--publish-rate", "7", "--publish-burst", "3", NULL};
+    assert_int_equal(parse(&cfg, ARGC(both), both), 0);
+    assert_int_equal(cfg.publish.rate, 7);
+    assert_int_equal(cfg.publish.burst, 3);
+
+    hr_config_init(&cfg);
+    char *zero[] = {"herald", "--publish-rate",
+                    "0",      "--max-msg-rate",
+                    "0",      "--max-lp-per-ip",
+                    "0",      "--max-channels",
+                    "0",      NULL};
+    assert_int_equal(parse(&cfg, ARGC(zero), zero), 0);
+    assert_int_equal(cfg.publish.rate, 0);
+    assert_int_equal(cfg.limits.max_msg_rate, 0);
+    assert_int_equal(cfg.limits.max_lp_per_ip, 0);
+    assert_int_equal(cfg.max_channels, 0);
+}
+
 /* The lower layers keep defaults of their own for library users: they must say what the table
  * says, field by field. */
 static void lower_layer_defaults_agree(void **state)
@@ -111,6 +153,9 @@ static void lower_layer_defaults_agree(void **state)
     assert_int_equal(l.max_connections, cfg.limits.max_connections);
     assert_true(l.max_memory == cfg.limits.max_memory);
     assert_int_equal(l.max_connections_per_ip, cfg.limits.max_connections_per_ip);
+    assert_int_equal(l.max_lp_per_ip, cfg.limits.max_lp_per_ip);
+    assert_int_equal(l.max_msg_rate, cfg.limits.max_msg_rate);
+    assert_int_equal(l.max_msg_burst, cfg.limits.max_msg_burst);
 
     struct hr_hub_limits h = HR_HUB_LIMITS_DEFAULT;
     assert_int_equal(h.max_messages, cfg.history.max_messages);
@@ -389,6 +434,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_are_the_table),
         cmocka_unit_test(lower_layer_defaults_agree),
+        cmocka_unit_test(quota_defaults),
         cmocka_unit_test(parses_every_type),
         cmocka_unit_test(parses_over_the_callers_values),
         cmocka_unit_test(bad_values),
