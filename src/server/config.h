@@ -17,6 +17,7 @@ struct herald_config {
     struct hr_limits limits;      /* the network's */
     struct hr_hub_limits history; /* the hub's: history, cache, slow-consumer policies */
     uint32_t lp_timeout_ms, sse_heartbeat_ms;
+    const char *tls_cert, *tls_key;     /* PEM files: the listener speaks TLS only; NULL: none */
     uint64_t given;                     /* bit i: hr_config_table[i] was on the command line */
     int (*app_known)(const char *name); /* --app accepts these (set by the binary); NULL: any */
     char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1]; /* history.rules point here */

@@ -24,7 +24,8 @@ struct hr_io {
     struct hr_store *store; /* channel history */
     struct hr_hub hub;      /* channels */
     struct hr_push push;    /* SSE, polls, publish API, WebSocket channels */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
+    struct hr_tls *tls; /* --tls-cert: worker 0's, which every worker's server points at */
     int running;
     int serve_static;
     const struct hr_eio_handler *eio_app;

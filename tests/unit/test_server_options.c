@@ -68,7 +68,9 @@ static void defaults_are_the_table(void **state)
     assert_int_equal(cfg.history.nrules, 0);
     for (size_t i = 0; i < hr_config_table_len; i++) {
         const struct hr_opt *o = &hr_config_table[i];
-        if (o->type == HR_OPT_STR)
+        if (o->type == HR_OPT_STR && !o->def_str)
+            assert_null(*(const char **)((const char *)&cfg + o->offset));
+        else if (o->type == HR_OPT_STR)
             assert_string_equal(*(const char **)((const char *)&cfg + o->offset), o->def_str);
         else if (o->type != HR_OPT_POLICY && o->type != HR_OPT_HELP && o->type != HR_OPT_VERSION)
             assert_true(number(&cfg, o) == o->def);
@@ -259,6 +261,23 @@ static void bad_values(void **state)
     char *stray[] = {"herald", "stray", NULL};
     assert_int_equal(parse(&cfg, 2, stray), HR_EINVAL);
     assert_string_equal(err, "unexpected argument 'stray' (see --help)");
+    /* TLS: a certificate and its key, both or neither; not with --io-uring */
+    char *cert_only[] = {"herald", "--tls-cert", "c.pem", NULL};
+    assert_int_equal(parse(&cfg, 3, cert_only), HR_EINVAL);
+    assert_string_equal(err, "--tls-cert needs --tls-key");
+    hr_config_init(&cfg);
+    char *key_only[] = {"herald", "--tls-key", "k.pem", NULL};
+    assert_int_equal(parse(&cfg, 3, key_only), HR_EINVAL);
+    assert_string_equal(err, "--tls-key needs --tls-cert");
+    hr_config_init(&cfg);
+    char *uring[] = {"herald", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--io-uring", NULL};
+    assert_int_equal(parse(&cfg, 6, uring), HR_EINVAL);
+    assert_string_equal(err, "--io-uring does not apply to TLS: use one or the other");
+    hr_config_init(&cfg);
+    char *both[] = {"herald", "--tls-cert", "c.pem", "--tls-key", "k.pem", NULL};
+    assert_int_equal(parse(&cfg, 5, both), 0);
+    assert_string_equal(cfg.tls_cert, "c.pem");
+    assert_string_equal(cfg.tls_key, "k.pem");
 
     /* at most HR_POLICY_RULES_MAX rules */
     char *many[2 * HR_POLICY_RULES_MAX + 4] = {"herald"};
