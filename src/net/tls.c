@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,10 +107,15 @@ static SSL_CTX *make_ctx(const char *cert, const char *key, char *err, size_t er
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        explain(err, errlen, "--tls-key", key);
-        goto fail;
+        unsigned long e = ERR_peek_last_error();
+        if (ERR_GET_LIB(e) != ERR_LIB_X509 || ERR_GET_REASON(e) != X509_R_KEY_VALUES_MISMATCH) {
+            explain(err, errlen, "--tls-key", key);
+            goto fail;
+        }
+        goto mismatch; /* a key, but another certificate's */
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
+    mismatch:
         ERR_clear_error();
         snprintf(err, errlen, "--tls-key %s is not the key of the certificate in --tls-cert %s",
                  key, cert);
