@@ -97,6 +97,8 @@ static SSL_CTX *make_ctx(const char *cert, const char *key, char *err, size_t er
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    /* resumption by session tickets only: no cache of sessions held on the server */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"herald", 6);
     if (SSL_CTX_set_cipher_list(ctx, HR_TLS12_CIPHERS) != 1) {
         explain(err, errlen, "TLS", "ciphers");

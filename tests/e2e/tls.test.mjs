@@ -241,6 +241,23 @@ describe('HTTPS and WSS', () => {
     assert.equal(tls12[1], 'TLSv1.2');
     assert.match(tls12[2], /^ECDHE-/, 'forward secrecy');
 
+    // resumption by ticket, on whichever worker the next connection lands
+    const session = await new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: h.port, ca, servername: 'localhost', maxVersion: 'TLSv1.2' });
+      s.once('session', (sess) => { resolve(sess); s.end(); });
+      s.on('error', reject);
+    });
+    for (let i = 0; i < 4; i++) {
+      const reused = await new Promise((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: h.port, ca, servername: 'localhost', maxVersion: 'TLSv1.2', session }, () => {
+          resolve(s.isSessionReused());
+          s.end();
+        });
+        s.on('error', reject);
+      });
+      assert.equal(reused, true, `connection ${i} resumed the session`);
+    }
+
     assertAlive(h);
     const again = await curl(`${h.url}/`, ['-o', '/dev/null', '-w', '%{http_code}']);
     assert.equal(again.stdout, '200');
