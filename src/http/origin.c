@@ -172,8 +172,8 @@ static int verdict(const struct hr_origins *o, const struct hr_http_request *req
         return HR_ORIGIN_REFUSED;
     size_t hlen = 0;
     const char *host = hr_http_header_get(req, "Host", &hlen);
-    /* the connection's scheme: http until herald speaks TLS, which passes tls here */
-    return hr_origins_check(o, *v, *len, host, hlen, 0);
+    /* the connection's scheme: the listener speaks TLS (--tls-cert) or plain HTTP */
+    return hr_origins_check(o, *v, *len, host, hlen, o->tls);
 }
 
 int hr_origins_request(const struct hr_origins *o, const struct hr_http_request *req)

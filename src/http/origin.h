@@ -17,6 +17,7 @@
 
 struct hr_origins {
     uint8_t any;  /* "*": every origin, CORS "Access-Control-Allow-Origin: *" */
+    uint8_t tls;  /* the listener speaks TLS: herald's own origin is https:// */
     uint32_t n;   /* origins listed (besides the request's own, always allowed) */
     char *list;   /* n NUL-terminated serialized origins, one after the other ("null" literal) */
     size_t bytes; /* of list */

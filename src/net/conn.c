@@ -1,9 +1,12 @@
 /* conn.c - connection lifecycle, reads through the shared scratch buffer, corked output (one
  * sendmsg per dirty connection per loop turn) with backpressure, graceful end (flush, shutdown,
- * linger), deferred free. */
+ * linger), deferred free; the same over TLS (a non-blocking handshake, SSL_read into the
+ * scratch buffer, the corked slices gathered into records for SSL_write, close_notify). */
 #include "conn.h"
 
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +22,17 @@
 #define HR_CONN_SHUTDOWN (1 << 8)  /* shutdown(SHUT_WR) done */
 #define HR_CONN_DIRTY (1 << 9)     /* on the server's dirty list (holding a hold) */
 #define HR_CONN_WANT_OUT (1 << 10) /* the kernel refused output: waiting to be writable */
+/* TLS: the session's next step goes the other way than the call that needs it */
+#define HR_CONN_TLS_RD_WR (1 << 12) /* the handshake or a read waits for writability */
+#define HR_CONN_TLS_WR_RD (1 << 13) /* a write waits for input */
 #define HR_MAX_SLICES 8
 #define HR_SEND_IOV 64          /* slices per sendmsg (more are sent by further calls) */
 #define HR_READS_PER_EVENT 4    /* full reads of one socket before others get their turn */
 #define HR_CORK_MAX (64 * 1024) /* corked bytes sent at once rather than at the loop turn's end */
 
 static void start_reading(struct hr_conn *c);
+static void read_some(struct hr_conn *c);
+static void flush(struct hr_conn *c);
 static void conn_shed_cb(struct hr_budget_queue *q, int hard);
 
 static inline int conn_fd(const struct hr_conn *c)
@@ -38,14 +46,18 @@ static inline int bq_state(const struct hr_conn *c)
 }
 
 /* Ask the epoll set for the events the connection waits for now: input while reading,
- * writability while the kernel holds back output. (Level-triggered: an event not handled
- * in full comes back on the next turn.) */
+ * writability while the kernel holds back output; with TLS, what the session's next step
+ * needs. (Level-triggered: an event not handled in full comes back on the next turn.) */
 static void arm(struct hr_conn *c)
 {
     if (c->flags & HR_CONN_CLOSING)
         return;
-    uint32_t ev = ((c->flags & HR_CONN_READING) ? EPOLLIN : 0) |
-                  ((c->flags & HR_CONN_WANT_OUT) ? EPOLLOUT : 0);
+    uint32_t f = c->flags;
+    uint32_t ev =
+        ((f & (HR_CONN_READING | HR_CONN_TLS_WR_RD)) ? EPOLLIN : 0) |
+        ((f & (HR_CONN_WANT_OUT | HR_CONN_TLS_WR_RD)) == HR_CONN_WANT_OUT || (f & HR_CONN_TLS_RD_WR)
+             ? EPOLLOUT
+             : 0);
     if (ev == c->armed)
         return;
     struct epoll_event e = {.events = ev, .data.ptr = c};
@@ -154,13 +166,23 @@ static void run_input(struct hr_conn *c, char *data, size_t len, int from_pendin
     }
 }
 
+/* TLS: input the session holds that the socket will not signal (decrypted and not read yet,
+ * or the peer's close_notify). */
+static int tls_has_input(const struct hr_conn *c)
+{
+    return SSL_pending(c->ssl) > 0 || (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN);
+}
+
 void hr_conn_process_pending(struct hr_conn *c)
 {
     if (c->pending_len &&
         !(c->flags & (HR_CONN_PAUSED | HR_CONN_CLOSING | HR_CONN_ENDING | HR_CONN_IN_READ)))
         run_input(c, c->pending, c->pending_len, 1);
-    if (!(c->flags & (HR_CONN_PAUSED | HR_CONN_CLOSING)))
+    if (!(c->flags & (HR_CONN_PAUSED | HR_CONN_CLOSING))) {
         start_reading(c);
+        if (c->ssl && !(c->flags & HR_CONN_IN_READ) && tls_has_input(c))
+            read_some(c);
+    }
 }
 
 /* Bytes arrived (nread > 0), the peer finished sending (0) or the socket failed (< 0). */
@@ -194,10 +216,118 @@ static void on_input(struct hr_conn *c, ssize_t nread, char *data)
     }
 }
 
+/* TLS: decrypt what the socket holds into the scratch buffer, filled before the protocol sees
+ * it (a record is at most 16 KB), a few buffers' worth at most; what the session still holds
+ * then is read on a later turn (the socket would not say so). */
+static void tls_read_some(struct hr_conn *c)
+{
+    char *scratch = c->srv->scratch;
+    c->flags &= ~HR_CONN_TLS_RD_WR;
+    for (int i = 0; i < HR_READS_PER_EVENT; i++) {
+        if ((c->flags & (HR_CONN_CLOSING | HR_CONN_READING)) != HR_CONN_READING)
+            goto out;
+        size_t got = 0;
+        int err = SSL_ERROR_NONE;
+        while (got < HR_SCRATCH_SIZE) {
+            size_t n;
+            ERR_clear_error();
+            int r = SSL_read_ex(c->ssl, scratch + got, HR_SCRATCH_SIZE - got, &n);
+            if (r <= 0) {
+                err = SSL_get_error(c->ssl, r);
+                break;
+            }
+            got += n;
+        }
+        if (got) {
+            on_input(c, (ssize_t)got, scratch);
+            if (c->flags & HR_CONN_CLOSING)
+                return;
+        }
+        switch (err) {
+        case SSL_ERROR_NONE: continue; /* the buffer is full: there may be more */
+        case SSL_ERROR_WANT_READ: goto out;
+        case SSL_ERROR_WANT_WRITE: c->flags |= HR_CONN_TLS_RD_WR; goto out;
+        case SSL_ERROR_ZERO_RETURN:
+            /* close_notify (or the TCP EOF): the EOF of a plain socket; a protocol that paused
+             * meanwhile sees it when it resumes */
+            if (!(c->flags & HR_CONN_READING))
+                goto out;
+            c->flags &= ~HR_CONN_READING;
+            arm(c);
+            on_input(c, 0, scratch);
+            return;
+        default: /* a bad record, or the socket's error */
+            ERR_clear_error();
+            hr_conn_close(c);
+            return;
+        }
+    }
+    if ((c->flags & (HR_CONN_CLOSING | HR_CONN_READING)) == HR_CONN_READING &&
+        SSL_pending(c->ssl) > 0)
+        hr_server_mark_ready(c->srv, c);
+out:
+    arm(c);
+}
+
+/* The handshake's next step (a client's hello, our answer, its finish), as the socket allows.
+ * Until it is done the protocol sees nothing; the connection's deadline bounds it. */
+static void tls_handshake(struct hr_conn *c)
+{
+    c->flags &= ~HR_CONN_TLS_RD_WR;
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->flags &= ~HR_CONN_HANDSHAKE;
+        arm(c);
+        if (c->out_head)
+            flush(c);
+        if (!(c->flags & HR_CONN_CLOSING))
+            read_some(c); /* the first request may have come with the client's finish */
+        return;
+    }
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ: break; /* EPOLLIN is armed: the connection is reading */
+    case SSL_ERROR_WANT_WRITE: c->flags |= HR_CONN_TLS_RD_WR; break;
+    default:
+        /* not TLS (plain HTTP), too old a version, no common cipher, or the client refused
+         * our certificate: nothing to answer with */
+        ERR_clear_error();
+        hr_conn_close(c);
+        return;
+    }
+    arm(c);
+}
+
+static void tls_events(struct hr_conn *c, uint32_t events)
+{
+    if (c->flags & HR_CONN_HANDSHAKE) {
+        tls_handshake(c); /* an error or a hang-up shows as the handshake's failure */
+        return;
+    }
+    int broken = (events & (EPOLLERR | EPOLLHUP)) != 0;
+    if (((events & EPOLLIN) || broken) && (c->flags & HR_CONN_TLS_WR_RD))
+        flush(c); /* the write waited for input */
+    else if ((events & EPOLLOUT) || (broken && (c->flags & HR_CONN_WANT_OUT)))
+        flush(c);
+    if (c->flags & HR_CONN_CLOSING)
+        return;
+    if (((events & EPOLLOUT) || broken) && (c->flags & HR_CONN_TLS_RD_WR))
+        tls_read_some(c); /* the read waited for writability */
+    else if ((events & EPOLLIN) || (broken && (c->flags & HR_CONN_READING)))
+        read_some(c);
+    else if (broken && !(c->flags & (HR_CONN_READING | HR_CONN_WANT_OUT)))
+        hr_conn_close(c);
+}
+
 /* Read what the socket holds into the loop's scratch buffer (every read is consumed or copied
  * before the next, so one buffer serves every connection), a few buffers' worth at most. */
 static void read_some(struct hr_conn *c)
 {
+    /* TLS until close_notify went out; then the linger discards the raw bytes */
+    if (c->ssl && !(c->flags & HR_CONN_SHUTDOWN)) {
+        tls_read_some(c);
+        return;
+    }
     char *scratch = c->srv->scratch;
     for (int i = 0; i < HR_READS_PER_EVENT; i++) {
         if ((c->flags & (HR_CONN_CLOSING | HR_CONN_READING)) != HR_CONN_READING)
@@ -220,12 +350,14 @@ static void read_some(struct hr_conn *c)
     }
 }
 
-static void flush(struct hr_conn *c);
-
 void hr_conn_events(struct hr_conn *c, uint32_t events)
 {
     if (c->flags & HR_CONN_CLOSING)
         return;
+    if (c->ssl) {
+        tls_events(c, events);
+        return;
+    }
     int broken = (events & (EPOLLERR | EPOLLHUP)) != 0;
     if ((events & EPOLLOUT) || (broken && (c->flags & HR_CONN_WANT_OUT)))
         flush(c); /* an error shows up as the send's */
@@ -262,7 +394,7 @@ void hr_conn_resume(struct hr_conn *c)
     c->flags &= ~HR_CONN_PAUSED;
     /* Pending input runs from the loop, not from here: the caller may be deep in a
      * callback of this very connection. */
-    if (c->pending_len)
+    if (c->pending_len || (c->ssl && tls_has_input(c)))
         hr_server_mark_ready(c->srv, c);
     else
         start_reading(c);
@@ -273,6 +405,13 @@ static void start_shutdown(struct hr_conn *c)
     if (c->flags & (HR_CONN_SHUTDOWN | HR_CONN_CLOSING))
         return;
     c->flags |= HR_CONN_SHUTDOWN;
+    if (c->ssl && !(c->flags & HR_CONN_HANDSHAKE)) {
+        /* close_notify, then the TCP FIN: the peer knows the stream was not cut. Best effort:
+         * the socket took everything else, so it has room for these few bytes */
+        ERR_clear_error();
+        SSL_shutdown(c->ssl);
+        ERR_clear_error();
+    }
     if (shutdown(conn_fd(c), SHUT_WR) < 0) {
         hr_conn_close(c);
         return;
@@ -286,6 +425,10 @@ void hr_conn_end(struct hr_conn *c, uint64_t linger_ms)
 {
     if (c->flags & (HR_CONN_ENDING | HR_CONN_CLOSING))
         return;
+    if (c->flags & HR_CONN_HANDSHAKE) {
+        hr_conn_close(c); /* no session yet: nothing to finish */
+        return;
+    }
     c->flags |= HR_CONN_ENDING;
     /* pending input is dropped by run_input; it may be the buffer our caller is parsing */
     hr_conn_set_timeout(c, linger_ms ? linger_ms : 1);
@@ -418,11 +561,68 @@ static void settle(struct hr_conn *c)
     arm(c);
 }
 
+/* TLS: the connection's first slices copied into one record's worth of dst. */
+static size_t gather(const struct hr_conn *c, char *dst, size_t max)
+{
+    const struct hr_out *outs = c->srv->outs;
+    size_t n = 0;
+    for (uint32_t i = c->out_head; i && n < max; i = outs[i - 1].next) {
+        const struct hr_out *o = &outs[i - 1];
+        size_t k = o->len < max - n ? o->len : max - n;
+        memcpy(dst + n, o->buf->data + o->off, k);
+        n += k;
+    }
+    return n;
+}
+
+/* TLS: send what the connection holds through its session, one record per SSL_write (partial
+ * writes): a slice of a record or more goes from its buffer, smaller ones are gathered into
+ * one record first. A write the socket refused must be retried with the same bytes first and
+ * at least as many: the slices it came from stay at the head of the queue until it is done,
+ * and the queue only grows behind them, so the retry offers that and more. */
+static int tls_send_out(struct hr_conn *c)
+{
+    struct hr_server *srv = c->srv;
+    if (c->flags & HR_CONN_HANDSHAKE)
+        return 0; /* sent when the handshake is done */
+    c->flags &= ~HR_CONN_TLS_WR_RD;
+    while (c->out_head) {
+        const struct hr_out *o = &srv->outs[c->out_head - 1];
+        const char *p = o->buf->data + o->off;
+        size_t len = o->len, w = 0;
+        if (len < HR_TLS_RECORD && o->next &&
+            (srv->tls_out || (srv->tls_out = malloc(HR_TLS_RECORD)))) {
+            len = gather(c, srv->tls_out, HR_TLS_RECORD);
+            p = srv->tls_out;
+        }
+        ERR_clear_error();
+        int r = SSL_write_ex(c->ssl, p, len, &w);
+        srv->sends++;
+        if (r <= 0) {
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_WRITE)
+                break;
+            if (e == SSL_ERROR_WANT_READ) {
+                c->flags |= HR_CONN_TLS_WR_RD;
+                break;
+            }
+            ERR_clear_error();
+            hr_conn_close(c);
+            return HR_ECLOSED;
+        }
+        took(c, (ssize_t)w, len);
+    }
+    settle(c);
+    return 0;
+}
+
 /* Send what the connection holds: one sendmsg per HR_SEND_IOV slices, until the kernel stops
  * taking it (then wait for the socket to be writable) or nothing is left. Returns 0, or
  * HR_ECLOSED if the socket failed (the connection is closed). */
 static int send_out(struct hr_conn *c)
 {
+    if (c->ssl)
+        return tls_send_out(c);
     int more = 1;
     while (more > 0 && c->out_head) {
         struct iovec iov[HR_SEND_IOV];
@@ -523,6 +723,11 @@ static void uring_flush_some(struct hr_server *srv)
         c->dirty_next = NULL;
         c->flags &= ~HR_CONN_DIRTY;
         if ((c->flags & (HR_CONN_CLOSING | HR_CONN_WANT_OUT)) || !c->out_head) {
+            hr_conn_release(c);
+            continue;
+        }
+        if (c->ssl) { /* TLS output is sent by OpenSSL */
+            flush(c);
             hr_conn_release(c);
             continue;
         }
@@ -668,6 +873,9 @@ void hr_conn_close(struct hr_conn *c)
     drop_output(c);
     if (c->bq)
         hr_budget_queue_release(&c->bq->q, c->bq->q.bytes);
+    if (c->ssl)
+        SSL_free(c->ssl); /* sends nothing: a close is abrupt, an end sent close_notify */
+    c->ssl = NULL;
     /* closing the socket takes it out of the epoll set; events already fetched for it in this
      * turn find it CLOSING, its memory stays until hr_conn_finish_closed */
     if (c->fd >= 0)
@@ -677,7 +885,17 @@ void hr_conn_close(struct hr_conn *c)
     c->srv->closed = c;
 }
 
-int hr_conn_detach(struct hr_conn *c, int *fd)
+void hr_sock_close(struct hr_sock *s)
+{
+    if (s->ssl)
+        SSL_free(s->ssl);
+    s->ssl = NULL;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+int hr_conn_detach(struct hr_conn *c, struct hr_sock *s)
 {
     if ((c->flags & (HR_CONN_CLOSING | HR_CONN_ENDING)) || c->fd < 0)
         return HR_ECLOSED;
@@ -686,8 +904,11 @@ int hr_conn_detach(struct hr_conn *c, int *fd)
     if (c->out_head || (c->flags & HR_CONN_CLOSING))
         return HR_EBUSY;
     epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    *fd = c->fd;
+    /* the session goes with the socket, with whatever it decrypted and was not read yet */
+    s->fd = c->fd;
+    s->ssl = c->ssl;
     c->fd = -1;
+    c->ssl = NULL;
     c->pending_len = 0;
     hr_conn_close(c);
     return 0;

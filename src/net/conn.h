@@ -3,7 +3,9 @@
  * chains slices of refcounted buffers to the connection and marks it dirty, and once per loop turn
  * each dirty connection sends all it holds with one sendmsg (the rest waits for the socket to be
  * writable, with backpressure); a coarse deadline checked by the server's sweep timer; and a
- * protocol function table (HTTP, WebSocket) that can be swapped on upgrade. */
+ * protocol function table (HTTP, WebSocket) that can be swapped on upgrade. With TLS (net/tls.h)
+ * the same connection holds an OpenSSL session: a non-blocking handshake first, then reads and the
+ * flush go through it (a branch on c->ssl; the plain path is unchanged). */
 #ifndef HR_NET_CONN_H
 #define HR_NET_CONN_H
 
@@ -17,6 +19,7 @@
 
 struct hr_server;
 struct hr_conn;
+struct ssl_st;
 
 /* What a protocol does with a connection (Redis ConnectionType / h2o handlers style). */
 struct hr_proto {
@@ -37,14 +40,15 @@ struct hr_proto {
 };
 
 enum {
-    HR_CONN_READING = 1 << 0, /* uv_read_start is active */
-    HR_CONN_PAUSED = 1 << 1,  /* protocol asked not to read (hr_conn_pause) */
-    HR_CONN_ENDING = 1 << 2,  /* flushing output, then shutdown and linger */
-    HR_CONN_CLOSING = 1 << 3, /* uv_close called */
-    HR_CONN_READY = 1 << 4,   /* on the server's list of connections with input to process */
-    HR_CONN_FULL = 1 << 5,    /* output queue went over the high watermark */
-    HR_CONN_IN_READ = 1 << 6, /* inside on_read (re-entrancy guard) */
-    HR_CONN_POLL = 1 << 7,    /* holds a long-poll of its address (hr_conn_poll_take) */
+    HR_CONN_READING = 1 << 0,    /* uv_read_start is active */
+    HR_CONN_PAUSED = 1 << 1,     /* protocol asked not to read (hr_conn_pause) */
+    HR_CONN_ENDING = 1 << 2,     /* flushing output, then shutdown and linger */
+    HR_CONN_CLOSING = 1 << 3,    /* uv_close called */
+    HR_CONN_READY = 1 << 4,      /* on the server's list of connections with input to process */
+    HR_CONN_FULL = 1 << 5,       /* output queue went over the high watermark */
+    HR_CONN_IN_READ = 1 << 6,    /* inside on_read (re-entrancy guard) */
+    HR_CONN_POLL = 1 << 7,       /* holds a long-poll of its address (hr_conn_poll_take) */
+    HR_CONN_HANDSHAKE = 1 << 11, /* TLS: the handshake is not finished (no input yet) */
 };
 
 /* The budget's view of one connection's refused output (core/budget.h). */
@@ -63,6 +67,16 @@ struct hr_out {
 };
 
 struct hr_conn_bq;
+
+/* A socket between two servers (hr_conn_detach, hr_server_adopt): its descriptor and, with
+ * TLS, its session (which may hold input already decrypted and not read yet). One thread uses
+ * it at a time. */
+struct hr_sock {
+    int fd;
+    struct ssl_st *ssl;
+};
+/* Close a socket no server took (frees its session). */
+void hr_sock_close(struct hr_sock *s);
 
 struct hr_conn {
     struct hr_server *srv;
@@ -84,6 +98,7 @@ struct hr_conn {
     uint32_t armed;        /* the epoll events requested now */
     struct hr_conn_bq *bq; /* output the kernel refused, charged to the memory budget;
                             * allocated while there is some (or a policy applies) */
+    struct ssl_st *ssl;    /* its TLS session, or NULL: plain TCP */
 };
 
 /* Bytes written but not yet accepted by the kernel (corked for this loop turn, or waiting for
@@ -117,10 +132,10 @@ void hr_conn_close(struct hr_conn *c);
 void hr_conn_end(struct hr_conn *c, uint64_t linger_ms);
 
 /* Hand the socket over (to another server, on another thread: hr_server_adopt): the
- * connection closes here without closing the socket, whose descriptor goes to *fd; input
- * not consumed yet is the caller's to pass on. Only while no output is held back (what is
- * corked is sent first): HR_EBUSY otherwise, HR_ECLOSED when it is closing. */
-int hr_conn_detach(struct hr_conn *c, int *fd);
+ * connection closes here without closing the socket, which goes to *s (with its TLS session);
+ * input not consumed yet is the caller's to pass on. Only while no output is held back (what
+ * is corked is sent first): HR_EBUSY otherwise, HR_ECLOSED when it is closing. */
+int hr_conn_detach(struct hr_conn *c, struct hr_sock *s);
 
 /* Stop / restart reading (backpressure, or one request at a time). */
 void hr_conn_pause(struct hr_conn *c);

@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/quota.h"
+#include "tls.h"
 
 static void sweep_cb(uv_timer_t *t);
 static void ready_cb(uv_idle_t *idle);
@@ -318,22 +319,23 @@ static void refuse_without_fd(struct hr_server *srv)
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-/* A connection on socket fd joins the server: in the epoll set, the list, its protocol. */
-static int attach(struct hr_server *srv, struct hr_conn *c, int fd)
+/* A connection on socket s joins the server: in the epoll set, the list, its protocol. */
+static int attach(struct hr_server *srv, struct hr_conn *c, struct hr_sock s)
 {
-    c->fd = fd;
+    c->fd = s.fd;
+    c->ssl = s.ssl;
     c->flags |= HR_CONN_READING;
     c->armed = EPOLLIN;
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
-    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, s.fd, &e) < 0) {
         ip_release(srv, c);
         free(c->pending);
         free(c);
-        close(fd);
+        hr_sock_close(&s);
         return HR_EBUSY;
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -388,17 +390,28 @@ static int accept_one(struct hr_server *srv)
         close(fd);
         return 1;
     }
-    attach(srv, c, fd);
+    struct hr_sock s = {fd, NULL};
+    if (srv->tls) {
+        /* a TLS session from the process's current certificate; the handshake comes first */
+        if (!(s.ssl = hr_tls_session(srv->tls, fd))) {
+            ip_release(srv, c);
+            free(c);
+            close(fd);
+            return 0;
+        }
+        c->flags |= HR_CONN_HANDSHAKE;
+    }
+    attach(srv, c, s);
     return 1;
 }
 
-int hr_server_adopt(struct hr_server *srv, int fd, const char *data, size_t len)
+int hr_server_adopt(struct hr_server *srv, struct hr_sock s, const char *data, size_t len)
 {
     struct hr_conn *c = NULL;
     if (srv->stopping || open_count(srv) >= srv->limits.max_connections ||
         !(c = hr_conn_new(srv)) || (len && !(c->pending = malloc(len)))) {
         free(c);
-        close(fd);
+        hr_sock_close(&s);
         return HR_EBUSY;
     }
     memcpy(c->pending, data, len);
@@ -406,12 +419,12 @@ int hr_server_adopt(struct hr_server *srv, int fd, const char *data, size_t len)
     /* counted as the client's, without refusing it: it was let in once already */
     struct sockaddr_storage peer;
     socklen_t plen = sizeof peer;
-    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && !ip_take(srv, c, &peer))
+    if (getpeername(s.fd, (struct sockaddr *)&peer, &plen) == 0 && !ip_take(srv, c, &peer))
         c->ip = NULL;
-    if (attach(srv, c, fd) < 0)
+    if (attach(srv, c, s) < 0)
         return HR_EBUSY;
     if (!hr_conn_closing(c))
-        hr_server_mark_ready(srv, c); /* the input it came with */
+        hr_server_mark_ready(srv, c); /* the input it came with (and what its session holds) */
     return 0;
 }
 
@@ -541,7 +554,8 @@ static void sweep_cb(uv_timer_t *t)
         if (!c->deadline || now < c->deadline || (c->flags & HR_CONN_CLOSING))
             continue;
         c->deadline = 0;
-        if ((c->flags & HR_CONN_ENDING) || !c->proto->on_timeout)
+        /* a TLS handshake not done in time (the first request's deadline) gets no answer */
+        if ((c->flags & (HR_CONN_ENDING | HR_CONN_HANDSHAKE)) || !c->proto->on_timeout)
             hr_conn_close(c);
         else
             c->proto->on_timeout(c);
@@ -632,7 +646,7 @@ void hr_server_stop(struct hr_server *srv)
     for (struct hr_conn *c = srv->conns; c; c = c->next) {
         if (c->flags & HR_CONN_CLOSING)
             continue;
-        if (c->proto && c->proto->on_shutdown)
+        if (c->proto && c->proto->on_shutdown && !(c->flags & HR_CONN_HANDSHAKE))
             c->proto->on_shutdown(c);
         else
             hr_conn_close(c);
@@ -644,6 +658,8 @@ void hr_server_free(struct hr_server *srv)
     free_counts(&srv->per_ip);
     free(srv->scratch);
     srv->scratch = NULL;
+    free(srv->tls_out);
+    srv->tls_out = NULL;
     free_outs(srv);
     if (srv->epfd >= 0)
         close(srv->epfd);

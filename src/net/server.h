@@ -48,6 +48,9 @@ struct hr_limits {
     }
 
 #define HR_SCRATCH_SIZE (64 * 1024)
+/* The most plaintext one TLS record carries: small output slices are copied together up to
+ * this, so that a burst of small frames is not a record each. */
+#define HR_TLS_RECORD (16 * 1024)
 
 /* File descriptors kept out of --max-connections: the listener, the loop's own (epoll,
  * signal pipe, async handles, libuv's spare fd for EMFILE), stdio, the store (SQLite's
@@ -69,6 +72,7 @@ struct hr_ip_count {
 
 /* Internal to net/: the count key of a peer address, or 0 when it has none we can count. */
 int hr_net_ip_key(const struct sockaddr_storage *ss, uint8_t key[9]);
+struct hr_tls;
 
 /* Servers of one process that count their connections together (workers): --max-connections
  * and --max-connections-per-ip are then the process's limits, not each server's. Counted on
@@ -117,6 +121,9 @@ struct hr_server {
     void *app;                                 /* the HTTP router */
     void *app_data;                            /* the application that owns this server */
     void (*on_stopped)(struct hr_server *srv); /* every connection is gone after a stop */
+    struct hr_tls *tls; /* set before listening: every connection speaks TLS (net/tls.h);
+                         * shared by the servers of a process, owned by the caller */
+    char *tls_out;      /* HR_TLS_RECORD bytes: small slices gathered into one record */
 };
 
 /* Also raises the soft open-file limit to the hard one and lowers max_connections (with a
@@ -132,9 +139,10 @@ int hr_server_listen(struct hr_server *srv, const char *host, int port);
  * (first set) still refuses a port someone else holds. */
 void hr_server_share_port(struct hr_server *srv, int first);
 /* Take over a socket another server detached (hr_conn_detach), with the input it had not
- * consumed (len bytes, copied), as if just accepted. Returns 0, or HR_EBUSY when it cannot
- * (stopping, full, out of memory): the socket is closed. */
-int hr_server_adopt(struct hr_server *srv, int fd, const char *data, size_t len);
+ * consumed (len bytes, copied), as if just accepted (a TLS session goes on where it was).
+ * Returns 0, or HR_EBUSY when it cannot (stopping, full, out of memory): the socket is
+ * closed. */
+int hr_server_adopt(struct hr_server *srv, struct hr_sock s, const char *data, size_t len);
 /* The port actually bound (for --port 0), or an HR code. */
 int hr_server_port(struct hr_server *srv);
 /* Stop accepting, ask every connection to finish (protocol on_shutdown), close the server's

@@ -327,6 +327,17 @@ const struct hr_opt hr_config_table[] = {
      .help = "event loops, each on its own thread, sharing the\n"
              "port (SO_REUSEPORT) and the channels (default {}:\n"
              "one per core)"},
+    {.name = "tls-cert",
+     .arg = "FILE",
+     .type = HR_OPT_STR,
+     .offset = F(tls_cert),
+     .help = "serve HTTPS and WSS only, with this certificate (PEM,\n"
+             "the chain after it); needs --tls-key; reloaded on SIGHUP"},
+    {.name = "tls-key",
+     .arg = "FILE",
+     .type = HR_OPT_STR,
+     .offset = F(tls_key),
+     .help = "the private key of --tls-cert (PEM, not encrypted)"},
     {.name = "io-uring",
      .type = HR_OPT_FLAG,
      .offset = F(limits.io_uring),
@@ -730,6 +741,16 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
         return HR_EINVAL;
     }
     hr_config_quota_defaults(cfg);
+    if (!cfg->tls_cert != !cfg->tls_key) {
+        snprintf(err, errlen, "%s",
+                 cfg->tls_cert ? "--tls-cert needs --tls-key" : "--tls-key needs --tls-cert");
+        return HR_EINVAL;
+    }
+    if (cfg->tls_cert && cfg->limits.io_uring) {
+        /* TLS output is encrypted and sent by OpenSSL, one record at a time */
+        snprintf(err, errlen, "--io-uring does not apply to TLS: use one or the other");
+        return HR_EINVAL;
+    }
     /* a polling POST may carry a whole payload, unless the body limit was set lower */
     if (!hr_config_given(cfg, "max-body") && cfg->limits.max_body < cfg->io.max_payload)
         cfg->limits.max_body = cfg->io.max_payload;

@@ -18,9 +18,10 @@ struct herald_config {
     struct hr_limits limits;      /* the network's */
     struct hr_hub_limits history; /* the hub's: history, cache, slow-consumer policies */
     uint32_t lp_timeout_ms, sse_heartbeat_ms;
-    struct hr_rate publish; /* --publish-rate, --publish-burst (hr_config_quota_defaults) */
-    uint32_t max_channels;  /* --max-channels: channel rooms per Socket.IO socket */
-    uint64_t given;         /* bit i: hr_config_table[i] was on the command line */
+    struct hr_rate publish;         /* --publish-rate, --publish-burst (hr_config_quota_defaults) */
+    uint32_t max_channels;          /* --max-channels: channel rooms per Socket.IO socket */
+    const char *tls_cert, *tls_key; /* PEM files: the listener speaks TLS only; NULL: none */
+    uint64_t given;                 /* bit i: hr_config_table[i] was on the command line */
     int (*app_known)(const char *name); /* --app accepts these (set by the binary); NULL: any */
     char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1]; /* history.rules point here */
     struct hr_auth_config auth;           /* tokens, publish key, channel rules */

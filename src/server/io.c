@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "net/tls.h"
 #include "ws/echo.h"
 
 /* --dev-tokens: GET /dev/token?sub=NAME answers {"token","sub","exp"}, a token for anyone
@@ -139,6 +140,7 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
                           : hr_config_secured(&r->cfg) ? "none"
                                                        : "*";
     int orc = hr_origins_parse(&r->origins, origins, oerr, sizeof oerr);
+    r->origins.tls = r->cfg.tls_cert != NULL;
     if (orc < 0) {
         fprintf(stderr, "herald: --allowed-origins: %s\n",
                 orc == HR_ENOMEM ? "out of memory" : oerr);
@@ -244,6 +246,7 @@ void hr_io_release(struct hr_io *r)
     if (r->worker == 0 && r->running) {
         uv_close((uv_handle_t *)&r->sigint, NULL);
         uv_close((uv_handle_t *)&r->sigterm, NULL);
+        uv_close((uv_handle_t *)&r->sighup, NULL);
     }
 }
 
@@ -280,9 +283,31 @@ static void signal_cb(uv_signal_t *sig, int signum)
     herald_stop(&r->sio);
 }
 
+/* SIGHUP: the certificate and key are read again; connections keep their sessions, new
+ * handshakes (on every worker) use the new files. A file that does not load changes nothing. */
+static void sighup_cb(uv_signal_t *sig, int signum)
+{
+    struct hr_io *r = sig->data;
+    char err[512];
+    if (!r->tls)
+        hr_info("SIGHUP: no TLS certificate configured, nothing to reload");
+    else if (hr_tls_reload(r->tls, err, sizeof err) < 0)
+        hr_warn("SIGHUP: %s; still serving the previous certificate", err);
+    else
+        hr_info("SIGHUP: TLS certificate reloaded from %s", hr_tls_cert_file(r->tls));
+}
+
 int hr_io_listen(struct hr_io *r, int port)
 {
     const struct herald_options *o = &r->cfg.io;
+    if (r->worker == 0 && r->cfg.tls_cert && !r->tls) {
+        char err[512];
+        if (!(r->tls = hr_tls_new(r->cfg.tls_cert, r->cfg.tls_key, err, sizeof err))) {
+            fprintf(stderr, "herald: %s\n", err);
+            return 2;
+        }
+        r->srv.tls = r->tls;
+    }
     r->serve_static = o->public_dir != NULL;
     if (r->serve_static) {
         int err = hr_static_init(&r->st, o->public_dir);
@@ -339,6 +364,7 @@ void hr_io_finish(struct hr_io *r)
     hr_origins_free(&r->origins);
     if (r->worker == 0)
         hr_quota_free(&r->publish); /* the other workers have finished (hr_workers_join) */
+    hr_tls_free(r->tls);            /* worker 0's, after the others have stopped */
     free(r);
 }
 
@@ -357,13 +383,15 @@ int herald_run(herald_io *io)
     }
     uv_signal_init(r->loop, &r->sigint);
     uv_signal_init(r->loop, &r->sigterm);
-    r->sigint.data = r->sigterm.data = r;
+    uv_signal_init(r->loop, &r->sighup);
+    r->sigint.data = r->sigterm.data = r->sighup.data = r;
     uv_signal_start(&r->sigint, signal_cb, SIGINT);
     uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&r->sighup, sighup_cb, SIGHUP);
 
     int v6 = strchr(o->host, ':') != NULL;
-    printf("herald %s listening on http://%s%s%s:%d (", HERALD_VERSION, v6 ? "[" : "", o->host,
-           v6 ? "]" : "", hr_server_port(&r->srv));
+    printf("herald %s listening on %s://%s%s%s:%d (", HERALD_VERSION, r->tls ? "https" : "http",
+           v6 ? "[" : "", o->host, v6 ? "]" : "", hr_server_port(&r->srv));
     if (r->app_name)
         printf("app %s, ", r->app_name);
     if (hr_io_workers(&r->cfg) > 1)

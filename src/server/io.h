@@ -29,7 +29,8 @@ struct hr_io {
     struct hr_origins origins; /* --allowed-origins, or its default, for every layer */
     /* --publish-rate's table: worker 0's (made with it), which every worker uses */
     struct hr_quota publish;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
+    struct hr_tls *tls; /* --tls-cert: worker 0's, which every worker's server points at */
     int running;
     int serve_static;
     const struct hr_eio_handler *eio_app;

@@ -589,7 +589,7 @@ static unsigned ask_cb(void *ud, uint64_t token, const char *nsp, const char *pi
 
 struct handoff_msg {
     struct wmsg m;
-    int fd;
+    struct hr_sock sock; /* with its TLS session, if any */
     size_t len;
     char data[];
 };
@@ -598,9 +598,9 @@ static void run_handoff(struct hr_io *to, struct wmsg *m)
 {
     struct handoff_msg *h = (struct handoff_msg *)m;
     if (to)
-        hr_server_adopt(&to->srv, h->fd, h->data, h->len);
+        hr_server_adopt(&to->srv, h->sock, h->data, h->len);
     else
-        close(h->fd);
+        hr_sock_close(&h->sock);
     free(h);
 }
 
@@ -644,7 +644,7 @@ static int steer_cb(struct hr_conn *c, const char *data, size_t len, void *ud)
         return 0;
     memcpy(h->data, data, len);
     h->len = len;
-    if (hr_conn_detach(c, &h->fd) < 0) {
+    if (hr_conn_detach(c, &h->sock) < 0) {
         free(h); /* output still held back: served here (the session is unknown here) */
         return 0;
     }
@@ -695,6 +695,7 @@ static void worker_main(void *arg)
             r->push.publish = r->sio.publish = first->push.publish; /* one table */
         if (r && hr_sio_copy_handlers(&r->sio, &first->sio) == 0 && inbox_open(w, r) == 0) {
             link_worker(w, r);
+            r->srv.tls = first->tls; /* one certificate, reloaded once for all */
             rc = hr_io_listen(r, w->port);
         }
     }

@@ -323,6 +323,23 @@ static void bad_values(void **state)
     char *stray[] = {"herald", "stray", NULL};
     assert_int_equal(parse(&cfg, 2, stray), HR_EINVAL);
     assert_string_equal(err, "unexpected argument 'stray' (see --help)");
+    /* TLS: a certificate and its key, both or neither; not with --io-uring */
+    char *cert_only[] = {"herald", "--tls-cert", "c.pem", NULL};
+    assert_int_equal(parse(&cfg, 3, cert_only), HR_EINVAL);
+    assert_string_equal(err, "--tls-cert needs --tls-key");
+    hr_config_init(&cfg);
+    char *key_only[] = {"herald", "--tls-key", "k.pem", NULL};
+    assert_int_equal(parse(&cfg, 3, key_only), HR_EINVAL);
+    assert_string_equal(err, "--tls-key needs --tls-cert");
+    hr_config_init(&cfg);
+    char *uring[] = {"herald", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--io-uring", NULL};
+    assert_int_equal(parse(&cfg, 6, uring), HR_EINVAL);
+    assert_string_equal(err, "--io-uring does not apply to TLS: use one or the other");
+    hr_config_init(&cfg);
+    char *pair[] = {"herald", "--tls-cert", "c.pem", "--tls-key", "k.pem", NULL};
+    assert_int_equal(parse(&cfg, 5, pair), 0);
+    assert_string_equal(cfg.tls_cert, "c.pem");
+    assert_string_equal(cfg.tls_key, "k.pem");
 
     /* --cors-origin is --allowed-origins under its old name: one or the other */
     hr_config_init(&cfg);

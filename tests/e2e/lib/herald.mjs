@@ -34,11 +34,12 @@ export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000, 
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  let scheme = 'http'; // https with --tls-cert
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`herald did not start:\n${out}`)), timeoutMs);
     const check = () => {
-      const m = /listening on http:\/\/[^:\s]+:(\d+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      const m = /listening on (https?):\/\/[^:\s]+:(\d+)/.exec(out);
+      if (m) { clearTimeout(timer); scheme = m[1]; resolve(Number(m[2])); }
     };
     proc.stdout.on('data', check);
     proc.stderr.on('data', check);
@@ -46,7 +47,7 @@ export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000, 
   });
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     proc,
     exited,
     output: () => out,
