@@ -29,10 +29,8 @@ static void init(void)
     struct hr_auth_config none = {0};
     static const char *const rules[] = {"news:* all none", "team:* token token",
                                         "inbox:{sub}:x owner token", "secret none none"};
-    struct hr_auth_config c = {.jwt_secret = SECRET,
-                               .publish_key = "fuzz-publish-key-0123",
-                               .rules = rules,
-                               .nrules = 4};
+    struct hr_auth_config c = {
+        .jwt_secret = SECRET, .publish_key = "fuzz-publish-key-0123", .rules = rules, .nrules = 4};
     if (hr_auth_init(&open_auth, &none, err, sizeof err) < 0 ||
         hr_auth_init(&rules_auth, &c, err, sizeof err) < 0)
         abort();

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/array.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "poll.h"
 #include "push.h"
@@ -379,7 +380,7 @@ static void handle(struct hr_conn *c, struct hr_http_request *req, struct hr_pus
         return;
     if (timeout_ms && r.exp_ms) {
         /* a long poll held past its token's expiry answers empty then; the next is refused */
-        uint64_t now = hr_chan_wall_ms(), left = r.exp_ms > now ? r.exp_ms - now : 1;
+        uint64_t now = hr_wall_ms(), left = r.exp_ms > now ? r.exp_ms - now : 1;
         if (left < timeout_ms)
             timeout_ms = (uint32_t)left;
     }

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <stdio.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -17,18 +17,11 @@ static void heartbeat_cb(uv_timer_t *t)
     hr_chan_sse_heartbeat(t->data);
 }
 
-uint64_t hr_chan_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Once a second: a stream whose token expired is closed with the reason (its reader gets a new
  * token and resumes from its cursor). */
 static void expiry_cb(uv_timer_t *t)
 {
-    uint64_t now = hr_chan_wall_ms();
+    uint64_t now = hr_wall_ms();
     hr_chan_sse_expire(t->data, now);
     hr_chan_ws_expire(t->data, now);
 }
@@ -108,7 +101,7 @@ int hr_chan_request_allow(struct hr_conn *c, struct hr_http_request *req, struct
         return HR_EUNAUTH;
     }
     if (n != 0 &&
-        (n < 0 || hr_auth_verify(p->auth, tok, (size_t)n, hr_chan_wall_ms(), &who, &why) < 0)) {
+        (n < 0 || hr_auth_verify(p->auth, tok, (size_t)n, hr_wall_ms(), &who, &why) < 0)) {
         hr_http_error(c, 401, challenge, n == HR_ETOOBIG ? "token too long" : why);
         return HR_EUNAUTH;
     }

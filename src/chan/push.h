@@ -100,8 +100,7 @@ void hr_chan_sse_heartbeat(struct hr_push *p);
 /* Streams whose token expired by now_ms (Unix ms) are told why and closed. */
 void hr_chan_sse_expire(struct hr_push *p, uint64_t now_ms);
 void hr_chan_ws_expire(struct hr_push *p, uint64_t now_ms);
-/* Unix time in ms (tokens' exp are Unix times). */
-uint64_t hr_chan_wall_ms(void);
+
 void hr_chan_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud); /* short */
 void hr_chan_lp_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);   /* long */
 void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);

@@ -10,6 +10,7 @@
 
 #include "core/array.h"
 #include "core/budget.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -43,9 +44,7 @@ const char *hr_policy_name(int policy)
 
 static int64_t wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)hr_wall_ms();
 }
 
 /* ---- the cache's bytes: every change goes through this pair, so that a global memory

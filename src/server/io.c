@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "net/tls.h"
@@ -27,7 +28,7 @@ static void dev_token_cb(struct hr_conn *c, struct hr_http_request *req, void *u
         hr_http_error(c, 400, NULL, "sub wants a user name (the characters of channel names)");
         return;
     }
-    uint64_t now = hr_chan_wall_ms();
+    uint64_t now = hr_wall_ms();
     char *tok = hr_auth_mint(auth, sub, now, 3600);
     char body[1024];
     int len = tok ? snprintf(body, sizeof body, "{\"token\":\"%s\",\"sub\":\"%s\",\"exp\":%llu}\n",

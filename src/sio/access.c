@@ -5,18 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "internal.h"
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void expiry_cb(uv_timer_t *t);
 
@@ -39,8 +32,8 @@ static int verify(herald_io *io, const json_t *auth, struct hr_principal **who, 
         return HR_EUNAUTH;
     }
     struct hr_principal p;
-    if (hr_auth_verify(io->auth, json_string_value(t), json_string_length(t), wall_ms(), &p, why) <
-        0)
+    if (hr_auth_verify(io->auth, json_string_value(t), json_string_length(t), hr_wall_ms(), &p,
+                       why) < 0)
         return HR_EUNAUTH;
     *who = malloc(sizeof(**who));
     if (!*who) {
@@ -136,7 +129,7 @@ static void expire_nsp(herald_nsp *nsp, uint64_t now)
 static void expiry_cb(uv_timer_t *t)
 {
     herald_io *io = t->data;
-    uint64_t now = wall_ms();
+    uint64_t now = hr_wall_ms();
     herald_nsp *nsp, *tmp;
     HASH_ITER(hh, io->nsps, nsp, tmp)
     expire_nsp(nsp, now);
