@@ -75,7 +75,7 @@ static void test_hs256(void **state)
     assert_int_equal(verify(&a, t, &p, &why), HR_EUNAUTH);
     assert_string_equal(why, "invalid token");
     /* a flipped character anywhere */
-    for (size_t i = 0; t[i]; i += 7) {
+    for (size_t i = 0, n = strlen(t); i < n; i += 7) {
         char save = t[i];
         t[i] = t[i] == 'A' ? 'B' : 'A';
         assert_int_equal(verify(&a, t, &p, &why), HR_EUNAUTH);
