@@ -121,6 +121,8 @@ static int on_url(llhttp_t *lp, const char *at, size_t len)
 {
     struct hr_http_parser *p = P(lp);
     p->in_field = F_URL;
+    if (!p->req.target_len) /* known from here on, for a refusal's access log too */
+        p->req.method = llhttp_get_method(lp);
     p->req.target_len += (uint32_t)len;
     return head_append(p, at, len);
 }
@@ -160,6 +162,14 @@ static int on_header_value(llhttp_t *lp, const char *at, size_t len)
 static int on_url_complete(llhttp_t *lp)
 {
     return end_field(P(lp));
+}
+
+static int on_version_complete(llhttp_t *lp)
+{
+    struct hr_http_request *r = &P(lp)->req;
+    r->http_major = llhttp_get_http_major(lp);
+    r->http_minor = llhttp_get_http_minor(lp);
+    return 0;
 }
 
 /* RFC 9110 §5.1: a field name is a token. llhttp's loose mode lets spaces and empty names
@@ -313,6 +323,7 @@ static const llhttp_settings_t settings = {
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_url_complete = on_url_complete,
+    .on_version_complete = on_version_complete,
     .on_header_field_complete = on_name_complete,
     .on_header_value_complete = on_value_complete,
     .on_headers_complete = on_headers_complete,

@@ -20,6 +20,7 @@ struct http_reader {
     size_t body_charged; /* the request body's buffer, charged to the memory budget */
     const struct hr_proto *switch_proto; /* set by hr_http_switch */
     void *switch_pdata;
+    uint64_t t0; /* loop time the request was complete (the access log's duration) */
 };
 
 struct hr_http_conn {
@@ -149,11 +150,35 @@ struct hr_http_request *hr_http_current(struct hr_conn *c)
     return h && h->responding ? req_of(h) : NULL;
 }
 
+/* The access log's line for the answer being started (hr_log_request; off by default). */
+static void log_answer(struct hr_conn *c, struct hr_http_conn *h, int status, uint64_t length)
+{
+    if (!hr_log_access)
+        return;
+    struct hr_http_request *req = req_of(h);
+    int parsed = req && req->target_len > 0; /* else refused before its request line was read */
+    char addr[64];
+    if (!hr_conn_peer_addr(c, addr, sizeof addr))
+        snprintf(addr, sizeof addr, "-");
+    struct hr_log_request r = {
+        .remote = addr,
+        .method = parsed ? llhttp_method_name((llhttp_method_t)req->method) : "-",
+        .target = parsed ? req->head : "-",
+        .target_len = parsed ? req->target_len : 1,
+        .http_minor = req ? req->http_minor : 1,
+        .status = status,
+        .length = length == HR_HTTP_UNTIL_CLOSE ? -1 : (long long)length,
+        .ms = h->rd && h->rd->t0 ? uv_now(c->srv->loop) - h->rd->t0 : 0,
+    };
+    hr_log_request(&r);
+}
+
 static struct hr_buf *make_head(struct hr_conn *c, struct hr_http_conn *h, int status,
                                 const char *ctype, const char *extra, uint64_t length,
                                 size_t body_room)
 {
     struct hr_http_request *req = req_of(h);
+    log_answer(c, h, status, length);
     if (!req || !req->keep_alive || c->srv->stopping)
         h->close_after = 1;
     struct hr_buf *b = hr_buf_new(256 + (extra ? strlen(extra) : 0) + body_room);
@@ -355,6 +380,7 @@ int hr_http_switch(struct hr_conn *c, const char *head, size_t len, const struct
     struct hr_buf *b = hr_buf_from(head, len);
     if (!b)
         return HR_ENOMEM;
+    log_answer(c, h, 101, HR_HTTP_UNTIL_CLOSE);
     int rc = hr_conn_write(c, b);
     hr_buf_unref(b);
     if (rc)
@@ -369,6 +395,7 @@ static void reject(struct hr_conn *c, struct hr_http_conn *h, int status, const 
 {
     h->responding = 1;
     h->close_after = 1;
+    h->rd->t0 = uv_now(c->srv->loop);
     h->rd->parser.req.keep_alive = 0;
     hr_http_error(c, status, NULL, why);
 }
@@ -380,6 +407,7 @@ static void dispatch(struct hr_conn *c, struct hr_http_conn *h)
     const char *path = hr_http_path(req);
     size_t plen = strcspn(path, "?#");
     h->responding = 1;
+    h->rd->t0 = uv_now(c->srv->loop);
     uint64_t allowed;
     const struct hr_route *rt = hr_router_match(router, req->method, path, plen, &allowed);
     if (rt) {

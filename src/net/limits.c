@@ -80,6 +80,24 @@ void hr_conn_poll_release(struct hr_conn *c)
         uv_mutex_unlock(&g->lock);
 }
 
+size_t hr_conn_peer_addr(const struct hr_conn *c, char *out, size_t outlen)
+{
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    out[0] = 0;
+    if (getpeername(c->fd, (struct sockaddr *)&peer, &plen) < 0)
+        return 0;
+    const void *a =
+        peer.ss_family == AF_INET6  ? (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr
+        : peer.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&peer)->sin_addr
+                                    : NULL;
+    if (!a || !inet_ntop(peer.ss_family, a, out, (socklen_t)outlen)) {
+        out[0] = 0;
+        return 0;
+    }
+    return strlen(out);
+}
+
 size_t hr_conn_peer_key(const struct hr_conn *c, char *out, size_t outlen)
 {
     struct sockaddr_storage peer;

@@ -176,6 +176,9 @@ void hr_conn_poll_release(struct hr_conn *c);
  * connection count), NUL-terminated in out (at least 64 bytes). Returns its length, or 0 when
  * the peer has no address to name. */
 size_t hr_conn_peer_key(const struct hr_conn *c, char *out, size_t outlen);
+/* c's client address as text (IPv4 or IPv6, in full), NUL-terminated in out (at least 46
+ * bytes). Returns its length, or 0 when it has none. */
+size_t hr_conn_peer_addr(const struct hr_conn *c, char *out, size_t outlen);
 
 /* Internal to net/. */
 void hr_server_conn_gone(struct hr_server *srv, struct hr_conn *c);

@@ -12,6 +12,7 @@
 
 #include "core/budget.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "http/origin.h"
 
 #define F(field) offsetof(struct herald_config, field)
@@ -34,6 +35,16 @@ static int valid_origins(const struct herald_config *cfg, const char *v)
     int rc = hr_origins_parse(&o, v, err, sizeof err);
     hr_origins_free(&o);
     return rc == 0;
+}
+
+static int valid_log_level(const struct herald_config *cfg, const char *v)
+{
+    return hr_log_level_parse(v) >= 0;
+}
+
+static int valid_log_format(const struct herald_config *cfg, const char *v)
+{
+    return hr_log_format_parse(v) >= 0;
 }
 
 static int valid_path(const struct herald_config *cfg, const char *v)
@@ -103,7 +114,30 @@ const struct hr_opt hr_config_table[] = {
      .short_name = 'q',
      .type = HR_OPT_FLAG,
      .offset = F(io.quiet),
-     .help = "log errors only"},
+     .help = "log errors only (--log-level error)"},
+    {.name = "log-level",
+     .arg = "L",
+     .type = HR_OPT_STR,
+     .offset = F(log_level),
+     .def_str = "info",
+     .valid = valid_log_level,
+     .want = "--log-level wants error, warn, info or debug",
+     .help = "error, warn, info or debug (default {})"},
+    {.name = "log-format",
+     .arg = "F",
+     .type = HR_OPT_STR,
+     .offset = F(log_format),
+     .def_str = "text",
+     .valid = valid_log_format,
+     .want = "--log-format wants text or json",
+     .help = "text (for people, default) or json (one object per\n"
+             "line: time, level, msg; access lines add type, remote,\n"
+             "method, target, status, length, ms)"},
+    {.name = "access-log",
+     .type = HR_OPT_FLAG,
+     .offset = F(access_log),
+     .help = "one log line per HTTP answer, WebSocket and stream (at its\n"
+             "start); token query parameters are redacted"},
 
     {.name = "path",
      .arg = "P",

@@ -27,6 +27,8 @@ struct herald_config {
     struct hr_auth_config auth;           /* tokens, publish key, channel rules */
     const char *rules[HR_AUTH_RULES_MAX]; /* --channel-rule values; auth.rules points here */
     int dev_tokens;                       /* --dev-tokens: GET /dev/token */
+    const char *log_level, *log_format;   /* --log-level, --log-format */
+    int access_log;                       /* --access-log */
 };
 
 enum hr_opt_type {

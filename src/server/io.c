@@ -113,8 +113,12 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     r->eio_app = eio_app;
     r->loop = loop;
     r->worker = worker;
-    if (o->quiet)
-        hr_log_level = HR_LOG_ERROR;
+    /* process-wide: every worker sets the same values */
+    hr_log_level = o->quiet           ? HR_LOG_ERROR
+                   : r->cfg.log_level ? hr_log_level_parse(r->cfg.log_level)
+                                      : HR_LOG_INFO;
+    hr_log_format = r->cfg.log_format ? hr_log_format_parse(r->cfg.log_format) : HR_LOG_TEXT;
+    hr_log_access = r->cfg.access_log;
     char aerr[512];
     if (hr_auth_init(&r->auth, &r->cfg.auth, aerr, sizeof aerr) < 0) {
         fprintf(stderr, "herald: %s\n", aerr);
