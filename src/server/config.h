@@ -1,5 +1,6 @@
 /* config.h - herald's configuration: one table of options drives the defaults, the
- * command-line flags and --help. */
+ * command-line flags, the environment variables (HERALD_PORT), the keys of a --config file
+ * (JSON) and --help. */
 #ifndef HR_SERVER_CONFIG_H
 #define HR_SERVER_CONFIG_H
 
@@ -27,6 +28,9 @@ struct herald_config {
     struct hr_auth_config auth;           /* tokens, publish key, channel rules */
     const char *rules[HR_AUTH_RULES_MAX]; /* --channel-rule values; auth.rules points here */
     int dev_tokens;                       /* --dev-tokens: GET /dev/token */
+    const char *config_file;              /* --config, or HERALD_CONFIG: a JSON file of options */
+    int print_config;                     /* --print-config: the caller prints, then exits 0 */
+    char **env; /* the environment read for HERALD_* (NULL: environ); tests set their own */
 };
 
 enum hr_opt_type {
@@ -40,6 +44,8 @@ enum hr_opt_type {
     HR_OPT_MS_U64, /* uint64_t milliseconds, given in seconds */
     HR_OPT_POLICY, /* --channel-policy PATTERN=POLICY into history.rules, repeatable */
     HR_OPT_RULE,   /* --channel-rule 'PATTERN READ PUBLISH' into auth.rules, repeatable */
+    HR_OPT_CONFIG, /* --config FILE: read before the environment and the flags apply */
+    HR_OPT_PRINT,  /* --print-config */
     HR_OPT_HELP,
     HR_OPT_VERSION,
 };
@@ -47,7 +53,11 @@ enum hr_opt_type {
 enum {
     HR_OPT_ZERO_OK = 1,   /* 0 (seconds: "0") is allowed besides [min, max] */
     HR_OPT_NONE_NULL = 2, /* strings: "none" sets NULL */
+    HR_OPT_SECRET = 4,    /* --print-config shows HR_CONFIG_REDACTED, never the value */
+    HR_OPT_ALIAS = 8,     /* an old name of the entry before it: not printed by --print-config */
 };
+#define HR_CONFIG_REDACTED "<redacted>"
+#define HR_CONFIG_FILE_MAX (1u << 20) /* a config file bigger than this is refused */
 
 /* One option: its flag, where it goes, its default, what it accepts, and its --help. */
 struct hr_opt {
@@ -73,14 +83,26 @@ extern const size_t hr_config_table_len;
 
 /* The defaults of the table (every field; io.config NULL). */
 void hr_config_init(struct herald_config *cfg);
-/* Parse argv over what cfg holds (so a caller's defaults stand unless a flag is given).
- * Returns 0 to run, 1 when --help or --version was printed (exit 0), HR_EINVAL on a bad flag
- * with a one-line message in err (exit 2). */
+/* Parse the configuration over what cfg holds (so a caller's defaults stand unless an option
+ * is given): the --config file (or HERALD_CONFIG's), then the HERALD_* environment variables,
+ * then argv, each over the one before (flag > env > file > default, per option; a repeatable
+ * option's values come whole from the highest source that gives any). Returns 0 to run (or
+ * to print the configuration when cfg->print_config is set), 1 when --help or --version was
+ * printed (exit 0), HR_EINVAL on a bad flag, variable, file or value with a one-line message
+ * in err (exit 2). */
 int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err, size_t errlen);
+/* The options of a config file's text over cfg; name is the file's name in messages
+ * ("NAME:LINE:COLUMN: reason"). Strings are copied (they live as long as the process). */
+int hr_config_load_text(struct herald_config *cfg, const char *name, const char *text, size_t len,
+                        char *err, size_t errlen);
+/* The effective configuration as a config file (JSON, secrets redacted). 0 or HR_ENOMEM. */
+int hr_config_print(FILE *out, const struct herald_config *cfg);
+/* HERALD_ and the name in capitals, '-' as '_' (--max-msg-rate: HERALD_MAX_MSG_RATE). */
+void hr_config_env_name(const struct hr_opt *o, char *out, size_t outlen);
 void hr_config_usage(FILE *out);
 /* The default of an entry as --help shows it ("" when it has none). */
 void hr_config_default_str(const struct hr_opt *o, char *out, size_t outlen);
-/* Whether the flag called name was given. */
+/* Whether the option called name was given (by a flag, the environment or the file). */
 int hr_config_given(const struct herald_config *cfg, const char *name);
 /* Whether access control is configured (a token key, a publish key or a channel rule): the
  * defaults that keep the seed's open demo working (any origin, no publish rate) then give way

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
-export const heraldBin = process.env.HERALD_BIN ? path.resolve(process.env.HERALD_BIN) : path.join(repoRoot, 'build/herald');
+export const heraldBin = process.env.E2E_HERALD_BIN ? path.resolve(process.env.E2E_HERALD_BIN) : path.join(repoRoot, 'build/herald');
 
 const dataDirs = [];
 process.on('exit', () => { for (const d of dataDirs) fs.rmSync(d, { recursive: true, force: true }); });
@@ -414,7 +414,7 @@ export async function httpExchange(port, request, ms = 5000) {
 }
 
 // Fail if herald's output holds an AddressSanitizer/UBSan/LeakSanitizer report (useful with
-// HERALD_BIN pointing at a -DHERALD_SANITIZE=ON build; a no-op for normal builds).
+// E2E_HERALD_BIN pointing at a -DHERALD_SANITIZE=ON build; a no-op for normal builds).
 export function sanitizerReport(h) {
   const out = h.output();
   const i = out.search(/ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/);
