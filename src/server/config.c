@@ -796,6 +796,14 @@ static int one_name(uint64_t seen, const char *where, char *err, size_t errlen)
     return 0;
 }
 
+/* A refusal is one line on stderr whatever the value held: control characters as '?'. */
+static void one_line(char *err)
+{
+    for (char *p = err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 /* HERALD_* variables: every one must name an option (a misspelt HERALD_JWT_SECRET must not
  * leave a server open). Empty ones count as unset; a repeatable option's values are lines. */
 static int load_env(struct herald_config *cfg, char *err, size_t errlen)
@@ -1059,6 +1067,7 @@ int hr_config_load_text(struct herald_config *cfg, const char *name, const char 
     if (!root) {
         snprintf(err, errlen, "%s:%d:%d: %s", name, je.line > 0 ? je.line : 1,
                  je.column > 0 ? je.column : 1, je.text);
+        one_line(err);
         return HR_EINVAL;
     }
     struct scan sc = {.s = text, .n = len, .line = 1, .col = 1};
@@ -1112,6 +1121,8 @@ lost: /* jansson accepted what this walk cannot follow: a bug here, refused all 
     snprintf(err, errlen, "%s:%d:%d: unexpected text", name, sc.line, sc.col);
 out:
     json_decref(root);
+    if (rc < 0)
+        one_line(err);
     return rc;
 }
 
@@ -1243,6 +1254,8 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
     rc = 0;
 out:
     free(flags);
+    if (rc < 0)
+        one_line(err);
     return rc;
 }
 

@@ -554,6 +554,7 @@ static void env_refusals(void **state)
         {"HERALD_PORT=abc", "HERALD_PORT: port wants a number from 0 to 65535, not 'abc'"},
         {"HERALD_LP_TIMEOUT=0", "HERALD_LP_TIMEOUT: lp-timeout wants seconds > 0, not '0'"},
         {"HERALD_QUIET=yes", "HERALD_QUIET wants 1, 0, true or false, not 'yes'"},
+        {"HERALD_PORT=1\n2", "HERALD_PORT: port wants a number from 0 to 65535, not '1?2'"},
         {"HERALD_CHANNEL_RULE=a:* all none\nb:* all",
          "HERALD_CHANNEL_RULE: channel-rule wants 'PATTERN READ PUBLISH', each of "
          "all|token|owner|none, not 'b:* all'"},
@@ -598,6 +599,8 @@ static void file_refusals(void **state)
         {"{\"channel-policy\": {}}",
          "f.json:1:20: channel-policy wants a string or an array of strings, not an object"},
         {"{\"store\": \"disk\"}", "f.json:1:11: store wants memory or sqlite, not 'disk'"},
+        /* one line whatever the value holds */
+        {"{\"store\": \"a\\nb\"}", "f.json:1:11: store wants memory or sqlite, not 'a?b'"},
         {"{\"jwt-secret\": \"<redacted>\"}",
          "f.json:1:16: <redacted> is what --print-config shows in place of jwt-secret: give the "
          "secret"},
