@@ -584,9 +584,9 @@ void hr_config_usage(FILE *out)
             "WebSocket and static files over HTTP/1.1.\n"
             "\n"
             "Every option can also be set by an environment variable, HERALD_ and its name in\n"
-            "capitals with _ for - (HERALD_MAX_MSG_RATE=50; flags: 1 or 0; repeatable ones: a\n"
-            "value a line), or by a key of a --config file ({\"max-msg-rate\": 50}); a flag wins\n"
-            "over a variable, a variable over the file, the file over the default.\n");
+            "capitals with _ for - (HERALD_MAX_MSG_RATE=50; switches: 1 or 0; repeatable\n"
+            "options: a value a line), or by a key of a --config file ({\"max-msg-rate\": 50});\n"
+            "a flag wins over a variable, a variable over the file, the file over the default.\n");
     for (size_t i = 0; i < hr_config_table_len; i++) {
         const struct hr_opt *o = &hr_config_table[i];
         if (o->section)
@@ -857,6 +857,7 @@ static int load_env(struct herald_config *cfg, char *err, size_t errlen)
             line += n + (line[n] == '\n');
         }
     }
+    cfg->by_env = seen;
     return one_name(seen, "the environment", err, errlen);
 }
 
@@ -1115,6 +1116,7 @@ int hr_config_load_text(struct herald_config *cfg, const char *name, const char 
             goto out;
         rc = HR_EINVAL;
     }
+    cfg->by_file |= seen;
     rc = one_name(seen, name, err, errlen);
     goto out;
 lost: /* jansson accepted what this walk cannot follow: a bug here, refused all the same */
@@ -1235,6 +1237,7 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
     for (size_t k = 0; k < nflags; k++)
         if (apply(cfg, flags[k].i, flags[k].arg, &seen, NULL, err, errlen) < 0)
             goto out;
+    cfg->by_flag = seen;
     if (one_name(seen, "", err, errlen) < 0)
         goto out;
     hr_config_quota_defaults(cfg);
@@ -1330,4 +1333,29 @@ int hr_config_print(FILE *out, const struct herald_config *cfg)
         fputc('\n', out);
     json_decref(root);
     return rc;
+}
+
+void hr_config_print_sources(FILE *out, const struct herald_config *cfg)
+{
+    struct {
+        uint64_t bits;
+        const char *from;
+    } src[] = {{cfg->by_flag, "the command line"},
+               {cfg->by_env & ~cfg->by_flag, "the environment"},
+               {cfg->by_file & ~cfg->by_env & ~cfg->by_flag, cfg->config_file}};
+    int any = 0;
+    fputs("herald:", out);
+    for (size_t k = 0; k < sizeof src / sizeof src[0]; k++) {
+        const char *sep = " ";
+        for (size_t i = 0; i < hr_config_table_len; i++)
+            if ((src[k].bits >> i) & 1 && hr_config_table[i].type != HR_OPT_CONFIG &&
+                hr_config_table[i].type != HR_OPT_PRINT) {
+                fprintf(out, "%s%s", sep, hr_config_table[i].name);
+                sep = ", ";
+            }
+        if (sep[0] == ',')
+            fprintf(out, " from %s;", src[k].from ? src[k].from : "the file");
+        any |= sep[0] == ',';
+    }
+    fputs(any ? " the rest: defaults\n" : " every option at its default\n", out);
 }

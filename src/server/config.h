@@ -22,7 +22,8 @@ struct herald_config {
     struct hr_rate publish;         /* --publish-rate, --publish-burst (hr_config_quota_defaults) */
     uint32_t max_channels;          /* --max-channels: channel rooms per Socket.IO socket */
     const char *tls_cert, *tls_key; /* PEM files: the listener speaks TLS only; NULL: none */
-    uint64_t given;                 /* bit i: hr_config_table[i] was on the command line */
+    uint64_t given; /* bit i: hr_config_table[i] was given (flag, environment or file) */
+    uint64_t by_flag, by_env, by_file;  /* the same, per source (--print-config says which) */
     int (*app_known)(const char *name); /* --app accepts these (set by the binary); NULL: any */
     char patterns[HR_POLICY_RULES_MAX][HR_CHANNEL_NAME_MAX + 1]; /* history.rules point here */
     struct hr_auth_config auth;           /* tokens, publish key, channel rules */
@@ -97,6 +98,8 @@ int hr_config_load_text(struct herald_config *cfg, const char *name, const char 
                         char *err, size_t errlen);
 /* The effective configuration as a config file (JSON, secrets redacted). 0 or HR_ENOMEM. */
 int hr_config_print(FILE *out, const struct herald_config *cfg);
+/* One line: which options came from the command line, the environment and the file. */
+void hr_config_print_sources(FILE *out, const struct herald_config *cfg);
 /* HERALD_ and the name in capitals, '-' as '_' (--max-msg-rate: HERALD_MAX_MSG_RATE). */
 void hr_config_env_name(const struct hr_opt *o, char *out, size_t outlen);
 void hr_config_usage(FILE *out);

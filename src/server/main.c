@@ -27,8 +27,11 @@ int main(int argc, char **argv)
         app->defaults(&cfg.io);
         hr_config_parse(&cfg, argc, argv, err, sizeof err);
     }
-    if (cfg.print_config)
+    if (cfg.print_config) {
+        /* stdout stays a config file; where each value came from goes to stderr */
+        hr_config_print_sources(stderr, &cfg);
         return hr_config_print(stdout, &cfg) < 0 ? 1 : 0;
+    }
     herald_io *io = hr_server_io_new(&cfg, app->eio, app->name);
     if (!io)
         return 1;

@@ -42,11 +42,11 @@ function run(args, env = {}) {
   return spawnSync(heraldBin, args, { encoding: 'utf8', timeout: 10000, cwd: dir, env: { ...baseEnv, ...env } });
 }
 
-// The effective configuration herald prints (exit 0, nothing on stderr).
+// The effective configuration herald prints (exit 0; on stderr one line: where values came from).
 function printed(args, env = {}) {
   const r = run([...args, '--print-config'], env);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stderr, '');
+  assert.match(r.stderr, /^herald: [^\n]*\n$/);
   return JSON.parse(r.stdout);
 }
 
@@ -100,6 +100,10 @@ describe('precedence: flag > env > file > default', () => {
     assert.equal(c['history-age'], 0);          // an empty variable is unset
     assert.deepEqual(c['channel-rule'], ['c:* all all', 'd:* none none']); // env's list, whole
     assert.deepEqual(c['channel-policy'], ['x:*=skip']);
+    // and stderr says which source gave what
+    const r = run(['--config', f, '--port', '4003', '--print-config'], { HERALD_PORT: '4002', HERALD_MAX_HEAD: '8192' });
+    assert.equal(r.stderr, `herald: port from the command line; max-head from the environment; quiet, store, channel-policy, lp-timeout, channel-rule from ${f}; the rest: defaults\n`);
+    assert.equal(run(['--print-config']).stderr, 'herald: every option at its default\n');
     // a channel rule from the environment configures access control: the derived defaults follow
     assert.equal(c['publish-rate'], 50);
     assert.equal(c['allowed-origins'], null);
@@ -266,7 +270,7 @@ describe('--help', () => {
     assert.equal(r.status, 0);
     const text = r.stdout;
     assert.equal(text.split('HERALD_MAX_MSG_RATE').length - 1, 1);
-    assert.match(text, /a flag wins\nover a variable, a variable over the file, the file over the default/);
+    assert.match(text, /\na flag wins over a variable, a variable over the file, the file over the default\.\n/);
     const headings = [...text.matchAll(/^(\S[^\n]*):$/gm)].map((m) => m[1]);
     assert.deepEqual(headings.map((h) => h.split(' ')[0]), ['Server', 'Socket.IO', 'Channels', 'Limits', 'Access', 'Configuration']);
     // --config and --print-config under Configuration, with what they do
