@@ -1,5 +1,6 @@
 /* config.c - herald's options: the table below is the one place a flag, its default, the
- * values it accepts and its --help line are written. */
+ * values it accepts and its --help line are written; the same entry is an environment variable
+ * (HERALD_MAX_MSG_RATE) and a key of a --config JSON file, read with the same value parser. */
 #include "config.h"
 
 #include <errno.h>
