@@ -6,6 +6,10 @@
 
 log() { printf '%s\n' "$*" >&2; }
 
+# HERALD_BIN names the binary for these scripts, not one of herald's options: herald refuses a
+# HERALD_* variable that names none, so it stays out of the servers' environment.
+export -n HERALD_BIN
+
 # ---------- building: always, so that a stale binary never measures old code ----------
 
 # build_tools: wsload and fanload (Release) into bench/build.

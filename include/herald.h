@@ -71,10 +71,11 @@ struct herald_options {
 
 /* Defaults as above (herald --help lists them). */
 void herald_options_init(struct herald_options *o);
-/* herald's command-line flags (herald --help) into o: the fields above a flag names, and the
- * rest (limits, channel settings) into o->config. Fields no flag names keep their values.
- * Returns 0 to go on, 1 when --help or --version was printed, -1 after printing a one-line
- * error. */
+/* herald's options (herald --help) into o: the command-line flags, over the HERALD_*
+ * environment variables, over a --config file; the fields above an option names, and the
+ * rest (limits, channel settings) into o->config. Fields no option names keep their values.
+ * Returns 0 to go on, 1 when --help, --version or --print-config was printed, -1 after
+ * printing a one-line error. */
 int herald_options_parse(struct herald_options *o, int argc, char **argv);
 
 /* A server with the options o (o->config is the server's from now on, even on failure).

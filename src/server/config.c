@@ -1,14 +1,17 @@
 /* config.c - herald's options: the table below is the one place a flag, its default, the
- * values it accepts and its --help line are written. */
+ * values it accepts and its --help line are written; the same entry is an environment variable
+ * (HERALD_MAX_MSG_RATE) and a key of a --config JSON file, read with the same value parser. */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/budget.h"
 #include "core/error.h"
@@ -61,7 +64,7 @@ const struct hr_opt hr_config_table[] = {
      .type = HR_OPT_STR,
      .offset = F(io.host),
      .def_str = "0.0.0.0",
-     .section = "",
+     .section = "Server:",
      .help = "address to listen on (default {}; IPv6 literals work)"},
     {.name = "port",
      .short_name = 'p',
@@ -96,6 +99,7 @@ const struct hr_opt hr_config_table[] = {
      .arg = "LIST",
      .type = HR_OPT_STR,
      .offset = F(io.allowed_origins),
+     .flags = HR_OPT_ALIAS,
      .valid = valid_origins,
      .want = "--cors-origin wants *, none or comma-separated origins "
              "(scheme://host[:port], no path)",
@@ -138,6 +142,34 @@ const struct hr_opt hr_config_table[] = {
      .offset = F(access_log),
      .help = "one log line per HTTP answer, WebSocket and stream (at its\n"
              "start); token query parameters are redacted"},
+
+    {.name = "workers",
+     .arg = "N",
+     .type = HR_OPT_U32,
+     .offset = F(io.workers),
+     .def = 0,
+     .max = 64,
+     .want = "--workers wants a number up to 64 (0: one per core)",
+     .help = "event loops, each on its own thread, sharing the\n"
+             "port (SO_REUSEPORT) and the channels (default {}:\n"
+             "one per core)"},
+    {.name = "tls-cert",
+     .arg = "FILE",
+     .type = HR_OPT_STR,
+     .offset = F(tls_cert),
+     .help = "serve HTTPS and WSS only, with this certificate (PEM,\n"
+             "the chain after it); needs --tls-key; reloaded on SIGHUP"},
+    {.name = "tls-key",
+     .arg = "FILE",
+     .type = HR_OPT_STR,
+     .offset = F(tls_key),
+     .help = "the private key of --tls-cert (PEM, not encrypted)"},
+    {.name = "io-uring",
+     .type = HR_OPT_FLAG,
+     .offset = F(limits.io_uring),
+     .help = "send each loop turn's output with one io_uring\n"
+             "submission instead of a system call per connection\n"
+             "(needs a build with liburing and a kernel that allows it)"},
 
     {.name = "path",
      .arg = "P",
@@ -351,33 +383,6 @@ const struct hr_opt hr_config_table[] = {
      .want = "--max-connections wants a number from 1 to 10000000",
      .help = "connections at once (default {}, lowered to fit\n"
              "the open-file limit); further ones are closed at accept"},
-    {.name = "workers",
-     .arg = "N",
-     .type = HR_OPT_U32,
-     .offset = F(io.workers),
-     .def = 0,
-     .max = 64,
-     .want = "--workers wants a number up to 64 (0: one per core)",
-     .help = "event loops, each on its own thread, sharing the\n"
-             "port (SO_REUSEPORT) and the channels (default {}:\n"
-             "one per core)"},
-    {.name = "tls-cert",
-     .arg = "FILE",
-     .type = HR_OPT_STR,
-     .offset = F(tls_cert),
-     .help = "serve HTTPS and WSS only, with this certificate (PEM,\n"
-             "the chain after it); needs --tls-key; reloaded on SIGHUP"},
-    {.name = "tls-key",
-     .arg = "FILE",
-     .type = HR_OPT_STR,
-     .offset = F(tls_key),
-     .help = "the private key of --tls-cert (PEM, not encrypted)"},
-    {.name = "io-uring",
-     .type = HR_OPT_FLAG,
-     .offset = F(limits.io_uring),
-     .help = "send each loop turn's output with one io_uring\n"
-             "submission instead of a system call per connection\n"
-             "(needs a build with liburing and a kernel that allows it)"},
     {.name = "max-connections-per-ip",
      .arg = "N",
      .type = HR_OPT_U32,
@@ -466,9 +471,11 @@ const struct hr_opt hr_config_table[] = {
      .arg = "S",
      .type = HR_OPT_STR,
      .offset = F(auth.jwt_secret),
+     .flags = HR_OPT_SECRET,
      .section = "Access control (docs/security.md):",
      .help = "accept tokens (JWT) signed HS256 with this secret\n"
-             "(32 bytes or more; or set HERALD_JWT_SECRET)"},
+             "(32 bytes or more; better HERALD_JWT_SECRET or the\n"
+             "file than a flag, which ps shows)"},
     {.name = "jwt-public-key",
      .arg = "FILE",
      .type = HR_OPT_STR,
@@ -479,9 +486,10 @@ const struct hr_opt hr_config_table[] = {
      .arg = "KEY",
      .type = HR_OPT_STR,
      .offset = F(auth.publish_key),
+     .flags = HR_OPT_SECRET,
      .help = "backends publishing with Authorization: Bearer KEY may\n"
-             "publish on any channel (16+ characters; or set\n"
-             "HERALD_PUBLISH_KEY)"},
+             "publish on any channel (16+ characters; better\n"
+             "HERALD_PUBLISH_KEY or the file than a flag)"},
     {.name = "channel-rule",
      .arg = "'P R W'",
      .type = HR_OPT_RULE,
@@ -503,13 +511,26 @@ const struct hr_opt hr_config_table[] = {
      .help = "DEVELOPMENT ONLY: GET /dev/token?sub=NAME hands anyone\n"
              "a one-hour token for any user (needs --jwt-secret)"},
 
-    {.name = "help", .short_name = 'h', .type = HR_OPT_HELP, .section = "", .help = "this text"},
+    {.name = "config",
+     .arg = "FILE",
+     .type = HR_OPT_CONFIG,
+     .offset = F(config_file),
+     .want = "--config wants a file",
+     .section = "Configuration:",
+     .help = "read options from this JSON file, {\"port\": 3000, ...}\n"
+             "(keys: the flags' names; or set HERALD_CONFIG)"},
+    {.name = "print-config",
+     .type = HR_OPT_PRINT,
+     .offset = F(print_config),
+     .help = "print the effective configuration as such a file\n"
+             "(secrets as " HR_CONFIG_REDACTED "), then exit"},
+    {.name = "help", .short_name = 'h', .type = HR_OPT_HELP, .help = "this text"},
     {.name = "version", .short_name = 'V', .type = HR_OPT_VERSION, .help = "the version"},
 };
 const size_t hr_config_table_len = sizeof hr_config_table / sizeof hr_config_table[0];
 
-_Static_assert(sizeof hr_config_table / sizeof hr_config_table[0] <= 64,
-               "herald_config.given has 64 bits");
+_Static_assert(sizeof hr_config_table / sizeof hr_config_table[0] <= HR_CONFIG_OPTS_MAX,
+               "struct hr_optset holds HR_CONFIG_OPTS_MAX options");
 
 static void *field(struct herald_config *cfg, const struct hr_opt *o)
 {
@@ -556,7 +577,7 @@ int hr_config_given(const struct herald_config *cfg, const char *name)
 {
     for (size_t i = 0; i < hr_config_table_len; i++)
         if (strcmp(hr_config_table[i].name, name) == 0)
-            return (cfg->given >> i) & 1;
+            return hr_optset_has(&cfg->given, i);
     return 0;
 }
 
@@ -595,7 +616,12 @@ void hr_config_usage(FILE *out)
     fprintf(out,
             "Usage: herald [options]\n"
             "A real-time push server: Socket.IO (Engine.IO v4: long-polling, WebSocket), RFC 6455\n"
-            "WebSocket and static files over HTTP/1.1.\n");
+            "WebSocket and static files over HTTP/1.1.\n"
+            "\n"
+            "Every option can also be set by an environment variable, HERALD_ and its name in\n"
+            "capitals with _ for - (HERALD_MAX_MSG_RATE=50; switches: 1 or 0; repeatable\n"
+            "options: a value a line), or by a key of a --config file ({\"max-msg-rate\": 50});\n"
+            "a flag wins over a variable, a variable over the file, the file over the default.\n");
     for (size_t i = 0; i < hr_config_table_len; i++) {
         const struct hr_opt *o = &hr_config_table[i];
         if (o->section)
@@ -679,7 +705,11 @@ static int set_value(struct herald_config *cfg, const struct hr_opt *o, const ch
         *(const char **)field(cfg, o) =
             (o->flags & HR_OPT_NONE_NULL) && strcmp(arg, "none") == 0 ? NULL : arg;
         return 0;
-    case HR_OPT_FLAG: *(int *)field(cfg, o) = 1; return 0;
+    case HR_OPT_CONFIG: *(const char **)field(cfg, o) = arg; return 0;
+    case HR_OPT_PRINT: *(int *)field(cfg, o) = 1; return 0;
+    case HR_OPT_FLAG: /* the command line gives none; the environment and files 1 or 0 */
+        *(int *)field(cfg, o) = !arg || strcmp(arg, "0") != 0;
+        return 0;
     case HR_OPT_INT:
     case HR_OPT_U32:
     case HR_OPT_U64:
@@ -712,6 +742,453 @@ static int set_value(struct herald_config *cfg, const struct hr_opt *o, const ch
     }
 }
 
+/* Strings read from a file or split from a variable live as long as the process: the
+ * configuration points at them as it points into argv, and is copied into every worker. */
+struct kept {
+    struct kept *next;
+    char s[];
+};
+static struct kept *kept;
+
+static const char *keep(const char *s, size_t n)
+{
+    struct kept *k = malloc(sizeof(*k) + n + 1);
+    if (!k)
+        return NULL;
+    memcpy(k->s, s, n);
+    k->s[n] = 0;
+    k->next = kept;
+    kept = k;
+    return k->s;
+}
+
+static size_t find(const char *name)
+{
+    size_t i = 0;
+    while (i < hr_config_table_len && strcmp(hr_config_table[i].name, name) != 0)
+        i++;
+    return i;
+}
+
+static int repeatable(const struct hr_opt *o)
+{
+    return o->type == HR_OPT_POLICY || o->type == HR_OPT_RULE;
+}
+
+/* Options the environment may set (HERALD_CONFIG included); a file sets these but --config. */
+static int env_ok(const struct hr_opt *o)
+{
+    return o->type != HR_OPT_HELP && o->type != HR_OPT_VERSION && o->type != HR_OPT_PRINT;
+}
+
+static int file_ok(const struct hr_opt *o)
+{
+    return env_ok(o) && o->type != HR_OPT_CONFIG;
+}
+
+void hr_config_env_name(const struct hr_opt *o, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "HERALD_%s", o->name);
+    for (char *p = out + 7; n > 7 && *p; p++)
+        *p = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+}
+
+/* One value of entry i from a source: the first value a source gives a repeatable option
+ * replaces the lower sources' list (the highest source giving any wins as a whole). where
+ * names the source in a refusal ("HERALD_PORT", "herald.json:3:11"); NULL: a flag. */
+static int apply(struct herald_config *cfg, size_t i, const char *v, struct hr_optset *seen,
+                 const char *where, char *err, size_t errlen)
+{
+    const struct hr_opt *o = &hr_config_table[i];
+    if (!hr_optset_has(seen, i) && o->type == HR_OPT_POLICY)
+        cfg->history.nrules = 0;
+    if (!hr_optset_has(seen, i) && o->type == HR_OPT_RULE)
+        cfg->auth.nrules = 0;
+    char why[192];
+    why[0] = 0;
+    if (set_value(cfg, o, v, why, sizeof why) < 0) {
+        const char *w = why[0] ? why : o->want ? o->want : "a bad value";
+        int tail = !why[0];
+        if (where && strncmp(w, "--", 2) == 0)
+            w += 2; /* "port wants ..." outside the command line */
+        snprintf(err, errlen, "%s%s%s%s%s%s", where ? where : "", where ? ": " : "", w,
+                 tail ? ", not '" : "", tail ? v : "", tail ? "'" : "");
+        return HR_EINVAL;
+    }
+    hr_optset_add(seen, i);
+    hr_optset_add(&cfg->given, i);
+    return 0;
+}
+
+/* --cors-origin is --allowed-origins under its old name: one source gives one or the other. */
+static int one_name(const struct hr_optset *seen, const char *where, char *err, size_t errlen)
+{
+    if (hr_optset_has(seen, find("allowed-origins")) && hr_optset_has(seen, find("cors-origin"))) {
+        snprintf(err, errlen, "%s%s--cors-origin is the old name of --allowed-origins: give one",
+                 where, where[0] ? ": " : "");
+        return HR_EINVAL;
+    }
+    return 0;
+}
+
+/* A refusal is one line on stderr whatever the value held: control characters as '?'. */
+static void one_line(char *err)
+{
+    for (char *p = err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
+/* HERALD_* variables: every one must name an option (a misspelt HERALD_JWT_SECRET must not
+ * leave a server open). Empty ones count as unset; a repeatable option's values are lines. */
+static int load_env(struct herald_config *cfg, char *err, size_t errlen)
+{
+    char **env = cfg->env ? cfg->env : environ;
+    struct hr_optset seen = {{0}};
+    for (char **e = env; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (strncmp(*e, "HERALD_", 7) != 0 || !eq)
+            continue;
+        char name[64], want[64];
+        size_t nlen = (size_t)(eq - *e), i = 0;
+        snprintf(name, sizeof name, "%.*s", (int)(nlen < sizeof name ? nlen : sizeof name - 1), *e);
+        for (; i < hr_config_table_len; i++) {
+            hr_config_env_name(&hr_config_table[i], want, sizeof want);
+            if (env_ok(&hr_config_table[i]) && nlen == strlen(want) && strcmp(name, want) == 0)
+                break;
+        }
+        if (i == hr_config_table_len) {
+            snprintf(err, errlen, "%s%s names no option (see herald --help)", name,
+                     nlen < sizeof name ? "" : "...");
+            return HR_EINVAL;
+        }
+        const struct hr_opt *o = &hr_config_table[i];
+        const char *v = eq + 1;
+        if (!*v || o->type == HR_OPT_CONFIG) /* HERALD_CONFIG was read first */
+            continue;
+        if (o->type == HR_OPT_FLAG) {
+            int on = strcmp(v, "1") == 0 || strcmp(v, "true") == 0;
+            if (!on && strcmp(v, "0") != 0 && strcmp(v, "false") != 0) {
+                snprintf(err, errlen, "%s wants 1, 0, true or false, not '%s'", name, v);
+                return HR_EINVAL;
+            }
+            v = on ? "1" : "0";
+        }
+        if (!repeatable(o)) {
+            if (apply(cfg, i, v, &seen, name, err, errlen) < 0)
+                return HR_EINVAL;
+            continue;
+        }
+        for (const char *line = v; *line;) {
+            size_t n = strcspn(line, "\n");
+            size_t m = n && line[n - 1] == '\r' ? n - 1 : n;
+            const char *one = m ? keep(line, m) : NULL;
+            if (m && !one) {
+                snprintf(err, errlen, "out of memory");
+                return HR_ENOMEM;
+            }
+            if (one && apply(cfg, i, one, &seen, name, err, errlen) < 0)
+                return HR_EINVAL;
+            line += n + (line[n] == '\n');
+        }
+    }
+    cfg->by_env = seen;
+    return one_name(&seen, "the environment", err, errlen);
+}
+
+/* A walk over a config file's text that jansson has accepted, for the line and column where
+ * each top-level key and value starts (jansson keeps none). Columns count characters, as
+ * jansson's do. Bounded by the text whatever it holds. */
+struct scan {
+    const char *s;
+    size_t n, i;
+    int line, col;
+};
+
+static int sc_more(const struct scan *sc)
+{
+    return sc->i < sc->n;
+}
+
+static void sc_next(struct scan *sc)
+{
+    if (sc->i >= sc->n)
+        return;
+    unsigned char c = (unsigned char)sc->s[sc->i++];
+    if (c == '\n') {
+        sc->line++;
+        sc->col = 1;
+    } else if ((c & 0xC0) != 0x80) {
+        sc->col++;
+    }
+}
+
+static void sc_space(struct scan *sc)
+{
+    while (sc_more(sc) && sc->s[sc->i] && strchr(" \t\r\n", sc->s[sc->i]))
+        sc_next(sc);
+}
+
+static int sc_string(struct scan *sc)
+{
+    if (!sc_more(sc) || sc->s[sc->i] != '"')
+        return HR_EINVAL;
+    sc_next(sc);
+    while (sc_more(sc)) {
+        char c = sc->s[sc->i];
+        sc_next(sc);
+        if (c == '\\')
+            sc_next(sc);
+        else if (c == '"')
+            return 0;
+    }
+    return HR_EINVAL;
+}
+
+static int sc_value(struct scan *sc)
+{
+    if (!sc_more(sc))
+        return HR_EINVAL;
+    char c = sc->s[sc->i];
+    if (c == '"')
+        return sc_string(sc);
+    if (c == '{' || c == '[') {
+        int depth = 0;
+        while (sc_more(sc)) {
+            c = sc->s[sc->i];
+            if (c == '"') {
+                if (sc_string(sc) < 0)
+                    return HR_EINVAL;
+                continue;
+            }
+            sc_next(sc);
+            if (c == '{' || c == '[')
+                depth++;
+            else if ((c == '}' || c == ']') && --depth == 0)
+                return 0;
+        }
+        return HR_EINVAL;
+    }
+    size_t from = sc->i;
+    while (sc_more(sc) && sc->s[sc->i] && !strchr(",}] \t\r\n", sc->s[sc->i]))
+        sc_next(sc);
+    return sc->i > from ? 0 : HR_EINVAL;
+}
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "a whole number";
+    case JSON_REAL: return "a number with decimals";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    default: return "null";
+    }
+}
+
+/* A key for a one-line message: control characters and quotes as '?', long ones cut. */
+static void printable(const char *s, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; *s && n + 4 < outlen; s++)
+        out[n++] = (unsigned char)*s < 0x20 || *s == '"' || *s == 0x7f ? '?' : *s;
+    if (*s)
+        n += (size_t)snprintf(out + n, outlen - n, "...");
+    out[n < outlen ? n : outlen - 1] = 0;
+}
+
+/* One top-level member of a config file: key at kpos, value at vpos ("FILE:LINE:COLUMN"). */
+static int file_member(struct herald_config *cfg, const char *key, const json_t *v,
+                       const char *kpos, const char *vpos, struct hr_optset *seen, char *err,
+                       size_t errlen)
+{
+    size_t i = find(key);
+    if (i == hr_config_table_len || !file_ok(&hr_config_table[i])) {
+        char k[80];
+        printable(key, k, sizeof k);
+        snprintf(err, errlen, "%s: unknown option \"%s\"%s", kpos, k,
+                 i == hr_config_table_len ? " (see herald --help)" : ": not in a file");
+        return HR_EINVAL;
+    }
+    const struct hr_opt *o = &hr_config_table[i];
+    const char *want = NULL;
+    char num[64];
+    if (json_is_null(v)) /* as if absent: what --print-config shows for "not set" */
+        return 0;
+    switch (o->type) {
+    case HR_OPT_STR:
+        if (!json_is_string(v)) {
+            want = "a string";
+            break;
+        }
+        if ((o->flags & HR_OPT_SECRET) && strcmp(json_string_value(v), HR_CONFIG_REDACTED) == 0) {
+            snprintf(err, errlen,
+                     "%s: %s is what --print-config shows in place of %s: give the secret", vpos,
+                     HR_CONFIG_REDACTED, o->name);
+            return HR_EINVAL;
+        }
+        const char *s = keep(json_string_value(v), json_string_length(v));
+        if (!s) {
+            snprintf(err, errlen, "out of memory");
+            return HR_ENOMEM;
+        }
+        return apply(cfg, i, s, seen, vpos, err, errlen);
+    case HR_OPT_FLAG:
+        if (!json_is_boolean(v)) {
+            want = "true or false";
+            break;
+        }
+        return apply(cfg, i, json_is_true(v) ? "1" : "0", seen, vpos, err, errlen);
+    case HR_OPT_INT:
+    case HR_OPT_U32:
+    case HR_OPT_U64:
+    case HR_OPT_SIZE:
+        if (!json_is_integer(v)) {
+            want = "a whole number";
+            break;
+        }
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return apply(cfg, i, num, seen, vpos, err, errlen);
+    case HR_OPT_MS_U32:
+    case HR_OPT_MS_U64:
+        if (json_is_integer(v))
+            snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        else if (json_is_real(v))
+            snprintf(num, sizeof num, "%.17g", json_real_value(v));
+        else {
+            want = "a number of seconds";
+            break;
+        }
+        return apply(cfg, i, num, seen, vpos, err, errlen);
+    case HR_OPT_POLICY:
+    case HR_OPT_RULE: {
+        size_t n = json_is_array(v) ? json_array_size(v) : 1;
+        for (size_t k = 0; k < n; k++)
+            if (!json_is_string(json_is_array(v) ? json_array_get(v, k) : v))
+                want = "a string or an array of strings";
+        if (want)
+            break;
+        /* the file's list, even empty, replaces the defaults */
+        if (o->type == HR_OPT_POLICY)
+            cfg->history.nrules = 0;
+        else
+            cfg->auth.nrules = 0;
+        hr_optset_add(seen, i);
+        hr_optset_add(&cfg->given, i);
+        for (size_t k = 0; k < n; k++) {
+            const json_t *e = json_is_array(v) ? json_array_get(v, k) : v;
+            const char *one = keep(json_string_value(e), json_string_length(e));
+            if (!one) {
+                snprintf(err, errlen, "out of memory");
+                return HR_ENOMEM;
+            }
+            if (apply(cfg, i, one, seen, vpos, err, errlen) < 0)
+                return HR_EINVAL;
+        }
+        return 0;
+    }
+    default: want = "nothing"; break;
+    }
+    snprintf(err, errlen, "%s: %s wants %s, not %s", vpos, o->name, want, json_kind(v));
+    return HR_EINVAL;
+}
+
+int hr_config_load_text(struct herald_config *cfg, const char *name, const char *text, size_t len,
+                        char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d:%d: %s", name, je.line > 0 ? je.line : 1,
+                 je.column > 0 ? je.column : 1, je.text);
+        one_line(err);
+        return HR_EINVAL;
+    }
+    struct scan sc = {.s = text, .n = len, .line = 1, .col = 1};
+    char kpos[160], vpos[160];
+    struct hr_optset seen = {{0}};
+    int rc = HR_EINVAL;
+    sc_space(&sc);
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s:%d:%d: wants an object of options, {\"port\": 3000, ...}, not %s",
+                 name, sc.line, sc.col, json_kind(root));
+        goto out;
+    }
+    sc_next(&sc); /* { */
+    for (;;) {
+        sc_space(&sc);
+        if (!sc_more(&sc))
+            goto lost;
+        if (sc.s[sc.i] == '}')
+            break;
+        if (sc.s[sc.i] == ',') {
+            sc_next(&sc);
+            continue;
+        }
+        snprintf(kpos, sizeof kpos, "%s:%d:%d", name, sc.line, sc.col);
+        size_t from = sc.i;
+        if (sc_string(&sc) < 0)
+            goto lost;
+        json_t *k = json_loadb(text + from, sc.i - from, JSON_DECODE_ANY, NULL);
+        sc_space(&sc);
+        if (!json_is_string(k) || !sc_more(&sc) || sc.s[sc.i] != ':') {
+            json_decref(k);
+            goto lost;
+        }
+        sc_next(&sc);
+        sc_space(&sc);
+        snprintf(vpos, sizeof vpos, "%s:%d:%d", name, sc.line, sc.col);
+        const json_t *v = json_object_get(root, json_string_value(k));
+        if (sc_value(&sc) < 0 || !v) {
+            json_decref(k);
+            goto lost;
+        }
+        rc = file_member(cfg, json_string_value(k), v, kpos, vpos, &seen, err, errlen);
+        json_decref(k);
+        if (rc < 0)
+            goto out;
+        rc = HR_EINVAL;
+    }
+    for (size_t k = 0; k < HR_CONFIG_OPTS_MAX / 64; k++)
+        cfg->by_file.w[k] |= seen.w[k];
+    rc = one_name(&seen, name, err, errlen);
+    goto out;
+lost: /* jansson accepted what this walk cannot follow: a bug here, refused all the same */
+    snprintf(err, errlen, "%s:%d:%d: unexpected text", name, sc.line, sc.col);
+out:
+    json_decref(root);
+    if (rc < 0)
+        one_line(err);
+    return rc;
+}
+
+static int load_file(struct herald_config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = f ? malloc(HR_CONFIG_FILE_MAX + 1) : NULL;
+    size_t n = text ? fread(text, 1, HR_CONFIG_FILE_MAX + 1, f) : 0;
+    int e = errno;
+    if (!f || !text || ferror(f)) {
+        snprintf(err, errlen, "cannot read config file %s: %s", path,
+                 strerror(f && !text ? ENOMEM : e));
+        if (f)
+            fclose(f);
+        free(text);
+        return HR_EINVAL;
+    }
+    fclose(f);
+    int rc = HR_EINVAL;
+    if (n > HR_CONFIG_FILE_MAX)
+        snprintf(err, errlen, "config file %s: more than %u bytes", path, HR_CONFIG_FILE_MAX);
+    else
+        rc = hr_config_load_text(cfg, path, text, n, err, errlen);
+    free(text);
+    return rc;
+}
+
 int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     struct option longopts[sizeof hr_config_table / sizeof hr_config_table[0] + 1];
@@ -731,13 +1208,25 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
     longopts[hr_config_table_len] = (struct option){0, 0, 0, 0};
     *sp = 0;
 
-    int ch;
+    /* the flags are read first and applied last: the file they may name, then the
+     * environment, come under them */
+    struct flag {
+        size_t i;
+        const char *arg;
+    } *flags = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*flags));
+    size_t nflags = 0;
+    const char *file = NULL;
+    int ch, rc = HR_EINVAL;
+    if (!flags) {
+        snprintf(err, errlen, "out of memory");
+        return HR_ENOMEM;
+    }
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         if (ch == ':') {
             snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
-            return HR_EINVAL;
+            goto out;
         }
         size_t i = 0;
         if (ch >= 256)
@@ -747,51 +1236,165 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
                 i++;
         if (ch == '?' || i >= hr_config_table_len) {
             snprintf(err, errlen, "unknown option %s (see --help)", argv[optind - 1]);
-            return HR_EINVAL;
+            goto out;
         }
         const struct hr_opt *o = &hr_config_table[i];
         if (o->type == HR_OPT_HELP) {
             hr_config_usage(stdout);
-            return 1;
+            rc = 1;
+            goto out;
         }
         if (o->type == HR_OPT_VERSION) {
             printf("herald %s\n", HERALD_VERSION);
-            return 1;
+            rc = 1;
+            goto out;
         }
-        err[0] = 0;
-        if (set_value(cfg, o, optarg, err, errlen) < 0) {
-            if (!err[0])
-                snprintf(err, errlen, "%s, not '%s'", o->want, optarg);
-            return HR_EINVAL;
-        }
-        cfg->given |= 1ull << i;
+        if (o->type == HR_OPT_CONFIG)
+            file = optarg;
+        flags[nflags++] = (struct flag){i, optarg};
     }
     if (optind < argc) {
         snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
-        return HR_EINVAL;
+        goto out;
     }
-    if (hr_config_given(cfg, "allowed-origins") && hr_config_given(cfg, "cors-origin")) {
-        snprintf(err, errlen, "--cors-origin is the old name of --allowed-origins: give one");
-        return HR_EINVAL;
+    if (!file) {
+        char **env = cfg->env ? cfg->env : environ;
+        for (char **e = env; e && *e; e++)
+            if (strncmp(*e, "HERALD_CONFIG=", 14) == 0 && (*e)[14])
+                file = *e + 14;
     }
+    if (file) {
+        if (load_file(cfg, file, err, errlen) < 0)
+            goto out;
+        cfg->config_file = file;
+    }
+    if (load_env(cfg, err, errlen) < 0)
+        goto out;
+    struct hr_optset seen = {{0}};
+    for (size_t k = 0; k < nflags; k++)
+        if (apply(cfg, flags[k].i, flags[k].arg, &seen, NULL, err, errlen) < 0)
+            goto out;
+    cfg->by_flag = seen;
+    if (one_name(&seen, "", err, errlen) < 0)
+        goto out;
     hr_config_quota_defaults(cfg);
     if (!cfg->tls_cert != !cfg->tls_key) {
         snprintf(err, errlen, "%s",
                  cfg->tls_cert ? "--tls-cert needs --tls-key" : "--tls-key needs --tls-cert");
-        return HR_EINVAL;
+        goto out;
     }
     if (cfg->tls_cert && cfg->limits.io_uring) {
         /* TLS output is encrypted and sent by OpenSSL, one record at a time */
         snprintf(err, errlen, "--io-uring does not apply to TLS: use one or the other");
-        return HR_EINVAL;
+        goto out;
     }
     /* a polling POST may carry a whole payload, unless the body limit was set lower */
     if (!hr_config_given(cfg, "max-body") && cfg->limits.max_body < cfg->io.max_payload)
         cfg->limits.max_body = cfg->io.max_payload;
-    /* secrets from the environment keep them out of the process list */
-    if (!cfg->auth.jwt_secret && getenv("HERALD_JWT_SECRET") && *getenv("HERALD_JWT_SECRET"))
-        cfg->auth.jwt_secret = getenv("HERALD_JWT_SECRET");
-    if (!cfg->auth.publish_key && getenv("HERALD_PUBLISH_KEY") && *getenv("HERALD_PUBLISH_KEY"))
-        cfg->auth.publish_key = getenv("HERALD_PUBLISH_KEY");
-    return 0;
+    rc = 0;
+out:
+    free(flags);
+    if (rc < 0)
+        one_line(err);
+    return rc;
+}
+
+int hr_config_print(FILE *out, const struct herald_config *cfg)
+{
+    json_t *root = json_object();
+    int rc = root ? 0 : HR_ENOMEM;
+    for (size_t i = 0; i < hr_config_table_len && rc == 0; i++) {
+        const struct hr_opt *o = &hr_config_table[i];
+        if (!file_ok(o) || (o->flags & HR_OPT_ALIAS))
+            continue;
+        const void *p = (const char *)cfg + o->offset;
+        json_t *v = NULL;
+        uint64_t n = 0;
+        switch (o->type) {
+        case HR_OPT_STR: {
+            const char *s = *(const char *const *)p;
+            if (!s)
+                v = json_null(); /* not set: the default (or one derived from others) */
+            else if (o->flags & HR_OPT_SECRET)
+                v = json_string(HR_CONFIG_REDACTED);
+            else if (!(v = json_string(s))) /* not UTF-8 (from argv): as given */
+                v = json_stringn_nocheck(s, strlen(s));
+            break;
+        }
+        case HR_OPT_FLAG: v = json_boolean(*(const int *)p); break;
+        case HR_OPT_INT: v = json_integer(*(const int *)p); break;
+        case HR_OPT_U32: v = json_integer(*(const uint32_t *)p); break;
+        case HR_OPT_SIZE: v = json_integer((json_int_t) * (const size_t *)p); break;
+        case HR_OPT_U64:
+            n = *(const uint64_t *)p;
+            /* UINT64_MAX stands for a computed default (--max-memory's share of RAM) */
+            v = n > INT64_MAX ? json_null() : json_integer((json_int_t)n);
+            break;
+        case HR_OPT_MS_U32:
+        case HR_OPT_MS_U64:
+            n = o->type == HR_OPT_MS_U32 ? *(const uint32_t *)p : *(const uint64_t *)p;
+            v = n % 1000 == 0 ? json_integer((json_int_t)(n / 1000)) : json_real(n / 1000.0);
+            break;
+        case HR_OPT_POLICY:
+            v = json_array();
+            for (uint32_t k = 0; v && k < cfg->history.nrules; k++) {
+                char one[HR_CHANNEL_NAME_MAX + 32];
+                snprintf(one, sizeof one, "%s=%s", cfg->history.rules[k].pattern,
+                         hr_policy_name(cfg->history.rules[k].policy));
+                json_t *s = json_string(one);
+                if (!s)
+                    s = json_stringn_nocheck(one, strlen(one));
+                if (json_array_append_new(v, s) < 0)
+                    rc = HR_ENOMEM;
+            }
+            break;
+        case HR_OPT_RULE:
+            v = json_array();
+            for (uint32_t k = 0; v && k < cfg->auth.nrules; k++) {
+                json_t *s = json_string(cfg->rules[k]);
+                if (!s)
+                    s = json_stringn_nocheck(cfg->rules[k], strlen(cfg->rules[k]));
+                if (json_array_append_new(v, s) < 0)
+                    rc = HR_ENOMEM;
+            }
+            break;
+        default: continue;
+        }
+        if (!v || json_object_set_new(root, o->name, v) < 0)
+            rc = HR_ENOMEM;
+    }
+    if (rc == 0 &&
+        json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) < 0)
+        rc = HR_EIO;
+    if (rc == 0)
+        fputc('\n', out);
+    json_decref(root);
+    return rc;
+}
+
+void hr_config_print_sources(FILE *out, const struct herald_config *cfg)
+{
+    const char *from[3] = {"the command line", "the environment",
+                           cfg->config_file ? cfg->config_file : "the file"};
+    int any = 0;
+    fputs("herald:", out);
+    for (int k = 0; k < 3; k++) {
+        const char *sep = " ";
+        for (size_t i = 0; i < hr_config_table_len; i++) {
+            /* where the value in effect came from: the highest source giving it */
+            int src = hr_optset_has(&cfg->by_flag, i)   ? 0
+                      : hr_optset_has(&cfg->by_env, i)  ? 1
+                      : hr_optset_has(&cfg->by_file, i) ? 2
+                                                        : -1;
+            if (src == k && hr_config_table[i].type != HR_OPT_CONFIG &&
+                hr_config_table[i].type != HR_OPT_PRINT) {
+                fprintf(out, "%s%s", sep, hr_config_table[i].name);
+                sep = ", ";
+            }
+        }
+        if (sep[0] == ',')
+            fprintf(out, " from %s;", from[k]);
+        any |= sep[0] == ',';
+    }
+    fputs(any ? " the rest: defaults\n" : " every option at its default\n", out);
 }

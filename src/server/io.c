@@ -80,6 +80,12 @@ int herald_options_parse(struct herald_options *o, int argc, char **argv)
         o->config = NULL;
         return rc < 0 ? -1 : 1;
     }
+    if (cfg->print_config) {
+        hr_config_print(stdout, cfg);
+        free(cfg);
+        o->config = NULL;
+        return 1;
+    }
     *o = cfg->io;
     o->config = cfg;
     return 0;

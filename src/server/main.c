@@ -1,5 +1,6 @@
-/* main.c - the herald binary: reads the flags, picks the app (--app, the tutorial's chat
- * server by default), makes the server and runs it until SIGINT or SIGTERM. */
+/* main.c - the herald binary: reads the configuration (file, environment, flags), picks the app
+ * (--app, the tutorial's chat server by default), makes the server and runs it until SIGINT or
+ * SIGTERM. */
 #include <stdio.h>
 
 #include "app/apps.h"
@@ -25,6 +26,11 @@ int main(int argc, char **argv)
         cfg.app_known = hr_app_known;
         app->defaults(&cfg.io);
         hr_config_parse(&cfg, argc, argv, err, sizeof err);
+    }
+    if (cfg.print_config) {
+        /* stdout stays a config file; where each value came from goes to stderr */
+        hr_config_print_sources(stderr, &cfg);
+        return hr_config_print(stdout, &cfg) < 0 ? 1 : 0;
     }
     herald_io *io = hr_server_io_new(&cfg, app->eio, app->name);
     if (!io)

@@ -390,7 +390,7 @@ describe('channels: publish, read, live, resume, switch, malformed, counts', () 
     };
     // warm up the allocator (with ASan, also its quarantine of freed blocks, 8 MB: a poll
     // frees little, so that takes more polls)
-    const warm = process.env.HERALD_SANITIZE === '1' ? 12000 : 2000;
+    const warm = process.env.E2E_SANITIZE === '1' ? 12000 : 2000;
     await round(0, warm);
     const rss0 = rssKb(h.proc.pid);
     await round(warm, 10000);
@@ -738,7 +738,7 @@ describe('channels: a stalled SSE reader is bounded', () => {
       // scripts/test.sh runs it) 20.5 and 24.9 MB. Unbounded (--max-queued 64 MiB) grows by
       // what was published (~21 MB per 20 MB), so 40 MB keeps the two far apart.
       t.diagnostic(`RSS growth ${growthMb.toFixed(1)} MB`);
-      const limitMb = process.env.HERALD_SANITIZE === '1' ? 34 : 14;
+      const limitMb = process.env.E2E_SANITIZE === '1' ? 34 : 14;
       assert.ok(growthMb < limitMb, `herald RSS grew ${growthMb.toFixed(1)} MB (${rss0} -> ${rss1} kB)`);
       // the stalled reader is gone from the channel while it still reads nothing
       const inf = await info(h.url, ch);

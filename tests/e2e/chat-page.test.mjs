@@ -29,7 +29,7 @@ import { startHerald, repoRoot, freshDataDir, sanitizerReport } from './lib/hera
 import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
 const outDir = path.join(repoRoot, 'test-output');
-const SLOW = process.env.HERALD_SANITIZE === '1';
+const SLOW = process.env.E2E_SANITIZE === '1';
 const WAIT = SLOW ? 30000 : 20000; // one wait for something a user would see
 const T = { timeout: SLOW ? 180000 : 120000 };
 const TRANSPORTS = ['socketio', 'websocket', 'sse', 'longpoll', 'poll'];

@@ -20,7 +20,7 @@ import {
 
 const MB = 1024 * 1024;
 // a sanitizer build pads and quarantines allocations: its memory bounds are looser
-const SAN = process.env.HERALD_SANITIZE === '1' ? 3 : 1;
+const SAN = process.env.E2E_SANITIZE === '1' ? 3 : 1;
 const CACHE = 8 * MB;
 
 // Publish n values of about size bytes each to ch, `concurrency` in flight; returns their ids.

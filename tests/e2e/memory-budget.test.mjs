@@ -17,7 +17,7 @@ import { request, makeAgent, JSON_TYPE, SseClient, pollAll, assertAlive, stopChe
 import { startCanary } from './lib/hostile.mjs';
 import { io as ioClient } from 'socket.io-client';
 
-const SAN = process.env.HERALD_SANITIZE === '1';
+const SAN = process.env.E2E_SANITIZE === '1';
 const T = { timeout: SAN ? 240000 : 120000 };
 const MiB = 1024 * 1024;
 

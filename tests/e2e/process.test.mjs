@@ -257,7 +257,7 @@ describe('signals and shutdown', () => {
 describe('valgrind', () => {
   const valgrind = '/usr/bin/valgrind';
   test('no memory errors or leaks under traffic and shutdown', { timeout: 150000 }, async (t) => {
-    if (process.env.HERALD_SANITIZE === '1') {
+    if (process.env.E2E_SANITIZE === '1') {
       // AddressSanitizer and valgrind cannot watch the same process; that build has ASan's
       // own leak check, and the plain build runs this test
       t.skip('an AddressSanitizer build: its leak check replaces valgrind here');

@@ -18,7 +18,7 @@ import { io } from 'socket.io-client';
 import { startHerald, sleep } from './lib/herald.mjs';
 import { publish, eventually, assertAlive, stopChecked } from './lib/channels-util.mjs';
 
-const SAN = process.env.HERALD_SANITIZE === '1';
+const SAN = process.env.E2E_SANITIZE === '1';
 const T = { timeout: SAN ? 120000 : 60000 };
 const W = SAN ? 30000 : 10000;
 const MAXQ = 65536;

@@ -24,7 +24,7 @@ import { Worker } from 'node:worker_threads';
 import { startHerald, heraldBin, repoRoot, rssKb, sleep, WsClient, upgradeRequest, parseFrames } from './lib/herald.mjs';
 import { request, publishMany, info, SseClient, eventually, makeAgent, JSON_TYPE, assertAlive, stopChecked } from './lib/channels-util.mjs';
 
-const SAN = process.env.HERALD_SANITIZE === '1';
+const SAN = process.env.E2E_SANITIZE === '1';
 const T = { timeout: SAN ? 240000 : 90000 };
 const W = SAN ? 60000 : 20000;       // bounded waits for things that must happen
 

@@ -9,7 +9,7 @@
 // reconnection, connection state recovery (replay of exactly the missed packets; off with
 // --recovery-window 0; expired after the window), --max-payload, and a 20 x 50 fan-out.
 //
-// The example is found in env HERALD_EXAMPLES (set by ctest) or <repo>/build/examples.
+// The example is found in env E2E_EXAMPLES (set by ctest) or <repo>/build/examples.
 import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { io, Manager } from 'socket.io-client';

@@ -22,7 +22,7 @@ import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-tls-'));
 const f = (n) => path.join(dir, n);
-const SLOW = process.env.HERALD_SANITIZE === '1' || process.env.HERALD_SANITIZE === 'ON';
+const SLOW = process.env.E2E_SANITIZE === '1' || process.env.E2E_SANITIZE === 'ON';
 const WAIT = SLOW ? 20000 : 8000;
 
 function run(cmd, args, { timeoutMs = 20000 } = {}) {
@@ -136,7 +136,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('TLS flags', () => {
   test('both or neither, a readable certificate and its own key: exit 2 with a reason otherwise', async () => {
-    const bin = process.env.HERALD_BIN ? path.resolve(process.env.HERALD_BIN) : path.join(repoRoot, 'build/herald');
+    const bin = process.env.E2E_HERALD_BIN ? path.resolve(process.env.E2E_HERALD_BIN) : path.join(repoRoot, 'build/herald');
     const cases = [
       [['--tls-cert', f('cert.pem')], /--tls-cert needs --tls-key/],
       [['--tls-key', f('key.pem')], /--tls-key needs --tls-cert/],

@@ -1,6 +1,8 @@
 /* test_server_options.c - src/server/config.c: the options table drives the defaults (and the
  * lower layers' *_DEFAULT macros agree with it), parses every type of value, refuses bad ones
- * with one line naming the flag, and --help lists every entry with its default. */
+ * with one line naming the flag, and --help lists every entry with its default; the same
+ * options come from HERALD_* variables and a JSON --config file, flag > env > file > default,
+ * refusals with the variable or FILE:LINE:COLUMN, and --print-config round-trips. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -27,10 +30,15 @@ static int app_known(const char *name)
     return strcmp(name, "chat") == 0 || strcmp(name, "conformance-sio") == 0;
 }
 
+/* the environment the parser reads: none, unless a test gives one (not the shell's) */
+static char *no_env[] = {NULL};
+
 static int parse(struct herald_config *cfg, int argc, char **argv)
 {
     err[0] = 0;
     cfg->app_known = app_known;
+    if (!cfg->env)
+        cfg->env = no_env;
     return hr_config_parse(cfg, argc, argv, err, sizeof err);
 }
 
@@ -63,7 +71,7 @@ static void defaults_are_the_table(void **state)
 {
     struct herald_config cfg;
     hr_config_init(&cfg);
-    assert_int_equal(cfg.given, 0);
+    assert_true(hr_optset_empty(&cfg.given));
     assert_null(cfg.io.config);
     assert_int_equal(cfg.history.nrules, 0);
     assert_false(hr_config_secured(&cfg)); /* the seed's open demo */
@@ -437,6 +445,10 @@ static void public_parse(void **state)
     struct herald_options o;
     herald_options_init(&o);
     o.port = 4000; /* the program's own default */
+    o.config = malloc(sizeof(*o.config));
+    assert_non_null(o.config);
+    hr_config_init(o.config);
+    o.config->env = no_env;
     char *argv[] = {"herald", "--max-head", "1024", "--store", "memory", NULL};
     assert_int_equal(herald_options_parse(&o, ARGC(argv), argv), 0);
     assert_int_equal(o.port, 4000);
@@ -444,6 +456,289 @@ static void public_parse(void **state)
     assert_non_null(o.config);
     assert_int_equal(o.config->limits.max_head, 1024);
     free(o.config);
+}
+
+/* A file of options in a temporary directory; its path in path. */
+static void write_file(char *path, size_t len, const char *text)
+{
+    snprintf(path, len, "/tmp/herald-config-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Per option, a flag wins over a variable, a variable over the file, the file over the
+ * default; a repeatable option comes whole from the highest source giving any value. */
+static void precedence(void **state)
+{
+    char path[64];
+    write_file(path, sizeof path,
+               "{\n  \"port\": 4001,\n  \"max-head\": 4096,\n  \"store\": \"memory\",\n"
+               "  \"lp-timeout\": 2.5,\n  \"quiet\": true,\n"
+               "  \"channel-rule\": [\"a:* all none\", \"b:* token none\"],\n"
+               "  \"channel-policy\": \"x:*=skip\",\n  \"publish-key\": \"0123456789abcdef\"\n}\n");
+    char cfgvar[96];
+    snprintf(cfgvar, sizeof cfgvar, "HERALD_CONFIG=%s", path);
+    char *env[] = {cfgvar,
+                   "HERALD_PORT=4002",
+                   "HERALD_MAX_HEAD=8192",
+                   "HERALD_QUIET=0",
+                   "HERALD_CHANNEL_RULE=c:* all all\r\nd:* none none\n",
+                   "HERALD_HISTORY_AGE=",
+                   "PATH=/bin",
+                   NULL};
+    struct herald_config cfg;
+    hr_config_init(&cfg);
+    cfg.env = env;
+    char *argv[] = {"herald", "--port", "4003", NULL};
+    assert_int_equal(parse(&cfg, ARGC(argv), argv), 0);
+    assert_int_equal(cfg.io.port, 4003);                /* flag */
+    assert_int_equal(cfg.limits.max_head, 8192);        /* env */
+    assert_string_equal(cfg.io.store, "memory");        /* file */
+    assert_int_equal(cfg.lp_timeout_ms, 2500);          /* file, decimals */
+    assert_int_equal(cfg.io.quiet, 0);                  /* env 0 over file true */
+    assert_true(cfg.history.max_age_ms == 0);           /* empty variable: unset */
+    assert_int_equal(cfg.limits.max_body, 1024 * 1024); /* default */
+    assert_int_equal(cfg.auth.nrules, 2);               /* env's list replaces the file's */
+    assert_string_equal(cfg.rules[0], "c:* all all");
+    assert_string_equal(cfg.rules[1], "d:* none none");
+    assert_int_equal(cfg.history.nrules, 1);
+    assert_string_equal(cfg.history.rules[0].pattern, "x:*");
+    assert_string_equal(cfg.auth.publish_key, "0123456789abcdef");
+    assert_string_equal(cfg.config_file, path);
+    /* given by any source: the derived defaults follow (secured: a publish rate) */
+    assert_true(hr_config_given(&cfg, "store"));
+    assert_true(hr_config_given(&cfg, "max-head"));
+    assert_false(hr_config_given(&cfg, "history-age"));
+    assert_true(hr_config_secured(&cfg));
+    assert_int_equal(cfg.publish.rate, HR_PUBLISH_RATE_SECURED);
+
+    /* --config names the file over HERALD_CONFIG; a flag's list replaces the others */
+    char other[64];
+    write_file(other, sizeof other, "{\"port\": 4100, \"publish-rate\": 7}");
+    hr_config_init(&cfg);
+    char *env2[] = {cfgvar, NULL};
+    cfg.env = env2;
+    char *argv2[] = {"herald", "--config", other, "--channel-rule", "e:* all all", NULL};
+    assert_int_equal(parse(&cfg, ARGC(argv2), argv2), 0);
+    assert_int_equal(cfg.io.port, 4100);
+    assert_string_equal(cfg.io.store, "sqlite");
+    assert_int_equal(cfg.publish.rate, 7);
+    assert_int_equal(cfg.publish.burst, 14);
+    assert_int_equal(cfg.auth.nrules, 1);
+    assert_string_equal(cfg.rules[0], "e:* all all");
+
+    /* the old HERALD_JWT_SECRET and HERALD_PUBLISH_KEY are options' variables now */
+    hr_config_init(&cfg);
+    char *env3[] = {"HERALD_JWT_SECRET="
+                    "0123456789abcdef0123456789abcdef",
+                    NULL};
+    cfg.env = env3;
+    char *none[] = {"herald", NULL};
+    assert_int_equal(parse(&cfg, ARGC(none), none), 0);
+    assert_string_equal(cfg.auth.jwt_secret, "0123456789abcdef0123456789abcdef");
+    unlink(path);
+    unlink(other);
+}
+
+/* Every refusal of the environment names the variable and the reason. */
+static void env_refusals(void **state)
+{
+    static const char *const cases[][2] = {
+        {"HERALD_PORTT=1", "HERALD_PORTT names no option (see herald --help)"},
+        {"HERALD_HELP=1", "HERALD_HELP names no option (see herald --help)"},
+        {"HERALD_PRINT_CONFIG=1", "HERALD_PRINT_CONFIG names no option (see herald --help)"},
+        {"HERALD_PORT=abc", "HERALD_PORT: port wants a number from 0 to 65535, not 'abc'"},
+        {"HERALD_LP_TIMEOUT=0", "HERALD_LP_TIMEOUT: lp-timeout wants seconds > 0, not '0'"},
+        {"HERALD_QUIET=yes", "HERALD_QUIET wants 1, 0, true or false, not 'yes'"},
+        {"HERALD_PORT=1\n2", "HERALD_PORT: port wants a number from 0 to 65535, not '1?2'"},
+        {"HERALD_CHANNEL_RULE=a:* all none\nb:* all",
+         "HERALD_CHANNEL_RULE: channel-rule wants 'PATTERN READ PUBLISH', each of "
+         "all|token|owner|none, not 'b:* all'"},
+        {"HERALD_CONFIG=/nonexistent/herald.json",
+         "cannot read config file /nonexistent/herald.json: No such file or directory"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct herald_config cfg;
+        hr_config_init(&cfg);
+        char *env[] = {(char *)cases[i][0], NULL};
+        cfg.env = env;
+        char *none[] = {"herald", NULL};
+        assert_int_equal(parse(&cfg, ARGC(none), none), HR_EINVAL);
+        assert_string_equal(err, cases[i][1]);
+    }
+    struct herald_config cfg;
+    hr_config_init(&cfg);
+    char *both[] = {"HERALD_CORS_ORIGIN=*", "HERALD_ALLOWED_ORIGINS=*", NULL};
+    cfg.env = both;
+    char *none[] = {"herald", NULL};
+    assert_int_equal(parse(&cfg, ARGC(none), none), HR_EINVAL);
+    assert_string_equal(
+        err, "the environment: --cors-origin is the old name of --allowed-origins: give one");
+}
+
+/* Every refusal of a file: FILE:LINE:COLUMN of the key or value (jansson's for syntax). */
+static void file_refusals(void **state)
+{
+    static const char *const cases[][2] = {
+        {"{\"port\": 70000}", "f.json:1:10: port wants a number from 0 to 65535, not '70000'"},
+        {"{\n  \"port\": 1,\n  \"bogus\": 2\n}",
+         "f.json:3:3: unknown option \"bogus\" (see herald --help)"},
+        {"{\"port\": \"3000\"}", "f.json:1:10: port wants a whole number, not a string"},
+        {"{\"port\": 1.5}", "f.json:1:10: port wants a whole number, not a number with decimals"},
+        {"{\"quiet\": 1}", "f.json:1:11: quiet wants true or false, not a whole number"},
+        {"{\"store\": 1}", "f.json:1:11: store wants a string, not a whole number"},
+        {"{\"lp-timeout\": \"2\"}",
+         "f.json:1:16: lp-timeout wants a number of seconds, not a string"},
+        {"{\"lp-timeout\": 0}", "f.json:1:16: lp-timeout wants seconds > 0, not '0'"},
+        {"{\"channel-rule\": [\"a:* all none\", 3]}",
+         "f.json:1:18: channel-rule wants a string or an array of strings, not an array"},
+        {"{\"channel-policy\": {}}",
+         "f.json:1:20: channel-policy wants a string or an array of strings, not an object"},
+        {"{\"store\": \"disk\"}", "f.json:1:11: store wants memory or sqlite, not 'disk'"},
+        /* one line whatever the value holds */
+        {"{\"store\": \"a\\nb\"}", "f.json:1:11: store wants memory or sqlite, not 'a?b'"},
+        {"{\"jwt-secret\": \"<redacted>\"}",
+         "f.json:1:16: <redacted> is what --print-config shows in place of jwt-secret: give the "
+         "secret"},
+        {"{\"config\": \"x.json\"}", "f.json:1:2: unknown option \"config\": not in a file"},
+        {"{\"help\": true}", "f.json:1:2: unknown option \"help\": not in a file"},
+        {"{\"port\": 1,\n \"port\": 2}", "f.json:2:7: duplicate object key near '\"port\"'"},
+        {"{\"port\": 1\n \"store\": \"memory\"}", "f.json:2:8: '}' expected near '\"store\"'"},
+        {"[1]", "f.json:1:1: wants an object of options, {\"port\": 3000, ...}, not an array"},
+        {"", "f.json:1:1: '[' or '{' expected near end of file"},
+        {"  \n\xc3\xa9{\"p\xc3\xa9\": 1}", "f.json:2:1: '[' or '{' expected near '\xc3\xa9'"},
+        {"{\"\xc3\xa9t\xc3\xa9\": 1, \"h\\u00e9\": 2}",
+         "f.json:1:2: unknown option \"\xc3\xa9t\xc3\xa9\" (see herald --help)"},
+        {"{\n\t\"\xc3\xa9\": 1, \"x\": {\"a\": [1, \"]}\"]}}",
+         "f.json:2:2: unknown option \"\xc3\xa9\" (see herald --help)"},
+        {"{\"cors-origin\": \"*\", \"allowed-origins\": \"*\"}",
+         "f.json: --cors-origin is the old name of --allowed-origins: give one"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct herald_config cfg;
+        hr_config_init(&cfg);
+        cfg.app_known = app_known;
+        err[0] = 0;
+        int rc =
+            hr_config_load_text(&cfg, "f.json", cases[i][0], strlen(cases[i][0]), err, sizeof err);
+        if (rc != HR_EINVAL || strcmp(err, cases[i][1]) != 0)
+            fail_msg("%s: %d %s", cases[i][0], rc, err);
+    }
+    /* a key's position after multi-byte characters and escapes counts characters */
+    struct herald_config cfg;
+    hr_config_init(&cfg);
+    const char *text = "{\"public\": \"\xc3\xa9\\\"t\xc3\xa9\", \"nope\": null}";
+    assert_int_equal(hr_config_load_text(&cfg, "f", text, strlen(text), err, sizeof err),
+                     HR_EINVAL);
+    assert_string_equal(err, "f:1:21: unknown option \"nope\" (see herald --help)");
+    /* null is as if absent */
+    hr_config_init(&cfg);
+    text = "{\"port\": null, \"allowed-origins\": null}";
+    assert_int_equal(hr_config_load_text(&cfg, "f", text, strlen(text), err, sizeof err), 0);
+    assert_int_equal(cfg.io.port, 3000);
+    assert_true(hr_optset_empty(&cfg.given));
+}
+
+/* --print-config's output read back gives the same configuration, printed the same. */
+static void print_round_trip(void **state)
+{
+    struct herald_config cfg;
+    hr_config_init(&cfg);
+    char *argv[] = {"herald",
+                    "--port",
+                    "4321",
+                    "--lp-timeout",
+                    "0.25",
+                    "--quiet",
+                    "--channel-policy",
+                    "a:*=coalesce",
+                    "--channel-policy",
+                    "b=c=skip",
+                    "--channel-rule",
+                    "n:* all none",
+                    "--allowed-origins",
+                    "https://a.example",
+                    "--max-memory",
+                    "0",
+                    "--history-age",
+                    "90",
+                    "--publish-key",
+                    "0123456789abcdef",
+                    NULL};
+    assert_int_equal(parse(&cfg, ARGC(argv), argv), 0);
+    char *one = NULL, *two = NULL;
+    size_t n1 = 0, n2 = 0;
+    FILE *f = open_memstream(&one, &n1);
+    assert_int_equal(hr_config_print(f, &cfg), 0);
+    fclose(f);
+    assert_non_null(strstr(one, "\"publish-key\": \"<redacted>\""));
+    assert_null(strstr(one, "0123456789abcdef"));
+    assert_non_null(strstr(one, "\"lp-timeout\": 0.25,"));
+    assert_non_null(
+        strstr(one, "\"channel-policy\": [\n    \"a:*=coalesce\",\n    \"b=c=skip\"\n  ]"));
+    assert_null(strstr(one, "cors-origin"));
+    assert_null(strstr(one, "\"config\""));
+    /* the secret excepted: read back without it */
+    char *red = strstr(one, "  \"publish-key\": \"<redacted>\",\n");
+    assert_non_null(red);
+    memmove(red, red + strlen("  \"publish-key\": \"<redacted>\",\n"),
+            strlen(red + strlen("  \"publish-key\": \"<redacted>\",\n")) + 1);
+    struct herald_config back;
+    hr_config_init(&back);
+    back.app_known = app_known;
+    assert_int_equal(hr_config_load_text(&back, "p", one, strlen(one), err, sizeof err), 0);
+    back.auth.publish_key = cfg.auth.publish_key;
+    hr_config_quota_defaults(&back);
+    f = open_memstream(&two, &n2);
+    assert_int_equal(hr_config_print(f, &back), 0);
+    fclose(f);
+    assert_int_equal(back.io.port, 4321);
+    assert_int_equal(back.lp_timeout_ms, 250);
+    assert_true(back.limits.max_memory == 0);
+    assert_int_equal(back.history.nrules, 2);
+    assert_string_equal(back.history.rules[1].pattern, "b=c");
+    /* printed alike, but for the line left out */
+    char *red2 = strstr(two, "  \"publish-key\": \"<redacted>\",\n");
+    assert_non_null(red2);
+    memmove(red2, red2 + strlen("  \"publish-key\": \"<redacted>\",\n"),
+            strlen(red2 + strlen("  \"publish-key\": \"<redacted>\",\n")) + 1);
+    assert_string_equal(one, two);
+    free(one);
+    free(two);
+}
+
+/* Whatever the text, the file reader answers without crashing (ASan builds check memory):
+ * a valid file cut and mangled byte by byte. */
+static void file_reader_survives_mangling(void **state)
+{
+    const char *base = "{\n  \"port\": 4001, \"channel-rule\": [\"a:* all none\", \"b\\\"c\"],\n"
+                       "  \"lp-timeout\": 2.5e0, \"quiet\": true, \"x\": {\"y\": [[], {}]}\n}\n";
+    size_t len = strlen(base);
+    char buf[256];
+    unsigned seed = 12345;
+    for (int round = 0; round < 20000; round++) {
+        memcpy(buf, base, len);
+        size_t n = len;
+        for (int k = 0; k < 1 + round % 4; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % n;
+            seed = seed * 1103515245u + 12345u;
+            static const char bytes[] = "{}[]\",:\\ \n0e.-tn\xc3\x80";
+            buf[at] = bytes[(seed >> 8) % (sizeof bytes - 1)];
+        }
+        if (round % 7 == 0)
+            n = (seed >> 4) % len;
+        struct herald_config cfg;
+        hr_config_init(&cfg);
+        err[0] = 0;
+        int rc = hr_config_load_text(&cfg, "m", buf, n, err, sizeof err);
+        assert_true(rc == 0 || rc == HR_EINVAL);
+        assert_true(rc == 0 || (strncmp(err, "m:", 2) == 0 || strncmp(err, "m: ", 3) == 0));
+    }
 }
 
 int main(void)
@@ -458,6 +753,11 @@ int main(void)
         cmocka_unit_test(help_lists_every_entry),
         cmocka_unit_test(table_is_complete),
         cmocka_unit_test(public_parse),
+        cmocka_unit_test(precedence),
+        cmocka_unit_test(env_refusals),
+        cmocka_unit_test(file_refusals),
+        cmocka_unit_test(print_round_trip),
+        cmocka_unit_test(file_reader_survives_mangling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
-export const heraldBin = process.env.HERALD_BIN ? path.resolve(process.env.HERALD_BIN) : path.join(repoRoot, 'build/herald');
+export const heraldBin = process.env.E2E_HERALD_BIN ? path.resolve(process.env.E2E_HERALD_BIN) : path.join(repoRoot, 'build/herald');
 
 const dataDirs = [];
 process.on('exit', () => { for (const d of dataDirs) fs.rmSync(d, { recursive: true, force: true }); });
@@ -24,12 +24,15 @@ export function freshDataDir() {
 // Start herald with extra flags; resolves once it prints its listening line.
 // Returns { port, url, proc, output(), stop(signal) }.
 // bin: another program that takes herald's flags (an example built with the C API).
-export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000, bin = heraldBin } = {}) {
+// port: the --port flag given ('0': any free one; null: none, the environment's or the config
+// file's then); env: variables added to the child's environment (HERALD_PORT, ...).
+export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000, bin = heraldBin, port: portFlag = '0', env } = {}) {
   const pub = args.includes('--public') ? [] : ['--public', path.join(repoRoot, 'public')];
   // every run gets its own data directory (the SQLite store), removed when the test process ends
   const data = args.includes('--data') ? [] : ['--data', freshDataDir()];
-  const argv = [...wrapper, bin, '--host', '127.0.0.1', '--port', '0', ...pub, ...data, ...args];
-  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const portArgs = portFlag === null ? [] : ['--port', String(portFlag)];
+  const argv = [...wrapper, bin, '--host', '127.0.0.1', ...portArgs, ...pub, ...data, ...args];
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });
@@ -414,7 +417,7 @@ export async function httpExchange(port, request, ms = 5000) {
 }
 
 // Fail if herald's output holds an AddressSanitizer/UBSan/LeakSanitizer report (useful with
-// HERALD_BIN pointing at a -DHERALD_SANITIZE=ON build; a no-op for normal builds).
+// E2E_HERALD_BIN pointing at a -DHERALD_SANITIZE=ON build; a no-op for normal builds).
 export function sanitizerReport(h) {
   const out = h.output();
   const i = out.search(/ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/);
