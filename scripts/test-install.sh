@@ -37,6 +37,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 1' TERM INT # so that cleanup runs (kills what it started, purges the package)
 
 ok() {
     echo "ok: $*"
