@@ -147,6 +147,8 @@ unit_settings() { grep -v -e '^#' -e '^$' | sed 's|@HERALD_BINDIR@|/usr/bin|'; }
 check "README's unit is packaging/herald.service.in" cmp \
     <(sed -n '/^```ini$/,/^```$/p' README.md | sed '1d;$d' | unit_settings) \
     <(unit_settings <packaging/herald.service.in)
+check "the man page is of this version ($("$prefix/bin/herald" --version))" \
+    grep -q "^\.TH HERALD 1 .* \"$("$prefix/bin/herald" --version)\"" "$prefix/share/man/man1/herald.1"
 if command -v groff >/dev/null; then
     check "the man page renders without warnings" \
         sh -c "groff -man -Tutf8 -ww '$prefix/share/man/man1/herald.1' 2>&1 >/dev/null | (! grep .)"
