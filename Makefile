@@ -1,5 +1,5 @@
 # Shortcuts for the scripts (the build itself is CMake).
-.PHONY: all run test build clean bench
+.PHONY: all run test build clean bench install deb
 
 all: build
 
@@ -18,6 +18,15 @@ test:
 
 bench:
 	bench/run.sh
+
+# The release build into PREFIX (default /usr/local; README "Install")
+PREFIX ?= /usr/local
+install: build
+	cmake --install build-release --prefix $(PREFIX)
+
+# The Debian package: build-release/herald_VERSION_ARCH.deb
+deb: build
+	cd build-release && cpack -G DEB
 
 clean:
 	rm -rf build build-release build-asan build-fuzz

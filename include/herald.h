@@ -69,7 +69,9 @@ struct herald_options {
                                    * defaults. herald_new takes it over (herald_run frees it). */
 };
 
-/* Defaults as above (herald --help lists them). */
+/* Defaults as above (herald --help lists them). A program installed as PREFIX/bin/NAME beside
+ * PREFIX/share/herald/public (cmake --install, the .deb) gets that as public_dir and an
+ * absolute data_dir instead (README, "Install"). */
 void herald_options_init(struct herald_options *o);
 /* herald's options (herald --help) into o: the command-line flags, over the HERALD_*
  * environment variables, over a --config file; the fields above an option names, and the

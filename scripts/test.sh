@@ -88,7 +88,23 @@ else
 fi
 
 echo "== build (gcc, -Werror) + unit and end-to-end tests"
-if build build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then run_ctest build; else failed=$((failed + 1)); fi
+if build build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
+    run_ctest build
+    # the same build installed, the examples built on the installed copy, and the .deb installed,
+    # run and purged (scripts/test-install.sh); each of its checks counts
+    echo "== install: cmake --install, the examples through pkg-config, cpack -G DEB, dpkg -i"
+    timeout 900 scripts/test-install.sh build 2>&1 | tee "$log"
+    counts=$(sed -n 's/^install: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log" | tail -1)
+    if [ -n "$counts" ]; then
+        passed=$((passed + ${counts% *}))
+        failed=$((failed + ${counts#* }))
+    else
+        echo "test: scripts/test-install.sh ended without its summary (timed out?)"
+        failed=$((failed + 1))
+    fi
+else
+    failed=$((failed + 1))
+fi
 
 echo "== AddressSanitizer + UBSan build + unit and end-to-end tests"
 if build build-asan -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON; then

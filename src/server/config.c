@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "http/origin.h"
+#include "paths.h"
 
 #define F(field) offsetof(struct herald_config, field)
 #define SECONDS_MAX (86400ull * 365)
@@ -80,7 +81,9 @@ const struct hr_opt hr_config_table[] = {
      .type = HR_OPT_STR,
      .offset = F(io.public_dir),
      .def_str = "public",
+     .def_found = hr_paths_public,
      .help = "directory of static files served at / (default {};\n"
+             "installed as PREFIX/bin/herald: PREFIX/share/herald/public;\n"
              "if it does not exist: a warning, and no static files)"},
     {.name = "allowed-origins",
      .arg = "LIST",
@@ -239,7 +242,11 @@ const struct hr_opt hr_config_table[] = {
      .type = HR_OPT_STR,
      .offset = F(io.data_dir),
      .def_str = "data",
-     .help = "directory of the sqlite store's herald.db (default {},\ncreated if missing)"},
+     .def_found = hr_paths_data,
+     .help = "directory of the sqlite store's herald.db (default {},\n"
+             "created if missing; installed: $STATE_DIRECTORY, else\n"
+             "/var/lib/herald, else ~/.local/state/herald when that\n"
+             "is not writable)"},
     {.name = "history",
      .arg = "N",
      .type = HR_OPT_U32,
@@ -557,9 +564,10 @@ void hr_config_init(struct herald_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < hr_config_table_len; i++) {
         const struct hr_opt *o = &hr_config_table[i];
-        if (o->type == HR_OPT_STR)
-            *(const char **)field(cfg, o) = o->def_str;
-        else
+        if (o->type == HR_OPT_STR) {
+            const char *found = o->def_found ? o->def_found() : NULL;
+            *(const char **)field(cfg, o) = found ? found : o->def_str;
+        } else
             set_number(cfg, o, o->def);
     }
     cfg->auth.rules = cfg->rules;
@@ -600,7 +608,11 @@ void hr_config_quota_defaults(struct herald_config *cfg)
 void hr_config_default_str(const struct hr_opt *o, char *out, size_t outlen)
 {
     switch (o->type) {
-    case HR_OPT_STR: snprintf(out, outlen, "%s", o->def_str ? o->def_str : ""); break;
+    case HR_OPT_STR: {
+        const char *found = o->def_found ? o->def_found() : NULL;
+        snprintf(out, outlen, "%s", found ? found : o->def_str ? o->def_str : "");
+        break;
+    }
     case HR_OPT_INT:
     case HR_OPT_U32:
     case HR_OPT_U64:
@@ -626,7 +638,7 @@ void hr_config_usage(FILE *out)
         const struct hr_opt *o = &hr_config_table[i];
         if (o->section)
             fprintf(out, "\n%s%s", o->section, o->section[0] ? "\n" : "");
-        char flag[64], def[32];
+        char flag[64], def[4096]; /* a default may be a path */
         snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         hr_config_default_str(o, def, sizeof def);
         fprintf(out, "  %-22s  ", flag);

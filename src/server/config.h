@@ -89,11 +89,13 @@ struct hr_opt {
     char short_name;  /* -p for --port, or 0 */
     const char *arg;  /* the value's name in --help ("N", "DIR"); NULL: takes none */
     enum hr_opt_type type;
-    size_t offset;       /* of the field in struct herald_config */
-    uint64_t def;        /* numbers (times in milliseconds) */
-    const char *def_str; /* strings */
-    uint64_t min, max;   /* numbers: the range accepted (seconds types: fixed) */
-    unsigned flags;      /* HR_OPT_ZERO_OK, HR_OPT_NONE_NULL */
+    size_t offset;                  /* of the field in struct herald_config */
+    uint64_t def;                   /* numbers (times in milliseconds) */
+    const char *def_str;            /* strings */
+    const char *(*def_found)(void); /* strings: the default found at run time (an installed
+                                       herald's paths); NULL from it: def_str stands */
+    uint64_t min, max;              /* numbers: the range accepted (seconds types: fixed) */
+    unsigned flags;                 /* HR_OPT_ZERO_OK, HR_OPT_NONE_NULL */
     int (*valid)(const struct herald_config *cfg,
                  const char *v); /* strings: accepted? NULL: anything */
     uint64_t (*shown)(void);     /* --help shows this computed default instead of def */

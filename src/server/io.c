@@ -42,6 +42,25 @@ static void dev_token_cb(struct hr_conn *c, struct hr_http_request *req, void *u
                         (size_t)len);
 }
 
+/* mkdir -p for --data: the missing parents too (an installed herald's default may be
+ * ~/.local/state/herald or PREFIX/var/lib/herald), they 0755, the directory itself 0700.
+ * Returns 0 or -1 with errno. */
+static int mkdir_parents(const char *dir)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *s = '/';
+    }
+    return mkdir(p, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 static struct hr_io *root_of(herald_io *io)
 {
     return (struct hr_io *)((char *)io - offsetof(struct hr_io, sio));
@@ -180,7 +199,7 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     if (!o->store || strcmp(o->store, "sqlite") == 0) {
         const char *dir = o->data_dir ? o->data_dir : "data";
         /* the data directory is created on first use, for the owner only */
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        if (mkdir_parents(dir) < 0)
             snprintf(err, sizeof err, "--data %s: %s", dir, strerror(errno));
         else
             r->store = hr_store_sqlite_new(r->loop, dir, err, sizeof err);

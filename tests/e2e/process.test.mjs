@@ -56,6 +56,17 @@ describe('command line', () => {
     assert.deepEqual(missing, [], 'flags missing from the README table');
   });
 
+  test('every flag of --help has its entry in the man page (man/herald.1)', () => {
+    const flags = [...run(['--help']).stdout.matchAll(/^ {2}(?:-\w, )?(--[a-z0-9-]+)/gm)].map((m) => m[1]);
+    assert.ok(flags.length > 30, `flags found in --help: ${flags}`);
+    // an option's entry: .TP, then the flag in bold (roff writes - as \-)
+    const man = fs.readFileSync(path.join(repoRoot, 'man/herald.1'), 'utf8');
+    const entries = new Set([...man.matchAll(/^\.TP\n\.B[IR]? (?:\\-\w ", " )?((?:\\-)+[a-z0-9\\-]+)/gm)]
+      .map((m) => m[1].replaceAll('\\-', '-')));
+    const missing = flags.filter((f) => !entries.has(f));
+    assert.deepEqual(missing, [], 'flags missing from man/herald.1');
+  });
+
   test('--help prints usage and exits 0', () => {
     const r = run(['--help']);
     assert.equal(r.status, 0, `exit status; stderr: ${r.stderr}`);
