@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/id.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "eio.h"
 
 /* The reference server's errors (engine.io Server.errors). */
@@ -302,6 +303,7 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
     }
     HASH_ADD_STR(eio->sessions, sid, s);
     eio->count++;
+    HR_METRIC_INC(opened[HR_MT_SOCKETIO]);
     /* the loop's time of this iteration: never later than the request that opened the session */
     heartbeat_at(s, uv_now(eio->srv->loop) + eio->opts.ping_interval_ms);
     return s;
@@ -580,6 +582,7 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     struct hr_eio *eio = s->eio;
     HASH_DEL(eio->sessions, s);
     eio->count--;
+    HR_METRIC_INC(closed[HR_MT_SOCKETIO]);
     hb_unlink(s);
     /* At shutdown the client is not told that the session ended on purpose: an Engine.IO close
      * packet means "closed deliberately", and python-socketio then never reconnects (its

@@ -10,6 +10,7 @@
 #include "core/budget.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "http.h"
 
 /* What a connection needs to read and dispatch requests: the parser and its request, the
@@ -244,6 +245,7 @@ void hr_http_respond(struct hr_conn *c, int status, const char *ctype, const cha
     struct hr_http_conn *h = H(c);
     if (!h || !h->responding)
         return;
+    hr_metrics_refused(status); /* every 4xx/5xx answer is a refusal, by its reason */
     h->head_only = req_of(h) && req_of(h)->method == HTTP_HEAD;
     int bodyless = h->head_only || status == 304 || status == 204;
     struct hr_buf *b = make_head(c, h, status, ctype, extra, len, bodyless ? 0 : len);

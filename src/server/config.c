@@ -13,6 +13,7 @@
 #include "core/budget.h"
 #include "core/error.h"
 #include "http/origin.h"
+#include "ops.h"
 
 #define F(field) offsetof(struct herald_config, field)
 #define SECONDS_MAX (86400ull * 365)
@@ -34,6 +35,24 @@ static int valid_origins(const struct herald_config *cfg, const char *v)
     int rc = hr_origins_parse(&o, v, err, sizeof err);
     hr_origins_free(&o);
     return rc == 0;
+}
+
+static int valid_metrics_allow(const struct herald_config *cfg, const char *v)
+{
+    struct hr_ops_allow a;
+    char err[160];
+    return hr_ops_allow_parse(&a, v, err, sizeof err) == 0;
+}
+
+static int valid_metrics_token(const struct herald_config *cfg, const char *v)
+{
+    /* the token travels in a header: printable, no spaces; short ones are guessed */
+    if (strlen(v) < 16)
+        return 0;
+    for (const char *p = v; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            return 0;
+    return 1;
 }
 
 static int valid_path(const struct herald_config *cfg, const char *v)
@@ -468,6 +487,27 @@ const struct hr_opt hr_config_table[] = {
      .offset = F(dev_tokens),
      .help = "DEVELOPMENT ONLY: GET /dev/token?sub=NAME hands anyone\n"
              "a one-hour token for any user (needs --jwt-secret)"},
+
+    {.name = "metrics-allow",
+     .arg = "LIST",
+     .type = HR_OPT_STR,
+     .offset = F(metrics_allow),
+     .valid = valid_metrics_allow,
+     .want = "--metrics-allow wants any, none, loopback, addresses or CIDR blocks "
+             "(10.0.0.0/8, fd00::/8), comma-separated",
+     .section = "Operations (GET /metrics, /healthz, /readyz):",
+     .help = "who may scrape GET /metrics: loopback, any, none, or\n"
+             "addresses and CIDR blocks, comma-separated (default:\n"
+             "loopback, or any once --metrics-token is set);\n"
+             "/healthz and /readyz answer everyone"},
+    {.name = "metrics-token",
+     .arg = "TOKEN",
+     .type = HR_OPT_STR,
+     .offset = F(metrics_token),
+     .valid = valid_metrics_token,
+     .want = "--metrics-token wants 16 or more printable characters, no spaces",
+     .help = "GET /metrics also wants Authorization: Bearer TOKEN\n"
+             "(16+ characters; default: none)"},
 
     {.name = "help", .short_name = 'h', .type = HR_OPT_HELP, .section = "", .help = "this text"},
     {.name = "version", .short_name = 'V', .type = HR_OPT_VERSION, .help = "the version"},

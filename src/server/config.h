@@ -27,6 +27,8 @@ struct herald_config {
     struct hr_auth_config auth;           /* tokens, publish key, channel rules */
     const char *rules[HR_AUTH_RULES_MAX]; /* --channel-rule values; auth.rules points here */
     int dev_tokens;                       /* --dev-tokens: GET /dev/token */
+    const char *metrics_allow;            /* --metrics-allow: who may scrape (server/ops.h) */
+    const char *metrics_token;            /* --metrics-token: a scrape's Bearer token */
 };
 
 enum hr_opt_type {
