@@ -140,6 +140,7 @@ static void eio_error(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
     char cors[512], body[96];
     cors_headers(eio, req, cors, sizeof cors);
     int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, err_text[code]);
+    hr_metrics_refused(code == 4 ? 403 : 400); /* the protocol's error shape, not hr_http_error's */
     hr_http_respond(c, code == 4 ? 403 : 400, "application/json", cors, body, (size_t)n);
 }
 
@@ -823,6 +824,7 @@ static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct
         cors_headers(eio, req, cors, sizeof cors - 20);
         strcat(cors, "Retry-After: 1\r\n");
         static const char body[] = "{\"code\":3,\"message\":\"too many pending long-polls\"}";
+        hr_metrics_refused(429);
         hr_http_respond(c, 429, "application/json", cors, body, sizeof body - 1);
         session_close(s, "transport error", 0);
         return;

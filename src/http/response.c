@@ -245,7 +245,6 @@ void hr_http_respond(struct hr_conn *c, int status, const char *ctype, const cha
     struct hr_http_conn *h = H(c);
     if (!h || !h->responding)
         return;
-    hr_metrics_refused(status); /* every 4xx/5xx answer is a refusal, by its reason */
     h->head_only = req_of(h) && req_of(h)->method == HTTP_HEAD;
     int bodyless = h->head_only || status == 304 || status == 204;
     struct hr_buf *b = make_head(c, h, status, ctype, extra, len, bodyless ? 0 : len);
@@ -262,6 +261,9 @@ void hr_http_respond(struct hr_conn *c, int status, const char *ctype, const cha
 
 void hr_http_error(struct hr_conn *c, int status, const char *extra, const char *message)
 {
+    /* every error answer is a refusal, by its reason (a 503 from /readyz is an answer, not a
+     * refusal: it goes out with hr_http_respond) */
+    hr_metrics_refused(status);
     const char *reason = hr_http_reason(status);
     json_t *j = json_pack("{s:s}", "error", message ? message : reason[0] ? reason : "error");
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;

@@ -222,6 +222,7 @@ describe('GET /readyz and a store that cannot write', T, () => {
     // the soft limit on file sizes stands for a full disk (root in a container cannot be kept
     // from writing by permissions); the hard limit stays, so the soft one can be raised again
     const h = await herald(['--workers', '2'], { wrapper: ['prlimit', '--fsize=262144:unlimited'] });
+    const start = await scrape(h);
     const big = 'x'.repeat(20000);
     const acked = [];
     let refused = null;
@@ -242,7 +243,11 @@ describe('GET /readyz and a store that cannot write', T, () => {
       assert.equal(r.json.checks.accepting, 'ok');
       assert.match(r.json.checks.store, /^write failed: /);
     }
-    assert.equal(get(await scrape(h), 'herald_store_writable{store="sqlite"}'), 0);
+    const full = await scrape(h);
+    assert.equal(get(full, 'herald_store_writable{store="sqlite"}'), 0);
+    assert.equal(delta(start, full, 'herald_refusals_total{reason="unavailable"}'), 1, 'the refused publish');
+    assert.equal(delta(start, full, 'herald_messages_in_total'), acked.length, 'only what was acknowledged');
+    assert.equal(get(full, 'herald_history_messages{store="sqlite"}'), acked.length);
     assert.equal((await request(h.url, 'GET', '/healthz')).status, 200, 'alive all the same');
 
     const r = spawnSync('prlimit', ['--pid', String(h.proc.pid), '--fsize=unlimited:unlimited'], { encoding: 'utf8' });
