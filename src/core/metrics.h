@@ -40,7 +40,8 @@ enum {
 #define HR_MT_POLICIES 3
 
 /* Publish latency buckets, seconds (upper bounds; +Inf is implicit): from a publish entering
- * the hub to its acknowledgement, the store's commit included. */
+ * the hub of the worker that took it to its acknowledgement, the store's commit (and the hops to
+ * the sequencer and back: server/workers.c times those) included. */
 #define HR_MT_LAT_BUCKETS 14
 extern const double hr_metrics_lat_bounds[HR_MT_LAT_BUCKETS];
 

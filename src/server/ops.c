@@ -293,8 +293,7 @@ char *hr_ops_metrics_text(struct hr_io *r, size_t *len)
         (double)SUM(bytes_out));
 
     head(&t, "herald_publish_latency_seconds", "histogram",
-         "From a publish reaching the channel's sequencer to its acknowledgement, the store's "
-         "commit included.");
+         "From a publish reaching herald to its acknowledgement, the store's commit included.");
     uint64_t cum = 0;
     for (int i = 0; i < HR_MT_LAT_BUCKETS; i++) {
         cum += SUM(lat[i]);
