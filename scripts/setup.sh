@@ -2,7 +2,7 @@
 # Install what herald needs on Debian 12, skipping what is already there.
 #   scripts/setup.sh build   compilers and libraries to build and run herald, and the browser
 #                            libraries of its pages (npm, served from public/vendor/)
-#   scripts/setup.sh test    also the test tools (cmocka, clang for fuzzing, clang-format, valgrind, the sqlite3
+#   scripts/setup.sh test    also the test tools (cmocka, clang for fuzzing, clang-format, valgrind, promtool, the sqlite3
 #                            shell that writes the damaged databases of the tests, dpkg-dev
 #                            for cpack -G DEB, node
 #                            and the npm packages of the end-to-end tests)
@@ -21,9 +21,10 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc make cmake pkg-config libuv1-dev node-llhttp libssl-dev libjansson-dev libsqlite3-dev uthash-dev libc6-dev liburing-dev libjwt-dev)
 # dpkg-dev: cpack -G DEB computes the package's Depends with its dpkg-shlibdeps (the install
-# test, scripts/test-install.sh)
+# test, scripts/test-install.sh); prometheus: for promtool, which parses and lints GET /metrics
+# in tests/e2e/metrics.test.mjs (the Prometheus service the package sets up is not used)
 test_pkgs=(libcmocka-dev clang clang-format libclang-rt-14-dev valgrind curl chromium fonts-wqy-microhei sqlite3
-           python3-socketio python3-requests python3-websocket dpkg-dev)
+           python3-socketio python3-requests python3-websocket dpkg-dev prometheus)
 # bench/run-fanout.sh starts its own nginx (a config in a temp dir, loopback, a free port); the
 # system nginx service the package sets up is not used
 bench_pkgs=(nginx libnginx-mod-nchan)

@@ -15,6 +15,7 @@
 #include "core/array.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/metrics.h"
 #include "poll.h"
 #include "push.h"
 #include "wire.h"
@@ -118,6 +119,7 @@ static struct hr_poll *poll_of(const struct hr_chan_stream *st)
 static void end(struct hr_poll *p)
 {
     struct hr_poll_clock *k = p->clock;
+    HR_METRIC_INC(closed[p->timeout_ms ? HR_MT_LONGPOLL : HR_MT_POLL]);
     for (uint32_t i = 0; i < p->n; i++)
         hr_buf_unref(p->items[i].buf);
     HR_ARRAY_FREE(p->items, p->n, p->cap);
@@ -276,6 +278,7 @@ struct hr_poll *hr_poll_new(struct hr_poll_clock *clock, struct hr_channel *ch, 
     p->ud = ud;
     p->max = max < HR_HUB_PAGE_MAX ? max : HR_HUB_PAGE_MAX;
     p->timeout_ms = timeout_ms;
+    HR_METRIC_INC(opened[timeout_ms ? HR_MT_LONGPOLL : HR_MT_POLL]);
     return p;
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "push.h"
 #include "stream.h"
 
@@ -143,6 +144,7 @@ static void shed_cb(struct hr_conn *c, void *ud)
 static void aborted_cb(struct hr_conn *c, void *ud)
 {
     struct sse_stream *s = ud;
+    HR_METRIC_INC(closed[HR_MT_SSE]);
     hr_chan_stream_stop(&s->st);
     free(s);
 }
@@ -174,6 +176,7 @@ void hr_chan_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *u
         hr_http_send(c, hb, 0, hb->len);
         hr_buf_unref(hb);
     }
+    HR_METRIC_INC(opened[HR_MT_SSE]);
     hr_http_on_abort(c, aborted_cb, s);
     hr_http_on_shed(c, shed_cb, s);
     hr_http_on_drain(c, drained_cb, s);

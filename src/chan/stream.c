@@ -3,6 +3,7 @@
 #include "stream.h"
 
 #include "core/error.h"
+#include "core/metrics.h"
 
 #define OPS(s) hr_chan_stream_ops(s)
 
@@ -13,8 +14,10 @@ enum { REPLAYING = 1 }; /* sub.flags: not yet live */
 static int send_enc(struct hr_chan_stream *s, struct hr_buf *enc, uint64_t id)
 {
     int rc = OPS(s)->write(s, enc, id);
-    if (rc == 0)
+    if (rc == 0) {
         s->sub.last = id;
+        HR_METRIC_INC(msgs_out);
+    }
     return rc;
 }
 
@@ -60,6 +63,9 @@ int hr_chan_stream_deliver(struct hr_sub *sub, struct hr_channel *ch, struct hr_
     /* a reader that does not keep up is never buffered for without bound (hub.h); nor is one
      * the memory budget picked among the largest queues (shed) */
     if (OPS(s)->over(s)) {
+        /* disconnect: the reader goes (it resumes from its cursor); skip: this message is
+         * not sent; coalesce: the one owed before is replaced */
+        HR_METRIC_INC(drops[ch->policy < HR_MT_POLICIES ? ch->policy : 0]);
         if (ch->policy == HR_POLICY_DISCONNECT) {
             OPS(s)->close_slow(s);
             return HR_ECLOSED;
@@ -174,8 +180,10 @@ void hr_chan_stream_drained(struct hr_chan_stream *s)
 
 void hr_chan_stream_shed(struct hr_chan_stream *s)
 {
-    if (s->sub.ch && s->sub.ch->policy == HR_POLICY_DISCONNECT)
+    if (s->sub.ch && s->sub.ch->policy == HR_POLICY_DISCONNECT) {
+        HR_METRIC_INC(drops[HR_POLICY_DISCONNECT]);
         OPS(s)->close_slow(s);
+    }
 }
 
 void hr_chan_stream_stop(struct hr_chan_stream *s)

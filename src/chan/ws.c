@@ -11,6 +11,7 @@
 #include "core/budget.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/metrics.h"
 #include "push.h"
 #include "stream.h"
 #include "ws/ws.h"
@@ -218,6 +219,7 @@ fail:
 static void close_cb(struct hr_ws *ws, uint16_t code)
 {
     struct ws_sub *w = hr_ws_data(ws);
+    HR_METRIC_INC(closed[HR_MT_WEBSOCKET]);
     hr_chan_stream_stop(&w->st);
     w->closed = 1;
     free(w->sub);
@@ -247,6 +249,7 @@ void hr_chan_ws_handler(struct hr_conn *c, struct hr_http_request *req, void *ud
         hr_hub_forget_unused(r.ch);
         return;
     }
+    HR_METRIC_INC(opened[HR_MT_WEBSOCKET]);
     struct ws_sub *w = hr_ws_data(ws);
     w->may_publish = r.may_publish;
     w->exp_ms = r.exp_ms;

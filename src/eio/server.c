@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/id.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "eio.h"
 
 /* The reference server's errors (engine.io Server.errors). */
@@ -139,6 +140,7 @@ static void eio_error(struct hr_eio *eio, struct hr_conn *c, struct hr_http_requ
     char cors[512], body[96];
     cors_headers(eio, req, cors, sizeof cors);
     int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, err_text[code]);
+    hr_metrics_refused(code == 4 ? 403 : 400); /* the protocol's error shape, not hr_http_error's */
     hr_http_respond(c, code == 4 ? 403 : 400, "application/json", cors, body, (size_t)n);
 }
 
@@ -302,6 +304,7 @@ static struct hr_eio_session *session_new(struct hr_eio *eio, int transport)
     }
     HASH_ADD_STR(eio->sessions, sid, s);
     eio->count++;
+    HR_METRIC_INC(opened[HR_MT_SOCKETIO]);
     /* the loop's time of this iteration: never later than the request that opened the session */
     heartbeat_at(s, uv_now(eio->srv->loop) + eio->opts.ping_interval_ms);
     return s;
@@ -580,6 +583,7 @@ static void session_close(struct hr_eio_session *s, const char *reason, int by_c
     struct hr_eio *eio = s->eio;
     HASH_DEL(eio->sessions, s);
     eio->count--;
+    HR_METRIC_INC(closed[HR_MT_SOCKETIO]);
     hb_unlink(s);
     /* At shutdown the client is not told that the session ended on purpose: an Engine.IO close
      * packet means "closed deliberately", and python-socketio then never reconnects (its
@@ -820,6 +824,7 @@ static void handle_poll_get(struct hr_eio *eio, struct hr_eio_session *s, struct
         cors_headers(eio, req, cors, sizeof cors - 20);
         strcat(cors, "Retry-After: 1\r\n");
         static const char body[] = "{\"code\":3,\"message\":\"too many pending long-polls\"}";
+        hr_metrics_refused(429);
         hr_http_respond(c, 429, "application/json", cors, body, sizeof body - 1);
         session_close(s, "transport error", 0);
         return;

@@ -10,6 +10,7 @@
 #include "core/budget.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "http.h"
 
 /* What a connection needs to read and dispatch requests: the parser and its request, the
@@ -285,6 +286,9 @@ void hr_http_respond(struct hr_conn *c, int status, const char *ctype, const cha
 
 void hr_http_error(struct hr_conn *c, int status, const char *extra, const char *message)
 {
+    /* every error answer is a refusal, by its reason (a 503 from /readyz is an answer, not a
+     * refusal: it goes out with hr_http_respond) */
+    hr_metrics_refused(status);
     const char *reason = hr_http_reason(status);
     json_t *j = json_pack("{s:s}", "error", message ? message : reason[0] ? reason : "error");
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;

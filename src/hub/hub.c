@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 int hr_channel_name_valid(const char *name, size_t len)
 {
@@ -610,6 +611,7 @@ struct pending {
     struct hr_channel *ch;
     uint64_t id;
     int64_t time_ms;
+    uint64_t t0; /* uv_hrtime at publish: the latency histogram; 0: timed elsewhere */
     struct hr_buf *data;
     hr_hub_ack_cb ack;
     void *ud;
@@ -640,6 +642,9 @@ static void committed_cb(void *ud, int status)
         if (hub->committed)
             hub->committed(hub->relay_ud, ch, p->id, p->time_ms, p->data);
         evict(hub);
+        HR_METRIC_INC(msgs_in);
+        if (p->t0)
+            hr_metrics_publish_latency(uv_hrtime() - p->t0);
         if (p->ack)
             p->ack(p->ud, 0, p->id);
     } else if (p->ack) {
@@ -662,6 +667,7 @@ int hr_hub_publish_buf(struct hr_hub *hub, struct hr_channel *ch, struct hr_buf 
     p->ch = ch;
     p->id = ch->next_id++;
     p->time_ms = wall_ms();
+    p->t0 = hub->untimed ? 0 : uv_hrtime();
     p->ack = ack;
     p->ud = ud;
     /* the payload waiting for its commit counts in the memory budget (core/budget.h), once:

@@ -155,6 +155,9 @@ struct hr_hub {
     struct hr_hub_read *reads; /* store reads under way */
     uint32_t busy;             /* pages or a fan-out being handed out: no eviction */
     uint8_t committing;        /* a commit's trim: the commit tells the replicas */
+    /* set by the owner around hr_hub_publish_buf for a publish a replica forwarded: the
+     * replica times it (publish latency, core/metrics.h) from its own arrival, not this hub */
+    uint8_t untimed;
     /* Several hubs of one history (worker threads, src/server/workers.c): one sequencer
      * gives ids and writes the store; the others are replicas that forward their publishes
      * to it and apply what it commits (hr_hub_apply). Both hooks are set by the owner;

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "server.h"
 
 #define HR_CONN_CLOSED (1 << 7)    /* its protocol is gone; memory waits for the last hold */
@@ -195,6 +196,7 @@ static void on_input(struct hr_conn *c, ssize_t nread, char *data)
             hr_conn_close(c);
         return;
     }
+    HR_METRIC_ADD(bytes_in, (uint64_t)nread);
     if (c->flags & HR_CONN_ENDING)
         return; /* lingering: discard until the peer closes */
     if (c->pending_len) {
@@ -536,6 +538,7 @@ static int took(struct hr_conn *c, ssize_t res, size_t offered)
         return HR_ECLOSED;
     }
     c->queued -= (size_t)res;
+    HR_METRIC_ADD(bytes_out, (uint64_t)res);
     size_t left = (size_t)res;
     while (c->out_head) {
         struct hr_out *o = &c->srv->outs[c->out_head - 1];

@@ -18,6 +18,7 @@
 #include "core/budget.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/quota.h"
 #include "tls.h"
 
@@ -375,6 +376,7 @@ static int accept_one(struct hr_server *srv)
     }
     if (open_count(srv) >= srv->limits.max_connections) {
         srv->refused_max++;
+        HR_METRIC_INC(refused[HR_MR_CONN_LIMIT]);
         log_refusals(srv);
         close(fd);
         return 1;
@@ -385,6 +387,7 @@ static int accept_one(struct hr_server *srv)
     }
     if (!ip_take(srv, c, &peer)) {
         srv->refused_ip++;
+        HR_METRIC_INC(refused[HR_MR_CONN_LIMIT]);
         log_refusals(srv);
         free(c);
         close(fd);

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "http/origin.h"
+#include "ops.h"
 #include "paths.h"
 
 #define F(field) offsetof(struct herald_config, field)
@@ -49,6 +50,24 @@ static int valid_log_level(const struct herald_config *cfg, const char *v)
 static int valid_log_format(const struct herald_config *cfg, const char *v)
 {
     return hr_log_format_parse(v) >= 0;
+}
+
+static int valid_metrics_allow(const struct herald_config *cfg, const char *v)
+{
+    struct hr_ops_allow a;
+    char err[160];
+    return hr_ops_allow_parse(&a, v, err, sizeof err) == 0;
+}
+
+static int valid_metrics_token(const struct herald_config *cfg, const char *v)
+{
+    /* the token travels in a header: printable, no spaces; short ones are guessed */
+    if (strlen(v) < 16)
+        return 0;
+    for (const char *p = v; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            return 0;
+    return 1;
 }
 
 static int valid_path(const struct herald_config *cfg, const char *v)
@@ -117,35 +136,6 @@ const struct hr_opt hr_config_table[] = {
      .help = "{} (default: the tutorial's chat server),\n"
              "conformance-eio or conformance-sio (the apps the official\n"
              "Engine.IO / Socket.IO test suites expect)"},
-    {.name = "quiet",
-     .short_name = 'q',
-     .type = HR_OPT_FLAG,
-     .offset = F(io.quiet),
-     .help = "log errors only (--log-level error)"},
-    {.name = "log-level",
-     .arg = "L",
-     .type = HR_OPT_STR,
-     .offset = F(log_level),
-     .def_str = "info",
-     .valid = valid_log_level,
-     .want = "--log-level wants error, warn, info or debug",
-     .help = "error, warn, info or debug (default {})"},
-    {.name = "log-format",
-     .arg = "F",
-     .type = HR_OPT_STR,
-     .offset = F(log_format),
-     .def_str = "text",
-     .valid = valid_log_format,
-     .want = "--log-format wants text or json",
-     .help = "text (for people, default) or json (one object per\n"
-             "line: time, level, msg; access lines add type, remote,\n"
-             "method, target, status, length, ms)"},
-    {.name = "access-log",
-     .type = HR_OPT_FLAG,
-     .offset = F(access_log),
-     .help = "one log line per HTTP answer, WebSocket and stream (at its\n"
-             "start); token query parameters are redacted"},
-
     {.name = "workers",
      .arg = "N",
      .type = HR_OPT_U32,
@@ -518,6 +508,56 @@ const struct hr_opt hr_config_table[] = {
      .help = "DEVELOPMENT ONLY: GET /dev/token?sub=NAME hands anyone\n"
              "a one-hour token for any user (needs --jwt-secret)"},
 
+    {.name = "metrics-allow",
+     .arg = "LIST",
+     .type = HR_OPT_STR,
+     .offset = F(metrics_allow),
+     .valid = valid_metrics_allow,
+     .want = "--metrics-allow wants any, none, loopback, addresses or CIDR blocks "
+             "(10.0.0.0/8, fd00::/8), comma-separated",
+     .section = "Operations (logs; GET /metrics, /healthz, /readyz):",
+     .help = "who may scrape GET /metrics: loopback, any, none, or\n"
+             "addresses and CIDR blocks, comma-separated (default:\n"
+             "loopback, or any once --metrics-token is set);\n"
+             "/healthz and /readyz answer everyone"},
+    {.name = "metrics-token",
+     .arg = "TOKEN",
+     .type = HR_OPT_STR,
+     .offset = F(metrics_token),
+     .flags = HR_OPT_SECRET,
+     .valid = valid_metrics_token,
+     .want = "--metrics-token wants 16 or more printable characters, no spaces",
+     .help = "GET /metrics also wants Authorization: Bearer TOKEN\n"
+             "(16+ characters; default: none)"},
+    {.name = "quiet",
+     .short_name = 'q',
+     .type = HR_OPT_FLAG,
+     .offset = F(io.quiet),
+     .help = "log errors only (--log-level error)"},
+    {.name = "log-level",
+     .arg = "L",
+     .type = HR_OPT_STR,
+     .offset = F(log_level),
+     .def_str = "info",
+     .valid = valid_log_level,
+     .want = "--log-level wants error, warn, info or debug",
+     .help = "error, warn, info or debug (default {})"},
+    {.name = "log-format",
+     .arg = "F",
+     .type = HR_OPT_STR,
+     .offset = F(log_format),
+     .def_str = "text",
+     .valid = valid_log_format,
+     .want = "--log-format wants text or json",
+     .help = "text (for people, default) or json (one object per\n"
+             "line: time, level, msg; access lines add type, remote,\n"
+             "method, target, status, length, ms)"},
+    {.name = "access-log",
+     .type = HR_OPT_FLAG,
+     .offset = F(access_log),
+     .help = "one log line per HTTP answer, WebSocket and stream (at its\n"
+             "start); token query parameters are redacted"},
+
     {.name = "config",
      .arg = "FILE",
      .type = HR_OPT_CONFIG,
@@ -820,7 +860,7 @@ static int apply(struct herald_config *cfg, size_t i, const char *v, struct hr_o
     why[0] = 0;
     if (set_value(cfg, o, v, why, sizeof why) < 0) {
         const char *w = why[0] ? why : o->want ? o->want : "a bad value";
-        int tail = !why[0];
+        int tail = !why[0] && !(o->flags & HR_OPT_SECRET); /* a secret is never echoed */
         if (where && strncmp(w, "--", 2) == 0)
             w += 2; /* "port wants ..." outside the command line */
         snprintf(err, errlen, "%s%s%s%s%s%s", where ? where : "", where ? ": " : "", w,

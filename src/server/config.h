@@ -55,6 +55,8 @@ struct herald_config {
     const char *config_file;              /* --config, or HERALD_CONFIG: a JSON file of options */
     int print_config;                     /* --print-config: the caller prints, then exits 0 */
     char **env; /* the environment read for HERALD_* (NULL: environ); tests set their own */
+    const char *metrics_allow; /* --metrics-allow: who may scrape (server/ops.h) */
+    const char *metrics_token; /* --metrics-token: a scrape's Bearer token */
 };
 
 enum hr_opt_type {

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "net/tls.h"
 #include "ws/echo.h"
 
@@ -138,6 +139,9 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     r->eio_app = eio_app;
     r->loop = loop;
     r->worker = worker;
+    r->writer = sequencer;
+    /* this thread counts into its worker's block (core/metrics.h) */
+    hr_metrics_self = &hr_metrics_blocks[worker % HR_METRICS_BLOCKS];
     /* process-wide: every worker sets the same values */
     hr_log_level = o->quiet           ? HR_LOG_ERROR
                    : r->cfg.log_level ? hr_log_level_parse(r->cfg.log_level)
@@ -162,6 +166,13 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
         return NULL;
     }
     hr_router_init(&r->router);
+    /* /metrics, /healthz, /readyz (ops.h) */
+    if (hr_ops_route(r, &r->router) < 0) {
+        hr_server_free(&r->srv);
+        hr_auth_free(&r->auth);
+        free(r);
+        return NULL;
+    }
     /* one origin list for WebSocket handshakes, Engine.IO requests and every CORS answer:
      * the seed's demo pages come from another origin, so any is allowed while nothing is
      * protected; once access control is configured, only the pages herald serves itself */
@@ -403,6 +414,9 @@ int herald_run(herald_io *io)
     struct hr_io *r = root_of(io);
     const struct herald_options *o = &r->cfg.io;
     signal(SIGPIPE, SIG_IGN);
+    /* a file past RLIMIT_FSIZE fails its write (EFBIG) instead of killing herald: the store
+     * refuses the publish and GET /readyz says why */
+    signal(SIGXFSZ, SIG_IGN);
     int rc = hr_io_listen(r, o->port);
     if (rc == 0 && hr_io_workers(&r->cfg) > 1 && hr_workers_start(r) < 0)
         rc = 1;

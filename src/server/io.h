@@ -11,6 +11,7 @@
 #include "http/static.h"
 #include "hub/hub.h"
 #include "net/server.h"
+#include "ops.h"
 #include "sio/sio.h"
 
 struct hr_io {
@@ -39,6 +40,10 @@ struct hr_io {
     unsigned worker;
     struct hr_workers *workers;
     struct hr_forward *forwarded;
+    /* operations (ops.h): who may scrape /metrics; the store that commits (worker 0's, the
+     * sequencer's: its last commit tells /readyz whether the history can be written) */
+    struct hr_ops_allow metrics_allow;
+    const struct hr_store *writer;
 };
 
 #define HR_WORKERS_MAX 64

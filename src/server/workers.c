@@ -20,6 +20,7 @@
 #include "core/budget.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "io.h"
 #include "sio/recovery.h"
 
@@ -71,6 +72,7 @@ struct hr_forward {
     hr_hub_ack_cb ack;
     void *ud;
     size_t bytes;
+    uint64_t t0; /* uv_hrtime when it came: its publish latency is timed here */
 };
 
 /* ---- inboxes ---- */
@@ -290,6 +292,8 @@ static void run_ack(struct hr_io *to, struct wmsg *m)
         if (fw->next)
             fw->next->prev = fw->prev;
         hr_budget_release(HR_MEM_PUBLISH, fw->bytes);
+        if (a->status == 0)
+            hr_metrics_publish_latency(uv_hrtime() - fw->t0);
         if (fw->ack)
             fw->ack(fw->ud, a->status, a->id);
         free(fw);
@@ -329,7 +333,9 @@ static void run_publish(struct hr_io *to, struct wmsg *m)
         int rc = HR_ENOMEM;
         if (rec) {
             *rec = (struct publish_rec){w, p->origin, p->fw};
+            to->hub.untimed = 1; /* the replica times it, from its arrival there */
             rc = hr_hub_publish_buf(&to->hub, ch, data, published_cb, rec);
+            to->hub.untimed = 0;
             if (rc < 0)
                 free(rec);
         }
@@ -353,7 +359,8 @@ static int forward_cb(void *ud, struct hr_channel *ch, struct hr_buf *data, hr_h
         free(fw);
         return HR_ENOMEM;
     }
-    *fw = (struct hr_forward){.next = r->forwarded, .ack = ack, .ud = ack_ud, .bytes = data->len};
+    *fw = (struct hr_forward){
+        .next = r->forwarded, .ack = ack, .ud = ack_ud, .bytes = data->len, .t0 = uv_hrtime()};
     if (r->forwarded)
         r->forwarded->prev = fw;
     r->forwarded = fw;

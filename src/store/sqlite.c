@@ -67,8 +67,9 @@ struct sqlite_store {
     char *path;
     sqlite3 *db;
     sqlite3_stmt *insert, *trim, *chan_get, *oldest;
-    int64_t max_len; /* SQLite's limit on one blob */
-    sqlite3 *rdb;    /* the reader's */
+    int64_t max_len;        /* SQLite's limit on one blob */
+    int errcode, sys_errno; /* writer: the last failure's (log_db_error) */
+    sqlite3 *rdb;           /* the reader's */
     sqlite3_stmt *rfirst, *rpage;
 
     uv_thread_t writer, reader;
@@ -115,6 +116,8 @@ static void list_splice(struct req_list *to, struct req_list *from)
 /* Names the file, the step and SQLite's reason. */
 static void log_db_error(struct sqlite_store *ss, const char *what)
 {
+    ss->errcode = sqlite3_errcode(ss->db);
+    ss->sys_errno = sqlite3_system_errno(ss->db);
     hr_error("store %s: %s: %s", ss->path, what, sqlite3_errmsg(ss->db));
 }
 
@@ -237,6 +240,15 @@ static void commit_batch(struct sqlite_store *ss, struct req *batch)
         for (struct req *r = batch; r; r = r->next)
             r->status = HR_EIO;
     }
+    /* readiness: whether the store can be written now is what the last commit found (a full
+     * disk fails every append, and the next commit that gets through clears it); a duplicate
+     * id (HR_EINVAL) is the caller's mistake, not the store's */
+    const char *werr = NULL;
+    for (struct req *r = batch; r && !werr; r = r->next)
+        if (r->status == HR_EIO)
+            werr = sqlite3_errstr(ss->errcode ? ss->errcode : SQLITE_IOERR);
+    __atomic_store_n(&ss->base.write_errno, werr ? ss->sys_errno : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&ss->base.write_error, werr, __ATOMIC_RELEASE);
 }
 
 /* The store's threads take no signals: they are the loop thread's business (libuv's signal

@@ -88,6 +88,12 @@ struct hr_store {
     /* Changes whenever history may have been lost: a new random value for each memory
      * store, and for a SQLite file the value created with the file (kept across restarts). */
     char epoch[24];
+    /* The outcome of the last commit, for readiness checks (GET /readyz) on any thread: NULL
+     * when it succeeded, else a static description ("database or disk is full"), with the
+     * system's errno behind it in write_errno (0: none). Written by the store's writer with
+     * __atomic_store_n, read with __atomic_load_n. Never set by the memory store. */
+    const char *write_error;
+    int write_errno;
 };
 
 /* The memory store: nothing to persist; done runs on the next loop turn. */

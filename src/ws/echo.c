@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "core/metrics.h"
 #include "ws.h"
 
 static void echo_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)
@@ -35,10 +36,22 @@ static int echo_subprotocol_cb(const struct hr_http_request *req, const char *of
     return 1;
 }
 
+static void echo_open_cb(struct hr_ws *ws)
+{
+    HR_METRIC_INC(opened[HR_MT_ECHO]);
+}
+
+static void echo_close_cb(struct hr_ws *ws, uint16_t code)
+{
+    HR_METRIC_INC(closed[HR_MT_ECHO]);
+}
+
 static const struct hr_ws_handler echo = {
     .data_size = sizeof(struct hr_bucket), /* its --max-msg-rate */
     .subprotocol = echo_subprotocol_cb,
+    .on_open = echo_open_cb,
     .on_message = echo_message_cb,
+    .on_close = echo_close_cb,
 };
 
 void hr_ws_echo_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
