@@ -102,7 +102,7 @@ describe('precedence: flag > env > file > default', () => {
     assert.deepEqual(c['channel-policy'], ['x:*=skip']);
     // and stderr says which source gave what
     const r = run(['--config', f, '--port', '4003', '--print-config'], { HERALD_PORT: '4002', HERALD_MAX_HEAD: '8192' });
-    assert.equal(r.stderr, `herald: port from the command line; max-head from the environment; quiet, store, channel-policy, lp-timeout, channel-rule from ${f}; the rest: defaults\n`);
+    assert.equal(r.stderr, `herald: port from the command line; max-head from the environment; store, channel-policy, lp-timeout, channel-rule, quiet from ${f}; the rest: defaults\n`);
     assert.equal(run(['--print-config']).stderr, 'herald: every option at its default\n');
     // a channel rule from the environment configures access control: the derived defaults follow
     assert.equal(c['publish-rate'], 50);
