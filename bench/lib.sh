@@ -6,9 +6,12 @@
 
 log() { printf '%s\n' "$*" >&2; }
 
-# HERALD_BIN names the binary for these scripts, not one of herald's options: herald refuses a
-# HERALD_* variable that names none, so it stays out of the servers' environment.
-export -n HERALD_BIN
+# The scripts' own HERALD_* knobs (HERALD_BIN, HERALD_MEMORY, HERALD_WORKERS, ...) are not
+# herald's options (which it also reads from HERALD_* variables): none reaches the servers'
+# environment; every server gets its options as flags.
+while read -r v; do
+  [[ "$v" == HERALD_* ]] && export -n "$v"
+done < <(compgen -e)
 
 # ---------- building: always, so that a stale binary never measures old code ----------
 

@@ -891,8 +891,11 @@ static void one_line(char *err)
             *p = '?';
 }
 
-/* HERALD_* variables: every one must name an option (a misspelt HERALD_JWT_SECRET must not
- * leave a server open). Empty ones count as unset; a repeatable option's values are lines. */
+/* HERALD_* variables. One that names no option is ignored with a warning naming it, not
+ * refused: the environment is shared with other programs (Kubernetes gives every pod
+ * HERALD_SERVICE_HOST and HERALD_PORT_3000_TCP for a service called herald, scripts keep their
+ * own knobs), and a misspelt one is still said out loud. Empty ones count as unset; a
+ * repeatable option's values are lines. */
 static int load_env(struct herald_config *cfg, char *err, size_t errlen)
 {
     char **env = cfg->env ? cfg->env : environ;
@@ -910,9 +913,9 @@ static int load_env(struct herald_config *cfg, char *err, size_t errlen)
                 break;
         }
         if (i == hr_config_table_len) {
-            snprintf(err, errlen, "%s%s names no option (see herald --help)", name,
-                     nlen < sizeof name ? "" : "...");
-            return HR_EINVAL;
+            hr_warn("%s%s names no option; ignored (see herald --help)", name,
+                    nlen < sizeof name ? "" : "...");
+            continue;
         }
         const struct hr_opt *o = &hr_config_table[i];
         const char *v = eq + 1;

@@ -194,9 +194,14 @@ describe('refusals: one line, exit 2, before listening', () => {
   });
 
   test('environment: the variable and the reason', T, () => {
-    refused([], { HERALD_PROT: '3000' }, 'HERALD_PROT names no option (see herald --help)');
-    refused([], { HERALD_JWT_SECRT: 'x'.repeat(40) }, 'HERALD_JWT_SECRT names no option (see herald --help)');
-    refused([], { HERALD_HELP: '1' }, 'HERALD_HELP names no option (see herald --help)');
+    // a variable that names no option: ignored, with a warning that names it (never its value)
+    const r = run(['--print-config'], { HERALD_JWT_SECRT: 'x'.repeat(40), HERALD_HELP: '1', HERALD_SERVICE_HOST: '10.0.0.1' });
+    assert.equal(r.status, 0, r.stderr);
+    for (const name of ['HERALD_JWT_SECRT', 'HERALD_HELP', 'HERALD_SERVICE_HOST']) {
+      assert.match(r.stderr, new RegExp(`herald warn: ${name} names no option; ignored \\(see herald --help\\)\n`));
+    }
+    assert.ok(!r.stderr.includes('x'.repeat(40)), 'the value of a misspelt secret is not printed');
+    assert.equal(JSON.parse(r.stdout)['jwt-secret'], null, 'a misspelt variable sets nothing');
     refused([], { HERALD_PORT: 'abc' }, "HERALD_PORT: port wants a number from 0 to 65535, not 'abc'");
     refused([], { HERALD_MAX_MSG_RATE: '-1' }, "HERALD_MAX_MSG_RATE: max-msg-rate wants messages a second up to 1000000 (0: no limit), not '-1'");
     refused([], { HERALD_QUIET: 'yes' }, "HERALD_QUIET wants 1, 0, true or false, not 'yes'");
