@@ -42,6 +42,11 @@ static int valid_origins(const struct herald_config *cfg, const char *v)
     return rc == 0;
 }
 
+static int valid_store_sync(const struct herald_config *cfg, const char *v)
+{
+    return strcmp(v, "full") == 0 || strcmp(v, "normal") == 0;
+}
+
 static int valid_log_level(const struct herald_config *cfg, const char *v)
 {
     return hr_log_level_parse(v) >= 0;
@@ -237,6 +242,17 @@ const struct hr_opt hr_config_table[] = {
              "created if missing; installed: $STATE_DIRECTORY, else\n"
              "/var/lib/herald, else ~/.local/state/herald when that\n"
              "is not writable)"},
+    {.name = "store-sync",
+     .arg = "MODE",
+     .type = HR_OPT_STR,
+     .offset = F(store_sync),
+     .def_str = "full",
+     .valid = valid_store_sync,
+     .want = "--store-sync wants full or normal",
+     .help = "sqlite store: full (default) fsyncs every commit, so\n"
+             "not even a power loss loses an acknowledged publish;\n"
+             "normal does not: a crash of herald (kill -9) loses\n"
+             "nothing, a power loss may lose the last commits"},
     {.name = "history",
      .arg = "N",
      .type = HR_OPT_U32,

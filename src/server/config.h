@@ -51,6 +51,7 @@ struct herald_config {
     const char *rules[HR_AUTH_RULES_MAX]; /* --channel-rule values; auth.rules points here */
     int dev_tokens;                       /* --dev-tokens: GET /dev/token */
     const char *log_level, *log_format;   /* --log-level, --log-format */
+    const char *store_sync;               /* --store-sync: full or normal */
     int access_log;                       /* --access-log */
     const char *config_file;              /* --config, or HERALD_CONFIG: a JSON file of options */
     int print_config;                     /* --print-config: the caller prints, then exits 0 */

@@ -213,7 +213,11 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
         if (mkdir_parents(dir) < 0)
             snprintf(err, sizeof err, "--data %s: %s", dir, strerror(errno));
         else
-            r->store = hr_store_sqlite_new(r->loop, dir, err, sizeof err);
+            r->store = hr_store_sqlite_open(
+                r->loop, dir,
+                r->cfg.store_sync && strcmp(r->cfg.store_sync, "normal") == 0 ? HR_STORE_SYNC_NORMAL
+                                                                              : HR_STORE_SYNC_FULL,
+                err, sizeof err);
     } else {
         r->store = hr_store_memory_new(r->loop);
         /* one history: every worker's channels have the sequencer's epochs */

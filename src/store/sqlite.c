@@ -822,6 +822,12 @@ fail_rollback:
 
 struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err, size_t errlen)
 {
+    return hr_store_sqlite_open(loop, dir, HR_STORE_SYNC_FULL, err, errlen);
+}
+
+struct hr_store *hr_store_sqlite_open(uv_loop_t *loop, const char *dir, int sync, char *err,
+                                      size_t errlen)
+{
     const char *what = "out of memory";
     int sqlerr = 1;     /* whether sqlite3_errmsg explains the failure */
     char why[256] = ""; /* SQLite's message, taken when the call failed */
@@ -861,11 +867,13 @@ struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err
         goto fail;
     }
     sqlite3_finalize(s);
-    /* In WAL mode NORMAL skips the fsync at each commit, so a power loss can undo commits
-     * already acknowledged; FULL syncs the WAL in every COMMIT, and group commit shares that
-     * one fsync among all the appends of a batch. */
-    what = "synchronous=FULL";
-    if (exec_simple(ss->db, "PRAGMA synchronous=FULL") != SQLITE_OK)
+    /* FULL syncs the WAL in every COMMIT, and group commit shares that one fsync among all the
+     * appends of a batch. In WAL mode NORMAL skips it: a commit is in the OS's cache once
+     * COMMIT returns, so a crash of herald loses nothing acknowledged, but a power loss or an
+     * OS crash can undo the last commits (--store-sync). */
+    what = sync == HR_STORE_SYNC_NORMAL ? "synchronous=NORMAL" : "synchronous=FULL";
+    if (exec_simple(ss->db, sync == HR_STORE_SYNC_NORMAL ? "PRAGMA synchronous=NORMAL"
+                                                         : "PRAGMA synchronous=FULL") != SQLITE_OK)
         goto fail;
     if (open_schema(ss, &what, why, sizeof why) < 0)
         goto fail;

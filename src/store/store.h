@@ -99,7 +99,14 @@ struct hr_store {
 /* The memory store: nothing to persist; done runs on the next loop turn. */
 struct hr_store *hr_store_memory_new(uv_loop_t *loop);
 /* The SQLite store: DIR/herald.db in WAL mode (created if missing). Returns NULL with a
- * one-line reason in err on failure. */
+ * one-line reason in err on failure. sync: HR_STORE_SYNC_FULL (_new) or _NORMAL. */
+enum {
+    HR_STORE_SYNC_FULL,   /* every commit fsyncs the WAL: a power loss loses nothing acknowledged */
+    HR_STORE_SYNC_NORMAL, /* no fsync at commit: a crash of herald (kill -9) loses nothing
+                           * acknowledged, a power loss or an OS crash may lose the last commits */
+};
+struct hr_store *hr_store_sqlite_open(uv_loop_t *loop, const char *dir, int sync, char *err,
+                                      size_t errlen);
 struct hr_store *hr_store_sqlite_new(uv_loop_t *loop, const char *dir, char *err, size_t errlen);
 
 #endif
