@@ -469,6 +469,28 @@ const struct hr_opt hr_config_table[] = {
      .help = "DEVELOPMENT ONLY: GET /dev/token?sub=NAME hands anyone\n"
              "a one-hour token for any user (needs --jwt-secret)"},
 
+    {.name = "admin-password",
+     .arg = "PW",
+     .type = HR_OPT_STR,
+     .offset = F(admin_password),
+     .section = "Socket.IO Admin UI (off by default; README, Admin UI):",
+     .help = "serve the Admin UI at /admin/ and its namespace /admin,\n"
+             "logging in with this password (8+ characters; or set\n"
+             "HERALD_ADMIN_PASSWORD); use TLS when it is not on loopback"},
+    {.name = "admin-user",
+     .arg = "NAME",
+     .type = HR_OPT_STR,
+     .offset = F(admin_user),
+     .def_str = "admin",
+     .help = "the Admin UI's user name (default {})"},
+    {.name = "admin-ui-dir",
+     .arg = "DIR",
+     .type = HR_OPT_STR,
+     .offset = F(admin_ui_dir),
+     .def_str = "web/node_modules/@socket.io/admin-ui/ui/dist",
+     .help = "the Admin UI's static build (npm's @socket.io/admin-ui,\n"
+             "installed by scripts/setup.sh), default\n{}"},
+
     {.name = "help", .short_name = 'h', .type = HR_OPT_HELP, .section = "", .help = "this text"},
     {.name = "version", .short_name = 'V', .type = HR_OPT_VERSION, .help = "the version"},
 };
@@ -566,7 +588,7 @@ void hr_config_usage(FILE *out)
         const struct hr_opt *o = &hr_config_table[i];
         if (o->section)
             fprintf(out, "\n%s%s", o->section, o->section[0] ? "\n" : "");
-        char flag[64], def[32];
+        char flag[64], def[96];
         snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         hr_config_default_str(o, def, sizeof def);
         fprintf(out, "  %-22s  ", flag);
@@ -759,5 +781,15 @@ int hr_config_parse(struct herald_config *cfg, int argc, char **argv, char *err,
         cfg->auth.jwt_secret = getenv("HERALD_JWT_SECRET");
     if (!cfg->auth.publish_key && getenv("HERALD_PUBLISH_KEY") && *getenv("HERALD_PUBLISH_KEY"))
         cfg->auth.publish_key = getenv("HERALD_PUBLISH_KEY");
+    if (!cfg->admin_password && getenv("HERALD_ADMIN_PASSWORD") && *getenv("HERALD_ADMIN_PASSWORD"))
+        cfg->admin_password = getenv("HERALD_ADMIN_PASSWORD");
+    if (cfg->admin_password && strlen(cfg->admin_password) < 8) {
+        snprintf(err, errlen, "--admin-password wants 8 characters or more");
+        return HR_EINVAL;
+    }
+    if (cfg->admin_user && !*cfg->admin_user) {
+        snprintf(err, errlen, "--admin-user wants a name");
+        return HR_EINVAL;
+    }
     return 0;
 }

@@ -27,6 +27,9 @@ struct herald_config {
     struct hr_auth_config auth;           /* tokens, publish key, channel rules */
     const char *rules[HR_AUTH_RULES_MAX]; /* --channel-rule values; auth.rules points here */
     int dev_tokens;                       /* --dev-tokens: GET /dev/token */
+    /* --admin-password (or HERALD_ADMIN_PASSWORD) turns the Socket.IO Admin UI on: its
+     * namespace /admin, and its page at /admin/ from admin_ui_dir; NULL: off */
+    const char *admin_password, *admin_user, *admin_ui_dir;
 };
 
 enum hr_opt_type {

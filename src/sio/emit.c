@@ -102,6 +102,8 @@ static int out_send(const struct outgoing *o, herald_socket *s)
     int rc = hr_eio_send(s->client->eio, &o->text);
     for (size_t i = 0; i < o->nbins && rc == 0; i++)
         rc = hr_eio_send(s->client->eio, &o->bins[i]);
+    if (rc == 0 && s->nsp->io->admin)
+        hr_sio_admin_count(s->nsp->io, HR_ADMIN_PACKETS_OUT, o->text.frame->len);
     return rc;
 }
 
@@ -126,6 +128,8 @@ void hr_sio_send_packet(struct hr_sio_client *c, int type, const char *nsp, cons
     struct hr_buf *b = hr_sio_encode(type, nsp, strlen(nsp), -1, 0, data, data ? strlen(data) : 0);
     struct hr_eio_msg m;
     if (b && hr_eio_msg_init(&m, 0, b->data, b->len) == 0) {
+        if (c->io->admin)
+            hr_sio_admin_count(c->io, HR_ADMIN_PACKETS_OUT, b->len);
         hr_eio_send(c->eio, &m);
         hr_eio_msg_release(&m);
     }
@@ -243,7 +247,7 @@ size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except
     /* with recovery on, a broadcast carries its offset as a last argument (as Socket.IO's
      * session-aware adapter does) and is kept for sockets that come back */
     struct hr_sio_kept *k = NULL;
-    if (nsp->io->opts.recovery_window_ms &&
+    if (nsp->io->opts.recovery_window_ms && !nsp->no_recovery &&
         (k = hr_sio_keep(nsp, room, except, event, raw, len, bins, nbins, NULL, 0))) {
         raw = k->raw;
         len = k->raw_len;
