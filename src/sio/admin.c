@@ -6,9 +6,9 @@
  * event_received. It may ask for "emit", "join", "leave" and "_disconnect".
  *
  * With several workers each one is a server of the UI (serverId "host#pid/worker"): its
- * events are broadcasts to /admin, which reach the admin sockets of every worker; what is
- * listed at login (all_sockets) and what the operations act on are the sockets of the worker
- * the UI's connection landed on. */
+ * events are broadcasts to /admin, which reach the admin sockets of every worker; at login the
+ * other workers are asked for their sockets (relayed, "herald:admin-list"), and the
+ * operations are relayed to them too. */
 #include "admin.h"
 
 #include <arpa/inet.h>
@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "core/id.h"
 #include "core/log.h"
+#include "internal.h"
 #include "net/conn.h"
 #include "net/server.h"
 
@@ -232,9 +233,17 @@ static size_t matching(herald_io *io, const json_t *name, const json_t *filter, 
 
 enum { OP_JOIN, OP_LEAVE, OP_DISCONNECT };
 
-static void act(herald_socket *admin, const herald_args *args, int op)
+/* Between workers only (relayed, never sent to a client): a new admin socket wants the other
+ * workers' sockets, and the operations reach theirs. */
+#define RELAY_PREFIX "herald:admin-"
+static const char *const op_events[] = {RELAY_PREFIX "join", RELAY_PREFIX "leave",
+                                        RELAY_PREFIX "disconnect"};
+#define LIST_EVENT RELAY_PREFIX "list"
+
+/* An operation on this worker's sockets (admin: the socket that asked, left alone; NULL when
+ * another worker's admin socket asked). */
+static void act_local(herald_io *io, herald_socket *admin, const herald_args *args, int op)
 {
-    herald_io *io = admin->nsp->io;
     /* join/leave: (nsp, room, filter); _disconnect: (nsp, close, filter) */
     const json_t *room = herald_arg(args, 1);
     if (op != OP_DISCONNECT && !json_is_string(room))
@@ -255,6 +264,48 @@ static void act(herald_socket *admin, const herald_args *args, int op)
             herald_disconnect(s, json_is_true(room));
     }
     free(ids);
+}
+
+static void act(herald_socket *admin, const herald_args *args, int op)
+{
+    herald_io *io = admin->nsp->io;
+    size_t len;
+    const char *raw = herald_args_raw(args, &len);
+    if (io->relay)
+        io->relay(io->relay_ud, admin->nsp->name, NULL, op_events[op], raw, len, NULL, 0);
+    act_local(io, admin, args, op);
+}
+
+int hr_sio_admin_relayed(herald_io *io, const char *nsp, const char *room, const char *event,
+                         const char *raw, size_t len)
+{
+    struct hr_sio_admin *a = io->admin;
+    if (strcmp(nsp, a->nsp->name) != 0 || strncmp(event, RELAY_PREFIX, strlen(RELAY_PREFIX)) != 0)
+        return 0;
+    if (strcmp(event, LIST_EVENT) == 0 && room) {
+        /* this worker's sockets to the new admin socket (its own room; it is on another
+         * worker, which the broadcast reaches), each as it connected */
+        for (herald_nsp *n = io->nsps; n; n = n->hh.next)
+            for (herald_socket *s = n->sockets; s; s = s->hh.next) {
+                json_t *js = s->connected ? serialize(s) : NULL;
+                if (!js)
+                    continue;
+                char date[64];
+                iso_date(s->client && s->client->admin ? s->client->admin->issued : hr_wall_ms(),
+                         date);
+                herald_broadcast(a->nsp, room, NULL, "socket_connected",
+                                 json_pack("[o, s]", js, date));
+            }
+        return 1;
+    }
+    for (int op = 0; op < (int)(sizeof op_events / sizeof op_events[0]); op++) {
+        if (strcmp(event, op_events[op]) == 0) {
+            herald_args args = {raw, len, NULL, NULL, 0};
+            act_local(io, NULL, &args, op);
+            json_decref(args.parsed);
+        }
+    }
+    return 1;
 }
 
 static void join_cb(herald_socket *s, const herald_args *args, herald_ack *ack, void *ud)
@@ -319,6 +370,9 @@ static void admin_connection_cb(herald_socket *s, void *ud)
         json_array_append_new(list, json_string(features[i]));
     herald_emit(s, "config", json_pack("[{s:o*}]", "supportedFeatures", list));
     herald_emit(s, "all_sockets", json_pack("[o*]", all_sockets(s->nsp->io)));
+    /* and the other workers' sockets, which they send as socket_connected events */
+    if (s->nsp->io->relay)
+        s->nsp->io->relay(s->nsp->io->relay_ud, s->nsp->name, s->id, LIST_EVENT, "", 0, NULL, 0);
     /* this worker's figures now rather than in up to two seconds (no events: they go to
      * every admin socket with the next server_stats) */
     json_t *stats = server_stats(a, NULL);

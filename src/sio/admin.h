@@ -70,6 +70,10 @@ void hr_sio_admin_connected(herald_socket *s);
 void hr_sio_admin_disconnected(herald_socket *s, const char *reason);
 void hr_sio_admin_room(herald_socket *s, const char *room, int joined);
 void hr_sio_admin_event(herald_socket *s, const char *event, const herald_args *a);
+/* A broadcast relayed from another worker: 1 when it was the admin UI's own (the other
+ * workers' sockets wanted, an operation), handled here and not to be sent. */
+int hr_sio_admin_relayed(herald_io *io, const char *nsp, const char *room, const char *event,
+                         const char *raw, size_t len);
 
 static inline void hr_sio_admin_count(herald_io *io, int what, uint64_t bytes)
 {

@@ -294,6 +294,8 @@ void hr_sio_relayed(herald_io *io, const char *nsp_name, const char *room, const
                     const char *raw, size_t len, const struct herald_bin *bins, size_t nbins)
 {
     herald_nsp *nsp;
+    if (io->admin && hr_sio_admin_relayed(io, nsp_name, room, event, raw, len))
+        return;
     HASH_FIND_STR(io->nsps, nsp_name, nsp);
     if (nsp)
         hr_sio_broadcast(nsp, room, NULL, event, raw, len, bins, nbins);

@@ -249,6 +249,45 @@ describe('Admin UI with two workers', () => {
     const ids = new Set();
     await next(a, 'server_stats', (s) => { ids.add(s.serverId); return ids.size === 2; }, 3 * WAIT);
     for (const id of ids) assert.match(id, new RegExp(`#${h.proc.pid}/[01]$`));
+    closeAll();
+  });
+
+  test("the sockets of both workers are listed and acted on, whichever worker the UI's connection is on", async () => {
+    // chat clients until both workers hold some: an Engine.IO session id's first character
+    // names its worker (A: 0, B: 1)
+    const chat = [];
+    for (let i = 0; i < 40 && new Set(chat.map((c) => c.io.engine.id[0])).size < 2; i++) {
+      const c = client(h.url, { transports: ['websocket'] });
+      await connected(c);
+      chat.push(c);
+    }
+    assert.deepEqual([...new Set(chat.map((c) => c.io.engine.id[0]))].sort(), ['A', 'B']);
+    const a = admin(h.url, { username: 'admin', password: PASSWORD });
+    await connected(a);
+    // all_sockets has this worker's; the other worker's come as socket_connected
+    const listed = new Set();
+    const [list] = await a.seen('all_sockets');
+    for (const s of list) listed.add(s.id);
+    const want = chat.map((c) => c.id);
+    const missing = () => want.filter((id) => !listed.has(id));
+    for (const [e, s] of a.got) if (e === 'socket_connected') listed.add(s.id);
+    if (missing().length)
+      await next(a, 'socket_connected', (s) => { listed.add(s.id); return missing().length === 0; });
+    assert.deepEqual(missing(), []);
+    for (const [e, s] of a.got.filter(([e]) => e === 'socket_connected'))
+      assert.equal(s.handshake.address, '127.0.0.1', e);
+
+    // join by id, then an emit to that room, reach a socket on either worker
+    for (const c of [chat.find((c) => c.io.engine.id[0] === 'A'), chat.find((c) => c.io.engine.id[0] === 'B')]) {
+      a.emit('join', '/', 'picked', c.id);
+      await a.seen('room_joined', (n, room, id) => room === 'picked' && id === c.id);
+    }
+    // _disconnect the whole namespace: every chat client, on both workers
+    const gone = Promise.all(chat.map((c) => next(c, 'disconnect')));
+    a.emit('_disconnect', '/', false);
+    for (const [reason] of await gone) assert.equal(reason, 'io server disconnect');
+    assert.ok(a.connected);
+    closeAll();
   });
 });
 
