@@ -2,6 +2,8 @@
 // @socket.io/admin-ui 0.5 on the namespace /admin, and serves the UI's static build at /admin/.
 //
 // - off by default: no /admin namespace ("Invalid namespace"), /admin/ answers 404;
+// - a password under 8 characters stops herald at start; without the UI's files it says so at
+//   start and serves the namespace alone;
 // - a wrong user or password (or none, or an unknown session) is refused with connect_error
 //   "invalid credentials", as Node's admin-ui does; the password is never printed;
 // - with the official socket.io-client: "config", "all_sockets" and "server_stats" describe the
@@ -9,15 +11,18 @@
 //   of the charts), socket_connected / room_joined / event_received / socket_disconnected /
 //   room_left follow chat clients as they come and go, and the operations join, leave, emit and
 //   _disconnect act on them; a login's session id logs in again;
-// - with --workers 2, each worker reports as a server of its own (two serverIds);
-// - in Chromium: the UI's page from herald, logged in through its form, lists the chat clients'
-//   sockets on its Sockets page (screenshots in <repo>/test-output/admin-ui-*.png).
+// - with --workers 2, each worker reports as a server of its own (two serverIds), a login lists
+//   the sockets of both workers and the operations reach both;
+// - in Chromium (--allowed-origins none): the UI's page from herald refuses a wrong password
+//   and, logged in through its form, lists the chat clients' sockets on its Sockets page
+//   (screenshots in <repo>/test-output/admin-ui-*.png).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { io } from 'socket.io-client';
-import { startHerald, repoRoot } from './lib/herald.mjs';
+import { spawnSync } from 'node:child_process';
+import { startHerald, repoRoot, heraldBin } from './lib/herald.mjs';
 import { stopChecked } from './lib/channels-util.mjs';
 import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
@@ -82,6 +87,27 @@ describe('Admin UI: off by default', () => {
       const r = await fetch(h.url + p, { redirect: 'manual' });
       assert.equal(r.status, 404, p);
     }
+  });
+});
+
+describe('Admin UI: flags', () => {
+  let h;
+  after(async () => { closeAll(); await stopChecked(h); });
+
+  test('a short password is refused at start', () => {
+    const r = spawnSync(heraldBin, ['--admin-password', 'short'], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--admin-password wants 8 characters or more/);
+    assert.ok(!r.stderr.includes("'short'"), 'the refused password is not echoed');
+  });
+
+  test('without the UI\'s files herald says so at start and serves the namespace alone', async () => {
+    h = await startHerald(['--store', 'memory', '--admin-password', PASSWORD, '--admin-ui-dir', '/nonexistent/admin-ui']);
+    assert.match(h.output(), /--admin-ui-dir \/nonexistent\/admin-ui: No such file or directory; the Admin UI's page is not served/);
+    assert.equal((await fetch(`${h.url}/admin/`)).status, 404);
+    const a = admin(h.url);
+    await connected(a);
+    await a.seen('config');
   });
 });
 
@@ -184,6 +210,11 @@ describe('Admin UI protocol (socket.io-client)', () => {
     const [dnsp, did, reason] = await a.seen('socket_disconnected', (n, i) => i === cid);
     assert.deepEqual([dnsp, did, reason], ['/', cid, 'client namespace disconnect']);
     await a.seen('room_left', (n, room, i) => i === cid && room === 'chat');
+    // the disconnection chart: its Engine.IO session's end, with the reason
+    const [stats] = await next(a, 'server_stats',
+      (st) => st.aggregatedEvents.some((e) => e.type === 'rawDisconnection'), 3 * WAIT);
+    const ends = stats.aggregatedEvents.filter((e) => e.type === 'rawDisconnection');
+    assert.ok(ends.every((e) => typeof e.subType === 'string' && e.count >= 1), JSON.stringify(ends));
     closeAll();
   });
 
@@ -297,8 +328,10 @@ const skipBrowser = skipWithoutChromium ||
 describe('Admin UI in Chromium', { skip: skipBrowser }, () => {
   let h, browser;
   before(async () => {
+    // the page and its Socket.IO connection come from herald's own origin, which even the
+    // strictest origin list lets in
     h = await startHerald(['--store', 'memory', '--workers', '1', '--admin-password', PASSWORD,
-      '--admin-ui-dir', UI_DIR]);
+      '--admin-ui-dir', UI_DIR, '--allowed-origins', 'none']);
     browser = await launchChromium();
     mkdirSync(outDir, { recursive: true });
   });
