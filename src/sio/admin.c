@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "core/id.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "internal.h"
 #include "net/conn.h"
 #include "net/server.h"
@@ -81,8 +82,30 @@ static json_t *rooms_of(const herald_socket *s)
     return rooms;
 }
 
-/* The UI's SerializedSocket: headers and query are not kept by herald (they would cost every
- * socket memory), so they are empty. */
+/* handshake.query: the handshake URL's parameters, decoded */
+static json_t *query_of(const char *url)
+{
+    json_t *q = json_object();
+    const char *p = strchr(url, '?');
+    while (q && p && *++p) {
+        size_t n = strcspn(p, "&#");
+        const char *eq = memchr(p, '=', n);
+        size_t klen = eq ? (size_t)(eq - p) : n;
+        char k[128], v[256];
+        long kl = hr_percent_decode(p, klen, k, sizeof k - 1, HR_PCT_PLUS);
+        long vl = eq ? hr_percent_decode(eq + 1, n - klen - 1, v, sizeof v - 1, HR_PCT_PLUS) : 0;
+        if (kl > 0 && vl >= 0) {
+            k[kl] = v[vl] = '\0';
+            json_object_set_new(q, k, json_stringn(v, (size_t)vl));
+        }
+        p += n;
+        if (*p != '&')
+            break;
+    }
+    return q;
+}
+
+/* The UI's SerializedSocket, from what its client was at the handshake. */
 static json_t *serialize(const herald_socket *s)
 {
     const struct hr_sio_admin_client *ac = s->client ? s->client->admin : NULL;
@@ -93,12 +116,19 @@ static json_t *serialize(const herald_socket *s)
     char date[64];
     uint64_t issued = ac ? ac->issued : hr_wall_ms();
     iso_date(issued, date);
-    return json_pack("{s:s, s:s, s:s, s:s, s:{}, s:{s:s, s:{}, s:{}, s:I, s:b, s:s, s:s, s:b}, "
+    json_t *headers = ac && ac->headers ? json_loads(ac->headers, 0, NULL) : NULL;
+    const char *origin = json_string_value(json_object_get(headers, "origin"));
+    const char *host = json_string_value(json_object_get(headers, "host"));
+    /* as Node's engine.io: a request from another origin than the host's is cross-domain */
+    const char *ohost = origin ? strstr(origin, "://") : NULL;
+    int xdomain = origin && host && !(ohost && strcmp(ohost + 3, host) == 0);
+    return json_pack("{s:s, s:s, s:s, s:s, s:{}, s:{s:s, s:o, s:o, s:I, s:b, s:s, s:s, s:b}, "
                      "s:o*}",
                      "id", s->id, "clientId", client_id, "transport", transport_of(s), "nsp",
                      s->nsp->name, "data", "handshake", "address", ac ? ac->address : "", "headers",
-                     "query", "issued", (json_int_t)issued, "secure", 0, "time", date, "url",
-                     ac ? ac->url : "", "xdomain", 0, "rooms", rooms_of(s));
+                     headers ? headers : json_object(), "query", query_of(ac ? ac->url : ""),
+                     "issued", (json_int_t)issued, "secure", ac && ac->secure, "time", date, "url",
+                     ac ? ac->url : "", "xdomain", xdomain, "rooms", rooms_of(s));
 }
 
 static json_t *all_sockets(herald_io *io)
@@ -395,6 +425,24 @@ void hr_sio_admin_client_open(struct hr_sio_client *c, struct hr_eio_session *es
     if (req) {
         const char *t = hr_http_path(req);
         snprintf(ac->url, sizeof ac->url, "%s", t);
+        /* header names in lower case, as Node gives them */
+        json_t *h = json_object();
+        for (unsigned i = 0; h && i < req->nheaders; i++) {
+            const struct hr_http_header *f = &req->headers[i];
+            char name[64];
+            if (f->name_len >= sizeof name)
+                continue;
+            for (uint32_t j = 0; j < f->name_len; j++) {
+                char ch = req->head[f->name_off + j];
+                name[j] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+            }
+            name[f->name_len] = '\0';
+            if (strcmp(name, "cookie") == 0 || strcmp(name, "authorization") == 0)
+                continue;
+            json_object_set_new(h, name, json_stringn(req->head + f->value_off, f->value_len));
+        }
+        ac->headers = h ? json_dumps(h, JSON_COMPACT) : NULL;
+        json_decref(h);
     }
     ac->polling = es->transport == HR_EIO_POLLING;
     a->polling += ac->polling;
@@ -414,6 +462,8 @@ void hr_sio_admin_client_close(struct hr_sio_client *c, const char *reason)
     }
     if (c->admin && c->admin->polling)
         a->polling--;
+    if (c->admin)
+        free(c->admin->headers);
     free(c->admin);
     c->admin = NULL;
 }
@@ -442,6 +492,7 @@ void hr_sio_admin_connecting(struct hr_sio_client *c)
         return;
     struct sockaddr_storage peer;
     socklen_t plen = sizeof peer;
+    ac->secure = conn->srv->tls != NULL;
     if (getpeername(conn->fd, (struct sockaddr *)&peer, &plen) < 0)
         return;
     if (peer.ss_family == AF_INET)
@@ -492,6 +543,27 @@ void hr_sio_admin_event(herald_socket *s, const char *event, const herald_args *
     if (list && parsed)
         json_array_extend(list, parsed);
     tell(a, "event_received", json_pack("[s, s, o*, o*]", s->nsp->name, s->id, list, now_date()));
+}
+
+void hr_sio_admin_sent(herald_socket *s, const char *event, const char *raw, size_t len)
+{
+    struct hr_sio_admin *a = s->nsp->io->admin;
+    if (s->nsp == a->nsp || !watched(a))
+        return;
+    json_t *list = json_pack("[s]", event);
+    char *text = malloc(len + 3);
+    if (text && list) {
+        text[0] = '[';
+        memcpy(text + 1, raw, len);
+        text[len + 1] = ']';
+        text[len + 2] = '\0';
+        json_t *args = json_loadb(text, len + 2, 0, NULL);
+        if (args)
+            json_array_extend(list, args);
+        json_decref(args);
+    }
+    free(text);
+    tell(a, "event_sent", json_pack("[s, s, o*, o*]", s->nsp->name, s->id, list, now_date()));
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */

@@ -10,9 +10,12 @@
 /* What a client was when it opened (only kept while the admin UI is on). */
 struct hr_sio_admin_client {
     uint64_t issued;  /* wall ms */
+    char *headers;    /* the handshake's headers, a JSON object's text (Cookie and
+                       * Authorization left out: they carry credentials) */
     char address[48]; /* the peer's address, from its first Socket.IO packet */
-    char url[128];    /* the handshake request's target */
+    char url[256];    /* the handshake request's target (its query is handshake.query) */
     uint8_t polling;  /* counted in pollingClientsCount */
+    uint8_t secure;   /* over TLS */
 };
 
 /* Counts of one kind of event in the current second (Node's engine-level events). */
@@ -70,6 +73,7 @@ void hr_sio_admin_connected(herald_socket *s);
 void hr_sio_admin_disconnected(herald_socket *s, const char *reason);
 void hr_sio_admin_room(herald_socket *s, const char *room, int joined);
 void hr_sio_admin_event(herald_socket *s, const char *event, const herald_args *a);
+void hr_sio_admin_sent(herald_socket *s, const char *event, const char *raw, size_t len);
 /* A broadcast relayed from another worker: 1 when it was the admin UI's own (the other
  * workers' sockets wanted, an operation), handled here and not to be sent. */
 int hr_sio_admin_relayed(herald_io *io, const char *nsp, const char *room, const char *event,

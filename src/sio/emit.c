@@ -178,6 +178,8 @@ int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t
      * an offset (Socket.IO does the same), so a socket that drops gets it back; that holds
      * too for what is emitted to it while it is going away (its pid was saved) */
     struct hr_sio_kept *k = NULL;
+    if (s->nsp->io->admin)
+        hr_sio_admin_sent(s, event, raw, len);
     if (s->nsp->io->opts.recovery_window_ms && s->pid[0] &&
         (k = hr_sio_keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins, NULL, 0))) {
         raw = k->raw;

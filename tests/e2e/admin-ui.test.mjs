@@ -9,7 +9,7 @@
 // - with the official socket.io-client: "config", "all_sockets" and "server_stats" describe the
 //   chat clients connected (ids, namespace, transport, address, rooms, counts, the event counts
 //   of the charts), socket_connected / room_joined / event_received / socket_disconnected /
-//   room_left follow chat clients as they come and go, and the operations join, leave, emit and
+//   room_left / event_sent follow chat clients as they come and go, and the operations join, leave, emit and
 //   _disconnect act on them; a login's session id logs in again;
 // - with --workers 2, each worker reports as a server of its own (two serverIds), a login lists
 //   the sockets of both workers and the operations reach both;
@@ -136,7 +136,9 @@ describe('Admin UI protocol (socket.io-client)', () => {
   });
 
   test('config, all_sockets and server_stats describe the chat clients', async () => {
-    const polling = client(h.url, { transports: ['polling'] });
+    // a header of the handshake is shown, its cookie not (it may carry a token)
+    const polling = client(h.url, { transports: ['polling'], query: { room: 'a b' },
+      extraHeaders: { 'x-test': 'yes', cookie: 'herald_token=secret' } });
     const ws = client(h.url, { transports: ['websocket'] });
     await Promise.all([connected(polling), connected(ws)]);
     const a = admin(h.url);
@@ -159,7 +161,17 @@ describe('Admin UI protocol (socket.io-client)', () => {
       assert.ok(Math.abs(s.handshake.issued - Date.now()) < 60000);
       assert.equal(s.clientId, c.io.engine.id.slice(0, 12));
       assert.deepEqual(s.rooms, [c.id, 'chat']); // its own room, then the chat app's channel room
+      assert.equal(s.handshake.headers.host, `127.0.0.1:${h.port}`);
+      assert.equal(s.handshake.query.EIO, '4');
+      assert.equal(s.handshake.query.transport, transport);
+      assert.equal(s.handshake.secure, false);
+      assert.equal(s.handshake.xdomain, false);
+      assert.match(s.handshake.url, /^\/socket\.io\/\?.*EIO=4&/);
     }
+    const ph = byId.get(polling.id).handshake;
+    assert.equal(ph.headers['x-test'], 'yes');
+    assert.equal(ph.headers.cookie, undefined);
+    assert.equal(ph.query.room, 'a b');
     assert.ok(byId.get(a.id) && byId.get(a.id).nsp === '/admin', 'the admin socket itself is listed');
 
     // the clients of the tests before are gone once herald has seen them close
@@ -199,6 +211,12 @@ describe('Admin UI protocol (socket.io-client)', () => {
     const [[sock, at]] = await Promise.all([a.seen('socket_connected', (s) => s.nsp === '/'), connected(c)]);
     assert.equal(sock.id, c.id);
     assert.ok(Math.abs(Date.parse(at) - Date.now()) < 60000, at);
+    // what the chat app sends it: its welcome
+    const [snsp, sid, sent] = await a.seen('event_sent', (n, i) => i === c.id);
+    assert.equal(snsp, '/');
+    assert.equal(sid, c.id);
+    assert.equal(sent[0], 'message');
+    assert.equal(sent[1].type, 'init');
     const [rnsp, room, rid] = await a.seen('room_joined', (n, r, i) => i === c.id);
     assert.deepEqual([rnsp, room, rid], ['/', 'chat', c.id]);
     c.emit('message', { text: 'hi admin' });
@@ -370,6 +388,13 @@ describe('Admin UI in Chromium', { skip: skipBrowser }, () => {
     const text = await page.locator('body').innerText();
     assert.match(text, /127\.0\.0\.1/);
     await page.screenshot({ path: path.join(outDir, 'admin-ui-sockets.png'), fullPage: true, animations: 'disabled' });
+    // a socket's page: its handshake's headers and query
+    await page.getByText(chat[1].id).click();
+    await page.getByText('transport').first().waitFor({ timeout: WAIT });
+    const details = await page.locator('body').innerText();
+    assert.match(details, /EIO\s+4/);
+    assert.match(details, new RegExp(`host\\s+127\\.0\\.0\\.1:${h.port}`));
+    await page.screenshot({ path: path.join(outDir, 'admin-ui-socket.png'), fullPage: true, animations: 'disabled' });
     assert.deepEqual(errors, []);
   });
 });
