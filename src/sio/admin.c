@@ -199,14 +199,16 @@ static void timer_cb(uv_timer_t *t)
 
 /* ---- login -------------------------------------------------------------------------------- */
 
-static int session_known(const struct hr_sio_admin *a, const char *id)
+static int session_known(struct hr_sio_admin *a, const char *id)
 {
     if (!id || strlen(id) != 20)
         return 0;
-    for (unsigned i = 0; i < HR_ADMIN_SESSIONS; i++)
-        if (a->sessions[i][0] && hr_auth_secret_equal(id, 20, a->sessions[i], 20))
-            return 1;
-    return 0;
+    int known = 0;
+    uv_mutex_lock(&a->sessions->lock);
+    for (unsigned i = 0; i < HR_ADMIN_SESSIONS && !known; i++)
+        known = a->sessions->ids[i][0] && hr_auth_secret_equal(id, 20, a->sessions->ids[i], 20);
+    uv_mutex_unlock(&a->sessions->lock);
+    return known;
 }
 
 /* What Node's admin-ui answers a wrong login: connect_error "invalid credentials". The
@@ -229,10 +231,14 @@ static const char *login_cb(herald_socket *s, const json_t *auth, void *ud)
                                        a->password, a->password_len);
     if (!user_ok || !pass_ok)
         return "invalid credentials";
-    /* a session the UI keeps (localStorage) to come back without the password */
-    char *slot = a->sessions[a->next_session++ % HR_ADMIN_SESSIONS];
-    hr_random_id(slot);
-    herald_set_data(s, slot);
+    /* a session the UI keeps (localStorage) to come back without the password, on any
+     * worker; the oldest of the table gives way */
+    hr_random_id(a->new_session);
+    uv_mutex_lock(&a->sessions->lock);
+    memcpy(a->sessions->ids[a->sessions->next++ % HR_ADMIN_SESSIONS], a->new_session,
+           sizeof a->new_session);
+    uv_mutex_unlock(&a->sessions->lock);
+    herald_set_data(s, a->new_session); /* the connection handler runs next, in this call */
     return NULL;
 }
 
@@ -585,6 +591,13 @@ int hr_sio_admin_init(herald_io *io, const char *user, const char *password)
     a->password_len = strlen(password);
     atomic_init(&a->own_watchers, 0);
     a->watchers = &a->own_watchers;
+    if (uv_mutex_init(&a->own_sessions.lock) < 0) {
+        free(a->user);
+        free(a->password);
+        free(a);
+        return HR_ENOMEM;
+    }
+    a->sessions = &a->own_sessions;
     a->started = uv_now(io->loop);
     if (gethostname(a->hostname, sizeof a->hostname - 1) < 0)
         snprintf(a->hostname, sizeof a->hostname, "herald");
@@ -606,8 +619,10 @@ int hr_sio_admin_init(herald_io *io, const char *user, const char *password)
 
 void hr_sio_admin_share(herald_io *io, herald_io *first)
 {
-    if (io->admin && first->admin)
+    if (io->admin && first->admin) {
         io->admin->watchers = first->admin->watchers;
+        io->admin->sessions = first->admin->sessions;
+    }
 }
 
 void hr_sio_admin_close(herald_io *io)
@@ -625,6 +640,7 @@ void hr_sio_admin_free(herald_io *io)
         return;
     io->admin = NULL;
     json_decref(a->events);
+    uv_mutex_destroy(&a->own_sessions.lock);
     free(a->user);
     free(a->password);
     free(a);

@@ -50,8 +50,13 @@ struct hr_sio_admin {
      * watches (worker 0's counter, shared) */
     atomic_uint own_watchers;
     atomic_uint *watchers;
-    char sessions[HR_ADMIN_SESSIONS][24]; /* login sessions ("session" event), newest last */
-    unsigned next_session;
+    /* login sessions ("session" event): worker 0's table, which every worker uses */
+    struct hr_sio_admin_sessions {
+        uv_mutex_t lock;
+        char ids[HR_ADMIN_SESSIONS][24];
+        unsigned next;
+    } own_sessions, *sessions;
+    char new_session[24]; /* made by the login, sent by the connection handler after it */
 };
 
 /* Serve the admin namespace on io (each worker's): the user and password it logs in with

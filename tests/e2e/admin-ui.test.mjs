@@ -12,7 +12,7 @@
 //   room_left / event_sent follow chat clients as they come and go, and the operations join, leave, emit and
 //   _disconnect act on them; a login's session id logs in again;
 // - with --workers 2, each worker reports as a server of its own (two serverIds), a login lists
-//   the sockets of both workers and the operations reach both;
+//   the sockets of both workers and the operations reach both, a session id logs in on both;
 // - in Chromium (--allowed-origins none): the UI's page from herald refuses a wrong password
 //   and, logged in through its form, lists the chat clients' sockets on its Sockets page
 //   (screenshots in <repo>/test-output/admin-ui-*.png).
@@ -336,6 +336,20 @@ describe('Admin UI with two workers', () => {
     a.emit('_disconnect', '/', false);
     for (const [reason] of await gone) assert.equal(reason, 'io server disconnect');
     assert.ok(a.connected);
+    closeAll();
+  });
+
+  test("a login's session id logs in on either worker", async () => {
+    const a = admin(h.url, { username: 'admin', password: PASSWORD });
+    const [session] = await a.seen('session');
+    const workers = new Set();
+    for (let i = 0; i < 40 && workers.size < 2; i++) {
+      const b = client(`${h.url}/admin`, { auth: { sessionId: session }, transports: ['websocket'] });
+      await connected(b);
+      workers.add(b.io.engine.id[0]);
+      b.close();
+    }
+    assert.deepEqual([...workers].sort(), ['A', 'B']);
     closeAll();
   });
 });
