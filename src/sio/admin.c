@@ -57,9 +57,35 @@ static int watched(const struct hr_sio_admin *a)
 }
 
 /* An event to every admin socket (every worker's). */
+static void flush_cb(uv_timer_t *t)
+{
+    struct hr_sio_admin *a = t->data;
+    struct hr_sio_admin_event *e = a->head;
+    a->head = a->tail = NULL;
+    while (e) {
+        struct hr_sio_admin_event *next = e->next;
+        herald_broadcast(a->nsp, NULL, NULL, e->event, e->args);
+        free(e);
+        e = next;
+    }
+}
+
+/* An event to every admin socket (every worker's), after this loop turn. args: stolen. */
 static void tell(struct hr_sio_admin *a, const char *event, json_t *args)
 {
-    herald_broadcast(a->nsp, NULL, NULL, event, args);
+    struct hr_sio_admin_event *e = args ? malloc(sizeof(*e)) : NULL;
+    if (!e) {
+        json_decref(args);
+        return;
+    }
+    *e = (struct hr_sio_admin_event){NULL, event, args};
+    if (a->tail)
+        a->tail->next = e;
+    else
+        a->head = e;
+    a->tail = e;
+    if (!uv_is_active((uv_handle_t *)&a->flush))
+        uv_timer_start(&a->flush, flush_cb, 0, 0);
 }
 
 /* ---- sockets as the UI lists them --------------------------------------------------------- */
@@ -612,6 +638,8 @@ int hr_sio_admin_init(herald_io *io, const char *user, const char *password)
     herald_on_connection(a->nsp, admin_connection_cb, NULL);
     uv_timer_init(io->loop, &a->timer);
     a->timer.data = a;
+    uv_timer_init(io->loop, &a->flush);
+    a->flush.data = a;
     uv_timer_start(&a->timer, timer_cb, 1000, 1000);
     io->admin = a;
     return 0;
@@ -631,6 +659,8 @@ void hr_sio_admin_close(herald_io *io)
         return;
     uv_timer_stop(&io->admin->timer);
     uv_close((uv_handle_t *)&io->admin->timer, NULL);
+    uv_timer_stop(&io->admin->flush);
+    uv_close((uv_handle_t *)&io->admin->flush, NULL);
 }
 
 void hr_sio_admin_free(herald_io *io)
@@ -640,6 +670,12 @@ void hr_sio_admin_free(herald_io *io)
         return;
     io->admin = NULL;
     json_decref(a->events);
+    while (a->head) {
+        struct hr_sio_admin_event *e = a->head;
+        a->head = e->next;
+        json_decref(e->args);
+        free(e);
+    }
     uv_mutex_destroy(&a->own_sessions.lock);
     free(a->user);
     free(a->password);

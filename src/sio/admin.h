@@ -36,6 +36,11 @@ struct hr_sio_admin {
     char *user, *password;
     size_t user_len, password_len;
     uv_timer_t timer; /* every second: fold the counts; every other: server_stats */
+    /* events for the UI, sent after the loop turn (flush, a 0 ms timer): they come from inside
+     * other work (a socket's teardown, a broadcast), where sending to the admin sockets (a
+     * slow one closes at once) must not happen */
+    uv_timer_t flush;
+    struct hr_sio_admin_event *head, *tail;
     unsigned ticks;
     uint64_t started; /* loop ms */
     char server_id[300], hostname[256];
@@ -57,6 +62,12 @@ struct hr_sio_admin {
         unsigned next;
     } own_sessions, *sessions;
     char new_session[24]; /* made by the login, sent by the connection handler after it */
+};
+
+struct hr_sio_admin_event {
+    struct hr_sio_admin_event *next;
+    const char *event; /* a string constant */
+    json_t *args;
 };
 
 /* Serve the admin namespace on io (each worker's): the user and password it logs in with

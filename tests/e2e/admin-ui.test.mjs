@@ -11,6 +11,7 @@
 //   of the charts), socket_connected / room_joined / event_received / socket_disconnected /
 //   room_left / event_sent follow chat clients as they come and go, and the operations join, leave, emit and
 //   _disconnect act on them; a login's session id logs in again;
+// - admin pages that stop reading are closed as slow consumers while sockets come and go;
 // - with --workers 2, each worker reports as a server of its own (two serverIds), a login lists
 //   the sockets of both workers and the operations reach both, a session id logs in on both;
 // - in Chromium (--allowed-origins none): the UI's page from herald refuses a wrong password
@@ -64,8 +65,8 @@ function refused(s) {
 }
 
 // An admin socket that keeps every event it got, so a test can wait for one that came early.
-function admin(url, auth = { username: 'admin', password: PASSWORD }) {
-  const a = client(`${url}/admin`, { auth });
+function admin(url, auth = { username: 'admin', password: PASSWORD }, opts = {}) {
+  const a = client(`${url}/admin`, { auth, ...opts });
   a.got = [];
   a.onAny((event, ...args) => a.got.push([event, ...args]));
   a.seen = (event, pred = () => true) => {
@@ -281,6 +282,52 @@ describe('Admin UI protocol (socket.io-client)', () => {
     await connected(again);
     await again.seen('config');
     closeAll();
+  });
+});
+
+describe('Admin UI: admin pages that stop reading', () => {
+  let h;
+  before(async () => {
+    h = await startHerald(['--store', 'memory', '--workers', '1', '--admin-password', PASSWORD,
+      '--admin-ui-dir', UI_DIR, '--max-queued', '16384']);
+  });
+  after(async () => { closeAll(); await stopChecked(h); });
+
+  // Engine.IO polling sessions logged in to /admin that never poll again: the UI's events fill
+  // their queues past --max-queued and they are closed as slow consumers, in the middle of the
+  // other sockets coming and going, while a live admin page goes on seeing everything.
+  test('are closed as slow consumers; herald and the other admin pages go on', { timeout: 60000 }, async () => {
+    const stalled = [];
+    for (let i = 0; i < 3; i++) {
+      const open = await (await fetch(`${h.url}/socket.io/?EIO=4&transport=polling`)).text();
+      const sid = JSON.parse(open.slice(1)).sid;
+      const post = await fetch(`${h.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, {
+        method: 'POST', body: `40/admin,${JSON.stringify({ username: 'admin', password: PASSWORD })}`,
+      });
+      assert.equal(post.status, 200);
+      stalled.push(sid);
+    }
+    // over WebSocket, which the kernel takes from as it comes (a page that reads)
+    const live = admin(h.url, undefined, { transports: ['websocket'] });
+    await connected(live);
+    await live.seen('all_sockets');
+    const seen = new Set();
+    live.on('socket_disconnected', (nsp, id) => seen.add(id));
+    for (let round = 0; round < 10; round++) {
+      const cs = [];
+      for (let i = 0; i < 5; i++) cs.push(client(h.url, { transports: round % 2 ? ['websocket'] : ['polling'] }));
+      await Promise.all(cs.map(connected));
+      const ids = cs.map((c) => c.id);
+      for (const c of cs) c.close();
+      await next(live, 'socket_disconnected', () => ids.every((id) => seen.has(id)));
+    }
+    // the stalled sessions are gone: their next poll finds no session
+    for (const sid of stalled) {
+      const r = await fetch(`${h.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+      assert.equal(r.status, 400, sid);
+    }
+    assert.match(h.output(), /slow consumer/);
+    assert.ok(live.connected);
   });
 });
 
