@@ -55,6 +55,17 @@ function next(s, event, pred = () => true, ms = WAIT) {
     s.on(event, on);
   });
 }
+// Resolves once herald's output matches re (its stderr and stdout are read apart).
+function outputMatches(h, re, ms = WAIT) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => { done(); reject(new Error(`output never matched ${re}:\n${h.output()}`)); }, ms);
+    const check = () => { if (re.test(h.output())) { clearTimeout(t); done(); resolve(); } };
+    const done = () => { h.proc.stdout.off('data', check); h.proc.stderr.off('data', check); };
+    h.proc.stdout.on('data', check);
+    h.proc.stderr.on('data', check);
+    check();
+  });
+}
 const connected = (s) => (s.connected ? Promise.resolve() : next(s, 'connect'));
 function refused(s) {
   return new Promise((resolve, reject) => {
@@ -104,7 +115,8 @@ describe('Admin UI: flags', () => {
 
   test('without the UI\'s files herald says so at start and serves the namespace alone', async () => {
     h = await startHerald(['--store', 'memory', '--admin-password', PASSWORD, '--admin-ui-dir', '/nonexistent/admin-ui']);
-    assert.match(h.output(), /--admin-ui-dir \/nonexistent\/admin-ui: No such file or directory; the Admin UI's page is not served/);
+    // stderr's warning may be read after stdout's listening line
+    await outputMatches(h, /--admin-ui-dir \/nonexistent\/admin-ui: No such file or directory; the Admin UI's page is not served/);
     assert.equal((await fetch(`${h.url}/admin/`)).status, 404);
     const a = admin(h.url);
     await connected(a);
@@ -326,7 +338,7 @@ describe('Admin UI: admin pages that stop reading', () => {
       const r = await fetch(`${h.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`);
       assert.equal(r.status, 400, sid);
     }
-    assert.match(h.output(), /slow consumer/);
+    await outputMatches(h, /slow consumer/);
     assert.ok(live.connected);
   });
 });
