@@ -65,8 +65,13 @@ static void admin_route(struct hr_io *r)
         return;
     }
     r->admin_st.strip = strlen("/admin");
-    hr_router_add(&r->router, HR_M(HTTP_GET), "/admin", 0, admin_redirect_cb, NULL);
-    hr_router_add(&r->router, HR_M(HTTP_GET), "/admin/", 1, hr_static_handler, &r->admin_st);
+    if (hr_router_add(&r->router, HR_M(HTTP_GET), "/admin", 0, admin_redirect_cb, NULL) < 0 ||
+        hr_router_add(&r->router, HR_M(HTTP_GET), "/admin/", 1, hr_static_handler, &r->admin_st) <
+            0) {
+        if (r->worker == 0)
+            hr_warn("the Admin UI's page: no room in the route table (HR_ROUTES_MAX)");
+        return;
+    }
     if (r->worker == 0)
         hr_info("Admin UI at /admin/ (user %s), files from %s", r->cfg.admin_user,
                 r->admin_st.root);

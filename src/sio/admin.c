@@ -3,7 +3,7 @@
  * namespace /admin with auth {username, password} (or {sessionId} from an earlier login) and
  * gets "config", "all_sockets", then "server_stats" every two seconds and, as they happen,
  * socket_connected / socket_updated / socket_disconnected / room_joined / room_left /
- * event_received. It may ask for "emit", "join", "leave" and "_disconnect".
+ * event_received / event_sent. It may ask for "emit", "join", "leave" and "_disconnect".
  *
  * With several workers each one is a server of the UI (serverId "host#pid/worker"): its
  * events are broadcasts to /admin, which reach the admin sockets of every worker; at login the
@@ -56,7 +56,6 @@ static int watched(const struct hr_sio_admin *a)
     return atomic_load(a->watchers) > 0;
 }
 
-/* An event to every admin socket (every worker's). */
 static void flush_cb(uv_timer_t *t)
 {
     struct hr_sio_admin *a = t->data;
