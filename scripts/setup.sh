@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what herald needs on Debian 12, skipping what is already there.
 #   scripts/setup.sh build   compilers and libraries to build and run herald, and the browser
-#                            libraries of its pages (npm, served from public/vendor/)
+#                            libraries of its pages (npm, served from public/vendor/) and the
+#                            Socket.IO Admin UI (npm, served at /admin/ when enabled)
 #   scripts/setup.sh test    also the test tools (cmocka, clang for fuzzing, clang-format, valgrind, promtool, the sqlite3
 #                            shell that writes the damaged databases of the tests, dpkg-dev
 #                            for cpack -G DEB, node
@@ -53,7 +54,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # the browser libraries herald's pages use, from npm (pinned by web/package-lock.json), copied
-# into public/vendor/ where herald serves them: the pages fetch nothing from a CDN
+# into public/vendor/ where herald serves them: the pages fetch nothing from a CDN; and the
+# Socket.IO Admin UI's static build, which herald serves from web/node_modules at /admin/
+# (--admin-password, --admin-ui-dir)
 if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules ]; then
     (cd web && npm ci --no-audit --no-fund --loglevel=error)
 fi

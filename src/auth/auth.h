@@ -89,6 +89,11 @@ int hr_principal_copy(struct hr_principal *dst, const struct hr_principal *src);
 int hr_auth_allow(const struct hr_auth *a, const struct hr_principal *p, const char *name,
                   size_t len, enum hr_access what);
 
+/* Whether given equals secret, in a time that depends on neither (both are hashed, the
+ * digests compared with CRYPTO_memcmp): for passwords such as --admin-password. */
+int hr_auth_secret_equal(const char *given, size_t given_len, const char *secret,
+                         size_t secret_len);
+
 /* A short sentence for a refusal of hr_auth_allow, for the client. */
 const char *hr_auth_refusal(int rc, enum hr_access what);
 

@@ -52,6 +52,8 @@ struct hr_eio_handler {
     /* Optional: the session's output drained (the WebSocket's fell below its low watermark,
      * or a poll took the queue): what was held back for a slow reader may go on. */
     void (*on_drain)(struct hr_eio_session *s, void *ud);
+    /* Optional: the session moved from polling to its WebSocket (the admin UI shows it). */
+    void (*on_upgrade)(struct hr_eio_session *s, void *ud);
 };
 
 enum { HR_EIO_POLLING = 0, HR_EIO_WEBSOCKET = 1 };

@@ -719,6 +719,8 @@ static void complete_upgrade(struct hr_eio_session *s)
         }
     }
     poll_free(s); /* polling is over: its GET was answered, its probe is the transport */
+    if (!s->closed && s->eio->h->on_upgrade)
+        s->eio->h->on_upgrade(s, s->eio->ud);
 }
 
 static void ws_message_cb(struct hr_ws *ws, int opcode, const uint8_t *data, size_t len)

@@ -43,6 +43,7 @@ int hr_static_init(struct hr_static *st, const char *dir)
     if (!S_ISDIR(sb.st_mode))
         return -ENOTDIR;
     st->root_len = strlen(st->root);
+    st->strip = 0;
     return 0;
 }
 
@@ -329,7 +330,11 @@ void hr_static_handler(struct hr_conn *c, struct hr_http_request *req, void *ud)
         hr_http_error(c, 503, NULL, "out of memory");
         return;
     }
-    int status = hr_static_resolve(hr_http_path(req), r->rel, sizeof r->rel);
+    const struct hr_static *st = ud;
+    const char *path = hr_http_path(req);
+    int status = strlen(path) >= st->strip
+                     ? hr_static_resolve(path + st->strip, r->rel, sizeof r->rel)
+                     : 400;
     if (status) {
         free(r);
         hr_http_error(c, status, NULL, status == 414 ? "path too long" : "bad path");

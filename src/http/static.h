@@ -11,6 +11,9 @@
 struct hr_static {
     char root[PATH_MAX]; /* canonical (realpath) root directory */
     size_t root_len;
+    /* a route prefix the files are mounted under ("/admin" serves /admin/x from root/x),
+     * taken off the request path; 0 when served at / (hr_static_init sets 0) */
+    size_t strip;
 };
 
 /* Returns 0, or a negative errno (an HR code: -ENOENT is HR_ENOTFOUND) when the directory

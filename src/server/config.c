@@ -47,6 +47,16 @@ static int valid_store_sync(const struct herald_config *cfg, const char *v)
     return strcmp(v, "full") == 0 || strcmp(v, "normal") == 0;
 }
 
+static int valid_admin_password(const struct herald_config *cfg, const char *v)
+{
+    return strlen(v) >= 8;
+}
+
+static int valid_admin_user(const struct herald_config *cfg, const char *v)
+{
+    return v[0] != 0;
+}
+
 static int valid_log_level(const struct herald_config *cfg, const char *v)
 {
     return hr_log_level_parse(v) >= 0;
@@ -574,6 +584,32 @@ const struct hr_opt hr_config_table[] = {
      .help = "one log line per HTTP answer, WebSocket and stream (at its\n"
              "start); token query parameters are redacted"},
 
+    {.name = "admin-password",
+     .arg = "PW",
+     .type = HR_OPT_STR,
+     .offset = F(admin_password),
+     .flags = HR_OPT_SECRET,
+     .valid = valid_admin_password,
+     .want = "--admin-password wants 8 characters or more",
+     .section = "Socket.IO Admin UI (off by default; README, Admin UI):",
+     .help = "serve the Admin UI at /admin/ and its namespace /admin,\n"
+             "logging in with this password (8+ characters; or set\n"
+             "HERALD_ADMIN_PASSWORD); use TLS when it is not on loopback"},
+    {.name = "admin-user",
+     .arg = "NAME",
+     .type = HR_OPT_STR,
+     .offset = F(admin_user),
+     .valid = valid_admin_user,
+     .want = "--admin-user wants a name",
+     .def_str = "admin",
+     .help = "the Admin UI's user name (default {})"},
+    {.name = "admin-ui-dir",
+     .arg = "DIR",
+     .type = HR_OPT_STR,
+     .offset = F(admin_ui_dir),
+     .def_str = "web/node_modules/@socket.io/admin-ui/ui/dist",
+     .help = "the Admin UI's static build (npm's @socket.io/admin-ui,\n"
+             "installed by scripts/setup.sh), default\n{}"},
     {.name = "config",
      .arg = "FILE",
      .type = HR_OPT_CONFIG,

@@ -58,6 +58,9 @@ struct herald_config {
     char **env; /* the environment read for HERALD_* (NULL: environ); tests set their own */
     const char *metrics_allow; /* --metrics-allow: who may scrape (server/ops.h) */
     const char *metrics_token; /* --metrics-token: a scrape's Bearer token */
+    /* --admin-password (or HERALD_ADMIN_PASSWORD) turns the Socket.IO Admin UI on: its
+     * namespace /admin, and its page at /admin/ from admin_ui_dir; NULL: off */
+    const char *admin_password, *admin_user, *admin_ui_dir;
 };
 
 enum hr_opt_type {

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "net/tls.h"
+#include "sio/admin.h"
 #include "ws/echo.h"
 
 /* --dev-tokens: GET /dev/token?sub=NAME answers {"token","sub","exp"}, a token for anyone
@@ -60,6 +61,40 @@ static int mkdir_parents(const char *dir)
         *s = '/';
     }
     return mkdir(p, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* GET /admin: the Admin UI's page is /admin/ (its files are linked relative to it) */
+static void admin_redirect_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
+{
+    (void)req, (void)ud;
+    hr_http_error(c, 301, "Location: /admin/\r\n", "moved permanently");
+}
+
+/* --admin-password: the UI's static build (npm's @socket.io/admin-ui, ui/dist) at /admin/.
+ * Without it the /admin namespace still serves a UI hosted elsewhere (its origin then has to
+ * be in --allowed-origins). */
+static void admin_route(struct hr_io *r)
+{
+    const char *dir = r->cfg.admin_ui_dir;
+    int err = hr_static_init(&r->admin_st, dir);
+    if (err < 0) {
+        if (r->worker == 0)
+            hr_warn("--admin-ui-dir %s: %s; the Admin UI's page is not served at /admin/ "
+                    "(scripts/setup.sh installs it from npm), its /admin namespace is",
+                    dir, strerror(-err));
+        return;
+    }
+    r->admin_st.strip = strlen("/admin");
+    if (hr_router_add(&r->router, HR_M(HTTP_GET), "/admin", 0, admin_redirect_cb, NULL) < 0 ||
+        hr_router_add(&r->router, HR_M(HTTP_GET), "/admin/", 1, hr_static_handler, &r->admin_st) <
+            0) {
+        if (r->worker == 0)
+            hr_warn("the Admin UI's page: no room in the route table (HR_ROUTES_MAX)");
+        return;
+    }
+    if (r->worker == 0)
+        hr_info("Admin UI at /admin/ (user %s), files from %s", r->cfg.admin_user,
+                r->admin_st.root);
 }
 
 static struct hr_io *root_of(herald_io *io)
@@ -262,6 +297,10 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     r->sio.max_channels = r->cfg.max_channels;
     r->sio.publish = r->push.publish;
     r->sio.workers = n;
+    /* the Admin UI's namespace (hr_io_listen refuses to run when it could not be made) */
+    if (r->cfg.admin_password &&
+        hr_sio_admin_init(&r->sio, r->cfg.admin_user, r->cfg.admin_password) < 0)
+        fprintf(stderr, "herald: admin UI: out of memory\n");
     return r;
 }
 
@@ -368,6 +407,11 @@ int hr_io_listen(struct hr_io *r, int port)
         } else {
             hr_router_fallback(&r->router, HR_M(HTTP_GET), hr_static_handler, &r->st);
         }
+    }
+    if (r->cfg.admin_password) {
+        if (!r->sio.admin)
+            return 1;
+        admin_route(r);
     }
     r->srv.on_accept = hr_http_accept;
     r->srv.app = &r->router;

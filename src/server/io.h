@@ -34,6 +34,7 @@ struct hr_io {
     struct hr_tls *tls; /* --tls-cert: worker 0's, which every worker's server points at */
     int running;
     int serve_static;
+    struct hr_static admin_st; /* --admin-password: the Admin UI's page at /admin/ */
     const struct hr_eio_handler *eio_app;
     /* workers (workers.c): this one's index, what they share (NULL: one worker), and the
      * publishes this one forwarded to the sequencer that wait for its acknowledgement */

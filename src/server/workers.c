@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "io.h"
+#include "sio/admin.h"
 #include "sio/recovery.h"
 
 /* A message for one worker. run is called on its thread, or with to == NULL when the worker
@@ -698,8 +699,10 @@ static void worker_main(void *arg)
     struct hr_io *r = NULL;
     if (uv_loop_init(&loop) == 0) {
         r = hr_io_make(&first->cfg, first->eio_app, first->app_name, &loop, k, first->store);
-        if (r)
+        if (r) {
             r->push.publish = r->sio.publish = first->push.publish; /* one table */
+            hr_sio_admin_share(&r->sio, &first->sio);               /* one count of admin sockets */
+        }
         if (r && hr_sio_copy_handlers(&r->sio, &first->sio) == 0 && inbox_open(w, r) == 0) {
             link_worker(w, r);
             r->srv.tls = first->tls; /* one certificate, reloaded once for all */

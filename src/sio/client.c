@@ -71,6 +71,8 @@ void hr_sio_socket_gone(herald_socket *s, const char *reason)
         if (s->disconnect_cb)
             s->disconnect_cb(s, reason, s->disconnect_ud);
         HASH_DEL(s->nsp->sockets, s);
+        if (s->nsp->io->admin)
+            hr_sio_admin_disconnected(s, reason);
     }
     while (s->rooms)
         herald_leave(s, s->rooms->room->name);
@@ -132,6 +134,8 @@ static void dispatch_event(herald_socket *s, const struct hr_sio_packet *p, hera
         hr_sio_auth_refresh(s, args, ackp);
         return;
     }
+    if (s->nsp->io->admin)
+        hr_sio_admin_event(s, p->name, args);
     for (struct hr_sio_handler *h = s->handlers; h && s->connected; h = h->next) {
         if (strcmp(h->event, p->name) == 0) {
             h->cb(s, args, ackp, h->ud);
@@ -271,6 +275,8 @@ static void client_message_cb(struct hr_eio_session *es, int binary, const uint8
     struct hr_sio_client *c = es->user;
     if (!c)
         return;
+    if (c->io->admin)
+        hr_sio_admin_count(c->io, HR_ADMIN_PACKETS_IN, len);
     struct hr_sio_partial *pp = c->partial;
     if (binary) {
         if (!pp) {
@@ -340,7 +346,17 @@ static int client_open_cb(struct hr_eio_session *es, const struct hr_http_reques
     c->io = ud;
     es->user = c;
     hr_sio_wait_add(c);
+    if (c->io->admin)
+        hr_sio_admin_client_open(c, es, req);
     return 0;
+}
+
+static void client_upgrade_cb(struct hr_eio_session *es, void *ud)
+{
+    struct hr_sio_client *c = es->user;
+    (void)ud;
+    if (c && c->io->admin)
+        hr_sio_admin_upgraded(c);
 }
 
 static void client_close_cb(struct hr_eio_session *es, const char *reason, void *ud)
@@ -355,6 +371,8 @@ static void client_close_cb(struct hr_eio_session *es, const char *reason, void 
     hr_sio_moving_free(c);
     while (c->sockets)
         hr_sio_socket_gone(c->sockets, reason);
+    if (c->io->admin)
+        hr_sio_admin_client_close(c, reason);
     partial_free(c->partial);
     free(c);
 }
@@ -364,4 +382,5 @@ const struct hr_eio_handler hr_sio_eio_handler = {
     .on_message = client_message_cb,
     .on_close = client_close_cb,
     .on_drain = hr_sio_client_drain_cb,
+    .on_upgrade = client_upgrade_cb,
 };

@@ -99,6 +99,8 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
     name[p->nsp_len] = '\0';
     if (hr_sio_client_socket(c, name, p->nsp_len))
         return; /* already connected there: ignore, as the reference server does */
+    if (io->admin)
+        hr_sio_admin_connecting(c);
     herald_nsp *nsp;
     HASH_FIND_STR(io->nsps, name, nsp);
     if (!nsp && io->allow && io->allow(name, io->allow_ud)) {
@@ -174,6 +176,9 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
         /* what it missed, in order, then the application */
         hr_sio_recovery_replay(s, sv, from_k);
         hr_sio_recovery_done(c, sv);
+        /* the admin UI hears of it before the app, which may disconnect it */
+        if (io->admin)
+            hr_sio_admin_connected(s);
         if (nsp->on_connection)
             nsp->on_connection(s, nsp->conn_ud);
         return;
@@ -203,13 +208,15 @@ void hr_sio_on_connect(struct hr_sio_client *c, const struct hr_sio_packet *p)
     hr_sio_wait_remove(c);
     herald_join(s, s->id);
     char ok[96];
-    if (io->opts.recovery_window_ms) {
+    if (io->opts.recovery_window_ms && !nsp->no_recovery) {
         hr_random_id(s->pid);
         snprintf(ok, sizeof ok, "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, s->pid);
     } else {
         snprintf(ok, sizeof ok, "{\"sid\":\"%s\"}", s->id);
     }
     hr_sio_send_packet(c, HR_SIO_CONNECT, name, ok);
+    if (io->admin)
+        hr_sio_admin_connected(s);
     if (nsp->on_connection)
         nsp->on_connection(s, nsp->conn_ud);
     /* the cursor applies to the rooms joined while connecting, not to later joins */
@@ -273,6 +280,7 @@ void hr_sio_free_namespaces(herald_io *io)
 {
     json_decref(io->empty_auth);
     io->empty_auth = NULL;
+    hr_sio_admin_free(io);
     while (io->saved)
         hr_sio_saved_free(io, io->saved);
     while (io->moving) {

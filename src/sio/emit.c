@@ -102,6 +102,8 @@ static int out_send(const struct outgoing *o, herald_socket *s)
     int rc = hr_eio_send(s->client->eio, &o->text);
     for (size_t i = 0; i < o->nbins && rc == 0; i++)
         rc = hr_eio_send(s->client->eio, &o->bins[i]);
+    if (rc == 0 && s->nsp->io->admin)
+        hr_sio_admin_count(s->nsp->io, HR_ADMIN_PACKETS_OUT, o->text.frame->len);
     return rc;
 }
 
@@ -126,6 +128,8 @@ void hr_sio_send_packet(struct hr_sio_client *c, int type, const char *nsp, cons
     struct hr_buf *b = hr_sio_encode(type, nsp, strlen(nsp), -1, 0, data, data ? strlen(data) : 0);
     struct hr_eio_msg m;
     if (b && hr_eio_msg_init(&m, 0, b->data, b->len) == 0) {
+        if (c->io->admin)
+            hr_sio_admin_count(c->io, HR_ADMIN_PACKETS_OUT, b->len);
         hr_eio_send(c->eio, &m);
         hr_eio_msg_release(&m);
     }
@@ -174,6 +178,8 @@ int herald_emit_raw(herald_socket *s, const char *event, const char *raw, size_t
      * an offset (Socket.IO does the same), so a socket that drops gets it back; that holds
      * too for what is emitted to it while it is going away (its pid was saved) */
     struct hr_sio_kept *k = NULL;
+    if (s->nsp->io->admin)
+        hr_sio_admin_sent(s, event, raw, len);
     if (s->nsp->io->opts.recovery_window_ms && s->pid[0] &&
         (k = hr_sio_keep(s->nsp, s->id, NULL, event, raw, len, bins, nbins, NULL, 0))) {
         raw = k->raw;
@@ -243,7 +249,7 @@ size_t hr_sio_broadcast(herald_nsp *nsp, const char *room, herald_socket *except
     /* with recovery on, a broadcast carries its offset as a last argument (as Socket.IO's
      * session-aware adapter does) and is kept for sockets that come back */
     struct hr_sio_kept *k = NULL;
-    if (nsp->io->opts.recovery_window_ms &&
+    if (nsp->io->opts.recovery_window_ms && !nsp->no_recovery &&
         (k = hr_sio_keep(nsp, room, except, event, raw, len, bins, nbins, NULL, 0))) {
         raw = k->raw;
         len = k->raw_len;
@@ -290,6 +296,8 @@ void hr_sio_relayed(herald_io *io, const char *nsp_name, const char *room, const
                     const char *raw, size_t len, const struct herald_bin *bins, size_t nbins)
 {
     herald_nsp *nsp;
+    if (io->admin && hr_sio_admin_relayed(io, nsp_name, room, event, raw, len))
+        return;
     HASH_FIND_STR(io->nsps, nsp_name, nsp);
     if (nsp)
         hr_sio_broadcast(nsp, room, NULL, event, raw, len, bins, nbins);

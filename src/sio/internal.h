@@ -3,6 +3,7 @@
 #ifndef HR_SIO_INTERNAL_H
 #define HR_SIO_INTERNAL_H
 
+#include "admin.h"
 #include "sio.h"
 
 struct herald_args {

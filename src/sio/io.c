@@ -1,6 +1,7 @@
 /* io.c - the Socket.IO server's setup and teardown: what it is given (the loop, the channels'
  * hub and store, the output cap) and the timers it owns. The composition root (src/server/)
  * calls these; herald_new and herald_run live there. */
+#include "admin.h"
 #include "recovery.h"
 #include "sio.h"
 
@@ -33,4 +34,5 @@ void hr_sio_close(herald_io *io)
     uv_close((uv_handle_t *)&io->connect_timer, NULL);
     uv_timer_stop(&io->expiry_timer);
     uv_close((uv_handle_t *)&io->expiry_timer, NULL);
+    hr_sio_admin_close(io);
 }

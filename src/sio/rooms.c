@@ -631,6 +631,8 @@ int herald_join(herald_socket *s, const char *room)
         }
         hr_chan_stream_start(m->st, NULL); /* live from the next message */
     }
+    if (s->nsp->io->admin)
+        hr_sio_admin_room(s, room, 1);
     return 0;
 }
 
@@ -659,6 +661,8 @@ int herald_leave(herald_socket *s, const char *room)
     if (m->chan)
         hr_chan_stream_stop(m->st);
     free(m);
+    if (s->nsp->io->admin)
+        hr_sio_admin_room(s, room, 0);
     if (--r->count == 0 && r->held == 0) {
         HASH_DEL(s->nsp->rooms, r);
         room_free(r);

@@ -163,6 +163,9 @@ struct herald_nsp {
     struct hr_sio_room *rooms; /* by name */
     struct hr_sio_kept *kept_head, *kept_tail;
     size_t kept_bytes;
+    /* no connection state recovery here (the admin UI's namespace: its events are a live
+     * view, not worth keeping) */
+    uint8_t no_recovery;
 };
 
 /* A BINARY_EVENT / BINARY_ACK waiting for its attachments. */
@@ -189,6 +192,7 @@ struct hr_sio_client {
     struct hr_sio_prefetch *prefetch;
     /* a CONNECT whose saved session is asked of the other workers, or what they gave */
     struct hr_sio_moving *moving;
+    struct hr_sio_admin_client *admin; /* what the admin UI lists (admin.h); NULL when off */
 };
 
 /* The Socket.IO server (what include/herald.h calls io). The composition root (src/server/)
@@ -228,6 +232,7 @@ struct herald_io {
     unsigned (*ask)(void *ud, uint64_t token, const char *nsp, const char *pid, const char *offset);
     struct hr_sio_moving *moving; /* waiting for answers */
     uint64_t next_token;
+    struct hr_sio_admin *admin; /* the admin UI's namespace (admin.h), or NULL when off */
 };
 
 /* Give dst the namespaces and handlers src was given (another worker's io). */

@@ -344,6 +344,22 @@ static void test_mint(void **state)
     hr_auth_free(&a);
 }
 
+/* --admin-password: equal only when every byte and the length agree */
+static void test_secret_equal(void **state)
+{
+    (void)state;
+    const char *pw = "correct horse battery";
+    size_t n = strlen(pw);
+    assert_true(hr_auth_secret_equal(pw, n, pw, n));
+    assert_true(hr_auth_secret_equal("", 0, "", 0));
+    assert_false(hr_auth_secret_equal(pw, n - 1, pw, n));
+    assert_false(hr_auth_secret_equal(pw, n, pw, n - 1));
+    assert_false(hr_auth_secret_equal("correct horse batterx", n, pw, n));
+    assert_false(hr_auth_secret_equal("", 0, pw, n));
+    /* a NUL inside counts: the given length is compared, not a C string */
+    assert_false(hr_auth_secret_equal("correct\0horse battery", n, pw, n));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,7 +367,7 @@ int main(void)
         cmocka_unit_test(test_rs256),         cmocka_unit_test(test_es256),
         cmocka_unit_test(test_config_errors), cmocka_unit_test(test_rule_parse),
         cmocka_unit_test(test_decisions),     cmocka_unit_test(test_cookie),
-        cmocka_unit_test(test_mint),
+        cmocka_unit_test(test_mint),          cmocka_unit_test(test_secret_equal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
