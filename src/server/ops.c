@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/budget.h"
 #include "core/error.h"
 #include "core/metrics.h"
@@ -141,16 +142,6 @@ static int peer_allowed(const struct hr_ops_allow *a, struct hr_conn *c)
     if (ss.ss_family == AF_INET6)
         return hr_ops_allow_has(a, ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr, 16);
     return 0;
-}
-
-/* Compared in time independent of where the first difference is. */
-static int token_equal(const char *a, size_t alen, const char *b)
-{
-    size_t blen = strlen(b);
-    unsigned char d = alen != blen;
-    for (size_t i = 0; i < blen; i++)
-        d |= (unsigned char)(a[i < alen ? i : 0] ^ b[i]);
-    return d == 0;
 }
 
 /* ---- the exposition text ---- */
@@ -385,7 +376,8 @@ static void metrics_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
     if (token) {
         size_t n = 0;
         const char *v = hr_http_header_get(req, "Authorization", &n);
-        if (!v || n < 7 || strncasecmp(v, "Bearer ", 7) != 0 || !token_equal(v + 7, n - 7, token)) {
+        if (!v || n < 7 || strncasecmp(v, "Bearer ", 7) != 0 ||
+            !hr_auth_secret_equal(v + 7, n - 7, token, strlen(token))) {
             hr_http_error(c, 401, "WWW-Authenticate: Bearer realm=\"metrics\"\r\n",
                           "metrics want Authorization: Bearer and the --metrics-token");
             return;
