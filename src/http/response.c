@@ -539,8 +539,12 @@ static void http_shutdown(struct hr_conn *c)
     struct hr_http_conn *h = c->pdata;
     if (h->responding && !h->on_abort)
         h->close_after = 1; /* finish the answer in flight */
+    else if (!h->responding)
+        /* idle: an answer just finished (a long-poll released at shutdown) may still be
+         * queued; it goes out, then the FIN */
+        hr_conn_end(c, c->srv->limits.close_timeout_ms);
     else
-        hr_conn_close(c); /* idle, or a held request (long-poll) whose holder is told */
+        hr_conn_close(c); /* a held request whose holder is told */
 }
 
 static void http_free(struct hr_conn *c)

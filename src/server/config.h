@@ -27,6 +27,9 @@ struct herald_config {
     struct hr_auth_config auth;           /* tokens, publish key, channel rules */
     const char *rules[HR_AUTH_RULES_MAX]; /* --channel-rule values; auth.rules points here */
     int dev_tokens;                       /* --dev-tokens: GET /dev/token */
+    uint32_t shutdown_timeout_ms; /* --shutdown-timeout: SIGTERM's drain, then close (0: none) */
+    int takeover;                 /* --takeover: share the port, wait for the data directory */
+    uint32_t takeover_timeout_ms; /* --takeover-timeout: how long to wait for it */
 };
 
 enum hr_opt_type {
