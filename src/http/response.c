@@ -539,6 +539,11 @@ static void http_shutdown(struct hr_conn *c)
     struct hr_http_conn *h = c->pdata;
     if (h->responding && !h->on_abort)
         h->close_after = 1; /* finish the answer in flight */
+    else if (!h->responding && h->rd && hr_http_parser_head_done(&h->rd->parser) &&
+             req_of(h)->method == HTTP_POST)
+        /* a POST whose body is on its way (a publish): read, then answered (a refusal, since
+         * the server is stopping: the client knows to retry) rather than cut unanswered */
+        h->close_after = 1;
     else if (!h->responding)
         /* idle: an answer just finished (a long-poll released at shutdown) may still be
          * queued; it goes out, then the FIN */
