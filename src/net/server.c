@@ -293,7 +293,7 @@ void hr_server_group_free(struct hr_server_group *g)
 }
 
 /* Connections open: this server's, or its group's. */
-static uint32_t open_count(const struct hr_server *srv)
+uint32_t hr_server_open_count(const struct hr_server *srv)
 {
     return srv->group ? atomic_load_explicit(&srv->group->nconns, memory_order_relaxed)
                       : srv->nconns;
@@ -374,7 +374,7 @@ static int accept_one(struct hr_server *srv)
         close(fd);
         return 1;
     }
-    if (open_count(srv) >= srv->limits.max_connections) {
+    if (hr_server_open_count(srv) >= srv->limits.max_connections) {
         srv->refused_max++;
         log_refusals(srv);
         close(fd);
@@ -409,7 +409,7 @@ static int accept_one(struct hr_server *srv)
 int hr_server_adopt(struct hr_server *srv, struct hr_sock s, const char *data, size_t len)
 {
     struct hr_conn *c = NULL;
-    if (srv->stopping || open_count(srv) >= srv->limits.max_connections ||
+    if (srv->stopping || hr_server_open_count(srv) >= srv->limits.max_connections ||
         !(c = hr_conn_new(srv)) || (len && !(c->pending = malloc(len)))) {
         free(c);
         hr_sock_close(&s);

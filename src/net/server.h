@@ -152,6 +152,8 @@ void hr_server_share_port(struct hr_server *srv, int first);
  * Returns 0, or HR_EBUSY when it cannot (stopping, full, out of memory): the socket is
  * closed. */
 int hr_server_adopt(struct hr_server *srv, struct hr_sock s, const char *data, size_t len);
+/* Connections open: this server's, or all its group's (the workers of a process). */
+uint32_t hr_server_open_count(const struct hr_server *srv);
 /* The port actually bound (for --port 0), or an HR code. */
 int hr_server_port(struct hr_server *srv);
 /* Stop accepting, ask every connection to finish (protocol on_shutdown), close the server's

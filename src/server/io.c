@@ -76,12 +76,13 @@ static int lock_data_dir(const struct herald_config *cfg, const char *dir)
     }
     uint64_t start = uv_hrtime(), told = 0;
     while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
         long pid = lock_owner(fd);
         char who[48] = "another herald";
         if (pid > 0)
             snprintf(who, sizeof who, "another herald (pid %ld)", pid);
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            fprintf(stderr, "herald: --data %s: cannot lock %s: %s\n", dir, path, strerror(errno));
+        if (e != EWOULDBLOCK && e != EINTR) {
+            fprintf(stderr, "herald: --data %s: cannot lock %s: %s\n", dir, path, strerror(e));
             close(fd);
             return -1;
         }
@@ -355,8 +356,9 @@ static void stopped_cb(struct hr_server *srv)
 static void stop_deadline_cb(uv_timer_t *t)
 {
     struct hr_io *r = t->data;
+    uint32_t n = hr_server_open_count(&r->srv); /* every worker's */
     hr_warn("--shutdown-timeout: %g s passed with %u connection%s still open; closing them",
-            r->cfg.shutdown_timeout_ms / 1000.0, r->srv.nconns, r->srv.nconns == 1 ? "" : "s");
+            r->cfg.shutdown_timeout_ms / 1000.0, n, n == 1 ? "" : "s");
     herald_stop(&r->sio);
 }
 

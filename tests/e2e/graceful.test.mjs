@@ -426,3 +426,27 @@ test('a publish whose body is still arriving at SIGTERM is read and refused: 503
   assert.equal(info.json.last_id, 0, info.body);
   assert.deepEqual(await h2.stop(), { code: 0, signal: null });
 });
+
+test('--shutdown-timeout bounds the drain: a WebSocket peer that never answers the close is dropped then, and herald still exits 0', { timeout: 60000 }, async () => {
+  // --close-timeout alone would wait 30 s for the peer's close frame
+  const h = await startHerald(['--shutdown-timeout', '1', '--close-timeout', '30']);
+  cleanups.push(() => h.stop());
+  const c = await rawConnect(h.port);
+  c.sock.write('GET /ws/stuck HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  await waitFor(c, (x) => x.data.includes('\r\n\r\n'), 10000, 'the 101');
+  assert.match(c.data.toString('latin1'), /^HTTP\/1\.1 101/);
+  const at = c.data.length;
+  const t0 = Date.now();
+  h.proc.kill('SIGTERM');
+  // the close frame (opcode 8) with 1001 arrives; the peer never answers it
+  await waitFor(c, (x) => x.data.length > at + 3 && x.data[at] === 0x88, 10000, 'the close frame');
+  assert.equal(c.data.readUInt16BE(at + 2), 1001);
+  const ex = await h.exited;
+  const ms = Date.now() - t0;
+  assert.deepEqual(ex, { code: 0, signal: null });
+  assert.ok(ms >= 900 && ms < 10000, `exited ${ms} ms after SIGTERM (--shutdown-timeout 1)`);
+  assert.match(h.output(), /--shutdown-timeout: 1 s passed with 1 connection still open; closing them/);
+  await waitFor(c, (x) => x.closed || x.ended, 5000, 'the connection dropped');
+  assert.equal(sanitizerReport(h), null);
+});
