@@ -544,10 +544,12 @@ static void http_shutdown(struct hr_conn *c)
         /* a POST whose body is on its way (a publish): read, then answered (a refusal, since
          * the server is stopping: the client knows to retry) rather than cut unanswered */
         h->close_after = 1;
-    else if (!h->responding)
-        /* idle: an answer just finished (a long-poll released at shutdown) may still be
-         * queued; it goes out, then the FIN */
+    else if (!h->responding && hr_conn_queued(c))
+        /* an answer just finished (a long-poll released at shutdown) is still queued: it goes
+         * out, then the FIN */
         hr_conn_end(c, c->srv->limits.close_timeout_ms);
+    else if (!h->responding)
+        hr_conn_close(c); /* idle: nothing to wait for (a pooled client may never read the FIN) */
     else
         hr_conn_close(c); /* a held request whose holder is told */
 }
