@@ -24,11 +24,21 @@
 
 static void finish(struct hr_poll *p, int status);
 static void clock_cb(uv_timer_t *t);
+static void clock_unlink(struct hr_poll *p);
 
 void hr_poll_clock_init(struct hr_poll_clock *k, uv_loop_t *loop)
 {
     memset(k, 0, sizeof(*k));
     k->loop = loop;
+}
+
+void hr_poll_clock_release(struct hr_poll_clock *k)
+{
+    while (k->head) {
+        struct hr_poll *p = k->head;
+        clock_unlink(p);
+        finish(p, 0);
+    }
 }
 
 static void free_dead(struct hr_poll *p)

@@ -27,6 +27,8 @@ struct hr_poll_clock {
     struct hr_poll *dead;        /* polls that ended, freed after the loop turn */
 };
 void hr_poll_clock_init(struct hr_poll_clock *k, uv_loop_t *loop);
+/* Every long poll waiting answers now, as at its timeout (the server is stopping). */
+void hr_poll_clock_release(struct hr_poll_clock *k);
 
 /* The answer: status 0 (p->gap, p->items, p->next, p->more; hr_poll_frame frames them), or
  * < 0 when the history could not be read. Called once, maybe inside hr_poll_start; the poll

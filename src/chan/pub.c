@@ -89,6 +89,15 @@ void hr_chan_pub_handler(struct hr_conn *c, struct hr_http_request *req, void *u
         hr_http_respond(c, 200, "application/json", hdr, body, (size_t)n);
         return;
     }
+    if (push->stopping) {
+        /* refused rather than taken by a server about to go: the publisher retries, and its
+         * next connection reaches the herald that takes over */
+        char cors[HR_ORIGIN_CORS_MAX], hdr[HR_ORIGIN_CORS_MAX + 32];
+        hr_chan_cors(push, c, cors, sizeof cors);
+        snprintf(hdr, sizeof hdr, "Retry-After: 1\r\n%s", cors);
+        hr_http_error(c, 503, hdr, "server shutting down");
+        return;
+    }
     /* --publish-rate: the token's user, else the address; a backend with the publish key is
      * exempt */
     uint32_t retry_s;

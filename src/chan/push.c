@@ -262,6 +262,13 @@ int hr_chan_push_route(struct hr_push *p, struct hr_router *r)
     return rc ? HR_ETOOBIG : 0;
 }
 
+void hr_chan_push_shutdown(struct hr_push *p)
+{
+    p->stopping = 1;
+    hr_chan_sse_shutdown(p);
+    hr_poll_clock_release(&p->lp_clock);
+}
+
 void hr_chan_push_close(struct hr_push *p)
 {
     uv_timer_stop(&p->heartbeat);

@@ -29,6 +29,7 @@ struct hr_push {
     uv_timer_t expiry;   /* closes streams whose token expired (runs while tokens are accepted) */
     struct hr_buf *ping; /* the shared heartbeat line */
     struct hr_poll_clock lp_clock; /* the polls' timer */
+    uint8_t stopping;              /* hr_chan_push_shutdown: publishes are refused (503) */
 };
 
 /* The defaults of --lp-timeout and --sse-heartbeat (src/server/config.c), for library users. */
@@ -93,12 +94,18 @@ int hr_chan_push_init(struct hr_push *p, struct hr_hub *hub, uv_loop_t *loop);
  * GET /ws/{ch} (WebSocket). */
 int hr_chan_push_route(struct hr_push *p, struct hr_router *router);
 void hr_chan_push_close(struct hr_push *p);
+/* The server is stopping: every reader is told to come back (an SSE stream ends after a retry:
+ * hint, a held long-poll is answered with what it has and its cursor) and publishes from now on
+ * are refused with 503 and Retry-After (the client retries on the server that takes over). */
+void hr_chan_push_shutdown(struct hr_push *p);
 
 /* Handlers, one module each. */
 void hr_chan_sse_handler(struct hr_conn *c, struct hr_http_request *req, void *ud);
 void hr_chan_sse_heartbeat(struct hr_push *p);
 /* Streams whose token expired by now_ms (Unix ms) are told why and closed. */
 void hr_chan_sse_expire(struct hr_push *p, uint64_t now_ms);
+/* Every stream gets a retry: hint and ends (hr_chan_push_shutdown). */
+void hr_chan_sse_shutdown(struct hr_push *p);
 void hr_chan_ws_expire(struct hr_push *p, uint64_t now_ms);
 
 void hr_chan_poll_handler(struct hr_conn *c, struct hr_http_request *req, void *ud); /* short */

@@ -211,3 +211,31 @@ void hr_chan_sse_expire(struct hr_push *p, uint64_t now_ms)
 {
     hr_chan_stream_each(p->hub, &sse_ops, expire_one, &now_ms);
 }
+
+/* The hint's range: soon enough that a restart (or the herald taking over) is hardly noticed,
+ * spread so that a server's readers do not all come back in the same instant, and not sooner
+ * than a new herald takes to load its store. */
+#define SSE_SHUTDOWN_RETRY_MIN_MS 500
+#define SSE_SHUTDOWN_RETRY_SPREAD_MS 1000
+
+static void shutdown_one(struct hr_chan_stream *st, void *ud)
+{
+    struct sse_stream *s = sse_of(st);
+    unsigned *seed = ud;
+    if (closing(st))
+        return;
+    /* a cheap spread (an LCG): the values need not be unpredictable, only different */
+    *seed = *seed * 1103515245u + 12345u;
+    char text[96];
+    int n = snprintf(text, sizeof text, ": server shutting down\nretry: %u\n\n",
+                     SSE_SHUTDOWN_RETRY_MIN_MS + (*seed >> 8) % SSE_SHUTDOWN_RETRY_SPREAD_MS);
+    send_text(s, text, n);
+    /* the end of the response: EventSource reconnects after retry with Last-Event-ID */
+    hr_conn_end(s->c, s->c->srv->limits.close_timeout_ms);
+}
+
+void hr_chan_sse_shutdown(struct hr_push *p)
+{
+    unsigned seed = (unsigned)uv_hrtime();
+    hr_chan_stream_each(p->hub, &sse_ops, shutdown_one, &seed);
+}

@@ -571,8 +571,19 @@ static void http_shutdown(struct hr_conn *c)
     struct hr_http_conn *h = c->pdata;
     if (h->responding && !h->on_abort)
         h->close_after = 1; /* finish the answer in flight */
+    else if (!h->responding && h->rd && hr_http_parser_head_done(&h->rd->parser) &&
+             req_of(h)->method == HTTP_POST)
+        /* a POST whose body is on its way (a publish): read, then answered (a refusal, since
+         * the server is stopping: the client knows to retry) rather than cut unanswered */
+        h->close_after = 1;
+    else if (!h->responding && hr_conn_queued(c))
+        /* an answer just finished (a long-poll released at shutdown) is still queued: it goes
+         * out, then the FIN */
+        hr_conn_end(c, c->srv->limits.close_timeout_ms);
+    else if (!h->responding)
+        hr_conn_close(c); /* idle: nothing to wait for (a pooled client may never read the FIN) */
     else
-        hr_conn_close(c); /* idle, or a held request (long-poll) whose holder is told */
+        hr_conn_close(c); /* a held request whose holder is told */
 }
 
 static void http_free(struct hr_conn *c)

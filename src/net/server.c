@@ -109,6 +109,7 @@ static void fit_fd_limit(struct hr_limits *l, int tell)
 int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limits *limits)
 {
     memset(srv, 0, sizeof(*srv));
+    srv->bound_fd = -1;
     srv->loop = loop;
     srv->limits = *limits;
     srv->scratch = malloc(HR_SCRATCH_SIZE);
@@ -293,7 +294,7 @@ void hr_server_group_free(struct hr_server_group *g)
 }
 
 /* Connections open: this server's, or its group's. */
-static uint32_t open_count(const struct hr_server *srv)
+uint32_t hr_server_open_count(const struct hr_server *srv)
 {
     return srv->group ? atomic_load_explicit(&srv->group->nconns, memory_order_relaxed)
                       : srv->nconns;
@@ -374,7 +375,7 @@ static int accept_one(struct hr_server *srv)
         close(fd);
         return 1;
     }
-    if (open_count(srv) >= srv->limits.max_connections) {
+    if (hr_server_open_count(srv) >= srv->limits.max_connections) {
         srv->refused_max++;
         HR_METRIC_INC(refused[HR_MR_CONN_LIMIT]);
         log_refusals(srv);
@@ -411,7 +412,7 @@ static int accept_one(struct hr_server *srv)
 int hr_server_adopt(struct hr_server *srv, struct hr_sock s, const char *data, size_t len)
 {
     struct hr_conn *c = NULL;
-    if (srv->stopping || open_count(srv) >= srv->limits.max_connections ||
+    if (srv->stopping || hr_server_open_count(srv) >= srv->limits.max_connections ||
         !(c = hr_conn_new(srv)) || (len && !(c->pending = malloc(len)))) {
         free(c);
         hr_sock_close(&s);
@@ -445,6 +446,9 @@ static void listener_cb(uv_poll_t *p, int status, int events)
 
 void hr_server_close_listener(struct hr_server *srv)
 {
+    if (srv->bound_fd >= 0)
+        close(srv->bound_fd); /* bound, never listened on */
+    srv->bound_fd = -1;
     if (srv->listener.type != UV_POLL || uv_is_closing((uv_handle_t *)&srv->listener))
         return;
     int fd = srv->listener.io_watcher.fd;
@@ -470,11 +474,13 @@ static int port_free(const struct sockaddr_storage *addr, socklen_t alen)
     return rc;
 }
 
-int hr_server_listen(struct hr_server *srv, const char *host, int port)
+int hr_server_bind(struct hr_server *srv, const char *host, int port)
 {
     struct sockaddr_storage addr;
     socklen_t alen;
     int rc;
+    if (srv->bound_fd >= 0)
+        return 0;
     fit_fd_limit(&srv->limits, srv->reuseport != 1);
     memset(&addr, 0, sizeof addr);
     if (strchr(host, ':')) {
@@ -486,14 +492,17 @@ int hr_server_listen(struct hr_server *srv, const char *host, int port)
     }
     if (rc < 0)
         return hr_error_from_uv(rc);
-    if (srv->reuseport == 2 && port != 0 && (rc = port_free(&addr, alen)) < 0)
+    /* Every listener has SO_REUSEPORT, so that the next herald can take the port over
+     * (--takeover) while this one still listens; without being asked to, the first listener
+     * of a process still refuses a port anyone holds. */
+    if (srv->reuseport != 1 && !srv->takeover && port != 0 && (rc = port_free(&addr, alen)) < 0)
         return rc;
     int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (srv->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
         rc = -errno;
         close(fd);
         return rc;
@@ -503,17 +512,31 @@ int hr_server_listen(struct hr_server *srv, const char *host, int port)
         close(fd);
         return rc;
     }
+    srv->bound_fd = fd;
+    return 0;
+}
+
+int hr_server_listen(struct hr_server *srv, const char *host, int port)
+{
+    int rc = hr_server_bind(srv, host, port);
+    if (rc < 0)
+        return rc;
+    int fd = srv->bound_fd;
     rc = uv_poll_init_socket(srv->loop, &srv->listener, fd);
-    if (rc < 0) {
-        close(fd);
-        return hr_error_from_uv(rc);
-    }
+    if (rc < 0)
+        return hr_error_from_uv(rc); /* the socket is closed with the server */
+    srv->bound_fd = -1;
     srv->listener.data = srv;
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     uv_poll_start(&srv->listener, UV_READABLE, listener_cb);
     uint64_t iv = sweep_interval(&srv->limits);
     uv_timer_start(&srv->sweep, sweep_cb, iv, iv);
     return 0;
+}
+
+void hr_server_takeover(struct hr_server *srv)
+{
+    srv->takeover = 1;
 }
 
 void hr_server_share_port(struct hr_server *srv, int first)
@@ -647,7 +670,8 @@ void hr_server_stop(struct hr_server *srv)
         return;
     }
     for (struct hr_conn *c = srv->conns; c; c = c->next) {
-        if (c->flags & HR_CONN_CLOSING)
+        /* one already ending (an event stream told to reconnect) finishes sending first */
+        if (c->flags & (HR_CONN_CLOSING | HR_CONN_ENDING))
             continue;
         if (c->proto && c->proto->on_shutdown && !(c->flags & HR_CONN_HANDSHAKE))
             c->proto->on_shutdown(c);
@@ -658,6 +682,9 @@ void hr_server_stop(struct hr_server *srv)
 
 void hr_server_free(struct hr_server *srv)
 {
+    if (srv->bound_fd >= 0)
+        close(srv->bound_fd);
+    srv->bound_fd = -1;
     free_counts(&srv->per_ip);
     free(srv->scratch);
     srv->scratch = NULL;

@@ -115,8 +115,10 @@ struct hr_server {
     int last_accept_error;
     uint8_t stopping;
     uint8_t scratch_busy;
-    uint8_t reuseport;                         /* hr_server_share_port: 1, or 2 for the first */
-    char *scratch;                             /* HR_SCRATCH_SIZE bytes shared by every read */
+    uint8_t reuseport; /* hr_server_share_port: 1, or 2 for the first */
+    uint8_t takeover;  /* another process's listener may hold the port (hr_server_takeover) */
+    int bound_fd;      /* hr_server_bind's socket, not yet watched (hr_server_listen); -1 */
+    char *scratch;     /* HR_SCRATCH_SIZE bytes shared by every read */
     void (*on_accept)(struct hr_conn *c);      /* sets the initial protocol (HTTP) */
     void *app;                                 /* the HTTP router */
     void *app_data;                            /* the application that owns this server */
@@ -134,6 +136,13 @@ uint32_t hr_server_fit_connections(uint32_t max_connections, uint64_t nofile);
 /* Bind and listen; host may be an IPv4 or IPv6 literal. Returns 0 or an HR code (the
  * system's -errno, e.g. -EADDRINUSE: uv_strerror() names it too). */
 int hr_server_listen(struct hr_server *srv, const char *host, int port);
+/* Bind and listen without accepting yet: connections wait in the backlog until
+ * hr_server_listen (called with the same host and port) starts taking them. 0 or an HR code. */
+int hr_server_bind(struct hr_server *srv, const char *host, int port);
+/* Share the port with a listener another process holds (a herald being replaced: both have
+ * SO_REUSEPORT, the kernel spreads new connections over both until the old one closes). Without
+ * it a port someone holds is refused. Before hr_server_bind / hr_server_listen. */
+void hr_server_takeover(struct hr_server *srv);
 /* Bind to a port other servers of this process share (SO_REUSEPORT: the kernel spreads
  * connections over them): before hr_server_listen, on every one of them; the first to listen
  * (first set) still refuses a port someone else holds. */
@@ -143,6 +152,8 @@ void hr_server_share_port(struct hr_server *srv, int first);
  * Returns 0, or HR_EBUSY when it cannot (stopping, full, out of memory): the socket is
  * closed. */
 int hr_server_adopt(struct hr_server *srv, struct hr_sock s, const char *data, size_t len);
+/* Connections open: this server's, or all its group's (the workers of a process). */
+uint32_t hr_server_open_count(const struct hr_server *srv);
 /* The port actually bound (for --port 0), or an HR code. */
 int hr_server_port(struct hr_server *srv);
 /* Stop accepting, ask every connection to finish (protocol on_shutdown), close the server's

@@ -534,6 +534,34 @@ const struct hr_opt hr_config_table[] = {
      .help = "DEVELOPMENT ONLY: GET /dev/token?sub=NAME hands anyone\n"
              "a one-hour token for any user (needs --jwt-secret)"},
 
+    {.name = "shutdown-timeout",
+     .arg = "S",
+     .type = HR_OPT_MS_U32,
+     .offset = F(shutdown_timeout_ms),
+     .def = 10000,
+     .flags = HR_OPT_ZERO_OK,
+     .want = "--shutdown-timeout wants seconds >= 0",
+     .section = "Stopping and restarting (README: Operations; times in seconds):",
+     .help = "on SIGTERM or SIGINT herald stops accepting, tells every\n"
+             "client to reconnect, sends what is queued and commits\n"
+             "the store; connections still open after this are\n"
+             "closed (default {}; 0: wait for them all); a second\n"
+             "signal stops at once"},
+    {.name = "takeover",
+     .type = HR_OPT_FLAG,
+     .offset = F(takeover),
+     .help = "zero-downtime restart: listen on the port another\n"
+             "herald holds, wait for it to release the --data\n"
+             "directory (send it SIGTERM), then serve: start the\n"
+             "new herald with --takeover first, then stop the old"},
+    {.name = "takeover-timeout",
+     .arg = "S",
+     .type = HR_OPT_MS_U32,
+     .offset = F(takeover_timeout_ms),
+     .def = 60000,
+     .want = "--takeover-timeout wants seconds > 0",
+     .help = "how long --takeover waits for the data directory\n"
+             "(default {}; then it exits 1)"},
     {.name = "metrics-allow",
      .arg = "LIST",
      .type = HR_OPT_STR,

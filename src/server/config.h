@@ -61,6 +61,9 @@ struct herald_config {
     /* --admin-password (or HERALD_ADMIN_PASSWORD) turns the Socket.IO Admin UI on: its
      * namespace /admin, and its page at /admin/ from admin_ui_dir; NULL: off */
     const char *admin_password, *admin_user, *admin_ui_dir;
+    uint32_t shutdown_timeout_ms; /* --shutdown-timeout: SIGTERM's drain, then close (0: none) */
+    int takeover;                 /* --takeover: share the port, wait for the data directory */
+    uint32_t takeover_timeout_ms; /* --takeover-timeout: how long to wait for it */
 };
 
 enum hr_opt_type {

@@ -3,12 +3,16 @@
 #include "io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -97,6 +101,80 @@ static void admin_route(struct hr_io *r)
                 r->admin_st.root);
 }
 
+/* The pid a lock file names, or 0. */
+static long lock_owner(int fd)
+{
+    char b[32];
+    ssize_t n = pread(fd, b, sizeof b - 1, 0);
+    if (n <= 0)
+        return 0;
+    b[n] = 0;
+    return strtol(b, NULL, 10);
+}
+
+/* One herald per data directory: two would both number the channels' messages from the same
+ * history and write over each other's. The lock (flock on DIR/herald.lock, which names the
+ * holder's pid) lives as long as the process or until its store is closed; the kernel drops
+ * it if the process dies. With --takeover, wait for the holder to release it (it drains after
+ * SIGTERM), up to --takeover-timeout. Returns the locked descriptor, or -1 after a message. */
+static int lock_data_dir(const struct herald_config *cfg, const char *dir)
+{
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/herald.lock", dir) >= sizeof path) {
+        fprintf(stderr, "herald: --data %s: path too long\n", dir);
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "herald: --data %s: %s: %s\n", dir, path, strerror(errno));
+        return -1;
+    }
+    uint64_t start = uv_hrtime(), told = 0;
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        long pid = lock_owner(fd);
+        char who[48] = "another herald";
+        if (pid > 0)
+            snprintf(who, sizeof who, "another herald (pid %ld)", pid);
+        if (e != EWOULDBLOCK && e != EINTR) {
+            fprintf(stderr, "herald: --data %s: cannot lock %s: %s\n", dir, path, strerror(e));
+            close(fd);
+            return -1;
+        }
+        if (!cfg->takeover) {
+            fprintf(stderr,
+                    "herald: --data %s is in use by %s; stop it first, or start this one with "
+                    "--takeover to take over from it\n",
+                    dir, who);
+            close(fd);
+            return -1;
+        }
+        uint64_t waited_ms = (uv_hrtime() - start) / 1000000;
+        if (waited_ms >= cfg->takeover_timeout_ms) {
+            fprintf(stderr,
+                    "herald: --takeover: --data %s still in use by %s after %g s "
+                    "(--takeover-timeout); did it get SIGTERM?\n",
+                    dir, who, cfg->takeover_timeout_ms / 1000.0);
+            close(fd);
+            return -1;
+        }
+        if (!told++)
+            hr_info("--takeover: listening; waiting for %s to release --data %s (send it "
+                    "SIGTERM)",
+                    who, dir);
+        struct timespec ts = {0, 20 * 1000000}; /* the old one drains for seconds: 20 ms is fine */
+        nanosleep(&ts, NULL);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        hr_warn("--data %s: could not write the pid into %s", dir, path);
+    if (told)
+        hr_info("--takeover: --data %s released after %.1f s; loading the store", dir,
+                (double)(uv_hrtime() - start) / 1e9);
+    return fd;
+}
+
 static struct hr_io *root_of(herald_io *io)
 {
     return (struct hr_io *)((char *)io - offsetof(struct hr_io, sio));
@@ -174,6 +252,7 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     r->eio_app = eio_app;
     r->loop = loop;
     r->worker = worker;
+    r->lock_fd = -1;
     r->writer = sequencer;
     /* this thread counts into its worker's block (core/metrics.h) */
     hr_metrics_self = &hr_metrics_blocks[worker % HR_METRICS_BLOCKS];
@@ -200,6 +279,8 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
         free(r);
         return NULL;
     }
+    if (r->cfg.takeover)
+        hr_server_takeover(&r->srv); /* another herald's listener may hold the port */
     hr_router_init(&r->router);
     /* /metrics, /healthz, /readyz (ops.h) */
     if (hr_ops_route(r, &r->router) < 0) {
@@ -245,14 +326,22 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     if (!o->store || strcmp(o->store, "sqlite") == 0) {
         const char *dir = o->data_dir ? o->data_dir : "data";
         /* the data directory is created on first use, for the owner only */
-        if (mkdir_parents(dir) < 0)
+        if (mkdir_parents(dir) < 0) {
             snprintf(err, sizeof err, "--data %s: %s", dir, strerror(errno));
-        else
+        } else if (!sequencer && r->cfg.takeover &&
+                   (orc = hr_server_bind(&r->srv, o->host, o->port)) < 0) {
+            /* listening before waiting: connections meanwhile wait in the backlog */
+            snprintf(err, sizeof err, "--takeover: cannot listen on %s port %d: %s", o->host,
+                     o->port, hr_strerror(orc));
+        } else if (!sequencer && (r->lock_fd = lock_data_dir(&r->cfg, dir)) < 0) {
+            snprintf(err, sizeof err, "--data %s not available", dir);
+        } else {
             r->store = hr_store_sqlite_open(
                 r->loop, dir,
                 r->cfg.store_sync && strcmp(r->cfg.store_sync, "normal") == 0 ? HR_STORE_SYNC_NORMAL
                                                                               : HR_STORE_SYNC_FULL,
                 err, sizeof err);
+        }
     } else {
         r->store = hr_store_memory_new(r->loop);
         /* one history: every worker's channels have the sequencer's epochs */
@@ -265,6 +354,8 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
             r->store->ops->close(r->store);
             uv_run(r->loop, UV_RUN_NOWAIT); /* the store's handle finishes closing */
         }
+        if (r->lock_fd >= 0)
+            close(r->lock_fd);
         hr_eio_free(&r->eio);
         hr_origins_free(&r->origins);
         hr_server_free(&r->srv);
@@ -331,6 +422,7 @@ void hr_io_release(struct hr_io *r)
         uv_close((uv_handle_t *)&r->sigint, NULL);
         uv_close((uv_handle_t *)&r->sigterm, NULL);
         uv_close((uv_handle_t *)&r->sighup, NULL);
+        uv_close((uv_handle_t *)&r->stop_deadline, NULL);
     }
 }
 
@@ -341,6 +433,16 @@ static void stopped_cb(struct hr_server *srv)
         hr_io_release(r);
     hr_sio_close(&r->sio);
     hr_chan_push_close(&r->push);
+}
+
+/* --shutdown-timeout passed with connections still open: they are closed now. */
+static void stop_deadline_cb(uv_timer_t *t)
+{
+    struct hr_io *r = t->data;
+    uint32_t n = hr_server_open_count(&r->srv); /* every worker's */
+    hr_warn("--shutdown-timeout: %g s passed with %u connection%s still open; closing them",
+            r->cfg.shutdown_timeout_ms / 1000.0, n, n == 1 ? "" : "s");
+    herald_stop(&r->sio);
 }
 
 void herald_stop(herald_io *io)
@@ -355,15 +457,27 @@ void herald_stop(herald_io *io)
     }
     hr_server_close_listener(&r->srv);
     hr_workers_stop(r); /* the other workers stop too, every listener closed first */
+    /* every client is told to come back, in its transport's words: Engine.IO sessions end
+     * without a close packet, event streams with a retry: hint, held long-polls answered */
     hr_eio_shutdown(&r->eio);
-    hr_server_stop(&r->srv);
+    hr_chan_push_shutdown(&r->push);
+    hr_server_stop(&r->srv); /* WebSockets: 1001; answers in flight finish */
+    if (r->worker == 0 && r->running && r->cfg.shutdown_timeout_ms)
+        uv_timer_start(&r->stop_deadline, stop_deadline_cb, r->cfg.shutdown_timeout_ms, 0);
 }
 
 static void signal_cb(uv_signal_t *sig, int signum)
 {
     struct hr_io *r = sig->data;
-    if (!r->srv.stopping)
-        hr_info("%s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+    if (!r->srv.stopping && r->cfg.shutdown_timeout_ms)
+        hr_info("%s: stopping: clients told to reconnect, draining for up to %g s (a second "
+                "signal stops at once)",
+                name, r->cfg.shutdown_timeout_ms / 1000.0);
+    else if (!r->srv.stopping)
+        hr_info("%s: stopping: clients told to reconnect (a second signal stops at once)", name);
+    else
+        hr_info("%s again: closing every connection now", name);
     herald_stop(&r->sio);
 }
 
@@ -443,6 +557,11 @@ void hr_io_finish(struct hr_io *r)
     /* the store first: its last commits call back into the hub */
     r->store->ops->close(r->store);
     uv_run(r->loop, UV_RUN_DEFAULT); /* the store's handles finish closing */
+    if (r->lock_fd >= 0) {
+        /* everything is committed: a herald waiting to take over may load the store now */
+        close(r->lock_fd);
+        r->lock_fd = -1;
+    }
     hr_hub_free(&r->hub);
     hr_eio_free(&r->eio);
     hr_sio_free_namespaces(&r->sio);
@@ -476,7 +595,8 @@ int herald_run(herald_io *io)
     uv_signal_init(r->loop, &r->sigint);
     uv_signal_init(r->loop, &r->sigterm);
     uv_signal_init(r->loop, &r->sighup);
-    r->sigint.data = r->sigterm.data = r->sighup.data = r;
+    uv_timer_init(r->loop, &r->stop_deadline);
+    r->sigint.data = r->sigterm.data = r->sighup.data = r->stop_deadline.data = r;
     uv_signal_start(&r->sigint, signal_cb, SIGINT);
     uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
     uv_signal_start(&r->sighup, sighup_cb, SIGHUP);

@@ -31,7 +31,9 @@ struct hr_io {
     /* --publish-rate's table: worker 0's (made with it), which every worker uses */
     struct hr_quota publish;
     uv_signal_t sigint, sigterm, sighup;
-    struct hr_tls *tls; /* --tls-cert: worker 0's, which every worker's server points at */
+    uv_timer_t stop_deadline; /* worker 0: --shutdown-timeout, started by the first stop */
+    int lock_fd;              /* worker 0 with the sqlite store: DIR/herald.lock, held; -1 */
+    struct hr_tls *tls;       /* --tls-cert: worker 0's, which every worker's server points at */
     int running;
     int serve_static;
     struct hr_static admin_st; /* --admin-password: the Admin UI's page at /admin/ */

@@ -277,7 +277,7 @@ describe('--help', () => {
     assert.equal(text.split('HERALD_MAX_MSG_RATE').length - 1, 1);
     assert.match(text, /\na flag wins over a variable, a variable over the file, the file over the default\.\n/);
     const headings = [...text.matchAll(/^(\S[^\n]*):$/gm)].map((m) => m[1]);
-    assert.deepEqual(headings.map((h) => h.split(' ')[0]), ['Server', 'Socket.IO', 'Channels', 'Limits', 'Access', 'Operations', 'Socket.IO', 'Configuration']);
+    assert.deepEqual(headings.map((h) => h.split(' ')[0]), ['Server', 'Socket.IO', 'Channels', 'Limits', 'Access', 'Stopping', 'Operations', 'Socket.IO', 'Configuration']);
     // --config and --print-config under Configuration, with what they do
     const conf = text.slice(text.indexOf('\nConfiguration:'));
     assert.match(conf, /--config FILE +read options from this JSON file/);

@@ -213,7 +213,7 @@ describe('Chromium\'s EventSource against /sse/{channel}', { skip }, () => {
     await stopServer(srv);
   });
 
-  test('herald restarted at once amid a burst of publishes: the reconnect (after retry: 2000) joins history and live without loss or duplicates', T, async (t) => {
+  test('herald restarted at once amid a burst of publishes: the reconnect (after the shutdown\'s retry: of 500-1500 ms) joins history and live without loss or duplicates', T, async (t) => {
     const port = await freePort();
     const args = ['--port', String(port), '--data', freshDataDir()];
     let srv = await start(args);
@@ -242,8 +242,11 @@ describe('Chromium\'s EventSource against /sse/{channel}', { skip }, () => {
     assertOnceInOrder(got, acks);
     const { errorAt, openAt } = await page.evaluate(() => ({ errorAt: window.sse.errorAt[0], openAt: window.sse.openAt[1] }));
     t.diagnostic(`${n} published after the restart; the browser reconnected ${Math.round(openAt - errorAt)} ms after ` +
-      `the drop (herald's retry: 2000) with Last-Event-ID ${requests.at(-1).lastEventId}`);
-    assert.ok(openAt - errorAt >= 1500, `the browser waited for retry: 2000 (${Math.round(openAt - errorAt)} ms)`);
+      `the drop (herald's retry: at shutdown, 500-1500 ms) with Last-Event-ID ${requests.at(-1).lastEventId}`);
+    // SIGTERM ends the stream after a retry: of 500-1500 ms (README "Stopping and restarting"),
+    // which replaces the 2000 of the stream's start
+    const waited = openAt - errorAt;
+    assert.ok(waited >= 450, `the browser waited for the shutdown's retry: (${Math.round(waited)} ms)`);
     assert.equal(requests.at(-1).lastEventId, acks[0].cursor);
     assert.deepEqual(pageErrors, []);
     await ctx.close();

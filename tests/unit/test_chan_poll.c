@@ -363,6 +363,34 @@ static void test_long_poll_timeout(void **state)
     assert_null(hr_hub_channel(&e->hub, "none", 4, 0));
 }
 
+/* The server is stopping: every long poll waiting answers now, empty, with its position (the
+ * client polls again, on the server that takes over), long before its timeout. */
+static void test_long_polls_released(void **state)
+{
+    struct env *e = *state;
+    struct hr_channel *ch = hr_hub_channel(&e->hub, "t", 1, 1);
+    publish(e, ch, 2);
+    struct answer a, b;
+    poll_start(e, ch, "2", 1000, 60000, &a);
+    poll_start(e, ch, "2", 1000, 60000, &b);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+    assert_int_equal(a.calls + b.calls, 0);
+    uint64_t t0 = uv_now(&e->loop);
+    hr_poll_clock_release(&e->clock);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.n, 0);
+    assert_int_equal(a.next, 2);
+    assert_int_equal(b.next, 2);
+    assert_int_equal(ch->nsubs[HR_FMT_POLL], 0);
+    /* nothing is left to answer: the clock lets go of its timer at once */
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_true(uv_now(&e->loop) - t0 < 1000);
+    assert_int_equal(a.calls, 1);
+    hr_poll_clock_release(&e->clock); /* none waiting: nothing happens */
+}
+
 /* Read from the store: a page later; one page per answer, cut at its bytes (more says so);
  * the chain of answers gives every id once. A cancelled read answers nothing. */
 static void test_pages_from_the_store(void **state)
@@ -406,6 +434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gap_at_start, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_long_poll_held_then_published, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_poll_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_polls_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pages_from_the_store, setup_sqlite, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
