@@ -50,7 +50,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
     $SUDO apt-get update -qq
+    # Packages that come with a service (prometheus, nginx) must not start it: herald's scripts
+    # run their own copies on loopback. Where no policy says so already (Docker images have
+    # one), a policy refusing every start stands for the install, then goes.
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\n# scripts/setup.sh: no service starts while it installs\nexit 101\n' |
+            $SUDO tee "$policy" >/dev/null && $SUDO chmod 755 "$policy"
+        trap '$SUDO rm -f "$policy"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ -n "$policy" ]; then $SUDO rm -f "$policy"; trap - EXIT; fi
 fi
 
 # the browser libraries herald's pages use, from npm (pinned by web/package-lock.json), copied
