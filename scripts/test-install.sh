@@ -114,6 +114,10 @@ page_is() { # page_is PORT FILE
         get -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/vendor/socket.io.min.js" | grep -qx 200
 }
 
+admin_page_is() { # admin_page_is PORT FILE: the Admin UI's page at /admin/
+    get -o "$tmp/admin" "http://127.0.0.1:$1/admin/" && cmp "$tmp/admin" "$2"
+}
+
 # POST /pub then GET /poll: the message comes back with its id
 round_trip() { # round_trip PORT
     local pub poll
@@ -177,6 +181,14 @@ if start "$tmp/herald.log" "$prefix/bin/herald" --host 127.0.0.1 --port 0; then
     check "its store is PREFIX/var/lib/herald/herald.db" test -f "$prefix/var/lib/herald/herald.db"
 else
     fail "the installed herald runs"
+fi
+if start "$tmp/herald-admin.log" env HERALD_ADMIN_PASSWORD=installed-admin-pw \
+    "$prefix/bin/herald" --host 127.0.0.1 --port 0; then
+    check "with an admin password it serves the installed Admin UI at /admin/" \
+        admin_page_is "$port" "$prefix/share/herald/admin-ui/index.html"
+    check "and stops cleanly" stop
+else
+    fail "the installed herald runs with the Admin UI"
 fi
 
 # a user who may not write PREFIX/var/lib/herald (root made it above, 0700) keeps the store in

@@ -636,8 +636,10 @@ const struct hr_opt hr_config_table[] = {
      .type = HR_OPT_STR,
      .offset = F(admin_ui_dir),
      .def_str = "web/node_modules/@socket.io/admin-ui/ui/dist",
+     .def_found = hr_paths_admin_ui,
      .help = "the Admin UI's static build (npm's @socket.io/admin-ui,\n"
-             "installed by scripts/setup.sh), default\n{}"},
+             "installed by scripts/setup.sh; an installed herald's is\n"
+             "PREFIX/share/herald/admin-ui), default\n{}"},
     {.name = "config",
      .arg = "FILE",
      .type = HR_OPT_CONFIG,

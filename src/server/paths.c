@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char public_dir[PATH_MAX], data_dir[PATH_MAX];
+static char public_dir[PATH_MAX], data_dir[PATH_MAX], admin_dir[PATH_MAX];
 static int installed;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -72,6 +72,8 @@ static void find(void)
     if (len <= 0 || (size_t)len >= sizeof public_dir || !is_dir(public_dir))
         return;
     installed = 1;
+    snprintf(admin_dir, sizeof admin_dir, "%.*s/admin-ui",
+             (int)(strlen(public_dir) - strlen("/public")), public_dir);
 
     const char *state = getenv("STATE_DIRECTORY"); /* systemd: one or more, ':'-separated */
     if (state && state[0] == '/') {
@@ -101,4 +103,10 @@ const char *hr_paths_data(void)
 {
     pthread_once(&once, find);
     return installed ? data_dir : NULL;
+}
+
+const char *hr_paths_admin_ui(void)
+{
+    pthread_once(&once, find);
+    return installed ? admin_dir : NULL;
 }
