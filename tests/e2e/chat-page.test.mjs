@@ -23,9 +23,8 @@
 import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { startHerald, repoRoot, freshDataDir, sanitizerReport } from './lib/herald.mjs';
+import { startHerald, repoRoot, freshDataDir, sanitizerReport, freePort } from './lib/herald.mjs';
 import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
 const outDir = path.join(repoRoot, 'test-output');
@@ -39,13 +38,6 @@ const tag = Math.random().toString(36).slice(2, 7); // keeps this run's texts ap
 
 const skip = skipWithoutChromium;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe('the chat page in headless Chromium', { skip }, () => {

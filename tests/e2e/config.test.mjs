@@ -8,11 +8,10 @@ import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { startHerald, heraldBin, repoRoot, httpExchange, sanitizerReport } from './lib/herald.mjs';
+import { startHerald, heraldBin, repoRoot, httpExchange, sanitizerReport, freePort } from './lib/herald.mjs';
 
 const T = { timeout: 60000 };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-config-'));
@@ -58,13 +57,6 @@ function refused(args, env, line) {
   assert.equal(r.stdout, '');
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 async function herald(args, opts) {
   const h = await startHerald(['--store', 'memory', '--workers', '1', ...args], opts);

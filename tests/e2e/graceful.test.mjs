@@ -16,11 +16,10 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
-import { startHerald, freshDataDir, heraldBin, repoRoot, sanitizerReport, rawConnect, waitFor, parseResponses } from './lib/herald.mjs';
+import { startHerald, freshDataDir, heraldBin, repoRoot, sanitizerReport, rawConnect, waitFor, parseResponses, freePort } from './lib/herald.mjs';
 import { SseClient, eventually } from './lib/channels-util.mjs';
 
 const CH = 'chat';
@@ -31,16 +30,6 @@ const cleanups = [];
 after(async () => { for (const f of cleanups.splice(0).reverse()) await f(); });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // herald with these flags, not waiting for it to listen (a --takeover one listens late):
 // { proc, exited, output(), waitOutput(re, ms), stop() }.

@@ -17,9 +17,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { startHerald, repoRoot, freshDataDir } from './lib/herald.mjs';
+import { startHerald, repoRoot, freshDataDir, freePort } from './lib/herald.mjs';
 import { stopServer } from './lib/sio-util.mjs';
 import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
@@ -55,13 +54,6 @@ function shellWords(cmd) {
 }
 
 // A port that was free a moment ago (herald must come back on the same one).
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 function run(file, args) {
   return new Promise((resolve, reject) => {

@@ -10,11 +10,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
-import { startHerald, freshDataDir, repoRoot } from './lib/herald.mjs';
+import { startHerald, freshDataDir, repoRoot, freePort } from './lib/herald.mjs';
 import { httpRequest, until } from './lib/sio-util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -24,16 +23,6 @@ const RECONNECT_MS = 20000; // python-socketio and socket.io-client retry after 
 
 const isWelcome = (m) => m && typeof m === 'object' && m.type === 'init';
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const cleanups = [];
 after(async () => { for (const f of cleanups.splice(0).reverse()) await f(); });

@@ -17,10 +17,9 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { startHerald, freshDataDir } from './lib/herald.mjs';
+import { startHerald, freshDataDir, freePort } from './lib/herald.mjs';
 import { stopServer } from './lib/sio-util.mjs';
 import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
@@ -29,13 +28,6 @@ const WAIT = 20000; // generous: CI also runs this under ASan
 const skip = skipWithoutChromium;
 
 // A port that was free a moment ago (herald must come back on the same one).
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 async function publish(url, channel, body, type = 'application/json') {
   const r = await fetch(`${url}/pub/${channel}`, { method: 'POST', headers: { 'Content-Type': type }, body });

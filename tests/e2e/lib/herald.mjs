@@ -65,6 +65,19 @@ export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000, 
   };
 }
 
+// A loopback port free at the time of asking (for a herald started on a fixed port, say to be
+// restarted on it).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 // A raw TCP client that collects everything the server sends.
 export function rawConnect(port, host = '127.0.0.1') {
   return new Promise((resolve, reject) => {
