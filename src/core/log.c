@@ -154,7 +154,9 @@ void hr_log(int level, const char *fmt, ...)
 
 static int secret_param(const char *name, size_t len)
 {
-    static const char *const names[] = {"token", "access_token", "key", "password", "secret"};
+    /* sid: an Engine.IO session id answers for its session as a token does */
+    static const char *const names[] = {"token",    "access_token", "key",
+                                        "password", "secret",       "sid"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
             return 1;

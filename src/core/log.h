@@ -37,7 +37,7 @@ struct hr_log_request {
 void hr_log_request(const struct hr_log_request *r);
 
 /* Copy a request target into out (NUL-terminated, cut at outlen with "..."), the values of
- * query parameters named token, access_token, key, password or secret (any case) replaced by
+ * query parameters named token, access_token, key, password, secret or sid (any case) replaced by
  * "[redacted]": a token in ?token= must not reach a log. Returns the length written. */
 size_t hr_log_redact_target(const char *t, size_t len, char *out, size_t outlen);
 

@@ -580,10 +580,10 @@ static void http_shutdown(struct hr_conn *c)
         /* an answer just finished (a long-poll released at shutdown) is still queued: it goes
          * out, then the FIN */
         hr_conn_end(c, c->srv->limits.close_timeout_ms);
-    else if (!h->responding)
-        hr_conn_close(c); /* idle: nothing to wait for (a pooled client may never read the FIN) */
     else
-        hr_conn_close(c); /* a held request whose holder is told */
+        /* idle: nothing to wait for (a pooled client may never read the FIN); or a held
+         * request, whose holder is told */
+        hr_conn_close(c);
 }
 
 static void http_free(struct hr_conn *c)

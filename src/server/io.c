@@ -256,12 +256,15 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     r->writer = sequencer;
     /* this thread counts into its worker's block (core/metrics.h) */
     hr_metrics_self = &hr_metrics_blocks[worker % HR_METRICS_BLOCKS];
-    /* process-wide: every worker sets the same values */
-    hr_log_level = o->quiet           ? HR_LOG_ERROR
-                   : r->cfg.log_level ? hr_log_level_parse(r->cfg.log_level)
-                                      : HR_LOG_INFO;
-    hr_log_format = r->cfg.log_format ? hr_log_format_parse(r->cfg.log_format) : HR_LOG_TEXT;
-    hr_log_access = r->cfg.access_log;
+    if (worker == 0) {
+        /* process-wide, set once by worker 0 before the other workers' threads start (they
+         * only read them) */
+        hr_log_level = o->quiet           ? HR_LOG_ERROR
+                       : r->cfg.log_level ? hr_log_level_parse(r->cfg.log_level)
+                                          : HR_LOG_INFO;
+        hr_log_format = r->cfg.log_format ? hr_log_format_parse(r->cfg.log_format) : HR_LOG_TEXT;
+        hr_log_access = r->cfg.access_log;
+    }
     char aerr[512];
     if (hr_auth_init(&r->auth, &r->cfg.auth, aerr, sizeof aerr) < 0) {
         fprintf(stderr, "herald: %s\n", aerr);

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,19 +403,6 @@ static void healthz_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
                     sizeof body - 1);
 }
 
-/* A JSON string's content: the store's descriptions and strerror are plain ASCII text, but
- * quotes and backslashes are escaped all the same. */
-static void json_text(char *out, size_t outlen, const char *s)
-{
-    size_t o = 0;
-    for (; *s && o + 3 < outlen; s++) {
-        if (*s == '"' || *s == '\\')
-            out[o++] = '\\';
-        out[o++] = (unsigned char)*s < 0x20 ? ' ' : *s;
-    }
-    out[o] = '\0';
-}
-
 static void readyz_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
 {
     struct hr_io *r = ud;
@@ -422,23 +410,25 @@ static void readyz_cb(struct hr_conn *c, struct hr_http_request *req, void *ud)
     const char *werr = __atomic_load_n(&w->write_error, __ATOMIC_ACQUIRE);
     int werrno = __atomic_load_n(&w->write_errno, __ATOMIC_RELAXED);
     int accepting = !r->srv.stopping;
-    char store[256], text[200];
-    if (werr) {
-        if (werrno)
-            snprintf(text, sizeof text, "write failed: %s (%s)", werr, strerror(werrno));
-        else
-            snprintf(text, sizeof text, "write failed: %s", werr);
-        json_text(store, sizeof store, text);
-    } else {
-        strcpy(store, "ok");
-    }
+    char store[200] = "ok";
+    if (werr && werrno)
+        snprintf(store, sizeof store, "write failed: %s (%s)", werr, strerror(werrno));
+    else if (werr)
+        snprintf(store, sizeof store, "write failed: %s", werr);
     int ready = accepting && !werr;
-    char body[512];
-    int n = snprintf(body, sizeof body,
-                     "{\"status\":\"%s\",\"checks\":{\"accepting\":\"%s\",\"store\":\"%s\"}}\n",
-                     ready ? "ready" : "unready", accepting ? "ok" : "stopping", store);
+    json_t *j = json_pack("{s:s,s:{s:s,s:s}}", "status", ready ? "ready" : "unready", "checks",
+                          "accepting", accepting ? "ok" : "stopping", "store", store);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!body) {
+        hr_http_error(c, 503, NULL, "out of memory");
+        return;
+    }
+    size_t n = strlen(body);
+    body[n] = '\n'; /* json_dumps's NUL: the body ends with a newline instead */
     hr_http_respond(c, ready ? 200 : 503, "application/json", "Cache-Control: no-store\r\n", body,
-                    (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
+                    n + 1);
+    free(body);
 }
 
 int hr_ops_route(struct hr_io *r, struct hr_router *router)

@@ -11,12 +11,9 @@
  * operations are relayed to them too. */
 #include "admin.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -521,17 +518,8 @@ void hr_sio_admin_connecting(struct hr_sio_client *c)
     struct hr_conn *conn = c->eio ? hr_eio_message_conn(c->eio) : NULL;
     if (!ac || ac->address[0] || !conn)
         return;
-    struct sockaddr_storage peer;
-    socklen_t plen = sizeof peer;
     ac->secure = conn->srv->tls != NULL;
-    if (getpeername(conn->fd, (struct sockaddr *)&peer, &plen) < 0)
-        return;
-    if (peer.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, ac->address,
-                  sizeof ac->address);
-    else if (peer.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, ac->address,
-                  sizeof ac->address);
+    hr_conn_peer_addr(conn, ac->address, sizeof ac->address);
 }
 
 void hr_sio_admin_connected(herald_socket *s)
@@ -582,18 +570,11 @@ void hr_sio_admin_sent(herald_socket *s, const char *event, const char *raw, siz
     if (s->nsp == a->nsp || !watched(a))
         return;
     json_t *list = json_pack("[s]", event);
-    char *text = malloc(len + 3);
-    if (text && list) {
-        text[0] = '[';
-        memcpy(text + 1, raw, len);
-        text[len + 1] = ']';
-        text[len + 2] = '\0';
-        json_t *args = json_loadb(text, len + 2, 0, NULL);
-        if (args)
-            json_array_extend(list, args);
-        json_decref(args);
-    }
-    free(text);
+    herald_args args = {.raw = raw, .raw_len = len}; /* parsed as an event's arguments are */
+    json_t *parsed = herald_args_json(&args);
+    if (list && parsed)
+        json_array_extend(list, parsed);
+    json_decref(args.parsed);
     tell(a, "event_sent", json_pack("[s, s, o*, o*]", s->nsp->name, s->id, list, now_date()));
 }
 

@@ -29,7 +29,7 @@ import { launchChromium, skipWithoutChromium } from './lib/browser.mjs';
 
 const PASSWORD = 'correct horse battery';
 const UI_DIR = path.join(repoRoot, 'web/node_modules/@socket.io/admin-ui/ui/dist');
-const WAIT = process.env.HERALD_SANITIZE === '1' ? 20000 : 10000;
+const WAIT = process.env.E2E_SANITIZE === '1' ? 20000 : 10000;
 const outDir = path.join(repoRoot, 'test-output');
 
 const sockets = [];

@@ -147,6 +147,7 @@ describe('text format and levels', () => {
       } finally {
         await stopChecked(h); // "stopped" is an info line
       }
+      await h.closed; // every line read
       const lines = logLines(h);
       for (const l of lines) assert.match(l, TEXT);
       assert.equal(lines.some((l) => / herald info: stopped$/.test(l)), infoSeen, `${args}: info lines ${infoSeen}:\n${lines.join('\n')}`);

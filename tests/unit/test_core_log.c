@@ -37,6 +37,8 @@ static void test_redact(void **state)
     assert_string_equal(redact("/p?tokens=1&mytoken=2&token&=token", big),
                         "/p?tokens=1&mytoken=2&token&=token");
     assert_string_equal(redact("/p?token=", big), "/p?token=[redacted]");
+    assert_string_equal(redact("/socket.io/?EIO=4&transport=polling&sid=AbC12_-x", big),
+                        "/socket.io/?EIO=4&transport=polling&sid=[redacted]");
     assert_string_equal(redact("/p?a=1&", big), "/p?a=1&");
     assert_string_equal(redact("/p?token=s#frag", big), "/p?token=[redacted]#frag");
     /* a path with '=' in it is a path */

@@ -37,6 +37,8 @@ export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000, 
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  // after the exit, once its output pipes are drained too (a last log line may still be in them)
+  const closed = new Promise((resolve) => proc.on('close', resolve));
   let scheme = 'http'; // https with --tls-cert
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`herald did not start:\n${out}`)), timeoutMs);
@@ -53,6 +55,7 @@ export async function startHerald(args = [], { wrapper = [], timeoutMs = 15000, 
     url: `${scheme}://127.0.0.1:${port}`,
     proc,
     exited,
+    closed,
     output: () => out,
     async stop(signal = 'SIGTERM', waitMs = 10000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return exited;
