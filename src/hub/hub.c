@@ -615,6 +615,7 @@ struct pending {
     struct hr_buf *data;
     hr_hub_ack_cb ack;
     void *ud;
+    int shown; /* 1: cached and delivered; -1: could not be cached (out of memory) */
 };
 
 static void fan_out(struct hr_channel *ch, struct hr_hub_msg *m)
@@ -628,26 +629,53 @@ static void fan_out(struct hr_channel *ch, struct hr_hub_msg *m)
     ch->hub->busy--;
 }
 
+/* The message is in the store: into the cache, out to the subscribers and the other
+ * workers. */
+static void show(struct pending *p)
+{
+    struct hr_channel *ch = p->ch;
+    struct hr_hub *hub = ch->hub;
+    hub->unshown--;
+    if (cache_push(ch, p->id, p->time_ms, p->data) < 0) {
+        p->shown = -1;
+        return;
+    }
+    p->shown = 1;
+    hub->published++;
+    fan_out(ch, ring_at(ch, ch->cached - 1));
+    hub->committing = 1;
+    trim(ch, p->time_ms);
+    hub->committing = 0;
+    if (hub->committed)
+        hub->committed(hub->relay_ud, ch, p->id, p->time_ms, p->data);
+    evict(hub);
+    HR_METRIC_INC(msgs_in);
+}
+
+/* The store shows a message once it is committed (HR_STORE_SHOWN, --store-sync full: before
+ * its fsync) and acknowledges it once durable: subscribers get it without waiting for the
+ * disk, the publisher's acknowledgement waits for it. */
 static void committed_cb(void *ud, int status)
 {
     struct pending *p = ud;
-    struct hr_channel *ch = p->ch;
-    struct hr_hub *hub = ch->hub;
-    if (status == 0 && cache_push(ch, p->id, p->time_ms, p->data) == 0) {
-        hub->published++;
-        fan_out(ch, ring_at(ch, ch->cached - 1));
-        hub->committing = 1;
-        trim(ch, p->time_ms);
-        hub->committing = 0;
-        if (hub->committed)
-            hub->committed(hub->relay_ud, ch, p->id, p->time_ms, p->data);
-        evict(hub);
-        HR_METRIC_INC(msgs_in);
+    if (status == HR_STORE_SHOWN) {
+        show(p);
+        return;
+    }
+    if (!p->shown) {
+        if (status == 0)
+            show(p);
+        else
+            p->ch->hub->unshown--;
+    }
+    if (status == 0 && p->shown > 0) {
         if (p->t0)
             hr_metrics_publish_latency(uv_hrtime() - p->t0);
         if (p->ack)
             p->ack(p->ud, 0, p->id);
     } else if (p->ack) {
+        /* failed, or shown and then not made durable (the fsync failed): the publisher is
+         * told, though subscribers may have it */
         p->ack(p->ud, status ? status : HR_ENOMEM, 0);
     }
     hr_budget_release(HR_MEM_PUBLISH, p->data->len);
@@ -675,6 +703,8 @@ int hr_hub_publish_buf(struct hr_hub *hub, struct hr_channel *ch, struct hr_buf 
     hr_budget_charge(HR_MEM_PUBLISH, data->len);
     int rc =
         hub->store->ops->append(hub->store, ch->name, p->id, p->time_ms, data, committed_cb, p);
+    if (rc == 0)
+        hub->unshown++;
     if (rc < 0) {
         /* nothing was stored: the id stays unused, which readers see as no gap since no one
          * could have seen it */

@@ -154,6 +154,7 @@ struct hr_hub {
     struct hr_channel *lru_head, *lru_tail;
     struct hr_hub_read *reads; /* store reads under way */
     uint32_t busy;             /* pages or a fan-out being handed out: no eviction */
+    uint32_t unshown;          /* publishes appended to the store, not yet shown */
     uint8_t committing;        /* a commit's trim: the commit tells the replicas */
     /* set by the owner around hr_hub_publish_buf for a publish a replica forwarded: the
      * replica times it (publish latency, core/metrics.h) from its own arrival, not this hub */

@@ -723,6 +723,7 @@ static void uring_flush_some(struct hr_server *srv)
     while (srv->dirty && k < HR_URING_SQ) {
         struct hr_conn *c = srv->dirty;
         srv->dirty = c->dirty_next;
+        srv->ndirty--;
         c->dirty_next = NULL;
         c->flags &= ~HR_CONN_DIRTY;
         if ((c->flags & (HR_CONN_CLOSING | HR_CONN_WANT_OUT)) || !c->out_head) {
@@ -813,6 +814,7 @@ void hr_server_flush(struct hr_server *srv)
     while (srv->dirty) {
         struct hr_conn *c = srv->dirty;
         srv->dirty = c->dirty_next;
+        srv->ndirty--;
         c->dirty_next = NULL;
         c->flags &= ~HR_CONN_DIRTY;
         if (!(c->flags & (HR_CONN_CLOSING | HR_CONN_WANT_OUT)))
@@ -853,6 +855,7 @@ int hr_conn_writev(struct hr_conn *c, const struct hr_slice *s, unsigned n)
         hr_conn_hold(c);
         c->dirty_next = srv->dirty;
         srv->dirty = c;
+        srv->ndirty++;
     }
     /* Corked output is not a backlog: past HR_CORK_MAX it goes now, so that what counts
      * against max_queued is only what the kernel refused (the flush still reports drains). */

@@ -25,10 +25,39 @@
 static void sweep_cb(uv_timer_t *t);
 static void ready_cb(uv_idle_t *idle);
 
+static void hold_timer_cb(uv_timer_t *t)
+{
+    struct hr_server *srv = t->data;
+    srv->hold_over = 1; /* this turn's prepare flushes */
+}
+
+/* Whether this turn's flush waits: while output for many connections is about to be added to
+ * (the hold), for at most HR_HOLD_MS from the first turn that waited. */
+static int flush_held(struct hr_server *srv)
+{
+    if (srv->ndirty < srv->hold_conns || !srv->hold || srv->hold_over || !srv->hold(srv->hold_ud))
+        return 0;
+    if (!srv->held) {
+        srv->held = 1;
+        uv_update_time(srv->loop); /* the turn's work may have taken a while: from now */
+        uv_timer_start(&srv->hold_timer, hold_timer_cb, HR_HOLD_MS, 0);
+    }
+    return 1;
+}
+
 /* The end of a loop turn's work: send what it produced, free what it closed (a flush can
  * close, and a protocol's on_free can write). */
 static void turn_end(struct hr_server *srv)
 {
+    if (flush_held(srv)) {
+        hr_conn_finish_closed(srv);
+        return;
+    }
+    if (srv->held) {
+        uv_timer_stop(&srv->hold_timer);
+        srv->held = 0;
+    }
+    srv->hold_over = 0;
     do {
         hr_server_flush(srv);
         hr_conn_finish_closed(srv);
@@ -145,6 +174,10 @@ int hr_server_init(struct hr_server *srv, uv_loop_t *loop, const struct hr_limit
     srv->ready_idle.data = srv;
     uv_timer_init(loop, &srv->shed);
     srv->shed.data = srv;
+    uv_timer_init(loop, &srv->hold_timer);
+    srv->hold_timer.data = srv;
+    srv->hold_conns = HR_HOLD_CONNS;
+    uv_unref((uv_handle_t *)&srv->hold_timer);
     /* corked output: flushed after the events of a loop turn (check) and before the loop
      * waits (prepare: output made by timers and idle work); neither keeps the loop alive */
     uv_prepare_init(loop, &srv->flush_prepare);
@@ -613,6 +646,12 @@ static void ready_cb(uv_idle_t *idle)
     }
 }
 
+void hr_server_set_hold(struct hr_server *srv, int (*hold)(void *ud), void *ud)
+{
+    srv->hold = hold;
+    srv->hold_ud = ud;
+}
+
 void hr_server_close_handles(struct hr_server *srv)
 {
     hr_server_close_listener(srv);
@@ -621,6 +660,9 @@ void hr_server_close_handles(struct hr_server *srv)
     uv_close((uv_handle_t *)&srv->sweep, NULL);
     uv_timer_stop(&srv->shed);
     uv_close((uv_handle_t *)&srv->shed, NULL);
+    uv_timer_stop(&srv->hold_timer);
+    uv_close((uv_handle_t *)&srv->hold_timer, NULL);
+    srv->hold = NULL;
     hr_budget_on_over(NULL, NULL);
     uv_idle_stop(&srv->ready_idle);
     uv_close((uv_handle_t *)&srv->ready_idle, NULL);

@@ -96,10 +96,17 @@ struct hr_server {
     uv_idle_t ready_idle;       /* runs input left pending by paused connections */
     uv_prepare_t flush_prepare; /* output of this loop turn goes out before the loop waits */
     uv_check_t flush_check;     /* and right after the events that made it */
+    uv_timer_t hold_timer;      /* bounds a hold on the flush (hr_server_set_hold) */
+    int (*hold)(void *ud);      /* more output about to be made: the flush may wait for it */
+    void *hold_ud;
+    uint32_t hold_conns; /* held only with this many dirty (HR_HOLD_CONNS) */
+    uint8_t held;        /* a flush is being held, hold_timer running */
+    uint8_t hold_over;   /* hold_timer fired: flush whatever comes */
     struct hr_limits limits;
     struct hr_conn *conns;  /* doubly linked list of live connections */
     struct hr_conn *ready;  /* connections with pending input to process */
     struct hr_conn *dirty;  /* connections with output to send this loop turn */
+    uint32_t ndirty;        /* how many */
     struct hr_conn *closed; /* connections closed this loop turn, to free at its end */
     struct hr_out *outs;    /* every connection's output slices (conn.h) */
     uint32_t nouts, outs_cap, outs_used, out_free; /* out_free: a free slice's index + 1 */
@@ -169,6 +176,14 @@ void hr_server_uring_free(struct hr_server *srv);
 
 /* Close the server's handles when it never ran (init succeeded, the loop was not started). */
 void hr_server_close_handles(struct hr_server *srv);
+
+/* Corked output for at least hold_conns (HR_HOLD_CONNS) connections (a fan-out) may wait, at most
+ * HR_HOLD_MS, while hold(ud) says more is about to be written (a publish being committed, to be
+ * delivered to the same connections): one send then carries both instead of a pass over every
+ * connection for each. A few replies are never held. NULL: no hold. */
+#define HR_HOLD_MS 2
+#define HR_HOLD_CONNS 64
+void hr_server_set_hold(struct hr_server *srv, int (*hold)(void *ud), void *ud);
 /* Free memory after the loop has finished running. */
 void hr_server_free(struct hr_server *srv);
 

@@ -259,8 +259,9 @@ const struct hr_opt hr_config_table[] = {
      .def_str = "full",
      .valid = valid_store_sync,
      .want = "--store-sync wants full or normal",
-     .help = "sqlite store: full (default) fsyncs every commit, so\n"
-             "not even a power loss loses an acknowledged publish;\n"
+     .help = "sqlite store: full (default) fsyncs every batch of\n"
+             "commits before acknowledging its publishes, so not\n"
+             "even a power loss loses an acknowledged publish;\n"
              "normal does not: a crash of herald (kill -9) loses\n"
              "nothing, a power loss may lose the last commits"},
     {.name = "history",

@@ -22,6 +22,14 @@
 #include "sio/admin.h"
 #include "ws/echo.h"
 
+/* The flush waits for publishes being committed (hr_server_set_hold): delivered with what a
+ * turn already has, in the same sends. */
+static int hub_showing(void *ud)
+{
+    const struct hr_hub *hub = ud;
+    return hub->unshown > 0;
+}
+
 /* --dev-tokens: GET /dev/token?sub=NAME answers {"token","sub","exp"}, a token for anyone
  * who asks, valid one hour. For trying the pages on a laptop; a real deployment has its own
  * login hand out tokens (docs/security.md). */
@@ -378,6 +386,7 @@ struct hr_io *hr_io_make(const struct herald_config *cfg, const struct hr_eio_ha
     r->push.origins = &r->origins;
     hr_chan_push_init(&r->push, &r->hub, r->loop);
     hr_chan_push_route(&r->push, &r->router);
+    hr_server_set_hold(&r->srv, hub_showing, &r->hub);
     hr_router_add(&r->router, HR_M(HTTP_GET), "/echo", 0, hr_ws_echo_handler, &r->origins);
     if (r->cfg.dev_tokens) {
         hr_router_add(&r->router, HR_M(HTTP_GET), "/dev/token", 0, dev_token_cb, &r->auth);

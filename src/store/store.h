@@ -6,7 +6,9 @@
  * Appends are asynchronous: the store commits them off the event loop (a writer thread that
  * groups every append queued since its last commit into one transaction) and calls done on
  * the loop thread once they are durable, in append order. A publish is acknowledged from done,
- * so an acknowledged message survives a crash. */
+ * so an acknowledged message survives a crash. A store may show an append before it is
+ * durable (done with HR_STORE_SHOWN: committed, readable, in the OS's cache), so that
+ * subscribers need not wait for the disk; the publisher still waits for done's 0. */
 #ifndef HR_STORE_STORE_H
 #define HR_STORE_STORE_H
 
@@ -18,8 +20,12 @@
 
 struct hr_store;
 
-/* Called on the loop thread when an append is committed (status 0) or failed (< 0). */
+/* Called on the loop thread when an append is durable (status 0) or failed (< 0); before
+ * that, perhaps once with HR_STORE_SHOWN when it is committed but not yet fsync'd (a power
+ * loss could still undo it; a crash of the process could not). Appends are shown in append
+ * order, and an append that failed before it could be committed is never shown. */
 typedef void (*hr_store_done_cb)(void *ud, int status);
+#define HR_STORE_SHOWN 1
 /* Called once per stored message by load(), channel by channel, ids increasing. */
 typedef void (*hr_store_each_cb)(void *ud, const char *channel, uint64_t id, int64_t time_ms,
                                  const void *data, size_t len);
@@ -86,7 +92,8 @@ struct hr_store_ops {
 struct hr_store {
     const struct hr_store_ops *ops;
     /* Changes whenever history may have been lost: a new random value for each memory
-     * store, and for a SQLite file the value created with the file (kept across restarts). */
+     * store, and for a SQLite file the value created with the file (kept across restarts,
+     * renewed after a power loss or an OS crash that may have undone commits). */
     char epoch[24];
     /* The outcome of the last commit, for readiness checks (GET /readyz) on any thread: NULL
      * when it succeeded, else a static description ("database or disk is full"), with the
@@ -101,7 +108,8 @@ struct hr_store *hr_store_memory_new(uv_loop_t *loop);
 /* The SQLite store: DIR/herald.db in WAL mode (created if missing). Returns NULL with a
  * one-line reason in err on failure. sync: HR_STORE_SYNC_FULL (_new) or _NORMAL. */
 enum {
-    HR_STORE_SYNC_FULL,   /* every commit fsyncs the WAL: a power loss loses nothing acknowledged */
+    HR_STORE_SYNC_FULL,   /* every batch's commit is shown, then fsync'd, then acknowledged: a
+                           * power loss loses nothing acknowledged */
     HR_STORE_SYNC_NORMAL, /* no fsync at commit: a crash of herald (kill -9) loses nothing
                            * acknowledged, a power loss or an OS crash may lose the last commits */
 };

@@ -1,6 +1,6 @@
 /* test_net_conn.c - the write path on real loopback sockets: output corked to one send per
  * connection and loop turn, one broadcast buffer shared by every write queue (no per-recipient
- * copy), queued bytes capped, the slow-consumer policy. */
+ * copy), queued bytes capped, the slow-consumer policy, a flush held for output about to come. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -201,6 +201,76 @@ static void test_broadcast_shares_one_buffer(void **state)
     hr_buf_unref(b);
 }
 
+/* A hold (more output about to be made, a publish being committed): the turn's flush waits
+ * while it says so, sends everything in one pass once it stops, and never waits longer than
+ * HR_HOLD_MS whatever it says; with fewer dirty connections than hold_conns it is not asked. */
+static int holding, hold_asked;
+static int hold_cb(void *ud)
+{
+    hold_asked++;
+    return holding;
+}
+
+static void write_all(struct fixture *f, struct hr_buf *b)
+{
+    for (int i = 0; i < N; i++)
+        assert_int_equal(hr_conn_write(accepted[i], b), 0);
+}
+
+static void test_flush_hold(void **state)
+{
+    struct fixture *f = *state;
+    struct hr_buf *b = hr_buf_new(4);
+    memcpy(b->data, "abc;", 4);
+    b->len = 4;
+    hr_server_set_hold(&f->srv, hold_cb, NULL);
+    f->srv.hold_conns = N;
+    char got[64];
+
+    /* held while the hold says so, then one send per connection for both writes */
+    holding = 1;
+    uint64_t sends = f->srv.sends;
+    write_all(f, b);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_true(hold_asked > 0);
+    assert_int_equal(f->srv.sends, sends);
+    assert_int_equal(read(f->fds[0], got, sizeof got), -1);
+    write_all(f, b);
+    holding = 0;
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->srv.sends - sends, N);
+    for (int i = 0; i < N; i++) {
+        size_t n = 0;
+        for (int spins = 0; n < 8 && spins < 1000; spins++)
+            n += drain_fd(f->fds[i], got + n, 8 - n);
+        assert_int_equal(n, 8);
+        assert_memory_equal(got, "abc;abc;", 8);
+    }
+
+    /* a hold that never ends is cut short: the output leaves within HR_HOLD_MS */
+    holding = 1;
+    sends = f->srv.sends;
+    write_all(f, b);
+    uint64_t t0 = uv_hrtime();
+    while (f->srv.sends == sends && uv_hrtime() - t0 < 1000000000ull)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->srv.sends - sends, N);
+    assert_true(uv_hrtime() - t0 >= (HR_HOLD_MS - 1) * 1000000ull);
+
+    /* fewer dirty connections than hold_conns: not held, not even asked */
+    hold_asked = 0;
+    sends = f->srv.sends;
+    assert_int_equal(hr_conn_write(accepted[0], b), 0);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(hold_asked, 0);
+    assert_int_equal(f->srv.sends - sends, 1);
+    for (int i = 0; i < N; i++)
+        drain_fd(f->fds[i], NULL, 0);
+    holding = 0;
+    hr_server_set_hold(&f->srv, NULL, NULL);
+    hr_buf_unref(b);
+}
+
 /* A peer that stops reading: the connection reports full past max_queued, and the drain
  * callback fires once the peer reads again. */
 static int drained;
@@ -308,6 +378,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_writes_are_corked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broadcast_shares_one_buffer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_hold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_then_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_slow_consumer_closed, setup, teardown),
     };

@@ -1,7 +1,8 @@
 /* test_store.c - src/store/memory.c and src/store/sqlite.c on a real libuv loop: done runs
  * later than append and in append order, the SQLite file gives back every message byte for
- * byte with its epoch, trims, groups appends into few commits, and loses no acknowledged
- * message when the process is killed mid-write. */
+ * byte with its epoch, trims, groups appends into few commits, shows each batch before its
+ * fsync and acknowledges it after, renews the epoch after a power loss, and loses no
+ * acknowledged message when the process is killed mid-write. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,12 +77,15 @@ static void finish_loop(uv_loop_t *loop)
     assert_int_equal(uv_loop_close(loop), 0);
 }
 
+static int expect_shown; /* below, with the acknowledgements */
+
 static struct hr_store *open_sqlite(uv_loop_t *loop, const char *dir)
 {
     char err[256] = "";
     struct hr_store *st = hr_store_sqlite_new(loop, dir, err, sizeof err);
     if (!st)
         fail_msg("hr_store_sqlite_new: %s", err);
+    expect_shown = 1; /* --store-sync full: each batch is shown, then fsync'd, then acknowledged */
     /* an idle store must not keep the loop alive (shutdown waits for the loop to empty) */
     assert_int_equal(uv_run(loop, UV_RUN_NOWAIT), 0);
     return st;
@@ -117,10 +121,25 @@ static int ndone;
 static int order[N + 16];
 static int statuses[N + 16];
 static struct hr_store *reappend_store; /* the memory test appends from a callback */
+/* HR_STORE_SHOWN: which appends were shown, in order; nok counts the dones with status 0,
+ * each of which (in a store that shows) must have been shown before */
+static int nshown, nok, expect_shown;
+static int shown_order[N + 16];
 
 static void done_cb(void *ud, int status)
 {
     assert_false(in_append);
+    if (status == HR_STORE_SHOWN) {
+        assert_true(expect_shown);
+        assert_true(nshown < N + 16);
+        shown_order[nshown++] = (int)(intptr_t)ud;
+        return;
+    }
+    if (status == 0 && expect_shown) {
+        assert_true(nok < nshown);
+        assert_int_equal(shown_order[nok], (int)(intptr_t)ud);
+        nok++;
+    }
     assert_true(ndone < N + 16);
     order[ndone] = (int)(intptr_t)ud;
     statuses[ndone] = status;
@@ -148,7 +167,7 @@ static void append_msg(struct hr_store *st, int i)
 static int setup(void **state)
 {
     (void)state;
-    ndone = 0;
+    ndone = nshown = nok = expect_shown = 0;
     in_append = 0;
     reappend_store = NULL;
     return 0;
@@ -294,16 +313,18 @@ static void test_sqlite_roundtrip(void **state)
             "in %lu commits\n",
             N, t1 - t0, t2 - t0, commits);
     assert_int_equal(ndone, N);
+    assert_int_equal(nshown, N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(order[i], i);
         assert_int_equal(statuses[i], 0);
+        assert_int_equal(shown_order[i], i);
     }
     /* group commit: the writer takes everything queued at once */
     assert_true(commits >= 1 && commits <= 20);
 
     /* a duplicate (channel, id) fails alone; the rest of its batch commits */
     hr_log_level = -1; /* the expected error line */
-    ndone = 0;
+    ndone = nshown = nok = 0;
     in_append = 1;
     assert_int_equal(append_bytes(st, channels[0], 1, 0, "dup", 3, done_cb, (void *)0), 0);
     assert_int_equal(append_bytes(st, "other", 1, 0, "", 0, done_cb, (void *)1), 0);
@@ -349,6 +370,116 @@ static void test_sqlite_epoch(void **state)
     finish_loop(&loop);
     remove_dir(d1);
     remove_dir(d2);
+}
+
+/* The epoch after an unclean end: renewed only when the system booted since (a power loss or
+ * an OS crash may have undone the last commits), kept after a kill of the process alone, a
+ * clean stop, or a file from before the check. The state is set in meta behind the store's
+ * back, as a previous run would have left it. */
+static void set_end(const char *dir, const char *boot, const char *clean)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/herald.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *sql =
+        sqlite3_mprintf("DELETE FROM meta WHERE key IN ('boot', 'clean');"
+                        "INSERT INTO meta(key, value) SELECT 'boot', %Q WHERE %Q IS NOT NULL;"
+                        "INSERT INTO meta(key, value) SELECT 'clean', %Q WHERE %Q IS NOT NULL;",
+                        boot, boot, clean, clean);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    sqlite3_close(db);
+}
+
+static int epoch_after(uv_loop_t *loop, const char *dir, const char *boot, const char *clean,
+                       char *epoch)
+{
+    set_end(dir, boot, clean);
+    hr_log_level = -1; /* the warning of a renewal */
+    struct hr_store *st = open_sqlite(loop, dir);
+    hr_log_level = HR_LOG_INFO;
+    int same = strcmp(st->epoch, epoch) == 0;
+    memcpy(epoch, st->epoch, 24);
+    close_store(loop, st);
+    return same;
+}
+
+static void test_sqlite_power_loss(void **state)
+{
+    (void)state;
+    char dir[256], boot[64] = "", epoch[24];
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof boot, f))
+            boot[0] = 0;
+        fclose(f);
+        boot[strcspn(boot, "\n")] = 0;
+    }
+    make_dir(dir, sizeof dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct hr_store *st = open_sqlite(&loop, dir);
+    memcpy(epoch, st->epoch, sizeof epoch);
+    close_store(&loop, st);
+
+    /* a clean stop, then a reboot; a kill of herald alone; a file from before the check */
+    assert_true(epoch_after(&loop, dir, "another boot", "1", epoch));
+    assert_true(epoch_after(&loop, dir, boot[0] ? boot : NULL, "0", epoch));
+    assert_true(epoch_after(&loop, dir, NULL, NULL, epoch));
+    if (boot[0]) {
+        /* herald did not stop, and the system booted since: new epoch, once */
+        assert_false(epoch_after(&loop, dir, "another boot", "0", epoch));
+        assert_false(epoch_after(&loop, dir, "another boot", NULL, epoch));
+        st = open_sqlite(&loop, dir);
+        assert_string_equal(st->epoch, epoch);
+        close_store(&loop, st);
+    }
+
+    /* what a run leaves: this boot, and clean once closed (not while open) */
+    char path[300];
+    snprintf(path, sizeof path, "%s/herald.db", dir);
+    st = open_sqlite(&loop, dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'clean'", -1, &q, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "0");
+    sqlite3_reset(q);
+    close_store(&loop, st);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "1");
+    sqlite3_finalize(q);
+    if (boot[0]) {
+        assert_int_equal(
+            sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'boot'", -1, &q, NULL),
+            SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(q, 0), boot);
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+
+    /* --store-sync normal shows nothing early: done comes once, when committed */
+    char err[256] = "";
+    st = hr_store_sqlite_open(&loop, dir, HR_STORE_SYNC_NORMAL, err, sizeof err);
+    if (!st)
+        fail_msg("hr_store_sqlite_open: %s", err);
+    expect_shown = 0;
+    in_append = 1;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(
+            append_bytes(st, "n", (uint64_t)i + 1, 0, "m", 1, done_cb, (void *)(intptr_t)i), 0);
+    in_append = 0;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(ndone, 10);
+    assert_int_equal(nshown, 0);
+    close_store(&loop, st);
+    finish_loop(&loop);
+    remove_dir(dir);
 }
 
 static void test_sqlite_no_dir(void **state)
@@ -525,6 +656,7 @@ static void test_sqlite_failed_commit(void **state)
         failed += statuses[i] != 0;
     }
     assert_int_equal(statuses[100], HR_EIO);
+    assert_int_equal(nshown, 201 - failed); /* a batch that failed was never shown */
     fprintf(stderr, "failed commit: %d of 201 appends refused with the poisoned batch\n", failed);
     close_store(&loop, st);
 
@@ -560,6 +692,8 @@ static void child_ack(void *ud, int status)
 {
     struct child *ch = &the_child;
     uint64_t id = (uint64_t)(uintptr_t)ud;
+    if (status == HR_STORE_SHOWN)
+        return; /* committed, not yet acknowledged */
     if (status != 0)
         _exit(4);
     /* tell the parent at once: from here on this message must survive */
@@ -862,6 +996,7 @@ int main(void)
         cmocka_unit_test_setup(test_memory_epochs_differ, setup),
         cmocka_unit_test_setup(test_sqlite_roundtrip, setup),
         cmocka_unit_test_setup(test_sqlite_epoch, setup),
+        cmocka_unit_test_setup(test_sqlite_power_loss, setup),
         cmocka_unit_test_setup(test_sqlite_no_dir, setup),
         cmocka_unit_test_setup(test_sqlite_trim, setup),
         cmocka_unit_test_setup(test_sqlite_meta_read_trim_limits, setup),
