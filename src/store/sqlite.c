@@ -48,7 +48,6 @@ struct req {
     struct req *next;
     int kind;
     int status; /* set by the writer */
-    int shown;  /* the writer showed its outcome (struct shown): not given again */
     hr_store_done_cb done;
     void *ud;
     int64_t id; /* the id, keep_from for a trim, since for a read */
@@ -71,18 +70,14 @@ struct req_list {
     struct req *head, *tail;
 };
 
-/* --store-sync full: what a committed batch did, shown to the loop before the WAL's fsync
- * makes it durable (its requests come back, to be acknowledged, after it): its appends, and in
- * their order its trims by limits, whose metadata counts the appends before them. */
+/* --store-sync full: the appends of a batch that committed, shown to the loop before the
+ * WAL's fsync makes them durable (their requests come back, acknowledged, after it). */
 struct shown {
     struct shown *next;
     size_t n;
     struct {
-        hr_store_done_cb done;       /* an append: done(ud, HR_STORE_SHOWN) */
-        hr_store_trimmed_cb trimmed; /* a trim by limits: its outcome, once */
+        hr_store_done_cb done;
         void *ud;
-        int status;
-        struct hr_store_meta meta;
     } e[];
 };
 
@@ -322,37 +317,6 @@ static void block_signals(void)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 
-/* A worker thread's wait: everything on q once something is there, or an empty list once
- * stop is set and q is empty. */
-static struct req_list take_all(struct sqlite_store *ss, struct req_list *q, uv_cond_t *wake,
-                                const int *stop)
-{
-    uv_mutex_lock(&ss->lock);
-    while (!q->head && !*stop)
-        uv_cond_wait(wake, &ss->lock);
-    struct req_list taken = *q;
-    q->head = q->tail = NULL;
-    uv_mutex_unlock(&ss->lock);
-    return taken;
-}
-
-/* Finished requests back to the loop thread (the async handle is closed only after every
- * worker thread is joined). */
-static void hand_back(struct sqlite_store *ss, struct req_list *l)
-{
-    uv_mutex_lock(&ss->lock);
-    list_splice(&ss->done, l);
-    uv_mutex_unlock(&ss->lock);
-    uv_async_send(&ss->async);
-}
-
-/* What a batch shows: an append that committed, any trim by limits. */
-static int shows(const struct req *r)
-{
-    return (r->kind == REQ_APPEND && !r->status && r->done) ||
-           (r->kind == REQ_TRIM_LIMITS && r->trimmed);
-}
-
 /* Hand the batch's committed appends to the loop before their fsync: they are in the OS's
  * cache, visible to readers, and a crash of herald loses none of them. Without memory the
  * batch is shown with its acknowledgements instead. */
@@ -360,7 +324,7 @@ static void show_batch(struct sqlite_store *ss, struct req *batch)
 {
     size_t n = 0;
     for (struct req *r = batch; r; r = r->next)
-        n += shows(r);
+        n += r->kind == REQ_APPEND && !r->status && r->done;
     if (!n)
         return;
     struct shown *sh = malloc(sizeof(*sh) + n * sizeof(sh->e[0]));
@@ -369,14 +333,10 @@ static void show_batch(struct sqlite_store *ss, struct req *batch)
     sh->next = NULL;
     sh->n = 0;
     for (struct req *r = batch; r; r = r->next)
-        if (shows(r)) {
-            sh->e[sh->n].done = r->kind == REQ_APPEND ? r->done : NULL;
-            sh->e[sh->n].trimmed = r->kind == REQ_TRIM_LIMITS ? r->trimmed : NULL;
+        if (r->kind == REQ_APPEND && !r->status && r->done) {
+            sh->e[sh->n].done = r->done;
             sh->e[sh->n].ud = r->ud;
-            sh->e[sh->n].status = r->status;
-            sh->e[sh->n].meta = r->meta;
             sh->n++;
-            r->shown = 1;
         }
     uv_mutex_lock(&ss->lock);
     *ss->shown_tail = sh;
@@ -391,7 +351,12 @@ static void writer_main(void *arg)
     block_signals();
 
     for (;;) {
-        struct req_list batch = take_all(ss, &ss->queue, &ss->wake, &ss->stop);
+        uv_mutex_lock(&ss->lock);
+        while (!ss->queue.head && !ss->stop)
+            uv_cond_wait(&ss->wake, &ss->lock);
+        struct req_list batch = ss->queue;
+        ss->queue.head = ss->queue.tail = NULL;
+        uv_mutex_unlock(&ss->lock);
         if (!batch.head)
             break; /* stop, and everything queued before it is committed */
 
@@ -408,7 +373,12 @@ static void writer_main(void *arg)
             uv_mutex_unlock(&ss->lock);
             continue;
         }
-        hand_back(ss, &batch);
+
+        uv_mutex_lock(&ss->lock);
+        list_splice(&ss->done, &batch);
+        uv_mutex_unlock(&ss->lock);
+        /* the handle is closed only after this thread is joined */
+        uv_async_send(&ss->async);
     }
 }
 
@@ -420,7 +390,12 @@ static void syncer_main(void *arg)
     struct sqlite_store *ss = arg;
     block_signals();
     for (;;) {
-        struct req_list batch = take_all(ss, &ss->synq, &ss->swake, &ss->sync_stop);
+        uv_mutex_lock(&ss->lock);
+        while (!ss->synq.head && !ss->sync_stop)
+            uv_cond_wait(&ss->swake, &ss->lock);
+        struct req_list batch = ss->synq;
+        ss->synq.head = ss->synq.tail = NULL;
+        uv_mutex_unlock(&ss->lock);
         if (!batch.head)
             break; /* stop, once the writer is gone and all it committed is synced */
 
@@ -434,7 +409,10 @@ static void syncer_main(void *arg)
             __atomic_store_n(&ss->base.write_error, sqlite3_errstr(SQLITE_IOERR_FSYNC),
                              __ATOMIC_RELEASE);
         }
-        hand_back(ss, &batch);
+        uv_mutex_lock(&ss->lock);
+        list_splice(&ss->done, &batch);
+        uv_mutex_unlock(&ss->lock);
+        uv_async_send(&ss->async);
     }
 }
 
@@ -518,9 +496,10 @@ static void reader_main(void *arg)
         if (!r)
             break; /* stop, and every read asked before it is answered */
         run_read(ss, r);
-        struct req_list one = {0};
-        list_push(&one, r);
-        hand_back(ss, &one);
+        uv_mutex_lock(&ss->lock);
+        list_push(&ss->done, r);
+        uv_mutex_unlock(&ss->lock);
+        uv_async_send(&ss->async);
     }
 }
 
@@ -544,12 +523,8 @@ static void deliver(struct sqlite_store *ss)
     struct shown *sh;
     while ((sh = ss->shown_ready)) {
         ss->shown_ready = sh->next;
-        for (size_t i = 0; i < sh->n; i++) {
-            if (sh->e[i].trimmed)
-                sh->e[i].trimmed(sh->e[i].ud, sh->e[i].status, &sh->e[i].meta);
-            else
-                sh->e[i].done(sh->e[i].ud, HR_STORE_SHOWN);
-        }
+        for (size_t i = 0; i < sh->n; i++)
+            sh->e[i].done(sh->e[i].ud, HR_STORE_SHOWN);
         free(sh);
     }
     struct req *r;
@@ -568,7 +543,7 @@ static void deliver(struct sqlite_store *ss)
             continue;
         }
         if (r->kind == REQ_TRIM_LIMITS) {
-            if (r->trimmed && !r->shown)
+            if (r->trimmed)
                 r->trimmed(r->ud, r->status, &r->meta);
             free(r);
             continue;
@@ -1050,19 +1025,26 @@ static int open_schema(struct sqlite_store *ss, const char **what, char *why, si
                                              " SELECT channel, max(id), count(*), sum(length(data))"
                                              " FROM messages GROUP BY channel") != SQLITE_OK)
         goto fail;
-    char epoch[64];
-    int found;
-    if (meta_get(ss->db, "epoch", epoch, sizeof epoch, &found) < 0 ||
-        (!found && meta_set(ss->db, "epoch", fresh) < 0))
+    if (sqlite3_prepare_v2(ss->db, "INSERT OR IGNORE INTO meta(key, value) VALUES('epoch', ?)", -1,
+                           &s, NULL) != SQLITE_OK)
         goto fail;
-    if (!found)
-        strcpy(epoch, fresh);
-    if (!epoch[0] || strlen(epoch) >= sizeof ss->base.epoch) {
+    sqlite3_bind_text(s, 1, fresh, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        goto fail;
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(ss->db, "SELECT value FROM meta WHERE key = 'epoch'", -1, &s, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW)
+        goto fail;
+    const char *epoch = (const char *)sqlite3_column_text(s, 0);
+    if (!epoch || strlen(epoch) >= sizeof ss->base.epoch) {
         *what = "bad epoch in meta";
-        snprintf(why, whylen, "%s", epoch[0] ? "too long" : "empty");
+        snprintf(why, whylen, "%s", epoch ? "too long" : "NULL");
         goto fail_rollback;
     }
     strcpy(ss->base.epoch, epoch);
+    sqlite3_finalize(s);
+    s = NULL;
     if (check_clean_end(ss, fresh, ss->base.epoch) < 0)
         goto fail;
     if (exec_simple(ss->db, "COMMIT") != SQLITE_OK)
