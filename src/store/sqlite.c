@@ -48,6 +48,7 @@ struct req {
     struct req *next;
     int kind;
     int status; /* set by the writer */
+    int shown;  /* the writer showed its outcome (struct shown): not given again */
     hr_store_done_cb done;
     void *ud;
     int64_t id; /* the id, keep_from for a trim, since for a read */
@@ -70,14 +71,18 @@ struct req_list {
     struct req *head, *tail;
 };
 
-/* --store-sync full: the appends of a batch that committed, shown to the loop before the
- * WAL's fsync makes them durable (their requests come back, acknowledged, after it). */
+/* --store-sync full: what a committed batch did, shown to the loop before the WAL's fsync
+ * makes it durable (its requests come back, to be acknowledged, after it): its appends, and in
+ * their order its trims by limits, whose metadata counts the appends before them. */
 struct shown {
     struct shown *next;
     size_t n;
     struct {
-        hr_store_done_cb done;
+        hr_store_done_cb done;       /* an append: done(ud, HR_STORE_SHOWN) */
+        hr_store_trimmed_cb trimmed; /* a trim by limits: its outcome, once */
         void *ud;
+        int status;
+        struct hr_store_meta meta;
     } e[];
 };
 
@@ -317,6 +322,13 @@ static void block_signals(void)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 
+/* What a batch shows: an append that committed, any trim by limits. */
+static int shows(const struct req *r)
+{
+    return (r->kind == REQ_APPEND && !r->status && r->done) ||
+           (r->kind == REQ_TRIM_LIMITS && r->trimmed);
+}
+
 /* Hand the batch's committed appends to the loop before their fsync: they are in the OS's
  * cache, visible to readers, and a crash of herald loses none of them. Without memory the
  * batch is shown with its acknowledgements instead. */
@@ -324,7 +336,7 @@ static void show_batch(struct sqlite_store *ss, struct req *batch)
 {
     size_t n = 0;
     for (struct req *r = batch; r; r = r->next)
-        n += r->kind == REQ_APPEND && !r->status && r->done;
+        n += shows(r);
     if (!n)
         return;
     struct shown *sh = malloc(sizeof(*sh) + n * sizeof(sh->e[0]));
@@ -333,10 +345,14 @@ static void show_batch(struct sqlite_store *ss, struct req *batch)
     sh->next = NULL;
     sh->n = 0;
     for (struct req *r = batch; r; r = r->next)
-        if (r->kind == REQ_APPEND && !r->status && r->done) {
-            sh->e[sh->n].done = r->done;
+        if (shows(r)) {
+            sh->e[sh->n].done = r->kind == REQ_APPEND ? r->done : NULL;
+            sh->e[sh->n].trimmed = r->kind == REQ_TRIM_LIMITS ? r->trimmed : NULL;
             sh->e[sh->n].ud = r->ud;
+            sh->e[sh->n].status = r->status;
+            sh->e[sh->n].meta = r->meta;
             sh->n++;
+            r->shown = 1;
         }
     uv_mutex_lock(&ss->lock);
     *ss->shown_tail = sh;
@@ -523,8 +539,12 @@ static void deliver(struct sqlite_store *ss)
     struct shown *sh;
     while ((sh = ss->shown_ready)) {
         ss->shown_ready = sh->next;
-        for (size_t i = 0; i < sh->n; i++)
-            sh->e[i].done(sh->e[i].ud, HR_STORE_SHOWN);
+        for (size_t i = 0; i < sh->n; i++) {
+            if (sh->e[i].trimmed)
+                sh->e[i].trimmed(sh->e[i].ud, sh->e[i].status, &sh->e[i].meta);
+            else
+                sh->e[i].done(sh->e[i].ud, HR_STORE_SHOWN);
+        }
         free(sh);
     }
     struct req *r;
@@ -543,7 +563,7 @@ static void deliver(struct sqlite_store *ss)
             continue;
         }
         if (r->kind == REQ_TRIM_LIMITS) {
-            if (r->trimmed)
+            if (r->trimmed && !r->shown)
                 r->trimmed(r->ud, r->status, &r->meta);
             free(r);
             continue;

@@ -73,7 +73,8 @@ struct hr_store_ops {
                 size_t max_bytes, hr_store_read_cb done, void *ud);
     /* Drop a channel's oldest messages while it keeps more than max_count messages, more
      * than max_bytes payload bytes, or messages older than min_time (ms; 0: no age limit);
-     * async, ordered with the appends: done gets the metadata after the trim. */
+     * async, ordered with the appends: done gets the metadata after the trim, in its place
+     * among the appends' HR_STORE_SHOWN calls when the store shows them. */
     int (*trim_limits)(struct hr_store *st, const char *channel, uint64_t max_count,
                        uint64_t max_bytes, int64_t min_time, hr_store_trimmed_cb done, void *ud);
     /* Queue an append of data's bytes. The store keeps a reference to data (not a copy)

@@ -879,6 +879,29 @@ static void trimmed_cb(void *ud, int status, const struct hr_store_meta *m)
     ntrimmed++;
 }
 
+/* the order of what a batch gives back: s<n> an append shown, a<n> acknowledged, T a trim */
+static char seq[32];
+static int nseq;
+
+static void seq_done(void *ud, int status)
+{
+    assert_true(nseq < (int)sizeof seq - 3);
+    if (status == HR_STORE_SHOWN)
+        seq[nseq++] = 's';
+    else {
+        assert_int_equal(status, 0);
+        seq[nseq++] = 'a';
+    }
+    seq[nseq++] = (char)(intptr_t)ud;
+}
+
+static void seq_trimmed(void *ud, int status, const struct hr_store_meta *m)
+{
+    assert_int_equal(status, 0);
+    trimmed_meta = *m;
+    seq[nseq++] = 'T';
+}
+
 static void test_sqlite_meta_read_trim_limits(void **state)
 {
     (void)state;
@@ -938,14 +961,33 @@ static void test_sqlite_meta_read_trim_limits(void **state)
     read_page(&loop, st, "p", 0, 64, 1 << 20);
     assert_int_equal(page.first, 35);
     assert_int_equal(page.ids[0], 35);
+
+    /* a trim's outcome comes in its place among the appends shown (its metadata counts the
+     * ones before it, not those after), once */
+    nseq = 0;
+    assert_int_equal(append_bytes(st, "q", 1, 2000, "a", 1, seq_done, (void *)'1'), 0);
+    assert_int_equal(st->ops->trim_limits(st, "q", 1, 1 << 20, 0, seq_trimmed, NULL), 0);
+    assert_int_equal(append_bytes(st, "q", 2, 2001, "b", 1, seq_done, (void *)'2'), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    seq[nseq] = 0;
+    assert_int_equal(nseq, 9); /* s1 s2 a1 a2 (two characters each) and T */
+    assert_true(strchr(seq, 'T') == strrchr(seq, 'T')); /* once */
+    assert_true(strstr(seq, "s1") && strchr(seq, 'T') > strstr(seq, "s1"));
+    assert_true(strstr(seq, "s2") && strchr(seq, 'T') < strstr(seq, "s2"));
+    assert_int_equal(trimmed_meta.last_id, 1);
+    assert_int_equal(trimmed_meta.count, 1);
     close_store(&loop, st);
 
     /* the metadata survives a restart, a channel with nothing kept keeps its last id */
     st = open_sqlite(&loop, dir);
     nmetas = 0;
     assert_int_equal(st->ops->meta(st, meta_each, NULL), 0);
-    assert_int_equal(nmetas, 2);
-    const struct hr_store_meta *m = meta_of("p");
+    assert_int_equal(nmetas, 3);
+    const struct hr_store_meta *m = meta_of("q");
+    assert_non_null(m);
+    assert_int_equal(m->last_id, 2);
+    assert_int_equal(m->count, 2);
+    m = meta_of("p");
     assert_non_null(m);
     assert_int_equal(m->first_id, 35);
     assert_int_equal(m->last_id, 40);
@@ -973,7 +1015,7 @@ static void test_sqlite_meta_read_trim_limits(void **state)
     st = open_sqlite(&loop, dir);
     nmetas = 0;
     assert_int_equal(st->ops->meta(st, meta_each, NULL), 0);
-    assert_int_equal(nmetas, 1);
+    assert_int_equal(nmetas, 2); /* p and q: "gone" kept nothing */
     m = meta_of("p");
     assert_non_null(m);
     assert_int_equal(m->count, 6);
