@@ -7,7 +7,8 @@
 
 #define OPS(s) hr_chan_stream_ops(s)
 
-enum { REPLAYING = 1 }; /* sub.flags: not yet live */
+/* sub.flags: not yet live; waited for the commits on their way here (hr_hub_sync) */
+enum { REPLAYING = 1, SYNCED = 2 };
 
 /* The one place a message leaves: sub.last is what the reader was last sent (coalesce
  * compares against it). */
@@ -149,10 +150,32 @@ static void pump(struct hr_chan_stream *s)
     }
 }
 
+static void synced(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
+{
+    struct hr_chan_stream *s = ud;
+    (void)ch;
+    (void)pg;
+    s->sub.read = NULL;
+    struct hr_cursor cur = {.id = s->sub.last}; /* of this channel: its epoch was checked */
+    hr_chan_stream_start(s, &cur);
+}
+
 void hr_chan_stream_start(struct hr_chan_stream *s, const struct hr_cursor *cur)
 {
     struct hr_channel *ch = s->sub.ch;
     s->sub.flags |= REPLAYING;
+    if (cur && cur->id > ch->last_id && hr_cursor_of(cur, ch) && !(s->sub.flags & SYNCED)) {
+        /* an id past what this worker knows: maybe another one has delivered it already */
+        s->sub.flags |= SYNCED;
+        s->sub.last = cur->id;
+        int rc = hr_hub_sync(ch, synced, s, &s->sub.read);
+        if (rc < 0) {
+            OPS(s)->close_error(s, rc, "history read failed");
+            return;
+        }
+        if (rc == 1)
+            return; /* synced goes on */
+    }
     s->sub.last = ch->last_id; /* no cursor: live from the next message */
     if (cur) {
         const char *gap = hr_cursor_start(cur, ch, &s->sub.last);

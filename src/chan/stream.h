@@ -76,7 +76,8 @@ static inline const struct hr_chan_stream_ops *hr_chan_stream_ops(const struct h
 void hr_chan_stream_init(struct hr_chan_stream *s, const struct hr_chan_stream_ops *ops,
                          struct hr_channel *ch);
 /* Begin: after cur (a gap notice first when hr_cursor_start finds one), or live from the next
- * message when cur is NULL. The ops may be called from inside. */
+ * message when cur is NULL. The ops may be called from inside. A cursor past the channel's
+ * last id on a replica waits first for the commits on their way to it (hr_hub_sync). */
 void hr_chan_stream_start(struct hr_chan_stream *s, const struct hr_cursor *cur);
 /* The transport's output drained: the replay goes on, or a lagging reader catches up. */
 void hr_chan_stream_drained(struct hr_chan_stream *s);

@@ -405,18 +405,8 @@ static void channel_free(struct hr_channel *ch)
     free(ch);
 }
 
-void hr_hub_forget_unused(struct hr_channel *ch)
-{
-    /* next_id > 1: a publish was taken (in flight, or its id is spent) */
-    if (!ch || ch->subs || ch->kept || ch->cached || ch->last_id || ch->next_id != 1)
-        return;
-    HASH_DEL(ch->hub->channels, ch);
-    channel_free(ch);
-}
-
-/* ---- reads ---- */
-
-/* A store read under way. It outlives a cancel (and the hub): the store's answer frees it. */
+/* A store read under way, or a wait for the sequencer (hr_hub_sync). It outlives a cancel
+ * (and the hub): the store's answer, or the owner's hr_hub_synced, frees it. */
 struct hr_hub_read {
     struct hr_hub_read *prev, *next;
     struct hr_hub *hub;
@@ -426,6 +416,20 @@ struct hr_hub_read {
     hr_hub_page_cb cb; /* NULL once cancelled */
     void *ud;
 };
+
+void hr_hub_forget_unused(struct hr_channel *ch)
+{
+    /* next_id > 1: a publish was taken (in flight, or its id is spent) */
+    if (!ch || ch->subs || ch->kept || ch->cached || ch->last_id || ch->next_id != 1)
+        return;
+    for (struct hr_hub_read *r = ch->hub->reads; r; r = r->next)
+        if (r->ch == ch)
+            return; /* a reader waits for it (hr_hub_sync) */
+    HASH_DEL(ch->hub->channels, ch);
+    channel_free(ch);
+}
+
+/* ---- reads ---- */
 
 static void read_unlink(struct hr_hub_read *r)
 {
@@ -525,6 +529,55 @@ static void store_page_cb(void *ud, const struct hr_store_page *sp)
     page_done(hub);
 }
 
+static void read_link(struct hr_hub_read *r)
+{
+    struct hr_hub *hub = r->hub;
+    r->next = hub->reads;
+    if (hub->reads)
+        hub->reads->prev = r;
+    hub->reads = r;
+}
+
+int hr_hub_sync(struct hr_channel *ch, hr_hub_page_cb cb, void *ud, struct hr_hub_read **req)
+{
+    struct hr_hub *hub = ch->hub;
+    *req = NULL;
+    if (!hub->sync)
+        return 0;
+    struct hr_hub_read *r = calloc(1, sizeof(*r));
+    if (!r)
+        return HR_ENOMEM;
+    r->hub = hub;
+    r->ch = ch;
+    r->cb = cb;
+    r->ud = ud;
+    int rc = hub->sync(hub->relay_ud, r);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    read_link(r); /* its channel is kept meanwhile (hr_hub_forget_unused) */
+    *req = r;
+    return 1;
+}
+
+void hr_hub_synced(struct hr_hub_read *r, int here)
+{
+    if (!r->cb) {
+        free(r);
+        return;
+    }
+    if (!here)
+        return; /* not cancelled, so its hub is alive and freeing r is its owner's */
+    read_unlink(r);
+    hr_hub_page_cb cb = r->cb;
+    void *ud = r->ud;
+    struct hr_channel *ch = r->ch;
+    free(r);
+    struct hr_hub_page pg = {.first = hr_hub_first_id(ch)};
+    cb(ud, ch, &pg);
+}
+
 int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page_cb cb, void *ud,
                 struct hr_hub_read **req)
 {
@@ -549,10 +602,7 @@ int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page
             free(r);
             return rc;
         }
-        r->next = hub->reads;
-        if (hub->reads)
-            hub->reads->prev = r;
-        hub->reads = r;
+        read_link(r);
         if (req)
             *req = r;
         return 1;

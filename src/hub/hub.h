@@ -175,6 +175,11 @@ struct hr_hub {
      * hubs (count), see hr_hub_subscribers */
     void (*census)(void *ud, const char *name, int fmt, int32_t delta);
     void (*count)(void *ud, const char *name, size_t len, uint32_t out[HR_HUB_FORMATS]);
+    /* replica: hr_hub_synced(r, 1) on this hub's loop once everything the sequencer committed
+     * before the call is applied here (a round trip through the sequencer's loop), or
+     * hr_hub_synced(r, 0) from any thread when it cannot be (r is then cancelled already:
+     * the owner stops its readers before its hub goes) */
+    int (*sync)(void *ud, struct hr_hub_read *r);
     void *relay_ud;
 };
 
@@ -239,6 +244,15 @@ typedef void (*hr_hub_page_cb)(void *ud, struct hr_channel *ch, const struct hr_
 int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page_cb cb, void *ud,
                 struct hr_hub_read **req);
 void hr_hub_read_cancel(struct hr_hub_read *req);
+/* A reader's cursor past ch's last id: on a replica it may name a commit still on its way here
+ * (another worker delivered it first), which is not a lost history. Then cb(ud, ch, an empty
+ * page) runs once this hub has applied every commit made before the call: it returns 1 and
+ * sets *req (hr_hub_read_cancel(*req) drops it). 0: nothing to wait for (a hub on its own, or
+ * the sequencer, knows every id given out). < 0: an error, cb is not called. */
+int hr_hub_sync(struct hr_channel *ch, hr_hub_page_cb cb, void *ud, struct hr_hub_read **req);
+/* The owner's answer to hub->sync: here, on the hub's loop (cb runs unless cancelled); else
+ * only freed. */
+void hr_hub_synced(struct hr_hub_read *r, int here);
 /* Whether hr_hub_read(ch, since, ...) would answer at once. */
 int hr_hub_cached(const struct hr_channel *ch, uint64_t since);
 /* The oldest id still kept (last_id + 1 when the history is empty). */

@@ -434,6 +434,42 @@ static void committed_cb(void *ud, struct hr_channel *ch, uint64_t id, int64_t t
     }
 }
 
+/* A replica's wait for what the sequencer committed so far (hr_hub_sync): a message to the
+ * sequencer, which sends it back; it comes back after every commit the sequencer relayed
+ * before, since each inbox keeps its order. */
+struct sync_msg {
+    struct wmsg m;
+    struct hr_workers *w;
+    unsigned origin;
+    struct hr_hub_read *r;
+};
+
+static void run_synced(struct hr_io *to, struct wmsg *m)
+{
+    struct sync_msg *sm = (struct sync_msg *)m;
+    hr_hub_synced(sm->r, to != NULL);
+    free(sm);
+}
+
+static void run_sync(struct hr_io *to, struct wmsg *m)
+{
+    struct sync_msg *sm = (struct sync_msg *)m;
+    (void)to; /* the sequencer, or NULL: its inbox closed (only after the others stopped) */
+    sm->m.run = run_synced;
+    post(sm->w, sm->origin, &sm->m);
+}
+
+static int sync_cb(void *ud, struct hr_hub_read *rd)
+{
+    struct hr_io *r = ud;
+    struct sync_msg *sm = malloc(sizeof(*sm));
+    if (!sm)
+        return HR_ENOMEM;
+    *sm = (struct sync_msg){.m.run = run_sync, .w = r->workers, .origin = r->worker, .r = rd};
+    post(r->workers, 0, &sm->m);
+    return 0;
+}
+
 /* ---- Socket.IO broadcasts ---- */
 
 struct broadcast_msg {
@@ -677,8 +713,10 @@ static void link_worker(struct hr_workers *w, struct hr_io *r)
     r->hub.count = count_cb;
     if (r->worker == 0)
         r->hub.committed = committed_cb;
-    else
+    else {
         r->hub.forward = forward_cb;
+        r->hub.sync = sync_cb;
+    }
 }
 
 struct start {

@@ -437,6 +437,112 @@ static void test_stop_forgets_unused(void **state)
     assert_null(hr_hub_channel(&e->hub, "nobody", 6, 0));
 }
 
+/* On a replica (hub->sync set) a cursor past the channel's last id may name a commit another
+ * worker delivered first: the stream waits for the commits on their way, then resumes with no
+ * notice; past it still after the wait, the history it names was lost ("unknown"). */
+static struct hr_hub_read *waiting;
+static int nsyncs;
+
+static int fake_sync(void *ud, struct hr_hub_read *r)
+{
+    waiting = r;
+    nsyncs++;
+    return 0;
+}
+
+static void cursor_of(const struct hr_channel *ch, uint64_t id, struct hr_cursor *c)
+{
+    char s[64];
+    snprintf(s, sizeof s, "%s:%" PRIu64, ch->epoch, id);
+    cursor(s, c);
+}
+
+static void test_replica_waits_for_commits(void **state)
+{
+    struct env *e = *state;
+    struct hr_channel *ch = hr_hub_channel(&e->hub, "w", 1, 1);
+    publish(e, ch, 3);
+    e->hub.sync = fake_sync;
+    nsyncs = 0;
+    struct hr_cursor c;
+
+    /* 4 and 5 were given out, not applied here yet */
+    struct fake *f = fake_new(ch);
+    cursor_of(ch, 5, &c);
+    hr_chan_stream_start(&f->st, &c);
+    assert_int_equal(nsyncs, 1);
+    assert_int_equal(f->ngaps, 0);
+    assert_int_equal(f->n, 0);
+    assert_int_equal(ch->nsubs[HR_FMT_WS], 0);
+    publish(e, ch, 3); /* 4, 5 and 6 arrive */
+    assert_int_equal(f->n, 0);
+    hr_hub_synced(waiting, 1);
+    assert_int_equal(f->ngaps, 0);
+    assert_int_equal(f->n, 1);
+    assert_ids(f, 0, 6, 6);
+    assert_int_equal(ch->nsubs[HR_FMT_WS], 1);
+    publish(e, ch, 1);
+    assert_int_equal(f->n, 2);
+    assert_ids(f, 1, 7, 7);
+    fake_free(f);
+
+    /* still past after the wait: said, then the history from its start */
+    f = fake_new(ch);
+    cursor_of(ch, 99, &c);
+    hr_chan_stream_start(&f->st, &c);
+    assert_int_equal(nsyncs, 2);
+    assert_int_equal(f->ngaps, 0);
+    hr_hub_synced(waiting, 1);
+    assert_int_equal(f->ngaps, 1);
+    assert_string_equal(f->gaps[0].reason, "unknown");
+    assert_int_equal(f->n, 7);
+    assert_ids(f, 0, 1, 7);
+    fake_free(f);
+
+    /* a cursor it knows, or of another history: no wait */
+    f = fake_new(ch);
+    cursor_of(ch, 7, &c);
+    hr_chan_stream_start(&f->st, &c);
+    assert_int_equal(f->ngaps, 0);
+    assert_int_equal(ch->nsubs[HR_FMT_WS], 1);
+    fake_free(f);
+    f = fake_new(ch);
+    cursor("0123456789ab:99", &c);
+    hr_chan_stream_start(&f->st, &c);
+    assert_int_equal(f->ngaps, 1);
+    assert_string_equal(f->gaps[0].reason, "epoch");
+    fake_free(f);
+    assert_int_equal(nsyncs, 2);
+
+    /* gone while waiting: never called back (the wait is freed when it comes back) */
+    f = fake_new(ch);
+    cursor_of(ch, 50, &c);
+    hr_chan_stream_start(&f->st, &c);
+    assert_int_equal(nsyncs, 3);
+    struct hr_hub_read *r = waiting;
+    fake_free(f);
+    hr_hub_synced(r, 1);
+
+    /* the channel waited on is kept meanwhile, though nothing is published to it */
+    struct hr_channel *q = hr_hub_channel(&e->hub, "quiet", 5, 1);
+    f = fake_new(q);
+    cursor_of(q, 3, &c);
+    hr_chan_stream_start(&f->st, &c);
+    assert_int_equal(nsyncs, 4);
+    struct fake *g = fake_new(q);
+    hr_chan_stream_start(&g->st, NULL);
+    fake_free(g);
+    assert_ptr_equal(hr_hub_channel(&e->hub, "quiet", 5, 0), q);
+    hr_hub_synced(waiting, 1);
+    assert_int_equal(f->ngaps, 1);
+    assert_string_equal(f->gaps[0].reason, "unknown");
+    assert_int_equal(f->n, 0);
+    assert_int_equal(q->nsubs[HR_FMT_WS], 1);
+    fake_free(f);
+    assert_null(hr_hub_channel(&e->hub, "quiet", 5, 0));
+    e->hub.sync = NULL;
+}
+
 /* Streams of one transport, found among other subscribers. */
 static int nvisited;
 static void visit(struct hr_chan_stream *s, void *ud)
@@ -479,6 +585,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_forgets_unused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replica_waits_for_commits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
