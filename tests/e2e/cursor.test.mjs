@@ -190,7 +190,9 @@ describe('one cursor for every transport', () => {
   });
 
   test('GET /pub/chat counts Socket.IO sockets, not rooms', T, async () => {
-    const before = (await info(srv.url, 'chat')).subscribers.socketio;
+    // the earlier tests' sockets were closed without waiting: counted out first
+    await eventually(async () => (await info(srv.url, 'chat')).subscribers.socketio === 0, 5000, 'the earlier sockets gone');
+    const before = 0;
     const cs = [client(srv.url), client(srv.url), client(srv.url)];
     for (const c of cs) await connected(c);
     await eventually(async () => (await info(srv.url, 'chat')).subscribers.socketio === before + 3, 5000, 'three more');
