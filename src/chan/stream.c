@@ -168,7 +168,7 @@ void hr_chan_stream_start(struct hr_chan_stream *s, const struct hr_cursor *cur)
         /* an id past what this worker knows: maybe another one has delivered it already */
         s->sub.flags |= SYNCED;
         s->sub.last = cur->id;
-        int rc = hr_hub_sync(ch, synced, s, &s->sub.read);
+        int rc = hr_hub_sync(ch->hub, ch, synced, s, &s->sub.read);
         if (rc < 0) {
             OPS(s)->close_error(s, rc, "history read failed");
             return;

@@ -538,9 +538,9 @@ static void read_link(struct hr_hub_read *r)
     hub->reads = r;
 }
 
-int hr_hub_sync(struct hr_channel *ch, hr_hub_page_cb cb, void *ud, struct hr_hub_read **req)
+int hr_hub_sync(struct hr_hub *hub, struct hr_channel *ch, hr_hub_page_cb cb, void *ud,
+                struct hr_hub_read **req)
 {
-    struct hr_hub *hub = ch->hub;
     *req = NULL;
     if (!hub->sync)
         return 0;
@@ -574,7 +574,7 @@ void hr_hub_synced(struct hr_hub_read *r, int here)
     void *ud = r->ud;
     struct hr_channel *ch = r->ch;
     free(r);
-    struct hr_hub_page pg = {.first = hr_hub_first_id(ch)};
+    struct hr_hub_page pg = {.first = ch ? hr_hub_first_id(ch) : 0};
     cb(ud, ch, &pg);
 }
 

@@ -244,12 +244,14 @@ typedef void (*hr_hub_page_cb)(void *ud, struct hr_channel *ch, const struct hr_
 int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page_cb cb, void *ud,
                 struct hr_hub_read **req);
 void hr_hub_read_cancel(struct hr_hub_read *req);
-/* A reader's cursor past ch's last id: on a replica it may name a commit still on its way here
- * (another worker delivered it first), which is not a lost history. Then cb(ud, ch, an empty
- * page) runs once this hub has applied every commit made before the call: it returns 1 and
- * sets *req (hr_hub_read_cancel(*req) drops it). 0: nothing to wait for (a hub on its own, or
- * the sequencer, knows every id given out). < 0: an error, cb is not called. */
-int hr_hub_sync(struct hr_channel *ch, hr_hub_page_cb cb, void *ud, struct hr_hub_read **req);
+/* A reader's cursor past a channel's last id: on a replica it may name a commit still on its
+ * way here (another worker delivered it first), which is not a lost history. Then cb(ud, ch,
+ * an empty page) runs once this hub has applied every commit made before the call: it returns
+ * 1 and sets *req (hr_hub_read_cancel(*req) drops it); ch (may be NULL) is kept meanwhile.
+ * 0: nothing to wait for (a hub on its own, or the sequencer, knows every id given out).
+ * < 0: an error, cb is not called. */
+int hr_hub_sync(struct hr_hub *hub, struct hr_channel *ch, hr_hub_page_cb cb, void *ud,
+                struct hr_hub_read **req);
 /* The owner's answer to hub->sync: here, on the hub's loop (cb runs unless cancelled); else
  * only freed. */
 void hr_hub_synced(struct hr_hub_read *r, int here);

@@ -51,8 +51,9 @@ herald_socket *hr_sio_room_owner(herald_nsp *nsp, const char *room);
 void hr_sio_room_release(herald_nsp *nsp, const char *name);
 void hr_sio_replay_channel(herald_socket *s, struct hr_channel *ch, struct hr_cursor *cur,
                            uint64_t upto, int gap_told);
-/* Whether the CONNECT p to nsp replays history that is not cached: then it is held (1) while
- * that is read, and handled again (hr_sio_on_connect) once it is. */
+/* Whether the CONNECT p to nsp replays history that is not cached, or (on a replica) resumes
+ * from ids that may be on their way here: then it is held (1) while that is read or they are
+ * applied, and handled again (hr_sio_on_connect) afterwards. */
 int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct hr_sio_packet *p);
 /* The client goes: drop its prefetch. */
 void hr_sio_prefetch_free(struct hr_sio_client *c);

@@ -397,6 +397,48 @@ static void prefetch_next(struct hr_sio_prefetch *pf)
     prefetch_destroy(pf);
 }
 
+/* A prefetch holding a copy of the CONNECT p (NULL: out of memory). */
+static struct hr_sio_prefetch *prefetch_new(struct hr_sio_client *c, const struct hr_sio_packet *p)
+{
+    struct hr_sio_prefetch *pf = calloc(1, sizeof(*pf));
+    if (!pf)
+        return NULL;
+    pf->nsp = malloc(p->nsp_len + 1);
+    pf->data = malloc(p->data_len + 1);
+    if (!pf->nsp || !pf->data) {
+        prefetch_destroy(pf);
+        return NULL;
+    }
+    memcpy(pf->nsp, p->nsp, p->nsp_len);
+    pf->nsp_len = p->nsp_len;
+    memcpy(pf->data, p->data, p->data_len);
+    pf->data_len = p->data_len;
+    pf->has_data = 1;
+    pf->c = c;
+    return pf;
+}
+
+/* The commits on their way to this worker when the CONNECT came are applied: it is handled
+ * again, its resume now judged against them (and its history read, if need be). */
+static void prefetch_synced(void *ud, struct hr_channel *ch, const struct hr_hub_page *pg)
+{
+    (void)ch;
+    (void)pg;
+    struct hr_sio_prefetch *pf = ud;
+    struct hr_sio_client *c = pf->c;
+    pf->req = NULL;
+    c->prefetch = NULL;
+    c->synced = 1;
+    struct hr_sio_packet p = {.type = HR_SIO_CONNECT,
+                              .ack_id = -1,
+                              .nsp = pf->nsp,
+                              .nsp_len = pf->nsp_len,
+                              .data = pf->data,
+                              .data_len = pf->data_len};
+    hr_sio_on_connect(c, &p); /* c may be gone afterwards */
+    prefetch_destroy(pf);
+}
+
 static struct hr_channel *channel_of_cursor(herald_io *io, const struct hr_cursor *cur)
 {
     struct hr_channel *ch, *tmp;
@@ -414,17 +456,36 @@ static void need_add(struct hr_sio_need *need, uint32_t *n, struct hr_channel *c
         need[(*n)++] = (struct hr_sio_need){.ch = ch, .since = since};
 }
 
-/* Whether the CONNECT p to nsp replays history that is not cached: then it is held (1) while
- * that is read. Its auth is looked at as on_connect will: a recovery (pid and offset of a
- * saved session) or a channel cursor. */
+/* Whether the CONNECT p to nsp replays history that is not cached, or waits for commits on
+ * their way here: then it is held (1). Its auth is looked at as on_connect will: a recovery
+ * (pid and offset of a saved session) or a channel cursor. */
 int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct hr_sio_packet *p)
 {
     herald_io *io = c->io;
-    if (c->prefetch || !p->data || !io->store || !io->store->ops->read)
+    if (c->prefetch || !p->data)
         return 0;
     json_t *auth = json_loadb(p->data, p->data_len, 0, NULL);
     const char *pid = json_string_value(json_object_get(auth, "pid"));
     const char *offset = json_string_value(json_object_get(auth, "offset"));
+    /* On a replica the ids a resume names (a cursor, a saved session's) may be commits another
+     * worker delivered a moment ago, still on their way here: the CONNECT waits for them once,
+     * then is handled again (prefetch_synced). */
+    int synced = c->synced;
+    c->synced = 0;
+    if (offset && !synced && io->hub && io->hub->sync) {
+        struct hr_sio_prefetch *pf = prefetch_new(c, p);
+        if (pf && hr_hub_sync(io->hub, NULL, prefetch_synced, pf, &pf->req) == 1) {
+            json_decref(auth);
+            c->prefetch = pf;
+            return 1;
+        }
+        if (pf)
+            prefetch_destroy(pf);
+    }
+    if (!io->store || !io->store->ops->read) {
+        json_decref(auth);
+        return 0;
+    }
     struct hr_sio_need *need = NULL;
     uint32_t n = 0;
     struct hr_sio_saved *sv = NULL;
@@ -449,26 +510,11 @@ int hr_sio_prefetch_start(struct hr_sio_client *c, herald_nsp *nsp, const struct
             need_add(need, &n, channel_of_cursor(io, &cur), cur.id);
     }
     json_decref(auth);
-    struct hr_sio_prefetch *pf = n ? calloc(1, sizeof(*pf)) : NULL;
-    if (pf) {
-        pf->nsp = malloc(p->nsp_len + 1);
-        pf->data = malloc(p->data_len + 1);
-    }
-    if (!pf || !pf->nsp || !pf->data) {
-        if (pf) {
-            free(pf->nsp);
-            free(pf->data);
-            free(pf);
-        }
+    struct hr_sio_prefetch *pf = n ? prefetch_new(c, p) : NULL;
+    if (!pf) {
         free(need);
         return 0;
     }
-    memcpy(pf->nsp, p->nsp, p->nsp_len);
-    pf->nsp_len = p->nsp_len;
-    memcpy(pf->data, p->data, p->data_len);
-    pf->data_len = p->data_len;
-    pf->has_data = 1;
-    pf->c = c;
     pf->need = need;
     pf->n = n;
     c->prefetch = pf;

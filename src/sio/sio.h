@@ -188,6 +188,7 @@ struct hr_sio_client {
     struct hr_sio_client *wait_prev, *wait_next;
     uint64_t opened;
     uint8_t waiting;
+    uint8_t synced; /* its CONNECT waited for the commits on their way here (hr_hub_sync) */
     /* a CONNECT held while history older than the cache is read for its replay */
     struct hr_sio_prefetch *prefetch;
     /* a CONNECT whose saved session is asked of the other workers, or what they gave */
