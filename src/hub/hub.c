@@ -529,6 +529,16 @@ static void store_page_cb(void *ud, const struct hr_store_page *sp)
     page_done(hub);
 }
 
+static struct hr_hub_read *read_new(struct hr_hub *hub, struct hr_channel *ch, hr_hub_page_cb cb,
+                                    void *ud)
+{
+    struct hr_hub_read *r = calloc(1, sizeof(*r));
+    if (r)
+        *r = (struct hr_hub_read){.hub = hub, .ch = ch, .cb = cb, .ud = ud};
+    return r;
+}
+
+/* r is under way: hr_hub_free cancels it if it is still then. */
 static void read_link(struct hr_hub_read *r)
 {
     struct hr_hub *hub = r->hub;
@@ -544,13 +554,9 @@ int hr_hub_sync(struct hr_hub *hub, struct hr_channel *ch, hr_hub_page_cb cb, vo
     *req = NULL;
     if (!hub->sync)
         return 0;
-    struct hr_hub_read *r = calloc(1, sizeof(*r));
+    struct hr_hub_read *r = read_new(hub, ch, cb, ud);
     if (!r)
         return HR_ENOMEM;
-    r->hub = hub;
-    r->ch = ch;
-    r->cb = cb;
-    r->ud = ud;
     int rc = hub->sync(hub->relay_ud, r);
     if (rc < 0) {
         free(r);
@@ -587,15 +593,11 @@ int hr_hub_read(struct hr_channel *ch, uint64_t since, uint32_t max, hr_hub_page
     if (max == 0 || max > HR_HUB_PAGE_MAX)
         max = HR_HUB_PAGE_MAX;
     if (!hr_hub_cached(ch, since)) {
-        struct hr_hub_read *r = calloc(1, sizeof(*r));
+        struct hr_hub_read *r = read_new(hub, ch, cb, ud);
         if (!r)
             return HR_ENOMEM;
-        r->hub = hub;
-        r->ch = ch;
         r->since = since;
         r->max = max;
-        r->cb = cb;
-        r->ud = ud;
         int rc = hub->store->ops->read(hub->store, ch->name, since, max, HR_HUB_PAGE_BYTES,
                                        store_page_cb, r);
         if (rc < 0) {

@@ -37,8 +37,7 @@ static int flush_held(struct hr_server *srv)
 {
     if (srv->ndirty < srv->hold_conns || !srv->hold || srv->hold_over || !srv->hold(srv->hold_ud))
         return 0;
-    if (!srv->held) {
-        srv->held = 1;
+    if (!uv_is_active((uv_handle_t *)&srv->hold_timer)) {
         uv_update_time(srv->loop); /* the turn's work may have taken a while: from now */
         uv_timer_start(&srv->hold_timer, hold_timer_cb, HR_HOLD_MS, 0);
     }
@@ -53,10 +52,7 @@ static void turn_end(struct hr_server *srv)
         hr_conn_finish_closed(srv);
         return;
     }
-    if (srv->held) {
-        uv_timer_stop(&srv->hold_timer);
-        srv->held = 0;
-    }
+    uv_timer_stop(&srv->hold_timer);
     srv->hold_over = 0;
     do {
         hr_server_flush(srv);

@@ -100,7 +100,6 @@ struct hr_server {
     int (*hold)(void *ud);      /* more output about to be made: the flush may wait for it */
     void *hold_ud;
     uint32_t hold_conns; /* held only with this many dirty (HR_HOLD_CONNS) */
-    uint8_t held;        /* a flush is being held, hold_timer running */
     uint8_t hold_over;   /* hold_timer fired: flush whatever comes */
     struct hr_limits limits;
     struct hr_conn *conns;  /* doubly linked list of live connections */

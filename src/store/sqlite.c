@@ -329,7 +329,31 @@ static int shows(const struct req *r)
            (r->kind == REQ_TRIM_LIMITS && r->trimmed);
 }
 
-/* Hand the batch's committed appends to the loop before their fsync: they are in the OS's
+/* A worker thread's wait: everything on q once something is there, or an empty list once
+ * stop is set and q is empty. */
+static struct req_list take_all(struct sqlite_store *ss, struct req_list *q, uv_cond_t *wake,
+                                const int *stop)
+{
+    uv_mutex_lock(&ss->lock);
+    while (!q->head && !*stop)
+        uv_cond_wait(wake, &ss->lock);
+    struct req_list taken = *q;
+    q->head = q->tail = NULL;
+    uv_mutex_unlock(&ss->lock);
+    return taken;
+}
+
+/* Finished requests back to the loop thread (the async handle is closed only after every
+ * worker thread is joined). */
+static void hand_back(struct sqlite_store *ss, struct req_list *l)
+{
+    uv_mutex_lock(&ss->lock);
+    list_splice(&ss->done, l);
+    uv_mutex_unlock(&ss->lock);
+    uv_async_send(&ss->async);
+}
+
+/* Hand what the batch did (shows()) to the loop before its fsync: its appends are in the OS's
  * cache, visible to readers, and a crash of herald loses none of them. Without memory the
  * batch is shown with its acknowledgements instead. */
 static void show_batch(struct sqlite_store *ss, struct req *batch)
@@ -367,12 +391,7 @@ static void writer_main(void *arg)
     block_signals();
 
     for (;;) {
-        uv_mutex_lock(&ss->lock);
-        while (!ss->queue.head && !ss->stop)
-            uv_cond_wait(&ss->wake, &ss->lock);
-        struct req_list batch = ss->queue;
-        ss->queue.head = ss->queue.tail = NULL;
-        uv_mutex_unlock(&ss->lock);
+        struct req_list batch = take_all(ss, &ss->queue, &ss->wake, &ss->stop);
         if (!batch.head)
             break; /* stop, and everything queued before it is committed */
 
@@ -389,12 +408,7 @@ static void writer_main(void *arg)
             uv_mutex_unlock(&ss->lock);
             continue;
         }
-
-        uv_mutex_lock(&ss->lock);
-        list_splice(&ss->done, &batch);
-        uv_mutex_unlock(&ss->lock);
-        /* the handle is closed only after this thread is joined */
-        uv_async_send(&ss->async);
+        hand_back(ss, &batch);
     }
 }
 
@@ -406,12 +420,7 @@ static void syncer_main(void *arg)
     struct sqlite_store *ss = arg;
     block_signals();
     for (;;) {
-        uv_mutex_lock(&ss->lock);
-        while (!ss->synq.head && !ss->sync_stop)
-            uv_cond_wait(&ss->swake, &ss->lock);
-        struct req_list batch = ss->synq;
-        ss->synq.head = ss->synq.tail = NULL;
-        uv_mutex_unlock(&ss->lock);
+        struct req_list batch = take_all(ss, &ss->synq, &ss->swake, &ss->sync_stop);
         if (!batch.head)
             break; /* stop, once the writer is gone and all it committed is synced */
 
@@ -425,10 +434,7 @@ static void syncer_main(void *arg)
             __atomic_store_n(&ss->base.write_error, sqlite3_errstr(SQLITE_IOERR_FSYNC),
                              __ATOMIC_RELEASE);
         }
-        uv_mutex_lock(&ss->lock);
-        list_splice(&ss->done, &batch);
-        uv_mutex_unlock(&ss->lock);
-        uv_async_send(&ss->async);
+        hand_back(ss, &batch);
     }
 }
 
@@ -512,10 +518,9 @@ static void reader_main(void *arg)
         if (!r)
             break; /* stop, and every read asked before it is answered */
         run_read(ss, r);
-        uv_mutex_lock(&ss->lock);
-        list_push(&ss->done, r);
-        uv_mutex_unlock(&ss->lock);
-        uv_async_send(&ss->async);
+        struct req_list one = {0};
+        list_push(&one, r);
+        hand_back(ss, &one);
     }
 }
 
@@ -1045,26 +1050,19 @@ static int open_schema(struct sqlite_store *ss, const char **what, char *why, si
                                              " SELECT channel, max(id), count(*), sum(length(data))"
                                              " FROM messages GROUP BY channel") != SQLITE_OK)
         goto fail;
-    if (sqlite3_prepare_v2(ss->db, "INSERT OR IGNORE INTO meta(key, value) VALUES('epoch', ?)", -1,
-                           &s, NULL) != SQLITE_OK)
+    char epoch[64];
+    int found;
+    if (meta_get(ss->db, "epoch", epoch, sizeof epoch, &found) < 0 ||
+        (!found && meta_set(ss->db, "epoch", fresh) < 0))
         goto fail;
-    sqlite3_bind_text(s, 1, fresh, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
-        goto fail;
-    sqlite3_finalize(s);
-    if (sqlite3_prepare_v2(ss->db, "SELECT value FROM meta WHERE key = 'epoch'", -1, &s, NULL) !=
-            SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_ROW)
-        goto fail;
-    const char *epoch = (const char *)sqlite3_column_text(s, 0);
-    if (!epoch || strlen(epoch) >= sizeof ss->base.epoch) {
+    if (!found)
+        strcpy(epoch, fresh);
+    if (!epoch[0] || strlen(epoch) >= sizeof ss->base.epoch) {
         *what = "bad epoch in meta";
-        snprintf(why, whylen, "%s", epoch ? "too long" : "NULL");
+        snprintf(why, whylen, "%s", epoch[0] ? "too long" : "empty");
         goto fail_rollback;
     }
     strcpy(ss->base.epoch, epoch);
-    sqlite3_finalize(s);
-    s = NULL;
     if (check_clean_end(ss, fresh, ss->base.epoch) < 0)
         goto fail;
     if (exec_simple(ss->db, "COMMIT") != SQLITE_OK)
@@ -1135,9 +1133,9 @@ struct hr_store *hr_store_sqlite_open(uv_loop_t *loop, const char *dir, int sync
     /* In WAL mode NORMAL leaves the fsync out of COMMIT: a commit is in the OS's cache once
      * COMMIT returns, so a crash of herald loses nothing committed, but a power loss or an OS
      * crash can undo the last commits. --store-sync full adds that fsync back, made by the
-     * writer once per batch (group commit shares it among all the batch's appends) after the
-     * batch was shown to the loop: subscribers get a message without waiting for the disk,
-     * its publisher's acknowledgement waits for it. */
+     * syncer thread once for every batch committed since its last one (group commit shares it
+     * among all their appends) after each batch was shown to the loop: subscribers get a
+     * message without waiting for the disk, its publisher's acknowledgement waits for it. */
     what = "synchronous=NORMAL";
     if (exec_simple(ss->db, "PRAGMA synchronous=NORMAL") != SQLITE_OK)
         goto fail;

@@ -81,17 +81,23 @@ static int client_take(struct client *c, char out[][256], int max)
     return fake_eio_take(&c->es, out, max);
 }
 
-/* A new client connected to "/" (its CONNECT answer taken). */
-static herald_socket *client_open(struct client *c)
+/* A new client that sends the CONNECT packet connect. */
+static void client_connect(struct client *c, const char *connect)
 {
-    char got[1][256];
     memset(c, 0, sizeof(*c));
     c->es.eio = &eio;
     c->es.transport = HR_EIO_POLLING;
     assert_int_equal(hr_sio_eio_handler.on_open(&c->es, NULL, io), 0);
     c->open = 1;
     last_connected = NULL;
-    client_send(c, "0");
+    client_send(c, connect);
+}
+
+/* A new client connected to "/" (its CONNECT answer taken). */
+static herald_socket *client_open(struct client *c)
+{
+    char got[1][256];
+    client_connect(c, "0");
     assert_non_null(last_connected);
     assert_int_equal(client_take(c, got, 1), 1);
     return c->s = last_connected;
@@ -184,16 +190,10 @@ static void test_channel_message_one_buffer(void **state)
     /* a replay from auth.offset sends that very buffer too */
     struct client *late = &clients[N - 1];
     client_gone(late);
-    memset(late, 0, sizeof(*late));
-    late->es.eio = &eio;
-    late->es.transport = HR_EIO_POLLING;
-    assert_int_equal(hr_sio_eio_handler.on_open(&late->es, NULL, io), 0);
-    late->open = 1;
     char connect[128];
     snprintf(connect, sizeof connect, "0{\"offset\":\"%s:0\"}", ch->epoch);
-    last_connected = NULL;
     join_on_connect = "chat"; /* the cursor applies to rooms joined while connecting */
-    client_send(late, connect);
+    client_connect(late, connect);
     assert_non_null(last_connected);
     assert_int_equal(fake_eio_len(&late->es), 2);
     assert_ptr_equal(fake_eio_buf(&late->es, 1), b);
@@ -365,17 +365,6 @@ static int fake_sync(void *ud, struct hr_hub_read *r)
     waiting = r;
     nsyncs++;
     return 0;
-}
-
-static void client_connect(struct client *c, const char *connect)
-{
-    memset(c, 0, sizeof(*c));
-    c->es.eio = &eio;
-    c->es.transport = HR_EIO_POLLING;
-    assert_int_equal(hr_sio_eio_handler.on_open(&c->es, NULL, io), 0);
-    c->open = 1;
-    last_connected = NULL;
-    client_send(c, connect);
 }
 
 static void test_resume_waits_on_a_replica(void **state)
